@@ -1,0 +1,126 @@
+//! A lock-free object pool with reset-on-return hooks.
+//!
+//! # Motivation
+//!
+//! Servers allocate the same things over and over: a read buffer per connection, a
+//! write buffer per response, a header map per request. The usual first pool is a
+//! `Mutex<Vec<T>>`:
+//!
+//! ```
+//! use std::sync::Mutex;
+//!
+//! struct NaivePool(Mutex<Vec<Vec<u8>>>);
+//!
+//! impl NaivePool {
+//!     fn get(&self) -> Vec<u8> {
+//!         self.0.lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(4096))
+//!     }
+//!     fn put(&self, mut buf: Vec<u8>) {
+//!         buf.clear(); // forget this and the next user reads the last one's bytes
+//!         self.0.lock().unwrap().push(buf); // grows without bound
+//!     }
+//! }
+//! # let p = NaivePool(Mutex::new(Vec::new())); let b = p.get(); p.put(b);
+//! ```
+//!
+//! It has four problems: every get and put takes a lock that all threads contend
+//! for; nothing resets the object unless every caller remembers to; nothing bounds how
+//! many idle objects (or how large) it keeps; and a caller that forgets `put` leaks
+//! the object out of the pool.
+//!
+//! [`Pool`] fixes all four: a per-thread cache makes the common get/put pair touch no
+//! shared memory, a bounded lock-free queue balances threads, a [`Recycle`] hook runs on
+//! every return (and may refuse a dirty object), and a guard returns the object when it
+//! goes out of scope.
+//!
+//! ```
+//! use recycle::Pool;
+//!
+//! let pool = Pool::builder(|| Vec::<u8>::with_capacity(4096))
+//!     .max_capacity(64 * 1024) // a buffer that grew past 64 KiB is not kept
+//!     .build();
+//!
+//! std::thread::scope(|s| {
+//!     for _ in 0..2 {
+//!         s.spawn(|| {
+//!             for i in 0..100u8 {
+//!                 let mut buf = pool.get();
+//!                 assert!(buf.is_empty(), "the hook cleared it");
+//!                 buf.push(i);
+//!             } // returned here
+//!         });
+//!     }
+//! });
+//! let stats = pool.stats();
+//! assert_eq!(stats.hits + stats.misses, 200);
+//! assert!(stats.misses <= 4, "objects were reused, not created each time");
+//! ```
+//!
+//! # Contents
+//!
+//! - [`Pool`], [`Builder`]: the pool and its bounds.
+//! - [`Pooled`], [`OwnedPooled`]: guards that return the object on drop.
+//! - [`Recycle`], [`Reuse`]: the reset-on-return hook, implemented for `Vec`, `String`,
+//!   `VecDeque`, `HashMap`, `HashSet` and `bytes::BytesMut`.
+//! - [`Stats`]: what the pool did (hits, misses, returns, discards, idle).
+//!
+//! # Concurrency checking
+//!
+//! Every concurrent protocol in this crate goes through one facade (`src/sync.rs`) so
+//! that `tests/loom.rs` can model-check it under `RUSTFLAGS="--cfg loom"`.
+#![warn(missing_docs, unsafe_op_in_unsafe_fn, unreachable_pub)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+mod local;
+pub mod pool;
+mod recycle;
+mod stats;
+mod sync;
+
+pub use pool::{Builder, OwnedPooled, Pool, Pooled};
+pub use recycle::{Recycle, Reuse};
+pub use stats::Stats;
+
+/// The auto-trait promises, pinned down by doctests.
+///
+/// A guard holding a `!Send` value is not `Send`:
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// let pool = recycle::Pool::builder_with(|| std::rc::Rc::new(()), |_| recycle::Reuse::Keep).build();
+/// ```
+///
+/// (A pool of `!Send` objects cannot even be built.) Its `Send` twin compiles:
+///
+/// ```
+/// fn assert_send<T: Send>(_: T) {}
+/// let pool = recycle::Pool::builder_with(|| std::sync::Arc::new(()), |_| recycle::Reuse::Keep).build();
+/// assert_send(pool.get());
+/// assert_send(&pool);
+/// ```
+///
+/// A borrowed guard cannot outlive its pool:
+///
+/// ```compile_fail
+/// let guard = {
+///     let pool = recycle::Pool::new(Vec::<u8>::new);
+///     pool.get()
+/// };
+/// ```
+///
+/// and an owned one can:
+///
+/// ```
+/// let guard = {
+///     let pool = std::sync::Arc::new(recycle::Pool::new(Vec::<u8>::new));
+///     pool.get_owned()
+/// };
+/// assert!(guard.is_empty());
+/// ```
+#[cfg(doctest)]
+mod compile_fail_tests {}
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}

@@ -1,0 +1,461 @@
+//! Integration tests for `recycle::Pool`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::thread;
+
+use recycle::{Pool, Recycle, Reuse};
+
+const COUNT: usize = if cfg!(miri) { 200 } else { 20_000 };
+
+/// An object with an identity that records what happens to it.
+struct Tracked {
+    id: usize,
+    /// Set while a holder has it; a second holder would find it set.
+    in_use: AtomicBool,
+    /// How many times the hook ran on it.
+    recycled: usize,
+    /// The hook discards it when set.
+    poison: bool,
+    log: Arc<Log>,
+}
+
+#[derive(Default)]
+struct Log {
+    created: AtomicUsize,
+    recycled: AtomicUsize,
+    dropped: AtomicUsize,
+    dropped_ids: Mutex<Vec<usize>>,
+}
+
+impl Log {
+    fn pool(self: &Arc<Self>) -> recycle::Builder<Tracked> {
+        let log = Arc::clone(self);
+        Pool::builder(move || Tracked {
+            id: log.created.fetch_add(1, SeqCst),
+            in_use: AtomicBool::new(false),
+            recycled: 0,
+            poison: false,
+            log: Arc::clone(&log),
+        })
+    }
+}
+
+impl Tracked {
+    fn acquire(&self) {
+        assert!(
+            !self.in_use.swap(true, SeqCst),
+            "object {} held twice",
+            self.id
+        );
+    }
+    fn release(&self) {
+        assert!(self.in_use.swap(false, SeqCst));
+    }
+}
+
+impl Recycle for Tracked {
+    fn recycle(&mut self) -> Reuse {
+        self.recycled += 1;
+        self.log.recycled.fetch_add(1, SeqCst);
+        if self.poison {
+            Reuse::Discard
+        } else {
+            Reuse::Keep
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.log.dropped.fetch_add(1, SeqCst);
+        self.log.dropped_ids.lock().unwrap().push(self.id);
+    }
+}
+
+#[test]
+fn smoke() {
+    let pool = Pool::new(Vec::<u8>::new);
+    let mut v = pool.get();
+    v.extend_from_slice(b"abc");
+    let ptr = v.as_ptr();
+    drop(v);
+    let v = pool.get();
+    assert!(v.is_empty(), "the hook cleared it");
+    assert_eq!(v.as_ptr(), ptr, "the same allocation came back");
+    let s = pool.stats();
+    assert_eq!(
+        (s.hits, s.misses, s.returns, s.discards, s.idle),
+        (1, 1, 1, 0, 0)
+    );
+}
+
+#[test]
+fn hook_runs_once_per_return() {
+    let log = Arc::new(Log::default());
+    let pool = log.pool().build();
+    for round in 1..=5 {
+        let a = pool.get();
+        let b = pool.get();
+        drop(a);
+        pool.put(b.detach());
+        assert_eq!(log.recycled.load(SeqCst), 2 * round);
+    }
+    // Each object saw the hook once per return and no more.
+    let a = pool.get();
+    let b = pool.get();
+    assert_eq!(a.recycled + b.recycled, 10);
+    assert_eq!(log.created.load(SeqCst), 2);
+}
+
+#[test]
+fn discarded_object_is_never_handed_out_again() {
+    let log = Arc::new(Log::default());
+    let pool = log.pool().build();
+    let mut a = pool.get();
+    let poisoned = a.id;
+    a.poison = true;
+    drop(a);
+    assert_eq!(log.dropped_ids.lock().unwrap().as_slice(), &[poisoned]);
+    for _ in 0..100 {
+        assert_ne!(pool.get().id, poisoned);
+    }
+    let s = pool.stats();
+    assert_eq!(s.discards, 1);
+}
+
+#[test]
+fn no_object_is_held_twice_under_contention() {
+    const THREADS: usize = 4;
+    let log = Arc::new(Log::default());
+    let pool = log.pool().thread_cache(2).max_idle(4).build();
+    let barrier = Barrier::new(THREADS);
+    thread::scope(|s| {
+        for t in 0..THREADS {
+            let (pool, barrier) = (&pool, &barrier);
+            s.spawn(move || {
+                barrier.wait();
+                let mut held = Vec::new();
+                for i in 0..COUNT {
+                    let obj = pool.get();
+                    obj.acquire();
+                    held.push(obj);
+                    // Hold a varying number at once, so objects cross tiers.
+                    if held.len() > (i + t) % 5 {
+                        for obj in held.drain(..) {
+                            obj.release();
+                        }
+                    }
+                }
+                for obj in held.drain(..) {
+                    obj.release();
+                }
+            });
+        }
+    });
+    let s = pool.stats();
+    assert_eq!(s.hits + s.misses, (THREADS * COUNT) as u64);
+    assert_eq!(s.returns, (THREADS * COUNT) as u64);
+    assert_eq!(s.in_use(), 0);
+    let created = log.created.load(SeqCst);
+    assert_eq!(s.misses, created as u64);
+    // Everything created is either idle or was dropped.
+    assert_eq!(created, s.idle + log.dropped.load(SeqCst));
+    drop(pool);
+    assert_eq!(
+        log.dropped.load(SeqCst),
+        created,
+        "every object dropped exactly once"
+    );
+    let ids: HashSet<usize> = log.dropped_ids.lock().unwrap().iter().copied().collect();
+    assert_eq!(ids.len(), created, "no object dropped twice");
+}
+
+#[test]
+fn objects_flow_from_consumer_to_producer_threads() {
+    // The producer only gets, the consumer only returns: the shared tier carries the
+    // objects back, so the producer stops creating once the caches fill.
+    let pool = Arc::new(
+        Pool::builder(Vec::<u8>::new)
+            .thread_cache(4)
+            .max_idle(16)
+            .build(),
+    );
+    let (tx, rx) = mpsc::sync_channel(8);
+    let consumer = thread::spawn(move || {
+        for guard in rx {
+            drop::<recycle::OwnedPooled<Vec<u8>>>(guard);
+        }
+    });
+    for _ in 0..COUNT {
+        tx.send(pool.get_owned()).unwrap();
+    }
+    drop(tx);
+    consumer.join().unwrap();
+    let s = pool.stats();
+    assert_eq!(s.returns, COUNT as u64);
+    assert!(s.misses < (COUNT / 10) as u64, "objects were reused: {s:?}");
+}
+
+#[test]
+fn shared_tier_bound_holds() {
+    let pool = Pool::builder(Vec::<u8>::new)
+        .thread_cache(2)
+        .max_idle(3)
+        .build();
+    let held: Vec<_> = (0..20).map(|_| pool.get()).collect();
+    drop(held);
+    let s = pool.stats();
+    assert_eq!(s.idle, 5, "2 in the thread cache + 3 shared");
+    assert_eq!(s.discards, 15);
+
+    // Another thread sees only the shared tier.
+    thread::scope(|s| {
+        s.spawn(|| {
+            let held: Vec<_> = (0..5).map(|_| pool.get()).collect();
+            assert_eq!(pool.stats().hits, 3);
+            drop(held);
+        });
+    });
+    let s = pool.stats();
+    assert!(
+        s.idle <= 2 + 2 + 3,
+        "bounded by thread_cache x threads + max_idle: {s:?}"
+    );
+}
+
+#[test]
+fn zero_sized_tiers() {
+    // No thread cache: everything goes through the shared tier.
+    let pool = Pool::builder(Vec::<u8>::new)
+        .thread_cache(0)
+        .max_idle(2)
+        .build();
+    drop((pool.get(), pool.get(), pool.get()));
+    assert_eq!(pool.stats().idle, 2);
+    // No tier at all: a pool that never keeps anything still works.
+    let pool = Pool::builder(Vec::<u8>::new)
+        .thread_cache(0)
+        .max_idle(0)
+        .build();
+    drop(pool.get());
+    let s = pool.stats();
+    assert_eq!((s.misses, s.discards, s.idle), (1, 1, 0));
+}
+
+#[test]
+fn max_capacity_discards_grown_buffers() {
+    let pool = Pool::builder(|| Vec::<u8>::with_capacity(16))
+        .max_capacity(1024)
+        .build();
+    let mut big = pool.get();
+    big.resize(4096, 7);
+    drop(big);
+    let mut small = pool.get();
+    small.resize(1024, 7);
+    drop(small);
+    let s = pool.stats();
+    assert_eq!((s.discards, s.idle), (1, 1));
+    assert!(pool.get().capacity() <= 1024);
+}
+
+#[test]
+fn trim_frees_idle_objects_after_two_trims() {
+    let log = Arc::new(Log::default());
+    let pool = log.pool().thread_cache(4).max_idle(4).build();
+    drop((0..8).map(|_| pool.get()).collect::<Vec<_>>());
+    assert_eq!(pool.stats().idle, 8);
+    pool.trim();
+    assert_eq!(pool.stats().idle, 8, "one trim keeps everything");
+    assert_eq!(log.dropped.load(SeqCst), 0);
+    pool.trim();
+    assert_eq!(pool.stats().idle, 0);
+    assert_eq!(log.dropped.load(SeqCst), 8);
+    assert_eq!(pool.stats().trimmed, 8);
+}
+
+#[test]
+fn trim_keeps_objects_in_use_and_recently_used() {
+    let pool = Pool::builder(Vec::<u8>::new).thread_cache(4).build();
+    let mut held = pool.get();
+    held.push(1);
+    pool.trim();
+    drop(pool.get()); // used between the trims: young again
+    pool.trim();
+    assert_eq!(held.as_slice(), &[1], "a held object is never trimmed");
+    assert_eq!(pool.stats().idle, 1);
+    pool.trim();
+    pool.trim();
+    assert_eq!(pool.stats().idle, 0);
+    drop(held);
+    assert_eq!(pool.stats().idle, 1);
+}
+
+#[test]
+fn trim_frees_idle_objects_cached_by_other_threads() {
+    let log = Arc::new(Log::default());
+    let pool = Arc::new(log.pool().thread_cache(4).max_idle(0).build());
+    let (to_worker, worker_rx) = mpsc::channel::<()>();
+    let (to_main, main_rx) = mpsc::channel::<()>();
+    let worker = {
+        let pool = Arc::clone(&pool);
+        thread::spawn(move || {
+            // Fill this thread's cache, then wait while the main thread trims.
+            drop((0..4).map(|_| pool.get()).collect::<Vec<_>>());
+            to_main.send(()).unwrap();
+            worker_rx.recv().unwrap();
+            // Next access: this thread notices the trims and frees its stale objects.
+            let fresh = pool.get();
+            assert_eq!(fresh.id, 4, "the stale objects were freed, not reused");
+            drop(fresh);
+            to_main.send(()).unwrap();
+            worker_rx.recv().unwrap();
+        })
+    };
+    main_rx.recv().unwrap();
+    assert_eq!(pool.stats().idle, 4);
+    pool.trim();
+    pool.trim(); // never blocks on the worker
+    to_worker.send(()).unwrap();
+    main_rx.recv().unwrap();
+    assert_eq!(
+        log.dropped.load(SeqCst),
+        4,
+        "freed while the worker is still alive"
+    );
+    let s = pool.stats();
+    assert_eq!((s.trimmed, s.idle), (4, 1));
+    to_worker.send(()).unwrap();
+    worker.join().unwrap();
+}
+
+#[test]
+fn detach_takes_the_object_out_for_good() {
+    let log = Arc::new(Log::default());
+    let pool = log.pool().build();
+    let obj = pool.get().detach();
+    assert_eq!(
+        log.recycled.load(SeqCst),
+        0,
+        "no hook for a detached object"
+    );
+    assert_eq!(pool.stats().idle, 0);
+    drop(obj);
+    assert_eq!(log.dropped.load(SeqCst), 1);
+    let s = pool.stats();
+    assert_eq!((s.detached, s.returns, s.in_use()), (1, 0, 0));
+}
+
+#[test]
+fn hook_and_create_may_use_the_same_pool() {
+    // The hook takes a scratch object from the pool it is returning to, and the
+    // create function looks at the pool's stats: neither may deadlock or alias.
+    let pool: Arc<Pool<Vec<u32>>> = Arc::new_cyclic(|weak: &std::sync::Weak<Pool<Vec<u32>>>| {
+        let (for_create, for_hook) = (weak.clone(), weak.clone());
+        Pool::builder_with(
+            move || {
+                if let Some(pool) = for_create.upgrade() {
+                    let _ = pool.stats();
+                }
+                Vec::new()
+            },
+            move |v: &mut Vec<u32>| {
+                if let Some(pool) = for_hook.upgrade() {
+                    if v.len() > 1 {
+                        let mut scratch = pool.get(); // reentrant get, and its return
+                        scratch.push(v.iter().sum());
+                    }
+                }
+                v.clear();
+                Reuse::Keep
+            },
+        )
+        .build()
+    });
+    let mut a = pool.get();
+    a.extend([1, 2, 3]);
+    drop(a);
+    let s = pool.stats();
+    assert_eq!((s.misses, s.returns), (2, 2));
+    assert!(pool.get().is_empty());
+}
+
+#[test]
+fn object_drop_may_use_the_same_pool() {
+    // T::drop runs when the pool discards or trims; it may return things to the pool.
+    struct Child {
+        pool: Arc<Pool<Vec<u8>>>,
+    }
+    impl Drop for Child {
+        fn drop(&mut self) {
+            self.pool.put(vec![1, 2, 3]);
+        }
+    }
+    let inner = Arc::new(Pool::new(Vec::<u8>::new));
+    let outer = Pool::builder_with(
+        {
+            let inner = Arc::clone(&inner);
+            move || Child {
+                pool: Arc::clone(&inner),
+            }
+        },
+        |_| Reuse::Discard,
+    )
+    .build();
+    drop(outer.get());
+    assert_eq!(inner.stats().idle, 1);
+}
+
+#[test]
+fn owned_guard_outlives_its_scope() {
+    struct Conn {
+        buf: recycle::OwnedPooled<Vec<u8>>,
+    }
+    let pool = Arc::new(Pool::new(Vec::<u8>::new));
+    let conn = {
+        let mut buf = pool.get_owned();
+        buf.extend_from_slice(b"kept");
+        Conn { buf }
+    };
+    let conn = thread::spawn(move || conn).join().unwrap();
+    assert_eq!(conn.buf.as_slice(), b"kept");
+    assert!(Arc::ptr_eq(conn.buf.pool(), &pool));
+    drop(conn);
+    assert_eq!(pool.stats().returns, 1);
+}
+
+#[test]
+fn pool_dropped_while_owned_guards_are_alive() {
+    let log = Arc::new(Log::default());
+    let pool = Arc::new(log.pool().build());
+    let guards: Vec<_> = (0..3).map(|_| pool.get_owned()).collect();
+    let weak = Arc::downgrade(&pool);
+    drop(pool);
+    assert!(weak.upgrade().is_some(), "the guards keep the pool alive");
+    let handles: Vec<_> = guards
+        .into_iter()
+        .map(|g| thread::spawn(move || drop(g)))
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(weak.upgrade().is_none(), "the last guard freed the pool");
+    assert_eq!(log.recycled.load(SeqCst), 3);
+    assert_eq!(log.dropped.load(SeqCst), 3, "and every object with it");
+}
+
+#[test]
+fn debug_impls() {
+    let pool = Pool::builder(Vec::<u8>::new)
+        .thread_cache(3)
+        .max_idle(5)
+        .build();
+    assert_eq!(
+        format!("{pool:?}"),
+        "Pool { thread_cache: 3, max_idle: 5, .. }"
+    );
+    let mut g = pool.get();
+    g.push(1);
+    assert_eq!(format!("{g:?}"), "[1]");
+}
