@@ -63,6 +63,9 @@
 //! - [`Recycle`], [`Reuse`]: the reset-on-return hook, implemented for `Vec`, `String`,
 //!   `VecDeque`, `HashMap`, `HashSet` and `bytes::BytesMut`.
 //! - [`Stats`]: what the pool did (hits, misses, returns, discards, idle).
+//! - [`io`]: pooled read and write buffers whose hooks drain input and refuse dirty
+//!   writers, blocking `Read`/`Write` adapters over them, and the [`io::BufferPool`]
+//!   hook with [`io::copy`].
 //!
 //! # Concurrency checking
 //!
@@ -71,6 +74,7 @@
 #![warn(missing_docs, unsafe_op_in_unsafe_fn, unreachable_pub)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+pub mod io;
 mod local;
 pub mod pool;
 mod recycle;

@@ -1,0 +1,776 @@
+//! Pooled I/O buffers: read buffers that drain, write buffers that refuse to be reused
+//! dirty, blocking `Read`/`Write` adapters over them, and the [`BufferPool`] hook.
+//!
+//! This is Go's "reuse `bufio.Reader` and `bufio.Writer` between connections" (saved
+//! 8 KB and 6 allocations per connection) in a form that also fits an event loop:
+//!
+//! - [`ReadBuf`] holds bytes read from a source and not yet consumed. Its hook
+//!   **drains** it: unread bytes are gone, the bytes any connection ever wrote into it
+//!   are zeroed, EOF and error state are cleared, the capacity is kept. Bytes one
+//!   connection sent can never be read by the next.
+//! - [`WriteBuf`] holds bytes waiting for a sink that may take only part of them. Its
+//!   hook **rejects** it ([`Reuse::Discard`]) when it still holds unflushed bytes or saw
+//!   a write error: a dirty writer is never reused.
+//! - [`PooledReader`] and [`PooledWriter`] are the blocking `bufio` shape:
+//!   `Read + BufRead` and `Write` over any stream, with their buffer borrowed from a
+//!   pool and handed back on drop.
+//! - [`BufferPool`] is Go's `ReverseProxy.BufferPool` hook, and [`copy`] the
+//!   `io.CopyBuffer` that uses it.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::io::{BufRead, Write};
+//! use std::sync::Arc;
+//! use recycle::Pool;
+//! use recycle::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
+//!
+//! let readers = Arc::new(Pool::new(ReadBuf::new));
+//! let writers = Arc::new(Pool::new(WriteBuf::new));
+//!
+//! // One "connection": read a line, answer it.
+//! let mut input = PooledReader::new(&b"ping\nextra bytes"[..], readers.get_owned());
+//! let mut output = PooledWriter::new(Vec::new(), writers.get_owned());
+//! let mut line = String::new();
+//! input.read_line(&mut line)?;
+//! output.write_all(b"pong\n")?;
+//! assert_eq!(output.into_inner()?, b"pong\n");
+//! drop(input); // "extra bytes" is drained, not handed to the next connection
+//!
+//! assert_eq!(readers.stats().idle + writers.stats().idle, 2);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::ops::DerefMut;
+
+use crate::pool::Pool;
+use crate::recycle::{Recycle, Reuse};
+
+/// Capacity of [`ReadBuf::new`] and [`WriteBuf::new`]: 4 KiB, the size Go's server
+/// pooled.
+pub const DEFAULT_BUF_SIZE: usize = 4 * 1024;
+
+/// Size of the buffer [`copy`] asks for when a [`BufferPool`] hands it an empty one:
+/// 32 KiB, as Go's `io.Copy` and `ReverseProxy`.
+pub const COPY_BUF_SIZE: usize = 32 * 1024;
+
+/// Whether an I/O error is a "try again" rather than a failure.
+fn is_transient(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::WouldBlock | ErrorKind::Interrupted)
+}
+
+// === impl ReadBuf ===
+
+/// Bytes read from a source and not yet consumed.
+///
+/// The storage is initialised once, when the buffer is made, and then used as a
+/// window: reads never zero memory, consuming advances a cursor, and the unread bytes
+/// are moved to the front only when the free space at the end runs out.
+///
+/// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte ever
+/// written into it since the last reuse is zeroed (so not even a reader handed the
+/// spare space could see them), EOF and error state are cleared, and the capacity is
+/// kept ([`Reuse::Keep`]).
+///
+/// # Examples
+///
+/// ```
+/// use recycle::io::ReadBuf;
+///
+/// let mut buf = ReadBuf::new();
+/// buf.read_from(&mut &b"GET / HTTP/1.1\r\n\r\n"[..])?;
+/// assert!(buf.filled().starts_with(b"GET"));
+/// buf.consume(4);
+/// assert_eq!(&buf.filled()[..2], b"/ ");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct ReadBuf {
+    /// INVARIANT: `start <= end <= dirty <= buf.len()`; `buf[dirty..]` is all zero.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// High-water mark of `end` since the last reuse: what the hook must scrub.
+    dirty: usize,
+    eof: bool,
+    error: Option<ErrorKind>,
+}
+
+impl ReadBuf {
+    /// A read buffer of [`DEFAULT_BUF_SIZE`] bytes.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_BUF_SIZE)
+    }
+
+    /// A read buffer of `capacity` bytes (at least 1), zeroed once here.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            buf: vec![0; capacity.max(1)],
+            start: 0,
+            end: 0,
+            dirty: 0,
+            eof: false,
+            error: None,
+        }
+    }
+
+    /// The bytes read and not yet consumed.
+    #[inline]
+    pub fn filled(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Number of unread bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether there are no unread bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Size of the storage (it grows only through [`reserve`](Self::reserve) or when a
+    /// read finds the buffer full).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Marks `n` unread bytes as consumed (at most [`len`](Self::len); more is clamped).
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            // Nothing unread: reuse the whole buffer from the front, for free.
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Drops every unread byte (without scrubbing; the hook does that on return).
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Makes room for at least `additional` more bytes after the unread ones: moves the
+    /// unread bytes to the front if that is enough, grows the storage otherwise.
+    pub fn reserve(&mut self, additional: usize) {
+        if self.buf.len() - self.end >= additional {
+            return;
+        }
+        self.compact();
+        let needed = self.end + additional;
+        if needed > self.buf.len() {
+            let new_len = needed.max(self.buf.len() * 2);
+            self.buf.resize(new_len, 0);
+        }
+    }
+
+    /// Appends bytes as if they had been read (for tests and sans-I/O callers).
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+        self.dirty = self.dirty.max(self.end);
+    }
+
+    /// Reads once from `source` into the free space, growing the buffer if it is full.
+    ///
+    /// Returns what `source.read` returned. `Ok(0)` marks end of stream
+    /// ([`is_eof`](Self::is_eof)); an error other than `WouldBlock` or `Interrupted` is
+    /// remembered ([`error`](Self::error)) until the buffer is recycled.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `source.read` returns.
+    pub fn read_from<R: Read + ?Sized>(&mut self, source: &mut R) -> io::Result<usize> {
+        if self.end == self.buf.len() {
+            self.reserve(1);
+        }
+        match source.read(&mut self.buf[self.end..]) {
+            Ok(0) => {
+                self.eof = true;
+                Ok(0)
+            }
+            Ok(n) => {
+                // A `Read` impl that claims more than it was given is buggy; never
+                // trust it past the slice.
+                let n = n.min(self.buf.len() - self.end);
+                self.end += n;
+                self.dirty = self.dirty.max(self.end);
+                Ok(n)
+            }
+            Err(e) => {
+                if !is_transient(e.kind()) {
+                    self.error = Some(e.kind());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether a read returned end of stream since the buffer was last recycled.
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// The kind of the last read error (not `WouldBlock`/`Interrupted`) since the
+    /// buffer was last recycled.
+    pub fn error(&self) -> Option<ErrorKind> {
+        self.error
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+}
+
+impl Default for ReadBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recycle for ReadBuf {
+    /// Drains the buffer: drops unread bytes, zeroes every byte written since the last
+    /// reuse, clears EOF and error. Always [`Reuse::Keep`].
+    fn recycle(&mut self) -> Reuse {
+        self.buf[..self.dirty].fill(0);
+        self.start = 0;
+        self.end = 0;
+        self.dirty = 0;
+        self.eof = false;
+        self.error = None;
+        Reuse::Keep
+    }
+
+    fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+impl std::fmt::Debug for ReadBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Contents stay out of logs.
+        f.debug_struct("ReadBuf")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("eof", &self.eof)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+// === impl WriteBuf ===
+
+/// Bytes waiting to be written to a sink that may accept only part of them.
+///
+/// Append with [`extend_from_slice`](Self::extend_from_slice) (or through
+/// [`bytes::BufMut`]); drain with [`write_to`](Self::write_to) or
+/// [`flush_to`](Self::flush_to), which track how much the sink took and treat
+/// `WouldBlock` as "later". A write error other than `WouldBlock`/`Interrupted` is
+/// remembered.
+///
+/// Its [`Recycle`] hook **rejects** the buffer ([`Reuse::Discard`]) when it still holds
+/// unflushed bytes or saw an error; a clean one is cleared and kept.
+///
+/// # Examples
+///
+/// ```
+/// use recycle::io::WriteBuf;
+///
+/// let mut buf = WriteBuf::new();
+/// buf.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+/// let mut sink = Vec::new();
+/// buf.flush_to(&mut sink)?;
+/// assert!(buf.is_empty());
+/// assert_eq!(sink, b"HTTP/1.1 200 OK\r\n\r\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct WriteBuf {
+    /// INVARIANT: `pos <= buf.len()`; `buf[pos..]` is what has not been written yet.
+    buf: Vec<u8>,
+    pos: usize,
+    error: Option<ErrorKind>,
+}
+
+impl WriteBuf {
+    /// A write buffer with room for [`DEFAULT_BUF_SIZE`] bytes.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_BUF_SIZE)
+    }
+
+    /// A write buffer with room for `capacity` bytes before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(capacity),
+            pos: 0,
+            error: None,
+        }
+    }
+
+    /// Appends bytes to be written.
+    #[inline]
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Appends one byte to be written.
+    #[inline]
+    pub fn push(&mut self, byte: u8) {
+        self.buf.push(byte);
+    }
+
+    /// The bytes not yet written.
+    #[inline]
+    pub fn unflushed(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Number of bytes not yet written.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Whether every byte has been written.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// Room before the storage must grow.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Whether the buffer can be reused: nothing unflushed and no write error.
+    pub fn is_clean(&self) -> bool {
+        self.is_empty() && self.error.is_none()
+    }
+
+    /// The kind of the write error this buffer saw, if any.
+    pub fn error(&self) -> Option<ErrorKind> {
+        self.error
+    }
+
+    /// Writes once to `sink`: as much of the unflushed bytes as it takes.
+    ///
+    /// Returns how many bytes were written (0 only if there was nothing to write).
+    ///
+    /// # Errors
+    ///
+    /// The sink's error. `WouldBlock` and `Interrupted` mean "try again" and leave the
+    /// buffer as it was; anything else (and a sink that accepts 0 bytes, reported as
+    /// `WriteZero`) is remembered and makes the buffer dirty for good.
+    pub fn write_to<W: Write + ?Sized>(&mut self, sink: &mut W) -> io::Result<usize> {
+        if self.is_empty() {
+            return Ok(0);
+        }
+        let result = match sink.write(&self.buf[self.pos..]) {
+            Ok(0) => Err(io::Error::new(
+                ErrorKind::WriteZero,
+                "sink accepted no bytes",
+            )),
+            other => other,
+        };
+        match result {
+            Ok(n) => {
+                // Never trust a sink past the slice it was given.
+                self.pos += n.min(self.len());
+                if self.pos == self.buf.len() {
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                if !is_transient(e.kind()) {
+                    self.error = Some(e.kind());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes until the buffer is empty, retrying `Interrupted`.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when a non-blocking sink is full (call again when it is writable:
+    /// what was written is remembered), or the first real error (remembered; the
+    /// buffer is dirty).
+    pub fn flush_to<W: Write + ?Sized>(&mut self, sink: &mut W) -> io::Result<()> {
+        while !self.is_empty() {
+            match self.write_to(sink) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for WriteBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recycle for WriteBuf {
+    /// Refuses a dirty writer (unflushed bytes or a write error); clears a clean one.
+    fn recycle(&mut self) -> Reuse {
+        if !self.is_clean() {
+            return Reuse::Discard;
+        }
+        self.buf.clear();
+        self.pos = 0;
+        Reuse::Keep
+    }
+
+    fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+// SAFETY: every method delegates to `Vec<u8>`'s `BufMut` impl, which upholds the
+// trait's contract; `pos` only indexes bytes already initialised in `buf`, and
+// `advance_mut` only grows `buf.len()`, which keeps `pos <= buf.len()`.
+unsafe impl bytes::BufMut for WriteBuf {
+    fn remaining_mut(&self) -> usize {
+        self.buf.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller guarantees `cnt` bytes of `chunk_mut` were initialised,
+        // which is `Vec::advance_mut`'s own precondition.
+        unsafe { self.buf.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        self.buf.chunk_mut()
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        self.buf.extend_from_slice(src);
+    }
+}
+
+impl std::fmt::Debug for WriteBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBuf")
+            .field("unflushed", &self.len())
+            .field("capacity", &self.capacity())
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+// === impl PooledReader ===
+
+/// A buffered reader (`Read + BufRead`) over any `R: Read`, whose [`ReadBuf`] comes
+/// from a pool: Go's pooled `bufio.Reader`.
+///
+/// `B` is any handle to a `ReadBuf`: a [`Pooled`](crate::Pooled), an
+/// [`OwnedPooled`](crate::OwnedPooled), or a plain `Box<ReadBuf>`. Dropping the reader
+/// drops the handle, so a pooled buffer goes back to its pool, drained.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::BufRead;
+/// use recycle::{Pool, io::{PooledReader, ReadBuf}};
+///
+/// let pool = Pool::new(ReadBuf::new);
+/// let mut reader = PooledReader::new(&b"one\ntwo\n"[..], pool.get());
+/// let lines: Vec<String> = reader.lines().collect::<Result<_, _>>()?;
+/// assert_eq!(lines, ["one", "two"]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct PooledReader<R, B> {
+    inner: R,
+    buf: B,
+}
+
+impl<R: Read, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
+    /// Wraps `inner`, buffering through `buf` (whose unread bytes are dropped first).
+    pub fn new(inner: R, mut buf: B) -> Self {
+        buf.clear();
+        Self { inner, buf }
+    }
+
+    /// The wrapped reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The wrapped reader. Reading from it directly skips buffered bytes.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The bytes buffered and not yet read.
+    pub fn buffer(&self) -> &[u8] {
+        self.buf.filled()
+    }
+
+    /// Unwraps the reader. Buffered bytes are dropped with the buffer handle (and
+    /// drained by the pool's hook).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read, B: DerefMut<Target = ReadBuf>> Read for PooledReader<R, B> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        // A large read into an empty buffer goes straight through, as `BufReader` does.
+        if self.buf.is_empty() && out.len() >= self.buf.capacity() {
+            return self.inner.read(out);
+        }
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read, B: DerefMut<Target = ReadBuf>> BufRead for PooledReader<R, B> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.buf.is_empty() {
+            match self.buf.read_from(&mut self.inner) {
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.buf.filled())
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.buf.consume(amt);
+    }
+}
+
+impl<R, B> std::fmt::Debug for PooledReader<R, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad("PooledReader { .. }")
+    }
+}
+
+// === impl PooledWriter ===
+
+/// A buffered writer over any `W: Write`, whose [`WriteBuf`] comes from a pool: Go's
+/// pooled `bufio.Writer`.
+///
+/// Dropping it flushes what it can (as `std::io::BufWriter` does) and then drops the
+/// buffer handle. If that flush failed, the buffer still holds bytes or an error, and
+/// the pool's hook refuses it: a dirty writer is never reused.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use recycle::{Pool, io::{PooledWriter, WriteBuf}};
+///
+/// let pool = Pool::new(WriteBuf::new);
+/// let mut out = PooledWriter::new(Vec::new(), pool.get());
+/// write!(out, "{} + {} = {}", 1, 1, 2)?;
+/// assert_eq!(out.into_inner()?, b"1 + 1 = 2");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct PooledWriter<W: Write, B: DerefMut<Target = WriteBuf>> {
+    /// INVARIANT: `Some` until `into_inner` takes it.
+    inner: Option<W>,
+    buf: B,
+}
+
+impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
+    /// Wraps `inner`, buffering through `buf`.
+    ///
+    /// # Panics
+    ///
+    /// If `buf` still holds unflushed bytes: they belong to another stream.
+    pub fn new(inner: W, buf: B) -> Self {
+        assert!(
+            buf.is_empty(),
+            "PooledWriter::new: buffer holds another stream's bytes"
+        );
+        Self {
+            inner: Some(inner),
+            buf,
+        }
+    }
+
+    /// The wrapped writer.
+    pub fn get_ref(&self) -> &W {
+        self.inner.as_ref().expect("inner is Some until into_inner")
+    }
+
+    /// The bytes buffered and not yet written.
+    pub fn buffer(&self) -> &[u8] {
+        self.buf.unflushed()
+    }
+
+    /// Flushes the buffer and unwraps the writer.
+    ///
+    /// # Errors
+    ///
+    /// The first write error. The writer is dropped with it, and the dirty buffer is
+    /// refused by its pool.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush_buf()?;
+        Ok(self.inner.take().expect("inner is Some until into_inner"))
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        let inner = self.inner.as_mut().expect("inner is Some until into_inner");
+        self.buf.flush_to(inner)
+    }
+}
+
+impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > self.buf.capacity() {
+            self.flush_buf()?;
+        }
+        if data.len() >= self.buf.capacity() {
+            // Larger than the buffer: straight through, as `BufWriter` does.
+            return self.inner.as_mut().expect("inner is Some").write(data);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()?;
+        self.inner.as_mut().expect("inner is Some").flush()
+    }
+}
+
+impl<W: Write, B: DerefMut<Target = WriteBuf>> Drop for PooledWriter<W, B> {
+    fn drop(&mut self) {
+        if self.inner.is_some() && !std::thread::panicking() {
+            // Errors are dropped, as `BufWriter` drops them; a failed flush leaves the
+            // buffer dirty and its pool refuses it.
+            let _ = self.flush_buf();
+        }
+    }
+}
+
+impl<W: Write, B: DerefMut<Target = WriteBuf>> std::fmt::Debug for PooledWriter<W, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad("PooledWriter { .. }")
+    }
+}
+
+// === BufferPool and copy ===
+
+/// A source of byte buffers for copying: Go's `httputil.BufferPool`.
+///
+/// [`get`](BufferPool::get) hands out a buffer (its length does not matter; [`copy`]
+/// uses its capacity), [`put`](BufferPool::put) takes it back. `Pool<Vec<u8>>`
+/// implements it, so a pool built with a capacity bound is a ready-made copy buffer
+/// pool.
+///
+/// # Examples
+///
+/// ```
+/// use recycle::{Pool, io::BufferPool};
+///
+/// let pool = Pool::builder(|| Vec::with_capacity(32 * 1024)).max_capacity(64 * 1024).build();
+/// let buffers: &dyn BufferPool = &pool;
+/// let buf = buffers.get();
+/// assert!(buf.capacity() >= 32 * 1024);
+/// buffers.put(buf);
+/// ```
+pub trait BufferPool: Send + Sync {
+    /// Takes a buffer.
+    fn get(&self) -> Vec<u8>;
+    /// Gives a buffer back.
+    fn put(&self, buf: Vec<u8>);
+}
+
+impl BufferPool for Pool<Vec<u8>> {
+    fn get(&self) -> Vec<u8> {
+        Pool::get(self).detach()
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        Pool::put(self, buf);
+    }
+}
+
+/// Copies `reader` to `writer` until end of stream through a buffer borrowed from
+/// `pool`, and returns the number of bytes copied: Go's `io.CopyBuffer` with a
+/// `BufferPool`.
+///
+/// The buffer goes back to the pool on every exit, errors and panics included. An
+/// empty buffer is sized to [`COPY_BUF_SIZE`]; otherwise its capacity is used (zeroed
+/// once per copy, so no bytes of an earlier copy can travel).
+///
+/// # Errors
+///
+/// The first read or write error other than `Interrupted` (which is retried).
+///
+/// # Examples
+///
+/// ```
+/// use recycle::{Pool, io::copy};
+///
+/// let pool = Pool::new(|| Vec::with_capacity(8192));
+/// let mut out = Vec::new();
+/// let n = copy(&mut &b"hello, world"[..], &mut out, &pool)?;
+/// assert_eq!((n, out.as_slice()), (12, &b"hello, world"[..]));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn copy<R, W, P>(reader: &mut R, writer: &mut W, pool: &P) -> io::Result<u64>
+where
+    R: Read + ?Sized,
+    W: Write + ?Sized,
+    P: BufferPool + ?Sized,
+{
+    /// Returns the buffer to the pool however `copy` exits.
+    struct Lease<'a, P: BufferPool + ?Sized> {
+        pool: &'a P,
+        buf: Vec<u8>,
+    }
+    impl<P: BufferPool + ?Sized> Drop for Lease<'_, P> {
+        fn drop(&mut self) {
+            self.pool.put(std::mem::take(&mut self.buf));
+        }
+    }
+
+    let mut lease = Lease {
+        pool,
+        buf: pool.get(),
+    };
+    let size = match lease.buf.capacity() {
+        0 => COPY_BUF_SIZE,
+        n => n,
+    };
+    lease.buf.clear();
+    lease.buf.resize(size, 0);
+
+    let mut copied = 0u64;
+    loop {
+        let n = match reader.read(&mut lease.buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n.min(lease.buf.len()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&lease.buf[..n])?;
+        copied += n as u64;
+    }
+}

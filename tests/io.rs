@@ -1,0 +1,377 @@
+//! Integration tests for `recycle::io`.
+
+use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::sync::Mutex;
+
+use recycle::Pool;
+use recycle::io::{BufferPool, PooledReader, PooledWriter, ReadBuf, WriteBuf, copy};
+
+const SECRET: &[u8] = b"Authorization: Bearer s3cr3t-t0k3n-of-the-previous-client";
+
+/// A deterministic xorshift generator, so failures replay.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Any 8 consecutive bytes of the secret.
+fn leaks_secret(bytes: &[u8]) -> bool {
+    SECRET.windows(8).any(|piece| contains(bytes, piece))
+}
+
+/// A source that records the whole buffer it is handed, then yields `data`.
+struct Spy<'a> {
+    seen: Vec<u8>,
+    data: &'a [u8],
+}
+impl Read for Spy<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.seen.extend_from_slice(buf);
+        let n = self.data.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn read_buf_never_yields_a_previous_connections_bytes() {
+    let pool = Pool::new(|| ReadBuf::with_capacity(256));
+    let addr = {
+        let mut buf = pool.get();
+        buf.read_from(&mut &SECRET[..]).unwrap();
+        buf.consume(10); // part of it read, the rest still buffered
+        buf.filled().as_ptr() as usize - 10
+    };
+    let mut buf = pool.get();
+    assert_eq!(
+        buf.filled().as_ptr() as usize,
+        addr,
+        "the same allocation came back"
+    );
+    assert!(buf.is_empty());
+    assert!(!buf.is_eof() && buf.error().is_none());
+
+    // Every public way to look at the buffer: the filled part, the spare space handed
+    // to a reader, after growing and compacting, and its Debug output.
+    let mut spy = Spy {
+        seen: Vec::new(),
+        data: b"GET / HTTP/1.1\r\n",
+    };
+    buf.read_from(&mut spy).unwrap();
+    assert!(
+        !leaks_secret(&spy.seen),
+        "a reader was handed the old bytes"
+    );
+    assert!(spy.seen.iter().all(|&b| b == 0));
+    assert_eq!(buf.filled(), b"GET / HTTP/1.1\r\n");
+    buf.consume(4);
+    buf.reserve(1024);
+    let mut spy = Spy {
+        seen: Vec::new(),
+        data: b"",
+    };
+    buf.read_from(&mut spy).unwrap();
+    assert!(!leaks_secret(&spy.seen));
+    assert!(!leaks_secret(buf.filled()));
+    assert!(!leaks_secret(format!("{buf:?}").as_bytes()));
+}
+
+#[test]
+fn pooled_reader_never_yields_a_previous_connections_bytes() {
+    let pool = Pool::new(|| ReadBuf::with_capacity(128));
+    {
+        let mut first = PooledReader::new(SECRET, pool.get());
+        let mut word = [0u8; 5];
+        first.read_exact(&mut word).unwrap();
+        assert_eq!(&word, b"Autho");
+        assert!(
+            !first.buffer().is_empty(),
+            "the rest of the secret is buffered"
+        );
+    }
+    let mut spy = Spy {
+        seen: Vec::new(),
+        data: b"next client\n",
+    };
+    let mut second = PooledReader::new(&mut spy, pool.get());
+    let mut everything = Vec::new();
+    second.read_to_end(&mut everything).unwrap();
+    assert_eq!(everything, b"next client\n");
+    drop(second);
+    assert!(!leaks_secret(&spy.seen));
+    assert_eq!(
+        pool.stats().hits,
+        1,
+        "the second reader reused the first one's buffer"
+    );
+}
+
+#[test]
+fn read_buf_compacts_and_grows_without_losing_bytes() {
+    let mut rng = Rng(0x5eed);
+    let input: Vec<u8> = (0..20_000).map(|i| (i % 251) as u8).collect();
+    let mut source = &input[..];
+    let mut buf = ReadBuf::with_capacity(64);
+    let mut out = Vec::new();
+    loop {
+        if buf.read_from(&mut source).unwrap() == 0 && buf.is_empty() {
+            break;
+        }
+        let take = (rng.below(100) as usize).min(buf.len());
+        out.extend_from_slice(&buf.filled()[..take]);
+        buf.consume(take);
+    }
+    assert!(buf.is_eof());
+    assert_eq!(out, input);
+}
+
+#[test]
+fn dirty_write_bufs_are_discarded() {
+    let pool = Pool::new(WriteBuf::new);
+
+    // Unflushed bytes.
+    let mut w = pool.get();
+    w.extend_from_slice(b"half a response");
+    drop(w);
+    assert_eq!(pool.stats().discards, 1);
+    assert!(pool.get().is_empty());
+
+    // A write error, even with nothing left unflushed afterwards.
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(ErrorKind::ConnectionReset, "reset"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = pool.get();
+    w.extend_from_slice(b"x");
+    assert_eq!(
+        w.flush_to(&mut Broken).unwrap_err().kind(),
+        ErrorKind::ConnectionReset
+    );
+    assert_eq!(w.error(), Some(ErrorKind::ConnectionReset));
+    drop(w);
+    assert_eq!(pool.stats().discards, 2);
+
+    // A clean one is kept.
+    let mut w = pool.get();
+    w.extend_from_slice(b"ok");
+    w.flush_to(&mut Vec::new()).unwrap();
+    drop(w);
+    let s = pool.stats();
+    assert_eq!((s.discards, s.idle), (2, 1));
+    let w = pool.get();
+    assert!(w.is_clean() && w.is_empty());
+}
+
+/// Accepts 1..=7 bytes per call, or says WouldBlock, at random.
+struct Trickle {
+    rng: Rng,
+    out: Vec<u8>,
+}
+impl Write for Trickle {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.rng.below(4) {
+            0 => Err(ErrorKind::WouldBlock.into()),
+            1 if self.rng.below(2) == 0 => Err(ErrorKind::Interrupted.into()),
+            _ => {
+                let n = (1 + self.rng.below(7) as usize).min(buf.len());
+                self.out.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn partial_writes_deliver_the_exact_stream() {
+    for seed in 1..=200u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut sink = Trickle {
+            rng: Rng(seed),
+            out: Vec::new(),
+        };
+        let mut buf = WriteBuf::with_capacity(16);
+        let mut expected = Vec::new();
+        for _ in 0..rng.below(64) {
+            let chunk: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+            buf.extend_from_slice(&chunk);
+            expected.extend_from_slice(&chunk);
+            // Sometimes one write, sometimes a flush that may stop at WouldBlock.
+            let result = if rng.below(2) == 0 {
+                buf.write_to(&mut sink).map(drop)
+            } else {
+                buf.flush_to(&mut sink)
+            };
+            if let Err(e) = result {
+                assert!(matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::Interrupted
+                ));
+            }
+            assert_eq!(
+                [sink.out.as_slice(), buf.unflushed()].concat(),
+                expected,
+                "seed {seed}: written + unflushed is the stream so far"
+            );
+        }
+        // Like an event loop: retry until flushed.
+        while let Err(e) = buf.flush_to(&mut sink) {
+            assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        }
+        assert_eq!(sink.out, expected, "seed {seed}");
+        assert!(buf.is_clean());
+    }
+}
+
+#[test]
+fn pooled_writer_flushes_on_drop_and_refuses_a_dirty_buffer() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(8));
+    let mut out = Vec::new();
+    {
+        let mut w = PooledWriter::new(&mut out, pool.get());
+        w.write_all(b"abc").unwrap();
+        w.write_all(b"a write larger than the buffer").unwrap();
+        w.write_all(b"z").unwrap();
+    }
+    assert_eq!(out, b"abca write larger than the bufferz");
+    assert_eq!(pool.stats().idle, 1);
+
+    /// Takes 2 bytes, then fails.
+    struct FailsLater(usize);
+    impl Write for FailsLater {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(ErrorKind::BrokenPipe.into());
+            }
+            let n = self.0.min(buf.len());
+            self.0 -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = PooledWriter::new(FailsLater(2), pool.get());
+    w.write_all(b"hello").unwrap(); // buffered
+    assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::BrokenPipe);
+    drop(w);
+    assert_eq!(pool.stats().discards, 1, "the dirty writer was not kept");
+    let err = PooledWriter::new(FailsLater(0), pool.get());
+    let mut err = err;
+    err.write_all(b"x").unwrap();
+    assert!(err.into_inner().is_err());
+    assert_eq!(pool.stats().discards, 2);
+}
+
+/// Counts gets and puts, like the logging pool in Go's ReverseProxy test.
+#[derive(Default)]
+struct LoggingPool {
+    log: Mutex<Vec<&'static str>>,
+}
+impl BufferPool for LoggingPool {
+    fn get(&self) -> Vec<u8> {
+        self.log.lock().unwrap().push("get");
+        Vec::with_capacity(16)
+    }
+    fn put(&self, buf: Vec<u8>) {
+        assert!(buf.capacity() >= 16);
+        self.log.lock().unwrap().push("put");
+    }
+}
+
+#[test]
+fn copy_gets_and_puts_exactly_once_per_copy_even_on_error() {
+    let pool = LoggingPool::default();
+    let input: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    let mut out = Vec::new();
+    assert_eq!(copy(&mut &input[..], &mut out, &pool).unwrap(), 1000);
+    assert_eq!(out, input);
+    assert_eq!(*pool.log.lock().unwrap(), ["get", "put"]);
+
+    struct FailingReader;
+    impl Read for FailingReader {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(ErrorKind::ConnectionAborted.into())
+        }
+    }
+    let err = copy(&mut FailingReader, &mut Vec::new(), &pool).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionAborted);
+    let err = copy(&mut &input[..], &mut &mut [0u8; 10][..], &pool).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WriteZero);
+    assert_eq!(
+        *pool.log.lock().unwrap(),
+        ["get", "put", "get", "put", "get", "put"]
+    );
+
+    struct PanickingWriter;
+    impl Write for PanickingWriter {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            panic!("writer bug")
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        copy(&mut &input[..], &mut PanickingWriter, &pool)
+    }));
+    assert!(result.is_err());
+    assert_eq!(
+        pool.log.lock().unwrap().len(),
+        8,
+        "the buffer came back after a panic too"
+    );
+}
+
+#[test]
+fn pool_of_vecs_is_a_buffer_pool() {
+    let pool = Pool::builder(|| Vec::with_capacity(4096))
+        .max_capacity(8192)
+        .build();
+    let input = vec![7u8; 100_000];
+    let mut out = Vec::new();
+    copy(&mut &input[..], &mut out, &pool).unwrap();
+    copy(&mut &input[..], &mut out, &pool).unwrap();
+    assert_eq!(out.len(), 200_000);
+    let s = pool.stats();
+    assert_eq!((s.misses, s.hits, s.returns, s.idle), (1, 1, 2, 1));
+}
+
+#[test]
+fn blocking_adapters_serve_lines() {
+    let readers = Pool::new(ReadBuf::new);
+    let writers = Pool::new(WriteBuf::new);
+    for round in 0..3 {
+        let input = format!("GET /{round}\nHost: x\n\n");
+        let mut reader = PooledReader::new(input.as_bytes(), readers.get());
+        let mut writer = PooledWriter::new(Vec::new(), writers.get());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 0 && line != "\n" {
+            writer.write_all(line.to_uppercase().as_bytes()).unwrap();
+            line.clear();
+        }
+        let out = writer.into_inner().unwrap();
+        assert_eq!(out, format!("GET /{round}\nHOST: X\n").as_bytes());
+    }
+    assert_eq!(readers.stats().misses + writers.stats().misses, 2);
+}
