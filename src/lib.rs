@@ -66,6 +66,8 @@
 //! - [`io`]: pooled read and write buffers whose hooks drain input and refuse dirty
 //!   writers, blocking `Read`/`Write` adapters over them, and the [`io::BufferPool`]
 //!   hook with [`io::copy`].
+//! - [`status`]: a lock-free, bounded cache of HTTP status lines
+//!   ([`status::StatusLines`]) and the per-second `Date` header ([`status::DateCache`]).
 //!
 //! # Concurrency checking
 //!
@@ -79,6 +81,7 @@ mod local;
 pub mod pool;
 mod recycle;
 mod stats;
+pub mod status;
 mod sync;
 
 pub use pool::{Builder, OwnedPooled, Pool, Pooled};

@@ -11,6 +11,9 @@
 //!   `loom::thread::current().id()`.
 //! - [`Queue`]: `crossbeam_queue::ArrayQueue` is not loom-instrumented; the stand-in is a
 //!   bounded `loom::sync::Mutex<VecDeque<T>>` with the same interface.
+//! - [`ArcCell`]: an `arc_swap::ArcSwap` with a compare-and-swap update loop; under loom
+//!   a `loom::sync::Mutex<Arc<T>>` whose update runs the same optimistic protocol
+//!   (build the new value outside any lock, install it only if nobody else did first).
 //!
 //! # What loom does and does not cover
 //!
@@ -19,7 +22,8 @@
 //! cache is reported), the trim epoch, the single-writer counters and the guards. The
 //! shared tier is checked as a black box with `ArrayQueue`'s contract (bounded, MPMC,
 //! each element popped at most once); crossbeam's algorithm itself is not re-checked
-//! here. `arc_swap`'s internals are likewise trusted, not modelled.
+//! here. `arc_swap`'s internals are likewise trusted, not modelled: the models check
+//! the read-copy-update protocol written on top of it (`ArcCell::update`).
 //!
 //! Nothing outside this module names `std::sync::atomic` or `core::sync::atomic`.
 
@@ -28,6 +32,54 @@ mod inner {
     pub(crate) use crossbeam_queue::ArrayQueue as Queue;
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     pub(crate) use thread_local::ThreadLocal;
+
+    /// A shared value replaced as a whole: lock-free reads, read-copy-update writes.
+    pub(crate) struct ArcCell<T>(arc_swap::ArcSwap<T>);
+
+    impl<T> ArcCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(arc_swap::ArcSwap::from_pointee(value))
+        }
+
+        /// Runs `f` on the current value (wait-free on the fast path).
+        #[inline]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+            f(&self.0.load())
+        }
+
+        /// Read-copy-update: `f` builds a replacement from the current value (or says
+        /// none is needed with `None`). If another writer replaced the value meanwhile,
+        /// `f` runs again on the newer one, so no update is ever lost.
+        pub(crate) fn update(&self, mut f: impl FnMut(&T) -> Option<T>) {
+            let mut current = self.0.load_full();
+            loop {
+                let Some(new) = f(&current) else { return };
+                let previous = self.0.compare_and_swap(&current, std::sync::Arc::new(new));
+                if std::sync::Arc::ptr_eq(&previous, &current) {
+                    return;
+                }
+                current = arc_swap::Guard::into_inner(previous);
+            }
+        }
+
+        /// A handle that keeps its own reference to the current value and revalidates
+        /// it with one relaxed pointer load per read (no shared write at all).
+        pub(crate) fn cache(&self) -> CellCache<'_, T> {
+            CellCache(arc_swap::Cache::new(&self.0))
+        }
+    }
+
+    /// See [`ArcCell::cache`].
+    pub(crate) struct CellCache<'a, T>(
+        arc_swap::Cache<&'a arc_swap::ArcSwap<T>, std::sync::Arc<T>>,
+    );
+
+    impl<T> CellCache<'_, T> {
+        #[inline]
+        pub(crate) fn with<R>(&mut self, f: impl FnOnce(&T) -> R) -> R {
+            f(self.0.load())
+        }
+    }
 
     /// `std::cell::UnsafeCell` with loom's closure-based API, so that the same code
     /// compiles against both.
@@ -61,6 +113,47 @@ mod inner {
     use loom::sync::Mutex;
     use loom::thread::ThreadId;
     use std::collections::VecDeque;
+
+    /// `ArcCell` for loom: the same update protocol over a loom mutex.
+    pub(crate) struct ArcCell<T>(Mutex<std::sync::Arc<T>>);
+
+    impl<T> ArcCell<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(Mutex::new(std::sync::Arc::new(value)))
+        }
+
+        pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+            let current = std::sync::Arc::clone(&self.0.lock().unwrap());
+            f(&current)
+        }
+
+        pub(crate) fn update(&self, mut f: impl FnMut(&T) -> Option<T>) {
+            let mut current = std::sync::Arc::clone(&self.0.lock().unwrap());
+            loop {
+                // Built outside the lock, as the lock-free version does.
+                let Some(new) = f(&current) else { return };
+                let mut slot = self.0.lock().unwrap();
+                if std::sync::Arc::ptr_eq(&slot, &current) {
+                    *slot = std::sync::Arc::new(new);
+                    return;
+                }
+                current = std::sync::Arc::clone(&slot);
+            }
+        }
+
+        pub(crate) fn cache(&self) -> CellCache<'_, T> {
+            CellCache(self)
+        }
+    }
+
+    /// Under loom, a cache is a plain load each time.
+    pub(crate) struct CellCache<'a, T>(&'a ArcCell<T>);
+
+    impl<T> CellCache<'_, T> {
+        pub(crate) fn with<R>(&mut self, f: impl FnOnce(&T) -> R) -> R {
+            self.0.with(f)
+        }
+    }
 
     /// Per-model-thread storage with `thread_local::ThreadLocal`'s interface.
     pub(crate) struct ThreadLocal<T> {
