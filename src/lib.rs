@@ -88,6 +88,26 @@ pub use pool::{Builder, OwnedPooled, Pool, Pooled};
 pub use recycle::{Recycle, Reuse};
 pub use stats::Stats;
 
+/// Hooks for `tests/loom.rs` only: not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    use crate::local::Counter;
+    use loom::sync::Arc;
+
+    /// Bumps one single-writer counter from two threads: a violation of its protocol
+    /// that loom must report as a lost update (it proves the facade routes through
+    /// loom: with std atomics, no interleaving would ever be explored).
+    pub fn single_writer_counter_bumped_by_two_threads() -> u64 {
+        let counter = Arc::new(Counter::default());
+        let other = Arc::clone(&counter);
+        let handle = loom::thread::spawn(move || other.bump());
+        counter.bump();
+        handle.join().unwrap();
+        counter.get()
+    }
+}
+
 /// The auto-trait promises, pinned down by doctests.
 ///
 /// A guard holding a `!Send` value is not `Send`:

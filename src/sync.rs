@@ -172,7 +172,7 @@ mod inner {
         pub(crate) fn get(&self) -> Option<&T> {
             let me = loom::thread::current().id();
             let entries = self.entries.lock().unwrap();
-            let ptr: *const T = &**entries.iter().find(|(id, _)| *id == me)?.1;
+            let ptr: *const T = &*entries.iter().find(|(id, _)| *id == me)?.1;
             // SAFETY: the box behind `ptr` is never removed or dropped before `self`
             // (see INVARIANT on `entries`), and a box does not move when the `Vec` grows.
             Some(unsafe { &*ptr })

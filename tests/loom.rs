@@ -1,0 +1,339 @@
+//! loom models of every concurrent protocol in the crate.
+//!
+//! Run with `scripts/loom.sh`, i.e.
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release -p recycle --test loom`.
+//!
+//! Under `cfg(loom)` the crate's facade (`src/sync.rs`) routes every atomic,
+//! `UnsafeCell`, per-thread slot, the shared queue and the RCU cell through loom, so
+//! these models exercise the real pool, status and date code.
+
+// In a module rather than `#![cfg(loom)]`, to work around a rustc/cargo bug (as
+// crossbeam-epoch's loom tests do).
+#[cfg(loom)]
+mod models {
+    use std::sync::Arc;
+    use std::sync::Mutex as StdMutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+    use loom::thread;
+    use recycle::status::{Clock, DateCache, StatusLines, Version};
+    use recycle::{Pool, Recycle, Reuse};
+
+    /// Runs `f` under loom with a preemption bound (from LOOM_MAX_PREEMPTIONS, default 3).
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
+    /// Records what happens to every object (std atomics: bookkeeping, not protocol).
+    #[derive(Default)]
+    struct Log {
+        created: AtomicUsize,
+        dropped: StdMutex<Vec<usize>>,
+    }
+
+    struct Obj {
+        id: usize,
+        in_use: AtomicBool,
+        discard: bool,
+        log: Arc<Log>,
+    }
+
+    impl Obj {
+        fn acquire(&self) {
+            assert!(
+                !self.in_use.swap(true, SeqCst),
+                "object {} held twice",
+                self.id
+            );
+        }
+        fn release(&self) {
+            self.in_use.store(false, SeqCst);
+        }
+    }
+
+    impl Recycle for Obj {
+        fn recycle(&mut self) -> Reuse {
+            assert!(!self.in_use.load(SeqCst), "recycled while in use");
+            if self.discard {
+                Reuse::Discard
+            } else {
+                Reuse::Keep
+            }
+        }
+    }
+
+    impl Drop for Obj {
+        fn drop(&mut self) {
+            let mut dropped = self.log.dropped.lock().unwrap();
+            assert!(
+                !dropped.contains(&self.id),
+                "object {} dropped twice",
+                self.id
+            );
+            dropped.push(self.id);
+        }
+    }
+
+    fn pool(log: &Arc<Log>, thread_cache: usize, max_idle: usize) -> Arc<Pool<Obj>> {
+        let log = Arc::clone(log);
+        Arc::new(
+            Pool::builder(move || Obj {
+                id: log.created.fetch_add(1, SeqCst),
+                in_use: AtomicBool::new(false),
+                discard: false,
+                log: Arc::clone(&log),
+            })
+            .thread_cache(thread_cache)
+            .max_idle(max_idle)
+            .build(),
+        )
+    }
+
+    /// After the pool is gone, every object ever created was dropped exactly once.
+    fn assert_all_dropped_once(log: &Log) {
+        let dropped = log.dropped.lock().unwrap();
+        assert_eq!(
+            dropped.len(),
+            log.created.load(SeqCst),
+            "leaked or double-dropped"
+        );
+    }
+
+    /// Model 1: get/put from two threads, through both tiers.
+    #[test]
+    fn get_put_two_threads() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 1, 1);
+            let worker = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    for _ in 0..2 {
+                        let obj = pool.get();
+                        obj.acquire();
+                        obj.release();
+                    }
+                })
+            };
+            let a = pool.get();
+            a.acquire();
+            a.release();
+            pool.put(a.detach());
+            worker.join().unwrap();
+            let stats = pool.stats();
+            assert_eq!(stats.hits + stats.misses, 3);
+            assert_eq!(stats.returns, 3);
+            assert_eq!(stats.detached, 1);
+            assert_eq!(stats.in_use(), 0);
+            drop(pool);
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// Model 2: an owned guard taken on one thread, dropped on another.
+    #[test]
+    fn owned_guard_dropped_on_another_thread() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 2, 1);
+            let guard = pool.get_owned();
+            guard.acquire();
+            let worker = thread::spawn(move || {
+                guard.release();
+                drop(guard); // lands in the worker's cache
+            });
+            let mine = pool.get(); // races with the return
+            mine.acquire();
+            mine.release();
+            drop(mine);
+            worker.join().unwrap();
+            let stats = pool.stats();
+            assert_eq!((stats.returns, stats.in_use()), (2, 0));
+            drop(pool);
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// Model 3: trim racing with get/put on another thread.
+    #[test]
+    fn trim_races_get_put() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 1, 1);
+            drop((pool.get(), pool.get())); // one in this thread's cache, one shared
+            let worker = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let obj = pool.get();
+                    obj.acquire();
+                    obj.release();
+                })
+            };
+            pool.trim();
+            pool.trim();
+            worker.join().unwrap();
+            let stats = pool.stats();
+            assert_eq!(stats.in_use(), 0);
+            assert!(stats.idle <= 3, "{stats:?}");
+            // Counters never run backwards or past what happened.
+            assert!(stats.trimmed <= log.created.load(SeqCst) as u64);
+            let dropped = log.dropped.lock().unwrap().len();
+            assert_eq!(dropped, (stats.trimmed + stats.discards) as usize);
+            drop(pool);
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// Model 3b: idle objects are freed after two trims, in every tier.
+    #[test]
+    fn idle_objects_freed_after_two_trims() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 1, 1);
+            let worker = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || drop((pool.get(), pool.get())))
+            };
+            worker.join().unwrap();
+            pool.trim();
+            pool.trim();
+            // The shared tier is swept by trim itself.
+            assert!(log.dropped.lock().unwrap().len() >= 1);
+            drop(pool);
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// Model 4: both tiers full; what overflows is dropped, never lost.
+    #[test]
+    fn full_tiers_drop_overflow() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 1, 1);
+            let worker = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || drop((pool.get(), pool.get())))
+            };
+            drop((pool.get(), pool.get()));
+            worker.join().unwrap();
+            let stats = pool.stats();
+            assert_eq!(stats.returns, 4);
+            assert!(stats.idle <= 3, "1 per thread cache + 1 shared: {stats:?}");
+            assert_eq!(log.dropped.lock().unwrap().len() as u64, stats.discards);
+            drop(pool);
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// Model 5: the pool's last handle dropped while an owned guard lives elsewhere.
+    #[test]
+    fn pool_dropped_while_owned_guard_lives() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 1, 1);
+            let mut guard = pool.get_owned();
+            guard.discard = false;
+            let worker = thread::spawn(move || drop(guard));
+            drop(pool);
+            worker.join().unwrap();
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// A hook that discards, racing a get: the discarded object never comes back.
+    #[test]
+    fn discarded_object_never_returns() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 1, 1);
+            let mut poisoned = pool.get_owned();
+            poisoned.discard = true;
+            let id = poisoned.id;
+            let worker = thread::spawn(move || drop(poisoned));
+            let other = pool.get();
+            assert_ne!(other.id, id);
+            drop(other);
+            worker.join().unwrap();
+            assert!(log.dropped.lock().unwrap().contains(&id));
+            assert_ne!(pool.get().id, id);
+        });
+    }
+
+    /// Model 6: a reader and an inserter racing on the status-line cache.
+    #[test]
+    fn status_lines_reader_and_inserter() {
+        model(|| {
+            let lines = Arc::new(StatusLines::new());
+            let writer = {
+                let lines = Arc::clone(&lines);
+                thread::spawn(move || {
+                    lines.register(599, "Network Connect Timeout").unwrap();
+                    let mut out = Vec::new();
+                    lines.write_line(404, Version::Http11, &mut out).unwrap();
+                    assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n");
+                })
+            };
+            let mut reader = lines.reader();
+            let mut out = Vec::new();
+            reader.write_line(599, Version::Http11, &mut out).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            assert!(
+                line == "HTTP/1.1 599 Server Error\r\n"
+                    || line == "HTTP/1.1 599 Network Connect Timeout\r\n",
+                "{line:?}"
+            );
+            let mut out = Vec::new();
+            lines.write_line(200, Version::Http11, &mut out).unwrap();
+            assert_eq!(out, b"HTTP/1.1 200 OK\r\n");
+            writer.join().unwrap();
+            // No insert was lost: the custom reason and both cached lines survive.
+            let mut out = Vec::new();
+            reader.write_line(599, Version::Http11, &mut out).unwrap();
+            assert_eq!(out, b"HTTP/1.1 599 Network Connect Timeout\r\n");
+            assert_eq!(lines.cached(), 3, "404, 200 and 599");
+        });
+    }
+
+    /// A clock whose second loom threads can move.
+    struct TestClock(loom::sync::Arc<loom::sync::atomic::AtomicU64>);
+    impl Clock for TestClock {
+        fn now(&self) -> std::time::SystemTime {
+            let secs = self.0.load(loom::sync::atomic::Ordering::Acquire);
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+        }
+    }
+
+    /// Model 7: DateCache refreshes racing with readers.
+    #[test]
+    fn date_cache_refresh_races_readers() {
+        model(|| {
+            let now = loom::sync::Arc::new(loom::sync::atomic::AtomicU64::new(784_111_777));
+            let dates = Arc::new(DateCache::with_clock(TestClock(now.clone())));
+            now.store(784_111_778, loom::sync::atomic::Ordering::Release);
+            let other = {
+                let dates = Arc::clone(&dates);
+                thread::spawn(move || dates.value())
+            };
+            let mine = dates.value();
+            let theirs = other.join().unwrap();
+            for value in [mine, theirs] {
+                assert_eq!(&value, b"Sun, 06 Nov 1994 08:49:38 GMT");
+            }
+            assert!(!dates.refresh(), "refreshed once for the new second");
+        });
+    }
+
+    /// The facade really routes through loom: a known race is caught.
+    #[test]
+    #[should_panic(expected = "lost update")]
+    fn loom_catches_a_known_race() {
+        loom::model(|| {
+            let total = recycle::__loom::single_writer_counter_bumped_by_two_threads();
+            assert_eq!(total, 2, "lost update");
+        });
+    }
+}
