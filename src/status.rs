@@ -469,6 +469,18 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
 }
 
+impl<C: Clock + ?Sized> Clock for Box<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+}
+
 /// [`Clock`] that reads `SystemTime::now()`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;

@@ -1,0 +1,72 @@
+//! The sans-I/O HTTP/1.1 core: bytes in, bytes out, no sockets.
+//!
+//! - [`parse`]: request heads (`httparse` plus RFC 9112's framing rules and limits);
+//! - [`body`]: the chunked decoder;
+//! - [`conn`]: the per-connection state machine that the event loop, the tests, the
+//!   fuzz targets and the benchmarks all drive;
+//! - [`encode`]: response heads.
+
+pub mod body;
+pub mod conn;
+pub mod encode;
+pub mod parse;
+
+use std::fmt;
+
+/// Why a request was refused. Each maps to one status ([`Error::status`]); every one
+/// of them ends the connection after the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Syntax the parser refuses, a missing or repeated `Host`, an unsupported version,
+    /// or broken chunked framing: 400.
+    Malformed,
+    /// Framing that could be read two ways (both `Content-Length` and
+    /// `Transfer-Encoding`, differing lengths, an invalid length): 400.
+    BadFraming,
+    /// A transfer coding other than chunked: 501.
+    UnsupportedCoding,
+    /// A request target over [`parse::MAX_URI_LEN`]: 414.
+    UriTooLong,
+    /// A head over the configured byte limit or [`parse::MAX_HEADERS`] fields, or chunk
+    /// extensions or trailers over their caps: 431.
+    HeadTooLarge,
+    /// A body over the configured limit: 413.
+    BodyTooLarge,
+    /// An `Expect` other than `100-continue`: 417.
+    ExpectationFailed,
+    /// No complete head within the header timeout: 408.
+    Timeout,
+}
+
+impl Error {
+    /// The status code sent for this error.
+    pub const fn status(self) -> u16 {
+        match self {
+            Error::Malformed | Error::BadFraming => 400,
+            Error::Timeout => 408,
+            Error::BodyTooLarge => 413,
+            Error::UriTooLong => 414,
+            Error::ExpectationFailed => 417,
+            Error::HeadTooLarge => 431,
+            Error::UnsupportedCoding => 501,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Error::Malformed => "malformed request",
+            Error::BadFraming => "ambiguous or invalid message framing",
+            Error::UnsupportedCoding => "unsupported transfer coding",
+            Error::UriTooLong => "request target too long",
+            Error::HeadTooLarge => "request head too large",
+            Error::BodyTooLarge => "request body too large",
+            Error::ExpectationFailed => "unsupported expectation",
+            Error::Timeout => "request head timed out",
+        })
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,386 @@
+//! Request heads: `httparse` plus the limits and framing rules of RFC 9112.
+//!
+//! Pure functions over a byte slice: no I/O, no allocation. The caller owns the
+//! buffer; a head is parsed only once [`head_end`] has found its blank line, so a slow
+//! client costs one scan of the new bytes per read, not a re-parse of the whole head.
+
+use recycle::status::Version;
+
+use super::Error;
+
+/// Most header fields a request head may have; one more is a 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// Longest request target accepted; a longer one is a 414.
+pub const MAX_URI_LEN: usize = 8 * 1024;
+
+/// Request methods the demo routes distinguish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`
+    Head,
+    /// `POST`
+    Post,
+    /// Any other (syntactically valid) method.
+    Other,
+}
+
+/// How the request body is delimited (RFC 9112 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length: n` (n > 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// What a request head says, minus what the routes read from the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// The method.
+    pub method: Method,
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: Version,
+    /// Whether the connection may stay open after the response.
+    pub keep_alive: bool,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// `Expect: 100-continue` (HTTP/1.1 only).
+    pub expect_continue: bool,
+}
+
+/// Where the head ends (the index just past its blank line), scanning only from
+/// `from` (minus 3 bytes of overlap): call it with the previous length of the buffer so
+/// that a head arriving byte by byte costs linear, not quadratic, time.
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3);
+    let mut i = start;
+    while let Some(pos) = memchr_lf(&buf[i..]) {
+        let lf = i + pos;
+        // "\n\n" or "\n\r\n" ends the head (httparse accepts a bare LF line ending).
+        if buf.get(lf + 1) == Some(&b'\n') {
+            return Some(lf + 2);
+        }
+        if buf.get(lf + 1) == Some(&b'\r') && buf.get(lf + 2) == Some(&b'\n') {
+            return Some(lf + 3);
+        }
+        i = lf + 1;
+    }
+    None
+}
+
+#[inline]
+fn memchr_lf(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// The outcome of parsing one complete head.
+#[derive(Debug)]
+pub struct Parsed<'b> {
+    /// The head.
+    pub head: Head,
+    /// The request target's path (absolute-form reduced to its path), without query.
+    pub path: &'b [u8],
+    /// Bytes of the buffer the head took.
+    pub len: usize,
+}
+
+/// Parses a complete head (`buf[..end]`, with `end` from [`head_end`]).
+///
+/// # Errors
+///
+/// The [`Error`] that decides the status: malformed syntax, framing that could be read
+/// two ways, an unsupported transfer coding, too many headers, a target too long, a
+/// body over `max_body`, an unknown expectation.
+pub fn parse(buf: &[u8], max_body: u64) -> Result<Parsed<'_>, Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Err(Error::Malformed),
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+        Err(_) => return Err(Error::Malformed),
+    };
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Error::Malformed);
+    };
+    if target.len() > MAX_URI_LEN {
+        return Err(Error::UriTooLong);
+    }
+    let version = if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    };
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" => Method::Post,
+        _ => Method::Other,
+    };
+
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut chunked = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut hosts = 0;
+    let mut expect_continue = false;
+    for header in req.headers.iter() {
+        let name = header.name;
+        let value = header.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            for item in value.split(|&b| b == b',') {
+                let n = parse_content_length(trim(item))?;
+                // Repeated identical values are one value (RFC 9110 §8.6); differing
+                // ones could be read two ways.
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(Error::BadFraming);
+                }
+                content_length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+            for coding in value.split(|&b| b == b',').map(trim) {
+                if coding.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    // Anything after chunked (or chunked twice) is invalid framing.
+                    return Err(Error::BadFraming);
+                }
+                if coding.eq_ignore_ascii_case(b"chunked") {
+                    chunked = true;
+                } else {
+                    return Err(Error::UnsupportedCoding);
+                }
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("expect") {
+            if version == Version::Http11 && trim(value).eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else if version == Version::Http11 {
+                return Err(Error::ExpectationFailed);
+            }
+        }
+    }
+
+    // RFC 9112 §3.2: a 1.1 request has exactly one Host; no request has two.
+    if hosts > 1 || (version == Version::Http11 && hosts == 0) {
+        return Err(Error::Malformed);
+    }
+    let framing = if transfer_encoding {
+        // §6.1: TE in a 1.0 message, or TE beside Content-Length, is faulty framing;
+        // TE whose final coding is not chunked cannot be delimited.
+        if version == Version::Http10 || content_length.is_some() || !chunked {
+            return Err(Error::BadFraming);
+        }
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(n) if n > max_body => return Err(Error::BodyTooLarge),
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive_token && !close,
+    };
+    Ok(Parsed {
+        head: Head {
+            method,
+            version,
+            keep_alive,
+            framing,
+            expect_continue,
+        },
+        path: path_of(target.as_bytes()),
+        len,
+    })
+}
+
+/// `1*DIGIT`, at most 19 digits so it fits a u64 with room to spare.
+fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(Error::BadFraming);
+    }
+    Ok(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// The path of a request target: origin-form as is, absolute-form reduced to its
+/// path (`http://host/p?q` → `/p`), the query dropped.
+fn path_of(target: &[u8]) -> &[u8] {
+    let mut path = target;
+    for scheme in [&b"http://"[..], b"https://"] {
+        if path.len() >= scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &path[scheme.len()..];
+            path = match rest.iter().position(|&b| b == b'/' || b == b'?') {
+                Some(i) if rest[i] == b'/' => &rest[i..],
+                _ => b"/",
+            };
+            break;
+        }
+    }
+    match path.iter().position(|&b| b == b'?') {
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(req: &str) -> Result<Head, Error> {
+        let end = head_end(req.as_bytes(), 0).expect("complete head");
+        parse(&req.as_bytes()[..end], 1 << 20).map(|p| p.head)
+    }
+
+    #[test]
+    fn head_end_scans_only_new_bytes_and_finds_every_ending() {
+        let req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
+        let end = req.len() - 4;
+        assert_eq!(head_end(req, 0), Some(end));
+        // Fed one byte at a time, resuming from the previous length.
+        let found = (1..=req.len()).find_map(|n| head_end(&req[..n], n - 1));
+        assert_eq!(found, Some(end));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+    }
+
+    #[test]
+    fn keep_alive_defaults() {
+        assert!(
+            parse_all("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !parse_all("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(!parse_all("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            parse_all("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !parse_all("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+    }
+
+    #[test]
+    fn framing_rules() {
+        let h = parse_all("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").unwrap();
+        assert_eq!(h.framing, Framing::Length(5));
+        let h = parse_all(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        );
+        assert_eq!(h.unwrap().framing, Framing::Length(5));
+        let h = parse_all("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n");
+        assert_eq!(h.unwrap().framing, Framing::Length(5));
+        let h =
+            parse_all("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        for bad in [
+            "Content-Length: 5\r\nContent-Length: 6",
+            "Content-Length: 5, 6",
+            "Content-Length: +5",
+            "Content-Length: 0x5",
+            "Content-Length: ",
+            "Content-Length: 99999999999999999999",
+            "Content-Length: 5\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding: chunked, chunked",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{bad}\r\n\r\n");
+            assert_eq!(parse_all(&req), Err(Error::BadFraming), "{bad}");
+        }
+        for unsupported in ["gzip", "gzip, chunked", "identity"] {
+            let req =
+                format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {unsupported}\r\n\r\n");
+            assert_eq!(
+                parse_all(&req),
+                Err(Error::UnsupportedCoding),
+                "{unsupported}"
+            );
+        }
+        let req = "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse_all(req), Err(Error::BadFraming));
+    }
+
+    #[test]
+    fn limits_and_other_errors() {
+        let req = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n";
+        assert_eq!(parse_all(req), Err(Error::BodyTooLarge));
+        let long = format!(
+            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "a".repeat(MAX_URI_LEN)
+        );
+        assert_eq!(parse_all(&long), Err(Error::UriTooLong));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        assert_eq!(parse_all(&req), Err(Error::HeadTooLarge));
+        assert_eq!(
+            parse_all("GET / HTTP/1.1\r\n\r\n"),
+            Err(Error::Malformed),
+            "no Host"
+        );
+        assert_eq!(
+            parse_all("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Err(Error::Malformed)
+        );
+        assert_eq!(
+            parse_all("GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+            Err(Error::Malformed)
+        );
+        assert_eq!(
+            parse_all("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"),
+            Err(Error::Malformed)
+        );
+        assert_eq!(
+            parse_all("G@T / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Err(Error::Malformed)
+        );
+        let req = "POST / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n";
+        assert_eq!(parse_all(req), Err(Error::ExpectationFailed));
+        let req = "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n";
+        assert!(parse_all(req).unwrap().expect_continue);
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(path_of(b"/echo?x=1"), b"/echo");
+        assert_eq!(path_of(b"http://example.com/bytes/5?q"), b"/bytes/5");
+        assert_eq!(path_of(b"HTTP://example.com"), b"/");
+        assert_eq!(path_of(b"https://example.com?q"), b"/");
+        assert_eq!(path_of(b"*"), b"*");
+    }
+}

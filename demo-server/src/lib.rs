@@ -1,0 +1,12 @@
+//! A mio HTTP/1.1 server that lives on `recycle`'s pools.
+//!
+//! - [`http`]: the sans-I/O protocol core (parse, chunked bodies, the connection state
+//!   machine, response heads);
+//! - [`app`]: the demo routes;
+//! - [`state`]: what all workers share (limits, pools, caches, counters);
+//! - [`server`]: the mio event loop, one `Poll` per worker thread.
+
+pub mod app;
+pub mod http;
+pub mod server;
+pub mod state;

@@ -1,0 +1,447 @@
+//! One worker: a mio `Poll`, a listener, and a `Slab` of connections.
+
+use std::io::{self, ErrorKind, Read};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use recycle::Pooled;
+use recycle::io::{ReadBuf, WriteBuf};
+use slab::Slab;
+
+use super::{Config, TICK};
+use crate::http::conn::Conn;
+use crate::state::{Ctx, Shared};
+
+/// The listener's token; connections use their slab key.
+const LISTENER: Token = Token(usize::MAX);
+
+/// How long a finished connection keeps reading (and dropping) what the client still
+/// sends after our write side is shut, so that the client receives our last response
+/// instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How long accepting pauses after the process ran out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Most request-body bytes buffered ahead of processing.
+const READ_HIGH_WATER: usize = 64 * 1024;
+
+struct Connection<'a> {
+    stream: TcpStream,
+    http: Conn,
+    /// Borrowed while unprocessed bytes remain; an idle connection holds none.
+    rbuf: Option<Pooled<'a, ReadBuf>>,
+    /// Borrowed while output is pending.
+    wbuf: Option<Pooled<'a, WriteBuf>>,
+    /// Bytes may be waiting in the socket (we stopped reading before `WouldBlock`).
+    readable: bool,
+    /// The peer shut its write side.
+    read_closed: bool,
+    /// Registered for WRITABLE (only while output is pending).
+    writable_interest: bool,
+    /// When the head being read must be complete (also set for a new connection).
+    head_deadline: Option<Instant>,
+    /// Last read or write progress.
+    last_active: Instant,
+    /// When lingering ends; `Some` once our write side is shut.
+    linger_until: Option<Instant>,
+}
+
+impl Connection<'_> {
+    fn pending_output(&self) -> bool {
+        self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
+    }
+}
+
+pub(super) struct Worker<'a> {
+    listener: Option<TcpListener>,
+    poll: Poll,
+    conns: Slab<Connection<'a>>,
+    shared: &'a Shared,
+    ctx: Ctx<'a>,
+    config: &'a Config,
+    stop: &'a AtomicBool,
+    accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+    last_sweep: Instant,
+    /// Keys to act on after a sweep (kept to reuse its allocation).
+    expired: Vec<(usize, Expiry)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Expiry {
+    /// A partial head timed out: answer 408.
+    Header,
+    /// Close without a word.
+    Close,
+}
+
+impl<'a> Worker<'a> {
+    pub(super) fn new(
+        index: usize,
+        mut listener: TcpListener,
+        shared: &'a Shared,
+        config: &'a Config,
+        stop: &'a AtomicBool,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let capacity = (config.limits.max_connections / config.threads.max(1)).clamp(16, 4096);
+        Ok(Self {
+            listener: Some(listener),
+            poll,
+            conns: Slab::with_capacity(capacity),
+            shared,
+            ctx: shared.context(index),
+            config,
+            stop,
+            accept_paused_until: None,
+            shutdown_deadline: None,
+            last_sweep: Instant::now(),
+            expired: Vec::with_capacity(64),
+        })
+    }
+
+    pub(super) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if self.stop.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
+                self.begin_shutdown();
+            }
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+            }
+            match self.poll.poll(&mut events, Some(TICK)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.shared.dates.refresh();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    Token(key) => {
+                        let Some(conn) = self.conns.get_mut(key) else {
+                            continue; // sporadic event for a closed connection
+                        };
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            conn.readable = true;
+                        }
+                        self.drive(key);
+                    }
+                }
+            }
+            let now = Instant::now();
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+            if now.duration_since(self.last_sweep) >= TICK {
+                self.last_sweep = now;
+                self.sweep(now);
+            }
+        }
+        // Whatever is left past the shutdown deadline is dropped; dirty write buffers
+        // are refused by their pool.
+        for key in self.conns.iter().map(|(key, _)| key).collect::<Vec<_>>() {
+            self.close(key);
+        }
+        Ok(())
+    }
+
+    fn begin_shutdown(&mut self) {
+        log::debug!("worker shutting down with {} connections", self.conns.len());
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.ctx.closing = true;
+        self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_timeout);
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.http.awaiting_head() && c.rbuf.is_none() && !c.pending_output())
+            .map(|(key, _)| key)
+            .collect();
+        for key in idle {
+            self.close(key);
+        }
+    }
+
+    fn accept(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if !self.shared.try_open() {
+                        log::debug!("refusing {peer}: max connections open");
+                        drop(stream); // closed at once; the others keep being served
+                        continue;
+                    }
+                    if let Err(e) = self.register(stream) {
+                        log::warn!("cannot register a connection: {e}");
+                        self.shared.close();
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: back off instead of spinning on a
+                    // listener that stays readable.
+                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, mut stream: TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)?;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        self.poll
+            .registry()
+            .register(&mut stream, Token(key), Interest::READABLE)?;
+        let now = Instant::now();
+        entry.insert(Connection {
+            stream,
+            http: Conn::new(),
+            rbuf: None,
+            wbuf: None,
+            readable: true, // try at once: the request often arrived with the handshake
+            read_closed: false,
+            writable_interest: false,
+            head_deadline: Some(now + self.config.limits.header_timeout),
+            last_active: now,
+            linger_until: None,
+        });
+        self.drive(key);
+        Ok(())
+    }
+
+    /// Reads, processes and writes until nothing moves.
+    fn drive(&mut self, key: usize) {
+        let shared = self.shared;
+        let limits = &shared.limits;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let now = Instant::now();
+            if conn.linger_until.is_some() {
+                if drain_linger(conn) {
+                    self.close(key);
+                }
+                return;
+            }
+            let mut progress = false;
+
+            // 1. Read, bounded: a head never past its limit (+1 to detect it), a body
+            //    never more than a high-water mark ahead of processing.
+            let wlen = conn.wbuf.as_ref().map_or(0, |w| w.len());
+            if conn.readable && !conn.read_closed && conn.http.wants_input(wlen) {
+                let cap = if conn.http.awaiting_head() {
+                    limits.max_head_bytes + 1
+                } else {
+                    READ_HIGH_WATER
+                };
+                let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
+                loop {
+                    if rbuf.len() >= cap {
+                        break; // `readable` stays set: more may be waiting
+                    }
+                    match rbuf.read_from(&mut conn.stream) {
+                        Ok(0) => {
+                            conn.read_closed = true;
+                            conn.readable = false;
+                            break;
+                        }
+                        Ok(_) => {
+                            progress = true;
+                            conn.last_active = now;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            conn.readable = false;
+                            break;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            self.close(key); // reset by peer and the like
+                            return;
+                        }
+                    }
+                }
+            }
+
+            // 2. Process.
+            let wbuf = conn.wbuf.get_or_insert_with(|| shared.writers.get());
+            let before = wbuf.len();
+            if conn.rbuf.is_some() || conn.http.is_streaming() {
+                // A streaming response needs no input, but `process` takes a buffer:
+                // a pooled one costs a thread-local pop and push.
+                let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
+                let unread = rbuf.len();
+                conn.http.process(rbuf, wbuf, &mut self.ctx);
+                progress |= rbuf.len() != unread;
+            }
+            let partial = conn.rbuf.as_ref().is_some_and(|r| !r.is_empty());
+            if conn.read_closed && conn.http.wants_input(wbuf.len()) && !conn.http.is_done() {
+                conn.http.on_eof(partial, wbuf, &mut self.ctx);
+            }
+            progress |= wbuf.len() != before;
+
+            // 3. Write.
+            let unflushed = wbuf.len();
+            match wbuf.flush_to(&mut conn.stream) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.close(key); // the dirty buffer goes back and is refused
+                    return;
+                }
+            }
+            if wbuf.len() != unflushed {
+                progress = true;
+                conn.last_active = now;
+            }
+
+            // 4. Give back buffers that hold nothing: an idle connection holds none.
+            if conn.wbuf.as_ref().is_some_and(|w| w.is_empty()) {
+                conn.wbuf = None;
+            }
+            if conn.rbuf.as_ref().is_some_and(|r| r.is_empty()) {
+                conn.rbuf = None;
+            }
+
+            // 5. Deadlines for the head being read.
+            if !conn.http.awaiting_head() {
+                conn.head_deadline = None;
+            } else if conn.rbuf.is_some() && conn.head_deadline.is_none() {
+                conn.head_deadline = Some(now + limits.header_timeout);
+            } else if conn.rbuf.is_none() && conn.http.requests() > 0 {
+                conn.head_deadline = None; // idle between requests
+            }
+
+            // 6. Done: flushed, then close (or linger first).
+            if conn.http.is_done() && !conn.pending_output() {
+                if conn.read_closed {
+                    self.close(key);
+                } else {
+                    let _ = conn.stream.shutdown(Shutdown::Write);
+                    conn.linger_until = Some(now + LINGER);
+                    conn.readable = true;
+                    continue;
+                }
+                return;
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.update_interest(key);
+    }
+
+    /// WRITABLE only while output is pending.
+    fn update_interest(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let want = conn.pending_output();
+        if want != conn.writable_interest {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, Token(key), interest)
+                .is_err()
+            {
+                self.close(key);
+                return;
+            }
+            conn.writable_interest = want;
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.shared.close();
+            // `conn` drops here: the socket closes and its buffers go back to their
+            // pools, where a write buffer with unflushed bytes is refused.
+        }
+    }
+
+    /// Acts on every deadline that passed.
+    fn sweep(&mut self, now: Instant) {
+        let limits = &self.shared.limits;
+        self.expired.clear();
+        for (key, conn) in self.conns.iter() {
+            let expiry = if let Some(until) = conn.linger_until {
+                (now >= until).then_some(Expiry::Close)
+            } else if conn.pending_output() {
+                (now.duration_since(conn.last_active) >= limits.write_timeout)
+                    .then_some(Expiry::Close)
+            } else if let Some(deadline) = conn.head_deadline {
+                let partial = conn.rbuf.is_some();
+                (now >= deadline).then_some(if partial {
+                    Expiry::Header
+                } else {
+                    Expiry::Close
+                })
+            } else {
+                (now.duration_since(conn.last_active) >= limits.idle_timeout)
+                    .then_some(Expiry::Close)
+            };
+            if let Some(expiry) = expiry {
+                self.expired.push((key, expiry));
+            }
+        }
+        for i in 0..self.expired.len() {
+            let (key, expiry) = self.expired[i];
+            match expiry {
+                Expiry::Close => self.close(key),
+                Expiry::Header => {
+                    let conn = &mut self.conns[key];
+                    let wbuf = conn.wbuf.get_or_insert_with(|| self.shared.writers.get());
+                    conn.http.on_header_timeout(wbuf, &mut self.ctx);
+                    self.drive(key);
+                }
+            }
+        }
+    }
+}
+
+/// Reads and drops what the client still sends after our last response. Returns
+/// whether the connection can be closed now (EOF, error, or too much).
+fn drain_linger(conn: &mut Connection<'_>) -> bool {
+    let mut scratch = [0u8; 4096];
+    for _ in 0..16 {
+        match conn.stream.read(&mut scratch) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+    true // 64 KiB after the end: stop being polite
+}
