@@ -1,0 +1,451 @@
+//! Sans-I/O tests of the connection state machine: every rule, fed in one piece, in
+//! odd-sized pieces and byte by byte.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::{Response, parse_all, parse_response};
+use demo_server::http::Error;
+use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
+use demo_server::state::{Limits, Shared};
+use recycle::io::{ReadBuf, WriteBuf};
+use recycle::status::Clock;
+
+struct Frozen;
+impl Clock for Frozen {
+    fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)
+    }
+}
+
+fn shared(limits: Limits) -> Shared {
+    Shared::with_clock(limits, 1, false, Box::new(Frozen))
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_head_bytes: 4096,
+        max_body_bytes: 1000,
+        ..Limits::default()
+    }
+}
+
+/// What a connection did with some input.
+struct Outcome {
+    output: Vec<u8>,
+    done: bool,
+    error: Option<Error>,
+    /// Largest amount of output pending at once.
+    peak_output: usize,
+}
+
+/// Feeds `input` in pieces of `step` bytes, flushing output after every call, then
+/// (if `eof`) closes the input side.
+fn drive(shared: &Shared, input: &[u8], step: usize, eof: bool) -> Outcome {
+    let mut ctx = shared.context(0);
+    let mut conn = Conn::new();
+    let mut rbuf = ReadBuf::new();
+    let mut wbuf = WriteBuf::new();
+    let mut output = Vec::new();
+    let mut peak_output = 0;
+    let mut pump =
+        |conn: &mut Conn, rbuf: &mut ReadBuf, wbuf: &mut WriteBuf, output: &mut Vec<u8>| loop {
+            conn.process(rbuf, wbuf, &mut ctx);
+            peak_output = peak_output.max(wbuf.len());
+            if wbuf.is_empty() {
+                break;
+            }
+            wbuf.flush_to(output).unwrap();
+        };
+    for piece in input.chunks(step.max(1)) {
+        rbuf.extend_from_slice(piece);
+        pump(&mut conn, &mut rbuf, &mut wbuf, &mut output);
+    }
+    if eof && !conn.is_done() {
+        let mut ctx = shared.context(0);
+        conn.on_eof(!rbuf.is_empty(), &mut wbuf, &mut ctx);
+        wbuf.flush_to(&mut output).unwrap();
+    }
+    Outcome {
+        output,
+        done: conn.is_done(),
+        error: conn.error(),
+        peak_output,
+    }
+}
+
+/// Runs `input` whole, in 7-byte pieces and byte by byte (each on fresh state),
+/// checks that the three give the same responses (chunk boundaries of a re-chunked
+/// echo may differ, the decoded bodies may not), and returns the whole-input run.
+fn each_way(limits: Limits, input: &[u8]) -> (Vec<Response>, Outcome) {
+    let whole = drive(&shared(limits.clone()), input, input.len(), false);
+    let expected = parse_all(&whole.output);
+    for step in [7, 1] {
+        let pieces = drive(&shared(limits.clone()), input, step, false);
+        let got = parse_all(&pieces.output);
+        assert_eq!(got.len(), expected.len(), "fed in {step}-byte pieces");
+        for (a, b) in got.iter().zip(&expected) {
+            assert_eq!(
+                (a.status, &a.headers, &a.body),
+                (b.status, &b.headers, &b.body),
+                "fed in {step}-byte pieces"
+            );
+        }
+        assert_eq!((pieces.done, pieces.error), (whole.done, whole.error));
+    }
+    (expected, whole)
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
+}
+
+#[test]
+fn hello_keeps_the_connection_open() {
+    let (responses, outcome) = each_way(limits(), get("/").as_bytes());
+    assert_eq!(responses.len(), 1);
+    let r = &responses[0];
+    assert_eq!(
+        (r.status, r.version, r.text().as_str()),
+        (200, 1, "Hello, World!")
+    );
+    assert_eq!(r.header("date"), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert!(!r.closes() && !outcome.done);
+}
+
+#[test]
+fn http10_closes_unless_keep_alive() {
+    let (responses, outcome) = each_way(limits(), b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(responses[0].version, 0);
+    assert!(responses[0].closes() && outcome.done);
+
+    let req = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n";
+    let (responses, outcome) = each_way(limits(), req);
+    assert_eq!(responses.len(), 2);
+    assert_eq!(responses[0].header("connection"), Some("keep-alive"));
+    assert!(responses[1].closes() && outcome.done);
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    let req =
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (responses, outcome) = each_way(limits(), req.as_bytes());
+    assert_eq!(responses.len(), 1, "nothing after a close is answered");
+    assert!(responses[0].closes() && outcome.done);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut req = String::new();
+    for i in 0..50 {
+        req += &get(&format!("/bytes/{i}"));
+    }
+    let (responses, outcome) = each_way(limits(), req.as_bytes());
+    assert_eq!(responses.len(), 50);
+    for (i, r) in responses.iter().enumerate() {
+        assert_eq!(r.body.len(), i);
+    }
+    assert!(!outcome.done);
+}
+
+#[test]
+fn echo_content_length() {
+    let req = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello worldGET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (responses, _) = each_way(limits(), req);
+    assert_eq!(responses.len(), 2);
+    assert_eq!(responses[0].body, b"hello world");
+    assert_eq!(responses[0].header("content-length"), Some("11"));
+    assert_eq!(responses[1].text(), "Hello, World!");
+}
+
+#[test]
+fn echo_chunked_with_extensions_and_trailers() {
+    let req = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: dropped\r\n\r\n\
+        GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (responses, _) = each_way(limits(), req);
+    assert_eq!(responses.len(), 2);
+    assert!(responses[0].chunked);
+    assert_eq!(responses[0].body, b"hello world");
+    assert_eq!(responses[1].status, 200);
+}
+
+#[test]
+fn expect_100_continue() {
+    let req =
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi";
+    let (responses, _) = each_way(limits(), req);
+    assert_eq!(responses[0].status, 100);
+    assert_eq!(
+        (responses[1].status, responses[1].body.as_slice()),
+        (200, &b"hi"[..])
+    );
+
+    // A route that will not read the body answers at once and closes.
+    let req = b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    let (responses, outcome) = each_way(limits(), req);
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, 405);
+    assert!(responses[0].closes() && outcome.done);
+}
+
+#[test]
+fn head_sends_no_body() {
+    let shared = shared(limits());
+    let out = drive(
+        &shared,
+        b"HEAD /bytes/100 HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        1,
+        false,
+    );
+    let mut bytes = out.output.as_slice();
+    let head = parse_response(&mut bytes, true).unwrap();
+    assert_eq!(head.header("content-length"), Some("100"));
+    let next = parse_response(&mut bytes, false).unwrap();
+    assert_eq!(
+        next.text(),
+        "Hello, World!",
+        "no body bytes between the two"
+    );
+    assert!(bytes.is_empty());
+}
+
+#[test]
+fn absolute_form_targets() {
+    let req = b"GET http://example.com/bytes/3?x=y HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    let (responses, _) = each_way(limits(), req);
+    assert_eq!(responses[0].body, b"abc");
+}
+
+#[test]
+fn not_found_and_method_not_allowed() {
+    let (responses, _) = each_way(limits(), get("/missing").as_bytes());
+    assert_eq!(responses[0].status, 404);
+    let (responses, outcome) = each_way(limits(), b"DELETE /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(responses[0].status, 405);
+    assert_eq!(responses[0].header("allow"), Some("POST"));
+    assert!(!outcome.done, "a 405 keeps the connection");
+}
+
+#[test]
+fn status_and_bytes_and_stats_routes() {
+    let (responses, _) = each_way(limits(), get("/status/204").as_bytes());
+    assert_eq!(responses[0].status, 204);
+    assert_eq!(responses[0].header("content-length"), None);
+    let (responses, _) = each_way(limits(), get("/status/599").as_bytes());
+    assert_eq!(responses[0].status, 599);
+    let (responses, _) = each_way(limits(), get("/status/100").as_bytes());
+    assert_eq!(responses[0].status, 400);
+    let (responses, _) = each_way(limits(), get("/bytes/70").as_bytes());
+    assert!(
+        responses[0]
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == b'a' + (i % 26) as u8)
+    );
+    let (responses, _) = each_way(limits(), get("/stats").as_bytes());
+    let json = responses[0].text();
+    assert!(
+        json.starts_with("{\"connections\":") && json.ends_with("}}}\n"),
+        "{json}"
+    );
+    assert!(json.contains("\"read_buf\":{\"hits\":") && json.contains("\"write_buf\":{"));
+}
+
+/// Requests refused with a status, after which the connection is done.
+fn assert_refused(req: &[u8], status: u16, expected: Error) {
+    let (responses, outcome) = each_way(limits(), req);
+    assert_eq!(responses.len(), 1, "{}", String::from_utf8_lossy(req));
+    assert_eq!(
+        responses[0].status,
+        status,
+        "{}",
+        String::from_utf8_lossy(req)
+    );
+    assert!(responses[0].closes());
+    assert!(outcome.done);
+    assert_eq!(outcome.error, Some(expected));
+}
+
+#[test]
+fn errors_answer_with_their_status_and_close() {
+    assert_refused(
+        b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
+        400,
+        Error::Malformed,
+    );
+    assert_refused(b"GET / HTTP/1.1\r\n\r\n", 400, Error::Malformed);
+    assert_refused(b"GARBAGE\r\n\r\n", 400, Error::Malformed);
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+        Error::BadFraming,
+    );
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        400,
+        Error::BadFraming,
+    );
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        501,
+        Error::UnsupportedCoding,
+    );
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(9000));
+    let shared_limits = Limits {
+        max_head_bytes: 16_384,
+        ..limits()
+    };
+    let (responses, outcome) = each_way(shared_limits, long_target.as_bytes());
+    assert_eq!(
+        (responses[0].status, outcome.error),
+        (414, Some(Error::UriTooLong))
+    );
+    // A target longer than the whole head limit: 414 before the line even ends.
+    let endless = format!("GET /{}", "x".repeat(9000));
+    let (responses, _) = each_way(
+        Limits {
+            max_head_bytes: 8192,
+            ..limits()
+        },
+        endless.as_bytes(),
+    );
+    assert_eq!(responses[0].status, 414);
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "v".repeat(5000)
+    );
+    assert_refused(big_head.as_bytes(), 431, Error::HeadTooLarge);
+    let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    assert_refused(
+        format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").as_bytes(),
+        431,
+        Error::HeadTooLarge,
+    );
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n",
+        413,
+        Error::BodyTooLarge,
+    );
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: the-impossible\r\n\r\n",
+        417,
+        Error::ExpectationFailed,
+    );
+}
+
+#[test]
+fn broken_chunked_body_ends_the_response_unterminated() {
+    // The echo response has started, so the error can only close the connection: the
+    // client sees a chunked body without its last chunk, never a complete lie.
+    let req =
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n";
+    let shared = shared(limits());
+    let out = drive(&shared, req, req.len(), false);
+    let text = String::from_utf8_lossy(&out.output);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("3\r\nabc\r\n"),
+        "{text}"
+    );
+    assert!(out.done);
+    assert_eq!(out.error, Some(Error::Malformed));
+
+    let over = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n";
+    let out = drive(&shared, over, 1, false);
+    assert_eq!(out.error, Some(Error::BodyTooLarge));
+    assert!(out.done);
+}
+
+#[test]
+fn eof_mid_request_is_a_400_and_eof_when_idle_is_silent() {
+    let shared = shared(limits());
+    let out = drive(&shared, b"GET / HTTP/1.1\r\nHo", 1, true);
+    assert_eq!(parse_all(&out.output)[0].status, 400);
+    assert!(out.done);
+    let out = drive(&shared, get("/").as_bytes(), 3, true);
+    assert_eq!(
+        parse_all(&out.output).len(),
+        1,
+        "only the hello, nothing for the EOF"
+    );
+    assert!(out.done);
+    assert_eq!(out.error, None);
+}
+
+#[test]
+fn header_timeout_answers_408() {
+    let shared = shared(limits());
+    let mut ctx = shared.context(0);
+    let mut conn = Conn::new();
+    let mut rbuf = ReadBuf::new();
+    let mut wbuf = WriteBuf::new();
+    rbuf.extend_from_slice(b"GET / HTTP/1.1\r\n");
+    conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+    assert!(wbuf.is_empty(), "no output before a complete head");
+    conn.on_header_timeout(&mut wbuf, &mut ctx);
+    let responses = parse_all(wbuf.unflushed());
+    assert_eq!(responses[0].status, 408);
+    assert!(conn.is_done());
+}
+
+#[test]
+fn large_responses_respect_backpressure() {
+    let shared = shared(limits());
+    let mut ctx = shared.context(0);
+    let mut conn = Conn::new();
+    let mut rbuf = ReadBuf::new();
+    let mut wbuf = WriteBuf::new();
+    rbuf.extend_from_slice(get("/bytes/1000000").as_bytes());
+    let mut received = Vec::new();
+    let mut rounds = 0;
+    loop {
+        conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+        assert!(
+            wbuf.len() < WRITE_HIGH_WATER + 32 * 1024,
+            "output bounded: {}",
+            wbuf.len()
+        );
+        if wbuf.is_empty() {
+            break;
+        }
+        wbuf.flush_to(&mut received).unwrap();
+        rounds += 1;
+    }
+    assert!(rounds > 10, "produced in steps, not at once");
+    let response = &parse_all(&received)[0];
+    assert_eq!(response.body.len(), 1_000_000);
+    assert!(
+        response
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == b'a' + (i % 26) as u8)
+    );
+}
+
+#[test]
+fn echo_never_holds_the_whole_body() {
+    let limits = Limits {
+        max_body_bytes: 10_000_000,
+        ..limits()
+    };
+    let shared = shared(limits);
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let out = drive(&shared, &req, 64 * 1024, false);
+    assert!(
+        out.peak_output <= WRITE_HIGH_WATER + 1024,
+        "peak {}",
+        out.peak_output
+    );
+    assert_eq!(parse_all(&out.output)[0].body, body);
+}
