@@ -73,9 +73,11 @@ pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// SIMD search: a scalar loop here took a third of the time of a 430-byte browser
+/// request in `benches/fakeconn.rs`.
 #[inline]
 fn memchr_lf(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
 /// The outcome of parsing one complete head.
@@ -97,9 +99,11 @@ pub struct Parsed<'b> {
 /// two ways, an unsupported transfer coding, too many headers, a target too long, a
 /// body over `max_body`, an unknown expectation.
 pub fn parse(buf: &[u8], max_body: u64) -> Result<Parsed<'_>, Error> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Uninitialised storage: zeroing 100 headers (3.2 KB) cost a third of the time of
+    // a small request in `benches/fakeconn.rs`.
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Err(Error::Malformed),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),

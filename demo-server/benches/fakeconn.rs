@@ -1,0 +1,127 @@
+//! Go's `BenchmarkServerFakeConnNoKeepAlive` and `BenchmarkServerFakeConnWithKeepAliveLite`
+//! (net/http, 2013), ported to an in-memory connection driven through the same
+//! state machine and pooled buffers as the event loop.
+//!
+//! - `no_keep_alive`: per op, a new connection reads one HTTP/1.0 browser request,
+//!   answers it, and closes (Go: 24,927 ns, 46 allocs, 5,286 B per op).
+//! - `keep_alive_lite`: one connection answers a minimal HTTP/1.1 request per op
+//!   (Go: 10,689 ns, 21 allocs, 1,626 B per op).
+//!
+//! Before timing, each runs 100,000 ops under a counting global allocator and prints
+//! allocations and bytes per op.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use demo_server::http::conn::Conn;
+use demo_server::state::{Ctx, Limits, Shared};
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: delegates to `System`, only counting on the way.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(new_size as u64, Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Go's request for `BenchmarkServerFakeConnNoKeepAlive`.
+const BROWSER_REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\
+Host: golang.org\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
+User-Agent: Mozilla/5.0 (Macintosh; Intel Mac OS X 10_8_2) AppleWebKit/537.17 (KHTML, like Gecko) Chrome/24.0.1312.52 Safari/537.17\r\n\
+Accept-Encoding: gzip,deflate,sdch\r\n\
+Accept-Language: en-US,en;q=0.8\r\n\
+Accept-Charset: ISO-8859-1,utf-8;q=0.7,*;q=0.3\r\n\r\n";
+
+/// Go's request for `BenchmarkServerFakeConnWithKeepAliveLite`.
+const LITE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: golang.org\r\n\r\n";
+
+/// The fake connection's write side: a reusable in-memory sink.
+struct Sink(Vec<u8>);
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads `request` into a pooled buffer, answers it through `conn`, writes the
+/// response to `sink`, gives the buffers back.
+fn serve(conn: &mut Conn, request: &[u8], shared: &Shared, ctx: &mut Ctx<'_>, sink: &mut Sink) {
+    let mut rbuf = shared.readers.get();
+    rbuf.extend_from_slice(request);
+    let mut wbuf = shared.writers.get();
+    conn.process(&mut rbuf, &mut wbuf, ctx);
+    wbuf.flush_to(sink).unwrap();
+    black_box(&sink.0);
+    sink.0.clear();
+}
+
+fn no_keep_alive(shared: &Shared, ctx: &mut Ctx<'_>, sink: &mut Sink) {
+    let mut conn = Conn::new();
+    serve(&mut conn, BROWSER_REQUEST, shared, ctx, sink);
+    assert!(conn.is_done());
+}
+
+fn fakeconn(c: &mut Criterion) {
+    let shared = Shared::new(Limits::default(), 1, false);
+    let mut ctx = shared.context(0);
+    let mut sink = Sink(Vec::with_capacity(4096));
+    let mut keep_alive = Conn::new();
+
+    const OPS: u64 = 100_000;
+    for name in ["no_keep_alive", "keep_alive_lite"] {
+        let mut op = |ctx: &mut Ctx<'_>, sink: &mut Sink| match name {
+            "no_keep_alive" => no_keep_alive(&shared, ctx, sink),
+            _ => serve(&mut keep_alive, LITE_REQUEST, &shared, ctx, sink),
+        };
+        for _ in 0..100 {
+            op(&mut ctx, &mut sink); // warm up
+        }
+        let (allocs, bytes) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+        for _ in 0..OPS {
+            op(&mut ctx, &mut sink);
+        }
+        let allocs = (ALLOCS.load(Relaxed) - allocs) as f64 / OPS as f64;
+        let bytes = (BYTES.load(Relaxed) - bytes) as f64 / OPS as f64;
+        println!("server_fake_conn/{name}: {allocs:.2} allocs/op, {bytes:.0} B/op");
+    }
+
+    let mut group = c.benchmark_group("server_fake_conn");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("no_keep_alive", |b| {
+        b.iter(|| no_keep_alive(&shared, &mut ctx, &mut sink))
+    });
+    group.bench_function("keep_alive_lite", |b| {
+        b.iter(|| serve(&mut keep_alive, LITE_REQUEST, &shared, &mut ctx, &mut sink))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fakeconn);
+criterion_main!(benches);

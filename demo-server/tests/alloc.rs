@@ -1,0 +1,162 @@
+//! Zero allocations: once the pools and caches are warm, requests through the
+//! connection state machine on pooled buffers allocate nothing, and neither does a
+//! whole connection (open, one request, close).
+//!
+//! A counting global allocator counts per thread, so tests running in parallel do not
+//! disturb each other.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use demo_server::http::conn::Conn;
+use demo_server::state::{Ctx, Limits, Shared};
+use recycle::status::Clock;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates to `System`, counting on the way; the counter is a const-initialised
+// thread-local without a destructor, so touching it never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+struct Frozen;
+impl Clock for Frozen {
+    fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+}
+
+/// A socket stand-in: a write sink with room reserved up front.
+struct Sink {
+    bytes: Vec<u8>,
+}
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        assert!(
+            self.bytes.len() + buf.len() <= self.bytes.capacity(),
+            "sink would grow"
+        );
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const REQUESTS: [&[u8]; 6] = [
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 12\r\n\r\nhello, world",
+    b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n",
+    b"GET /bytes/5000 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET /status/404 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    b"GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n",
+];
+
+/// One request through `conn` the way the event loop does it: borrow a read buffer
+/// when bytes arrive, a write buffer for the output, give both back when empty.
+fn serve_one(conn: &mut Conn, request: &[u8], shared: &Shared, ctx: &mut Ctx<'_>, sink: &mut Sink) {
+    let mut rbuf = shared.readers.get();
+    rbuf.extend_from_slice(request);
+    loop {
+        let mut wbuf = shared.writers.get();
+        conn.process(&mut rbuf, &mut wbuf, ctx);
+        let wrote = !wbuf.is_empty();
+        wbuf.flush_to(sink).unwrap();
+        if !wrote {
+            break;
+        }
+    }
+    assert!(rbuf.is_empty(), "the request was consumed whole");
+}
+
+#[test]
+fn keep_alive_requests_allocate_nothing() {
+    let shared = Shared::with_clock(Limits::default(), 1, false, Box::new(Frozen));
+    let mut ctx = shared.context(0);
+    let mut sink = Sink {
+        bytes: Vec::with_capacity(1 << 20),
+    };
+    let mut conn = Conn::new();
+    // Warm-up: pools, status lines, thread caches.
+    for request in REQUESTS.iter().cycle().take(50) {
+        serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
+        sink.bytes.clear();
+    }
+    let before = allocations();
+    for request in REQUESTS.iter().cycle().take(3000) {
+        serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
+        assert!(sink.bytes.starts_with(b"HTTP/1.1 "));
+        sink.bytes.clear();
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations across 3,000 keep-alive requests"
+    );
+    assert_eq!(conn.requests(), 3050);
+}
+
+#[test]
+fn a_whole_connection_allocates_nothing() {
+    let shared = Shared::with_clock(Limits::default(), 1, false, Box::new(Frozen));
+    let mut ctx = shared.context(0);
+    let mut sink = Sink {
+        bytes: Vec::with_capacity(1 << 16),
+    };
+    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut connection = |sink: &mut Sink| {
+        let mut conn = Conn::new(); // open
+        serve_one(&mut conn, request, &shared, &mut ctx, sink); // one request
+        assert!(conn.is_done()); // close
+        assert!(sink.bytes.ends_with(b"Hello, World!"));
+        sink.bytes.clear();
+    };
+    for _ in 0..10 {
+        connection(&mut sink);
+    }
+    let before = allocations();
+    for _ in 0..1000 {
+        connection(&mut sink);
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations across 1,000 connections"
+    );
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let before = allocations();
+    let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(100));
+    drop(v);
+    assert_eq!(allocations() - before, 1, "the counting allocator works");
+}
