@@ -26,6 +26,10 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How long accepting pauses after the process ran out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How often worker 0 trims the shared pools: a buffer idle through two trims (30 to
+/// 60 s) is freed, so memory taken by a burst of connections goes back.
+const TRIM_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Most request-body bytes buffered ahead of processing.
 const READ_HIGH_WATER: usize = 64 * 1024;
 
@@ -67,6 +71,8 @@ pub(super) struct Worker<'a> {
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
     last_sweep: Instant,
+    last_trim: Instant,
+    index: usize,
     /// Keys to act on after a sweep (kept to reuse its allocation).
     expired: Vec<(usize, Expiry)>,
 }
@@ -102,6 +108,8 @@ impl<'a> Worker<'a> {
             accept_paused_until: None,
             shutdown_deadline: None,
             last_sweep: Instant::now(),
+            last_trim: Instant::now(),
+            index,
             expired: Vec::with_capacity(64),
         })
     }
@@ -145,6 +153,11 @@ impl<'a> Worker<'a> {
             if now.duration_since(self.last_sweep) >= TICK {
                 self.last_sweep = now;
                 self.sweep(now);
+            }
+            if self.index == 0 && now.duration_since(self.last_trim) >= TRIM_INTERVAL {
+                self.last_trim = now;
+                self.shared.readers.trim();
+                self.shared.writers.trim();
             }
         }
         // Whatever is left past the shutdown deadline is dropped; dirty write buffers
