@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus under corpus/<target>/ (run from fuzz/). Idempotent."""
+import os
+
+def write(target, name, data):
+    d = os.path.join("corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+CRLF = "\r\n"
+def req(lines, body=b""):
+    return (CRLF.join(lines) + CRLF + CRLF).encode() + body
+
+requests = {
+    "curl": req(["GET / HTTP/1.1", "Host: 127.0.0.1:8080", "User-Agent: curl/8.5.0", "Accept: */*"]),
+    "browser": req(["GET /bytes/10 HTTP/1.1", "Host: localhost", "Connection: keep-alive",
+                    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+                    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                    "Accept-Encoding: gzip, deflate, br", "Accept-Language: en-US,en;q=0.9"]),
+    "http10": req(["GET / HTTP/1.0"]),
+    "http10_keepalive": req(["GET /stats HTTP/1.0", "Connection: keep-alive"]) + req(["HEAD / HTTP/1.0"]),
+    "pipelined": req(["GET / HTTP/1.1", "Host: a"]) + req(["GET /status/404 HTTP/1.1", "Host: a"]) + req(["HEAD /bytes/5 HTTP/1.1", "Host: a", "Connection: close"]),
+    "echo_length": req(["POST /echo HTTP/1.1", "Host: a", "Content-Length: 11"], b"hello world"),
+    "echo_chunked": req(["POST /echo HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"),
+    "expect_continue": req(["POST /echo HTTP/1.1", "Host: a", "Expect: 100-continue", "Content-Length: 2"], b"ok"),
+    "absolute_form": req(["GET http://example.com/bytes/3?x=1 HTTP/1.1", "Host: example.com"]),
+    "bare_lf": b"GET / HTTP/1.1\nHost: a\n\n",
+    # Malformed and smuggling shapes.
+    "cl_te": req(["POST /echo HTTP/1.1", "Host: a", "Content-Length: 4", "Transfer-Encoding: chunked"], b"0\r\n\r\n"),
+    "cl_cl": req(["POST /echo HTTP/1.1", "Host: a", "Content-Length: 4", "Content-Length: 5"], b"abcde"),
+    "te_gzip": req(["POST /echo HTTP/1.1", "Host: a", "Transfer-Encoding: gzip, chunked"]),
+    "te_http10": req(["POST /echo HTTP/1.0", "Transfer-Encoding: chunked"], b"0\r\n\r\n"),
+    "chunk_bare_lf": req(["POST /echo HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"5\nhello\n0\n\n"),
+    "chunk_overflow": req(["POST /echo HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"ffffffffffffffffff\r\n"),
+    "te_space": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    "obs_fold": b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+    "no_host": req(["GET / HTTP/1.1"]),
+    "two_hosts": req(["GET / HTTP/1.1", "Host: a", "Host: b"]),
+    "http2": req(["GET / HTTP/2.0", "Host: a"]),
+    "long_target": req(["GET /" + "a" * 3000 + " HTTP/1.1", "Host: a"]),
+    "expect_other": req(["POST /echo HTTP/1.1", "Host: a", "Expect: 200-ok"]),
+    "body_too_large": req(["POST /echo HTTP/1.1", "Host: a", "Content-Length: 99999"]),
+    "nul_in_header": b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+}
+prefixes = [b"\x3f\x3f\x3f\x3f", b"\x00\x00\x00\x00", b"\x00\x07\x1f\x3f"]
+for name, data in requests.items():
+    for i, prefix in enumerate(prefixes):
+        write("http_request", f"{name}_{i}", prefix + data)
+
+chunked = {
+    "simple": b"5\r\nhello\r\n0\r\n\r\n",
+    "ext": b"5;a=b;c\r\nhello\r\n0;x\r\n\r\n",
+    "trailers": b"3\r\nabc\r\n0\r\nA: 1\r\nB: 2\r\n\r\nNEXT",
+    "hex_case": b"A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n",
+    "bare_lf": b"5\nhello\n0\n\n",
+    "long_size": b"00000000000000005\r\nhello\r\n0\r\n\r\n",
+    "missing_crlf": b"5\r\nhelloX0\r\n\r\n",
+    "incomplete": b"5\r\nhel",
+    "tab_ext": b"1\t;x\r\na\r\n0\r\n\r\n",
+    "ctl_ext": b"1;\x01\r\na\r\n0\r\n\r\n",
+}
+for name, data in chunked.items():
+    for i, first in enumerate([b"\x00", b"\x3f", b"\x05"]):
+        write("http_chunked", f"{name}_{i}", first + data)
+
+ops = {
+    "get_drop": bytes([2, 2, 0, 0, 1, 0] * 8),
+    "detach_put": bytes([1, 1, 0, 0, 0, 0, 2, 0, 3, 0, 1, 0]),
+    "trim": bytes([3, 4, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1, 0, 4, 0, 4, 0, 0, 0]),
+    "discard": bytes([1, 2, 0, 0, 5, 0, 0, 0, 6, 0, 7, 0]),
+    "owned": bytes([0, 0, 6, 0, 6, 0, 7, 1, 7, 0, 6, 0]),
+    "mixed": bytes(range(256)),
+}
+for name, data in ops.items():
+    write("pool_ops", name, data)
