@@ -12,41 +12,18 @@
 //! Before timing, each variant runs 10,000 connections under a counting global allocator
 //! and prints allocations and bytes allocated per connection.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use recycle::Pool;
 use recycle::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: delegates to `System`, only counting on the way.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(new_size as u64, Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 const REQUEST: &[u8] =
     b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n";
@@ -122,13 +99,10 @@ fn io(c: &mut Criterion) {
     for (name, run) in VARIANTS {
         run(&pools, &mut out); // warm the pools
         out.clear();
-        let (allocs, bytes) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
-        for _ in 0..CONNS {
+        let (allocs, bytes) = counting_alloc::per_op(CONNS, || {
             run(&pools, &mut out);
             out.clear();
-        }
-        let allocs = (ALLOCS.load(Relaxed) - allocs) as f64 / CONNS as f64;
-        let bytes = (BYTES.load(Relaxed) - bytes) as f64 / CONNS as f64;
+        });
         println!("io/conn_round/{name}: {allocs:.2} allocs/conn, {bytes:.0} B/conn");
     }
 

@@ -1,7 +1,6 @@
 //! The reset-on-return hook, [`Recycle`], and its impls for common types.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, Hash};
 
 /// What to do with an object after its [`Recycle`] hook ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,64 +75,29 @@ pub trait Recycle {
     }
 }
 
-impl<T> Recycle for Vec<T> {
-    /// Clears the vector, keeping its allocation.
-    fn recycle(&mut self) -> Reuse {
-        self.clear();
-        Reuse::Keep
-    }
+/// `Recycle` for collections whose `clear` drops the contents and keeps the allocation.
+macro_rules! clear_and_keep {
+    ($(impl<$($param:ident),*> for $ty:ty;)*) => {$(
+        impl<$($param),*> Recycle for $ty {
+            /// Clears the collection, keeping its allocation.
+            fn recycle(&mut self) -> Reuse {
+                self.clear();
+                Reuse::Keep
+            }
 
-    fn capacity(&self) -> usize {
-        Vec::capacity(self)
-    }
+            fn capacity(&self) -> usize {
+                <$ty>::capacity(self)
+            }
+        }
+    )*};
 }
 
-impl Recycle for String {
-    /// Clears the string, keeping its allocation.
-    fn recycle(&mut self) -> Reuse {
-        self.clear();
-        Reuse::Keep
-    }
-
-    fn capacity(&self) -> usize {
-        String::capacity(self)
-    }
-}
-
-impl<T> Recycle for VecDeque<T> {
-    /// Clears the deque, keeping its allocation.
-    fn recycle(&mut self) -> Reuse {
-        self.clear();
-        Reuse::Keep
-    }
-
-    fn capacity(&self) -> usize {
-        VecDeque::capacity(self)
-    }
-}
-
-impl<K, V, S> Recycle for HashMap<K, V, S> {
-    /// Clears the map, keeping its allocation.
-    fn recycle(&mut self) -> Reuse {
-        self.clear();
-        Reuse::Keep
-    }
-
-    fn capacity(&self) -> usize {
-        HashMap::capacity(self)
-    }
-}
-
-impl<T: Eq + Hash, S: BuildHasher> Recycle for HashSet<T, S> {
-    /// Clears the set, keeping its allocation.
-    fn recycle(&mut self) -> Reuse {
-        self.clear();
-        Reuse::Keep
-    }
-
-    fn capacity(&self) -> usize {
-        HashSet::capacity(self)
-    }
+clear_and_keep! {
+    impl<T> for Vec<T>;
+    impl<> for String;
+    impl<T> for VecDeque<T>;
+    impl<K, V, S> for HashMap<K, V, S>;
+    impl<T, S> for HashSet<T, S>;
 }
 
 impl Recycle for bytes::BytesMut {

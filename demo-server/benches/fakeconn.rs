@@ -10,41 +10,18 @@
 //! Before timing, each runs 100,000 ops under a counting global allocator and prints
 //! allocations and bytes per op.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use demo_server::http::conn::Conn;
 use demo_server::state::{Ctx, Limits, Shared};
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: delegates to `System`, only counting on the way.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(new_size as u64, Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "../../benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Go's request for `BenchmarkServerFakeConnNoKeepAlive`.
 const BROWSER_REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\
@@ -103,12 +80,7 @@ fn fakeconn(c: &mut Criterion) {
         for _ in 0..100 {
             op(&mut ctx, &mut sink); // warm up
         }
-        let (allocs, bytes) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
-        for _ in 0..OPS {
-            op(&mut ctx, &mut sink);
-        }
-        let allocs = (ALLOCS.load(Relaxed) - allocs) as f64 / OPS as f64;
-        let bytes = (BYTES.load(Relaxed) - bytes) as f64 / OPS as f64;
+        let (allocs, bytes) = counting_alloc::per_op(OPS, || op(&mut ctx, &mut sink));
         println!("server_fake_conn/{name}: {allocs:.2} allocs/op, {bytes:.0} B/op");
     }
 
