@@ -77,6 +77,17 @@ impl<T> Hook<T> {
 /// See the [module docs](crate::pool) for how the tiers work. `Pool<T>` is `Send +
 /// Sync` for `T: Send`; share it by reference (scoped threads) or in an [`Arc`].
 ///
+/// # Performance characteristics
+///
+/// A `get` and its return on the same thread touch only that thread's cache: no
+/// atomic read-modify-write and no shared cache line, so threads do not slow each
+/// other down. Measured with `cargo bench --bench pool` (4 KiB `Vec<u8>`, 2-core VM,
+/// criterion medians of one run): 34 ns per get+put on one thread and 36 ns with two
+/// threads sharing one pool, against 15 ns and 106 ns for a `Mutex<Vec<T>>` pool, 23 ns
+/// and 24 ns for a bare `thread_local!` stack, and 70 ns and 56 ns for a fresh
+/// allocation. About a fifth of the cost is `thread_local::ThreadLocal`'s lookup, paid
+/// on both the get and the return.
+///
 /// # Examples
 ///
 /// ```
