@@ -301,36 +301,42 @@ impl<'a> Worker<'a> {
                 }
             }
 
-            // 2. Process.
-            let wbuf = conn.wbuf.get_or_insert_with(|| shared.writers.get());
-            let before = wbuf.len();
-            if conn.rbuf.is_some() || conn.http.is_streaming() {
-                // A streaming response needs no input, but `process` takes a buffer:
-                // a pooled one costs a thread-local pop and push.
-                let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
-                let unread = rbuf.len();
-                conn.http.process(rbuf, wbuf, &mut self.ctx);
-                progress |= rbuf.len() != unread;
+            // 2. Process, if there is anything to process: buffered input, a body to
+            //    generate, or an end of input to report.
+            let eof_pending = conn.read_closed && !conn.http.is_done();
+            if conn.rbuf.is_some() || conn.http.is_streaming() || eof_pending {
+                let wbuf = conn.wbuf.get_or_insert_with(|| shared.writers.get());
+                let before = wbuf.len();
+                if conn.rbuf.is_some() || conn.http.is_streaming() {
+                    // A streaming response needs no input, but `process` takes a
+                    // buffer: a pooled one costs a thread-local pop and push.
+                    let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
+                    let unread = rbuf.len();
+                    conn.http.process(rbuf, wbuf, &mut self.ctx);
+                    progress |= rbuf.len() != unread;
+                }
+                let partial = conn.rbuf.as_ref().is_some_and(|r| !r.is_empty());
+                if conn.read_closed && conn.http.wants_input(wbuf.len()) && !conn.http.is_done() {
+                    conn.http.on_eof(partial, wbuf, &mut self.ctx);
+                }
+                progress |= wbuf.len() != before;
             }
-            let partial = conn.rbuf.as_ref().is_some_and(|r| !r.is_empty());
-            if conn.read_closed && conn.http.wants_input(wbuf.len()) && !conn.http.is_done() {
-                conn.http.on_eof(partial, wbuf, &mut self.ctx);
-            }
-            progress |= wbuf.len() != before;
 
             // 3. Write.
-            let unflushed = wbuf.len();
-            match wbuf.flush_to(&mut conn.stream) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    self.close(key); // the dirty buffer goes back and is refused
-                    return;
+            if let Some(wbuf) = conn.wbuf.as_mut() {
+                let unflushed = wbuf.len();
+                match wbuf.flush_to(&mut conn.stream) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        self.close(key); // the dirty buffer goes back and is refused
+                        return;
+                    }
                 }
-            }
-            if wbuf.len() != unflushed {
-                progress = true;
-                conn.last_active = now;
+                if wbuf.len() != unflushed {
+                    progress = true;
+                    conn.last_active = now;
+                }
             }
 
             // 4. Give back buffers that hold nothing: an idle connection holds none.
