@@ -139,6 +139,14 @@ impl ReadBuf {
         self.buf.len()
     }
 
+    /// Free space after the unread bytes: what the next [`read_from`](Self::read_from)
+    /// can fill without moving or growing anything. A read that leaves some of it
+    /// free was short, which on a socket means its receive queue is empty for now.
+    #[inline]
+    pub fn spare_capacity(&self) -> usize {
+        self.buf.len() - self.end
+    }
+
     /// Marks `n` unread bytes as consumed (at most [`len`](Self::len); more is clamped).
     #[inline]
     pub fn consume(&mut self, n: usize) {
