@@ -142,6 +142,15 @@ impl ReadBuf {
     /// Free space after the unread bytes: what the next [`read_from`](Self::read_from)
     /// can fill without moving or growing anything. A read that leaves some of it
     /// free was short, which on a socket means its receive queue is empty for now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut buf = recycle::io::ReadBuf::with_capacity(16);
+    /// buf.read_from(&mut &b"GET /"[..])?;
+    /// assert_eq!(buf.spare_capacity(), 11); // a short read: the source ran dry
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[inline]
     pub fn spare_capacity(&self) -> usize {
         self.buf.len() - self.end
