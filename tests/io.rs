@@ -375,3 +375,28 @@ fn blocking_adapters_serve_lines() {
     }
     assert_eq!(readers.stats().misses + writers.stats().misses, 2);
 }
+
+#[test]
+fn buffers_that_grew_past_the_bound_are_not_kept() {
+    let readers = Pool::builder(|| ReadBuf::with_capacity(1024))
+        .max_capacity(8192)
+        .build();
+    let mut big = readers.get();
+    big.reserve(100_000); // one huge request
+    drop(big);
+    let mut small = readers.get();
+    small.reserve(4000);
+    drop(small);
+    let s = readers.stats();
+    assert_eq!((s.discards, s.idle), (1, 1));
+    assert!(readers.get().capacity() <= 8192);
+
+    let writers = Pool::builder(|| WriteBuf::with_capacity(1024))
+        .max_capacity(8192)
+        .build();
+    let mut big = writers.get();
+    big.extend_from_slice(&[0u8; 50_000]);
+    big.flush_to(&mut Vec::new()).unwrap(); // clean, but huge
+    drop(big);
+    assert_eq!(writers.stats().discards, 1);
+}
