@@ -18,18 +18,40 @@ use std::sync::{Barrier, RwLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use recycle::status::{StatusLines, Version, reason};
+use recycle::status::{LineReader, StatusLines, Version, reason};
 
 const CODES: [u16; 4] = [200, 404, 304, 500];
 
+/// A status-line cache under test; each thread gets its own writer from it (a
+/// `LineReader` for `recycle_reader`, a plain reference for the others).
 trait Lines: Sync {
-    fn write_line(&self, code: u16, out: &mut Vec<u8>);
+    type Writer<'a>: LineWriter
+    where
+        Self: 'a;
+    fn writer(&self) -> Self::Writer<'_>;
 }
 
+trait LineWriter {
+    fn write_line(&mut self, code: u16, out: &mut Vec<u8>);
+}
+
+/// Implements `Lines` for a type whose writer is a plain shared reference.
+macro_rules! by_reference {
+    ($($ty:ty),*) => {$(
+        impl Lines for $ty {
+            type Writer<'a> = &'a $ty;
+            fn writer(&self) -> &$ty {
+                self
+            }
+        }
+    )*};
+}
+by_reference!(StaticMatch, StaticTable, Shared, RwLockMap, Format);
+
 struct StaticMatch;
-impl Lines for StaticMatch {
+impl LineWriter for &StaticMatch {
     #[inline]
-    fn write_line(&self, code: u16, out: &mut Vec<u8>) {
+    fn write_line(&mut self, code: u16, out: &mut Vec<u8>) {
         let line: &[u8] = match code {
             200 => b"HTTP/1.1 200 OK\r\n",
             304 => b"HTTP/1.1 304 Not Modified\r\n",
@@ -50,9 +72,9 @@ static TABLE: [&[u8]; 4] = [
     b"HTTP/1.1 404 Not Found\r\n",
     b"HTTP/1.1 500 Internal Server Error\r\n",
 ];
-impl Lines for StaticTable {
+impl LineWriter for &StaticTable {
     #[inline]
-    fn write_line(&self, code: u16, out: &mut Vec<u8>) {
+    fn write_line(&mut self, code: u16, out: &mut Vec<u8>) {
         let index = match code {
             200 => 0,
             304 => 1,
@@ -63,34 +85,35 @@ impl Lines for StaticTable {
     }
 }
 
-impl Lines for StatusLines {
+/// `StatusLines::write_line` on the shared cache.
+struct Shared(StatusLines);
+impl LineWriter for &Shared {
     #[inline]
-    fn write_line(&self, code: u16, out: &mut Vec<u8>) {
-        StatusLines::write_line(self, code, Version::Http11, out).unwrap();
+    fn write_line(&mut self, code: u16, out: &mut Vec<u8>) {
+        self.0.write_line(code, Version::Http11, out).unwrap();
     }
 }
 
 /// A `LineReader` per thread, as an event-loop worker holds one.
-struct Reader(&'static StatusLines);
-thread_local! {
-    static READER: std::cell::RefCell<Option<recycle::status::LineReader<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
+struct Reader(StatusLines);
 impl Lines for Reader {
+    type Writer<'a> = LineReader<'a>;
+    fn writer(&self) -> LineReader<'_> {
+        self.0.reader()
+    }
+}
+impl LineWriter for LineReader<'_> {
     #[inline]
-    fn write_line(&self, code: u16, out: &mut Vec<u8>) {
-        READER.with_borrow_mut(|reader| {
-            let reader = reader.get_or_insert_with(|| self.0.reader());
-            reader.write_line(code, Version::Http11, out).unwrap();
-        });
+    fn write_line(&mut self, code: u16, out: &mut Vec<u8>) {
+        LineReader::write_line(self, code, Version::Http11, out).unwrap();
     }
 }
 
 #[derive(Default)]
 struct RwLockMap(RwLock<HashMap<(u16, Version), Vec<u8>>>);
-impl Lines for RwLockMap {
+impl LineWriter for &RwLockMap {
     #[inline]
-    fn write_line(&self, code: u16, out: &mut Vec<u8>) {
+    fn write_line(&mut self, code: u16, out: &mut Vec<u8>) {
         let key = (code, Version::Http11);
         if let Some(line) = self.0.read().unwrap().get(&key) {
             out.extend_from_slice(line);
@@ -103,17 +126,17 @@ impl Lines for RwLockMap {
 }
 
 struct Format;
-impl Lines for Format {
+impl LineWriter for &Format {
     #[inline]
-    fn write_line(&self, code: u16, out: &mut Vec<u8>) {
+    fn write_line(&mut self, code: u16, out: &mut Vec<u8>) {
         write!(out, "HTTP/1.1 {} {}\r\n", code, reason(code).unwrap()).unwrap();
     }
 }
 
-fn run(lines: &impl Lines, out: &mut Vec<u8>, iters: u64) {
+fn run(writer: &mut impl LineWriter, out: &mut Vec<u8>, iters: u64) {
     for i in 0..iters {
         out.clear();
-        lines.write_line(CODES[(i % 4) as usize], out);
+        writer.write_line(CODES[(i % 4) as usize], out);
         black_box(&*out);
     }
 }
@@ -125,9 +148,11 @@ fn on_threads(lines: &impl Lines, threads: usize, iters: u64) -> Duration {
             .map(|_| {
                 s.spawn(|| {
                     let mut out = Vec::with_capacity(64);
+                    let mut writer = lines.writer();
+                    run(&mut writer, &mut out, 8); // warm: this measures hits
                     barrier.wait();
                     let start = Instant::now();
-                    run(lines, &mut out, iters);
+                    run(&mut writer, &mut out, iters);
                     start.elapsed()
                 })
             })
@@ -138,33 +163,23 @@ fn on_threads(lines: &impl Lines, threads: usize, iters: u64) -> Duration {
 }
 
 fn bench(c: &mut Criterion, name: &str, lines: impl Lines) {
-    let mut out = Vec::with_capacity(64);
-    run(&lines, &mut out, 8); // fill the caches: this measures hits
-    c.benchmark_group("status/line/1thread")
+    for threads in [1, 2] {
+        c.benchmark_group(format!(
+            "status/line/{threads}thread{}",
+            if threads > 1 { "s" } else { "" }
+        ))
         .throughput(Throughput::Elements(1))
         .bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                run(&lines, &mut out, iters);
-                start.elapsed()
-            })
+            b.iter_custom(|iters| on_threads(&lines, threads, iters))
         });
-    c.benchmark_group("status/line/2threads")
-        .throughput(Throughput::Elements(1))
-        .bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_custom(|iters| on_threads(&lines, 2, iters))
-        });
+    }
 }
 
 fn status(c: &mut Criterion) {
     bench(c, "static_match", StaticMatch);
     bench(c, "static_table", StaticTable);
-    bench(c, "recycle", StatusLines::new());
-    bench(
-        c,
-        "recycle_reader",
-        Reader(Box::leak(Box::new(StatusLines::new()))),
-    );
+    bench(c, "recycle", Shared(StatusLines::new()));
+    bench(c, "recycle_reader", Reader(StatusLines::new()));
     bench(c, "rwlock_map", RwLockMap::default());
     bench(c, "format", Format);
 }
