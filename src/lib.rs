@@ -84,9 +84,11 @@ mod stats;
 pub mod status;
 mod sync;
 
+pub use io::BufferPool;
 pub use pool::{Builder, OwnedPooled, Pool, Pooled};
 pub use recycle::{Recycle, Reuse};
 pub use stats::Stats;
+pub use status::{StatusLines, Version};
 
 /// Hooks for `tests/loom.rs` only: not part of the API.
 #[cfg(loom)]
