@@ -25,6 +25,15 @@ fn is_ctl(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
+/// Bytes at the front of `bytes` that could still belong to an unfinished line (what
+/// the decoder has counted against a cap before the line ends).
+fn line_prefix(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .take_while(|&&b| b != b'\r' && b != b'\n' && !is_ctl(b))
+        .count()
+}
+
 /// RFC 9112 §7.1, read top-down, with the same limits as the server: sizes of 1 to 16
 /// hex digits, extensions without control characters, CRLF line ends only.
 fn reference(input: &[u8]) -> Outcome {
@@ -75,10 +84,7 @@ fn reference(input: &[u8]) -> Outcome {
             Err(outcome) => {
                 // The decoder counts extension bytes as it goes: an overlong extension
                 // is refused even before its line ends.
-                let seen = input[i..]
-                    .iter()
-                    .take_while(|&&b| b != b'\r' && b != b'\n' && !is_ctl(b))
-                    .count();
+                let seen = line_prefix(&input[i..]);
                 if extensions + seen as u64 > CHUNKED_EXTENSIONS_LIMIT {
                     return Outcome::Invalid;
                 }
@@ -120,10 +126,7 @@ fn reference(input: &[u8]) -> Outcome {
                 i = next;
             }
             Err(outcome) => {
-                let seen = input[i..]
-                    .iter()
-                    .take_while(|&&b| b != b'\r' && b != b'\n' && !is_ctl(b))
-                    .count();
+                let seen = line_prefix(&input[i..]);
                 if trailers + seen as u64 > TRAILER_LIMIT {
                     return Outcome::Invalid;
                 }

@@ -256,11 +256,12 @@ impl<'a> Worker<'a> {
     fn drive(&mut self, key: usize) {
         let shared = self.shared;
         let limits = &shared.limits;
+        // One clock read per call: the loop's iterations are microseconds apart.
+        let now = Instant::now();
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            let now = Instant::now();
             if conn.linger_until.is_some() {
                 if drain_linger(conn) {
                     self.close(key);
