@@ -58,8 +58,8 @@ pub enum Error {
     Malformed,
     /// Framing that could be read two ways or not at all (RFC 9112 §6.3): both
     /// `Content-Length` and `Transfer-Encoding`, lengths that differ or are not all
-    /// digits, `chunked` applied twice, `Transfer-Encoding` in an HTTP/1.0 response,
-    /// broken chunked framing.
+    /// digits, `chunked` applied twice or before another coding, `Transfer-Encoding` in
+    /// an HTTP/1.0 response, broken chunked framing.
     BadFraming,
     /// A head over the byte limit or with more than [`MAX_HEADERS`] fields, or chunk
     /// extensions or trailers over their caps.
@@ -252,13 +252,14 @@ pub fn parse<'h, 'b>(
                 if coding.is_empty() {
                     continue;
                 }
-                let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
-                // RFC 9112 §7: chunked is applied at most once.
-                if is_chunked && chunked_last {
+                // RFC 9112 §7: chunked is applied at most once. Anything after it is
+                // refused as in a request (§6.1): a body chunked and then coded again
+                // could be forwarded only unchanged and close-delimited.
+                if chunked_last {
                     return Err(Error::BadFraming);
                 }
-                transfer_coded |= !is_chunked;
-                chunked_last = is_chunked;
+                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+                transfer_coded |= !chunked_last;
             }
         } else if name.eq_ignore_ascii_case("connection") {
             for option in list(field.value) {
@@ -572,11 +573,6 @@ mod tests {
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n",
                 Framing::Close,
             ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n",
-                Framing::Close,
-            ),
             // Rule 8: neither field.
             ("GET", "HTTP/1.1 200 OK\r\n", Framing::Close),
             ("GET", "HTTP/1.0 200 OK\r\n", Framing::Close),
@@ -737,6 +733,8 @@ mod tests {
             "Content-Length: 5\r\nTransfer-Encoding: chunked",
             "Transfer-Encoding: chunked\r\nContent-Length: 5",
             "Transfer-Encoding: chunked, chunked",
+            "Transfer-Encoding: chunked, gzip",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
         ] {
             let response = format!("HTTP/1.1 200 OK\r\n{bad}\r\n");
