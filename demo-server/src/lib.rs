@@ -8,5 +8,6 @@
 
 pub mod app;
 pub mod http;
+pub mod proxy;
 pub mod server;
 pub mod state;
