@@ -15,3 +15,4 @@
 //! [`Instant`]: std::time::Instant
 
 pub mod headers;
+pub mod upstream;
