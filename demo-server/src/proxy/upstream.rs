@@ -155,6 +155,10 @@ pub struct RoundRobin {
 // === impl Upstreams ===
 
 /// The upstreams, their health and counters, shared by all workers.
+///
+/// Upstreams are named by their index (`0..len()`), as [`select`](Self::select) hands
+/// them out, and workers by theirs (`0..workers`); the methods that take either panic
+/// on one out of range, which only a bug in the caller can cause.
 pub struct Upstreams {
     list: Box<[Upstream]>,
     policy: HealthPolicy,
