@@ -23,11 +23,11 @@
 //! assert_eq!(
 //!     String::from_utf8(out).unwrap(),
 //!     "# HELP demo_requests_total Requests served.\n\
-//!      # TYPE demo_requests_total counter\n\
+//!      ## TYPE demo_requests_total counter\n\
 //!      demo_requests_total{worker=\"0\"} 41\n\
 //!      demo_requests_total{worker=\"1\"} 1\n\
-//!      # HELP demo_open_connections Open connections.\n\
-//!      # TYPE demo_open_connections gauge\n\
+//!      ## HELP demo_open_connections Open connections.\n\
+//!      ## TYPE demo_open_connections gauge\n\
 //!      demo_open_connections 3\n"
 //! );
 //! ```
