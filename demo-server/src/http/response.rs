@@ -521,111 +521,36 @@ mod tests {
 
     #[test]
     fn framing_per_rfc9112_6_3() {
+        #[rustfmt::skip]
         let cases: &[(&str, &str, Framing)] = &[
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n",
-                Framing::Length(5),
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
-                Framing::Length(0),
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n",
-                Framing::Length(5),
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nContent-Length: 5 , 5\r\n",
-                Framing::Length(5),
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nContent-Length: 007\r\n",
-                Framing::Length(7),
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n",
-                Framing::Chunked,
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n",
-                Framing::Chunked,
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n",
-                Framing::Chunked,
-            ),
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
-                Framing::Chunked,
-            ),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", Framing::Length(5)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", Framing::Length(0)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n", Framing::Length(5)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5 , 5\r\n", Framing::Length(5)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 007\r\n", Framing::Length(7)),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", Framing::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n", Framing::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n", Framing::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", Framing::Chunked),
             // §6.3 rule 4: final coding not chunked → read until close.
-            (
-                "GET",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n",
-                Framing::Close,
-            ),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n", Framing::Close),
             // Rule 8: neither field.
             ("GET", "HTTP/1.1 200 OK\r\n", Framing::Close),
             ("GET", "HTTP/1.0 200 OK\r\n", Framing::Close),
             ("POST", "HTTP/1.1 500 Oops\r\n", Framing::Close),
             // Rule 1: no body whatever the fields say.
-            (
-                "HEAD",
-                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n",
-                Framing::None,
-            ),
-            (
-                "HEAD",
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n",
-                Framing::None,
-            ),
+            ("HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n", Framing::None),
+            ("HEAD", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", Framing::None),
             ("HEAD", "HTTP/1.1 404 Not Found\r\n", Framing::None),
-            (
-                "GET",
-                "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n",
-                Framing::None,
-            ),
-            (
-                "GET",
-                "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n",
-                Framing::None,
-            ),
-            (
-                "GET",
-                "HTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\n",
-                Framing::Length(0),
-            ),
+            ("GET", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n", Framing::None),
+            ("GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n", Framing::None),
+            ("GET", "HTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\n", Framing::Length(0)),
             // Rule 2: tunnels.
-            (
-                "CONNECT",
-                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n",
-                Framing::Tunnel,
-            ),
-            (
-                "CONNECT",
-                "HTTP/1.1 407 Auth\r\nContent-Length: 5\r\n",
-                Framing::Length(5),
-            ),
-            (
-                "GET",
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n",
-                Framing::Tunnel,
-            ),
+            ("CONNECT", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", Framing::Tunnel),
+            ("CONNECT", "HTTP/1.1 407 Auth\r\nContent-Length: 5\r\n", Framing::Length(5)),
+            ("GET", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n", Framing::Tunnel),
             // Methods are case-sensitive (RFC 9110 §9.1): "head" is not HEAD.
-            (
-                "head",
-                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n",
-                Framing::Length(1),
-            ),
+            ("head", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", Framing::Length(1)),
         ];
         for &(method, response, framing) in cases {
             assert_eq!(

@@ -968,64 +968,21 @@ mod tests {
             transfer_coded,
         };
         use response::Framing as Up;
+        #[rustfmt::skip]
         let cases = [
-            (
-                head(200, Up::Length(5), Some(5), false),
-                Version::Http10,
-                Some(Framing::Length(5)),
-            ),
-            (
-                head(200, Up::Chunked, None, false),
-                Version::Http11,
-                Some(Framing::Chunked),
-            ),
-            (
-                head(200, Up::Chunked, None, false),
-                Version::Http10,
-                Some(Framing::Close),
-            ),
-            (
-                head(200, Up::Close, None, false),
-                Version::Http11,
-                Some(Framing::Chunked),
-            ),
-            (
-                head(200, Up::Close, None, false),
-                Version::Http10,
-                Some(Framing::Close),
-            ),
-            (
-                head(200, Up::Close, None, true),
-                Version::Http11,
-                Some(Framing::Chunked),
-            ),
+            (head(200, Up::Length(5), Some(5), false), Version::Http10, Some(Framing::Length(5))),
+            (head(200, Up::Chunked, None, false), Version::Http11, Some(Framing::Chunked)),
+            (head(200, Up::Chunked, None, false), Version::Http10, Some(Framing::Close)),
+            (head(200, Up::Close, None, false), Version::Http11, Some(Framing::Chunked)),
+            (head(200, Up::Close, None, false), Version::Http10, Some(Framing::Close)),
+            (head(200, Up::Close, None, true), Version::Http11, Some(Framing::Chunked)),
             (head(200, Up::Close, None, true), Version::Http10, None),
             (head(200, Up::Chunked, None, true), Version::Http10, None),
-            (
-                head(200, Up::None, Some(7), false),
-                Version::Http11,
-                Some(Framing::Length(7)),
-            ), // HEAD
-            (
-                head(304, Up::None, Some(7), false),
-                Version::Http11,
-                Some(Framing::Length(7)),
-            ),
-            (
-                head(200, Up::None, None, false),
-                Version::Http11,
-                Some(Framing::None),
-            ),
-            (
-                head(204, Up::None, Some(7), false),
-                Version::Http11,
-                Some(Framing::None),
-            ),
-            (
-                head(100, Up::None, Some(7), false),
-                Version::Http11,
-                Some(Framing::None),
-            ),
+            (head(200, Up::None, Some(7), false), Version::Http11, Some(Framing::Length(7))), // HEAD
+            (head(304, Up::None, Some(7), false), Version::Http11, Some(Framing::Length(7))),
+            (head(200, Up::None, None, false), Version::Http11, Some(Framing::None)),
+            (head(204, Up::None, Some(7), false), Version::Http11, Some(Framing::None)),
+            (head(100, Up::None, Some(7), false), Version::Http11, Some(Framing::None)),
             (head(101, Up::Tunnel, None, false), Version::Http11, None),
         ];
         for (head, client, framing) in cases {
