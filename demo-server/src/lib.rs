@@ -8,5 +8,7 @@
 
 pub mod app;
 pub mod http;
+pub mod metrics;
+pub mod proxy;
 pub mod server;
 pub mod state;

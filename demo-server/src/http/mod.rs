@@ -10,6 +10,7 @@ pub mod body;
 pub mod conn;
 pub mod encode;
 pub mod parse;
+pub mod response;
 
 use std::fmt;
 

@@ -1,0 +1,996 @@
+//! The heads the proxy forwards: the request head it sends upstream and the response
+//! head it sends the client, written straight into a [`WriteBuf`] without allocating.
+//!
+//! Both follow the same rules (RFC 9110 §7.6):
+//!
+//! - **Hop-by-hop fields are dropped**: the fields of [`HOP_BY_HOP`], and every field
+//!   that a `Connection` field names (comma lists, any case, OWS around the names). The
+//!   fields the proxy writes itself (`Host`, the framing, `Via`, the `X-Forwarded-*`
+//!   fields) are never taken from the input, so a `Connection` field naming them
+//!   changes only what they append to, never the framing.
+//! - **The framing is written for the other side** from a framing the caller chose
+//!   ([`parse::Framing`] upstream, [`Framing`] to the client): `Content-Length: n`,
+//!   `Transfer-Encoding: chunked` (after the message's other transfer codings, kept in
+//!   order), or neither. The input's own `Content-Length` and `Transfer-Encoding` are
+//!   never copied.
+//! - **`Via` is appended to** (§7.6.3): the received protocol and [`VIA_NAME`], after
+//!   any `Via` list the message carried; several `Via` lines become one.
+//!
+//! Upstream, the request also gets `X-Forwarded-For` (the client's address appended to
+//! the list it carried, several lines merged into one), `X-Forwarded-Host` (the
+//! client's `Host`) and `X-Forwarded-Proto: http`; whatever `X-Forwarded-Host` and
+//! `X-Forwarded-Proto` the client sent are replaced, not trusted.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use demo_server::http::parse::Framing;
+//! use demo_server::proxy::headers::{Request, write_request_head};
+//! use recycle::Version;
+//! use recycle::io::WriteBuf;
+//!
+//! let fields = [
+//!     httparse::Header { name: "Host", value: b"example.com" },
+//!     httparse::Header { name: "Connection", value: b"keep-alive, X-Secret" },
+//!     httparse::Header { name: "X-Secret", value: b"hop" },
+//!     httparse::Header { name: "X-Forwarded-For", value: b"10.0.0.1" },
+//! ];
+//! let request = Request {
+//!     method: b"GET",
+//!     target: b"/a?b",
+//!     version: Version::Http11,
+//!     fields: &fields,
+//!     client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+//!     fallback_host: b"127.0.0.1:8080",
+//! };
+//! let mut out = WriteBuf::new();
+//! write_request_head(&mut out, &request, Framing::None, false);
+//! assert_eq!(
+//!     out.unflushed(),
+//!     &b"GET /a?b HTTP/1.1\r\n\
+//!        Host: example.com\r\n\
+//!        Via: 1.1 demo-server\r\n\
+//!        X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n\
+//!        X-Forwarded-Host: example.com\r\n\
+//!        X-Forwarded-Proto: http\r\n\r\n"[..]
+//! );
+//! ```
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use httparse::Header;
+use recycle::io::WriteBuf;
+use recycle::status::{Clock, DateCache, Version};
+
+use crate::http::parse;
+use crate::http::response::{self, list};
+
+/// The proxy's name in `Via` (RFC 9110 §7.6.3 allows a pseudonym for the host).
+pub const VIA_NAME: &str = "demo-server";
+
+/// The fields that concern one connection only and are never forwarded (RFC 9110
+/// §7.6.1, plus `Proxy-Connection`, which old clients send as `Connection`, and the
+/// proxy authentication fields, which the next hop has no use for).
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// How the body of a response is framed for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No framing field: no body (HEAD, 1xx, 204, 304 without a stated length).
+    None,
+    /// `Content-Length: n`. For a HEAD response or a 304, the length the upstream
+    /// stated, with no body following.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: the proxy chunks the body itself. HTTP/1.1 only.
+    Chunked,
+    /// No length: the body ends when the proxy closes the connection, so the head also
+    /// says `Connection: close`.
+    Close,
+}
+
+/// A request to forward, as the client sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The method, forwarded as is.
+    pub method: &'a [u8],
+    /// The target: origin-form and asterisk-form are forwarded as is, absolute-form
+    /// (`http://host/p?q`) is reduced to origin-form (`/p?q`) and its authority becomes
+    /// the `Host` (RFC 9112 §3.2.2).
+    pub target: &'a [u8],
+    /// The version the client spoke: the received protocol in `Via`. The request goes
+    /// upstream as HTTP/1.1 whatever it was.
+    pub version: Version,
+    /// The client's fields, in order.
+    pub fields: &'a [Header<'a>],
+    /// The client's address, appended to `X-Forwarded-For`.
+    pub client: IpAddr,
+    /// The `Host` to send when the client sent none (an HTTP/1.0 request): the
+    /// upstream's address. HTTP/1.1 requires one (RFC 9112 §3.2).
+    pub fallback_host: &'a [u8],
+}
+
+/// A response to forward, as the upstream sent it.
+#[derive(Clone, Copy, Debug)]
+pub struct Response<'a> {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase; when empty, the standard one for `status` is written.
+    pub reason: &'a [u8],
+    /// The version the upstream spoke: the received protocol in `Via`. The response
+    /// goes to the client as HTTP/1.1 whatever it was (RFC 9110 §6.2).
+    pub version: Version,
+    /// The upstream's fields, in order.
+    pub fields: &'a [Header<'a>],
+}
+
+impl<'a> Response<'a> {
+    /// The response a parsed upstream head describes.
+    pub fn from_parsed(parsed: &'a response::Parsed<'a, 'a>) -> Self {
+        Self {
+            status: parsed.head.status,
+            reason: parsed.reason,
+            version: parsed.head.version,
+            fields: parsed.fields,
+        }
+    }
+}
+
+/// How to frame, for a client that spoke `client`, the body of the upstream response
+/// `head`; `None` if it cannot be forwarded to that client at all (answer 502).
+///
+/// - no body: no framing, except that a HEAD response or a 304 keeps the length the
+///   upstream stated (RFC 9110 §8.6);
+/// - `Content-Length`: the same length, the bytes pass through unchanged;
+/// - chunked or close-delimited: chunked to an HTTP/1.1 client, so its connection
+///   survives; close-delimited to an HTTP/1.0 one, which has no chunking, unless the
+///   body carries another transfer coding, which HTTP/1.0 cannot be told about (RFC
+///   9112 §6.1);
+/// - a tunnel (101, 2xx to CONNECT): `None`, the proxy asked for neither.
+pub fn response_framing(head: &response::Head, client: Version) -> Option<Framing> {
+    match head.framing {
+        response::Framing::Tunnel => None,
+        response::Framing::None if head.status < 200 || head.status == 204 => Some(Framing::None),
+        response::Framing::None => Some(head.content_length.map_or(Framing::None, Framing::Length)),
+        response::Framing::Length(n) => Some(Framing::Length(n)),
+        response::Framing::Chunked | response::Framing::Close => match client {
+            Version::Http11 => Some(Framing::Chunked),
+            Version::Http10 if head.transfer_coded => None,
+            Version::Http10 => Some(Framing::Close),
+        },
+    }
+}
+
+/// Writes the head of `request` as it goes upstream: HTTP/1.1, hop-by-hop fields
+/// dropped, `Host` first, the body framed as `framing`, `Connection: close` if `close`
+/// (the proxy will not reuse the connection), `Via` and the `X-Forwarded-*` fields.
+pub fn write_request_head(
+    out: &mut WriteBuf,
+    request: &Request<'_>,
+    framing: parse::Framing,
+    close: bool,
+) {
+    let fields = Fields::new(request.fields);
+    let (authority, target) = split_absolute_form(request.target);
+
+    out.extend_from_slice(request.method);
+    out.push(b' ');
+    if !target.starts_with(b"/") && authority.is_some() {
+        out.push(b'/'); // "http://host?q" → "/?q"
+    }
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+
+    // RFC 9110 §7.2: Host goes first. The client's Host is used even if Connection
+    // names it: that option would only make the request invalid.
+    let host = authority.or_else(|| fields.all.iter().find(|f| is(f, "host")).map(|f| f.value));
+    field(out, b"Host: ", host.unwrap_or(request.fallback_host));
+    fields.copy(
+        out,
+        &[
+            "host",
+            "content-length",
+            "via",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+        ],
+    );
+    match framing {
+        parse::Framing::None => {}
+        parse::Framing::Length(n) => content_length(out, n),
+        parse::Framing::Chunked => fields.transfer_encoding(out, true),
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    fields.via(out, request.version);
+    let mut ip = [0u8; 64];
+    fields.append(
+        out,
+        "X-Forwarded-For",
+        &[format_ip(request.client, &mut ip)],
+    );
+    if let Some(host) = host {
+        field(out, b"X-Forwarded-Host: ", host);
+    }
+    out.extend_from_slice(b"X-Forwarded-Proto: http\r\n\r\n");
+}
+
+/// Writes the head of `response` as it goes to a client that spoke `client`:
+/// HTTP/1.1, the upstream's reason, hop-by-hop fields dropped, a `Date` if the
+/// upstream sent none (RFC 9110 §6.6.1), the body framed as `framing`, `Via`, and
+/// `Connection: close` if `close` or the body is close-delimited (or `keep-alive` to an
+/// HTTP/1.0 client whose connection stays open). An interim (1xx) head gets neither
+/// `Date` nor `Connection`.
+pub fn write_response_head<C: Clock>(
+    out: &mut WriteBuf,
+    response: &Response<'_>,
+    framing: Framing,
+    client: Version,
+    close: bool,
+    dates: &DateCache<C>,
+) {
+    let fields = Fields::new(response.fields);
+    let interim = response.status < 200;
+
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(response.status).as_bytes());
+    out.push(b' ');
+    let reason = match response.reason {
+        b"" => recycle::status::reason(response.status)
+            .unwrap_or("")
+            .as_bytes(),
+        reason => reason,
+    };
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+
+    fields.copy(out, &["content-length", "via"]);
+    if !interim && !fields.forwarded().any(|f| is(f, "date")) {
+        out.extend_from_slice(b"Date: ");
+        dates.write_cached(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::None => {}
+        Framing::Length(n) => content_length(out, n),
+        Framing::Chunked => fields.transfer_encoding(out, true),
+        Framing::Close => fields.transfer_encoding(out, false),
+    }
+    fields.via(out, response.version);
+    if interim {
+        // RFC 9110 §15.2: a 1xx has no Connection semantics of its own.
+    } else if close || framing == Framing::Close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if client == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+// === impl Fields ===
+
+/// The fields of one message, with what it takes to tell which may be forwarded.
+struct Fields<'a> {
+    all: &'a [Header<'a>],
+    /// Whether any `Connection` field exists: without one, nothing is named in one,
+    /// and no field has to be looked up.
+    has_connection: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn new(all: &'a [Header<'a>]) -> Self {
+        let has_connection = all.iter().any(|f| is(f, "connection"));
+        Self {
+            all,
+            has_connection,
+        }
+    }
+
+    /// Whether `name` is one of the options of some `Connection` field.
+    fn named_by_connection(&self, name: &str) -> bool {
+        self.has_connection
+            && self
+                .all
+                .iter()
+                .filter(|f| is(f, "connection"))
+                .any(|f| list(f.value).any(|option| option.eq_ignore_ascii_case(name.as_bytes())))
+    }
+
+    /// The fields that may be forwarded: not hop-by-hop, not named by `Connection`.
+    fn forwarded(&self) -> impl Iterator<Item = &'a Header<'a>> + '_ {
+        self.all.iter().filter(|f| {
+            !HOP_BY_HOP.iter().any(|&hop| is(f, hop)) && !self.named_by_connection(f.name)
+        })
+    }
+
+    /// Writes every forwarded field except those named in `written`: the ones the
+    /// caller writes itself.
+    fn copy(&self, out: &mut WriteBuf, written: &[&str]) {
+        for f in self.forwarded() {
+            if !written.iter().any(|&name| is(f, name)) {
+                out.extend_from_slice(f.name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(f.value);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// Writes `name: <the forwarded list elements of every field so named>, <last>`,
+    /// with `last` written as one element from its pieces.
+    fn append(&self, out: &mut WriteBuf, name: &str, last: &[&[u8]]) {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        for f in self.forwarded().filter(|f| is(f, name)) {
+            for element in list(f.value).filter(|e| !e.is_empty()) {
+                out.extend_from_slice(element);
+                out.extend_from_slice(b", ");
+            }
+        }
+        for piece in last {
+            out.extend_from_slice(piece);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// `Via: ..., 1.1 demo-server`, with the version the message was received in.
+    fn via(&self, out: &mut WriteBuf, received: Version) {
+        let protocol: &[u8] = match received {
+            Version::Http10 => b"1.0 ",
+            Version::Http11 => b"1.1 ",
+        };
+        self.append(out, "Via", &[protocol, VIA_NAME.as_bytes()]);
+    }
+
+    /// `Transfer-Encoding`: the message's codings other than `chunked`, in order, then
+    /// `chunked` if `chunked`. Writes nothing if that leaves nothing.
+    fn transfer_encoding(&self, out: &mut WriteBuf, chunked: bool) {
+        let mut codings = self
+            .all
+            .iter()
+            .filter(|f| is(f, "transfer-encoding"))
+            .flat_map(|f| list(f.value))
+            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"))
+            .peekable();
+        if codings.peek().is_none() && !chunked {
+            return;
+        }
+        out.extend_from_slice(b"Transfer-Encoding: ");
+        let mut first = true;
+        for coding in codings.chain(chunked.then_some(&b"chunked"[..])) {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(coding);
+            first = false;
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Whether `field` is named `name`, in any case.
+fn is(field: &Header<'_>, name: &str) -> bool {
+    field.name.eq_ignore_ascii_case(name)
+}
+
+fn field(out: &mut WriteBuf, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn content_length(out: &mut WriteBuf, n: u64) {
+    field(
+        out,
+        b"Content-Length: ",
+        itoa::Buffer::new().format(n).as_bytes(),
+    );
+}
+
+/// `(authority, rest)` of an absolute-form target (`http://host/p` → `(host, /p)`);
+/// `(None, target)` for any other form. An empty authority is `None` (the request
+/// parser refuses such a target; this only keeps it from becoming an empty `Host`).
+fn split_absolute_form(target: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            let authority = &rest[..end];
+            return ((!authority.is_empty()).then_some(authority), &rest[end..]);
+        }
+    }
+    (None, target)
+}
+
+/// The client's address as `X-Forwarded-For` lists it: no port, IPv4-mapped IPv6
+/// addresses (from a dual-stack listener) as plain IPv4.
+fn format_ip(ip: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
+    let mut cursor = &mut buf[..];
+    // An address is at most 45 bytes of text: it fits, and writing into a slice does
+    // not allocate.
+    let _ = write!(cursor, "{}", ip.to_canonical());
+    let len = 64 - cursor.len();
+    &buf[..len]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+
+    struct Frozen;
+    impl Clock for Frozen {
+        fn now(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)
+        }
+    }
+    const DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+    /// Fields from `Name: value` lines.
+    fn fields(lines: &[(&'static str, &'static str)]) -> Vec<Header<'static>> {
+        lines
+            .iter()
+            .map(|&(name, value)| Header {
+                name,
+                value: value.as_bytes(),
+            })
+            .collect()
+    }
+
+    /// The request line and fields of a written request head, checked to be exactly one
+    /// valid head with CRLF line ends.
+    fn forwarded(
+        lines: &[(&'static str, &'static str)],
+        target: &str,
+        version: Version,
+        framing: parse::Framing,
+    ) -> (String, Vec<(String, String)>) {
+        let fields = fields(lines);
+        let target: &'static [u8] = Box::leak(target.as_bytes().to_vec().into_boxed_slice());
+        let request = Request {
+            method: b"POST",
+            target,
+            version,
+            fields: &fields,
+            client: CLIENT,
+            fallback_host: b"upstream:8080",
+        };
+        let mut out = WriteBuf::new();
+        write_request_head(&mut out, &request, framing, false);
+        let bytes = out.unflushed();
+        let mut storage = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut storage);
+        assert_eq!(
+            req.parse(bytes),
+            Ok(httparse::Status::Complete(bytes.len())),
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert!(!bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
+        let line = format!(
+            "{} {} HTTP/1.{}",
+            req.method.unwrap(),
+            req.path.unwrap(),
+            req.version.unwrap()
+        );
+        (line, owned(req.headers))
+    }
+
+    fn owned(headers: &[Header<'_>]) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8(h.value.to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn request(lines: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+        forwarded(lines, "/", Version::Http11, parse::Framing::None).1
+    }
+
+    fn get<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+        fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|&(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn request_head_shape() {
+        let (line, fields) = forwarded(
+            &[
+                ("User-Agent", "t"),
+                ("host", "example.com"),
+                ("Accept", "*/*"),
+            ],
+            "/p?q=%20x",
+            Version::Http11,
+            parse::Framing::Length(12),
+        );
+        assert_eq!(line, "POST /p?q=%20x HTTP/1.1");
+        assert_eq!(
+            fields,
+            pairs(&[
+                ("Host", "example.com"),
+                ("User-Agent", "t"),
+                ("Accept", "*/*"),
+                ("Content-Length", "12"),
+                ("Via", "1.1 demo-server"),
+                ("X-Forwarded-For", "192.0.2.7"),
+                ("X-Forwarded-Host", "example.com"),
+                ("X-Forwarded-Proto", "http"),
+            ])
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_dropped() {
+        let fields = request(&[
+            ("Host", "h"),
+            ("Connection", "keep-alive"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Trailer", "X-T"),
+            ("Transfer-Encoding", "chunked"),
+            ("UPGRADE", "websocket"),
+            ("Proxy-Authenticate", "Basic"),
+            ("proxy-authorization", "Basic eA=="),
+            ("Content-Length", "5"),
+            ("X-End", "kept"),
+        ]);
+        let names: Vec<_> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Host",
+                "X-End",
+                "Via",
+                "X-Forwarded-For",
+                "X-Forwarded-Host",
+                "X-Forwarded-Proto"
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_named_by_connection_are_dropped() {
+        let fields = request(&[
+            ("Host", "h"),
+            ("Connection", "x-foo,  X-FOO ,\tx-bar"),
+            ("X-Foo", "1"),
+            ("x-foo", "2"),
+            ("X-Bar", "3"),
+            ("Connection", "X-Baz"),
+            ("X-BAZ", "4"),
+            ("X-Foo-Not", "kept"),
+            ("X-Fo", "kept"),
+        ]);
+        assert_eq!(get(&fields, "x-foo"), Vec::<&str>::new());
+        assert_eq!(get(&fields, "x-bar"), Vec::<&str>::new());
+        assert_eq!(get(&fields, "x-baz"), Vec::<&str>::new());
+        assert_eq!(get(&fields, "x-foo-not"), ["kept"]);
+        assert_eq!(get(&fields, "x-fo"), ["kept"]);
+    }
+
+    #[test]
+    fn connection_naming_x_forwarded_for_drops_the_incoming_list() {
+        // The previous hop marked its X-Forwarded-For as hop-by-hop: it is gone, and
+        // the list starts again from the client this proxy saw.
+        let fields = request(&[
+            ("Host", "h"),
+            ("Connection", "close, X-Forwarded-For"),
+            ("X-Forwarded-For", "1.1.1.1, 2.2.2.2"),
+        ]);
+        assert_eq!(get(&fields, "x-forwarded-for"), ["192.0.2.7"]);
+        assert_eq!(
+            get(&fields, "connection"),
+            Vec::<&str>::new(),
+            "close is the client's business"
+        );
+    }
+
+    #[test]
+    fn connection_cannot_remove_what_the_proxy_writes() {
+        let (_, fields) = forwarded(
+            &[
+                ("Host", "h"),
+                (
+                    "Connection",
+                    "host, content-length, transfer-encoding, x-forwarded-proto",
+                ),
+                ("Content-Length", "5"),
+                ("X-Forwarded-Proto", "https"),
+            ],
+            "/",
+            Version::Http11,
+            parse::Framing::Length(5),
+        );
+        assert_eq!(get(&fields, "host"), ["h"]);
+        assert_eq!(get(&fields, "content-length"), ["5"]);
+        assert_eq!(get(&fields, "x-forwarded-proto"), ["http"]);
+    }
+
+    #[test]
+    fn x_forwarded_for_appends_to_every_incoming_line() {
+        let fields = request(&[
+            ("Host", "h"),
+            ("X-Forwarded-For", "a, b"),
+            ("x-forwarded-for", " c ,, "),
+            ("X-Forwarded-For", ""),
+        ]);
+        assert_eq!(get(&fields, "x-forwarded-for"), ["a, b, c, 192.0.2.7"]);
+
+        for (client, text) in [
+            (IpAddr::V6(Ipv6Addr::LOCALHOST), "::1"),
+            (
+                IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped()),
+                "10.1.2.3",
+            ),
+            (
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 3, 4, 5, 6)),
+                "2001:db8:1:2:3:4:5:6",
+            ),
+            (
+                IpAddr::V6(Ipv6Addr::new(
+                    0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
+                )),
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            ),
+        ] {
+            assert_eq!(format_ip(client, &mut [0; 64]), text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn x_forwarded_host_and_proto_are_set_not_trusted() {
+        let fields = request(&[
+            ("X-Forwarded-Host", "evil.example"),
+            ("Host", "good.example:81"),
+            ("X-Forwarded-Proto", "https"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(get(&fields, "x-forwarded-host"), ["good.example:81"]);
+        assert_eq!(get(&fields, "x-forwarded-proto"), ["http"]);
+    }
+
+    #[test]
+    fn via_is_appended_with_the_received_protocol() {
+        let fields = request(&[
+            ("Host", "h"),
+            ("Via", "1.0 fred, 1.1 p.example (x)"),
+            ("VIA", "2 nil"),
+        ]);
+        assert_eq!(
+            get(&fields, "via"),
+            ["1.0 fred, 1.1 p.example (x), 2 nil, 1.1 demo-server"]
+        );
+        let (line, fields) = forwarded(&[], "/", Version::Http10, parse::Framing::None);
+        assert_eq!(
+            line, "POST / HTTP/1.1",
+            "the proxy speaks its own version upstream"
+        );
+        assert_eq!(get(&fields, "via"), ["1.0 demo-server"]);
+    }
+
+    #[test]
+    fn host_for_absolute_form_and_for_requests_without_one() {
+        for (target, line, host) in [
+            ("http://a.example/p?q", "POST /p?q HTTP/1.1", "a.example"),
+            ("HTTP://a.example:8080", "POST / HTTP/1.1", "a.example:8080"),
+            ("https://a.example?q", "POST /?q HTTP/1.1", "a.example"),
+            ("*", "POST * HTTP/1.1", "b.example"),
+            ("/http://x/", "POST /http://x/ HTTP/1.1", "b.example"),
+        ] {
+            let (got, fields) = forwarded(
+                &[("Host", "b.example")],
+                target,
+                Version::Http11,
+                parse::Framing::None,
+            );
+            assert_eq!(got, line, "{target}");
+            assert_eq!(get(&fields, "host"), [host], "{target}: RFC 9112 §3.2.2");
+            assert_eq!(get(&fields, "x-forwarded-host"), [host], "{target}");
+        }
+        // An HTTP/1.0 request without Host: the upstream gets one, but nothing claims
+        // the client asked for it.
+        let (_, fields) = forwarded(&[], "/", Version::Http10, parse::Framing::None);
+        assert_eq!(get(&fields, "host"), ["upstream:8080"]);
+        assert_eq!(get(&fields, "x-forwarded-host"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn request_framing_is_written_for_the_upstream() {
+        let te = [
+            ("Host", "h"),
+            ("Transfer-Encoding", "gzip"),
+            ("transfer-encoding", " chunked"),
+        ];
+        for (lines, framing, cl, te) in [
+            (
+                &[("Host", "h"), ("Content-Length", "0")][..],
+                parse::Framing::Length(0),
+                vec!["0"],
+                vec![],
+            ),
+            (
+                &[("Host", "h"), ("Content-Length", "5, 5")][..],
+                parse::Framing::Length(5),
+                vec!["5"],
+                vec![],
+            ),
+            (
+                &[("Host", "h"), ("Transfer-Encoding", "chunked")][..],
+                parse::Framing::Chunked,
+                vec![],
+                vec!["chunked"],
+            ),
+            (
+                &te[..],
+                parse::Framing::Chunked,
+                vec![],
+                vec!["gzip, chunked"],
+            ),
+            (
+                &[("Host", "h"), ("Content-Length", "5")][..],
+                parse::Framing::None,
+                vec![],
+                vec![],
+            ),
+        ] {
+            let (_, fields) = forwarded(lines, "/", Version::Http11, framing);
+            assert_eq!(get(&fields, "content-length"), cl, "{lines:?}");
+            assert_eq!(get(&fields, "transfer-encoding"), te, "{lines:?}");
+        }
+        let mut out = WriteBuf::new();
+        let request = Request {
+            method: b"GET",
+            target: b"/",
+            version: Version::Http11,
+            fields: &[],
+            client: CLIENT,
+            fallback_host: b"u",
+        };
+        write_request_head(&mut out, &request, parse::Framing::None, true);
+        assert!(
+            out.unflushed()
+                .windows(19)
+                .any(|w| w == b"Connection: close\r\n")
+        );
+    }
+
+    /// A written response head: status line and fields, checked to be one valid head.
+    fn to_client(
+        status: u16,
+        reason: &str,
+        lines: &[(&'static str, &'static str)],
+        framing: Framing,
+        client: Version,
+        close: bool,
+    ) -> (String, Vec<(String, String)>) {
+        let fields = fields(lines);
+        let response = Response {
+            status,
+            reason: reason.as_bytes(),
+            version: Version::Http11,
+            fields: &fields,
+        };
+        let mut out = WriteBuf::new();
+        write_response_head(
+            &mut out,
+            &response,
+            framing,
+            client,
+            close,
+            &DateCache::with_clock(Frozen),
+        );
+        let bytes = out.unflushed();
+        let mut storage = [httparse::EMPTY_HEADER; 64];
+        let mut res = httparse::Response::new(&mut storage);
+        assert_eq!(
+            res.parse(bytes),
+            Ok(httparse::Status::Complete(bytes.len())),
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
+        let line_end = bytes.iter().position(|&b| b == b'\r').unwrap();
+        (
+            String::from_utf8(bytes[..line_end].to_vec()).unwrap(),
+            owned(res.headers),
+        )
+    }
+
+    #[test]
+    fn response_head_shape() {
+        let (line, fields) = to_client(
+            200,
+            "Fine",
+            &[
+                ("Server", "up"),
+                ("Connection", "keep-alive, X-Up"),
+                ("X-Up", "secret"),
+                ("Keep-Alive", "timeout=4"),
+                ("Transfer-Encoding", "chunked"),
+                ("Date", "Mon, 07 Nov 1994 08:49:37 GMT"),
+                ("Via", "1.1 cache"),
+            ],
+            Framing::Chunked,
+            Version::Http11,
+            false,
+        );
+        assert_eq!(line, "HTTP/1.1 200 Fine");
+        assert_eq!(
+            fields,
+            pairs(&[
+                ("Server", "up"),
+                ("Date", "Mon, 07 Nov 1994 08:49:37 GMT"),
+                ("Transfer-Encoding", "chunked"),
+                ("Via", "1.1 cache, 1.1 demo-server"),
+            ])
+        );
+        let (line, fields) = to_client(404, "", &[], Framing::Length(0), Version::Http11, false);
+        assert_eq!(
+            line, "HTTP/1.1 404 Not Found",
+            "the standard reason when none was sent"
+        );
+        assert_eq!(
+            fields,
+            pairs(&[
+                ("Date", DATE),
+                ("Content-Length", "0"),
+                ("Via", "1.1 demo-server")
+            ])
+        );
+        let (line, _) = to_client(599, "", &[], Framing::Length(0), Version::Http11, false);
+        assert_eq!(line, "HTTP/1.1 599 ");
+    }
+
+    #[test]
+    fn response_connection_for_each_client() {
+        let cases = [
+            (Framing::Length(1), Version::Http11, false, vec![]),
+            (Framing::Length(1), Version::Http11, true, vec!["close"]),
+            (
+                Framing::Length(1),
+                Version::Http10,
+                false,
+                vec!["keep-alive"],
+            ),
+            (Framing::Length(1), Version::Http10, true, vec!["close"]),
+            (Framing::Close, Version::Http10, false, vec!["close"]),
+            (Framing::Close, Version::Http11, false, vec!["close"]),
+        ];
+        for (framing, client, close, connection) in cases {
+            let (_, fields) = to_client(
+                200,
+                "OK",
+                &[("Connection", "close")],
+                framing,
+                client,
+                close,
+            );
+            assert_eq!(
+                get(&fields, "connection"),
+                connection,
+                "{framing:?} {client:?} {close}"
+            );
+        }
+        // 1xx: no Date, no Connection, no framing.
+        let (line, fields) = to_client(
+            100,
+            "Continue",
+            &[("Connection", "close")],
+            Framing::None,
+            Version::Http11,
+            true,
+        );
+        assert_eq!(line, "HTTP/1.1 100 Continue");
+        assert_eq!(fields, pairs(&[("Via", "1.1 demo-server")]));
+    }
+
+    #[test]
+    fn response_transfer_codings_are_kept() {
+        let te = [("Transfer-Encoding", "gzip, chunked")];
+        let (_, fields) = to_client(200, "OK", &te, Framing::Chunked, Version::Http11, false);
+        assert_eq!(get(&fields, "transfer-encoding"), ["gzip, chunked"]);
+        let (_, fields) = to_client(
+            200,
+            "OK",
+            &[("Transfer-Encoding", "gzip")],
+            Framing::Close,
+            Version::Http11,
+            false,
+        );
+        assert_eq!(get(&fields, "transfer-encoding"), ["gzip"]);
+        let (_, fields) = to_client(
+            200,
+            "OK",
+            &[("Transfer-Encoding", "chunked")],
+            Framing::Close,
+            Version::Http10,
+            false,
+        );
+        assert_eq!(get(&fields, "transfer-encoding"), Vec::<&str>::new());
+        let (_, fields) = to_client(
+            200,
+            "OK",
+            &[("Content-Length", "9")],
+            Framing::Length(9),
+            Version::Http11,
+            false,
+        );
+        assert_eq!(
+            get(&fields, "content-length"),
+            ["9"],
+            "written once, not copied too"
+        );
+    }
+
+    #[test]
+    fn response_framing_decisions() {
+        let head = |status, framing, content_length, transfer_coded| response::Head {
+            status,
+            version: Version::Http11,
+            keep_alive: true,
+            framing,
+            content_length,
+            transfer_coded,
+        };
+        use response::Framing as Up;
+        #[rustfmt::skip]
+        let cases = [
+            (head(200, Up::Length(5), Some(5), false), Version::Http10, Some(Framing::Length(5))),
+            (head(200, Up::Chunked, None, false), Version::Http11, Some(Framing::Chunked)),
+            (head(200, Up::Chunked, None, false), Version::Http10, Some(Framing::Close)),
+            (head(200, Up::Close, None, false), Version::Http11, Some(Framing::Chunked)),
+            (head(200, Up::Close, None, false), Version::Http10, Some(Framing::Close)),
+            (head(200, Up::Close, None, true), Version::Http11, Some(Framing::Chunked)),
+            (head(200, Up::Close, None, true), Version::Http10, None),
+            (head(200, Up::Chunked, None, true), Version::Http10, None),
+            (head(200, Up::None, Some(7), false), Version::Http11, Some(Framing::Length(7))), // HEAD
+            (head(304, Up::None, Some(7), false), Version::Http11, Some(Framing::Length(7))),
+            (head(200, Up::None, None, false), Version::Http11, Some(Framing::None)),
+            (head(204, Up::None, Some(7), false), Version::Http11, Some(Framing::None)),
+            (head(100, Up::None, Some(7), false), Version::Http11, Some(Framing::None)),
+            (head(101, Up::Tunnel, None, false), Version::Http11, None),
+        ];
+        for (head, client, framing) in cases {
+            assert_eq!(
+                response_framing(&head, client),
+                framing,
+                "{head:?} {client:?}"
+            );
+        }
+    }
+}
