@@ -175,12 +175,17 @@ impl ReadBuf {
 
     /// Makes room for at least `additional` more bytes after the unread ones: moves the
     /// unread bytes to the front if that is enough, grows the storage otherwise.
+    ///
+    /// # Panics
+    ///
+    /// With "capacity overflow" if the unread bytes plus `additional` exceed
+    /// `usize::MAX` (as `Vec::reserve` does), or if the allocator cannot grow the storage.
     pub fn reserve(&mut self, additional: usize) {
         if self.buf.len() - self.end >= additional {
             return;
         }
         self.compact();
-        let needed = self.end + additional;
+        let needed = self.end.checked_add(additional).expect("capacity overflow");
         if needed > self.buf.len() {
             let new_len = needed.max(self.buf.len() * 2);
             self.buf.resize(new_len, 0);

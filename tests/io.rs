@@ -400,3 +400,13 @@ fn buffers_that_grew_past_the_bound_are_not_kept() {
     drop(big);
     assert_eq!(writers.stats().discards, 1);
 }
+
+#[test]
+#[should_panic(expected = "capacity overflow")]
+fn read_buf_reserve_overflow_panics_like_vec() {
+    let mut buf = ReadBuf::with_capacity(16);
+    buf.extend_from_slice(b"unread");
+    // 6 unread bytes + usize::MAX overflows: a checked add, never a wrap (release) or
+    // an arithmetic-overflow panic (debug).
+    buf.reserve(usize::MAX);
+}
