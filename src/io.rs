@@ -68,10 +68,11 @@ fn is_transient(kind: ErrorKind) -> bool {
 /// window: reads never zero memory, consuming advances a cursor, and the unread bytes
 /// are moved to the front only when the free space at the end runs out.
 ///
-/// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte ever
-/// written into it since the last reuse is zeroed (so not even a reader handed the
-/// spare space could see them), EOF and error state are cleared, and the capacity is
-/// kept ([`Reuse::Keep`]).
+/// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte that may
+/// have been written into it since the last reuse is zeroed (the bytes appended, and
+/// all of the spare space once a reader was handed it, since a `Read` impl may write
+/// more than it reports), so not even a reader handed the spare space can see them;
+/// EOF and error state are cleared, and the capacity is kept ([`Reuse::Keep`]).
 ///
 /// # Examples
 ///
@@ -90,7 +91,10 @@ pub struct ReadBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// High-water mark of `end` since the last reuse: what the hook must scrub.
+    /// How much of `buf` may hold bytes written since the last reuse: what the hook
+    /// must scrub. The high-water mark of `end`, and all of `buf` once a `Read` impl
+    /// was handed its spare space (it may write anywhere in the slice it is given,
+    /// whatever it reports).
     dirty: usize,
     eof: bool,
     error: Option<ErrorKind>,
@@ -202,6 +206,10 @@ impl ReadBuf {
 
     /// Reads once from `source` into the free space, growing the buffer if it is full.
     ///
+    /// The whole free space is handed to `source`, which may write anywhere in it, not
+    /// only the bytes it reports; so all of it counts as dirty and is zeroed when the
+    /// buffer is recycled (one `memset` of the capacity per reuse).
+    ///
     /// Returns what `source.read` returned. `Ok(0)` marks end of stream
     /// ([`is_eof`](Self::is_eof)); an error other than `WouldBlock` or `Interrupted` is
     /// remembered ([`error`](Self::error)) until the buffer is recycled.
@@ -213,6 +221,8 @@ impl ReadBuf {
         if self.end == self.buf.len() {
             self.reserve(1);
         }
+        // Marked before the call: a reader may also fail or panic after writing.
+        self.dirty = self.buf.len();
         match source.read(&mut self.buf[self.end..]) {
             Ok(0) => {
                 self.eof = true;
@@ -223,7 +233,6 @@ impl ReadBuf {
                 // trust it past the slice.
                 let n = n.min(self.buf.len() - self.end);
                 self.end += n;
-                self.dirty = self.dirty.max(self.end);
                 Ok(n)
             }
             Err(e) => {

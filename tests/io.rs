@@ -410,3 +410,43 @@ fn read_buf_reserve_overflow_panics_like_vec() {
     // an arithmetic-overflow panic (debug).
     buf.reserve(usize::MAX);
 }
+
+#[test]
+fn read_buf_scrubs_what_a_reader_wrote_beyond_what_it_reported() {
+    /// Writes the secret over the whole slice it is handed but reports 1 byte (a
+    /// decoder that reports part of a frame), or fails after writing.
+    struct Overwrites {
+        fail: bool,
+    }
+    impl Read for Overwrites {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for (dst, src) in buf.iter_mut().zip(SECRET.iter().cycle()) {
+                *dst = *src;
+            }
+            if self.fail {
+                return Err(ErrorKind::ConnectionReset.into());
+            }
+            Ok(1)
+        }
+    }
+    for fail in [false, true] {
+        let pool = Pool::new(|| ReadBuf::with_capacity(4096));
+        {
+            let mut buf = pool.get();
+            let _ = buf.read_from(&mut Overwrites { fail });
+        }
+        let mut buf = pool.get();
+        assert_eq!(pool.stats().hits, 1, "the same buffer came back");
+        let mut spy = Spy {
+            seen: Vec::new(),
+            data: b"GET / HTTP/1.1\r\n",
+        };
+        buf.read_from(&mut spy).unwrap();
+        assert_eq!(spy.seen.len(), 4096);
+        let leaked = spy.seen.iter().filter(|&&b| b != 0).count();
+        assert_eq!(
+            leaked, 0,
+            "fail={fail}: {leaked} bytes of the previous connection"
+        );
+    }
+}
