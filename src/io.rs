@@ -310,6 +310,13 @@ impl std::fmt::Debug for ReadBuf {
 /// `WouldBlock` as "later". A write error other than `WouldBlock`/`Interrupted` is
 /// remembered.
 ///
+/// The storage grows with the bytes *pending*, not with the bytes ever written: a
+/// write that empties the buffer rewinds it for free, and when an append would not fit
+/// behind bytes a partial write left, those bytes are first moved to the front if the
+/// written prefix is at least as large as they are (so each byte is moved at most
+/// about once per time it is written, and a sink that always takes all but a few bytes
+/// never makes the buffer grow).
+///
 /// Its [`Recycle`] hook **rejects** the buffer ([`Reuse::Discard`]) when it still holds
 /// unflushed bytes or saw an error; a clean one is cleared and kept.
 ///
@@ -351,13 +358,33 @@ impl WriteBuf {
     /// Appends bytes to be written.
     #[inline]
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        if bytes.len() > self.buf.capacity() - self.buf.len() {
+            self.make_room();
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// Appends one byte to be written.
     #[inline]
     pub fn push(&mut self, byte: u8) {
+        if self.buf.len() == self.buf.capacity() {
+            self.make_room();
+        }
         self.buf.push(byte);
+    }
+
+    /// Called when an append would not fit: moves the unflushed bytes to the front if
+    /// the written prefix is at least as large as they are (the move costs no more than
+    /// the space it frees); otherwise the append grows the storage as a `Vec` does.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        let unflushed = self.len();
+        if self.pos > 0 && self.pos >= unflushed {
+            self.buf.copy_within(self.pos.., 0);
+            self.buf.truncate(unflushed);
+            self.pos = 0;
+        }
     }
 
     /// The bytes not yet written.
@@ -476,7 +503,9 @@ impl Recycle for WriteBuf {
 
 // SAFETY: every method delegates to `Vec<u8>`'s `BufMut` impl, which upholds the
 // trait's contract; `pos` only indexes bytes already initialised in `buf`, and
-// `advance_mut` only grows `buf.len()`, which keeps `pos <= buf.len()`.
+// `advance_mut` only grows `buf.len()`, which keeps `pos <= buf.len()`. `chunk_mut`
+// may first move the unflushed bytes to the front (`make_room`, safe code that keeps
+// `pos <= buf.len()`); it hands out the spare capacity after that, as `Vec` does.
 unsafe impl bytes::BufMut for WriteBuf {
     fn remaining_mut(&self) -> usize {
         self.buf.remaining_mut()
@@ -489,11 +518,14 @@ unsafe impl bytes::BufMut for WriteBuf {
     }
 
     fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        if self.buf.len() == self.buf.capacity() {
+            self.make_room();
+        }
         self.buf.chunk_mut()
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        self.buf.extend_from_slice(src);
+        self.extend_from_slice(src);
     }
 }
 

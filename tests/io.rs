@@ -450,3 +450,89 @@ fn read_buf_scrubs_what_a_reader_wrote_beyond_what_it_reported() {
         );
     }
 }
+
+/// Takes all but the last byte of what it is handed (a socket whose send queue is
+/// always nearly full).
+struct AllButOne(u64);
+impl Write for AllButOne {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().saturating_sub(1);
+        if n == 0 {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        self.0 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn write_buf_grows_with_pending_bytes_not_with_bytes_written() {
+    let mut sink = AllButOne(0);
+    let mut buf = WriteBuf::new();
+    let initial = buf.capacity();
+    for round in 0..10_000u64 {
+        buf.extend_from_slice(&[b'x'; 1000]);
+        buf.write_to(&mut sink).unwrap();
+        assert_eq!(buf.len(), 1);
+        assert_eq!(buf.capacity(), initial, "round {round}");
+    }
+    assert_eq!(sink.0, 10_000 * 1000 - 1);
+
+    // The same through `push` and through `bytes::BufMut` (`put` fills `chunk_mut`).
+    use bytes::BufMut;
+    for round in 0..10_000u64 {
+        match round % 3 {
+            0 => (0..1000).for_each(|_| buf.push(b'y')),
+            1 => buf.put(&[b'z'; 1000][..]),
+            _ => buf.put_slice(&[b'w'; 1000]),
+        }
+        buf.write_to(&mut sink).unwrap();
+        assert_eq!(buf.capacity(), initial, "round {round}");
+    }
+}
+
+#[test]
+fn write_buf_stays_exact_under_random_appends_and_partial_writes() {
+    use bytes::BufMut;
+    for seed in 1..=100u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let mut sink = Trickle {
+            rng: Rng(seed),
+            out: Vec::new(),
+        };
+        let mut buf = WriteBuf::with_capacity(32);
+        let mut expected = Vec::new();
+        let mut peak = 0;
+        for _ in 0..2000 {
+            let chunk: Vec<u8> = (0..rng.below(24)).map(|_| rng.next() as u8).collect();
+            match rng.below(3) {
+                0 => buf.extend_from_slice(&chunk),
+                1 => chunk.iter().for_each(|&b| buf.push(b)),
+                _ => buf.put(&chunk[..]),
+            }
+            expected.extend_from_slice(&chunk);
+            peak = peak.max(buf.len());
+            // Drain to a random level of at least 8 bytes: the sink takes at most 7 per
+            // write, so the buffer never empties and never gets the free rewind.
+            let target = 8 + rng.below(48) as usize;
+            while buf.len() > target {
+                let _ = buf.write_to(&mut sink);
+            }
+            assert_eq!([sink.out.as_slice(), buf.unflushed()].concat(), expected);
+        }
+        while let Err(e) = buf.flush_to(&mut sink) {
+            assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        }
+        assert_eq!(sink.out, expected, "seed {seed}");
+        // Growth follows the pending bytes (plus `Vec`'s doubling), not the stream.
+        assert!(
+            buf.capacity() <= 4 * (peak + 64).max(32),
+            "seed {seed}: capacity {} for at most {peak} pending bytes of {}",
+            buf.capacity(),
+            expected.len()
+        );
+    }
+}
