@@ -452,11 +452,16 @@ impl WriteBuf {
                 Ok(n)
             }
             Err(e) => {
-                if !is_transient(e.kind()) {
-                    self.error = Some(e.kind());
-                }
+                self.record(&e);
                 Err(e)
             }
+        }
+    }
+
+    /// Remembers a write error on this buffer's stream, unless it means "try again".
+    fn record(&mut self, error: &io::Error) {
+        if !is_transient(error.kind()) {
+            self.error = Some(error.kind());
         }
     }
 
@@ -636,9 +641,23 @@ impl<R, B> std::fmt::Debug for PooledReader<R, B> {
 /// A buffered writer over any `W: Write`, whose [`WriteBuf`] comes from a pool: Go's
 /// pooled `bufio.Writer`.
 ///
-/// Dropping it flushes what it can (as `std::io::BufWriter` does) and then drops the
-/// buffer handle. If that flush failed, the buffer still holds bytes or an error, and
-/// the pool's hook refuses it: a dirty writer is never reused.
+/// It buffers at most as many bytes as the buffer's capacity when the writer was made
+/// (a fixed bound: the buffer never grows); a write that would go past it flushes
+/// first, and a write at least that large goes straight to the stream, as
+/// `std::io::BufWriter` does.
+///
+/// Every write error other than `WouldBlock`/`Interrupted` is recorded in the buffer
+/// (see [`WriteBuf::error`]), whether it came from flushing the buffer, from a write
+/// passed straight through, or from the stream's own `flush`; so is every byte left
+/// unflushed. Either makes the buffer dirty, and its pool's hook refuses it: a dirty
+/// writer is never reused.
+///
+/// Dropping it flushes what it can (as `BufWriter` does) and then drops the buffer
+/// handle, except after a failure: if the last attempt to write the buffer out failed
+/// (a `WouldBlock` from a send timeout included) or the stream saw a write error, drop
+/// writes nothing, so a blocking sink is never made to wait out its timeout a second
+/// time. [`into_inner`](Self::into_inner) reports the final flush's error and hands
+/// the stream back.
 ///
 /// # Examples
 ///
@@ -656,10 +675,14 @@ pub struct PooledWriter<W: Write, B: DerefMut<Target = WriteBuf>> {
     /// INVARIANT: `Some` until `into_inner` takes it.
     inner: Option<W>,
     buf: B,
+    /// Most bytes buffered at once: the buffer's capacity when the writer was made.
+    limit: usize,
+    /// Whether the last attempt to write the buffer out failed.
+    flush_failed: bool,
 }
 
 impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
-    /// Wraps `inner`, buffering through `buf`.
+    /// Wraps `inner`, buffering through `buf`, at most `buf.capacity()` bytes at once.
     ///
     /// # Panics
     ///
@@ -671,7 +694,9 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
         );
         Self {
             inner: Some(inner),
+            limit: buf.capacity(),
             buf,
+            flush_failed: false,
         }
     }
 
@@ -689,27 +714,52 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
     ///
     /// # Errors
     ///
-    /// The first write error. The writer is dropped with it, and the dirty buffer is
-    /// refused by its pool.
-    pub fn into_inner(mut self) -> io::Result<W> {
-        self.flush_buf()?;
-        Ok(self.inner.take().expect("inner is Some until into_inner"))
+    /// If the flush fails, an [`IntoInnerError`] that holds the error and hands the
+    /// wrapped writer back, as `std::io::BufWriter::into_inner` does. The bytes that
+    /// could not be written are not tried again: they are dropped with the buffer,
+    /// which its pool refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{ErrorKind, Write};
+    /// use recycle::io::{PooledWriter, WriteBuf};
+    ///
+    /// let mut out = PooledWriter::new(&mut [0u8; 4][..], Box::new(WriteBuf::new()));
+    /// out.write_all(b"more than four bytes")?;
+    /// let err = out.into_inner().unwrap_err();
+    /// assert_eq!(err.error().kind(), ErrorKind::WriteZero);
+    /// let full: &mut [u8] = err.into_inner(); // the stream, handed back
+    /// assert!(full.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn into_inner(mut self) -> Result<W, IntoInnerError<W>> {
+        let result = self.flush_buf();
+        // Taken whatever happened, so that drop writes nothing more.
+        let inner = self.inner.take().expect("inner is Some until into_inner");
+        match result {
+            Ok(()) => Ok(inner),
+            Err(error) => Err(IntoInnerError { inner, error }),
+        }
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
         let inner = self.inner.as_mut().expect("inner is Some until into_inner");
-        self.buf.flush_to(inner)
+        let result = self.buf.flush_to(inner);
+        self.flush_failed = result.is_err();
+        result
     }
 }
 
 impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.len() + data.len() > self.buf.capacity() {
+        if self.buf.len() + data.len() > self.limit {
             self.flush_buf()?;
         }
-        if data.len() >= self.buf.capacity() {
+        if data.len() >= self.limit {
             // Larger than the buffer: straight through, as `BufWriter` does.
-            return self.inner.as_mut().expect("inner is Some").write(data);
+            let inner = self.inner.as_mut().expect("inner is Some until into_inner");
+            return inner.write(data).inspect_err(|e| self.buf.record(e));
         }
         self.buf.extend_from_slice(data);
         Ok(data.len())
@@ -717,13 +767,15 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.flush_buf()?;
-        self.inner.as_mut().expect("inner is Some").flush()
+        let inner = self.inner.as_mut().expect("inner is Some until into_inner");
+        inner.flush().inspect_err(|e| self.buf.record(e))
     }
 }
 
 impl<W: Write, B: DerefMut<Target = WriteBuf>> Drop for PooledWriter<W, B> {
     fn drop(&mut self) {
-        if self.inner.is_some() && !std::thread::panicking() {
+        let failed = self.flush_failed || self.buf.error().is_some();
+        if self.inner.is_some() && !failed && !std::thread::panicking() {
             // Errors are dropped, as `BufWriter` drops them; a failed flush leaves the
             // buffer dirty and its pool refuses it.
             let _ = self.flush_buf();
@@ -734,6 +786,70 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Drop for PooledWriter<W, B> {
 impl<W: Write, B: DerefMut<Target = WriteBuf>> std::fmt::Debug for PooledWriter<W, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad("PooledWriter { .. }")
+    }
+}
+
+/// The error of [`PooledWriter::into_inner`]: the final flush failed. Holds the error
+/// and the wrapped writer, handed back.
+///
+/// The counterpart of `std::io::IntoInnerError`, with one difference: it hands back
+/// the wrapped stream itself, not the buffered writer, because the buffer belongs to a
+/// pool. The bytes the flush could not write are dropped with the buffer (whose pool
+/// refuses it) and never tried again.
+///
+/// It converts into the [`io::Error`] it holds, so `?` works in a function returning
+/// `io::Result`.
+pub struct IntoInnerError<W> {
+    inner: W,
+    error: io::Error,
+}
+
+impl<W> IntoInnerError<W> {
+    /// The error of the final flush.
+    pub fn error(&self) -> &io::Error {
+        &self.error
+    }
+
+    /// The wrapped writer, dropping the error.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
+    /// The error, dropping the wrapped writer.
+    pub fn into_error(self) -> io::Error {
+        self.error
+    }
+
+    /// The error and the wrapped writer.
+    pub fn into_parts(self) -> (io::Error, W) {
+        (self.error, self.inner)
+    }
+}
+
+impl<W> From<IntoInnerError<W>> for io::Error {
+    fn from(err: IntoInnerError<W>) -> io::Error {
+        err.error
+    }
+}
+
+impl<W> std::fmt::Debug for IntoInnerError<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The writer need not be `Debug`; the error is what matters.
+        f.debug_struct("IntoInnerError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> std::fmt::Display for IntoInnerError<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<W> std::error::Error for IntoInnerError<W> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 

@@ -536,3 +536,193 @@ fn write_buf_stays_exact_under_random_appends_and_partial_writes() {
         );
     }
 }
+
+/// A sink that fails every write with `kind` and counts the attempts (a blocking
+/// socket whose send timeout fires reports `WouldBlock`).
+struct Failing {
+    kind: ErrorKind,
+    writes: usize,
+    flushes: usize,
+}
+impl Failing {
+    fn new(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            writes: 0,
+            flushes: 0,
+        }
+    }
+}
+impl Write for Failing {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        self.writes += 1;
+        Err(self.kind.into())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.flushes += 1;
+        Err(self.kind.into())
+    }
+}
+
+#[test]
+fn pooled_writer_into_inner_hands_the_stream_back_and_never_retries() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(64));
+    for kind in [
+        ErrorKind::WouldBlock,
+        ErrorKind::TimedOut,
+        ErrorKind::BrokenPipe,
+    ] {
+        let mut w = PooledWriter::new(Failing::new(kind), pool.get());
+        w.write_all(b"buffered").unwrap();
+        let Err(err) = w.into_inner() else {
+            panic!("{kind:?}: the flush succeeded")
+        };
+        assert_eq!(err.error().kind(), kind);
+        assert!(format!("{err:?}").contains("IntoInnerError"));
+        let (error, sink) = err.into_parts();
+        assert_eq!(error.kind(), kind);
+        assert_eq!(
+            sink.writes, 1,
+            "{kind:?}: the failed flush was not tried again"
+        );
+    }
+    assert_eq!(pool.stats().discards, 3, "every dirty buffer was refused");
+
+    // `?` turns it into the io::Error.
+    fn unwrap_through_question_mark(w: PooledWriter<Failing, Box<WriteBuf>>) -> io::Result<()> {
+        w.into_inner()?;
+        Ok(())
+    }
+    let mut w = PooledWriter::new(
+        Failing::new(ErrorKind::BrokenPipe),
+        Box::new(WriteBuf::new()),
+    );
+    w.write_all(b"x").unwrap();
+    let err = unwrap_through_question_mark(w).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+}
+
+#[test]
+fn pooled_writer_drop_does_not_retry_a_failed_flush() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(64));
+    for kind in [ErrorKind::WouldBlock, ErrorKind::TimedOut] {
+        let mut sink = Failing::new(kind);
+        {
+            let mut w = PooledWriter::new(&mut sink, pool.get());
+            w.write_all(b"buffered").unwrap();
+            assert_eq!(w.flush().unwrap_err().kind(), kind);
+        }
+        assert_eq!(sink.writes, 1, "{kind:?}: drop wrote again after a failure");
+    }
+    assert_eq!(pool.stats().discards, 2);
+
+    // After a failed flush, a later successful one lets drop flush again.
+    struct BlocksOnce {
+        blocked: bool,
+        out: Vec<u8>,
+    }
+    impl Write for BlocksOnce {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if !self.blocked {
+                self.blocked = true;
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut sink = BlocksOnce {
+        blocked: false,
+        out: Vec::new(),
+    };
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        w.write_all(b"one ").unwrap();
+        assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::WouldBlock);
+        w.flush().unwrap();
+        w.write_all(b"two").unwrap();
+    }
+    assert_eq!(sink.out, b"one two");
+    assert_eq!(pool.stats().discards, 2, "the clean buffer was kept");
+}
+
+#[test]
+fn pooled_writer_records_pass_through_and_flush_errors() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(8));
+
+    // A write larger than the buffer goes straight through; its error is recorded.
+    let mut sink = Failing::new(ErrorKind::ConnectionReset);
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        let err = w.write(b"larger than eight bytes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+        assert!(
+            w.buffer().is_empty(),
+            "nothing buffered: the buffer looks clean"
+        );
+    }
+    assert_eq!(sink.writes, 1);
+    assert_eq!(
+        pool.stats().discards,
+        1,
+        "the errored writer's buffer was refused"
+    );
+
+    // The stream's own flush fails after the buffer was written out.
+    struct FlushFails(Vec<u8>);
+    impl Write for FlushFails {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(ErrorKind::BrokenPipe.into())
+        }
+    }
+    let mut sink = FlushFails(Vec::new());
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        w.write_all(b"abc").unwrap();
+        assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::BrokenPipe);
+        w.write_all(b"def").unwrap(); // buffered; drop must not write to a broken stream
+    }
+    assert_eq!(sink.0, b"abc");
+    assert_eq!(pool.stats().discards, 2);
+
+    // Transient errors are not recorded: a WouldBlock on a pass-through write leaves
+    // the (empty) buffer reusable.
+    let mut sink = Failing::new(ErrorKind::WouldBlock);
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        assert!(w.write(b"larger than eight bytes").is_err());
+    }
+    let s = pool.stats();
+    assert_eq!((s.discards, s.idle), (2, 1));
+}
+
+#[test]
+fn pooled_writer_buffers_a_fixed_amount() {
+    /// Records the size of every write it receives.
+    struct Sizes(Vec<usize>);
+    impl Write for Sizes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.push(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = PooledWriter::new(Sizes(Vec::new()), Box::new(WriteBuf::with_capacity(8)));
+    for _ in 0..100 {
+        w.write_all(b"abc").unwrap(); // 3 + 3 fit, the third flushes first
+    }
+    w.write_all(&[0; 8]).unwrap(); // as large as the bound: straight through
+    let sizes = w.into_inner().unwrap().0;
+    assert_eq!(sizes[..3], [6, 6, 6]);
+    assert_eq!(sizes.iter().sum::<usize>(), 308);
+    assert!(sizes.iter().all(|&n| n == 6 || n == 8), "{sizes:?}");
+}
