@@ -860,7 +860,9 @@ impl<W> std::error::Error for IntoInnerError<W> {
 /// [`get`](BufferPool::get) hands out a buffer (its length does not matter; [`copy`]
 /// uses its capacity), [`put`](BufferPool::put) takes it back. `Pool<Vec<u8>>`
 /// implements it, so a pool built with a capacity bound is a ready-made copy buffer
-/// pool.
+/// pool; in its [`Stats`](crate::Stats) a `get` counts as a hit or a miss and a `put`
+/// as a return, as a guard's get and drop do (a buffer never put back stays counted
+/// in use).
 ///
 /// # Examples
 ///
@@ -882,7 +884,14 @@ pub trait BufferPool: Send + Sync {
 
 impl BufferPool for Pool<Vec<u8>> {
     fn get(&self) -> Vec<u8> {
-        Pool::get(self).detach()
+        // Not `detach`: the buffer is meant to come back through `put`, and a detach
+        // plus a return would take it out of the in-use count twice. Take the buffer
+        // out of the guard instead, leaving an empty `Vec` (no allocation), and forget
+        // the guard, which holds nothing else to drop, so that it counts no return.
+        let mut guard = Pool::get(self);
+        let buf = std::mem::take(&mut *guard);
+        std::mem::forget(guard);
+        buf
     }
 
     fn put(&self, buf: Vec<u8>) {
