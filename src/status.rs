@@ -13,7 +13,9 @@
 //! over. Behind an `ArcSwap` a read is a wait-free load that writes only the reading
 //! thread's own slot, and a write is read-copy-update: copy the table, add the line,
 //! swap it in with a compare-and-swap (retrying, on the newer table, if another writer
-//! won). Old tables are freed when their last reader lets go.
+//! won). A line is built from the reason in the very table it is added to, so a
+//! [`StatusLines::register`] racing a first use is never undone by a line built from
+//! the reason it replaced. Old tables are freed when their last reader lets go.
 //!
 //! # The bound
 //!
@@ -398,23 +400,35 @@ impl StatusLines {
     /// Builds a line that is not cached, and caches it if its code has a known reason.
     #[cold]
     fn miss(&self, code: u16, version: Version, key: usize) -> Bytes {
-        let reason = self
-            .table
-            .with(|table| table.reason(code).map(Box::<str>::from));
-        let Some(reason) = reason else {
+        // Reasons are only ever added, so a code without one is built each time
+        // without touching the shared table's reference count.
+        if self.table.with(|table| table.reason(code).is_none()) {
             return Bytes::from(build_line(code, version, generic_reason(code)));
-        };
-        let line = Bytes::from(build_line(code, version, &reason));
-        let mut cached = line.clone();
-        self.table.update(|table| match table.get(key) {
-            // Another thread cached it meanwhile (or registered a new reason): use theirs.
-            Some(existing) => {
-                cached = existing.clone();
-                None
+        }
+        // The line is built inside the update, from the very table it is installed
+        // into: if `register` replaced the reason meanwhile, the update runs again on
+        // the newer table and builds the line from the new reason. (Built from a reason
+        // read earlier, it could overwrite a registration for good.)
+        let mut line = Bytes::new();
+        self.table.update(|table| {
+            if let Some(existing) = table.get(key) {
+                // Another thread cached it meanwhile (or registered a new reason).
+                line = existing.clone();
+                return None;
             }
-            None => Some(table.with_line(key, line.clone())),
+            match table.reason(code) {
+                Some(reason) => {
+                    line = Bytes::from(build_line(code, version, reason));
+                    Some(table.with_line(key, line.clone()))
+                }
+                // Unreachable while reasons are only added; never cached if it were.
+                None => {
+                    line = Bytes::from(build_line(code, version, generic_reason(code)));
+                    None
+                }
+            }
         });
-        cached
+        line
     }
 }
 

@@ -338,4 +338,32 @@ mod models {
             assert_eq!(total, 2, "lost update");
         });
     }
+
+    /// `register` racing a miss on a code that is cached on a miss (404). The
+    /// line the miss caches must come from the table it is installed into, so a
+    /// registration is never overwritten by a line built from the reason it replaced.
+    #[test]
+    fn status_lines_register_vs_miss() {
+        model(|| {
+            let lines = Arc::new(StatusLines::new());
+            let registrar = {
+                let lines = Arc::clone(&lines);
+                thread::spawn(move || lines.register(404, "Gone Fishing").unwrap())
+            };
+            let mut out = Vec::new();
+            lines.write_line(404, Version::Http11, &mut out).unwrap();
+            assert!(
+                out == b"HTTP/1.1 404 Not Found\r\n" || out == b"HTTP/1.1 404 Gone Fishing\r\n",
+                "{:?}",
+                String::from_utf8_lossy(&out)
+            );
+            registrar.join().unwrap();
+            // The registration is not lost, whatever the interleaving.
+            let mut out = Vec::new();
+            lines.write_line(404, Version::Http11, &mut out).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            assert_eq!(line, "HTTP/1.1 404 Gone Fishing\r\n", "lost registration");
+            assert_eq!(lines.cached(), 1);
+        });
+    }
 }
