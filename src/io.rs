@@ -8,9 +8,10 @@
 //!   **drains** it: unread bytes are gone, the bytes any connection ever wrote into it
 //!   are zeroed, EOF and error state are cleared, the capacity is kept. Bytes one
 //!   connection sent can never be read by the next.
-//! - [`WriteBuf`] holds bytes waiting for a sink that may take only part of them. Its
-//!   hook **rejects** it ([`Reuse::Discard`]) when it still holds unflushed bytes or saw
-//!   a write error: a dirty writer is never reused.
+//! - [`WriteBuf`] holds bytes waiting for a sink that may take only part of them, and
+//!   grows with the bytes pending, not with the bytes written. Its hook **rejects** it
+//!   ([`Reuse::Discard`]) when it still holds unflushed bytes or saw a write error: a
+//!   dirty writer is never reused.
 //! - [`PooledReader`] and [`PooledWriter`] are the blocking `bufio` shape:
 //!   `Read + BufRead` and `Write` over any stream, with their buffer borrowed from a
 //!   pool and handed back on drop.
