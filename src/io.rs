@@ -726,12 +726,14 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
     /// use std::io::{ErrorKind, Write};
     /// use recycle::io::{PooledWriter, WriteBuf};
     ///
-    /// let mut out = PooledWriter::new(&mut [0u8; 4][..], Box::new(WriteBuf::new()));
-    /// out.write_all(b"more than four bytes")?;
+    /// let mut disk = [0u8; 4]; // a stream with room for 4 bytes
+    /// let mut out = PooledWriter::new(&mut disk[..], Box::new(WriteBuf::new()));
+    /// out.write_all(b"more than four bytes")?; // buffered
     /// let err = out.into_inner().unwrap_err();
     /// assert_eq!(err.error().kind(), ErrorKind::WriteZero);
-    /// let full: &mut [u8] = err.into_inner(); // the stream, handed back
-    /// assert!(full.is_empty());
+    /// let rest: &mut [u8] = err.into_inner(); // the stream, handed back
+    /// assert!(rest.is_empty());
+    /// assert_eq!(&disk, b"more");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_inner(mut self) -> Result<W, IntoInnerError<W>> {
