@@ -557,15 +557,10 @@ fn write_buf_stays_exact_under_random_appends_and_partial_writes() {
 struct Failing {
     kind: ErrorKind,
     writes: usize,
-    flushes: usize,
 }
 impl Failing {
     fn new(kind: ErrorKind) -> Self {
-        Self {
-            kind,
-            writes: 0,
-            flushes: 0,
-        }
+        Self { kind, writes: 0 }
     }
 }
 impl Write for Failing {
@@ -574,7 +569,6 @@ impl Write for Failing {
         Err(self.kind.into())
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.flushes += 1;
         Err(self.kind.into())
     }
 }
