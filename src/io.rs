@@ -8,9 +8,10 @@
 //!   **drains** it: unread bytes are gone, the bytes any connection ever wrote into it
 //!   are zeroed, EOF and error state are cleared, the capacity is kept. Bytes one
 //!   connection sent can never be read by the next.
-//! - [`WriteBuf`] holds bytes waiting for a sink that may take only part of them. Its
-//!   hook **rejects** it ([`Reuse::Discard`]) when it still holds unflushed bytes or saw
-//!   a write error: a dirty writer is never reused.
+//! - [`WriteBuf`] holds bytes waiting for a sink that may take only part of them, and
+//!   grows with the bytes pending, not with the bytes written. Its hook **rejects** it
+//!   ([`Reuse::Discard`]) when it still holds unflushed bytes or saw a write error: a
+//!   dirty writer is never reused.
 //! - [`PooledReader`] and [`PooledWriter`] are the blocking `bufio` shape:
 //!   `Read + BufRead` and `Write` over any stream, with their buffer borrowed from a
 //!   pool and handed back on drop.
@@ -68,10 +69,11 @@ fn is_transient(kind: ErrorKind) -> bool {
 /// window: reads never zero memory, consuming advances a cursor, and the unread bytes
 /// are moved to the front only when the free space at the end runs out.
 ///
-/// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte ever
-/// written into it since the last reuse is zeroed (so not even a reader handed the
-/// spare space could see them), EOF and error state are cleared, and the capacity is
-/// kept ([`Reuse::Keep`]).
+/// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte that may
+/// have been written into it since the last reuse is zeroed (the bytes appended, and
+/// all of the spare space once a reader was handed it, since a `Read` impl may write
+/// more than it reports), so not even a reader handed the spare space can see them;
+/// EOF and error state are cleared, and the capacity is kept ([`Reuse::Keep`]).
 ///
 /// # Examples
 ///
@@ -90,7 +92,10 @@ pub struct ReadBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// High-water mark of `end` since the last reuse: what the hook must scrub.
+    /// How much of `buf` may hold bytes written since the last reuse: what the hook
+    /// must scrub. The high-water mark of `end`, and all of `buf` once a `Read` impl
+    /// was handed its spare space (it may write anywhere in the slice it is given,
+    /// whatever it reports).
     dirty: usize,
     eof: bool,
     error: Option<ErrorKind>,
@@ -175,12 +180,17 @@ impl ReadBuf {
 
     /// Makes room for at least `additional` more bytes after the unread ones: moves the
     /// unread bytes to the front if that is enough, grows the storage otherwise.
+    ///
+    /// # Panics
+    ///
+    /// With "capacity overflow" if the unread bytes plus `additional` exceed
+    /// `usize::MAX` (as `Vec::reserve` does), or if the allocator cannot grow the storage.
     pub fn reserve(&mut self, additional: usize) {
         if self.buf.len() - self.end >= additional {
             return;
         }
         self.compact();
-        let needed = self.end + additional;
+        let needed = self.end.checked_add(additional).expect("capacity overflow");
         if needed > self.buf.len() {
             let new_len = needed.max(self.buf.len() * 2);
             self.buf.resize(new_len, 0);
@@ -197,6 +207,10 @@ impl ReadBuf {
 
     /// Reads once from `source` into the free space, growing the buffer if it is full.
     ///
+    /// The whole free space is handed to `source`, which may write anywhere in it, not
+    /// only the bytes it reports; so all of it counts as dirty and is zeroed when the
+    /// buffer is recycled (one `memset` of the capacity per reuse).
+    ///
     /// Returns what `source.read` returned. `Ok(0)` marks end of stream
     /// ([`is_eof`](Self::is_eof)); an error other than `WouldBlock` or `Interrupted` is
     /// remembered ([`error`](Self::error)) until the buffer is recycled.
@@ -208,6 +222,8 @@ impl ReadBuf {
         if self.end == self.buf.len() {
             self.reserve(1);
         }
+        // Marked before the call: a reader may also fail or panic after writing.
+        self.dirty = self.buf.len();
         match source.read(&mut self.buf[self.end..]) {
             Ok(0) => {
                 self.eof = true;
@@ -218,7 +234,6 @@ impl ReadBuf {
                 // trust it past the slice.
                 let n = n.min(self.buf.len() - self.end);
                 self.end += n;
-                self.dirty = self.dirty.max(self.end);
                 Ok(n)
             }
             Err(e) => {
@@ -296,6 +311,13 @@ impl std::fmt::Debug for ReadBuf {
 /// `WouldBlock` as "later". A write error other than `WouldBlock`/`Interrupted` is
 /// remembered.
 ///
+/// The storage grows with the bytes *pending*, not with the bytes ever written: a
+/// write that empties the buffer rewinds it for free, and when an append would not fit
+/// behind bytes a partial write left, those bytes are first moved to the front if the
+/// written prefix is at least as large as they are (so each byte is moved at most
+/// about once per time it is written, and a sink that always takes all but a few bytes
+/// never makes the buffer grow).
+///
 /// Its [`Recycle`] hook **rejects** the buffer ([`Reuse::Discard`]) when it still holds
 /// unflushed bytes or saw an error; a clean one is cleared and kept.
 ///
@@ -337,13 +359,33 @@ impl WriteBuf {
     /// Appends bytes to be written.
     #[inline]
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        if bytes.len() > self.buf.capacity() - self.buf.len() {
+            self.make_room();
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// Appends one byte to be written.
     #[inline]
     pub fn push(&mut self, byte: u8) {
+        if self.buf.len() == self.buf.capacity() {
+            self.make_room();
+        }
         self.buf.push(byte);
+    }
+
+    /// Called when an append would not fit: moves the unflushed bytes to the front if
+    /// the written prefix is at least as large as they are (the move costs no more than
+    /// the space it frees); otherwise the append grows the storage as a `Vec` does.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        let unflushed = self.len();
+        if self.pos > 0 && self.pos >= unflushed {
+            self.buf.copy_within(self.pos.., 0);
+            self.buf.truncate(unflushed);
+            self.pos = 0;
+        }
     }
 
     /// The bytes not yet written.
@@ -411,11 +453,16 @@ impl WriteBuf {
                 Ok(n)
             }
             Err(e) => {
-                if !is_transient(e.kind()) {
-                    self.error = Some(e.kind());
-                }
+                self.record(&e);
                 Err(e)
             }
+        }
+    }
+
+    /// Remembers a write error on this buffer's stream, unless it means "try again".
+    fn record(&mut self, error: &io::Error) {
+        if !is_transient(error.kind()) {
+            self.error = Some(error.kind());
         }
     }
 
@@ -462,7 +509,9 @@ impl Recycle for WriteBuf {
 
 // SAFETY: every method delegates to `Vec<u8>`'s `BufMut` impl, which upholds the
 // trait's contract; `pos` only indexes bytes already initialised in `buf`, and
-// `advance_mut` only grows `buf.len()`, which keeps `pos <= buf.len()`.
+// `advance_mut` only grows `buf.len()`, which keeps `pos <= buf.len()`. `chunk_mut`
+// may first move the unflushed bytes to the front (`make_room`, safe code that keeps
+// `pos <= buf.len()`); it hands out the spare capacity after that, as `Vec` does.
 unsafe impl bytes::BufMut for WriteBuf {
     fn remaining_mut(&self) -> usize {
         self.buf.remaining_mut()
@@ -475,11 +524,14 @@ unsafe impl bytes::BufMut for WriteBuf {
     }
 
     fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        if self.buf.len() == self.buf.capacity() {
+            self.make_room();
+        }
         self.buf.chunk_mut()
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        self.buf.extend_from_slice(src);
+        self.extend_from_slice(src);
     }
 }
 
@@ -590,9 +642,23 @@ impl<R, B> std::fmt::Debug for PooledReader<R, B> {
 /// A buffered writer over any `W: Write`, whose [`WriteBuf`] comes from a pool: Go's
 /// pooled `bufio.Writer`.
 ///
-/// Dropping it flushes what it can (as `std::io::BufWriter` does) and then drops the
-/// buffer handle. If that flush failed, the buffer still holds bytes or an error, and
-/// the pool's hook refuses it: a dirty writer is never reused.
+/// It buffers at most as many bytes as the buffer's capacity when the writer was made
+/// (a fixed bound: the buffer never grows); a write that would go past it flushes
+/// first, and a write at least that large goes straight to the stream, as
+/// `std::io::BufWriter` does.
+///
+/// Every write error other than `WouldBlock`/`Interrupted` is recorded in the buffer
+/// (see [`WriteBuf::error`]), whether it came from flushing the buffer, from a write
+/// passed straight through, or from the stream's own `flush`; so is every byte left
+/// unflushed. Either makes the buffer dirty, and its pool's hook refuses it: a dirty
+/// writer is never reused.
+///
+/// Dropping it flushes what it can (as `BufWriter` does) and then drops the buffer
+/// handle, except after a failure: if the last attempt to write the buffer out failed
+/// (a `WouldBlock` from a send timeout included) or the stream saw a write error, drop
+/// writes nothing, so a blocking sink is never made to wait out its timeout a second
+/// time. [`into_inner`](Self::into_inner) reports the final flush's error and hands
+/// the stream back.
 ///
 /// # Examples
 ///
@@ -610,10 +676,14 @@ pub struct PooledWriter<W: Write, B: DerefMut<Target = WriteBuf>> {
     /// INVARIANT: `Some` until `into_inner` takes it.
     inner: Option<W>,
     buf: B,
+    /// Most bytes buffered at once: the buffer's capacity when the writer was made.
+    limit: usize,
+    /// Whether the last attempt to write the buffer out failed.
+    flush_failed: bool,
 }
 
 impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
-    /// Wraps `inner`, buffering through `buf`.
+    /// Wraps `inner`, buffering through `buf`, at most `buf.capacity()` bytes at once.
     ///
     /// # Panics
     ///
@@ -625,7 +695,9 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
         );
         Self {
             inner: Some(inner),
+            limit: buf.capacity(),
             buf,
+            flush_failed: false,
         }
     }
 
@@ -643,27 +715,54 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
     ///
     /// # Errors
     ///
-    /// The first write error. The writer is dropped with it, and the dirty buffer is
-    /// refused by its pool.
-    pub fn into_inner(mut self) -> io::Result<W> {
-        self.flush_buf()?;
-        Ok(self.inner.take().expect("inner is Some until into_inner"))
+    /// If the flush fails, an [`IntoInnerError`] that holds the error and hands the
+    /// wrapped writer back, as `std::io::BufWriter::into_inner` does. The bytes that
+    /// could not be written are not tried again: they are dropped with the buffer,
+    /// which its pool refuses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{ErrorKind, Write};
+    /// use recycle::io::{PooledWriter, WriteBuf};
+    ///
+    /// let mut disk = [0u8; 4]; // a stream with room for 4 bytes
+    /// let mut out = PooledWriter::new(&mut disk[..], Box::new(WriteBuf::new()));
+    /// out.write_all(b"more than four bytes")?; // buffered
+    /// let err = out.into_inner().unwrap_err();
+    /// assert_eq!(err.error().kind(), ErrorKind::WriteZero);
+    /// let rest: &mut [u8] = err.into_inner(); // the stream, handed back
+    /// assert!(rest.is_empty());
+    /// assert_eq!(&disk, b"more");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn into_inner(mut self) -> Result<W, IntoInnerError<W>> {
+        let result = self.flush_buf();
+        // Taken whatever happened, so that drop writes nothing more.
+        let inner = self.inner.take().expect("inner is Some until into_inner");
+        match result {
+            Ok(()) => Ok(inner),
+            Err(error) => Err(IntoInnerError { inner, error }),
+        }
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
         let inner = self.inner.as_mut().expect("inner is Some until into_inner");
-        self.buf.flush_to(inner)
+        let result = self.buf.flush_to(inner);
+        self.flush_failed = result.is_err();
+        result
     }
 }
 
 impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.len() + data.len() > self.buf.capacity() {
+        if self.buf.len() + data.len() > self.limit {
             self.flush_buf()?;
         }
-        if data.len() >= self.buf.capacity() {
+        if data.len() >= self.limit {
             // Larger than the buffer: straight through, as `BufWriter` does.
-            return self.inner.as_mut().expect("inner is Some").write(data);
+            let inner = self.inner.as_mut().expect("inner is Some until into_inner");
+            return inner.write(data).inspect_err(|e| self.buf.record(e));
         }
         self.buf.extend_from_slice(data);
         Ok(data.len())
@@ -671,13 +770,15 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.flush_buf()?;
-        self.inner.as_mut().expect("inner is Some").flush()
+        let inner = self.inner.as_mut().expect("inner is Some until into_inner");
+        inner.flush().inspect_err(|e| self.buf.record(e))
     }
 }
 
 impl<W: Write, B: DerefMut<Target = WriteBuf>> Drop for PooledWriter<W, B> {
     fn drop(&mut self) {
-        if self.inner.is_some() && !std::thread::panicking() {
+        let failed = self.flush_failed || self.buf.error().is_some();
+        if self.inner.is_some() && !failed && !std::thread::panicking() {
             // Errors are dropped, as `BufWriter` drops them; a failed flush leaves the
             // buffer dirty and its pool refuses it.
             let _ = self.flush_buf();
@@ -691,6 +792,70 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> std::fmt::Debug for PooledWriter<
     }
 }
 
+/// The error of [`PooledWriter::into_inner`]: the final flush failed. Holds the error
+/// and the wrapped writer, handed back.
+///
+/// The counterpart of `std::io::IntoInnerError`, with one difference: it hands back
+/// the wrapped stream itself, not the buffered writer, because the buffer belongs to a
+/// pool. The bytes the flush could not write are dropped with the buffer (whose pool
+/// refuses it) and never tried again.
+///
+/// It converts into the [`io::Error`] it holds, so `?` works in a function returning
+/// `io::Result`.
+pub struct IntoInnerError<W> {
+    inner: W,
+    error: io::Error,
+}
+
+impl<W> IntoInnerError<W> {
+    /// The error of the final flush.
+    pub fn error(&self) -> &io::Error {
+        &self.error
+    }
+
+    /// The wrapped writer, dropping the error.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
+    /// The error, dropping the wrapped writer.
+    pub fn into_error(self) -> io::Error {
+        self.error
+    }
+
+    /// The error and the wrapped writer.
+    pub fn into_parts(self) -> (io::Error, W) {
+        (self.error, self.inner)
+    }
+}
+
+impl<W> From<IntoInnerError<W>> for io::Error {
+    fn from(err: IntoInnerError<W>) -> io::Error {
+        err.error
+    }
+}
+
+impl<W> std::fmt::Debug for IntoInnerError<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The writer need not be `Debug`; the error is what matters.
+        f.debug_struct("IntoInnerError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> std::fmt::Display for IntoInnerError<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<W> std::error::Error for IntoInnerError<W> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 // === BufferPool and copy ===
 
 /// A source of byte buffers for copying: Go's `httputil.BufferPool`.
@@ -698,7 +863,9 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> std::fmt::Debug for PooledWriter<
 /// [`get`](BufferPool::get) hands out a buffer (its length does not matter; [`copy`]
 /// uses its capacity), [`put`](BufferPool::put) takes it back. `Pool<Vec<u8>>`
 /// implements it, so a pool built with a capacity bound is a ready-made copy buffer
-/// pool.
+/// pool; in its [`Stats`](crate::Stats) a `get` counts as a hit or a miss and a `put`
+/// as a return, as a guard's get and drop do (a buffer never put back stays counted
+/// in use).
 ///
 /// # Examples
 ///
@@ -720,7 +887,14 @@ pub trait BufferPool: Send + Sync {
 
 impl BufferPool for Pool<Vec<u8>> {
     fn get(&self) -> Vec<u8> {
-        Pool::get(self).detach()
+        // Not `detach`: the buffer is meant to come back through `put`, and a detach
+        // plus a return would take it out of the in-use count twice. Take the buffer
+        // out of the guard instead, leaving an empty `Vec` (no allocation), and forget
+        // the guard, which holds nothing else to drop, so that it counts no return.
+        let mut guard = Pool::get(self);
+        let buf = std::mem::take(&mut *guard);
+        std::mem::forget(guard);
+        buf
     }
 
     fn put(&self, buf: Vec<u8>) {

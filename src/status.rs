@@ -13,7 +13,9 @@
 //! over. Behind an `ArcSwap` a read is a wait-free load that writes only the reading
 //! thread's own slot, and a write is read-copy-update: copy the table, add the line,
 //! swap it in with a compare-and-swap (retrying, on the newer table, if another writer
-//! won). Old tables are freed when their last reader lets go.
+//! won). A line is built from the reason in the very table it is added to, so a
+//! [`StatusLines::register`] racing a first use is never undone by a line built from
+//! the reason it replaced. Old tables are freed when their last reader lets go.
 //!
 //! # The bound
 //!
@@ -398,23 +400,35 @@ impl StatusLines {
     /// Builds a line that is not cached, and caches it if its code has a known reason.
     #[cold]
     fn miss(&self, code: u16, version: Version, key: usize) -> Bytes {
-        let reason = self
-            .table
-            .with(|table| table.reason(code).map(Box::<str>::from));
-        let Some(reason) = reason else {
+        // Reasons are only ever added, so a code without one is built each time
+        // without touching the shared table's reference count.
+        if self.table.with(|table| table.reason(code).is_none()) {
             return Bytes::from(build_line(code, version, generic_reason(code)));
-        };
-        let line = Bytes::from(build_line(code, version, &reason));
-        let mut cached = line.clone();
-        self.table.update(|table| match table.get(key) {
-            // Another thread cached it meanwhile (or registered a new reason): use theirs.
-            Some(existing) => {
-                cached = existing.clone();
-                None
+        }
+        // The line is built inside the update, from the very table it is installed
+        // into: if `register` replaced the reason meanwhile, the update runs again on
+        // the newer table and builds the line from the new reason. (Built from a reason
+        // read earlier, it could overwrite a registration for good.)
+        let mut line = Bytes::new();
+        self.table.update(|table| {
+            if let Some(existing) = table.get(key) {
+                // Another thread cached it meanwhile (or registered a new reason).
+                line = existing.clone();
+                return None;
             }
-            None => Some(table.with_line(key, line.clone())),
+            match table.reason(code) {
+                Some(reason) => {
+                    line = Bytes::from(build_line(code, version, reason));
+                    Some(table.with_line(key, line.clone()))
+                }
+                // Unreachable while reasons are only added; never cached if it were.
+                None => {
+                    line = Bytes::from(build_line(code, version, generic_reason(code)));
+                    None
+                }
+            }
         });
-        cached
+        line
     }
 }
 
@@ -501,6 +515,17 @@ pub const DATE_LEN: usize = 29;
 /// The last second `httpdate` can format (9999-12-31T23:59:59Z).
 const MAX_SECOND: u64 = 253_402_300_799;
 
+/// How far back (in seconds) the clock may go without [`DateCache`] following it.
+const STEP_BACK_SLACK: u64 = 2;
+
+/// The whole second `time` falls in, clamped to what an IMF-fixdate can show (a clock
+/// before 1970 or after 9999 is broken; clamp rather than panic).
+fn second_of(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .min(MAX_SECOND)
+}
+
 #[derive(Clone, Copy)]
 struct Date {
     second: u64,
@@ -509,11 +534,7 @@ struct Date {
 
 impl Date {
     fn at(time: SystemTime) -> Self {
-        // A clock before 1970 or after 9999 is broken; clamp rather than panic.
-        let second = time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .min(MAX_SECOND);
+        let second = second_of(time);
         let mut value = [0u8; DATE_LEN];
         let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(second));
         write!(&mut value[..], "{date}").expect("an IMF-fixdate is 29 bytes");
@@ -524,6 +545,14 @@ impl Date {
 /// The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once per
 /// second and shared by all threads: reads are lock-free, and the thread that first
 /// notices a new second formats it and swaps it in.
+///
+/// # When the clock goes back
+///
+/// The value follows a clock set back by more than 2 seconds (NTP setting right a
+/// clock that ran ahead). A step back of 2 seconds or less is not followed: the value
+/// stays on the later second until the clock catches up, so it never flickers back and
+/// forth. Threads racing to publish never put an older second back: each reads the
+/// clock again just before publishing, after the value it replaces was published.
 ///
 /// # Examples
 ///
@@ -561,24 +590,25 @@ impl<C: Clock> DateCache<C> {
         Self { clock, current }
     }
 
-    /// Reads the clock and, if a new second began, formats and publishes it. Returns
-    /// whether the value changed. An event loop calls this once per iteration and then
-    /// uses [`write_cached`](Self::write_cached) for every response.
+    /// Reads the clock and, if a new second began (or the clock was set back by more
+    /// than 2 seconds: see [above](Self#when-the-clock-goes-back)), formats and
+    /// publishes it. Returns whether the value changed. An event loop calls this once
+    /// per iteration and then uses [`write_cached`](Self::write_cached) for every
+    /// response.
     pub fn refresh(&self) -> bool {
-        let now = self.clock.now();
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if self
             .current
-            .with(|date| date.second == second.min(MAX_SECOND))
+            .with(|date| date.second == second_of(self.clock.now()))
         {
             return false;
         }
-        let fresh = Date::at(now);
         let mut changed = false;
-        // Only ever move forward: a thread that read the clock earlier and lost the
-        // race must not put an older second back.
         self.current.update(|date| {
-            changed = date.second < fresh.second;
+            // The clock is read (again) here, after `date` was published, so it is
+            // never older than the reading `date` was made from: a thread that lost
+            // the race to publish reads the newer second and has nothing to do.
+            let fresh = Date::at(self.clock.now());
+            changed = fresh.second > date.second || fresh.second + STEP_BACK_SLACK < date.second;
             changed.then_some(fresh)
         });
         changed

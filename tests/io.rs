@@ -355,6 +355,21 @@ fn pool_of_vecs_is_a_buffer_pool() {
     assert_eq!(out.len(), 200_000);
     let s = pool.stats();
     assert_eq!((s.misses, s.hits, s.returns, s.idle), (1, 1, 2, 1));
+    // A get + put pair is a get and a return, like a guard's, not a detach and a return.
+    assert_eq!((s.detached, s.in_use()), (0, 0));
+    assert_eq!(s.hits + s.misses, s.returns + s.detached + s.in_use());
+
+    let buffers: &dyn BufferPool = &pool;
+    let buf = buffers.get();
+    assert!(
+        buf.capacity() >= 4096,
+        "the pooled buffer itself, not an empty one"
+    );
+    let s = pool.stats();
+    assert_eq!((s.hits, s.idle, s.detached, s.in_use()), (2, 0, 0, 1));
+    buffers.put(buf);
+    let s = pool.stats();
+    assert_eq!((s.returns, s.idle, s.in_use()), (3, 1, 0));
 }
 
 #[test]
@@ -399,4 +414,324 @@ fn buffers_that_grew_past_the_bound_are_not_kept() {
     big.flush_to(&mut Vec::new()).unwrap(); // clean, but huge
     drop(big);
     assert_eq!(writers.stats().discards, 1);
+}
+
+#[test]
+#[should_panic(expected = "capacity overflow")]
+fn read_buf_reserve_overflow_panics_like_vec() {
+    let mut buf = ReadBuf::with_capacity(16);
+    buf.extend_from_slice(b"unread");
+    // 6 unread bytes + usize::MAX overflows: a checked add, never a wrap (release) or
+    // an arithmetic-overflow panic (debug).
+    buf.reserve(usize::MAX);
+}
+
+#[test]
+fn read_buf_scrubs_what_a_reader_wrote_beyond_what_it_reported() {
+    /// Writes the secret over the whole slice it is handed but reports 1 byte (a
+    /// decoder that reports part of a frame), or fails after writing.
+    struct Overwrites {
+        fail: bool,
+    }
+    impl Read for Overwrites {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for (dst, src) in buf.iter_mut().zip(SECRET.iter().cycle()) {
+                *dst = *src;
+            }
+            if self.fail {
+                return Err(ErrorKind::ConnectionReset.into());
+            }
+            Ok(1)
+        }
+    }
+    for fail in [false, true] {
+        let pool = Pool::new(|| ReadBuf::with_capacity(4096));
+        {
+            let mut buf = pool.get();
+            let _ = buf.read_from(&mut Overwrites { fail });
+        }
+        let mut buf = pool.get();
+        assert_eq!(pool.stats().hits, 1, "the same buffer came back");
+        let mut spy = Spy {
+            seen: Vec::new(),
+            data: b"GET / HTTP/1.1\r\n",
+        };
+        buf.read_from(&mut spy).unwrap();
+        assert_eq!(spy.seen.len(), 4096);
+        let leaked = spy.seen.iter().filter(|&&b| b != 0).count();
+        assert_eq!(
+            leaked, 0,
+            "fail={fail}: {leaked} bytes of the previous connection"
+        );
+    }
+}
+
+/// Takes all but the last byte of what it is handed (a socket whose send queue is
+/// always nearly full).
+struct AllButOne(u64);
+impl Write for AllButOne {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().saturating_sub(1);
+        if n == 0 {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        self.0 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn write_buf_grows_with_pending_bytes_not_with_bytes_written() {
+    let mut sink = AllButOne(0);
+    let mut buf = WriteBuf::new();
+    let initial = buf.capacity();
+    for round in 0..10_000u64 {
+        buf.extend_from_slice(&[b'x'; 1000]);
+        buf.write_to(&mut sink).unwrap();
+        assert_eq!(buf.len(), 1);
+        assert_eq!(buf.capacity(), initial, "round {round}");
+    }
+    assert_eq!(sink.0, 10_000 * 1000 - 1);
+
+    // The same through `push` and through `bytes::BufMut` (`put` fills `chunk_mut`).
+    use bytes::BufMut;
+    for round in 0..10_000u64 {
+        match round % 3 {
+            0 => (0..1000).for_each(|_| buf.push(b'y')),
+            1 => buf.put(&[b'z'; 1000][..]),
+            _ => buf.put_slice(&[b'w'; 1000]),
+        }
+        buf.write_to(&mut sink).unwrap();
+        assert_eq!(buf.capacity(), initial, "round {round}");
+    }
+}
+
+#[test]
+fn write_buf_stays_exact_under_random_appends_and_partial_writes() {
+    use bytes::BufMut;
+    for seed in 1..=100u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let mut sink = Trickle {
+            rng: Rng(seed),
+            out: Vec::new(),
+        };
+        let mut buf = WriteBuf::with_capacity(32);
+        let mut expected = Vec::new();
+        let mut peak = 0;
+        for _ in 0..2000 {
+            let chunk: Vec<u8> = (0..rng.below(24)).map(|_| rng.next() as u8).collect();
+            match rng.below(3) {
+                0 => buf.extend_from_slice(&chunk),
+                1 => chunk.iter().for_each(|&b| buf.push(b)),
+                _ => buf.put(&chunk[..]),
+            }
+            expected.extend_from_slice(&chunk);
+            peak = peak.max(buf.len());
+            // Drain to a random level of at least 8 bytes: the sink takes at most 7 per
+            // write, so the buffer never empties and never gets the free rewind.
+            let target = 8 + rng.below(48) as usize;
+            while buf.len() > target {
+                let _ = buf.write_to(&mut sink);
+            }
+            assert_eq!([sink.out.as_slice(), buf.unflushed()].concat(), expected);
+        }
+        while let Err(e) = buf.flush_to(&mut sink) {
+            assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        }
+        assert_eq!(sink.out, expected, "seed {seed}");
+        // Growth follows the pending bytes (plus `Vec`'s doubling), not the stream.
+        assert!(
+            buf.capacity() <= 4 * (peak + 64).max(32),
+            "seed {seed}: capacity {} for at most {peak} pending bytes of {}",
+            buf.capacity(),
+            expected.len()
+        );
+    }
+}
+
+/// A sink that fails every write with `kind` and counts the attempts (a blocking
+/// socket whose send timeout fires reports `WouldBlock`).
+struct Failing {
+    kind: ErrorKind,
+    writes: usize,
+}
+impl Failing {
+    fn new(kind: ErrorKind) -> Self {
+        Self { kind, writes: 0 }
+    }
+}
+impl Write for Failing {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        self.writes += 1;
+        Err(self.kind.into())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Err(self.kind.into())
+    }
+}
+
+#[test]
+fn pooled_writer_into_inner_hands_the_stream_back_and_never_retries() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(64));
+    for kind in [
+        ErrorKind::WouldBlock,
+        ErrorKind::TimedOut,
+        ErrorKind::BrokenPipe,
+    ] {
+        let mut w = PooledWriter::new(Failing::new(kind), pool.get());
+        w.write_all(b"buffered").unwrap();
+        let Err(err) = w.into_inner() else {
+            panic!("{kind:?}: the flush succeeded")
+        };
+        assert_eq!(err.error().kind(), kind);
+        assert!(format!("{err:?}").contains("IntoInnerError"));
+        let (error, sink) = err.into_parts();
+        assert_eq!(error.kind(), kind);
+        assert_eq!(
+            sink.writes, 1,
+            "{kind:?}: the failed flush was not tried again"
+        );
+    }
+    assert_eq!(pool.stats().discards, 3, "every dirty buffer was refused");
+
+    // `?` turns it into the io::Error.
+    fn unwrap_through_question_mark(w: PooledWriter<Failing, Box<WriteBuf>>) -> io::Result<()> {
+        w.into_inner()?;
+        Ok(())
+    }
+    let mut w = PooledWriter::new(
+        Failing::new(ErrorKind::BrokenPipe),
+        Box::new(WriteBuf::new()),
+    );
+    w.write_all(b"x").unwrap();
+    let err = unwrap_through_question_mark(w).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+}
+
+#[test]
+fn pooled_writer_drop_does_not_retry_a_failed_flush() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(64));
+    for kind in [ErrorKind::WouldBlock, ErrorKind::TimedOut] {
+        let mut sink = Failing::new(kind);
+        {
+            let mut w = PooledWriter::new(&mut sink, pool.get());
+            w.write_all(b"buffered").unwrap();
+            assert_eq!(w.flush().unwrap_err().kind(), kind);
+        }
+        assert_eq!(sink.writes, 1, "{kind:?}: drop wrote again after a failure");
+    }
+    assert_eq!(pool.stats().discards, 2);
+
+    // After a failed flush, a later successful one lets drop flush again.
+    struct BlocksOnce {
+        blocked: bool,
+        out: Vec<u8>,
+    }
+    impl Write for BlocksOnce {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if !self.blocked {
+                self.blocked = true;
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut sink = BlocksOnce {
+        blocked: false,
+        out: Vec::new(),
+    };
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        w.write_all(b"one ").unwrap();
+        assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::WouldBlock);
+        w.flush().unwrap();
+        w.write_all(b"two").unwrap();
+    }
+    assert_eq!(sink.out, b"one two");
+    assert_eq!(pool.stats().discards, 2, "the clean buffer was kept");
+}
+
+#[test]
+fn pooled_writer_records_pass_through_and_flush_errors() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(8));
+
+    // A write larger than the buffer goes straight through; its error is recorded.
+    let mut sink = Failing::new(ErrorKind::ConnectionReset);
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        let err = w.write(b"larger than eight bytes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+        assert!(
+            w.buffer().is_empty(),
+            "nothing buffered: the buffer looks clean"
+        );
+    }
+    assert_eq!(sink.writes, 1);
+    assert_eq!(
+        pool.stats().discards,
+        1,
+        "the errored writer's buffer was refused"
+    );
+
+    // The stream's own flush fails after the buffer was written out.
+    struct FlushFails(Vec<u8>);
+    impl Write for FlushFails {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(ErrorKind::BrokenPipe.into())
+        }
+    }
+    let mut sink = FlushFails(Vec::new());
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        w.write_all(b"abc").unwrap();
+        assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::BrokenPipe);
+        w.write_all(b"def").unwrap(); // buffered; drop must not write to a broken stream
+    }
+    assert_eq!(sink.0, b"abc");
+    assert_eq!(pool.stats().discards, 2);
+
+    // Transient errors are not recorded: a WouldBlock on a pass-through write leaves
+    // the (empty) buffer reusable.
+    let mut sink = Failing::new(ErrorKind::WouldBlock);
+    {
+        let mut w = PooledWriter::new(&mut sink, pool.get());
+        assert!(w.write(b"larger than eight bytes").is_err());
+    }
+    let s = pool.stats();
+    assert_eq!((s.discards, s.idle), (2, 1));
+}
+
+#[test]
+fn pooled_writer_buffers_a_fixed_amount() {
+    /// Records the size of every write it receives.
+    struct Sizes(Vec<usize>);
+    impl Write for Sizes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.push(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = PooledWriter::new(Sizes(Vec::new()), Box::new(WriteBuf::with_capacity(8)));
+    for _ in 0..100 {
+        w.write_all(b"abc").unwrap(); // 3 + 3 fit, the third flushes first
+    }
+    w.write_all(&[0; 8]).unwrap(); // as large as the bound: straight through
+    let sizes = w.into_inner().unwrap().0;
+    assert_eq!(sizes[..3], [6, 6, 6]);
+    assert_eq!(sizes.iter().sum::<usize>(), 308);
+    assert!(sizes.iter().all(|&n| n == 6 || n == 8), "{sizes:?}");
 }

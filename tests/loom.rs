@@ -338,4 +338,85 @@ mod models {
             assert_eq!(total, 2, "lost update");
         });
     }
+
+    /// `register` racing a miss on a code that is cached on a miss (404). The
+    /// line the miss caches must come from the table it is installed into, so a
+    /// registration is never overwritten by a line built from the reason it replaced.
+    #[test]
+    fn status_lines_register_vs_miss() {
+        model(|| {
+            let lines = Arc::new(StatusLines::new());
+            let registrar = {
+                let lines = Arc::clone(&lines);
+                thread::spawn(move || lines.register(404, "Gone Fishing").unwrap())
+            };
+            let mut out = Vec::new();
+            lines.write_line(404, Version::Http11, &mut out).unwrap();
+            assert!(
+                out == b"HTTP/1.1 404 Not Found\r\n" || out == b"HTTP/1.1 404 Gone Fishing\r\n",
+                "{:?}",
+                String::from_utf8_lossy(&out)
+            );
+            registrar.join().unwrap();
+            // The registration is not lost, whatever the interleaving.
+            let mut out = Vec::new();
+            lines.write_line(404, Version::Http11, &mut out).unwrap();
+            let line = String::from_utf8(out).unwrap();
+            assert_eq!(line, "HTTP/1.1 404 Gone Fishing\r\n", "lost registration");
+            assert_eq!(lines.cached(), 1);
+        });
+    }
+
+    /// `DateCache` racing a clock set back by more than the slack: the value follows
+    /// the clock back, whatever the interleaving.
+    #[test]
+    fn date_cache_follows_a_step_back() {
+        model(|| {
+            let now = loom::sync::Arc::new(loom::sync::atomic::AtomicU64::new(784_111_778));
+            let dates = Arc::new(DateCache::with_clock(TestClock(now.clone())));
+            let other = {
+                let dates = Arc::clone(&dates);
+                thread::spawn(move || dates.value())
+            };
+            now.store(784_111_700, loom::sync::atomic::Ordering::Release);
+            dates.refresh();
+            let theirs = other.join().unwrap();
+            assert!(
+                &theirs == b"Sun, 06 Nov 1994 08:49:38 GMT"
+                    || &theirs == b"Sun, 06 Nov 1994 08:48:20 GMT"
+            );
+            let mut out = Vec::new();
+            dates.write_cached(&mut out);
+            assert_eq!(
+                out, b"Sun, 06 Nov 1994 08:48:20 GMT",
+                "followed the clock back"
+            );
+        });
+    }
+
+    /// `DateCache`: a thread that read the clock before another published a much later
+    /// second never puts its older second back, though the gap is more than the
+    /// step-back slack (a publisher reads the clock after the value it replaces was
+    /// published).
+    #[test]
+    fn date_cache_late_thread_never_steps_back() {
+        model(|| {
+            let now = loom::sync::Arc::new(loom::sync::atomic::AtomicU64::new(784_111_777));
+            let dates = Arc::new(DateCache::with_clock(TestClock(now.clone())));
+            now.store(784_111_778, loom::sync::atomic::Ordering::Release);
+            let late = {
+                let dates = Arc::clone(&dates);
+                thread::spawn(move || dates.refresh())
+            };
+            now.store(784_111_782, loom::sync::atomic::Ordering::Release);
+            dates.refresh();
+            late.join().unwrap();
+            let mut out = Vec::new();
+            dates.write_cached(&mut out);
+            assert_eq!(
+                out, b"Sun, 06 Nov 1994 08:49:42 GMT",
+                "an older second came back"
+            );
+        });
+    }
 }

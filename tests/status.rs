@@ -233,10 +233,38 @@ fn date_parses_back_and_changes_across_a_second() {
     out.clear();
     dates.write_cached(&mut out);
     assert_eq!(out, b"Sun, 06 Nov 1994 08:49:38 GMT");
-    // A clock that steps back never moves the value back.
-    now.store(784_111_700_000, SeqCst);
+    // A clock one second behind (a thread that read it late) never moves it back.
+    now.store(784_111_777_900, SeqCst);
     assert!(!dates.refresh());
     assert_eq!(&dates.value(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+}
+
+#[test]
+fn date_follows_a_clock_set_back_by_more_than_two_seconds() {
+    // 1994-11-06T08:49:38.000Z.
+    let now = Arc::new(AtomicU64::new(784_111_778_000));
+    let dates = DateCache::with_clock(ManualClock(Arc::clone(&now)));
+    // Up to 2 seconds back: taken for a racing thread, not followed.
+    for back in [784_111_777_999, 784_111_777_000, 784_111_776_000] {
+        now.store(back, SeqCst);
+        assert!(!dates.refresh(), "{back}");
+        assert_eq!(&dates.value(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+    }
+    // 3 seconds back: a clock set back, followed.
+    now.store(784_111_775_999, SeqCst);
+    assert!(dates.refresh());
+    assert_eq!(&dates.value(), b"Sun, 06 Nov 1994 08:49:35 GMT");
+    // A clock that ran years ahead and is set right by NTP.
+    now.store(1_784_111_778_000, SeqCst); // 2026
+    assert!(dates.refresh());
+    assert_eq!(&dates.value(), b"Wed, 15 Jul 2026 10:36:18 GMT");
+    now.store(784_111_780_000, SeqCst);
+    assert!(dates.refresh());
+    assert_eq!(&dates.value(), b"Sun, 06 Nov 1994 08:49:40 GMT");
+    // And forward again from there, second by second.
+    now.store(784_111_781_000, SeqCst);
+    assert!(dates.refresh());
+    assert_eq!(&dates.value(), b"Sun, 06 Nov 1994 08:49:41 GMT");
 }
 
 #[test]
