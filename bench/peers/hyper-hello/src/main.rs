@@ -2,8 +2,9 @@
 //! peer of `demo-server serve` in the load and idle-connection benchmarks of `bench/`.
 //!
 //! Usage: `hyper-hello [ADDR]` (default `127.0.0.1:18080`). Every request gets
-//! `200 OK` with the body `Hello, World!`. HTTP/1.1 keep-alive, pipelined responses
-//! flushed together (`pipeline_flush`, as hyper's own pipelining benchmarks do).
+//! `200 OK` with the body `Hello, World!`. HTTP/1.1 keep-alive; the responses to
+//! pipelined requests are flushed together (`pipeline_flush`, hyper's opt-in for
+//! pipelining benchmarks) unless the environment has `HYPER_PIPELINE_FLUSH=0`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,8 +36,9 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or("127.0.0.1:18080")
         .parse()
         .expect("usage: hyper-hello [ADDR]");
+    let pipeline_flush = std::env::var_os("HYPER_PIPELINE_FLUSH").is_none_or(|v| v != "0");
     let listener = TcpListener::bind(addr).await?;
-    eprintln!("hyper-hello: listening on http://{addr}");
+    eprintln!("hyper-hello: listening on http://{addr} (pipeline_flush {pipeline_flush})");
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -50,7 +52,7 @@ async fn main() -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let _ = http1::Builder::new()
-                .pipeline_flush(true)
+                .pipeline_flush(pipeline_flush)
                 .serve_connection(TokioIo::new(stream), service_fn(hello))
                 .await;
         });

@@ -6,7 +6,8 @@
 //! 64 idle connections, as nginx's `keepalive 64`); request and response bodies are
 //! streamed, never buffered whole. Hop-by-hop header fields (RFC 9110 section 7.6.1)
 //! are dropped in both directions; hyper re-frames bodies itself. An upstream error
-//! becomes `502 Bad Gateway`.
+//! becomes `502 Bad Gateway`. Responses to pipelined requests are flushed together
+//! (`pipeline_flush`) unless the environment has `HYPER_PIPELINE_FLUSH=0`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -100,8 +101,11 @@ async fn main() -> std::io::Result<()> {
         .pool_max_idle_per_host(64)
         .build(connector);
 
+    let pipeline_flush = std::env::var_os("HYPER_PIPELINE_FLUSH").is_none_or(|v| v != "0");
     let listener = TcpListener::bind(addr).await?;
-    eprintln!("hyper-proxy: listening on http://{addr}, upstream http://{upstream}");
+    eprintln!(
+        "hyper-proxy: listening on http://{addr}, upstream http://{upstream} (pipeline_flush {pipeline_flush})"
+    );
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -119,7 +123,7 @@ async fn main() -> std::io::Result<()> {
             let service =
                 service_fn(move |request| proxy(client.clone(), Arc::clone(&upstream), request));
             let _ = http1::Builder::new()
-                .pipeline_flush(true)
+                .pipeline_flush(pipeline_flush)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
