@@ -265,6 +265,24 @@ start_bg() {
     PIDS+=("$STARTED")
 }
 
+# run_tracked CMD...: runs CMD to its end like a foreground command, but as a recorded
+# background PID, so that a signal to the script ends it too (bash runs a trap only
+# after a foreground command returns; `wait` returns at once).
+run_tracked() {
+    "$@" &
+    local pid=$! rc=0
+    PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    return "$rc"
+}
+
+forget_pid() {
+    local kept=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+    PIDS=("${kept[@]+"${kept[@]}"}")
+}
+
 # alive PID: the process exists and is not a zombie.
 alive() {
     local stat
@@ -294,9 +312,7 @@ stop_pid() {
         kill -KILL "$pid" $kids 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
-    local kept=() p
-    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
-    PIDS=("${kept[@]+"${kept[@]}"}")
+    forget_pid "$pid"
 }
 
 cleanup() {

@@ -48,10 +48,10 @@ servers() {
     done
 }
 
-# run_wrk DURATION DEPTH: wrk on core 1 against $PORT.
+# run_wrk DURATION DEPTH: wrk on core 1 against $PORT; its output in $TMP/wrk.out.
 run_wrk() {
-    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$1" --latency -s "$BENCH/wrk.lua" \
-        "http://127.0.0.1:$PORT/" -- "$2"
+    run_tracked taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$1" --latency -s "$BENCH/wrk.lua" \
+        "http://127.0.0.1:$PORT/" -- "$2" >"$TMP/wrk.out" 2>&1
 }
 
 # The backend of every proxy: demo-server serve, one thread, on core 1 beside wrk,
@@ -73,14 +73,15 @@ measure() {
         return
     fi
     local pid=$STARTED before after out line
-    if [ "$WARMUP" != 0 ]; then run_wrk "$WARMUP" "$depth" >/dev/null 2>&1 || true; fi
+    if [ "$WARMUP" != 0 ]; then run_wrk "$WARMUP" "$depth" || true; fi
     before=$(cpu_ticks "$pid")
-    if ! out=$(run_wrk "$DURATION" "$depth" 2>&1); then
-        FAILED+=("$kind $shape $name (round $round): wrk failed: $out")
+    if ! run_wrk "$DURATION" "$depth"; then
+        FAILED+=("$kind $shape $name (round $round): wrk failed: $(cat "$TMP/wrk.out")")
         stop_pid "$pid"
         return
     fi
     after=$(cpu_ticks "$pid")
+    out=$(cat "$TMP/wrk.out")
     if ! alive "$pid"; then FAILED+=("$kind $shape $name (round $round): server died under load"); fi
     stop_pid "$pid"
     printf '### round %s %s %s %s\n%s\n\n' "$round" "$kind" "$shape" "$name" "$out" >>"$WRK_LOG"
