@@ -7,7 +7,9 @@
 //! - [`ReadBuf`] holds bytes read from a source and not yet consumed. Its hook
 //!   **drains** it: unread bytes are gone, the bytes any connection ever wrote into it
 //!   are zeroed, EOF and error state are cleared, the capacity is kept. Bytes one
-//!   connection sent can never be read by the next.
+//!   connection sent can never be read by the next. A source that writes only the
+//!   bytes it reports ([`TrustedRead`]: sockets) is read with
+//!   [`ReadBuf::read_from_trusted`], and then only those bytes need zeroing.
 //! - [`WriteBuf`] holds bytes waiting for a sink that may take only part of them, and
 //!   grows with the bytes pending, not with the bytes written. Its hook **rejects** it
 //!   ([`Reuse::Discard`]) when it still holds unflushed bytes or saw a write error: a
@@ -209,7 +211,9 @@ impl ReadBuf {
     ///
     /// The whole free space is handed to `source`, which may write anywhere in it, not
     /// only the bytes it reports; so all of it counts as dirty and is zeroed when the
-    /// buffer is recycled (one `memset` of the capacity per reuse).
+    /// buffer is recycled (one `memset` of the capacity per reuse). For a source known
+    /// to write only what it reports (a socket), [`read_from_trusted`] scrubs only
+    /// those bytes.
     ///
     /// Returns what `source.read` returned. `Ok(0)` marks end of stream
     /// ([`is_eof`](Self::is_eof)); an error other than `WouldBlock` or `Interrupted` is
@@ -218,12 +222,45 @@ impl ReadBuf {
     /// # Errors
     ///
     /// Whatever `source.read` returns.
+    ///
+    /// [`read_from_trusted`]: Self::read_from_trusted
     pub fn read_from<R: Read + ?Sized>(&mut self, source: &mut R) -> io::Result<usize> {
+        self.read_with(source, false)
+    }
+
+    /// [`read_from`](Self::read_from) for a [`TrustedRead`] source: only the bytes the
+    /// source reports count as dirty, so recycling the buffer zeroes what was received
+    /// instead of the whole capacity.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `source.read` returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recycle::io::ReadBuf;
+    ///
+    /// let mut buf = ReadBuf::new();
+    /// buf.read_from_trusted(&mut &b"GET / HTTP/1.1\r\n\r\n"[..])?;
+    /// assert!(buf.filled().starts_with(b"GET"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_from_trusted<R: TrustedRead + ?Sized>(
+        &mut self,
+        source: &mut R,
+    ) -> io::Result<usize> {
+        self.read_with(source, true)
+    }
+
+    fn read_with<R: Read + ?Sized>(&mut self, source: &mut R, trusted: bool) -> io::Result<usize> {
         if self.end == self.buf.len() {
             self.reserve(1);
         }
-        // Marked before the call: a reader may also fail or panic after writing.
-        self.dirty = self.buf.len();
+        if !trusted {
+            // Marked before the call: a reader may also fail or panic after writing.
+            self.dirty = self.buf.len();
+        }
         match source.read(&mut self.buf[self.end..]) {
             Ok(0) => {
                 self.eof = true;
@@ -234,6 +271,7 @@ impl ReadBuf {
                 // trust it past the slice.
                 let n = n.min(self.buf.len() - self.end);
                 self.end += n;
+                self.dirty = self.dirty.max(self.end);
                 Ok(n)
             }
             Err(e) => {
@@ -264,6 +302,27 @@ impl ReadBuf {
         }
     }
 }
+
+/// A [`Read`] whose `read(buf)` writes only `buf[..n]`, the `n` bytes it reports, and
+/// nothing when it fails: the contract [`ReadBuf::read_from_trusted`] relies on to
+/// scrub only the bytes received.
+///
+/// `std::io::Read` lets an implementation write anywhere in the slice it is handed, so
+/// this is a promise the type makes beyond `Read`. Breaking it is not undefined
+/// behaviour, but bytes a previous user of a pooled [`ReadBuf`] received could then
+/// survive its reuse: implement it only for sources that copy exactly what they report,
+/// such as a socket's `recv(2)`. Implemented here for std's sockets and byte slices.
+pub trait TrustedRead: Read {}
+
+impl TrustedRead for &[u8] {}
+impl TrustedRead for std::net::TcpStream {}
+impl TrustedRead for &std::net::TcpStream {}
+#[cfg(unix)]
+impl TrustedRead for std::os::unix::net::UnixStream {}
+#[cfg(unix)]
+impl TrustedRead for &std::os::unix::net::UnixStream {}
+impl<R: TrustedRead + ?Sized> TrustedRead for &mut R {}
+impl<R: TrustedRead + ?Sized> TrustedRead for Box<R> {}
 
 impl Default for ReadBuf {
     fn default() -> Self {

@@ -466,6 +466,35 @@ fn read_buf_scrubs_what_a_reader_wrote_beyond_what_it_reported() {
     }
 }
 
+#[test]
+fn read_buf_trusted_reads_still_scrub_every_byte_received() {
+    // A `TrustedRead` source (here a byte slice, as a socket would be) is scrubbed only
+    // as far as it reported; the next user must still see none of those bytes, across
+    // several reads, a compaction and growth past the first capacity.
+    let pool = Pool::new(|| ReadBuf::with_capacity(64));
+    {
+        let mut buf = pool.get();
+        let mut source = &SECRET.repeat(8)[..];
+        while buf.read_from_trusted(&mut source).unwrap() > 0 {
+            if buf.len() > 100 {
+                let half = buf.len() / 2;
+                buf.consume(half); // the next full read compacts instead of growing
+            }
+        }
+        assert!(buf.capacity() > 64, "the buffer grew");
+    }
+    let mut buf = pool.get();
+    assert_eq!(pool.stats().hits, 1, "the same buffer came back");
+    let mut spy = Spy {
+        seen: Vec::new(),
+        data: b"GET / HTTP/1.1\r\n",
+    };
+    buf.read_from(&mut spy).unwrap();
+    assert!(spy.seen.len() > 64);
+    let leaked = spy.seen.iter().filter(|&&b| b != 0).count();
+    assert_eq!(leaked, 0, "{leaked} bytes of the previous connection");
+}
+
 /// Takes all but the last byte of what it is handed (a socket whose send queue is
 /// always nearly full).
 struct AllButOne(u64);
