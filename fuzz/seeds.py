@@ -59,9 +59,24 @@ chunked = {
     "incomplete": b"5\r\nhel",
     "tab_ext": b"1\t;x\r\na\r\n0\r\n\r\n",
     "ctl_ext": b"1;\x01\r\na\r\n0\r\n\r\n",
+    # Issue 14, items 2 and 7: only `chunk-size [ chunk-ext ] CRLF` (RFC 9112 §7.1.1)
+    # and field lines as trailers (§7.1.2).
+    "hex_prefix": b"0x5\r\nhello\r\n0\r\n\r\n",
+    "hex_prefix_16": b"0x10\r\n0123456789abcdef\r\n0\r\n\r\n",
+    "junk_after_size": b"5zzz\r\nhello\r\n0\r\n\r\n",
+    "space_in_size": b"1 0\r\na\r\n0\r\n\r\n",
+    "trailing_ws": b"5 \r\nhello\r\n0\r\n\r\n",
+    "ext_bws_quoted": b"5 ; a = \"q \\\" ;x\" ;b\r\nhello\r\n0\r\n\r\n",
+    "ext_unterminated_quote": b"5;a=\"x\r\nhello\r\n0\r\n\r\n",
+    "ext_no_name": b"5;=v\r\nhello\r\n0\r\n\r\n",
+    "trailer_no_colon": b"0\r\nno colon here\r\n\r\n",
+    "trailer_space_colon": b"0\r\nA : b\r\n\r\n",
+    "trailer_fold": b"0\r\nA: b\r\n c\r\n\r\n",
+    "trailer_obs_text": b"3\r\nabc\r\n0\r\nA:\r\nB: \t\x80\xff \r\n\r\nNEXT",
 }
 for name, data in chunked.items():
-    for i, first in enumerate([b"\x00", b"\x3f", b"\x05"]):
+    # The last prefix sets bit 6: the caller takes half of each data run (unread).
+    for i, first in enumerate([b"\x00", b"\x3f", b"\x05", b"\x41"]):
         write("http_chunked", f"{name}_{i}", first + data)
 
 ops = {
