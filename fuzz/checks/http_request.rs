@@ -19,6 +19,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use demo_server::app::App;
 use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
 use demo_server::state::{Limits, Shared};
 use recycle::io::{ReadBuf, WriteBuf};
@@ -47,7 +48,7 @@ pub(crate) fn check(data: &[u8]) {
     };
     let shared = Shared::with_clock(limits, 1, false, Box::new(Frozen));
     let mut ctx = shared.context(0);
-    let mut conn = Conn::new();
+    let mut conn = Conn::new(App::new(&shared));
     let mut rbuf = ReadBuf::with_capacity(256);
     let mut wbuf = WriteBuf::with_capacity(256);
     let mut output = Vec::new();
@@ -60,7 +61,7 @@ pub(crate) fn check(data: &[u8]) {
         fed += piece.len();
         rbuf.extend_from_slice(piece);
         loop {
-            conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+            conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
             assert!(
                 rbuf.len() <= MAX_HEAD + 64 + 1,
                 "read buffer over the limit: {}",
@@ -90,7 +91,7 @@ pub(crate) fn check(data: &[u8]) {
     if conn.is_done() {
         let before = output.len();
         rbuf.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+        conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
         wbuf.flush_to(&mut output).unwrap();
         assert_eq!(output.len(), before, "output after the connection was done");
     }

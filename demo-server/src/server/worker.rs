@@ -12,6 +12,7 @@ use recycle::io::{ReadBuf, WriteBuf};
 use slab::Slab;
 
 use super::{Config, TICK};
+use crate::app::App;
 use crate::http::conn::Conn;
 use crate::state::{Ctx, Shared};
 
@@ -35,7 +36,7 @@ const READ_HIGH_WATER: usize = 64 * 1024;
 
 struct Connection<'a> {
     stream: TcpStream,
-    http: Conn,
+    http: Conn<App<'a>>,
     /// Borrowed while unprocessed bytes remain; an idle connection holds none.
     rbuf: Option<Pooled<'a, ReadBuf>>,
     /// Borrowed while output is pending.
@@ -237,7 +238,7 @@ impl<'a> Worker<'a> {
         let now = Instant::now();
         entry.insert(Connection {
             stream,
-            http: Conn::new(),
+            http: Conn::new(App::new(self.shared)),
             rbuf: None,
             wbuf: None,
             readable: true, // try at once: the request often arrived with the handshake
@@ -318,20 +319,20 @@ impl<'a> Worker<'a> {
             // 2. Process, if there is anything to process: buffered input, a body to
             //    generate, or an end of input to report.
             let eof_pending = conn.read_closed && !conn.http.is_done();
-            if conn.rbuf.is_some() || conn.http.is_streaming() || eof_pending {
+            if conn.rbuf.is_some() || conn.http.is_responding() || eof_pending {
                 let wbuf = conn.wbuf.get_or_insert_with(|| shared.writers.get());
                 let before = wbuf.len();
-                if conn.rbuf.is_some() || conn.http.is_streaming() {
+                if conn.rbuf.is_some() || conn.http.is_responding() {
                     // A streaming response needs no input, but `process` takes a
                     // buffer: a pooled one costs a thread-local pop and push.
                     let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
                     let unread = rbuf.len();
-                    conn.http.process(rbuf, wbuf, &mut self.ctx);
+                    conn.http.process(rbuf, wbuf, &mut self.ctx, &mut ());
                     progress |= rbuf.len() != unread;
                 }
                 let partial = conn.rbuf.as_ref().is_some_and(|r| !r.is_empty());
                 if conn.read_closed && conn.http.wants_input(wbuf.len()) && !conn.http.is_done() {
-                    conn.http.on_eof(partial, wbuf, &mut self.ctx);
+                    conn.http.on_eof(partial, wbuf, &mut self.ctx, &mut ());
                 }
                 progress |= wbuf.len() != before;
             }
@@ -416,6 +417,7 @@ impl<'a> Worker<'a> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            conn.http.abort(&mut ());
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.shared.close();
             // `conn` drops here: the socket closes and its buffers go back to their
@@ -455,7 +457,7 @@ impl<'a> Worker<'a> {
                 Expiry::Header => {
                     let conn = &mut self.conns[key];
                     let wbuf = conn.wbuf.get_or_insert_with(|| self.shared.writers.get());
-                    conn.http.on_header_timeout(wbuf, &mut self.ctx);
+                    conn.http.on_header_timeout(wbuf, &mut self.ctx, &mut ());
                     self.drive(key);
                 }
             }
