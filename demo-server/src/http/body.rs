@@ -6,7 +6,7 @@
 //! `field-line` grammar (§7.1.2). Extensions and trailers are accepted and dropped, but
 //! capped.
 
-use super::Error;
+use super::{Error, TCHAR};
 
 /// Most bytes of chunk extensions accepted over a whole body.
 pub const CHUNKED_EXTENSIONS_LIMIT: u64 = 16 * 1024;
@@ -231,12 +231,12 @@ fn extension(state: State, b: u8) -> Result<State, Error> {
         (ExtSemi, _) if ws => ExtSemi,
         (ExtToken | ExtQuoteEnd, _) if ws => ExtSemi,
         (ExtPreName, _) if ws => ExtPreName,
-        (ExtPreName | ExtName, _) if is_tchar(b) => ExtName,
+        (ExtPreName | ExtName, _) if TCHAR.contains(b) => ExtName,
         (ExtName | ExtPostName, _) if ws => ExtPostName,
         (ExtName | ExtPostName, b'=') => ExtPreValue,
         (ExtPreValue, _) if ws => ExtPreValue,
         (ExtPreValue, b'"') => ExtQuoted,
-        (ExtPreValue | ExtToken, _) if is_tchar(b) => ExtToken,
+        (ExtPreValue | ExtToken, _) if TCHAR.contains(b) => ExtToken,
         (ExtQuoted, b'"') => ExtQuoteEnd,
         (ExtQuoted, b'\\') => ExtQuotedPair,
         // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 §5.6.4)
@@ -253,7 +253,7 @@ fn extension(state: State, b: u8) -> Result<State, Error> {
 fn trailer(state: State, b: u8) -> Result<State, Error> {
     use State::*;
     Ok(match state {
-        TrailerStart | TrailerName if is_tchar(b) => TrailerName,
+        TrailerStart | TrailerName if TCHAR.contains(b) => TrailerName,
         TrailerName if b == b':' => TrailerValue,
         // field-vchar, SP and HTAB (RFC 9110 §5.5); no other control character.
         TrailerValue if b == b'\t' || (b >= 0x20 && b != 0x7f) => TrailerValue,
@@ -276,11 +276,6 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// `tchar` (RFC 9110 §5.6.2): the bytes of a token.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -35,10 +35,10 @@
 use recycle::io::{ReadBuf, WriteBuf};
 use recycle::status::Version;
 
-use super::Error;
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
 use super::parse::{self, Framing, Method, Request};
+use super::{Error, TCHAR};
 use crate::state::Ctx;
 
 /// Output size past which `process` stops producing and lets the driver flush.
@@ -202,6 +202,7 @@ impl Response<'_, '_> {
     /// bytes are written whatever the handler writes: `Content-Length` is still sent
     /// for `Known` lengths (what the GET would have had), except on 204 (RFC 9110
     /// §8.6). Starting twice is a bug and does nothing.
+    #[inline]
     pub fn start(&mut self, status: u16, len: BodyLen) {
         if self.ex.body != OutBody::NotStarted {
             debug_assert!(false, "response started twice");
@@ -267,22 +268,37 @@ impl Response<'_, '_> {
 
     /// Adds a header field to the head [`start`](Self::start) began (ignored once the
     /// head is closed). The connection's own fields are refused: `Content-Length`,
-    /// `Transfer-Encoding` and `Connection` (the framing is the connection's), and so
-    /// is a name that is not a token or a value with CR, LF or NUL (a bug: debug
-    /// builds assert).
+    /// `Transfer-Encoding` and `Connection` (the framing is the connection's). The name
+    /// must be a token and the value a valid field value (RFC 9110 §5.1, §5.5: no CR,
+    /// LF or other control character but HTAB), as httparse gives them: debug builds
+    /// assert it.
+    #[inline]
     pub fn header(&mut self, name: &str, value: &[u8]) {
         if !self.ex.head_open {
             debug_assert!(false, "header {name} outside an open head");
             return;
         }
-        let valid = !name.is_empty()
-            && name.bytes().all(super::body::is_tchar)
-            && !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
-        debug_assert!(valid, "invalid header field {name:?}");
-        let framing = ["content-length", "transfer-encoding", "connection"]
-            .iter()
-            .any(|f| name.eq_ignore_ascii_case(f));
-        if valid && !framing {
+        // RFC 9110 §5.1, §5.5: a token, and field-vchar / SP / HTAB. Handlers are the
+        // application's code, and the proxy passes fields httparse validated: checked
+        // in debug builds only (a scan cost a small header some 70 instructions).
+        debug_assert!(
+            !name.is_empty() && name.bytes().all(|b| TCHAR.contains(b)),
+            "header name {name:?} is not a token"
+        );
+        debug_assert!(
+            value
+                .iter()
+                .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)),
+            "header {name}: invalid value {:?}",
+            String::from_utf8_lossy(value)
+        );
+        let framing = match name.len() {
+            10 => name.eq_ignore_ascii_case("connection"),
+            14 => name.eq_ignore_ascii_case("content-length"),
+            17 => name.eq_ignore_ascii_case("transfer-encoding"),
+            _ => false,
+        };
+        if !framing {
             let out = &mut *self.out;
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -293,6 +309,7 @@ impl Response<'_, '_> {
 
     /// Sends an interim response (1xx other than 101) before the final one: to an
     /// HTTP/1.1 client only (RFC 9110 §15.2), and only before [`start`](Self::start).
+    #[inline]
     pub fn interim(&mut self, status: u16) {
         if self.ex.body != OutBody::NotStarted || !(100..=199).contains(&status) || status == 101 {
             debug_assert!(
@@ -313,6 +330,7 @@ impl Response<'_, '_> {
 
     /// Body bytes [`write`](Self::write) takes now before the output passes
     /// [`WRITE_HIGH_WATER`] (0: wait for the next [`Handler::poll_response`]).
+    #[inline]
     pub fn room(&self) -> usize {
         WRITE_HIGH_WATER.saturating_sub(self.out.len())
     }
@@ -321,6 +339,7 @@ impl Response<'_, '_> {
     /// `Known` length, no more than remain); returns how many it took. Once the
     /// response is complete (or if it has no body: HEAD, 204, 304) it takes, and
     /// drops, them all.
+    #[inline]
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.room());
         let taken = self.write_body(&data[..n]);
@@ -333,6 +352,7 @@ impl Response<'_, '_> {
 
     /// Writes all of `data` as body bytes, past the high-water mark if need be: for
     /// small bodies already in memory (a fixed page, an error message).
+    #[inline]
     pub fn write_all(&mut self, data: &[u8]) {
         let taken = self.write_body(data);
         debug_assert_eq!(taken, data.len(), "more body than its Content-Length");
@@ -340,6 +360,7 @@ impl Response<'_, '_> {
 
     /// Appends body bytes, framed; returns how many it took (all, but for the rest of a
     /// `Known` length).
+    #[inline(always)]
     fn write_body(&mut self, data: &[u8]) -> usize {
         self.close_head();
         let out = &mut *self.out;
@@ -374,6 +395,7 @@ impl Response<'_, '_> {
     /// Ends the body: the last chunk of a chunked one. A `Known` length must have
     /// been written in full: ending it short is a bug, and cuts the response off
     /// ([`abort`](Self::abort)).
+    #[inline]
     pub fn finish(&mut self) {
         self.close_head();
         match self.ex.body {
@@ -395,6 +417,7 @@ impl Response<'_, '_> {
     /// closes once what was written is flushed, so the client sees a cut-off response,
     /// never a wrong one. With nothing started, the client sees only the close: start
     /// an error response instead to give it a status.
+    #[inline]
     pub fn abort(&mut self) {
         self.close_head();
         self.ex.aborted = true;
@@ -402,17 +425,20 @@ impl Response<'_, '_> {
     }
 
     /// Whether the final response has started.
+    #[inline]
     pub fn is_started(&self) -> bool {
         self.ex.body != OutBody::NotStarted
     }
 
     /// Whether the response is complete: started, and no more body bytes to write (all
     /// of a `Known` length, a finished one, or one without a body).
+    #[inline]
     pub fn is_complete(&self) -> bool {
         self.ex.body == OutBody::Complete
     }
 
     /// Ends the head with its blank line, if it is open.
+    #[inline]
     fn close_head(&mut self) {
         if self.ex.head_open {
             self.ex.head_open = false;
@@ -717,6 +743,8 @@ impl<H: Handler> Conn<H> {
             res.interim(100);
         }
         input.consume(len);
+        // Answered at once (the common case): done without another round.
+        self.complete(ctx);
         true
     }
 
@@ -751,21 +779,27 @@ impl<H: Handler> Conn<H> {
             self.phase = Phase::Done;
             return true;
         }
-        // Complete once the response is, and the body was read; or without reading the
-        // rest of the body when the connection closes anyway (nothing after it is read).
-        if self.ex.body == OutBody::Complete && (self.body.is_none() || !self.ex.keep_alive) {
-            self.requests += 1;
-            ctx.count_request();
-            self.phase = if self.ex.keep_alive && !ctx.closing {
-                Phase::Head
-            } else {
-                Phase::Done
-            };
-            self.ex = Exchange::NONE;
-            self.body = None;
-            return true;
+        self.complete(ctx) || progress
+    }
+
+    /// Ends the exchange if it is complete: the response is, and the body was read; or
+    /// the response is, and the connection closes anyway (nothing after the body is
+    /// read, so the rest of it need not be). Returns whether it ended.
+    #[inline]
+    fn complete(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.ex.body != OutBody::Complete || (self.body.is_some() && self.ex.keep_alive) {
+            return false;
         }
-        progress
+        self.requests += 1;
+        ctx.count_request();
+        self.phase = if self.ex.keep_alive && !ctx.closing {
+            Phase::Head
+        } else {
+            Phase::Done
+        };
+        self.ex = Exchange::NONE;
+        self.body = None;
+        true
     }
 
     /// Reads one run of request body from `input`: offered to the handler while the

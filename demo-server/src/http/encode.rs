@@ -7,6 +7,7 @@ use recycle::io::WriteBuf;
 pub const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Appends a field line whose name already ends in `": "`.
+#[inline]
 pub fn field(out: &mut WriteBuf, name_colon: &[u8], value: &[u8]) {
     out.extend_from_slice(name_colon);
     out.extend_from_slice(value);

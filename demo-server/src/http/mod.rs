@@ -13,6 +13,42 @@ pub mod parse;
 
 use std::fmt;
 
+/// A set of bytes, as a lookup table: one load per byte instead of a chain of
+/// comparisons.
+pub(crate) struct ByteSet([bool; 256]);
+
+impl ByteSet {
+    /// The bytes listed in `extra`, plus ASCII letters and digits if `alphanumeric`.
+    const fn new(alphanumeric: bool, extra: &[u8]) -> Self {
+        let mut set = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            set[b] = alphanumeric && (b as u8).is_ascii_alphanumeric();
+            b += 1;
+        }
+        let mut i = 0;
+        while i < extra.len() {
+            set[extra[i] as usize] = true;
+            i += 1;
+        }
+        Self(set)
+    }
+
+    /// Whether `b` is in the set.
+    #[inline]
+    pub(crate) const fn contains(&self, b: u8) -> bool {
+        self.0[b as usize]
+    }
+}
+
+/// `tchar` (RFC 9110 §5.6.2): the bytes of a token (a field name, a method, a chunk
+/// extension name).
+pub(crate) static TCHAR: ByteSet = ByteSet::new(true, b"!#$%&'*+-.^_`|~");
+
+/// `unreserved / sub-delims` (RFC 3986 §2.3, §2.2): the bytes of a `reg-name` besides
+/// percent-encodings, and of an IP-literal besides `:`.
+pub(crate) static REG_NAME: ByteSet = ByteSet::new(true, b"-._~!$&'()*+,;=");
+
 /// Why a request was refused. Each maps to one status ([`Error::status`]); every one
 /// of them ends the connection after the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

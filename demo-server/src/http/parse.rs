@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 
 use recycle::status::Version;
 
-use super::Error;
+use super::{Error, REG_NAME};
 
 /// Most header fields a request head may have; one more is a 431.
 pub const MAX_HEADERS: usize = 100;
@@ -58,6 +58,7 @@ pub struct Head {
 /// Where the head ends (the index just past its blank line), scanning only from
 /// `from` (minus 3 bytes of overlap): call it with the previous length of the buffer so
 /// that a head arriving byte by byte costs linear, not quadratic, time.
+#[inline]
 pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = from.saturating_sub(3);
     let mut i = start;
@@ -206,7 +207,7 @@ pub fn parse<'b>(
             }
         } else if name.eq_ignore_ascii_case("host") {
             // RFC 9112 §3.2: a Host with an invalid value is a 400.
-            if !valid_host(trim(value)) {
+            if !valid_host(value) {
                 return Err(Error::Malformed);
             }
             hosts += 1;
@@ -284,7 +285,7 @@ pub fn oversized(buf: &[u8], max_head: usize) -> Error {
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), with `uri-host` an IP-literal in
 /// brackets or a `reg-name` (RFC 3986 §3.2.2: unreserved, pct-encoded and sub-delims,
 /// which takes in IPv4 addresses) and `port = *DIGIT`. Empty is valid (§7.2: a target
-/// without authority).
+/// without authority). `value` comes from httparse, trimmed.
 fn valid_host(value: &[u8]) -> bool {
     let port = if value.first() == Some(&b'[') {
         let Some(close) = value.iter().position(|&b| b == b']') else {
@@ -292,32 +293,26 @@ fn valid_host(value: &[u8]) -> bool {
         };
         let literal = &value[1..close];
         // IPv6address / IPvFuture: hex digits, `:`, `.`, and for IPvFuture `v` plus
-        // unreserved and sub-delims. Never `/`, `@`, `?`, `#`, `[`, whitespace.
-        if literal.is_empty()
-            || !literal
-                .iter()
-                .all(|&b| is_unreserved(b) || is_sub_delim(b) || b == b':')
-        {
+        // unreserved and sub-delims; `%25` for a zone (RFC 6874). Never `/`, `@`, `?`,
+        // `#`, `[`, whitespace.
+        let literal_byte = |b: u8| REG_NAME.contains(b) || b == b':' || b == b'%';
+        if literal.is_empty() || !literal.iter().all(|&b| literal_byte(b)) {
             return false;
         }
         &value[close + 1..]
     } else {
-        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
-        let host = &value[..end];
-        let mut i = 0;
-        while i < host.len() {
-            match host[i] {
-                b'%' => {
-                    let hex = |j: usize| host.get(j).is_some_and(u8::is_ascii_hexdigit);
-                    if !(hex(i + 1) && hex(i + 2)) {
-                        return false;
-                    }
-                    i += 3;
-                }
-                b if is_unreserved(b) || is_sub_delim(b) => i += 1,
-                _ => return false,
-            }
-        }
+        // Classify every byte first, without branches (nearly every Host is plain
+        // letters, digits, `-` and `.`, perhaps with `:port`); only a Host with
+        // percent-encodings takes the slow walk.
+        let class = value
+            .iter()
+            .fold(0, |class, &b| class | HOST_CLASS[b as usize]);
+        let end = match class {
+            0 => value.len(),
+            COLON => value.iter().position(|&b| b == b':').unwrap_or(value.len()),
+            c if c & INVALID != 0 => return false,
+            _ => return valid_host_slow(value),
+        };
         &value[end..]
     };
     match port.split_first() {
@@ -327,18 +322,46 @@ fn valid_host(value: &[u8]) -> bool {
     }
 }
 
-/// `unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~"` (RFC 3986 §2.3).
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
+/// [`valid_host`]'s byte classes: 0 for `unreserved / sub-delims`, and bits for the
+/// rest.
+const COLON: u8 = 1;
+const PERCENT: u8 = 2;
+const INVALID: u8 = 4;
+static HOST_CLASS: [u8; 256] = {
+    let mut class = [INVALID; 256];
+    let mut b = 0;
+    while b < 256 {
+        if REG_NAME.contains(b as u8) {
+            class[b] = 0;
+        }
+        b += 1;
+    }
+    class[b':' as usize] = COLON;
+    class[b'%' as usize] = PERCENT;
+    class
+};
 
-/// `sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="`
-/// (RFC 3986 §2.2).
-fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
+/// A reg-name with percent-encodings: each `%` must start `%HH`.
+fn valid_host_slow(value: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        i += value[i..]
+            .iter()
+            .position(|&b| !REG_NAME.contains(b))
+            .unwrap_or(value.len() - i);
+        match value.get(i) {
+            Some(b'%') => {
+                let hex = |j: usize| value.get(j).is_some_and(u8::is_ascii_hexdigit);
+                if !(hex(i + 1) && hex(i + 2)) {
+                    return false;
+                }
+                i += 3;
+            }
+            None => return true,
+            Some(b':') => return value[i + 1..].iter().all(u8::is_ascii_digit),
+            Some(_) => return false,
+        }
+    }
 }
 
 /// `1*DIGIT`, at most 19 digits so it fits a u64 with room to spare.
@@ -505,6 +528,56 @@ mod tests {
         assert_eq!(parse_all(req), Err(Error::ExpectationFailed));
         let req = "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n";
         assert!(parse_all(req).unwrap().expect_continue);
+    }
+
+    #[test]
+    fn host_values() {
+        // RFC 9110 §7.2, RFC 3986 §3.2.2: every path of `valid_host` (plain, with a
+        // port, percent-encoded, IP-literal).
+        for ok in [
+            "",
+            "a",
+            "A-b.c",
+            "a:",
+            "a:8080",
+            "127.0.0.1:80",
+            "%41",
+            "x%2e%2Ey:1",
+            "a_b~c!$&'()*+,;=",
+            "[::1]",
+            "[::1]:443",
+            "[v1.fe]",
+            "[fe80::1%25eth0]",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in [
+            "a b", "a/b", "a@b", "a?b", "a#b", "a:b", "a:1:2", ":1x", "%4", "%zz", "a%4:1", "[::1",
+            "[]", "[::1]x", "[::1]:a", "[a/b]", "a\"b", "a\\b", "a[b", "\u{80}",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_heads_are_414_or_431_from_the_request_line() {
+        let line = |target: usize| format!("GET /{} HTTP/1.1\r\nHost: a\r\n", "x".repeat(target));
+        // The request line does not end within the limit: 414.
+        assert_eq!(oversized(line(100).as_bytes(), 50), Error::UriTooLong);
+        // It does, with a short target: 431, however much more was read.
+        let head = line(10) + &"X: y\r\n".repeat(100);
+        assert_eq!(oversized(head.as_bytes(), 64), Error::HeadTooLarge);
+        // It does, with a target over MAX_URI_LEN (a head limit above it): 414.
+        let head = line(MAX_URI_LEN + 1) + &"X: y\r\n".repeat(100);
+        assert_eq!(
+            oversized(head.as_bytes(), MAX_URI_LEN + 100),
+            Error::UriTooLong
+        );
+        // Only the first `max_head` bytes count: a CRLF just past them does not.
+        let head = line(100);
+        let lf = head.find('\n').unwrap();
+        assert_eq!(oversized(head.as_bytes(), lf), Error::UriTooLong);
+        assert_eq!(oversized(head.as_bytes(), lf + 1), Error::HeadTooLarge);
     }
 
     #[test]
