@@ -71,6 +71,49 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// given. A call that writes nothing and changes nothing means "not yet": the
 /// connection stops, and the driver calls [`Conn::process`] again when the handler's
 /// source is ready (the connection cannot know; the driver does).
+///
+/// # Examples
+///
+/// A handler that answers later, when the driver hands it what it waited for:
+///
+/// ```
+/// use demo_server::http::conn::{BodyLen, Conn, Handler, Response};
+/// use demo_server::http::parse::Request;
+/// use demo_server::state::{Limits, Shared};
+/// use recycle::io::{ReadBuf, WriteBuf};
+///
+/// #[derive(Default)]
+/// struct Later {
+///     /// What the "upstream" sent, once it did.
+///     upstream: Option<&'static [u8]>,
+/// }
+///
+/// impl Handler for Later {
+///     type Worker = ();
+///
+///     fn on_request(&mut self, _: &Request<'_>, _: &mut Response<'_, '_>, _: &mut ()) {}
+///
+///     fn poll_response(&mut self, res: &mut Response<'_, '_>, _: &mut ()) {
+///         if let Some(body) = self.upstream.take() {
+///             res.start(200, BodyLen::Known(body.len() as u64));
+///             res.write_all(body);
+///         }
+///     }
+/// }
+///
+/// let shared = Shared::new(Limits::default(), 1, false);
+/// let mut ctx = shared.context(0);
+/// let (mut input, mut output) = (ReadBuf::new(), WriteBuf::new());
+/// let mut conn = Conn::new(Later::default());
+/// input.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// assert!(output.is_empty() && conn.is_responding()); // pending
+///
+/// conn.handler_mut().upstream = Some(b"later"); // the driver's I/O, elsewhere
+/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// assert!(output.unflushed().ends_with(b"\r\n\r\nlater"));
+/// assert_eq!(conn.requests(), 1);
+/// ```
 pub trait Handler {
     /// State shared by the connections of one worker, lent to every call (`()` if
     /// none).

@@ -3,8 +3,11 @@
 //! - [`parse`]: request heads (`httparse` plus RFC 9112's framing rules and limits);
 //! - [`body`]: the chunked decoder;
 //! - [`conn`]: the per-connection state machine that the event loop, the tests, the
-//!   fuzz targets and the benchmarks all drive;
-//! - [`encode`]: response heads.
+//!   fuzz targets and the benchmarks all drive, the [`Handler`](conn::Handler)
+//!   interface it hands requests to, and the [`Response`](conn::Response) it frames;
+//! - [`encode`]: field lines and chunks.
+//!
+//! Nothing here knows an application: the demo routes and the proxy are handlers.
 
 pub mod body;
 pub mod conn;
@@ -54,15 +57,17 @@ pub(crate) static REG_NAME: ByteSet = ByteSet::new(true, b"-._~!$&'()*+,;=");
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// Syntax the parser refuses, a missing or repeated `Host`, an unsupported version,
-    /// or broken chunked framing: 400.
+    /// Syntax the parser refuses, a missing, repeated or invalid `Host`, an unsupported
+    /// version, or broken chunked framing (a chunk-size line or trailer outside the
+    /// grammar, a bare LF): 400.
     Malformed,
     /// Framing that could be read two ways (both `Content-Length` and
     /// `Transfer-Encoding`, differing lengths, an invalid length): 400.
     BadFraming,
     /// A transfer coding other than chunked: 501.
     UnsupportedCoding,
-    /// A request target over [`parse::MAX_URI_LEN`]: 414.
+    /// A request target over [`parse::MAX_URI_LEN`], or a request line that does not
+    /// fit within the head limit: 414.
     UriTooLong,
     /// A head over the configured byte limit or [`parse::MAX_HEADERS`] fields, or chunk
     /// extensions or trailers over their caps: 431.
