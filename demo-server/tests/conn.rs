@@ -552,23 +552,27 @@ fn the_body_of_a_streamed_get_is_dropped() {
     assert!(!outcome.done);
 }
 
-/// Issue 14, item 2, through the connection: a chunk-size line with anything but
-/// `[ chunk-ext ]` after its digits is a 400 and the end of the connection; nothing
-/// after it is answered.
+/// Issue 14, items 2 and 7, through the connection: a chunk-size line with anything
+/// but `[ chunk-ext ]` after its digits, or a trailer that is not a field line, is a 400
+/// (or, once the response started, the end of it) and the end of the connection;
+/// nothing after it is answered.
 #[test]
-fn chunk_size_lines_that_a_front_end_could_read_differently_end_the_connection() {
-    for size_line in ["0x5", "5zzz", "1 0", "5 "] {
+fn chunk_lines_that_a_front_end_could_read_differently_end_the_connection() {
+    let bodies = [
+        "0x5\r\nhello\r\n0\r\n\r\n",
+        "5zzz\r\nhello\r\n0\r\n\r\n",
+        "1 0\r\nhello\r\n0\r\n\r\n",
+        "5 \r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r\n0\r\nno colon here\r\n\r\n",
+        "5\r\nhello\r\n0\r\nName : value\r\n\r\n",
+    ];
+    for body in bodies {
         let req = format!(
-            "POST /status/200 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
-             {size_line}\r\nhello\r\n0\r\n\r\n{}",
+            "POST /status/200 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}",
             get("/")
         );
         let (responses, outcome) = each_way(limits(), req.as_bytes());
-        assert_eq!(
-            responses.len(),
-            1,
-            "{size_line:?}: only the 200, then close"
-        );
+        assert_eq!(responses.len(), 1, "{body:?}: only the 200, then close");
         assert_eq!(
             (outcome.done, outcome.error),
             (true, Some(Error::Malformed))

@@ -351,12 +351,14 @@ mod tests {
             b"0\r\nA: b\x00c\r\n\r\n", // NUL in a value
             b"0\r\nA\x7f: b\r\n\r\n",  // DEL in a name
         ] {
-            assert_eq!(
-                decode_in_steps(bad, 1).unwrap_err(),
-                Error::Malformed,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            for step in [bad.len(), 7, 1] {
+                assert_eq!(
+                    decode_in_steps(bad, step).unwrap_err(),
+                    Error::Malformed,
+                    "{:?} in {step}-byte pieces",
+                    String::from_utf8_lossy(bad)
+                );
+            }
         }
     }
 

@@ -63,9 +63,9 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 ///    once it is, the connection reads the rest of the body itself and drops it.
 ///
 /// The exchange is complete when the response is complete and the request body was
-/// read to its end; then the next request's `on_request` may come. If the exchange
-/// ends early (a broken or truncated body, a timeout, the driver dropping the
-/// connection), [`on_abort`](Handler::on_abort) is called instead, once.
+/// read to its end (or the connection closes after the response, when the rest of the
+/// body need not be read); then the next request's `on_request` may come. If the
+/// exchange ends early, [`on_abort`](Handler::on_abort) is called instead, once.
 ///
 /// In every call the handler may write the response through the [`Response`] it is
 /// given. A call that writes nothing and changes nothing means "not yet": the
@@ -160,8 +160,10 @@ pub trait Handler {
         let _ = (res, worker);
     }
 
-    /// The exchange ended before it completed: drop what is held for it (the proxy
-    /// closes its upstream connection rather than pooling it).
+    /// The exchange ended before it completed (a broken or truncated request body, or
+    /// the driver dropping the connection through [`Conn::abort`]): drop what is held
+    /// for it (the proxy closes its upstream connection rather than pooling it). Not
+    /// called for a response the handler cut off itself ([`Response::abort`]).
     fn on_abort(&mut self, worker: &mut Self::Worker) {
         let _ = worker;
     }
