@@ -12,6 +12,8 @@ CRLF = "\r\n"
 def req(lines, body=b""):
     return (CRLF.join(lines) + CRLF + CRLF).encode() + body
 
+SMUGGLED = req(["GET /smuggled HTTP/1.1", "Host: a"])
+
 requests = {
     "curl": req(["GET / HTTP/1.1", "Host: 127.0.0.1:8080", "User-Agent: curl/8.5.0", "Accept: */*"]),
     "browser": req(["GET /bytes/10 HTTP/1.1", "Host: localhost", "Connection: keep-alive",
@@ -42,6 +44,32 @@ requests = {
     "expect_other": req(["POST /echo HTTP/1.1", "Host: a", "Expect: 200-ok"]),
     "body_too_large": req(["POST /echo HTTP/1.1", "Host: a", "Content-Length: 99999"]),
     "nul_in_header": b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+    # Issue 14, item 1: a body is consumed per its framing whatever the route does; the
+    # request smuggled inside it is never answered.
+    "smuggled_cl": req(["GET /bytes/3 HTTP/1.1", "Host: a", "Content-Length: %d" % len(SMUGGLED)], SMUGGLED) + req(["GET / HTTP/1.1", "Host: a"]),
+    "smuggled_chunked": req(["GET /bytes/3 HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"%x\r\n" % len(SMUGGLED) + SMUGGLED + b"\r\n0\r\n\r\n") + req(["GET / HTTP/1.1", "Host: a"]),
+    "smuggled_head": req(["HEAD /status/204 HTTP/1.1", "Host: a", "Content-Length: %d" % len(SMUGGLED)], SMUGGLED) + req(["GET / HTTP/1.1", "Host: a"]),
+    "body_to_stats": req(["DELETE /stats HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"3;x=\"y\"\r\nabc\r\n0\r\nT: 1\r\n\r\n") + req(["GET / HTTP/1.1", "Host: a"]),
+    "put_body_keepalive": req(["PUT / HTTP/1.1", "Host: a", "Content-Length: 3"], b"abc") + req(["GET / HTTP/1.1", "Host: a"]),
+    "expect_declined": req(["POST / HTTP/1.1", "Host: a", "Expect: 100-continue", "Content-Length: 2"]) + b"ok",
+    # Items 2 and 7, through the connection.
+    "chunk_hex_prefix": req(["POST /status/200 HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"0x5\r\nhello\r\n0\r\n\r\n") + req(["GET / HTTP/1.1", "Host: a"]),
+    "chunk_junk": req(["POST /echo HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"5zzz\r\nhello\r\n0\r\n\r\n"),
+    "chunk_space_digits": req(["POST /echo HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"1 0\r\na\r\n0\r\n\r\n"),
+    "trailer_no_colon": req(["POST /echo HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"], b"0\r\nno colon here\r\n\r\n") + req(["GET / HTTP/1.1", "Host: a"]),
+    # Item 4: Host values (RFC 9112 §3.2).
+    "invalid_host": req(["GET / HTTP/1.1", "Host: a b/c@@"]),
+    "host_port_letters": req(["GET / HTTP/1.1", "Host: a:b"]),
+    "host_ip_literal": req(["GET / HTTP/1.1", "Host: [::1]:8080"]),
+    "host_pct": req(["GET / HTTP/1.1", "Host: %41%2e:80"]),
+    # Item 5: a request line longer than the head limit (2048 in the check) is 414
+    # however it arrives.
+    "long_request_line": req(["GET /" + "a" * 2100 + " HTTP/1.1", "Host: a"]),
+    # Item 6: no body in an error response to HEAD.
+    "head_error": req(["HEAD / HTTP/1.1"]),
+    "head_bad_framing": req(["HEAD / HTTP/1.1", "Host: a", "Content-Length: 1", "Content-Length: 2"]),
+    # /status/{code} is 200..=599 (RFC 9110 §15).
+    "status_600": req(["GET /status/600 HTTP/1.1", "Host: a"]) + req(["GET /status/599 HTTP/1.1", "Host: a"]),
 }
 prefixes = [b"\x3f\x3f\x3f\x3f", b"\x00\x00\x00\x00", b"\x00\x07\x1f\x3f"]
 for name, data in requests.items():
@@ -59,9 +87,24 @@ chunked = {
     "incomplete": b"5\r\nhel",
     "tab_ext": b"1\t;x\r\na\r\n0\r\n\r\n",
     "ctl_ext": b"1;\x01\r\na\r\n0\r\n\r\n",
+    # Issue 14, items 2 and 7: only `chunk-size [ chunk-ext ] CRLF` (RFC 9112 §7.1.1)
+    # and field lines as trailers (§7.1.2).
+    "hex_prefix": b"0x5\r\nhello\r\n0\r\n\r\n",
+    "hex_prefix_16": b"0x10\r\n0123456789abcdef\r\n0\r\n\r\n",
+    "junk_after_size": b"5zzz\r\nhello\r\n0\r\n\r\n",
+    "space_in_size": b"1 0\r\na\r\n0\r\n\r\n",
+    "trailing_ws": b"5 \r\nhello\r\n0\r\n\r\n",
+    "ext_bws_quoted": b"5 ; a = \"q \\\" ;x\" ;b\r\nhello\r\n0\r\n\r\n",
+    "ext_unterminated_quote": b"5;a=\"x\r\nhello\r\n0\r\n\r\n",
+    "ext_no_name": b"5;=v\r\nhello\r\n0\r\n\r\n",
+    "trailer_no_colon": b"0\r\nno colon here\r\n\r\n",
+    "trailer_space_colon": b"0\r\nA : b\r\n\r\n",
+    "trailer_fold": b"0\r\nA: b\r\n c\r\n\r\n",
+    "trailer_obs_text": b"3\r\nabc\r\n0\r\nA:\r\nB: \t\x80\xff \r\n\r\nNEXT",
 }
 for name, data in chunked.items():
-    for i, first in enumerate([b"\x00", b"\x3f", b"\x05"]):
+    # The last prefix sets bit 6: the caller takes half of each data run (unread).
+    for i, first in enumerate([b"\x00", b"\x3f", b"\x05", b"\x41"]):
         write("http_chunked", f"{name}_{i}", first + data)
 
 ops = {

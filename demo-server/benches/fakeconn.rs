@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use demo_server::app::App;
 use demo_server::http::conn::Conn;
 use demo_server::state::{Ctx, Limits, Shared};
 
@@ -49,18 +50,24 @@ impl Write for Sink {
 
 /// Reads `request` into a pooled buffer, answers it through `conn`, writes the
 /// response to `sink`, gives the buffers back.
-fn serve(conn: &mut Conn, request: &[u8], shared: &Shared, ctx: &mut Ctx<'_>, sink: &mut Sink) {
+fn serve(
+    conn: &mut Conn<App<'_>>,
+    request: &[u8],
+    shared: &Shared,
+    ctx: &mut Ctx<'_>,
+    sink: &mut Sink,
+) {
     let mut rbuf = shared.readers.get();
     rbuf.extend_from_slice(request);
     let mut wbuf = shared.writers.get();
-    conn.process(&mut rbuf, &mut wbuf, ctx);
+    conn.process(&mut rbuf, &mut wbuf, ctx, &mut ());
     wbuf.flush_to(sink).unwrap();
     black_box(&sink.0);
     sink.0.clear();
 }
 
 fn no_keep_alive(shared: &Shared, ctx: &mut Ctx<'_>, sink: &mut Sink) {
-    let mut conn = Conn::new();
+    let mut conn = Conn::new(App::new(shared));
     serve(&mut conn, BROWSER_REQUEST, shared, ctx, sink);
     assert!(conn.is_done());
 }
@@ -69,7 +76,7 @@ fn fakeconn(c: &mut Criterion) {
     let shared = Shared::new(Limits::default(), 1, false);
     let mut ctx = shared.context(0);
     let mut sink = Sink(Vec::with_capacity(4096));
-    let mut keep_alive = Conn::new();
+    let mut keep_alive = Conn::new(App::new(&shared));
 
     const OPS: u64 = 100_000;
     for name in ["no_keep_alive", "keep_alive_lite"] {

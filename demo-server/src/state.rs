@@ -13,6 +13,20 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Default `--max-body-bytes`.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Timeouts are at most a day: longer than any sensible deadline, and far from where
+/// `Instant + Duration` overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Timeouts are at least a millisecond (the shutdown timeout may be zero).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// Fewest bytes `max_head_bytes` may be: a small request with a few fields.
+pub const MIN_HEAD_BYTES: usize = 256;
+/// Most bytes `max_head_bytes` may be (1 MiB, Go's default).
+pub const MAX_HEAD_BYTES: usize = 1 << 20;
+/// Most connections `max_connections` may admit.
+pub const MAX_CONNECTIONS: usize = 1_000_000;
+/// Most worker threads.
+pub const MAX_THREADS: usize = 1024;
+
 /// Capacity of a pooled read buffer; it grows (up to the head limit) for larger heads.
 pub const READ_BUF_SIZE: usize = 4 * 1024;
 /// Capacity of a pooled write buffer.
@@ -36,6 +50,48 @@ pub struct Limits {
     pub write_timeout: Duration,
     /// Most open connections across all workers; more are closed at once.
     pub max_connections: usize,
+}
+
+impl Limits {
+    /// Checks that every limit is in its range ([`MIN_HEAD_BYTES`]..=[`MAX_HEAD_BYTES`],
+    /// timeouts [`MIN_TIMEOUT`]..=[`MAX_TIMEOUT`], 1..=[`MAX_CONNECTIONS`]).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the first limit out of range.
+    pub fn check(&self) -> Result<(), String> {
+        let head = MIN_HEAD_BYTES..=MAX_HEAD_BYTES;
+        if !head.contains(&self.max_head_bytes) {
+            return Err(format!("max_head_bytes must be in {head:?}"));
+        }
+        for (name, timeout) in [
+            ("header_timeout", self.header_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("write_timeout", self.write_timeout),
+        ] {
+            check_timeout(timeout, MIN_TIMEOUT).map_err(|e| format!("{name} {e}"))?;
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            return Err(format!("max_connections must be in 1..={MAX_CONNECTIONS}"));
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `timeout` is in `min..=`[`MAX_TIMEOUT`].
+///
+/// # Errors
+///
+/// "must be between {min} and 1day".
+pub fn check_timeout(timeout: Duration, min: Duration) -> Result<(), String> {
+    if timeout < min || timeout > MAX_TIMEOUT {
+        return Err(format!(
+            "must be between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(MAX_TIMEOUT)
+        ));
+    }
+    Ok(())
 }
 
 impl Default for Limits {

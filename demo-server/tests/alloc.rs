@@ -12,6 +12,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use counting::allocations;
+use demo_server::app::App;
 use demo_server::http::conn::Conn;
 use demo_server::state::{Ctx, Limits, Shared};
 use recycle::status::Clock;
@@ -52,12 +53,18 @@ const REQUESTS: [&[u8]; 6] = [
 
 /// One request through `conn` the way the event loop does it: borrow a read buffer
 /// when bytes arrive, a write buffer for the output, give both back when empty.
-fn serve_one(conn: &mut Conn, request: &[u8], shared: &Shared, ctx: &mut Ctx<'_>, sink: &mut Sink) {
+fn serve_one(
+    conn: &mut Conn<App<'_>>,
+    request: &[u8],
+    shared: &Shared,
+    ctx: &mut Ctx<'_>,
+    sink: &mut Sink,
+) {
     let mut rbuf = shared.readers.get();
     rbuf.extend_from_slice(request);
     loop {
         let mut wbuf = shared.writers.get();
-        conn.process(&mut rbuf, &mut wbuf, ctx);
+        conn.process(&mut rbuf, &mut wbuf, ctx, &mut ());
         let wrote = !wbuf.is_empty();
         wbuf.flush_to(sink).unwrap();
         if !wrote {
@@ -74,7 +81,7 @@ fn keep_alive_requests_allocate_nothing() {
     let mut sink = Sink {
         bytes: Vec::with_capacity(1 << 20),
     };
-    let mut conn = Conn::new();
+    let mut conn = Conn::new(App::new(&shared));
     // Warm-up: pools, status lines, thread caches.
     for request in REQUESTS.iter().cycle().take(50) {
         serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
@@ -103,7 +110,7 @@ fn a_whole_connection_allocates_nothing() {
     };
     let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let mut connection = |sink: &mut Sink| {
-        let mut conn = Conn::new(); // open
+        let mut conn = Conn::new(App::new(&shared)); // open
         serve_one(&mut conn, request, &shared, &mut ctx, sink); // one request
         assert!(conn.is_done()); // close
         assert!(sink.bytes.ends_with(b"Hello, World!"));

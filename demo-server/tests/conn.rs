@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{Response, parse_all, parse_response};
+use demo_server::app::App;
 use demo_server::http::Error;
 use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
 use demo_server::state::{Limits, Shared};
@@ -44,27 +45,29 @@ struct Outcome {
 /// (if `eof`) closes the input side.
 fn drive(shared: &Shared, input: &[u8], step: usize, eof: bool) -> Outcome {
     let mut ctx = shared.context(0);
-    let mut conn = Conn::new();
+    let mut conn = Conn::new(App::new(shared));
     let mut rbuf = ReadBuf::new();
     let mut wbuf = WriteBuf::new();
     let mut output = Vec::new();
     let mut peak_output = 0;
-    let mut pump =
-        |conn: &mut Conn, rbuf: &mut ReadBuf, wbuf: &mut WriteBuf, output: &mut Vec<u8>| loop {
-            conn.process(rbuf, wbuf, &mut ctx);
-            peak_output = peak_output.max(wbuf.len());
-            if wbuf.is_empty() {
-                break;
-            }
-            wbuf.flush_to(output).unwrap();
-        };
+    let mut pump = |conn: &mut Conn<App<'_>>,
+                    rbuf: &mut ReadBuf,
+                    wbuf: &mut WriteBuf,
+                    output: &mut Vec<u8>| loop {
+        conn.process(rbuf, wbuf, &mut ctx, &mut ());
+        peak_output = peak_output.max(wbuf.len());
+        if wbuf.is_empty() {
+            break;
+        }
+        wbuf.flush_to(output).unwrap();
+    };
     for piece in input.chunks(step.max(1)) {
         rbuf.extend_from_slice(piece);
         pump(&mut conn, &mut rbuf, &mut wbuf, &mut output);
     }
     if eof && !conn.is_done() {
         let mut ctx = shared.context(0);
-        conn.on_eof(!rbuf.is_empty(), &mut wbuf, &mut ctx);
+        conn.on_eof(!rbuf.is_empty(), &mut wbuf, &mut ctx, &mut ());
         wbuf.flush_to(&mut output).unwrap();
     }
     Outcome {
@@ -380,13 +383,13 @@ fn eof_mid_request_is_a_400_and_eof_when_idle_is_silent() {
 fn header_timeout_answers_408() {
     let shared = shared(limits());
     let mut ctx = shared.context(0);
-    let mut conn = Conn::new();
+    let mut conn = Conn::new(App::new(&shared));
     let mut rbuf = ReadBuf::new();
     let mut wbuf = WriteBuf::new();
     rbuf.extend_from_slice(b"GET / HTTP/1.1\r\n");
-    conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+    conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
     assert!(wbuf.is_empty(), "no output before a complete head");
-    conn.on_header_timeout(&mut wbuf, &mut ctx);
+    conn.on_header_timeout(&mut wbuf, &mut ctx, &mut ());
     let responses = parse_all(wbuf.unflushed());
     assert_eq!(responses[0].status, 408);
     assert!(conn.is_done());
@@ -396,14 +399,14 @@ fn header_timeout_answers_408() {
 fn large_responses_respect_backpressure() {
     let shared = shared(limits());
     let mut ctx = shared.context(0);
-    let mut conn = Conn::new();
+    let mut conn = Conn::new(App::new(&shared));
     let mut rbuf = ReadBuf::new();
     let mut wbuf = WriteBuf::new();
     rbuf.extend_from_slice(get("/bytes/1000000").as_bytes());
     let mut received = Vec::new();
     let mut rounds = 0;
     loop {
-        conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+        conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
         assert!(
             wbuf.len() < WRITE_HIGH_WATER + 32 * 1024,
             "output bounded: {}",
@@ -448,4 +451,225 @@ fn echo_never_holds_the_whole_body() {
         out.peak_output
     );
     assert_eq!(parse_all(&out.output)[0].body, body);
+}
+
+// === issue 14 ===
+
+/// Parses `bytes` as the responses to requests whose methods were `heads` (true for
+/// HEAD: no body follows, whatever the head says); panics on anything left over.
+fn parse_for(mut bytes: &[u8], heads: &[bool]) -> Vec<Response> {
+    let mut out = Vec::new();
+    for &head in heads {
+        if bytes.is_empty() {
+            break;
+        }
+        let response = parse_response(&mut bytes, head)
+            .unwrap_or_else(|| panic!("incomplete: {:?}", String::from_utf8_lossy(bytes)));
+        out.push(response);
+    }
+    assert!(
+        bytes.is_empty(),
+        "bytes after the expected responses: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    out
+}
+
+/// RFC 9112 §6.3: every request's body is consumed per its framing, whatever the route
+/// does with it, so the bytes after it are the next request. For every route and every
+/// method, a request with a body (Content-Length and chunked; each smuggling a request
+/// of its own) followed by a `GET /` gets exactly two responses, the second the hello,
+/// fed whole, in 7-byte pieces and byte by byte.
+#[test]
+fn a_body_is_never_read_as_a_request_whatever_the_route_and_method() {
+    const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    let routes = [
+        "/",
+        "/echo",
+        "/stats",
+        "/status/200",
+        "/status/204",
+        "/status/304",
+        "/status/999",
+        "/bytes/0",
+        "/bytes/3",
+        "/bytes/100000",
+        "/bytes/x",
+        "/nope",
+    ];
+    let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+    let chunked_body = format!("{:x}\r\n{SMUGGLED}\r\n0\r\n\r\n", SMUGGLED.len());
+    let bodies = [
+        (
+            format!("Content-Length: {}", SMUGGLED.len()),
+            SMUGGLED.to_string(),
+        ),
+        ("Transfer-Encoding: chunked".to_string(), chunked_body),
+    ];
+    let limits = Limits {
+        max_body_bytes: 1 << 20,
+        ..limits()
+    };
+    for route in routes {
+        for method in methods {
+            for (framing, body) in &bodies {
+                let req = format!(
+                    "{method} {route} HTTP/1.1\r\nHost: t\r\n{framing}\r\n\r\n{body}{}",
+                    get("/")
+                );
+                for step in [req.len(), 7, 1] {
+                    let out = drive(&shared(limits.clone()), req.as_bytes(), step, false);
+                    let context = format!("{method} {route} {framing}, {step}-byte pieces");
+                    let responses = parse_for(&out.output, &[method == "HEAD", false]);
+                    assert_eq!(responses.len(), 2, "{context}");
+                    assert_eq!(responses[1].text(), "Hello, World!", "{context}");
+                    assert!(!out.done && out.error.is_none(), "{context}");
+                    if route == "/echo" && method == "POST" {
+                        assert_eq!(responses[0].body, SMUGGLED.as_bytes(), "{context}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Issue 14, item 1, byte for byte: the body of a streamed GET.
+#[test]
+fn the_body_of_a_streamed_get_is_dropped() {
+    let req = b"GET /bytes/3 HTTP/1.1\r\nHost: a\r\nContent-Length: 36\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (responses, outcome) = each_way(limits(), req);
+    assert_eq!(responses.len(), 1, "no response for /smuggled");
+    assert_eq!(responses[0].text(), "abc");
+    assert!(!outcome.done);
+    let req = b"GET /bytes/3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+        23\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n\r\n0\r\n\r\n";
+    let (responses, outcome) = each_way(limits(), req);
+    assert_eq!(
+        responses.len(),
+        1,
+        "no 400 for a chunk-size line read as a request"
+    );
+    assert!(!outcome.done);
+}
+
+/// Issue 14, items 2 and 7, through the connection: a chunk-size line with anything
+/// but `[ chunk-ext ]` after its digits, or a trailer that is not a field line, is a 400
+/// (or, once the response started, the end of it) and the end of the connection;
+/// nothing after it is answered.
+#[test]
+fn chunk_lines_that_a_front_end_could_read_differently_end_the_connection() {
+    let bodies = [
+        "0x5\r\nhello\r\n0\r\n\r\n",
+        "5zzz\r\nhello\r\n0\r\n\r\n",
+        "1 0\r\nhello\r\n0\r\n\r\n",
+        "5 \r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r\n0\r\nno colon here\r\n\r\n",
+        "5\r\nhello\r\n0\r\nName : value\r\n\r\n",
+    ];
+    for body in bodies {
+        let req = format!(
+            "POST /status/200 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}",
+            get("/")
+        );
+        let (responses, outcome) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses.len(), 1, "{body:?}: only the 200, then close");
+        assert_eq!(
+            (outcome.done, outcome.error),
+            (true, Some(Error::Malformed))
+        );
+    }
+    // Before any response started, the error has its status.
+    let req = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n";
+    assert_refused(req, 400, Error::Malformed);
+}
+
+/// Issue 14, item 4: RFC 9112 §3.2 (and RFC 9110 §7.2's `uri-host [ ":" port ]`).
+#[test]
+fn an_invalid_host_is_a_400() {
+    for host in [
+        "a b/c@@", "a/b", "user@a", "a?b", "a#b", "[::1", "a:b", "a:1:2", "a%zz",
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_refused(req.as_bytes(), 400, Error::Malformed);
+    }
+    for host in [
+        "",
+        "a",
+        "a.example:8080",
+        "a:",
+        "127.0.0.1",
+        "[::1]:80",
+        "a_b~c-d!$&'()*+,;=",
+        "%41",
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (responses, _) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses[0].status, 200, "Host: {host}");
+    }
+}
+
+/// Issue 14, item 5: 414 or 431 is decided from the request line, not from how much of
+/// the head one read happened to bring.
+#[test]
+fn a_long_target_is_414_however_the_bytes_arrive() {
+    let limits = Limits {
+        max_head_bytes: 8192,
+        ..limits()
+    };
+    // A request line longer than the head limit: its CRLF is past the limit.
+    let req = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(8200));
+    let (responses, outcome) = each_way(limits.clone(), req.as_bytes());
+    assert_eq!(
+        (responses[0].status, outcome.error),
+        (414, Some(Error::UriTooLong))
+    );
+    // A request line that fits, in a head that does not: 431 however it arrives.
+    let req = format!(
+        "GET /{} HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
+        "x".repeat(4000),
+        "v".repeat(5000)
+    );
+    let (responses, outcome) = each_way(limits, req.as_bytes());
+    assert_eq!(
+        (responses[0].status, outcome.error),
+        (431, Some(Error::HeadTooLarge))
+    );
+}
+
+/// Issue 14, item 6: RFC 9110 §9.3.2, a response to HEAD has no content, errors
+/// included (the head is that of the GET's response).
+#[test]
+fn errors_to_head_requests_have_no_body() {
+    for req in [
+        &b"HEAD / HTTP/1.1\r\n\r\n"[..],
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
+    ] {
+        for step in [req.len(), 7, 1] {
+            let out = drive(&shared(limits()), req, step, false);
+            let responses = parse_for(&out.output, &[true]);
+            assert!(
+                responses[0].status >= 400,
+                "{:?}",
+                String::from_utf8_lossy(req)
+            );
+            assert!(responses[0].header("content-length").is_some());
+            assert!(out.done);
+        }
+    }
+}
+
+/// RFC 9110 §15: status codes are 100..=599; the route offers the final ones.
+#[test]
+fn status_route_is_limited_to_200_through_599() {
+    for (code, status) in [
+        ("200", 200),
+        ("599", 599),
+        ("600", 400),
+        ("999", 400),
+        ("199", 400),
+    ] {
+        let (responses, _) = each_way(limits(), get(&format!("/status/{code}")).as_bytes());
+        assert_eq!(responses[0].status, status, "/status/{code}");
+    }
 }

@@ -2,7 +2,8 @@
 //! decoder written here, over the whole input at once.
 //!
 //! Input layout: the first byte chooses the size of the pieces the rest is fed to the
-//! real decoder in (1 to 64 bytes); the rest is a chunked body.
+//! real decoder in (1 to 64 bytes, its low six bits) and whether the caller takes only
+//! half of each data run (bit 6); the rest is a chunked body.
 //!
 //! Property: both decode the same body and stop at the same byte, or both reject, or
 //! both want more input.
@@ -21,122 +22,208 @@ enum Outcome {
     Incomplete,
 }
 
-fn is_ctl(b: u8) -> bool {
-    (b < 0x20 && b != b'\t') || b == 0x7f
+/// Why the reference stopped short of a complete body.
+enum Stop {
+    Incomplete,
+    Invalid,
 }
 
-/// Bytes at the front of `bytes` that could still belong to an unfinished line (what
-/// the decoder has counted against a cap before the line ends).
-fn line_prefix(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .take_while(|&&b| b != b'\r' && b != b'\n' && !is_ctl(b))
-        .count()
+/// A cursor over the input: running off its end means "incomplete", never "invalid".
+struct Cursor<'a> {
+    input: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Result<u8, Stop> {
+        self.input.get(self.i).copied().ok_or(Stop::Incomplete)
+    }
+
+    fn expect(&mut self, b: u8) -> Result<(), Stop> {
+        if self.peek()? != b {
+            return Err(Stop::Invalid);
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    fn skip_while(&mut self, f: impl Fn(u8) -> bool) -> Result<usize, Stop> {
+        let start = self.i;
+        while f(self.peek()?) {
+            self.i += 1;
+        }
+        Ok(self.i - start)
+    }
+
+    /// `BWS` / `OWS`: `*( SP / HTAB )`.
+    fn ws(&mut self) -> Result<(), Stop> {
+        self.skip_while(|b| b == b' ' || b == b'\t').map(drop)
+    }
+
+    /// `token = 1*tchar`.
+    fn token(&mut self) -> Result<(), Stop> {
+        match self.skip_while(is_tchar)? {
+            0 => Err(Stop::Invalid),
+            _ => Ok(()),
+        }
+    }
+
+    /// `quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE`.
+    fn quoted_string(&mut self) -> Result<(), Stop> {
+        let text = |b: u8| b == b'\t' || b == b' ' || (b >= 0x21 && b != 0x7f);
+        self.expect(b'"')?;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => {
+                    self.i += 1;
+                    if !text(self.peek()?) {
+                        return Err(Stop::Invalid);
+                    }
+                }
+                b if text(b) => {}
+                _ => return Err(Stop::Invalid),
+            }
+            self.i += 1;
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    /// `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`,
+    /// up to (not including) the CR that ends the size line.
+    fn chunk_ext(&mut self) -> Result<(), Stop> {
+        loop {
+            let start = self.i;
+            self.ws()?;
+            match self.peek()? {
+                b'\r' if self.i == start => return Ok(()),
+                b';' => self.i += 1,
+                _ => return Err(Stop::Invalid),
+            }
+            self.ws()?;
+            self.token()?;
+            let name_end = self.i;
+            self.ws()?;
+            if self.peek()? == b'=' {
+                self.i += 1;
+                self.ws()?;
+                if self.peek()? == b'"' {
+                    self.quoted_string()?;
+                } else {
+                    self.token()?;
+                }
+            } else {
+                // That whitespace may only come before a `;`: read it again as such.
+                self.i = name_end;
+            }
+        }
+    }
+
+    /// `field-line = field-name ":" OWS field-value OWS`, up to the CR.
+    fn field_line(&mut self) -> Result<(), Stop> {
+        self.token()?;
+        self.expect(b':')?;
+        self.skip_while(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+            .map(drop)
+    }
+
+    fn crlf(&mut self) -> Result<(), Stop> {
+        self.expect(b'\r')?;
+        self.expect(b'\n')
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Checks `parsed` (the result of parsing a line that began at `start`) against a cap
+/// on `used + its length`: the decoder counts those bytes as it reads them, so an
+/// overlong line is refused even before it ends.
+fn capped(
+    c: &Cursor<'_>,
+    start: usize,
+    parsed: Result<(), Stop>,
+    used: &mut u64,
+    cap: u64,
+) -> Result<(), Stop> {
+    let seen = match parsed {
+        Ok(()) => c.i - start,
+        Err(Stop::Incomplete) => c.input.len() - start,
+        Err(Stop::Invalid) => return Err(Stop::Invalid),
+    };
+    if *used + seen as u64 > cap {
+        return Err(Stop::Invalid);
+    }
+    parsed?;
+    *used += seen as u64;
+    Ok(())
 }
 
 /// RFC 9112 §7.1, read top-down, with the same limits as the server: sizes of 1 to 16
-/// hex digits, extensions without control characters, CRLF line ends only.
+/// hex digits, extensions per §7.1.1, trailer lines per §7.1.2, CRLF line ends only.
 fn reference(input: &[u8]) -> Outcome {
-    let mut i = 0;
+    match reference_body(&mut Cursor { input, i: 0 }) {
+        Ok((body, end)) => Outcome::Complete(body, end),
+        Err(Stop::Incomplete) => Outcome::Incomplete,
+        Err(Stop::Invalid) => Outcome::Invalid,
+    }
+}
+
+fn reference_body(c: &mut Cursor<'_>) -> Result<(Vec<u8>, usize), Stop> {
     let mut body = Vec::new();
     let mut extensions = 0u64;
-    let at = |i: usize| input.get(i).copied();
-    // Reads to the CRLF ending a line whose content must be free of CTLs; returns the
-    // index after the LF, the line length, or an outcome to stop with.
-    let line = |start: usize| -> Result<(usize, usize), Outcome> {
-        let mut j = start;
-        loop {
-            match input.get(j) {
-                None => return Err(Outcome::Incomplete),
-                Some(b'\r') => {
-                    return match input.get(j + 1) {
-                        None => Err(Outcome::Incomplete),
-                        Some(b'\n') => Ok((j + 2, j - start)),
-                        Some(_) => Err(Outcome::Invalid),
-                    };
-                }
-                Some(b'\n') => return Err(Outcome::Invalid),
-                Some(&b) if is_ctl(b) => return Err(Outcome::Invalid),
-                Some(_) => j += 1,
-            }
-        }
-    };
     loop {
-        let digits = input[i.min(input.len())..]
+        let digits = c.input[c.i..]
             .iter()
             .take_while(|b| b.is_ascii_hexdigit())
             .count();
-        if i + digits == input.len() {
-            return if digits > 16 {
-                Outcome::Invalid
-            } else {
-                Outcome::Incomplete
-            };
+        if digits > 16 {
+            return Err(Stop::Invalid);
         }
-        if digits == 0 || digits > 16 {
-            return Outcome::Invalid;
+        if c.i + digits == c.input.len() {
+            return Err(Stop::Incomplete);
         }
-        let size =
-            u64::from_str_radix(std::str::from_utf8(&input[i..i + digits]).unwrap(), 16).unwrap();
-        i += digits;
-        let (next, ext_len) = match line(i) {
-            Ok(v) => v,
-            Err(outcome) => {
-                // The decoder counts extension bytes as it goes: an overlong extension
-                // is refused even before its line ends.
-                let seen = line_prefix(&input[i..]);
-                if extensions + seen as u64 > CHUNKED_EXTENSIONS_LIMIT {
-                    return Outcome::Invalid;
-                }
-                return outcome;
-            }
-        };
-        extensions += ext_len as u64;
-        if extensions > CHUNKED_EXTENSIONS_LIMIT {
-            return Outcome::Invalid;
+        if digits == 0 {
+            return Err(Stop::Invalid);
         }
-        i = next;
+        let hex = std::str::from_utf8(&c.input[c.i..c.i + digits]).unwrap();
+        let size = u64::from_str_radix(hex, 16).unwrap();
+        c.i += digits;
+        let start = c.i;
+        let parsed = c.chunk_ext();
+        capped(c, start, parsed, &mut extensions, CHUNKED_EXTENSIONS_LIMIT)?;
+        c.crlf()?;
         if size == 0 {
             break;
         }
         if body.len() as u64 + size > MAX_BODY {
-            return Outcome::Invalid;
+            return Err(Stop::Invalid);
         }
         let size = size as usize;
-        if input.len() < i + size {
-            return Outcome::Incomplete;
+        if c.input.len() < c.i + size {
+            return Err(Stop::Incomplete);
         }
-        body.extend_from_slice(&input[i..i + size]);
-        i += size;
-        match (at(i), at(i + 1)) {
-            (Some(b'\r'), Some(b'\n')) => i += 2,
-            (None, _) | (Some(b'\r'), None) => return Outcome::Incomplete,
-            _ => return Outcome::Invalid,
-        }
+        body.extend_from_slice(&c.input[c.i..c.i + size]);
+        c.i += size;
+        c.crlf()?;
     }
     let mut trailers = 0u64;
-    loop {
-        match line(i) {
-            Ok((next, 0)) => return Outcome::Complete(body, next),
-            Ok((next, len)) => {
-                trailers += len as u64;
-                if trailers > TRAILER_LIMIT {
-                    return Outcome::Invalid;
-                }
-                i = next;
-            }
-            Err(outcome) => {
-                let seen = line_prefix(&input[i..]);
-                if trailers + seen as u64 > TRAILER_LIMIT {
-                    return Outcome::Invalid;
-                }
-                return outcome;
-            }
-        }
+    while c.peek()? != b'\r' {
+        let start = c.i;
+        let parsed = c.field_line();
+        capped(c, start, parsed, &mut trailers, TRAILER_LIMIT)?;
+        c.crlf()?;
     }
+    c.crlf()?;
+    Ok((body, c.i))
 }
 
-fn real(input: &[u8], piece: usize) -> Outcome {
+/// The server's decoder, fed in pieces of `piece` bytes; with `half`, the caller takes
+/// only half of each data run and gives the rest back ([`ChunkedDecoder::unread`]), as
+/// the connection does when its handler applies backpressure.
+fn real(input: &[u8], piece: usize, half: bool) -> Outcome {
     let mut decoder = ChunkedDecoder::new(MAX_BODY);
     let mut body = Vec::new();
     let mut fed = 0; // bytes handed to the decoder so far
@@ -153,9 +240,16 @@ fn real(input: &[u8], piece: usize) -> Outcome {
         }
         match decoder.decode(&buffered) {
             Ok((consumed, data)) => {
-                body.extend_from_slice(data);
-                buffered.drain(..consumed);
-                consumed_total += consumed;
+                let taken = if half {
+                    data.len().div_ceil(2)
+                } else {
+                    data.len()
+                };
+                body.extend_from_slice(&data[..taken]);
+                let left = data.len() - taken;
+                decoder.unread(left);
+                buffered.drain(..consumed - left);
+                consumed_total += consumed - left;
             }
             Err(_) => return Outcome::Invalid,
         }
@@ -168,7 +262,8 @@ pub(crate) fn check(data: &[u8]) {
         return;
     };
     let piece = 1 + usize::from(first % 64);
+    let half = first & 0x40 != 0;
     let expected = reference(input);
-    let got = real(input, piece);
+    let got = real(input, piece, half);
     assert_eq!(got, expected, "input {:?}", String::from_utf8_lossy(input));
 }

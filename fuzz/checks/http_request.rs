@@ -7,10 +7,12 @@
 //! Properties:
 //! - never panics;
 //! - no output before a complete request head (or before the head limit is passed);
-//! - every output starts with a valid status line;
+//! - however the input is split, the output is the same (but for the chunk boundaries
+//!   of a re-chunked echo);
+//! - every output starts with a valid status line (100..=599, RFC 9110 §15);
 //! - a success (2xx) is produced only for a request whose head is valid HTTP;
 //! - memory held stays under the limits: the read buffer never holds more than the
-//!   head limit plus one piece, the write buffer never more than the high-water mark
+//!   head limit plus one piece (plus one byte), the write buffer never more than the high-water mark
 //!   plus one produced block;
 //! - once the connection is done, it produces nothing more.
 //!
@@ -19,6 +21,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use demo_server::app::App;
 use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
 use demo_server::state::{Limits, Shared};
 use recycle::io::{ReadBuf, WriteBuf};
@@ -38,8 +41,17 @@ fn has_head_end(bytes: &[u8]) -> bool {
     bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
 }
 
-pub(crate) fn check(data: &[u8]) {
-    let (control, input) = data.split_at(data.len().min(4));
+/// What one run over the input gave.
+struct Run {
+    output: Vec<u8>,
+    done: bool,
+    /// Stopped early: a long stream of valid pipelined requests, enough checked.
+    cut: bool,
+}
+
+/// Feeds `input` to a fresh connection in pieces of the sizes `sizes` gives, checking
+/// the properties that hold at every step.
+fn run(input: &[u8], mut sizes: impl Iterator<Item = usize>) -> Run {
     let limits = Limits {
         max_head_bytes: MAX_HEAD,
         max_body_bytes: 4096,
@@ -47,12 +59,11 @@ pub(crate) fn check(data: &[u8]) {
     };
     let shared = Shared::with_clock(limits, 1, false, Box::new(Frozen));
     let mut ctx = shared.context(0);
-    let mut conn = Conn::new();
+    let mut conn = Conn::new(App::new(&shared));
     let mut rbuf = ReadBuf::with_capacity(256);
     let mut wbuf = WriteBuf::with_capacity(256);
     let mut output = Vec::new();
     let mut fed = 0;
-    let mut sizes = control.iter().map(|&c| 1 + usize::from(c % 64)).cycle();
 
     while fed < input.len() && conn.wants_input(wbuf.len()) {
         let size = sizes.next().unwrap_or(input.len());
@@ -60,9 +71,9 @@ pub(crate) fn check(data: &[u8]) {
         fed += piece.len();
         rbuf.extend_from_slice(piece);
         loop {
-            conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+            conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
             assert!(
-                rbuf.len() <= MAX_HEAD + 64 + 1,
+                rbuf.len() <= MAX_HEAD + size.min(input.len()) + 1,
                 "read buffer over the limit: {}",
                 rbuf.len()
             );
@@ -83,18 +94,48 @@ pub(crate) fn check(data: &[u8]) {
             }
             wbuf.flush_to(&mut output).unwrap();
             if output.len() > 8 << 20 {
-                return; // a long stream of valid pipelined requests: enough checked
+                return Run {
+                    output,
+                    done: conn.is_done(),
+                    cut: true,
+                };
             }
         }
     }
     if conn.is_done() {
         let before = output.len();
         rbuf.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        conn.process(&mut rbuf, &mut wbuf, &mut ctx);
+        conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
         wbuf.flush_to(&mut output).unwrap();
         assert_eq!(output.len(), before, "output after the connection was done");
     }
+    Run {
+        output,
+        done: conn.is_done(),
+        cut: false,
+    }
+}
 
+pub(crate) fn check(data: &[u8]) {
+    let (control, input) = data.split_at(data.len().min(4));
+    let sizes = control.iter().map(|&c| 1 + usize::from(c % 64)).cycle();
+    let pieces = run(input, sizes);
+    let whole = run(input, std::iter::once(input.len()));
+
+    // However the bytes are split, the same bytes out: decisions come from the bytes,
+    // not from how they arrived (a re-chunked echo is the one exception: its chunks
+    // are the pieces that arrived).
+    let rechunked = |out: &[u8]| out.windows(26).any(|w| w == b"Transfer-Encoding: chunked");
+    if !pieces.cut && !whole.cut && !rechunked(&pieces.output) && !rechunked(&whole.output) {
+        assert!(
+            pieces.output == whole.output && pieces.done == whole.done,
+            "the split changed the response:\n{:?}\n{:?}",
+            String::from_utf8_lossy(&pieces.output[..pieces.output.len().min(300)]),
+            String::from_utf8_lossy(&whole.output[..whole.output.len().min(300)])
+        );
+    }
+
+    let output = pieces.output;
     if output.is_empty() {
         return;
     }
@@ -108,7 +149,7 @@ pub(crate) fn check(data: &[u8]) {
         ),
     }
     let status = response.code.expect("a status code");
-    assert!((100..=999).contains(&status));
+    assert!((100..=599).contains(&status), "RFC 9110 §15: {status}");
     assert!(output.starts_with(b"HTTP/1.1 ") || output.starts_with(b"HTTP/1.0 "));
     if (200..300).contains(&status) {
         let mut headers = [httparse::EMPTY_HEADER; 128];

@@ -1,10 +1,12 @@
 //! Request bodies: the chunked decoder (RFC 9112 §7.1) and the body-length budget.
 //!
 //! Strict where leniency has been a request-smuggling vector: every framing line ends
-//! in CRLF (a bare LF is an error), chunk sizes are at most 16 hex digits, extensions
-//! and trailers are accepted and dropped but capped.
+//! in CRLF (a bare LF is an error), chunk sizes are at most 16 hex digits, the rest of
+//! a size line must follow the `chunk-ext` grammar (§7.1.1) and every trailer line the
+//! `field-line` grammar (§7.1.2). Extensions and trailers are accepted and dropped, but
+//! capped.
 
-use super::Error;
+use super::{Error, TCHAR};
 
 /// Most bytes of chunk extensions accepted over a whole body.
 pub const CHUNKED_EXTENSIONS_LIMIT: u64 = 16 * 1024;
@@ -12,12 +14,35 @@ pub const CHUNKED_EXTENSIONS_LIMIT: u64 = 16 * 1024;
 /// Most bytes of trailer fields accepted.
 pub const TRAILER_LIMIT: u64 = 16 * 1024;
 
+/// Where the decoder is. The extension states follow RFC 9112 §7.1.1:
+///
+/// ```text
+/// chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+/// chunk-ext-name = token
+/// chunk-ext-val  = token / quoted-string
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// Reading hex digits of a chunk size; `digits` so far.
     Size { digits: u8 },
-    /// After the size: optional whitespace, then `;ext` or CR.
-    Ext,
+    /// Whitespace after the size or after a value: only more of it or `;` may follow.
+    ExtSemi,
+    /// After `;`: whitespace, then a name.
+    ExtPreName,
+    /// Inside an extension name.
+    ExtName,
+    /// Whitespace after a name: `=` or `;` must follow.
+    ExtPostName,
+    /// After `=`: whitespace, then a token or a quoted-string.
+    ExtPreValue,
+    /// Inside a token value.
+    ExtToken,
+    /// Inside a quoted-string value.
+    ExtQuoted,
+    /// After a backslash inside a quoted-string.
+    ExtQuotedPair,
+    /// Right after the closing quote.
+    ExtQuoteEnd,
     /// CR seen at the end of a size line; LF must follow.
     SizeLf,
     /// Inside chunk data.
@@ -28,8 +53,10 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or the final blank line).
     TrailerStart,
-    /// Inside a trailer line.
-    Trailer,
+    /// Inside a trailer field name.
+    TrailerName,
+    /// Inside a trailer field value (after the colon).
+    TrailerValue,
     /// CR seen in the trailer section; `blank` if the line was empty.
     TrailerLf { blank: bool },
     /// The body is complete.
@@ -84,8 +111,9 @@ impl ChunkedDecoder {
     }
 
     /// Decodes from `input`: returns how many bytes it consumed and the body data
-    /// among them (at most one contiguous run; call again with the rest). Returns
-    /// `(0, [])` only when `input` is empty or the body is done.
+    /// among them (at most one contiguous run, which always ends the consumed bytes;
+    /// call again with the rest). Returns `(0, [])` only when `input` is empty or the
+    /// body is done.
     ///
     /// # Errors
     ///
@@ -94,47 +122,8 @@ impl ChunkedDecoder {
     pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, &'a [u8]), Error> {
         let mut i = 0;
         while i < input.len() {
-            let b = input[i];
             match self.state {
-                State::Size { digits } => match hex(b) {
-                    Some(d) => {
-                        if digits == 16 {
-                            return Err(Error::Malformed);
-                        }
-                        self.remaining = self.remaining << 4 | u64::from(d);
-                        self.state = State::Size { digits: digits + 1 };
-                    }
-                    None if digits == 0 => return Err(Error::Malformed),
-                    None => {
-                        self.state = State::Ext;
-                        continue; // look at this byte again as part of the extension
-                    }
-                },
-                State::Ext => match b {
-                    b'\r' => self.state = State::SizeLf,
-                    b'\n' => return Err(Error::Malformed),
-                    _ if is_ctl(b) => return Err(Error::Malformed),
-                    _ => {
-                        self.extensions += 1;
-                        if self.extensions > CHUNKED_EXTENSIONS_LIMIT {
-                            return Err(Error::HeadTooLarge);
-                        }
-                    }
-                },
-                State::SizeLf => {
-                    if b != b'\n' {
-                        return Err(Error::Malformed);
-                    }
-                    if self.remaining == 0 {
-                        self.state = State::TrailerStart;
-                    } else {
-                        self.total = self.total.saturating_add(self.remaining);
-                        if self.total > self.max_body {
-                            return Err(Error::BodyTooLarge);
-                        }
-                        self.state = State::Data;
-                    }
-                }
+                State::Done => break,
                 State::Data => {
                     let available = (input.len() - i) as u64;
                     let n = self.remaining.min(available) as usize;
@@ -144,49 +133,139 @@ impl ChunkedDecoder {
                     }
                     return Ok((i + n, &input[i..i + n]));
                 }
-                State::DataCr => {
-                    if b != b'\r' {
-                        return Err(Error::Malformed);
-                    }
-                    self.state = State::DataLf;
+                _ => {
+                    self.state = self.step(input[i])?;
+                    i += 1;
                 }
-                State::DataLf => {
-                    if b != b'\n' {
-                        return Err(Error::Malformed);
-                    }
-                    self.state = State::Size { digits: 0 };
-                }
-                State::TrailerStart | State::Trailer => match b {
-                    b'\r' => {
-                        self.state = State::TrailerLf {
-                            blank: self.state == State::TrailerStart,
-                        }
-                    }
-                    b'\n' => return Err(Error::Malformed),
-                    _ if is_ctl(b) => return Err(Error::Malformed),
-                    _ => {
-                        self.trailers += 1;
-                        if self.trailers > TRAILER_LIMIT {
-                            return Err(Error::HeadTooLarge);
-                        }
-                        self.state = State::Trailer;
-                    }
-                },
-                State::TrailerLf { blank } => {
-                    if b != b'\n' {
-                        return Err(Error::Malformed);
-                    }
-                    if blank {
-                        self.state = State::Done;
-                        return Ok((i + 1, &[]));
-                    }
-                    self.state = State::TrailerStart;
-                }
-                State::Done => return Ok((i, &[])),
             }
-            i += 1;
         }
         Ok((i, &[]))
+    }
+
+    /// Takes back the last `n` data bytes that [`decode`](Self::decode) returned: the
+    /// caller could not use them, and the next call (with those bytes at the front of
+    /// its input) returns them again.
+    pub fn unread(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        debug_assert!(
+            matches!(self.state, State::Data | State::DataCr),
+            "unread only right after data"
+        );
+        self.remaining += n as u64;
+        self.state = State::Data;
+    }
+
+    /// One framing byte (any state but `Data`): the next state.
+    fn step(&mut self, b: u8) -> Result<State, Error> {
+        use State::*;
+        Ok(match self.state {
+            Size { digits } => match hex(b) {
+                Some(_) if digits == 16 => return Err(Error::Malformed),
+                Some(d) => {
+                    self.remaining = self.remaining << 4 | u64::from(d);
+                    Size { digits: digits + 1 }
+                }
+                None if digits == 0 => return Err(Error::Malformed),
+                None if b == b'\r' => SizeLf,
+                None => {
+                    self.count_extension()?;
+                    extension(ExtSemi, b)?
+                }
+            },
+            // CR ends the line only where the grammar may end: after a name or value.
+            ExtName | ExtToken | ExtQuoteEnd if b == b'\r' => SizeLf,
+            ExtSemi | ExtPreName | ExtName | ExtPostName | ExtPreValue | ExtToken | ExtQuoted
+            | ExtQuotedPair | ExtQuoteEnd => {
+                self.count_extension()?;
+                extension(self.state, b)?
+            }
+            SizeLf => {
+                if b != b'\n' {
+                    return Err(Error::Malformed);
+                }
+                if self.remaining == 0 {
+                    TrailerStart
+                } else {
+                    self.total = self.total.saturating_add(self.remaining);
+                    if self.total > self.max_body {
+                        return Err(Error::BodyTooLarge);
+                    }
+                    Data
+                }
+            }
+            Data => unreachable!("data is consumed in runs, not stepped through"),
+            DataCr => expect(b, b'\r', DataLf)?,
+            DataLf => expect(b, b'\n', Size { digits: 0 })?,
+            TrailerStart if b == b'\r' => TrailerLf { blank: true },
+            TrailerValue if b == b'\r' => TrailerLf { blank: false },
+            TrailerStart | TrailerName | TrailerValue => {
+                self.trailers += 1;
+                if self.trailers > TRAILER_LIMIT {
+                    return Err(Error::HeadTooLarge);
+                }
+                trailer(self.state, b)?
+            }
+            TrailerLf { blank } => expect(b, b'\n', if blank { Done } else { TrailerStart })?,
+            Done => unreachable!("nothing is read after the end"),
+        })
+    }
+
+    fn count_extension(&mut self) -> Result<(), Error> {
+        self.extensions += 1;
+        if self.extensions > CHUNKED_EXTENSIONS_LIMIT {
+            return Err(Error::HeadTooLarge);
+        }
+        Ok(())
+    }
+}
+
+/// The next state inside a chunk extension (RFC 9112 §7.1.1), for any byte but a CR
+/// that ends the line. Whitespace is BWS: allowed around `;` and `=`, nowhere else.
+fn extension(state: State, b: u8) -> Result<State, Error> {
+    use State::*;
+    let ws = b == b' ' || b == b'\t';
+    Ok(match (state, b) {
+        (ExtSemi | ExtPostName | ExtQuoteEnd | ExtToken | ExtName, b';') => ExtPreName,
+        (ExtSemi, _) if ws => ExtSemi,
+        (ExtToken | ExtQuoteEnd, _) if ws => ExtSemi,
+        (ExtPreName, _) if ws => ExtPreName,
+        (ExtPreName | ExtName, _) if TCHAR.contains(b) => ExtName,
+        (ExtName | ExtPostName, _) if ws => ExtPostName,
+        (ExtName | ExtPostName, b'=') => ExtPreValue,
+        (ExtPreValue, _) if ws => ExtPreValue,
+        (ExtPreValue, b'"') => ExtQuoted,
+        (ExtPreValue | ExtToken, _) if TCHAR.contains(b) => ExtToken,
+        (ExtQuoted, b'"') => ExtQuoteEnd,
+        (ExtQuoted, b'\\') => ExtQuotedPair,
+        // qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text (RFC 9110 §5.6.4)
+        (ExtQuoted, _) if ws || (b >= 0x21 && b != 0x7f) => ExtQuoted,
+        // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+        (ExtQuotedPair, _) if ws || (b >= 0x21 && b != 0x7f) => ExtQuoted,
+        _ => return Err(Error::Malformed),
+    })
+}
+
+/// The next state inside a trailer line (RFC 9112 §7.1.2: a `field-line`, RFC 9112
+/// §5: `field-name ":" OWS field-value OWS`), for any byte but a CR that ends it. No
+/// whitespace before the colon (§5.1) and no obs-fold (§5.2).
+fn trailer(state: State, b: u8) -> Result<State, Error> {
+    use State::*;
+    Ok(match state {
+        TrailerStart | TrailerName if TCHAR.contains(b) => TrailerName,
+        TrailerName if b == b':' => TrailerValue,
+        // field-vchar, SP and HTAB (RFC 9110 §5.5); no other control character.
+        TrailerValue if b == b'\t' || (b >= 0x20 && b != 0x7f) => TrailerValue,
+        _ => return Err(Error::Malformed),
+    })
+}
+
+fn expect(b: u8, wanted: u8, next: State) -> Result<State, Error> {
+    if b == wanted {
+        Ok(next)
+    } else {
+        Err(Error::Malformed)
     }
 }
 
@@ -197,11 +276,6 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// Control characters other than HTAB (CR and LF are handled by the states).
-fn is_ctl(b: u8) -> bool {
-    (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
 #[cfg(test)]
@@ -255,14 +329,72 @@ mod tests {
             b"5 \x01\r\n",                 // control char in extension
             b"0\r\nA: b\n\r\n",            // bare LF in trailers
             b"11111111111111111\r\n",      // 17 hex digits
+            // RFC 9112 §7.1.1: `chunk-size [ chunk-ext ] CRLF` and nothing else. A
+            // front end reading these as 16, 10 or 5 frames the body differently.
+            b"0x5\r\nhello\r\n0\r\n\r\n", // a prefix, complete this time
+            b"0x10\r\n",
+            b"5zzz\r\nhello\r\n0\r\n\r\n",    // junk after the digits
+            b"1 0\r\na\r\n0\r\n\r\n",         // digits after whitespace
+            b"5 \r\nhello\r\n0\r\n\r\n",      // whitespace not followed by `;`
+            b"5;\r\nhello\r\n0\r\n\r\n",      // `;` without a name
+            b"5;=v\r\nhello\r\n0\r\n\r\n",    // a value without a name
+            b"5;a=\r\nhello\r\n0\r\n\r\n",    // `=` without a value
+            b"5;a b\r\nhello\r\n0\r\n\r\n",   // two names
+            b"5;a=\"x\r\nhello\r\n0\r\n\r\n", // unterminated quoted-string
+            b"5;a=\"x\"y\r\nhello\r\n0\r\n\r\n", // junk after a quoted-string
+            b"5;a@b\r\nhello\r\n0\r\n\r\n",   // a name that is not a token
+            // RFC 9112 §7.1.2: a trailer line is a field line.
+            b"0\r\nno colon here\r\n\r\n",
+            b"0\r\n: no name\r\n\r\n",
+            b"0\r\nName : space before the colon\r\n\r\n",
+            b"0\r\n folded: line\r\n\r\n",
+            b"0\r\nA: b\x00c\r\n\r\n", // NUL in a value
+            b"0\r\nA\x7f: b\r\n\r\n",  // DEL in a name
         ] {
-            assert_eq!(
-                decode_in_steps(bad, 1).unwrap_err(),
-                Error::Malformed,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            for step in [bad.len(), 7, 1] {
+                assert_eq!(
+                    decode_in_steps(bad, step).unwrap_err(),
+                    Error::Malformed,
+                    "{:?} in {step}-byte pieces",
+                    String::from_utf8_lossy(bad)
+                );
+            }
         }
+    }
+
+    #[test]
+    fn accepts_every_form_the_grammar_allows() {
+        // RFC 9112 §7.1.1 (with BWS around `;` and `=`) and §7.1.2: valid but unusual.
+        for ok in [
+            &b"5;a\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 ;a\r\nhello\r\n0\r\n\r\n",
+            b"5\t; a = b ;c\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"q \\\" ;x\"\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"\"\r\nhello\r\n0\r\n\r\n",
+            b"5;!#$%&'*+-.^_`|~09az=!#$%&'*+-.^_`|~09AZ\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhello\r\n0\r\nA:\r\nB: \t c d \x80\xff\r\nC:d\r\n\r\n",
+            b"5\r\nhello\r\n0;end\r\n\r\n",
+        ] {
+            for step in [1, 7, ok.len()] {
+                let (body, rest) = decode_in_steps(ok, step)
+                    .unwrap_or_else(|e| panic!("{e:?}: {:?}", String::from_utf8_lossy(ok)));
+                assert_eq!((body.as_slice(), rest), (&b"hello"[..], 0));
+            }
+        }
+    }
+
+    #[test]
+    fn unread_data_comes_back_first() {
+        let input = b"6\r\nhello!\r\n0\r\n\r\n";
+        let mut decoder = ChunkedDecoder::new(100);
+        let (consumed, data) = decoder.decode(input).unwrap();
+        assert_eq!((consumed, data), (9, &b"hello!"[..]));
+        // The caller took two bytes of the six.
+        decoder.unread(4);
+        let rest = &input[consumed - 4..];
+        assert_eq!(decoder.decode(rest).unwrap(), (4, &b"llo!"[..]));
+        assert_eq!(decoder.decode(&rest[4..]).unwrap(), (7, &b""[..]));
+        assert!(decoder.is_done());
     }
 
     /// Feeds all of `input` to `decoder`.

@@ -1,29 +1,496 @@
-//! The per-connection HTTP/1.1 state machine: bytes in, bytes out.
+//! The per-connection HTTP/1.1 state machine, and the [`Handler`] interface through
+//! which it hands each request to an application.
+//!
+//! [`Conn`] owns everything HTTP/1.1 decides, for any application:
+//!
+//! - reading request heads, with their limits (414, 431, 408);
+//! - **consuming every request body per its framing** (Content-Length or chunked, RFC
+//!   9112 §6.3), whatever the handler does with it: bytes after a body are the next
+//!   request, never part of this one;
+//! - keep-alive, `Expect: 100-continue`, and pipelining: one exchange at a time, so
+//!   responses go out in request order;
+//! - errors: one [`Error`] per refusal, mapped to its status by [`Error::status`],
+//!   answered (without a body to HEAD) and followed by a close;
+//! - response framing ([`Response`]): `Content-Length`, chunked or close-delimited,
+//!   and no body for HEAD, 204 and 304, whatever the handler writes.
+//!
+//! The handler ([`Handler`]) sees each request head (borrowed from the read buffer),
+//! its body in pieces, and writes the response through [`Response`]. It may answer at
+//! once, or later: a request can stay pending while the driver does other I/O (the
+//! proxy waits for an upstream), and the driver resumes it by calling
+//! [`Conn::process`] again.
+//!
+//! # Driving a connection
 //!
 //! [`Conn::process`] reads what it can from a [`ReadBuf`], answers into a
 //! [`WriteBuf`], and stops when it needs more input, when the output passed
-//! [`WRITE_HIGH_WATER`] (backpressure: the driver flushes first), or when the
-//! connection is done. It never does I/O and never allocates once the pools and
-//! caches are warm.
-//!
-//! The driver's loop is: read into the `ReadBuf` while [`Conn::wants_input`], call
-//! `process`, write the `WriteBuf` out, repeat; close once [`Conn::is_done`] and the
-//! output is flushed.
-
-use std::io::Write as _;
+//! [`WRITE_HIGH_WATER`] (backpressure: the driver flushes first), when the handler has
+//! nothing to give yet, or when the connection is done. It never does I/O and never
+//! allocates once the pools and caches are warm. The driver's loop is: read into the
+//! `ReadBuf` while [`Conn::wants_input`], call `process`, write the `WriteBuf` out,
+//! repeat; close once [`Conn::is_done`] and the output is flushed. Call `process` again
+//! whenever something it may wait for changed: input arrived, output drained, or the
+//! handler's own source (an upstream socket) became ready.
 
 use recycle::io::{ReadBuf, WriteBuf};
 use recycle::status::Version;
 
-use super::Error;
 use super::body::ChunkedDecoder;
-use super::encode::{self, Length, TEXT};
-use super::parse::{self, Framing, Method};
-use crate::app::{self, Route};
+use super::encode::{self, TEXT};
+use super::parse::{self, Framing, Method, Request};
+use super::{Error, TCHAR};
 use crate::state::Ctx;
 
 /// Output size past which `process` stops producing and lets the driver flush.
 pub const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// An application behind a [`Conn`]: the demo routes, the proxy.
+///
+/// One value per connection, owned by the [`Conn`] (so per-connection state costs no
+/// allocation); per-worker state it needs on every call (the proxy's upstream pool and
+/// registry) comes in as [`Worker`](Handler::Worker), lent by the driver.
+///
+/// # The exchange
+///
+/// For each request the connection calls, in this order:
+///
+/// 1. [`on_request`](Handler::on_request) once, with the parsed head;
+/// 2. then, until the exchange is complete, whenever [`Conn::process`] runs:
+///    [`poll_response`](Handler::poll_response) while the response is not complete and
+///    the output has room, and [`on_body`](Handler::on_body) with each piece of the
+///    request body that arrived, then [`on_body_end`](Handler::on_body_end) once after
+///    its last piece. Body calls are made only while the response is not complete:
+///    once it is, the connection reads the rest of the body itself and drops it.
+///
+/// The exchange is complete when the response is complete and the request body was
+/// read to its end (or the connection closes after the response, when the rest of the
+/// body need not be read); then the next request's `on_request` may come. If the
+/// exchange ends early, [`on_abort`](Handler::on_abort) is called instead, once.
+///
+/// In every call the handler may write the response through the [`Response`] it is
+/// given. A call that writes nothing and changes nothing means "not yet": the
+/// connection stops, and the driver calls [`Conn::process`] again when the handler's
+/// source is ready (the connection cannot know; the driver does).
+///
+/// # Examples
+///
+/// A handler that answers later, when the driver hands it what it waited for:
+///
+/// ```
+/// use demo_server::http::conn::{BodyLen, Conn, Handler, Response};
+/// use demo_server::http::parse::Request;
+/// use demo_server::state::{Limits, Shared};
+/// use recycle::io::{ReadBuf, WriteBuf};
+///
+/// #[derive(Default)]
+/// struct Later {
+///     /// What the "upstream" sent, once it did.
+///     upstream: Option<&'static [u8]>,
+/// }
+///
+/// impl Handler for Later {
+///     type Worker = ();
+///
+///     fn on_request(&mut self, _: &Request<'_>, _: &mut Response<'_, '_>, _: &mut ()) {}
+///
+///     fn poll_response(&mut self, res: &mut Response<'_, '_>, _: &mut ()) {
+///         if let Some(body) = self.upstream.take() {
+///             res.start(200, BodyLen::Known(body.len() as u64));
+///             res.write_all(body);
+///         }
+///     }
+/// }
+///
+/// let shared = Shared::new(Limits::default(), 1, false);
+/// let mut ctx = shared.context(0);
+/// let (mut input, mut output) = (ReadBuf::new(), WriteBuf::new());
+/// let mut conn = Conn::new(Later::default());
+/// input.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// assert!(output.is_empty() && conn.is_responding()); // pending
+///
+/// conn.handler_mut().upstream = Some(b"later"); // the driver's I/O, elsewhere
+/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// assert!(output.unflushed().ends_with(b"\r\n\r\nlater"));
+/// assert_eq!(conn.requests(), 1);
+/// ```
+pub trait Handler {
+    /// State shared by the connections of one worker, lent to every call (`()` if
+    /// none).
+    type Worker: ?Sized;
+
+    /// A request head arrived. The handler may start (or write all of) the response
+    /// now, or leave it for a later call.
+    ///
+    /// With `Expect: 100-continue`, a response started here declines the body: the
+    /// connection answers the client without asking for the body and closes after the
+    /// response (so a handler that needs the body must not start its response in this
+    /// call). Otherwise the connection sends `100 Continue` itself.
+    fn on_request(
+        &mut self,
+        req: &Request<'_>,
+        res: &mut Response<'_, '_>,
+        worker: &mut Self::Worker,
+    );
+
+    /// A piece of the request body (decoded: no chunk framing). Returns how many of
+    /// its bytes the handler took, from the front; the connection offers the rest
+    /// again, first, on the next [`Conn::process`], and reads nothing more from the
+    /// client meanwhile ([`Conn::wants_input`] is false). The default drops the body.
+    fn on_body(
+        &mut self,
+        data: &[u8],
+        res: &mut Response<'_, '_>,
+        worker: &mut Self::Worker,
+    ) -> usize {
+        let _ = (res, worker);
+        data.len()
+    }
+
+    /// The request body ended: its last piece was taken (called only for requests
+    /// with a body, and only while the response is not complete).
+    fn on_body_end(&mut self, res: &mut Response<'_, '_>, worker: &mut Self::Worker) {
+        let _ = (res, worker);
+    }
+
+    /// The response may progress: write what is ready, as far as
+    /// [`Response::room`] allows. Called on every [`Conn::process`] while the
+    /// response is not complete, until a call writes nothing.
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, worker: &mut Self::Worker) {
+        let _ = (res, worker);
+    }
+
+    /// The exchange ended before it completed (a broken or truncated request body, or
+    /// the driver dropping the connection through [`Conn::abort`]): drop what is held
+    /// for it (the proxy closes its upstream connection rather than pooling it). Not
+    /// called for a response the handler cut off itself ([`Response::abort`]).
+    fn on_abort(&mut self, worker: &mut Self::Worker) {
+        let _ = worker;
+    }
+}
+
+/// How long a response body is, as the handler knows it when it starts the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyLen {
+    /// Exactly this many bytes: `Content-Length`.
+    Known(u64),
+    /// Not known in advance: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
+    Unknown,
+}
+
+/// Where the response body of the current exchange is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutBody {
+    /// No response head yet.
+    NotStarted,
+    /// This many bytes still to write.
+    Length(u64),
+    /// Chunks, until the handler finishes.
+    Chunked,
+    /// Raw bytes until the connection closes (an HTTP/1.0 body of unknown length).
+    Close,
+    /// Nothing more: the response is complete (or never had a body).
+    Complete,
+}
+
+/// The current exchange: what the response depends on from the request, and where the
+/// response is.
+#[derive(Clone, Debug)]
+struct Exchange {
+    version: Version,
+    /// The request is HEAD: its response has no body (RFC 9110 §9.3.2).
+    head_request: bool,
+    /// Whether the connection stays open after this exchange.
+    keep_alive: bool,
+    /// The client waits for `100 Continue` before it sends the body.
+    expect_continue: bool,
+    body: OutBody,
+    /// The response head is written up to its fields; its blank line is not.
+    head_open: bool,
+    /// The handler gave up on the response: close after what was written.
+    aborted: bool,
+}
+
+impl Exchange {
+    /// Before any request head: errors are answered in HTTP/1.1, with a body.
+    const NONE: Exchange = Exchange {
+        version: Version::Http11,
+        head_request: false,
+        keep_alive: true,
+        expect_continue: false,
+        body: OutBody::NotStarted,
+        head_open: false,
+        aborted: false,
+    };
+}
+
+/// The response to the current request, as the handler writes it. The connection
+/// frames it: the handler says how long the body is ([`BodyLen`]) and writes its
+/// bytes; chunk framing, `Content-Length`, `Connection` and `Date` are the
+/// connection's, and so is dropping the body of a response to HEAD and of a 204 or 304.
+///
+/// Header fields go between [`start`](Self::start) and the end of the same handler
+/// call (or the first body write), after which the head is closed.
+pub struct Response<'a, 'c> {
+    out: &'a mut WriteBuf,
+    ex: &'a mut Exchange,
+    ctx: &'a mut Ctx<'c>,
+}
+
+impl Response<'_, '_> {
+    /// Starts the final response: status line, `Date`, the framing field for `len`
+    /// (`Content-Length`, or `Transfer-Encoding: chunked`), and `Connection` when the
+    /// connection closes after it (or is HTTP/1.0 keep-alive).
+    ///
+    /// `status` is a final status, 200..=599 (RFC 9110 §15; anything else is a bug,
+    /// answered as 500). For a response without a body (to HEAD; 204; 304) no body
+    /// bytes are written whatever the handler writes: `Content-Length` is still sent
+    /// for `Known` lengths (what the GET would have had), except on 204 (RFC 9110
+    /// §8.6). Starting twice is a bug and does nothing.
+    #[inline]
+    pub fn start(&mut self, status: u16, len: BodyLen) {
+        if self.ex.body != OutBody::NotStarted {
+            debug_assert!(false, "response started twice");
+            return;
+        }
+        let status = if (200..=599).contains(&status) {
+            status
+        } else {
+            debug_assert!(false, "not a final status: {status}");
+            500
+        };
+        if self.ex.expect_continue {
+            // A final response before the client was asked for the body declines it
+            // (RFC 9110 §10.1.1): say so, and close instead of waiting for a body the
+            // client may never send.
+            self.ex.expect_continue = false;
+            self.ex.keep_alive = false;
+        }
+        let no_body = self.ex.head_request || status == 204 || status == 304;
+        self.ex.body = match len {
+            _ if no_body => OutBody::Complete,
+            BodyLen::Known(0) => OutBody::Complete,
+            BodyLen::Known(n) => OutBody::Length(n),
+            BodyLen::Unknown if self.ex.version == Version::Http11 => OutBody::Chunked,
+            BodyLen::Unknown => {
+                self.ex.keep_alive = false; // RFC 9112 §6.3: the close delimits it
+                OutBody::Close
+            }
+        };
+        self.ex.keep_alive &= !self.ctx.closing;
+
+        let out = &mut *self.out;
+        if self
+            .ctx
+            .lines
+            .write_line(status, self.ex.version, out)
+            .is_err()
+        {
+            unreachable!("200..=599 are valid status codes");
+        }
+        out.extend_from_slice(b"Date: ");
+        self.ctx.shared.dates.write_cached(out);
+        out.extend_from_slice(b"\r\n");
+        match len {
+            BodyLen::Known(_) if status == 204 => {}
+            BodyLen::Known(n) => encode::field(
+                out,
+                b"Content-Length: ",
+                itoa::Buffer::new().format(n).as_bytes(),
+            ),
+            BodyLen::Unknown if self.ex.body == OutBody::Chunked => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+            }
+            BodyLen::Unknown => {}
+        }
+        if !self.ex.keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if self.ex.version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        self.ex.head_open = true;
+    }
+
+    /// Adds a header field to the head [`start`](Self::start) began (ignored once the
+    /// head is closed). The connection's own fields are refused: `Content-Length`,
+    /// `Transfer-Encoding` and `Connection` (the framing is the connection's). The name
+    /// must be a token and the value a valid field value (RFC 9110 §5.1, §5.5: no CR,
+    /// LF or other control character but HTAB), as httparse gives them: debug builds
+    /// assert it.
+    #[inline]
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        if !self.ex.head_open {
+            debug_assert!(false, "header {name} outside an open head");
+            return;
+        }
+        // RFC 9110 §5.1, §5.5: a token, and field-vchar / SP / HTAB. Handlers are the
+        // application's code, and the proxy passes fields httparse validated: checked
+        // in debug builds only (a scan cost a small header some 70 instructions).
+        debug_assert!(
+            !name.is_empty() && name.bytes().all(|b| TCHAR.contains(b)),
+            "header name {name:?} is not a token"
+        );
+        debug_assert!(
+            value
+                .iter()
+                .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f)),
+            "header {name}: invalid value {:?}",
+            String::from_utf8_lossy(value)
+        );
+        let framing = match name.len() {
+            10 => name.eq_ignore_ascii_case("connection"),
+            14 => name.eq_ignore_ascii_case("content-length"),
+            17 => name.eq_ignore_ascii_case("transfer-encoding"),
+            _ => false,
+        };
+        if !framing {
+            let out = &mut *self.out;
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Sends an interim response (1xx other than 101) before the final one: to an
+    /// HTTP/1.1 client only (RFC 9110 §15.2), and only before [`start`](Self::start).
+    #[inline]
+    pub fn interim(&mut self, status: u16) {
+        if self.ex.body != OutBody::NotStarted || !(100..=199).contains(&status) || status == 101 {
+            debug_assert!(
+                false,
+                "interim {status} after the final response or not 1xx"
+            );
+            return;
+        }
+        if self.ex.version != Version::Http11 {
+            return;
+        }
+        if status == 100 {
+            self.ex.expect_continue = false;
+        }
+        let _ = self.ctx.lines.write_line(status, Version::Http11, self.out);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Body bytes [`write`](Self::write) takes now before the output passes
+    /// [`WRITE_HIGH_WATER`] (0: wait for the next [`Handler::poll_response`]).
+    #[inline]
+    pub fn room(&self) -> usize {
+        WRITE_HIGH_WATER.saturating_sub(self.out.len())
+    }
+
+    /// Writes body bytes, as many as [`room`](Self::room) allows (and, for a
+    /// `Known` length, no more than remain); returns how many it took. Once the
+    /// response is complete (or if it has no body: HEAD, 204, 304) it takes, and
+    /// drops, them all.
+    #[inline]
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.room());
+        let taken = self.write_body(&data[..n]);
+        if self.ex.body == OutBody::Complete {
+            data.len()
+        } else {
+            taken
+        }
+    }
+
+    /// Writes all of `data` as body bytes, past the high-water mark if need be: for
+    /// small bodies already in memory (a fixed page, an error message).
+    #[inline]
+    pub fn write_all(&mut self, data: &[u8]) {
+        let taken = self.write_body(data);
+        debug_assert_eq!(taken, data.len(), "more body than its Content-Length");
+    }
+
+    /// Appends body bytes, framed; returns how many it took (all, but for the rest of a
+    /// `Known` length).
+    #[inline(always)]
+    fn write_body(&mut self, data: &[u8]) -> usize {
+        self.close_head();
+        let out = &mut *self.out;
+        match &mut self.ex.body {
+            OutBody::NotStarted => {
+                debug_assert!(false, "body before the response started");
+                0
+            }
+            OutBody::Complete => data.len(),
+            OutBody::Length(remaining) => {
+                let n = data
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                out.extend_from_slice(&data[..n]);
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    self.ex.body = OutBody::Complete;
+                }
+                n
+            }
+            OutBody::Chunked => {
+                encode::write_chunk(out, data);
+                data.len()
+            }
+            OutBody::Close => {
+                out.extend_from_slice(data);
+                data.len()
+            }
+        }
+    }
+
+    /// Ends the body: the last chunk of a chunked one. A `Known` length must have
+    /// been written in full: ending it short is a bug, and cuts the response off
+    /// ([`abort`](Self::abort)).
+    #[inline]
+    pub fn finish(&mut self) {
+        self.close_head();
+        match self.ex.body {
+            OutBody::NotStarted => debug_assert!(false, "finish before the response started"),
+            OutBody::Complete => {}
+            OutBody::Chunked => {
+                self.out.extend_from_slice(encode::LAST_CHUNK);
+                self.ex.body = OutBody::Complete;
+            }
+            OutBody::Close => self.ex.body = OutBody::Complete,
+            OutBody::Length(_) => {
+                debug_assert!(false, "body shorter than its Content-Length");
+                self.abort();
+            }
+        }
+    }
+
+    /// Gives up on the response (the proxy's upstream died mid-body): the connection
+    /// closes once what was written is flushed, so the client sees a cut-off response,
+    /// never a wrong one. With nothing started, the client sees only the close: start
+    /// an error response instead to give it a status.
+    #[inline]
+    pub fn abort(&mut self) {
+        self.close_head();
+        self.ex.aborted = true;
+        self.ex.keep_alive = false;
+    }
+
+    /// Whether the final response has started.
+    #[inline]
+    pub fn is_started(&self) -> bool {
+        self.ex.body != OutBody::NotStarted
+    }
+
+    /// Whether the response is complete: started, and no more body bytes to write (all
+    /// of a `Known` length, a finished one, or one without a body).
+    #[inline]
+    pub fn is_complete(&self) -> bool {
+        self.ex.body == OutBody::Complete
+    }
+
+    /// Ends the head with its blank line, if it is open.
+    #[inline]
+    fn close_head(&mut self) {
+        if self.ex.head_open {
+            self.ex.head_open = false;
+            self.out.extend_from_slice(b"\r\n");
+        }
+    }
+}
 
 /// How a request body is being read.
 #[derive(Clone, Debug)]
@@ -33,35 +500,22 @@ enum BodyReader {
     Chunked(ChunkedDecoder),
 }
 
-/// Where request body bytes go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sink {
-    /// Back to the client, as they came (Content-Length echo).
-    EchoRaw,
-    /// Back to the client, re-chunked.
-    EchoChunked,
-    /// Nowhere: the response is already written, the body is read only to find the next
-    /// request.
-    Discard,
-}
-
-#[derive(Clone, Debug)]
 enum Phase {
     /// Waiting for (the rest of) a request head.
     Head,
-    /// Reading a request body.
-    Body { reader: BodyReader, sink: Sink },
-    /// Writing a generated body: `sent` of `len` bytes so far.
-    Stream { sent: u64, len: u64 },
+    /// A request is being answered (and its body read).
+    Exchange,
     /// No more requests on this connection: flush and close.
     Done,
 }
 
-/// The state of one HTTP/1.1 connection.
+/// The state of one HTTP/1.1 connection, with its handler `H`.
 ///
 /// # Examples
 ///
 /// ```
+/// use demo_server::app::App;
 /// use demo_server::http::conn::Conn;
 /// use demo_server::state::{Limits, Shared};
 /// use recycle::io::{ReadBuf, WriteBuf};
@@ -69,73 +523,81 @@ enum Phase {
 /// let shared = Shared::new(Limits::default(), 1, false);
 /// let mut ctx = shared.context(0);
 /// let (mut input, mut output) = (ReadBuf::new(), WriteBuf::new());
-/// let mut conn = Conn::new();
+/// let mut conn = Conn::new(App::new(&shared));
 /// input.extend_from_slice(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
-/// conn.process(&mut input, &mut output, &mut ctx);
+/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
 /// assert!(output.unflushed().starts_with(b"HTTP/1.1 200 OK\r\n"));
 /// assert!(output.unflushed().ends_with(b"\r\n\r\nHello, World!"));
 /// assert!(!conn.is_done(), "keep-alive: ready for the next request");
 /// ```
 #[derive(Clone, Debug)]
-pub struct Conn {
+pub struct Conn<H> {
+    handler: H,
     phase: Phase,
     /// Bytes of the buffered input already scanned for the end of a head.
     scanned: usize,
-    /// The current request's version and method.
-    version: Version,
-    method: Method,
-    /// Whether the connection stays open after the current response.
-    keep_alive: bool,
-    /// Whether a response head for the current request has been written (after which
-    /// an error can no longer be reported with a status, only by closing).
-    responding: bool,
+    ex: Exchange,
+    /// The request body still to read; `None` once read (or if there is none).
+    body: Option<BodyReader>,
+    /// The handler took only part of the body offered: read no more until it takes it.
+    stalled: bool,
     /// Whether the connection ended on an error.
     failed: Option<Error>,
     requests: u64,
 }
 
-impl Default for Conn {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Conn {
+impl<H: Handler> Conn<H> {
     /// A fresh connection, waiting for its first request.
-    pub const fn new() -> Self {
+    pub const fn new(handler: H) -> Self {
         Self {
+            handler,
             phase: Phase::Head,
             scanned: 0,
-            version: Version::Http11,
-            method: Method::Get,
-            keep_alive: true,
-            responding: false,
+            ex: Exchange::NONE,
+            body: None,
+            stalled: false,
             failed: None,
             requests: 0,
         }
     }
 
-    /// Whether the connection will take more input now (false once done, or while the
-    /// output is over the high-water mark).
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, to hand it what the driver read for it (an upstream response).
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// Whether the connection will take more input now: while waiting for a head, or
+    /// for request body the handler is taking, and the output is under the high-water
+    /// mark.
     pub fn wants_input(&self, output_len: usize) -> bool {
-        !matches!(self.phase, Phase::Done | Phase::Stream { .. }) && output_len < WRITE_HIGH_WATER
+        let reading = match self.phase {
+            Phase::Head => true,
+            Phase::Exchange => self.body.is_some() && !self.stalled,
+            Phase::Done => false,
+        };
+        reading && output_len < WRITE_HIGH_WATER
     }
 
     /// Whether the connection takes no more requests: flush the output, then close.
     pub fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Done)
+        self.phase == Phase::Done
     }
 
-    /// Whether a generated response body is being written (output to produce without
-    /// any input).
-    pub fn is_streaming(&self) -> bool {
-        matches!(self.phase, Phase::Stream { .. })
+    /// Whether a response is in progress (or awaited): `process` may produce output
+    /// without new input.
+    pub fn is_responding(&self) -> bool {
+        self.phase == Phase::Exchange && self.ex.body != OutBody::Complete
     }
 
     /// Whether the connection is between requests (waiting for a head). With an empty
     /// read buffer this means idle; with bytes buffered, a head is partly read.
     pub fn awaiting_head(&self) -> bool {
-        matches!(self.phase, Phase::Head)
+        self.phase == Phase::Head
     }
 
     /// The error that ended the connection, if one did.
@@ -148,14 +610,22 @@ impl Conn {
         self.requests
     }
 
-    /// Processes buffered input until it needs more, the output passes
-    /// [`WRITE_HIGH_WATER`], or the connection is done.
-    pub fn process(&mut self, input: &mut ReadBuf, output: &mut WriteBuf, ctx: &mut Ctx<'_>) {
-        while output.len() < WRITE_HIGH_WATER {
+    /// Processes buffered input and lets the handler write, until the connection needs
+    /// more input, the output passes [`WRITE_HIGH_WATER`], the handler has nothing to
+    /// give, or the connection is done.
+    pub fn process(
+        &mut self,
+        input: &mut ReadBuf,
+        output: &mut WriteBuf,
+        ctx: &mut Ctx<'_>,
+        worker: &mut H::Worker,
+    ) {
+        loop {
             let progressed = match self.phase {
-                Phase::Head => self.read_head(input, output, ctx),
-                Phase::Body { .. } => self.read_body(input, output, ctx),
-                Phase::Stream { .. } => self.stream(output, ctx),
+                Phase::Head => {
+                    output.len() < WRITE_HIGH_WATER && self.read_head(input, output, ctx, worker)
+                }
+                Phase::Exchange => self.exchange(input, output, ctx, worker),
                 Phase::Done => false,
             };
             if !progressed {
@@ -166,343 +636,277 @@ impl Conn {
 
     /// The peer closed its side, with `partial` bytes of a request still unprocessed.
     /// A partly read request is refused (400) if no response has started; either way
-    /// the connection is done.
-    pub fn on_eof(&mut self, partial: bool, output: &mut WriteBuf, ctx: &mut Ctx<'_>) {
+    /// the connection is done. A request whose body was read whole still gets its
+    /// response.
+    pub fn on_eof(
+        &mut self,
+        partial: bool,
+        output: &mut WriteBuf,
+        ctx: &mut Ctx<'_>,
+        worker: &mut H::Worker,
+    ) {
         match self.phase {
             Phase::Head if !partial => self.phase = Phase::Done,
-            Phase::Head | Phase::Body { .. } => self.fail(Error::Malformed, output, ctx),
-            Phase::Stream { .. } | Phase::Done => {}
+            Phase::Head => self.fail(Error::Malformed, output, ctx, worker),
+            Phase::Exchange if self.body.is_some() => {
+                self.fail(Error::Malformed, output, ctx, worker)
+            }
+            Phase::Exchange | Phase::Done => {}
         }
     }
 
     /// The header timeout passed with a head partly read: answer 408 and close.
-    pub fn on_header_timeout(&mut self, output: &mut WriteBuf, ctx: &mut Ctx<'_>) {
-        if matches!(self.phase, Phase::Head) {
-            self.fail(Error::Timeout, output, ctx);
+    pub fn on_header_timeout(
+        &mut self,
+        output: &mut WriteBuf,
+        ctx: &mut Ctx<'_>,
+        worker: &mut H::Worker,
+    ) {
+        if self.phase == Phase::Head {
+            self.fail(Error::Timeout, output, ctx, worker);
         }
     }
 
-    /// Reports `error`: a response with its status if none has started, then done.
-    pub fn fail(&mut self, error: Error, output: &mut WriteBuf, ctx: &mut Ctx<'_>) {
-        self.failed = Some(error);
-        self.keep_alive = false;
-        if !self.responding {
-            let status = error.status();
-            let reason = recycle::status::reason(status).unwrap_or("Error");
-            self.respond(
-                output,
-                ctx,
-                status,
-                Some(TEXT),
-                Length::Known(reason.len() as u64 + 1),
-                None,
-            );
-            output.extend_from_slice(reason.as_bytes());
-            output.extend_from_slice(b"\n");
+    /// The driver drops the connection (an I/O error, a timeout): the handler drops
+    /// what it holds for an exchange in progress ([`Handler::on_abort`]).
+    pub fn abort(&mut self, worker: &mut H::Worker) {
+        if self.phase == Phase::Exchange {
+            self.handler.on_abort(worker);
         }
-        // A response cut short (an echo whose request body broke) ends by closing, so
-        // the client sees it incomplete rather than wrongly complete.
         self.phase = Phase::Done;
     }
 
-    fn read_head(&mut self, input: &mut ReadBuf, output: &mut WriteBuf, ctx: &mut Ctx<'_>) -> bool {
+    /// Reports `error`: a response with its status if none has started (no body to
+    /// HEAD), then done. A response already started can only be cut off by the close,
+    /// so the client sees it incomplete rather than wrongly complete.
+    fn fail(
+        &mut self,
+        error: Error,
+        output: &mut WriteBuf,
+        ctx: &mut Ctx<'_>,
+        worker: &mut H::Worker,
+    ) {
+        self.failed = Some(error);
+        self.ex.keep_alive = false;
+        self.ex.expect_continue = false;
+        if self.ex.body == OutBody::NotStarted {
+            let reason = recycle::status::reason(error.status()).unwrap_or("Error");
+            let mut res = Response {
+                out: output,
+                ex: &mut self.ex,
+                ctx,
+            };
+            res.start(error.status(), BodyLen::Known(reason.len() as u64 + 1));
+            res.header("Content-Type", TEXT.as_bytes());
+            res.write_all(reason.as_bytes());
+            res.write_all(b"\n");
+        }
+        if self.phase == Phase::Exchange {
+            self.handler.on_abort(worker);
+        }
+        self.phase = Phase::Done;
+    }
+
+    fn read_head(
+        &mut self,
+        input: &mut ReadBuf,
+        output: &mut WriteBuf,
+        ctx: &mut Ctx<'_>,
+        worker: &mut H::Worker,
+    ) -> bool {
         let shared = ctx.shared;
         let limits = &shared.limits;
         let buf = input.filled();
+        // Errors before the head is parsed are answered as to a GET, or to a HEAD.
+        self.ex.head_request = buf.starts_with(b"HEAD ");
         let Some(end) = parse::head_end(buf, self.scanned) else {
             self.scanned = buf.len();
             if buf.len() > limits.max_head_bytes {
-                // A target alone longer than the URI limit is 414, anything else 431.
-                let uri_too_long = buf.len() > parse::MAX_URI_LEN && !buf.contains(&b'\n');
-                let error = if uri_too_long {
-                    Error::UriTooLong
-                } else {
-                    Error::HeadTooLarge
-                };
-                self.fail(error, output, ctx);
+                self.fail(
+                    parse::oversized(buf, limits.max_head_bytes),
+                    output,
+                    ctx,
+                    worker,
+                );
                 return true;
             }
             return false;
         };
         self.scanned = 0;
         if end > limits.max_head_bytes {
-            self.fail(Error::HeadTooLarge, output, ctx);
+            self.fail(
+                parse::oversized(buf, limits.max_head_bytes),
+                output,
+                ctx,
+                worker,
+            );
             return true;
         }
-        let parsed = match parse::parse(&buf[..end], limits.max_body_bytes) {
+        let mut headers = parse::header_storage();
+        let (req, len) = match parse::parse(&buf[..end], &mut headers, limits.max_body_bytes) {
             Ok(parsed) => parsed,
             Err(error) => {
-                self.fail(error, output, ctx);
+                self.fail(error, output, ctx, worker);
                 return true;
             }
         };
-        let head = parsed.head;
-        let route = app::route(head.method, parsed.path);
-        if ctx.shared.access_log {
+        let head = req.head;
+        if shared.access_log {
             log::info!(
                 target: "access",
-                "{:?} {} {}",
-                head.method,
-                String::from_utf8_lossy(parsed.path),
+                "{} {} {}",
+                req.method_name,
+                String::from_utf8_lossy(req.path),
                 head.version.as_str()
             );
         }
-        let len = parsed.len;
-        input.consume(len);
-
-        self.version = head.version;
-        self.method = head.method;
-        self.keep_alive = head.keep_alive && !ctx.closing;
-        self.responding = false;
-        let reader = match head.framing {
+        self.ex = Exchange {
+            version: head.version,
+            head_request: head.method == Method::Head,
+            keep_alive: head.keep_alive && !ctx.closing,
+            expect_continue: head.expect_continue,
+            ..Exchange::NONE
+        };
+        self.body = match head.framing {
             Framing::None => None,
             Framing::Length(n) => Some(BodyReader::Length(n)),
             Framing::Chunked => Some(BodyReader::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,
             ))),
         };
+        self.stalled = false;
+        self.phase = Phase::Exchange;
+        let mut res = Response {
+            out: output,
+            ex: &mut self.ex,
+            ctx,
+        };
+        self.handler.on_request(&req, &mut res, worker);
+        res.close_head();
+        if res.ex.expect_continue {
+            // The handler wants the body (or has not decided): ask for it.
+            res.interim(100);
+        }
+        input.consume(len);
+        // Answered at once (the common case): done without another round.
+        self.complete(ctx);
+        true
+    }
 
-        if route == Route::Echo {
-            let (length, sink) = match &reader {
-                None => (Length::Known(0), Sink::Discard),
-                Some(BodyReader::Length(n)) => (Length::Known(*n), Sink::EchoRaw),
-                Some(BodyReader::Chunked(_)) => (Length::Chunked, Sink::EchoChunked),
-            };
-            if head.expect_continue && reader.is_some() {
-                let _ = ctx.lines.write_line(100, Version::Http11, output);
-                output.extend_from_slice(b"\r\n");
-            }
-            self.respond(
-                output,
+    /// One round of the current exchange: the response, then the request body.
+    fn exchange(
+        &mut self,
+        input: &mut ReadBuf,
+        output: &mut WriteBuf,
+        ctx: &mut Ctx<'_>,
+        worker: &mut H::Worker,
+    ) -> bool {
+        let mut progress = false;
+        if self.ex.body != OutBody::Complete && output.len() < WRITE_HIGH_WATER && !self.ex.aborted
+        {
+            let before = (output.len(), self.ex.body);
+            let mut res = Response {
+                out: output,
+                ex: &mut self.ex,
                 ctx,
-                200,
-                Some("application/octet-stream"),
-                length,
-                None,
-            );
-            self.phase = match reader {
-                Some(reader) => Phase::Body { reader, sink },
-                None => return self.finish(ctx),
             };
+            self.handler.poll_response(&mut res, worker);
+            res.close_head();
+            progress |= (output.len(), self.ex.body) != before;
+        }
+        if self.body.is_some() && !input.is_empty() && !self.ex.aborted {
+            progress |= self.read_body(input, output, ctx, worker);
+            if self.phase == Phase::Done {
+                return true; // the body was broken
+            }
+        }
+        if self.ex.aborted {
+            self.phase = Phase::Done;
             return true;
         }
-
-        // Every other route answers without reading the body. With `Expect:
-        // 100-continue` the client has not sent it: close instead of waiting for it.
-        if head.expect_continue && reader.is_some() {
-            self.keep_alive = false;
-        }
-        self.answer(route, output, ctx);
-        match (reader, self.keep_alive) {
-            (Some(reader), true) if matches!(self.phase, Phase::Head) => {
-                self.phase = Phase::Body {
-                    reader,
-                    sink: Sink::Discard,
-                };
-            }
-            _ => {
-                if matches!(self.phase, Phase::Head) {
-                    return self.finish(ctx);
-                }
-            }
-        }
-        true
+        self.complete(ctx) || progress
     }
 
-    /// Writes the response for a route that does not read the body.
-    fn answer(&mut self, route: Route, output: &mut WriteBuf, ctx: &mut Ctx<'_>) {
-        match route {
-            Route::Hello => self.fixed(output, ctx, 200, None, b"Hello, World!"),
-            Route::Status(code) => {
-                let length = if matches!(code, 204 | 304) {
-                    Length::None
-                } else {
-                    Length::Known(0)
-                };
-                self.respond(output, ctx, code, None, length, None);
-            }
-            Route::Bytes(len) => {
-                self.respond(
-                    output,
-                    ctx,
-                    200,
-                    Some("application/octet-stream"),
-                    Length::Known(len),
-                    None,
-                );
-                if self.method != Method::Head && len > 0 {
-                    self.phase = Phase::Stream { sent: 0, len };
-                }
-            }
-            Route::Stats => {
-                let mut json = [0u8; 1024];
-                let len = write_stats(&mut json, ctx);
-                self.respond(
-                    output,
-                    ctx,
-                    200,
-                    Some("application/json"),
-                    Length::Known(len as u64),
-                    None,
-                );
-                if self.method != Method::Head {
-                    output.extend_from_slice(&json[..len]);
-                }
-            }
-            Route::NotFound => self.fixed(output, ctx, 404, None, b"Not Found\n"),
-            Route::MethodNotAllowed(allow) => {
-                self.fixed(output, ctx, 405, Some(allow), b"Method Not Allowed\n")
-            }
-            Route::BadParameter(message) => self.fixed(output, ctx, 400, None, message.as_bytes()),
-            Route::Echo => unreachable!("echo reads its body"),
-        }
-    }
-
-    /// A response with a small fixed body (none for HEAD).
-    fn fixed(
-        &mut self,
-        output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        status: u16,
-        allow: Option<&str>,
-        body: &[u8],
-    ) {
-        self.respond(
-            output,
-            ctx,
-            status,
-            Some(TEXT),
-            Length::Known(body.len() as u64),
-            allow,
-        );
-        if self.method != Method::Head {
-            output.extend_from_slice(body);
-        }
-    }
-
-    fn respond(
-        &mut self,
-        output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        status: u16,
-        content_type: Option<&str>,
-        length: Length,
-        allow: Option<&str>,
-    ) {
-        self.responding = true;
-        let head = encode::Head {
-            status,
-            version: self.version,
-            content_type,
-            length,
-            allow,
-            close: !self.keep_alive,
-        };
-        encode::write_head(output, &mut ctx.lines, &ctx.shared.dates, &head);
-    }
-
-    fn read_body(&mut self, input: &mut ReadBuf, output: &mut WriteBuf, ctx: &mut Ctx<'_>) -> bool {
-        if input.is_empty() {
+    /// Ends the exchange if it is complete: the response is, and the body was read; or
+    /// the response is, and the connection closes anyway (nothing after the body is
+    /// read, so the rest of it need not be). Returns whether it ended.
+    #[inline]
+    fn complete(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.ex.body != OutBody::Complete || (self.body.is_some() && self.ex.keep_alive) {
             return false;
         }
-        let Phase::Body { reader, sink } = &mut self.phase else {
-            unreachable!()
-        };
-        let sink = *sink;
-        let (consumed, done) = match reader {
-            BodyReader::Length(remaining) => {
-                // Never more than the output has room for, so an echo holds at most a
-                // high-water mark of the body at once.
-                let room = if sink == Sink::Discard {
-                    usize::MAX
-                } else {
-                    WRITE_HIGH_WATER
-                };
-                let n = input
-                    .len()
-                    .min(room)
-                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-                if sink == Sink::EchoRaw {
-                    output.extend_from_slice(&input.filled()[..n]);
-                }
-                *remaining -= n as u64;
-                (n, *remaining == 0)
-            }
-            BodyReader::Chunked(decoder) => match decoder.decode(input.filled()) {
-                Ok((consumed, data)) => {
-                    if sink == Sink::EchoChunked {
-                        encode::write_chunk(output, data);
-                    }
-                    (consumed, decoder.is_done())
-                }
-                Err(error) => {
-                    self.fail(error, output, ctx);
-                    return true;
-                }
-            },
-        };
-        input.consume(consumed);
-        if done {
-            if sink == Sink::EchoChunked {
-                output.extend_from_slice(encode::LAST_CHUNK);
-            }
-            return self.finish(ctx);
-        }
-        true
-    }
-
-    fn stream(&mut self, output: &mut WriteBuf, ctx: &mut Ctx<'_>) -> bool {
-        let Phase::Stream { sent, len } = &mut self.phase else {
-            unreachable!()
-        };
-        let want = usize::try_from(*len - *sent).unwrap_or(usize::MAX);
-        let piece = app::pattern(*sent, want);
-        output.extend_from_slice(piece);
-        *sent += piece.len() as u64;
-        if *sent == *len {
-            return self.finish(ctx);
-        }
-        true
-    }
-
-    /// The current exchange is complete.
-    fn finish(&mut self, ctx: &mut Ctx<'_>) -> bool {
         self.requests += 1;
         ctx.count_request();
-        self.responding = false;
-        self.phase = if self.keep_alive && !ctx.closing {
+        self.phase = if self.ex.keep_alive && !ctx.closing {
             Phase::Head
         } else {
             Phase::Done
         };
+        self.ex = Exchange::NONE;
+        self.body = None;
         true
     }
-}
 
-/// Writes the `/stats` JSON into `buf`, returning its length. No allocation.
-fn write_stats(buf: &mut [u8], ctx: &Ctx<'_>) -> usize {
-    fn pool(out: &mut &mut [u8], name: &str, s: recycle::Stats) -> std::io::Result<()> {
-        write!(
-            out,
-            "\"{name}\":{{\"hits\":{},\"misses\":{},\"returns\":{},\"discards\":{},\"trimmed\":{},\"idle\":{}}}",
-            s.hits, s.misses, s.returns, s.discards, s.trimmed, s.idle
-        )
+    /// Reads one run of request body from `input`: offered to the handler while the
+    /// response is not complete, dropped after. Returns whether anything moved.
+    fn read_body(
+        &mut self,
+        input: &mut ReadBuf,
+        output: &mut WriteBuf,
+        ctx: &mut Ctx<'_>,
+        worker: &mut H::Worker,
+    ) -> bool {
+        let buf = input.filled();
+        // The framing: how many bytes this run takes, how many of them (at its end)
+        // are data, and whether the body ends with it.
+        let framed = match &mut self.body {
+            None => return false,
+            Some(BodyReader::Length(remaining)) => {
+                let n = buf
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                Ok((n, n, n as u64 == *remaining))
+            }
+            Some(BodyReader::Chunked(decoder)) => decoder
+                .decode(buf)
+                .map(|(consumed, data)| (consumed, data.len(), decoder.is_done())),
+        };
+        let (consumed, data_len, ended) = match framed {
+            Ok(framed) => framed,
+            Err(error) => {
+                self.fail(error, output, ctx, worker);
+                return true;
+            }
+        };
+        let data = &buf[consumed - data_len..consumed];
+        let mut res = Response {
+            out: output,
+            ex: &mut self.ex,
+            ctx,
+        };
+        let wanted = !res.is_complete();
+        let taken = if wanted && !data.is_empty() {
+            self.handler.on_body(data, &mut res, worker).min(data.len())
+        } else {
+            data.len()
+        };
+        res.close_head();
+        let left = data.len() - taken;
+        self.stalled = left > 0;
+        match &mut self.body {
+            Some(BodyReader::Length(remaining)) => *remaining -= taken as u64,
+            Some(BodyReader::Chunked(decoder)) => decoder.unread(left),
+            None => unreachable!(),
+        }
+        input.consume(consumed - left);
+        if ended && left == 0 {
+            self.body = None;
+            if wanted && !res.is_complete() {
+                self.handler.on_body_end(&mut res, worker);
+                res.close_head();
+            }
+            return true;
+        }
+        consumed > left
     }
-    let shared = ctx.shared;
-    let capacity = buf.len();
-    let mut out = &mut buf[..];
-    let result = (|| {
-        write!(
-            out,
-            "{{\"connections\":{},\"requests\":{},\"pools\":{{",
-            shared.open_connections(),
-            shared.requests_served()
-        )?;
-        pool(&mut out, "read_buf", shared.readers.stats())?;
-        out.write_all(b",")?;
-        pool(&mut out, "write_buf", shared.writers.stats())?;
-        out.write_all(b"}}\n")
-    })();
-    debug_assert!(result.is_ok(), "stats JSON fits its buffer");
-    capacity - out.len()
 }

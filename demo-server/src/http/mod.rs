@@ -3,8 +3,11 @@
 //! - [`parse`]: request heads (`httparse` plus RFC 9112's framing rules and limits);
 //! - [`body`]: the chunked decoder;
 //! - [`conn`]: the per-connection state machine that the event loop, the tests, the
-//!   fuzz targets and the benchmarks all drive;
-//! - [`encode`]: response heads.
+//!   fuzz targets and the benchmarks all drive, the [`Handler`](conn::Handler)
+//!   interface it hands requests to, and the [`Response`](conn::Response) it frames;
+//! - [`encode`]: field lines and chunks.
+//!
+//! Nothing here knows an application: the demo routes and the proxy are handlers.
 
 pub mod body;
 pub mod conn;
@@ -14,20 +17,58 @@ pub mod response;
 
 use std::fmt;
 
+/// A set of bytes, as a lookup table: one load per byte instead of a chain of
+/// comparisons.
+pub(crate) struct ByteSet([bool; 256]);
+
+impl ByteSet {
+    /// The bytes listed in `extra`, plus ASCII letters and digits if `alphanumeric`.
+    const fn new(alphanumeric: bool, extra: &[u8]) -> Self {
+        let mut set = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            set[b] = alphanumeric && (b as u8).is_ascii_alphanumeric();
+            b += 1;
+        }
+        let mut i = 0;
+        while i < extra.len() {
+            set[extra[i] as usize] = true;
+            i += 1;
+        }
+        Self(set)
+    }
+
+    /// Whether `b` is in the set.
+    #[inline]
+    pub(crate) const fn contains(&self, b: u8) -> bool {
+        self.0[b as usize]
+    }
+}
+
+/// `tchar` (RFC 9110 §5.6.2): the bytes of a token (a field name, a method, a chunk
+/// extension name).
+pub(crate) static TCHAR: ByteSet = ByteSet::new(true, b"!#$%&'*+-.^_`|~");
+
+/// `unreserved / sub-delims` (RFC 3986 §2.3, §2.2): the bytes of a `reg-name` besides
+/// percent-encodings, and of an IP-literal besides `:`.
+pub(crate) static REG_NAME: ByteSet = ByteSet::new(true, b"-._~!$&'()*+,;=");
+
 /// Why a request was refused. Each maps to one status ([`Error::status`]); every one
 /// of them ends the connection after the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// Syntax the parser refuses, a missing or repeated `Host`, an unsupported version,
-    /// or broken chunked framing: 400.
+    /// Syntax the parser refuses, a missing, repeated or invalid `Host`, an unsupported
+    /// version, or broken chunked framing (a chunk-size line or trailer outside the
+    /// grammar, a bare LF): 400.
     Malformed,
     /// Framing that could be read two ways (both `Content-Length` and
     /// `Transfer-Encoding`, differing lengths, an invalid length): 400.
     BadFraming,
     /// A transfer coding other than chunked: 501.
     UnsupportedCoding,
-    /// A request target over [`parse::MAX_URI_LEN`]: 414.
+    /// A request target over [`parse::MAX_URI_LEN`], or a request line that does not
+    /// fit within the head limit: 414.
     UriTooLong,
     /// A head over the configured byte limit or [`parse::MAX_HEADERS`] fields, or chunk
     /// extensions or trailers over their caps: 431.

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::state::{Limits, Shared};
+use crate::state::{Limits, MAX_THREADS, Shared, check_timeout};
 
 /// How often each worker checks deadlines and the shutdown flag.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -49,12 +49,17 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: default_threads(),
             limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(10),
             access_log: false,
         }
     }
+}
+
+/// One worker per core (at most [`MAX_THREADS`]).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -88,17 +93,27 @@ impl Server {
     /// Binds one `SO_REUSEPORT` listener per worker on `config.addr` (port 0 picks a
     /// free port, which all workers then share).
     ///
+    /// The address must be free: `SO_REUSEPORT` lets this process's workers share it,
+    /// but a second server on a busy address fails (`AddrInUse`) instead of silently
+    /// splitting the traffic with the first.
+    ///
     /// # Errors
     ///
-    /// The address cannot be bound.
+    /// A limit out of range (`InvalidInput`, see [`Limits::check`]), or the address
+    /// cannot be bound (`AddrInUse` if another socket listens on it).
     pub fn bind(config: Config) -> io::Result<Server> {
-        let threads = config.threads.max(1);
-        let first = listener(config.addr)?;
-        let addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..threads {
-            listeners.push(listener(addr)?);
+        let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        config.limits.check().map_err(invalid)?;
+        check_timeout(config.shutdown_timeout, Duration::ZERO)
+            .map_err(|e| invalid(format!("shutdown_timeout {e}")))?;
+        if !(1..=MAX_THREADS).contains(&config.threads) {
+            return Err(invalid(format!("threads must be in 1..={MAX_THREADS}")));
         }
+        let addr = probe(config.addr)?;
+        let listeners = (0..config.threads)
+            .map(|_| listener(addr))
+            .collect::<io::Result<Vec<_>>>()?;
+        let threads = config.threads;
         let shared = Arc::new(Shared::new(
             config.limits.clone(),
             threads,
@@ -168,6 +183,20 @@ impl Server {
             result
         })
     }
+}
+
+/// Binds `addr` without `SO_REUSEPORT` and lets it go: fails with `AddrInUse` if any
+/// socket listens there (with `SO_REUSEPORT` or not), and resolves port 0 to a free
+/// port. Another process could take the address between this probe and the real binds;
+/// it would then have to use `SO_REUSEPORT` itself, as only a deliberate sharer does.
+fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?; // connections of an earlier run in TIME_WAIT are fine
+    socket.bind(&addr.into())?;
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP address"))
 }
 
 fn listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {

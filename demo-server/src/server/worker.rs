@@ -1,5 +1,16 @@
 //! One worker: a mio `Poll`, a listener, and a `Slab` of connections.
+//!
+//! # Fairness
+//!
+//! A connection that always has work (a fast client pipelining requests, or reading a
+//! large response as fast as it is written) must not keep the worker from its other
+//! connections, its listener and its timers. So each readiness event gives a
+//! connection a budget of [`ROUNDS_PER_TURN`] rounds (read, process, write), as tokio
+//! gives each task a cooperative budget; a connection that still has work then goes
+//! to the back of a ready queue, which the loop serves after polling for new events
+//! with a zero timeout.
 
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +23,7 @@ use recycle::io::{ReadBuf, WriteBuf};
 use slab::Slab;
 
 use super::{Config, TICK};
+use crate::app::App;
 use crate::http::conn::Conn;
 use crate::state::{Ctx, Shared};
 
@@ -33,9 +45,13 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(30);
 /// Most request-body bytes buffered ahead of processing.
 const READ_HIGH_WATER: usize = 64 * 1024;
 
+/// Rounds (read, process, write) a connection gets per turn before the others: at most
+/// about 1 MiB of output (16 times the write high-water mark), a millisecond or less.
+const ROUNDS_PER_TURN: u32 = 16;
+
 struct Connection<'a> {
     stream: TcpStream,
-    http: Conn,
+    http: Conn<App<'a>>,
     /// Borrowed while unprocessed bytes remain; an idle connection holds none.
     rbuf: Option<Pooled<'a, ReadBuf>>,
     /// Borrowed while output is pending.
@@ -55,6 +71,8 @@ struct Connection<'a> {
     last_active: Instant,
     /// When lingering ends; `Some` once our write side is shut.
     linger_until: Option<Instant>,
+    /// In the ready queue: it used its turn with work left.
+    queued: bool,
 }
 
 impl Connection<'_> {
@@ -78,6 +96,8 @@ pub(super) struct Worker<'a> {
     index: usize,
     /// Keys to act on after a sweep (kept to reuse its allocation).
     expired: Vec<(usize, Expiry)>,
+    /// Connections that used their turn with work left, in the order they did.
+    ready: VecDeque<usize>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -114,6 +134,7 @@ impl<'a> Worker<'a> {
             last_trim: Instant::now(),
             index,
             expired: Vec::with_capacity(64),
+            ready: VecDeque::with_capacity(capacity),
         })
     }
 
@@ -128,7 +149,14 @@ impl<'a> Worker<'a> {
                     break;
                 }
             }
-            match self.poll.poll(&mut events, Some(TICK)) {
+            // Connections waiting for another turn: look for new events without
+            // sleeping, then serve them all.
+            let timeout = if self.ready.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -147,6 +175,20 @@ impl<'a> Worker<'a> {
                         conn.hup |= event.is_read_closed() || event.is_error();
                         self.drive(key);
                     }
+                }
+            }
+            // Each waiting connection gets one more turn, behind the events above;
+            // one that uses it up again goes to the back.
+            for _ in 0..self.ready.len() {
+                let Some(key) = self.ready.pop_front() else {
+                    break;
+                };
+                match self.conns.get_mut(key) {
+                    Some(conn) if conn.queued => {
+                        conn.queued = false;
+                        self.drive(key);
+                    }
+                    _ => {} // closed (and maybe reused) since it was queued
                 }
             }
             let now = Instant::now();
@@ -237,7 +279,7 @@ impl<'a> Worker<'a> {
         let now = Instant::now();
         entry.insert(Connection {
             stream,
-            http: Conn::new(),
+            http: Conn::new(App::new(self.shared)),
             rbuf: None,
             wbuf: None,
             readable: true, // try at once: the request often arrived with the handshake
@@ -247,17 +289,20 @@ impl<'a> Worker<'a> {
             head_deadline: Some(now + self.config.limits.header_timeout),
             last_active: now,
             linger_until: None,
+            queued: false,
         });
         self.drive(key);
         Ok(())
     }
 
-    /// Reads, processes and writes until nothing moves.
+    /// Reads, processes and writes until nothing moves, or the turn's budget is spent
+    /// (then the connection waits in the ready queue for another turn).
     fn drive(&mut self, key: usize) {
         let shared = self.shared;
         let limits = &shared.limits;
         // One clock read per call: the loop's iterations are microseconds apart.
         let now = Instant::now();
+        let mut rounds = 0;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -318,20 +363,20 @@ impl<'a> Worker<'a> {
             // 2. Process, if there is anything to process: buffered input, a body to
             //    generate, or an end of input to report.
             let eof_pending = conn.read_closed && !conn.http.is_done();
-            if conn.rbuf.is_some() || conn.http.is_streaming() || eof_pending {
+            if conn.rbuf.is_some() || conn.http.is_responding() || eof_pending {
                 let wbuf = conn.wbuf.get_or_insert_with(|| shared.writers.get());
                 let before = wbuf.len();
-                if conn.rbuf.is_some() || conn.http.is_streaming() {
+                if conn.rbuf.is_some() || conn.http.is_responding() {
                     // A streaming response needs no input, but `process` takes a
                     // buffer: a pooled one costs a thread-local pop and push.
                     let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
                     let unread = rbuf.len();
-                    conn.http.process(rbuf, wbuf, &mut self.ctx);
+                    conn.http.process(rbuf, wbuf, &mut self.ctx, &mut ());
                     progress |= rbuf.len() != unread;
                 }
                 let partial = conn.rbuf.as_ref().is_some_and(|r| !r.is_empty());
                 if conn.read_closed && conn.http.wants_input(wbuf.len()) && !conn.http.is_done() {
-                    conn.http.on_eof(partial, wbuf, &mut self.ctx);
+                    conn.http.on_eof(partial, wbuf, &mut self.ctx, &mut ());
                 }
                 progress |= wbuf.len() != before;
             }
@@ -385,6 +430,16 @@ impl<'a> Worker<'a> {
             if !progress {
                 break;
             }
+            rounds += 1;
+            if rounds == ROUNDS_PER_TURN {
+                // Work left, and the budget is spent: the others first. (Edge-triggered
+                // readiness will not report bytes already waiting: the queue must.)
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push_back(key);
+                }
+                break;
+            }
         }
         self.update_interest(key);
     }
@@ -416,6 +471,7 @@ impl<'a> Worker<'a> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            conn.http.abort(&mut ());
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.shared.close();
             // `conn` drops here: the socket closes and its buffers go back to their
@@ -455,7 +511,7 @@ impl<'a> Worker<'a> {
                 Expiry::Header => {
                     let conn = &mut self.conns[key];
                     let wbuf = conn.wbuf.get_or_insert_with(|| self.shared.writers.get());
-                    conn.http.on_header_timeout(wbuf, &mut self.ctx);
+                    conn.http.on_header_timeout(wbuf, &mut self.ctx, &mut ());
                     self.drive(key);
                 }
             }

@@ -1,0 +1,212 @@
+//! The `demo-server` binary as an operator meets it: flags checked at startup (issue
+//! 14, item 8) and a busy address refused (item 9). Every child process is waited for
+//! with a deadline and killed by its handle if it outlives it, so a server that starts
+//! when it should not fails the test instead of hanging it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use demo_server::server::{Config, Server};
+
+fn demo_server(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_demo-server"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Waits up to `limit` for `child` to exit; kills it (and says so) if it does not.
+fn wait(child: &mut Child, limit: Duration) -> Result<ExitStatus, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("still running after {limit:?}"));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut text = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+/// Runs the binary with `flags` (on a free port) and expects a usage error: exit code
+/// 2, a message naming the flag, no server.
+fn refused(flags: &[&str], flag: &str) {
+    let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+    args.extend_from_slice(flags);
+    let mut child = demo_server(&args);
+    let status = wait(&mut child, Duration::from_secs(10));
+    let stderr = stderr_of(&mut child);
+    let status = status.unwrap_or_else(|e| panic!("{flags:?}: {e}; stderr: {stderr}"));
+    assert_eq!(status.code(), Some(2), "{flags:?}: {stderr}");
+    assert!(stderr.contains(flag), "{flags:?}: {stderr}");
+    assert!(!stderr.contains("listening"), "{flags:?}: {stderr}");
+}
+
+#[test]
+fn out_of_range_flags_exit_2_with_a_clear_message() {
+    // Issue 14, item 8: these started a server that then failed (a worker panicked on
+    // `Instant + Duration` overflow, or a head limit wrapped to 0).
+    refused(
+        &["--header-timeout", "400000000000years"],
+        "--header-timeout",
+    );
+    refused(&["--idle-timeout", "0s"], "--idle-timeout");
+    refused(&["--write-timeout", "1000years"], "--write-timeout");
+    refused(&["--shutdown-timeout", "1000years"], "--shutdown-timeout");
+    refused(
+        &["--max-head-bytes", "18446744073709551615"],
+        "--max-head-bytes",
+    );
+    refused(&["--max-head-bytes", "0"], "--max-head-bytes");
+    refused(&["--max-connections", "0"], "--max-connections");
+    refused(&["--threads", "0"], "--threads");
+    refused(&["--threads", "100000"], "--threads");
+    refused(&["--addr", "localhost:http"], "--addr");
+    refused(&["--no-such-flag"], "--no-such-flag");
+}
+
+/// Starts a server process on a free port; returns it and its address.
+fn start_server(threads: &str) -> (Child, SocketAddr) {
+    let mut child = demo_server(&["serve", "--addr", "127.0.0.1:0", "--threads", threads]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+fn hello(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let mut response = Vec::new();
+    stream.write_all(request).is_ok()
+        && stream.read_to_end(&mut response).is_ok()
+        && response.ends_with(b"Hello, World!")
+}
+
+#[test]
+fn a_second_server_on_a_busy_address_fails_like_any_server() {
+    let (mut first, addr) = start_server("2");
+    let port = addr.port().to_string();
+    let busy = format!("127.0.0.1:{port}");
+    let mut second = demo_server(&["serve", "--addr", &busy, "--threads", "2"]);
+    let status = wait(&mut second, Duration::from_secs(10));
+    let stderr = stderr_of(&mut second);
+    // The first one still serves, on both of its workers (connections land on either).
+    let served = (0..20).all(|_| hello(addr));
+    let _ = first.kill();
+    let _ = first.wait();
+    let status = status.unwrap_or_else(|e| panic!("the second server {e}; stderr: {stderr}"));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .to_ascii_lowercase()
+            .contains("address already in use"),
+        "{stderr}"
+    );
+    assert!(served, "the first server kept serving");
+}
+
+#[test]
+fn binding_a_busy_address_fails_in_process_too() {
+    let config = |addr| Config {
+        addr,
+        threads: 2,
+        ..Config::default()
+    };
+    let first = Server::bind(config(SocketAddr::from(([127, 0, 0, 1], 0)))).unwrap();
+    let second = Server::bind(config(first.local_addr()));
+    let error = second.err().expect("a second server on the same address");
+    assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+    // Once the first is gone, the address is free again.
+    let addr = first.local_addr();
+    drop(first);
+    Server::bind(config(addr)).expect("the address is free again");
+}
+
+#[test]
+fn limits_out_of_range_are_refused_in_process_too() {
+    use demo_server::state::Limits;
+    let bind = |limits: Limits, threads: usize| {
+        let config = Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            threads,
+            limits,
+            ..Config::default()
+        };
+        Server::bind(config)
+            .err()
+            .map(|e| (e.kind(), e.to_string()))
+    };
+    let huge = Duration::from_secs(400_000_000_000 * 31_557_600 / 1_000_000);
+    for (limits, threads, field) in [
+        (
+            Limits {
+                max_head_bytes: usize::MAX,
+                ..Limits::default()
+            },
+            1,
+            "max_head_bytes",
+        ),
+        (
+            Limits {
+                header_timeout: huge,
+                ..Limits::default()
+            },
+            1,
+            "header_timeout",
+        ),
+        (
+            Limits {
+                idle_timeout: Duration::ZERO,
+                ..Limits::default()
+            },
+            1,
+            "idle_timeout",
+        ),
+        (
+            Limits {
+                max_connections: 0,
+                ..Limits::default()
+            },
+            1,
+            "max_connections",
+        ),
+        (Limits::default(), 0, "threads"),
+    ] {
+        let (kind, message) = bind(limits, threads).expect(field);
+        assert_eq!(kind, std::io::ErrorKind::InvalidInput, "{field}");
+        assert!(message.contains(field), "{message}");
+    }
+}
