@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use recycle::Pooled;
-use recycle::io::{ReadBuf, WriteBuf};
+use recycle::io::{ReadBuf, TrustedRead, WriteBuf};
 use slab::Slab;
 
 use super::{Config, TICK};
@@ -329,7 +329,7 @@ impl<'a> Worker<'a> {
                     if rbuf.len() >= cap {
                         break; // `readable` stays set: more may be waiting
                     }
-                    match rbuf.read_from(&mut conn.stream) {
+                    match rbuf.read_from_trusted(&mut Socket(&mut conn.stream)) {
                         Ok(0) => {
                             conn.read_closed = true;
                             conn.readable = false;
@@ -534,3 +534,17 @@ fn drain_linger(conn: &mut Connection<'_>) -> bool {
     }
     true // 64 KiB after the end: stop being polite
 }
+
+/// A client socket read through [`ReadBuf::read_from_trusted`]: `recv(2)` writes only
+/// the bytes it returns, so a returned read buffer needs only those zeroed, not its
+/// whole capacity (a 4 KiB `memset` per request saved).
+struct Socket<'s>(&'s mut TcpStream);
+
+impl Read for Socket<'_> {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl TrustedRead for Socket<'_> {}
