@@ -252,7 +252,10 @@ const POOLS: [&str; 4] = ["fresh", "mutex", "thread_local", "recycle"];
 /// `count SCENARIO POOL ITERS`: run one scenario outside criterion (for callgrind).
 fn count(args: &[String]) {
     let [scenario, pool, iters] = args else {
-        panic!("usage: count <1thread|hold8|2threads> <{}> <iters>", POOLS.join("|"));
+        panic!(
+            "usage: count <1thread|hold8|2threads> <{}> <iters>",
+            POOLS.join("|")
+        );
     };
     let (scenario, _) = Scenario::ALL
         .into_iter()
