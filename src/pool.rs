@@ -159,8 +159,7 @@ impl<T: Send> Decide<T> for ByClosure {
 /// A lock-free pool of reusable `T`s, with a reset-on-return hook.
 ///
 /// See the [module docs](crate::pool) for how the tiers work. `Pool<T>` is `Send +
-/// Sync` for `T: Send`; share it by reference (scoped threads) or in an
-/// [`Arc`](std::sync::Arc).
+/// Sync` for `T: Send`; share it by reference (scoped threads) or in an [`Arc`].
 ///
 /// # Performance characteristics
 ///
@@ -284,10 +283,9 @@ impl<T: Send> Pool<T> {
         }
     }
 
-    /// Like [`get`](Pool::get), but the guard holds an [`Arc`](std::sync::Arc) of the
-    /// pool instead of a borrow, so it can be stored in structs, sent to other threads
-    /// and outlive the scope that made it. The pool lives as long as its last owned
-    /// guard.
+    /// Like [`get`](Pool::get), but the guard holds an [`Arc`] of the pool instead of a
+    /// borrow, so it can be stored in structs, sent to other threads and outlive the
+    /// scope that made it. The pool lives as long as its last owned guard.
     ///
     /// # Examples
     ///
