@@ -704,3 +704,26 @@ fn stats_identities_hold_for_a_buffer_pool() {
     buffers.put(b);
     assert_identities(&pool.stats(), 0);
 }
+
+#[test]
+fn recycle_with_and_max_capacity_combine_in_either_order() {
+    let hook = |v: &mut Vec<u8>| {
+        v.clear();
+        Reuse::Keep
+    };
+    let bound_first = Pool::builder(Vec::<u8>::new)
+        .max_capacity(16)
+        .recycle_with(hook)
+        .build();
+    let hook_first = Pool::builder(Vec::<u8>::new)
+        .recycle_with(hook)
+        .max_capacity(16)
+        .build();
+    for pool in [bound_first, hook_first] {
+        pool.get().extend_from_slice(&[1; 64]); // grew past the bound: discarded
+        pool.get().push(1); // within it: kept, and cleared by the custom hook
+        let s = pool.stats();
+        assert_eq!((s.returns, s.discards, s.idle), (2, 1, 1), "{s:?}");
+        assert!(pool.get().is_empty());
+    }
+}
