@@ -5,42 +5,77 @@
 //! Two tiers, checked in this order by [`Pool::get`]:
 //!
 //! 1. **Per-thread cache** (`thread_cache` objects per thread, default
-//!    [`DEFAULT_THREAD_CACHE`]): a LIFO stack reached through
-//!    `thread_local::ThreadLocal`. A `get` and a `put` on the same thread touch nothing
-//!    shared and do no atomic read-modify-write.
+//!    [`DEFAULT_THREAD_CACHE`]): a LIFO stack per (pool, thread), found through a
+//!    per-thread registry of the crate's own (`src/local.rs` describes it). A `get` and
+//!    a return on the same thread touch nothing shared and do no atomic
+//!    read-modify-write.
 //! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a bounded
 //!    `crossbeam_queue::ArrayQueue`. It absorbs what a full thread cache overflows and
 //!    feeds threads whose cache is empty, so an object returned on a thread that never
 //!    calls `get` (a consumer at the end of a channel) flows back to the producers.
 //!
 //! A miss calls the create function. A return runs the hook *first*, on the returning
-//! thread, then tries the thread cache, then the shared tier; an object that fits
-//! nowhere is dropped and counted as a discard. Nothing grows without bound: the pool
-//! never holds more than `max_idle + thread_cache × threads` idle objects.
+//! thread, then tries that thread's cache (a guard dropped on another thread than the
+//! one that took it feeds the dropping thread's cache), then the shared tier; an
+//! object that fits nowhere is dropped and counted as a discard. Nothing grows without
+//! bound: the pool never holds more than `max_idle + thread_cache × threads` idle
+//! objects, where `threads` is the most threads that used the pool at the same time.
 //!
 //! No internal borrow is held while user code runs (the create function, the hook,
 //! `T::drop`): each of them may use the same pool again.
+//!
+//! # The hot path
+//!
+//! One round (a `get`, then the guard's drop) on a thread whose cache has room costs:
+//!
+//! - **find the cache**: a load of the pool's id and two thread-local loads (a
+//!   four-way direct-mapped cache of `(pool id, cache)` pairs, no lazy-init check);
+//!   one branch. Only a miss there (first use, or more than one pool sharing a way)
+//!   goes to the registry.
+//! - **trim check**: the pool's epoch and the cache's last seen epoch; one branch.
+//! - **get**: loads of two single-writer counters (the stack length is their
+//!   difference), the slot pointer and the object; one store (a counter); one branch.
+//! - **return**: the hook, inlined for a `T: Recycle` pool (the return path is
+//!   compiled once per kind of hook and reached through one indirect call); then the
+//!   same lookup and trim check, the two counters, and stores of the object, its epoch
+//!   tag and one counter; one branch for room.
+//!
+//! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
+//! idle count are derived from the two counters), and the slow paths (registry, shared
+//! tier, create, trim) are out of line. On x86-64 with `lto`, a round on a 4 KiB
+//! `Vec<u8>` (get, push a byte, return) executes 88 instructions where a bare
+//! `thread_local!` `RefCell<Vec<_>>` stack executes 87 (callgrind, `benches/pool.rs`).
+//!
+//! # Thread exit
+//!
+//! When a thread exits, its registry hands each of its caches back to the pool, with
+//! the idle objects still in it and without running any user code; the next thread
+//! that uses the pool adopts the cache (objects and all), and [`Pool::trim`] ages its
+//! objects out meanwhile. A pool used from a thread-local destructor that runs after
+//! the registry's own (a guard kept in a `thread_local!`, say) still works: returns go
+//! to the shared tier or are dropped, gets come from the shared tier or the create
+//! function, and [`Pool::stats`] counts them all.
 //!
 //! # Memory: trim
 //!
 //! Go's `sync.Pool` frees idle objects at garbage collection through a victim
 //! generation. Rust has no GC, so [`Pool::trim`] plays that part: call it
 //! periodically (say, every few seconds from a housekeeping timer) and an object that
-//! stayed idle through two consecutive calls is freed. The shared tier is swept by
-//! `trim` itself; each thread cache is swept by its own thread on its next access,
-//! when it sees that the trim epoch moved, so `trim` never stops or waits for other
-//! threads. A thread that never touches the pool again keeps its cache until the pool
-//! is dropped: bounded by `thread_cache` objects per such thread.
+//! stayed idle through two consecutive calls is freed. The shared tier and the caches
+//! that exited threads left behind are swept by `trim` itself; each live thread's
+//! cache is swept by its own thread on its next access, when it sees that the trim
+//! epoch moved, so `trim` never stops or waits for other threads. A live thread that
+//! never touches the pool again keeps its cache until it exits or the pool is dropped:
+//! bounded by `thread_cache` objects per such thread.
 
 use std::fmt;
-use std::mem::ManuallyDrop;
+use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 
-use crate::local::{Local, Slot};
+use crate::local::{Caches, Counter, Counters, Node, Slot};
 use crate::recycle::{Recycle, Reuse};
 use crate::stats::Stats;
-use crate::sync::{AtomicU64, CachePadded, Ordering::Relaxed, Queue, ThreadLocal};
+use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed, Queue};
 
 /// Idle objects each thread keeps for itself unless [`Builder::thread_cache`] says
 /// otherwise.
@@ -54,21 +89,70 @@ type RecycleFn<T> = dyn Fn(&mut T) -> Reuse + Send + Sync;
 /// `(bound, capacity_of)`: an object whose `capacity_of` exceeds `bound` is discarded.
 type CapacityBound<T> = (usize, fn(&T) -> usize);
 
-/// The hook a pool runs on every return.
-enum Hook<T> {
-    /// `<T as Recycle>::recycle`, called directly.
-    Trait(fn(&mut T) -> Reuse),
-    /// A closure from `builder_with` or `recycle_with`.
-    Custom(Box<RecycleFn<T>>),
+/// The hook a pool runs on every return, and the return path compiled for it.
+struct Hook<T: Send> {
+    /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
+    custom: Option<Box<RecycleFn<T>>>,
+    max_capacity: Option<CapacityBound<T>>,
+    /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
+    /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
+    /// `T::capacity` directly. One indirect call per return. Same contract as
+    /// `give_back_as`.
+    give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>),
 }
 
-impl<T> Hook<T> {
-    #[inline]
-    fn call(&self, value: &mut T) -> Reuse {
-        match self {
-            Hook::Trait(recycle) => recycle(value),
-            Hook::Custom(recycle) => recycle(value),
+impl<T: Send> Hook<T> {
+    fn by_trait() -> Self
+    where
+        T: Recycle,
+    {
+        Hook {
+            custom: None,
+            max_capacity: None,
+            give_back: Pool::give_back_as::<ByTrait>,
         }
+    }
+
+    fn by_closure(recycle: Box<RecycleFn<T>>, max_capacity: Option<CapacityBound<T>>) -> Self {
+        Hook {
+            custom: Some(recycle),
+            max_capacity,
+            give_back: Pool::give_back_as::<ByClosure>,
+        }
+    }
+}
+
+/// How a return decides whether to keep the object (runs the hook and checks the
+/// capacity bound); one impl per kind of hook.
+trait Decide<T: Send> {
+    fn keep(hook: &Hook<T>, value: &mut T) -> bool;
+}
+
+/// `T`'s own [`Recycle`] impl.
+enum ByTrait {}
+
+/// A closure from `builder_with` or `recycle_with`.
+enum ByClosure {}
+
+impl<T: Recycle + Send> Decide<T> for ByTrait {
+    #[inline(always)]
+    fn keep(hook: &Hook<T>, value: &mut T) -> bool {
+        value.recycle() == Reuse::Keep
+            && hook
+                .max_capacity
+                .is_none_or(|(bound, _)| value.capacity() <= bound)
+    }
+}
+
+impl<T: Send> Decide<T> for ByClosure {
+    #[inline(always)]
+    fn keep(hook: &Hook<T>, value: &mut T) -> bool {
+        hook.custom
+            .as_ref()
+            .is_none_or(|recycle| recycle(value) == Reuse::Keep)
+            && hook
+                .max_capacity
+                .is_none_or(|(bound, capacity_of)| capacity_of(value) <= bound)
     }
 }
 
@@ -81,12 +165,12 @@ impl<T> Hook<T> {
 ///
 /// A `get` and its return on the same thread touch only that thread's cache: no
 /// atomic read-modify-write and no shared cache line, so threads do not slow each
-/// other down. Measured with `cargo bench --bench pool` (4 KiB `Vec<u8>`, 2-core VM,
-/// criterion medians of one run): 34 ns per get+put on one thread and 36 ns with two
-/// threads sharing one pool, against 15 ns and 106 ns for a `Mutex<Vec<T>>` pool, 23 ns
-/// and 24 ns for a bare `thread_local!` stack, and 70 ns and 56 ns for a fresh
-/// allocation. About a fifth of the cost is `thread_local::ThreadLocal`'s lookup, paid
-/// on both the get and the return.
+/// other down. The round costs about what a hand-written `thread_local!` free list
+/// costs: counted with callgrind on `cargo bench --bench pool` (4 KiB `Vec<u8>`,
+/// `lto`), 88 instructions per get+return against 87 for a bare `thread_local!`
+/// `RefCell<Vec<_>>` stack, on one thread or with two threads sharing one pool, and 93
+/// against 87 per object when a thread holds 8 at once. The [module
+/// docs](crate::pool#the-hot-path) list what those instructions do.
 ///
 /// # Examples
 ///
@@ -103,19 +187,18 @@ impl<T> Hook<T> {
 /// assert!(buf.capacity() >= 4096);
 /// ```
 pub struct Pool<T: Send> {
-    create: Box<CreateFn<T>>,
-    recycle: Hook<T>,
-    max_capacity: Option<CapacityBound<T>>,
-    thread_cache: usize,
-    /// `None` when `max_idle` is zero.
-    shared: Option<Queue<Slot<T>>>,
-    /// Padded: `thread_local` stores the entries of different threads side by side,
-    /// and without padding two threads' hot counters would share a cache line.
-    locals: ThreadLocal<CachePadded<Local<T>>>,
+    /// The per-thread tier.
+    caches: Caches<T>,
     /// The trim epoch; see `local.rs`. Only `trim` writes it.
     epoch: AtomicU64,
-    /// Objects `trim` freed from the shared tier.
-    shared_trimmed: AtomicU64,
+    create: Box<CreateFn<T>>,
+    hook: Hook<T>,
+    /// `None` when `max_idle` is zero.
+    shared: Option<Queue<Slot<T>>>,
+    /// What no thread's cache can count: the shared tier's trims and evictions, and
+    /// operations during thread exit or that panicked. Padded away from the read-mostly
+    /// fields above, which every operation reads.
+    cold: CachePadded<Counters>,
 }
 
 // === impl Pool ===
@@ -148,7 +231,7 @@ impl<T: Recycle + Send> Pool<T> {
     /// # drop(pool.get());
     /// ```
     pub fn builder(create: impl Fn() -> T + Send + Sync + 'static) -> Builder<T> {
-        Builder::new(Box::new(create), Hook::Trait(T::recycle))
+        Builder::new(Box::new(create), Hook::by_trait())
     }
 }
 
@@ -174,7 +257,7 @@ impl<T: Send> Pool<T> {
         create: impl Fn() -> T + Send + Sync + 'static,
         recycle: impl Fn(&mut T) -> Reuse + Send + Sync + 'static,
     ) -> Builder<T> {
-        Builder::new(Box::new(create), Hook::Custom(Box::new(recycle)))
+        Builder::new(Box::new(create), Hook::by_closure(Box::new(recycle), None))
     }
 
     /// Takes an idle object, or creates one, wrapped in a guard that returns it to the
@@ -220,10 +303,22 @@ impl<T: Send> Pool<T> {
     /// assert_eq!(pool.stats().returns, 1);
     /// ```
     #[must_use = "dropping the guard returns the object at once"]
+    #[cfg(not(loom))]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T> {
         OwnedPooled {
             value: ManuallyDrop::new(self.take()),
             pool: Arc::clone(self),
+        }
+    }
+
+    /// `get_owned` under loom, whose `Arc` cannot be a method receiver: call it as
+    /// `Pool::get_owned(&pool)`.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn get_owned(this: &Arc<Self>) -> OwnedPooled<T> {
+        OwnedPooled {
+            value: ManuallyDrop::new(this.take()),
+            pool: Arc::clone(this),
         }
     }
 
@@ -239,7 +334,21 @@ impl<T: Send> Pool<T> {
     /// assert!(pool.get().capacity() >= 1024);
     /// ```
     pub fn put(&self, value: T) {
-        self.give_back(value);
+        self.count(self.caches.local(), |c| &c.puts);
+        // SAFETY: the `ManuallyDrop` is initialised and is a temporary: never used again.
+        unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
+    }
+
+    /// Returns `value` through the hook.
+    ///
+    /// # Safety
+    ///
+    /// As for `give_back_as`: `value` is initialised and never used or dropped again.
+    #[inline]
+    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>) {
+        // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
+        // upholds its contract.
+        unsafe { (self.hook.give_back)(self, value) }
     }
 
     /// A snapshot of the pool's counters, summed over all threads. See [`Stats`].
@@ -253,19 +362,12 @@ impl<T: Send> Pool<T> {
     /// ```
     pub fn stats(&self) -> Stats {
         let mut stats = Stats {
-            trimmed: self.shared_trimmed.load(Relaxed),
             idle: self.shared.as_ref().map_or(0, |q| q.len()),
             ..Stats::default()
         };
-        for local in self.locals.iter() {
-            let c = &local.counters;
-            stats.hits += c.hits.get();
-            stats.misses += c.misses.get();
-            stats.returns += c.returns.get();
-            stats.discards += c.discards.get();
-            stats.trimmed += c.trimmed.get();
-            stats.detached += c.detached.get();
-            stats.idle += local.idle();
+        self.cold.add_to(&mut stats);
+        for node in self.caches.iter() {
+            node.add_to(&mut stats);
         }
         stats
     }
@@ -273,10 +375,14 @@ impl<T: Send> Pool<T> {
     /// Frees the objects that have stayed idle since the call before last.
     ///
     /// Each call starts a new trim epoch. An idle object is freed once it has been idle
-    /// through two consecutive calls: at once in the shared tier and in the calling
-    /// thread's cache, and in another thread's cache the next time that thread uses
-    /// the pool. Never blocks; safe to call from a timer on any thread while other
-    /// threads use the pool.
+    /// through two consecutive calls: at once in the shared tier, in the calling
+    /// thread's cache and in the caches of threads that have exited, and in another
+    /// live thread's cache the next time that thread uses the pool. Never blocks; safe
+    /// to call from a timer on any thread while other threads use the pool.
+    ///
+    /// The shared tier is swept by taking each object out and putting the young ones
+    /// back. If concurrent returns fill the tier meanwhile, a young object may find no
+    /// room: it is dropped and counted as a discard, not as trimmed.
     ///
     /// # Examples
     ///
@@ -290,85 +396,144 @@ impl<T: Send> Pool<T> {
     /// ```
     pub fn trim(&self) {
         let now = self.epoch.fetch_add(1, Relaxed).wrapping_add(1);
-        if let Some(local) = self.locals.get() {
-            local.reconcile(now);
+        if let Some(node) = self.caches.find() {
+            node.reconcile(now);
         }
+        self.caches.reconcile_unowned(now);
         let Some(shared) = &self.shared else { return };
         // Walk the queue once: pop each object and push back the ones still young.
-        // Concurrent gets and puts interleave freely; at worst a young object finds the
-        // queue refilled and is dropped, which the bound allows.
+        // Concurrent gets and puts interleave freely.
         for _ in 0..shared.len() {
             let Some(slot) = shared.pop() else { break };
-            let slot = if slot.is_stale(now) {
-                slot
+            if slot.is_stale(now) {
+                self.cold.trimmed.add();
             } else {
                 match shared.push(slot) {
                     Ok(()) => continue,
-                    Err(slot) => slot,
+                    // Concurrent returns refilled the queue: a young object, dropped
+                    // for want of room like any return that fits nowhere.
+                    Err(_) => self.cold.evicted.add(),
                 }
-            };
-            self.shared_trimmed.fetch_add(1, Relaxed);
-            drop(slot); // user code (`T::drop`): no borrow is held
+            }
+            // The popped object drops here: user code (`T::drop`), no borrow is held.
         }
     }
 
-    /// This thread's cache, created on first use.
+    /// Counts an event in this thread's cache (`local`, single writer), or in the
+    /// pool's shared counters when the thread has none (thread exit).
     #[inline]
-    fn local(&self) -> &Local<T> {
-        self.locals
-            .get_or(|| CachePadded::new(Local::new(self.thread_cache, self.epoch.load(Relaxed))))
+    fn count(&self, local: Option<&Node<T>>, counter: fn(&Counters) -> &Counter) {
+        match local {
+            Some(node) => counter(&node.counters).bump(),
+            None => counter(&self.cold).add(),
+        }
     }
 
-    /// The get path: thread cache, shared tier, create.
+    /// The get path: thread cache, shared tier, create. Counts a hit or a miss; the
+    /// caller counts nothing else.
     #[inline]
-    fn take(&self) -> T {
-        let local = self.local();
-        if let Some(value) = local.pop(self.epoch.load(Relaxed)) {
-            local.counters.hits.bump();
+    pub(crate) fn take(&self) -> T {
+        match self.caches.cached() {
+            Some(node) => node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
+            None => self.take_slow(),
+        }
+    }
+
+    /// `take` off the fast path: the thread's cache is empty, not in the direct-mapped
+    /// cache, gone (thread exit), or a trim happened.
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&self) -> T {
+        let local = self.caches.local();
+        if let Some(value) = local.and_then(|node| node.pop(self.epoch.load(Relaxed))) {
             return value;
         }
         if let Some(slot) = self.shared.as_ref().and_then(Queue::pop) {
-            local.counters.hits.bump();
+            self.count(local, |c| &c.hits);
             return slot.value;
         }
-        local.counters.misses.bump();
-        (self.create)()
+        // User code. A panic here counts nothing: no object came to exist.
+        let value = (self.create)();
+        self.count(local, |c| &c.misses);
+        value
     }
 
     /// The return path: hook, capacity bound, thread cache, shared tier, drop.
-    #[inline]
-    fn give_back(&self, mut value: T) {
-        // The hook is user code and may use this pool; it runs before any borrow.
-        let keep = self.recycle.call(&mut value) == Reuse::Keep
-            && self
-                .max_capacity
-                .is_none_or(|(bound, capacity_of)| capacity_of(&value) <= bound);
-        let local = self.local();
-        local.counters.returns.bump();
-        if keep {
-            let Err(slot) = local.push(value, self.epoch.load(Relaxed)) else {
-                return;
-            };
-            let slot = match &self.shared {
-                Some(shared) => match shared.push(slot) {
-                    Ok(()) => return,
-                    Err(slot) => slot,
-                },
-                None => slot,
-            };
-            local.counters.discards.bump();
-            drop(slot);
-        } else {
-            local.counters.discards.bump();
-            drop(value);
+    /// Monomorphised per kind of hook and called through `hook.give_back`.
+    ///
+    /// # Safety
+    ///
+    /// `value` is initialised, and this call takes it: the caller never uses or drops
+    /// it again. (A pointer rather than a `T`, which the caller would copy first.)
+    unsafe fn give_back_as<D: Decide<T>>(&self, value: &mut ManuallyDrop<T>) {
+        // SAFETY: by the contract, `value` is initialised and ours to take.
+        let mut value = unsafe { ManuallyDrop::take(value) };
+        // The hook is user code and may use this pool; it runs before any borrow. If it
+        // (or the capacity check) panics, `value` is dropped by the unwinding and
+        // `on_panic` counts it as returned and discarded.
+        let on_panic = CountOnDrop(&self.cold.discards);
+        let keep = D::keep(&self.hook, &mut value);
+        mem::forget(on_panic);
+        match self.caches.cached() {
+            Some(node) if keep => {
+                let epoch = self.epoch.load(Relaxed);
+                node.push_or(value, epoch, |value| self.give_back_slow(value, true));
+            }
+            _ => self.give_back_slow(value, keep),
         }
+    }
+
+    /// `give_back_as` off the fast path: the object is refused, or the thread's cache
+    /// is full, not in the direct-mapped cache, gone (thread exit), or a trim happened.
+    #[cold]
+    #[inline(never)]
+    fn give_back_slow(&self, value: T, keep: bool) {
+        let epoch = self.epoch.load(Relaxed);
+        let local = self.caches.local();
+        let value = match local {
+            Some(node) if keep => match node.push(value, epoch) {
+                Ok(()) => return,
+                Err(value) => value,
+            },
+            _ => value,
+        };
+        if keep {
+            if let Some(shared) = &self.shared {
+                match shared.push(Slot { value, epoch }) {
+                    Ok(()) => return self.count(local, |c| &c.kept),
+                    Err(slot) => return self.discard(local, slot.value),
+                }
+            }
+        }
+        self.discard(local, value);
+    }
+
+    fn discard(&self, local: Option<&Node<T>>, value: T) {
+        self.count(local, |c| &c.discards);
+        drop(value); // user code (`T::drop`): no borrow is held
+    }
+
+    /// Counts a `detach`.
+    fn detached(&self) {
+        self.count(self.caches.local(), |c| &c.detached);
+    }
+}
+
+/// Counts one event when dropped: armed before user code that may panic, forgotten
+/// once it returned.
+struct CountOnDrop<'a>(&'a Counter);
+
+impl Drop for CountOnDrop<'_> {
+    #[cold]
+    fn drop(&mut self) {
+        self.0.add();
     }
 }
 
 impl<T: Send> fmt::Debug for Pool<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("thread_cache", &self.thread_cache)
+            .field("thread_cache", &self.caches.capacity())
             .field(
                 "max_idle",
                 &self.shared.as_ref().map_or(0, |q| q.capacity()),
@@ -397,20 +562,18 @@ impl<T: Send> fmt::Debug for Pool<T> {
 /// drop(buf);
 /// assert_eq!(pool.stats().discards, 1);
 /// ```
-pub struct Builder<T> {
+pub struct Builder<T: Send> {
     create: Box<CreateFn<T>>,
-    recycle: Hook<T>,
-    max_capacity: Option<CapacityBound<T>>,
+    hook: Hook<T>,
     thread_cache: usize,
     max_idle: usize,
 }
 
 impl<T: Send> Builder<T> {
-    fn new(create: Box<CreateFn<T>>, recycle: Hook<T>) -> Self {
+    fn new(create: Box<CreateFn<T>>, hook: Hook<T>) -> Self {
         Self {
             create,
-            recycle,
-            max_capacity: None,
+            hook,
             thread_cache: DEFAULT_THREAD_CACHE,
             max_idle: DEFAULT_MAX_IDLE,
         }
@@ -451,21 +614,19 @@ impl<T: Send> Builder<T> {
         mut self,
         recycle: impl Fn(&mut T) -> Reuse + Send + Sync + 'static,
     ) -> Self {
-        self.recycle = Hook::Custom(Box::new(recycle));
+        self.hook = Hook::by_closure(Box::new(recycle), self.hook.max_capacity);
         self
     }
 
     /// Builds the pool.
     pub fn build(self) -> Pool<T> {
         Pool {
-            create: self.create,
-            recycle: self.recycle,
-            max_capacity: self.max_capacity,
-            thread_cache: self.thread_cache,
-            shared: (self.max_idle > 0).then(|| Queue::new(self.max_idle)),
-            locals: ThreadLocal::new(),
+            caches: Caches::new(self.thread_cache),
             epoch: AtomicU64::new(0),
-            shared_trimmed: AtomicU64::new(0),
+            create: self.create,
+            hook: self.hook,
+            shared: (self.max_idle > 0).then(|| Queue::new(self.max_idle)),
+            cold: CachePadded::new(Counters::default()),
         }
     }
 }
@@ -475,17 +636,17 @@ impl<T: Recycle + Send> Builder<T> {
     /// exceeds `n` (checked after the hook ran), so that one huge request never pins a
     /// huge buffer for the life of the pool. Unbounded by default.
     pub fn max_capacity(mut self, n: usize) -> Self {
-        self.max_capacity = Some((n, <T as Recycle>::capacity));
+        self.hook.max_capacity = Some((n, <T as Recycle>::capacity));
         self
     }
 }
 
-impl<T> fmt::Debug for Builder<T> {
+impl<T: Send> fmt::Debug for Builder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("thread_cache", &self.thread_cache)
             .field("max_idle", &self.max_idle)
-            .field("max_capacity", &self.max_capacity.map(|(n, _)| n))
+            .field("max_capacity", &self.hook.max_capacity.map(|(n, _)| n))
             .finish_non_exhaustive()
     }
 }
@@ -518,7 +679,7 @@ impl<T: Send> Pooled<'_, T> {
     /// ```
     pub fn detach(self) -> T {
         let mut this = ManuallyDrop::new(self);
-        this.pool.local().counters.detached.bump();
+        this.pool.detached();
         // SAFETY: `this` is never dropped (ManuallyDrop), so `value` is taken exactly
         // once, here, and is initialised by the INVARIANT on `value`.
         unsafe { ManuallyDrop::take(&mut this.value) }
@@ -546,8 +707,7 @@ impl<T: Send> Drop for Pooled<'_, T> {
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and `detach` forgets the guard instead of dropping
         // it, so `value` is initialised here and never used again.
-        let value = unsafe { ManuallyDrop::take(&mut self.value) };
-        self.pool.give_back(value);
+        unsafe { self.pool.give_back(&mut self.value) };
     }
 }
 
@@ -583,7 +743,7 @@ impl<T: Send> OwnedPooled<T> {
     /// ```
     pub fn detach(self) -> T {
         let mut this = ManuallyDrop::new(self);
-        this.pool.local().counters.detached.bump();
+        this.pool.detached();
         // SAFETY: `this` is never dropped, so `value` is taken exactly once, here; it
         // is initialised by the INVARIANT on `value`.
         let value = unsafe { ManuallyDrop::take(&mut this.value) };
@@ -616,10 +776,10 @@ impl<T: Send> DerefMut for OwnedPooled<T> {
 }
 
 impl<T: Send> Drop for OwnedPooled<T> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: as for `Pooled`: `drop` runs once, `detach` forgets the guard.
-        let value = unsafe { ManuallyDrop::take(&mut self.value) };
-        self.pool.give_back(value);
+        unsafe { self.pool.give_back(&mut self.value) };
     }
 }
 

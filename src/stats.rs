@@ -5,12 +5,40 @@
 /// The counters are kept per thread (no contended atomic on the hot path) and summed
 /// when you ask, so a snapshot taken while other threads use the pool is approximate:
 /// each field is a value it really had recently, but the fields are not read at one
-/// instant. Once the other threads are quiet, the numbers add up:
+/// instant.
 ///
-/// - `hits + misses` objects were handed out;
-/// - `returns` came back (through a guard's drop or [`Pool::put`](crate::Pool::put)),
-///   and `discards` of those were dropped instead of kept;
-/// - `hits + misses - detached` is at most `returns` plus the objects still out.
+/// # Identities
+///
+/// Once no other thread is using the pool (or in a snapshot of counts that only the
+/// calling thread changed), these hold exactly, panics included:
+///
+/// 1. **Idle objects**: `idle == returns - discards - hits - trimmed`. Every returned
+///    object that is kept stays idle until a get takes it (a hit) or [`trim`] frees it.
+/// 2. **Objects in use**: `hits + misses == (returns - puts) + detached + in_use()`,
+///    where [`in_use`](Stats::in_use) is the number of live guards ([`Pooled`],
+///    [`OwnedPooled`]). Guards end by a drop (a return that is not a put) or a
+///    `detach`; an object detached and later [`put`] back counts as detached and as a
+///    put, so it cancels out.
+/// 3. **Objects made**: `misses` is the number of objects the create function
+///    returned.
+///
+/// What happens on the edges:
+///
+/// - A **create function that panics** counts nothing (no object came to exist).
+/// - A **hook that panics** (or a [`Recycle::capacity`] that panics) counts a return
+///   and a discard: the object is dropped by the unwinding.
+/// - A return **during thread exit**, after the pool's per-thread state is gone, goes
+///   to the shared tier or is discarded, and is counted like any other.
+/// - `trim` sweeps the shared tier by taking objects out and putting the young ones
+///   back; a young object that concurrent returns left no room for is dropped and
+///   counted as a discard (it is not a return, so in that case `discards` can exceed
+///   the returns refused).
+///
+/// [`trim`]: crate::Pool::trim
+/// [`put`]: crate::Pool::put
+/// [`Pooled`]: crate::Pooled
+/// [`OwnedPooled`]: crate::OwnedPooled
+/// [`Recycle::capacity`]: crate::Recycle::capacity
 ///
 /// # Examples
 ///
@@ -19,34 +47,44 @@
 ///
 /// let pool = Pool::new(Vec::<u8>::new);
 /// drop(pool.get()); // miss: created
-/// drop(pool.get()); // hit: reused
-/// let stats = pool.stats();
-/// assert_eq!((stats.hits, stats.misses, stats.returns, stats.idle), (1, 1, 2, 1));
+/// let held = pool.get(); // hit: reused
+/// pool.put(Vec::new()); // a put: kept
+/// let s = pool.stats();
+/// assert_eq!((s.hits, s.misses, s.returns, s.puts, s.idle), (1, 1, 2, 1, 1));
+/// assert_eq!(s.idle as u64, s.returns - s.discards - s.hits - s.trimmed);
+/// assert_eq!(s.hits + s.misses, (s.returns - s.puts) + s.detached + s.in_use());
+/// assert_eq!(s.in_use(), 1);
+/// # drop(held);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Stats {
     /// Gets served by an idle object from the per-thread or the shared tier.
     pub hits: u64,
-    /// Gets that found no idle object and called the create function.
+    /// Gets that found no idle object: objects the create function returned.
     pub misses: u64,
-    /// Objects that came back to the pool (guard drop or `put`), kept or not.
+    /// Objects that came back to the pool (guard drop or [`Pool::put`](crate::Pool::put)),
+    /// kept or not.
     pub returns: u64,
-    /// Returned objects that were dropped: the hook said [`Reuse::Discard`](crate::Reuse),
-    /// the object was over [`max_capacity`](crate::Builder::max_capacity), or both tiers
-    /// were full.
+    /// Objects dropped instead of kept: returns that the hook refused
+    /// ([`Reuse::Discard`](crate::Reuse)), that were over
+    /// [`max_capacity`](crate::Builder::max_capacity), that fit in no tier, or whose hook
+    /// panicked; and young idle objects `trim` found no room to put back.
     pub discards: u64,
     /// Idle objects freed by [`Pool::trim`](crate::Pool::trim).
     pub trimmed: u64,
     /// Objects taken out for good with `detach`.
     pub detached: u64,
+    /// Returns made through [`Pool::put`](crate::Pool::put) (also counted in `returns`).
+    pub puts: u64,
     /// Idle objects held right now, in all tiers (approximate while threads are busy).
     pub idle: usize,
 }
 
 impl Stats {
-    /// Objects handed out and not yet returned or detached (approximate while threads
-    /// are busy; saturates at zero).
+    /// Live guards: objects handed out and not yet returned or detached,
+    /// `hits + misses - (returns - puts) - detached` (approximate while threads are
+    /// busy; saturates at zero).
     ///
     /// # Examples
     ///
@@ -57,10 +95,12 @@ impl Stats {
     /// let a = pool.get();
     /// let b = pool.get();
     /// assert_eq!(pool.stats().in_use(), 2);
-    /// drop((a, b));
+    /// pool.put(b.detach()); // detached, then put back: no longer in use
+    /// assert_eq!(pool.stats().in_use(), 1);
+    /// drop(a);
     /// assert_eq!(pool.stats().in_use(), 0);
     /// ```
     pub fn in_use(&self) -> u64 {
-        (self.hits + self.misses).saturating_sub(self.returns + self.detached)
+        (self.hits + self.misses + self.puts).saturating_sub(self.returns + self.detached)
     }
 }

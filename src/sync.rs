@@ -1,37 +1,72 @@
 //! The loom facade: every concurrency primitive the crate uses, behind one name.
 //!
-//! Built normally, this module re-exports `std`'s atomics, `thread_local::ThreadLocal`
+//! Built normally, this module re-exports `std`'s atomics, `Arc` and `thread_local!`,
 //! and `crossbeam_queue::ArrayQueue`. Built with `RUSTFLAGS="--cfg loom"`, it swaps in
-//! loom's instrumented atomics and `UnsafeCell`, plus two stand-ins that loom can see
+//! loom's instrumented atomics, `Arc`, `UnsafeCell` and mock `thread_local!` (whose
+//! destructors run when a model thread ends), plus two stand-ins that loom can see
 //! through:
 //!
-//! - [`ThreadLocal`]: loom runs every model thread as a coroutine on one OS thread, so
-//!   `thread_local::ThreadLocal` (keyed by OS thread) would hand *all* model threads the
-//!   same per-thread cache and hide every cross-thread bug. The stand-in keys entries by
-//!   `loom::thread::current().id()`.
 //! - [`Queue`]: `crossbeam_queue::ArrayQueue` is not loom-instrumented; the stand-in is a
 //!   bounded `loom::sync::Mutex<VecDeque<T>>` with the same interface.
 //! - [`ArcCell`]: an `arc_swap::ArcSwap` with a compare-and-swap update loop; under loom
 //!   a `loom::sync::Mutex<Arc<T>>` whose update runs the same optimistic protocol
 //!   (build the new value outside any lock, install it only if nobody else did first).
 //!
+//! `Arc` goes through the facade because an owned guard's reference count is part of
+//! the pool's teardown protocol: the pool may drop other threads' idle objects only
+//! after their last use of it, and loom must see that edge.
+//!
 //! # What loom does and does not cover
 //!
 //! The models in `tests/loom.rs` check the crate's own protocol: the per-thread tier
 //! (its `UnsafeCell` accesses are tracked, so a second thread touching another thread's
-//! cache is reported), the trim epoch, the single-writer counters and the guards. The
-//! shared tier is checked as a black box with `ArrayQueue`'s contract (bounded, MPMC,
-//! each element popped at most once); crossbeam's algorithm itself is not re-checked
-//! here. `arc_swap`'s internals are likewise trusted, not modelled: the models check
-//! the read-copy-update protocol written on top of it (`ArcCell::update`).
+//! cache is reported), the per-thread registry and its hand-over of caches at thread
+//! exit and pool drop (every cache carries a leak tracker), the trim epoch, the
+//! single-writer counters and the guards. The shared tier is checked as a black box
+//! with `ArrayQueue`'s contract (bounded, MPMC, each element popped at most once);
+//! crossbeam's algorithm itself is not re-checked here. `arc_swap`'s internals are
+//! likewise trusted, not modelled: the models check the read-copy-update protocol
+//! written on top of it (`ArcCell::update`).
 //!
 //! Nothing outside this module names `std::sync::atomic` or `core::sync::atomic`.
+
+/// Declares a thread-local with a `const` initialiser (no lazy-init check on access;
+/// a type with `Drop` gets a destructor at thread exit). Under loom, loom's mock, which
+/// is initialised on first access and dropped when the model thread ends.
+macro_rules! thread_local_const {
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        std::thread_local! { $(#[$attr])* static $name: $ty = const { $init }; }
+        #[cfg(loom)]
+        loom::thread_local! { $(#[$attr])* static $name: $ty = $init; }
+    };
+}
+pub(crate) use thread_local_const;
+
+/// A process-wide unique, never reused, non-zero id (a pool's identity in the
+/// per-thread registry). Plain `std` atomic in every build: only uniqueness matters,
+/// and a loom atomic cannot live in a `static`.
+pub(crate) fn unique_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    // 2^64 ids: at one per nanosecond, 584 years before a wrap.
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 #[cfg(not(loom))]
 mod inner {
     pub(crate) use crossbeam_queue::ArrayQueue as Queue;
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    pub(crate) use thread_local::ThreadLocal;
+    pub(crate) use std::sync::Arc;
+    pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+    /// Leak tracking for loom; nothing in a normal build.
+    #[derive(Debug)]
+    pub(crate) struct LeakTrack;
+
+    impl LeakTrack {
+        pub(crate) fn new() -> Self {
+            Self
+        }
+    }
 
     /// A shared value replaced as a whole: lock-free reads, read-copy-update writes.
     pub(crate) struct ArcCell<T>(arc_swap::ArcSwap<T>);
@@ -91,12 +126,6 @@ mod inner {
             Self(std::cell::UnsafeCell::new(value))
         }
 
-        /// Runs `f` with a shared pointer to the contents.
-        #[inline(always)]
-        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-            f(self.0.get())
-        }
-
         /// Runs `f` with a unique pointer to the contents.
         #[inline(always)]
         pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
@@ -108,11 +137,21 @@ mod inner {
 #[cfg(loom)]
 mod inner {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
     use loom::sync::Mutex;
-    use loom::thread::ThreadId;
     use std::collections::VecDeque;
+
+    /// Loom reports a `LeakTrack` that is never dropped by the end of an execution.
+    #[derive(Debug)]
+    pub(crate) struct LeakTrack(#[allow(dead_code)] loom::alloc::Track<()>);
+
+    impl LeakTrack {
+        pub(crate) fn new() -> Self {
+            Self(loom::alloc::Track::new(()))
+        }
+    }
 
     /// `ArcCell` for loom: the same update protocol over a loom mutex.
     pub(crate) struct ArcCell<T>(Mutex<std::sync::Arc<T>>);
@@ -152,51 +191,6 @@ mod inner {
     impl<T> CellCache<'_, T> {
         pub(crate) fn with<R>(&mut self, f: impl FnOnce(&T) -> R) -> R {
             self.0.with(f)
-        }
-    }
-
-    /// Per-model-thread storage with `thread_local::ThreadLocal`'s interface.
-    pub(crate) struct ThreadLocal<T> {
-        /// INVARIANT: entries are only ever appended; a box is dropped only with `self`,
-        /// so a `&T` handed out from one lives as long as `&self`.
-        entries: Mutex<Vec<(ThreadId, Box<T>)>>,
-    }
-
-    impl<T: Send> ThreadLocal<T> {
-        pub(crate) fn new() -> Self {
-            Self {
-                entries: Mutex::new(Vec::new()),
-            }
-        }
-
-        pub(crate) fn get(&self) -> Option<&T> {
-            let me = loom::thread::current().id();
-            let entries = self.entries.lock().unwrap();
-            let ptr: *const T = &*entries.iter().find(|(id, _)| *id == me)?.1;
-            // SAFETY: the box behind `ptr` is never removed or dropped before `self`
-            // (see INVARIANT on `entries`), and a box does not move when the `Vec` grows.
-            Some(unsafe { &*ptr })
-        }
-
-        pub(crate) fn get_or(&self, create: impl FnOnce() -> T) -> &T {
-            if let Some(value) = self.get() {
-                return value;
-            }
-            // `create` runs without the lock held, as it does in `thread_local`.
-            let boxed = Box::new(create());
-            let ptr: *const T = &*boxed;
-            let me = loom::thread::current().id();
-            self.entries.lock().unwrap().push((me, boxed));
-            // SAFETY: as in `get`: the box was just appended and lives as long as `self`.
-            unsafe { &*ptr }
-        }
-
-        pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-            let entries = self.entries.lock().unwrap();
-            let ptrs: Vec<*const T> = entries.iter().map(|(_, b)| &**b as *const T).collect();
-            drop(entries);
-            // SAFETY: as in `get`: every box lives as long as `self`.
-            ptrs.into_iter().map(|ptr| unsafe { &*ptr })
         }
     }
 

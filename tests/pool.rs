@@ -459,3 +459,271 @@ fn debug_impls() {
     g.push(1);
     assert_eq!(format!("{g:?}"), "[1]");
 }
+
+/// The identities documented on `Stats`, for a pool no other thread is using, with
+/// `live` guards still held.
+#[track_caller]
+fn assert_identities(stats: &recycle::Stats, live: u64) {
+    assert_eq!(
+        stats.idle as u64,
+        stats.returns - stats.discards - stats.hits - stats.trimmed,
+        "idle identity: {stats:?}"
+    );
+    assert_eq!(stats.in_use(), live, "in_use: {stats:?}");
+    assert_eq!(
+        stats.hits + stats.misses,
+        (stats.returns - stats.puts) + stats.detached + live,
+        "handout identity: {stats:?}"
+    );
+}
+
+#[test]
+fn guard_dropped_on_another_thread_feeds_that_threads_cache() {
+    // No shared tier: an object can only move between threads inside a guard.
+    let log = Arc::new(Log::default());
+    let pool = Arc::new(log.pool().thread_cache(4).max_idle(0).build());
+    let guard = pool.get_owned();
+    let id = guard.id;
+    let other = {
+        let pool = Arc::clone(&pool);
+        thread::spawn(move || {
+            drop(guard); // returned on this thread: into this thread's cache
+            let again = pool.get();
+            assert_eq!(again.id, id, "the dropping thread's cache has it");
+            again.id
+        })
+    };
+    assert_eq!(other.join().unwrap(), id);
+    // The thread that took it never got it back.
+    assert_ne!(pool.get().id, id);
+    assert_eq!(log.created.load(SeqCst), 2);
+
+    // The same with a borrowed guard and a scoped thread.
+    let pool = log.pool().thread_cache(4).max_idle(0).build();
+    let guard = pool.get();
+    let id = guard.id;
+    thread::scope(|s| {
+        s.spawn(|| {
+            drop(guard);
+            assert_eq!(pool.get().id, id);
+        });
+    });
+    assert_ne!(pool.get().id, id);
+}
+
+#[test]
+fn an_exited_threads_cache_is_trimmed_and_adopted() {
+    let log = Arc::new(Log::default());
+    let pool = Arc::new(log.pool().thread_cache(4).max_idle(0).build());
+    let fill = |pool: &Arc<Pool<Tracked>>, n: usize| {
+        let pool = Arc::clone(pool);
+        // `join` returns after the thread's thread-local destructors ran.
+        thread::spawn(move || drop((0..n).map(|_| pool.get()).collect::<Vec<_>>()))
+            .join()
+            .unwrap();
+    };
+    fill(&pool, 3);
+    assert_eq!(
+        pool.stats().idle,
+        3,
+        "the exited thread's objects stay idle"
+    );
+    // A new thread adopts the cache, objects and all: no new object is made.
+    fill(&pool, 2);
+    assert_eq!(log.created.load(SeqCst), 3);
+    assert_eq!(pool.stats().hits, 2);
+    // Nobody uses the pool any more: trim frees the left-behind cache's objects
+    // without waiting for the pool's drop.
+    pool.trim();
+    assert_eq!(log.dropped.load(SeqCst), 0, "one trim keeps them");
+    pool.trim();
+    assert_eq!(log.dropped.load(SeqCst), 3);
+    let stats = pool.stats();
+    assert_eq!((stats.trimmed, stats.idle), (3, 0));
+    assert_identities(&stats, 0);
+}
+
+#[test]
+fn many_pools_on_one_thread() {
+    // More pools than ways in the per-thread direct-mapped cache, used in turn: each
+    // gets its own objects back.
+    let pools: Vec<Pool<Vec<u8>>> = (0..9)
+        .map(|_| Pool::builder(Vec::new).max_idle(0).build())
+        .collect();
+    let bufs: Vec<_> = pools.iter().map(|p| p.get().detach()).collect();
+    let ptrs: Vec<_> = bufs.iter().map(|b| b.as_ptr()).collect();
+    for (pool, mut buf) in pools.iter().zip(bufs) {
+        buf.reserve(64 + ptrs.len()); // a distinct allocation per pool
+        pool.put(buf);
+    }
+    for _ in 0..3 {
+        for pool in pools.iter().chain(pools.iter().rev()) {
+            let buf = pool.get();
+            assert!(buf.capacity() >= 64, "a pool got another pool's object");
+            drop(buf);
+        }
+    }
+    for pool in &pools {
+        let s = pool.stats();
+        assert_eq!((s.misses, s.hits, s.idle), (1, 6, 1), "{s:?}");
+    }
+    // Short-lived pools: the thread's registry does not grow with every pool ever used.
+    for _ in 0..1000 {
+        let pool = Pool::new(Vec::<u8>::new);
+        drop(pool.get());
+        assert_eq!(pool.stats().idle, 1);
+    }
+}
+
+#[test]
+fn stats_identities_hold_through_every_path() {
+    let log = Arc::new(Log::default());
+    let pool = log.pool().thread_cache(2).max_idle(2).build();
+    let mut held: Vec<_> = (0..6).map(|_| pool.get()).collect(); // misses
+    assert_identities(&pool.stats(), 6);
+    held.truncate(2); // 4 returns: 2 kept here, 2 shared
+    assert_identities(&pool.stats(), 2);
+    let detached = held.pop().unwrap().detach();
+    assert_identities(&pool.stats(), 1);
+    pool.put(detached); // a detached object put back: cancels out
+    pool.put(log.pool().build().get().detach()); // a foreign object: no room, discarded
+    assert_identities(&pool.stats(), 1);
+    let mut poisoned = held.pop().unwrap();
+    poisoned.poison = true;
+    drop(poisoned); // refused by the hook
+    assert_identities(&pool.stats(), 0);
+    let again: Vec<_> = (0..5).map(|_| pool.get()).collect(); // hits and a miss
+    assert_identities(&pool.stats(), 5);
+    drop(again);
+    pool.trim();
+    pool.trim();
+    let stats = pool.stats();
+    assert!(
+        stats.trimmed > 0 && stats.discards > 0 && stats.puts == 2,
+        "{stats:?}"
+    );
+    assert_identities(&stats, 0);
+}
+
+#[test]
+fn stats_identities_hold_when_the_hook_panics() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    let pool = {
+        let drops = Arc::clone(&drops);
+        Pool::builder_with(
+            move || Counted(Arc::clone(&drops)),
+            |_| panic!("hook fails"),
+        )
+        .build()
+    };
+    let guard = pool.get();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard)));
+    assert!(err.is_err());
+    assert_eq!(
+        drops.load(SeqCst),
+        1,
+        "the object was dropped by the unwinding"
+    );
+    let stats = pool.stats();
+    assert_eq!((stats.returns, stats.discards, stats.idle), (1, 1, 0));
+    assert_identities(&stats, 0);
+
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.put(Counted(Arc::clone(&drops)))
+    }));
+    assert!(err.is_err());
+    let stats = pool.stats();
+    assert_eq!((stats.returns, stats.discards, stats.puts), (2, 2, 1));
+    assert_identities(&stats, 0);
+}
+
+#[test]
+fn stats_identities_hold_when_capacity_panics() {
+    struct Odd;
+    impl Recycle for Odd {
+        fn recycle(&mut self) -> Reuse {
+            Reuse::Keep
+        }
+        fn capacity(&self) -> usize {
+            panic!("capacity fails")
+        }
+    }
+    let pool = Pool::builder(|| Odd).max_capacity(1).build();
+    let guard = pool.get();
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard))).is_err());
+    let stats = pool.stats();
+    assert_eq!((stats.returns, stats.discards), (1, 1));
+    assert_identities(&stats, 0);
+}
+
+#[test]
+fn stats_identities_hold_when_create_panics() {
+    let calls = AtomicUsize::new(0);
+    let calls = Arc::new(calls);
+    let pool = {
+        let calls = Arc::clone(&calls);
+        Pool::builder(move || {
+            if calls.fetch_add(1, SeqCst) == 1 {
+                panic!("create fails");
+            }
+            Vec::<u8>::new()
+        })
+        .build()
+    };
+    let first = pool.get();
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(pool.get()))).is_err());
+    let stats = pool.stats();
+    assert_eq!(stats.misses, 1, "only the object that exists: {stats:?}");
+    assert_identities(&stats, 1);
+    drop(first);
+    let third = pool.get(); // a hit: the create function is not called
+    assert_identities(&pool.stats(), 1);
+    drop(third);
+    assert_eq!(calls.load(SeqCst), 2);
+}
+
+#[test]
+fn stats_identities_hold_for_a_buffer_pool() {
+    use recycle::io::BufferPool;
+    let pool = Pool::new(|| Vec::<u8>::with_capacity(64));
+    let buffers: &dyn BufferPool = &pool;
+    let buf = buffers.get();
+    assert_identities(&pool.stats(), 0);
+    buffers.put(buf);
+    let stats = pool.stats();
+    assert_eq!((stats.returns, stats.puts, stats.idle), (1, 1, 1));
+    assert_identities(&stats, 0);
+    let (a, b) = (buffers.get(), buffers.get());
+    buffers.put(a);
+    buffers.put(b);
+    assert_identities(&pool.stats(), 0);
+}
+
+#[test]
+fn recycle_with_and_max_capacity_combine_in_either_order() {
+    let hook = |v: &mut Vec<u8>| {
+        v.clear();
+        Reuse::Keep
+    };
+    let bound_first = Pool::builder(Vec::<u8>::new)
+        .max_capacity(16)
+        .recycle_with(hook)
+        .build();
+    let hook_first = Pool::builder(Vec::<u8>::new)
+        .recycle_with(hook)
+        .max_capacity(16)
+        .build();
+    for pool in [bound_first, hook_first] {
+        pool.get().extend_from_slice(&[1; 64]); // grew past the bound: discarded
+        pool.get().push(1); // within it: kept, and cleared by the custom hook
+        let s = pool.stats();
+        assert_eq!((s.returns, s.discards, s.idle), (2, 1, 1), "{s:?}");
+        assert!(pool.get().is_empty());
+    }
+}

@@ -7,8 +7,9 @@
 //! - no object is ever held twice;
 //! - an object the hook discarded never comes back;
 //! - the idle count never exceeds `thread_cache + max_idle` (one thread);
-//! - the stats add up: hits + misses = gets, returns = guard drops + puts, and the
-//!   objects created equal misses;
+//! - the stats add up: hits + misses = gets, returns = guard drops + puts, puts = puts,
+//!   the objects created equal misses, and the identities documented on `Stats` hold
+//!   exactly (`idle = returns - discards - hits - trimmed`, `in_use()` = live guards);
 //! - in the end, every object created is dropped exactly once.
 //!
 //! Shared by `fuzz_targets/pool_ops.rs` and `tests/fuzz_replay.rs`.
@@ -66,7 +67,7 @@ pub(crate) fn check(data: &[u8]) {
     let mut guards = Vec::new();
     let mut owned = Vec::new();
     let mut detached: Vec<Item> = Vec::new();
-    let (mut gets, mut returns) = (0u64, 0u64);
+    let (mut gets, mut returns, mut puts) = (0u64, 0u64, 0u64);
 
     let take = |id: usize, gone: &HashSet<usize>| {
         assert!(held_ids.borrow_mut().insert(id), "object {id} held twice");
@@ -97,6 +98,7 @@ pub(crate) fn check(data: &[u8]) {
                 held_ids.borrow_mut().remove(&item.id);
                 pool.put(item);
                 returns += 1;
+                puts += 1;
             }
             4 => pool.trim(),
             5 if !guards.is_empty() => {
@@ -129,7 +131,20 @@ pub(crate) fn check(data: &[u8]) {
         );
         assert_eq!(stats.hits + stats.misses, gets, "{stats:?}");
         assert_eq!(stats.returns, returns, "{stats:?}");
+        assert_eq!(stats.puts, puts, "{stats:?}");
         assert_eq!(stats.misses, created.load(Relaxed) as u64);
+        assert_eq!(
+            stats.idle as u64,
+            stats.returns - stats.discards - stats.hits - stats.trimmed,
+            "{stats:?}"
+        );
+        let live = (guards.len() + owned.len()) as u64;
+        assert_eq!(stats.in_use(), live, "{stats:?}");
+        assert_eq!(
+            stats.hits + stats.misses,
+            (stats.returns - stats.puts) + stats.detached + live,
+            "{stats:?}"
+        );
         let alive = created.load(Relaxed) - drops.load(Relaxed);
         assert_eq!(
             alive,
