@@ -945,19 +945,17 @@ pub trait BufferPool: Send + Sync {
 }
 
 impl BufferPool for Pool<Vec<u8>> {
+    /// Counts a hit or a miss, as [`Pool::get`] does; the buffer is in use
+    /// ([`Stats::in_use`](crate::Stats::in_use)) until it is put back.
     fn get(&self) -> Vec<u8> {
-        // Not `detach`: the buffer is meant to come back through `put`, and a detach
-        // plus a return would take it out of the in-use count twice. Take the buffer
-        // out of the guard instead, leaving an empty `Vec` (no allocation), and forget
-        // the guard, which holds nothing else to drop, so that it counts no return.
-        let mut guard = Pool::get(self);
-        let buf = std::mem::take(&mut *guard);
-        std::mem::forget(guard);
-        buf
+        self.take()
     }
 
+    /// Runs the hook and counts a return, as dropping a guard does. Meant for buffers
+    /// from [`get`](BufferPool::get): one made elsewhere is kept all the same, but the
+    /// counters then read as if it had been lent ([`Pool::put`] counts it as a put).
     fn put(&self, buf: Vec<u8>) {
-        Pool::put(self, buf);
+        self.untake(buf);
     }
 }
 

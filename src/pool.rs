@@ -339,6 +339,14 @@ impl<T: Send> Pool<T> {
         unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
     }
 
+    /// Takes back an object lent by [`take`](Self::take) (the crate's `BufferPool`):
+    /// counted as a guard's return, not as a put, so a lent object is in use until it
+    /// comes back.
+    pub(crate) fn untake(&self, value: T) {
+        // SAFETY: the `ManuallyDrop` is initialised and is a temporary: never used again.
+        unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
+    }
+
     /// Returns `value` through the hook.
     ///
     /// # Safety
