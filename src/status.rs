@@ -22,8 +22,10 @@
 //! Only lines with a known reason phrase are cached: the codes in the IANA registry
 //! ([`reason`]) and those given one with [`StatusLines::register`]. So the cache never
 //! holds more than two lines (HTTP/1.0 and HTTP/1.1) per such code, whatever codes the
-//! application sends. Any other code in `100..=999` gets a generic reason by class and
-//! is built each time; codes outside that range are refused.
+//! application sends. Any other code in `100..=599` gets a generic reason by class and
+//! is built each time; codes outside that range are refused, as RFC 9110 §15 makes
+//! them invalid ("All valid status codes are within the range of 100 to 599,
+//! inclusive").
 
 use std::fmt;
 use std::io::Write as _;
@@ -56,7 +58,7 @@ impl Version {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StatusError {
-    /// The code is not a three-digit status code (`100..=999`).
+    /// The code is not a valid status code: RFC 9110 §15 allows `100..=599` only.
     OutOfRange(u16),
     /// A reason phrase holds a byte that may not appear in one (a control character
     /// such as CR or LF).
@@ -67,7 +69,7 @@ impl fmt::Display for StatusError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StatusError::OutOfRange(code) => {
-                write!(f, "status code {code} is not in 100..=999")
+                write!(f, "status code {code} is not in 100..=599")
             }
             StatusError::InvalidReason => f.write_str("reason phrase holds a control character"),
         }
@@ -152,24 +154,26 @@ pub const fn reason(code: u16) -> Option<&'static str> {
     })
 }
 
-/// The reason written for a code with no registered phrase: its class.
+/// The reason written for a valid code with no registered phrase: its class (RFC 9110
+/// §15).
 fn generic_reason(code: u16) -> &'static str {
     match code / 100 {
         1 => "Informational",
         2 => "Success",
         3 => "Redirection",
         4 => "Client Error",
-        5 => "Server Error",
-        _ => "Unknown",
+        _ => "Server Error",
     }
 }
 
-const CODES: usize = 900; // 100..=999
+/// The valid status codes (RFC 9110 §15).
+const VALID: std::ops::RangeInclusive<u16> = 100..=599;
+const CODES: usize = 500; // 100..=599
 
 /// The table slot of `(code, version)`, or `OutOfRange`.
 #[inline]
 fn key(code: u16, version: Version) -> Result<usize, StatusError> {
-    if !(100..=999).contains(&code) {
+    if !VALID.contains(&code) {
         return Err(StatusError::OutOfRange(code));
     }
     Ok(usize::from(code - 100) * 2 + version as usize)
@@ -238,7 +242,7 @@ impl Table {
         match next.index[key] {
             0 => {
                 next.lines.push(line);
-                // At most 2 * 900 lines, so the index fits in a u16.
+                // At most 2 * 500 lines, so the index fits in a u16.
                 next.index[key] = next.lines.len() as u16;
             }
             i => next.lines[usize::from(i) - 1] = line,
@@ -267,8 +271,8 @@ impl Table {
 /// assert_eq!(&lines.line(299, Version::Http11)?[..], b"HTTP/1.1 299 Success\r\n");
 /// assert_eq!(lines.cached(), 2);
 ///
-/// // Never an invalid status line.
-/// assert!(lines.line(1000, Version::Http11).is_err());
+/// // Never an invalid status line (RFC 9110 §15: 100..=599 only).
+/// assert!(lines.line(600, Version::Http11).is_err());
 /// # Ok::<(), recycle::status::StatusError>(())
 /// ```
 pub struct StatusLines {
@@ -288,7 +292,7 @@ impl StatusLines {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] if `code` is not in `100..=999`; nothing is written.
+    /// [`StatusError::OutOfRange`] if `code` is not in `100..=599`; nothing is written.
     #[inline]
     pub fn write_line<B: BufMut + ?Sized>(
         &self,
@@ -307,7 +311,7 @@ impl StatusLines {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] if `code` is not in `100..=999`.
+    /// [`StatusError::OutOfRange`] if `code` is not in `100..=599`.
     pub fn line(&self, code: u16, version: Version) -> Result<Bytes, StatusError> {
         let key = key(code, version)?;
         match self.table.with(|table| table.get(key).cloned()) {
@@ -322,7 +326,7 @@ impl StatusLines {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] for a code outside `100..=999`;
+    /// [`StatusError::OutOfRange`] for a code outside `100..=599`;
     /// [`StatusError::InvalidReason`] if `reason` holds a control character other than
     /// tab (RFC 9112: `reason-phrase = 1*( HTAB / SP / VCHAR / obs-text )`).
     ///
@@ -443,7 +447,7 @@ impl LineReader<'_> {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] if `code` is not in `100..=999`; nothing is written.
+    /// [`StatusError::OutOfRange`] if `code` is not in `100..=599`; nothing is written.
     #[inline]
     pub fn write_line<B: BufMut + ?Sized>(
         &mut self,

@@ -56,7 +56,7 @@ fn every_registered_code_renders_exactly() {
     }
     assert_eq!(lines.cached(), 2 * registry.len());
     // And nothing else is registered.
-    let known = (100..=999).filter(|&c| reason(c).is_some()).count();
+    let known = (0..=u16::MAX).filter(|&c| reason(c).is_some()).count();
     assert_eq!(known, registry.len());
 }
 
@@ -64,7 +64,7 @@ fn every_registered_code_renders_exactly() {
 fn unknown_codes_render_and_are_never_cached() {
     let lines = StatusLines::new();
     let registered = registry().len();
-    let unknown: Vec<u16> = (100..=999).filter(|&c| reason(c).is_none()).collect();
+    let unknown: Vec<u16> = (100..=599).filter(|&c| reason(c).is_none()).collect();
     let mut out = Vec::new();
     for i in 0..10_000 {
         let code = unknown[i % unknown.len()];
@@ -83,8 +83,8 @@ fn unknown_codes_render_and_are_never_cached() {
         b"HTTP/1.1 299 Success\r\n"
     );
     assert_eq!(
-        &lines.line(999, Version::Http10).unwrap()[..],
-        b"HTTP/1.0 999 Unknown\r\n"
+        &lines.line(599, Version::Http10).unwrap()[..],
+        b"HTTP/1.0 599 Server Error\r\n"
     );
     assert_eq!(
         lines.cached(),
@@ -93,10 +93,13 @@ fn unknown_codes_render_and_are_never_cached() {
     );
 }
 
+/// RFC 9110 §15: "All valid status codes are within the range of 100 to 599,
+/// inclusive." Anything else is refused (an error, nothing written), never written
+/// as a line such as `HTTP/1.1 999 Unknown`.
 #[test]
 fn out_of_range_codes_are_refused() {
     let lines = StatusLines::new();
-    for code in [0, 1, 99, 1000, 4040, u16::MAX] {
+    for code in [0, 1, 99, 600, 601, 700, 999, 1000, 4040, u16::MAX] {
         let mut out = Vec::new();
         assert_eq!(
             lines.write_line(code, Version::Http11, &mut out),
