@@ -530,6 +530,12 @@ fn second_of(time: SystemTime) -> u64 {
         .min(MAX_SECOND)
 }
 
+/// Whether a clock reading in second `now` replaces the value published for second
+/// `published`: a later second, or a step back of more than [`STEP_BACK_SLACK`].
+fn replaces(now: u64, published: u64) -> bool {
+    now > published || now + STEP_BACK_SLACK < published
+}
+
 #[derive(Clone, Copy)]
 struct Date {
     second: u64,
@@ -537,8 +543,7 @@ struct Date {
 }
 
 impl Date {
-    fn at(time: SystemTime) -> Self {
-        let second = second_of(time);
+    fn at(second: u64) -> Self {
         let mut value = [0u8; DATE_LEN];
         let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(second));
         write!(&mut value[..], "{date}").expect("an IMF-fixdate is 29 bytes");
@@ -546,17 +551,21 @@ impl Date {
     }
 }
 
-/// The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once per
-/// second and shared by all threads: reads are lock-free, and the thread that first
-/// notices a new second formats it and swaps it in.
+/// The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), shared by all threads:
+/// reads are lock-free, and a thread that notices a new second formats it and swaps it
+/// in. A value is formatted only when it changes (if threads race to publish the same
+/// second, each of them formats it and one wins); a refresh that changes nothing costs
+/// one clock reading and one load, whether the clock is in the published second or a
+/// little behind it.
 ///
 /// # When the clock goes back
 ///
 /// The value follows a clock set back by more than 2 seconds (NTP setting right a
-/// clock that ran ahead). A step back of 2 seconds or less is not followed: the value
-/// stays on the later second until the clock catches up, so it never flickers back and
-/// forth. Threads racing to publish never put an older second back: each reads the
-/// clock again just before publishing, after the value it replaces was published.
+/// clock that ran ahead). A step back of 2 seconds or less (a leap second, a thread
+/// that read the clock late) is not followed: the value stays on the later second until
+/// the clock catches up, so it never flickers back and forth, and such a refresh takes
+/// the fast path. Threads racing to publish never put an older second back: each reads
+/// the clock again just before publishing, after the value it replaces was published.
 ///
 /// # Examples
 ///
@@ -590,7 +599,7 @@ impl Default for DateCache<SystemClock> {
 impl<C: Clock> DateCache<C> {
     /// A cache on `clock` (tests drive time through their own).
     pub fn with_clock(clock: C) -> Self {
-        let current = ArcCell::new(Date::at(clock.now()));
+        let current = ArcCell::new(Date::at(second_of(clock.now())));
         Self { clock, current }
     }
 
@@ -600,10 +609,10 @@ impl<C: Clock> DateCache<C> {
     /// per iteration and then uses [`write_cached`](Self::write_cached) for every
     /// response.
     pub fn refresh(&self) -> bool {
-        if self
-            .current
-            .with(|date| date.second == second_of(self.clock.now()))
-        {
+        // The fast path, whenever nothing is to be published (the same second, or
+        // one within the slack behind): one clock reading and one load.
+        let now = second_of(self.clock.now());
+        if !self.current.with(|date| replaces(now, date.second)) {
             return false;
         }
         let mut changed = false;
@@ -611,9 +620,9 @@ impl<C: Clock> DateCache<C> {
             // The clock is read (again) here, after `date` was published, so it is
             // never older than the reading `date` was made from: a thread that lost
             // the race to publish reads the newer second and has nothing to do.
-            let fresh = Date::at(self.clock.now());
-            changed = fresh.second > date.second || fresh.second + STEP_BACK_SLACK < date.second;
-            changed.then_some(fresh)
+            let now = second_of(self.clock.now());
+            changed = replaces(now, date.second);
+            changed.then(|| Date::at(now))
         });
         changed
     }

@@ -302,3 +302,50 @@ fn system_clock_date_is_current() {
     let drift = SystemTime::now().duration_since(parsed).unwrap();
     assert!(drift < Duration::from_secs(60), "{drift:?}");
 }
+
+/// A clock the test moves by hand that counts how often it is read.
+struct CountingClock {
+    now: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+}
+impl Clock for CountingClock {
+    fn now(&self) -> SystemTime {
+        self.reads.fetch_add(1, SeqCst);
+        UNIX_EPOCH + Duration::from_millis(self.now.load(SeqCst))
+    }
+}
+
+/// While the clock is up to 2 seconds behind the published second (a leap second
+/// repeats one; a thread read it late), nothing is published, and a refresh costs
+/// what it costs in step: one clock reading. The slow path (a second reading, an
+/// `Arc` clone and a format) is taken only when the value changes.
+#[test]
+fn date_refresh_is_one_clock_reading_while_the_clock_is_a_little_behind() {
+    let now = Arc::new(AtomicU64::new(784_111_778_000));
+    let reads = Arc::new(AtomicU64::new(0));
+    let dates = DateCache::with_clock(CountingClock {
+        now: Arc::clone(&now),
+        reads: Arc::clone(&reads),
+    });
+    for at in [
+        784_111_778_000, // in step
+        784_111_778_999, // later in the same second
+        784_111_777_999, // under 1 s behind
+        784_111_777_000, // 1 s behind (a leap second)
+        784_111_776_000, // 2 s behind: still within the slack
+    ] {
+        now.store(at, SeqCst);
+        reads.store(0, SeqCst);
+        for _ in 0..1000 {
+            assert!(!dates.refresh(), "{at}");
+        }
+        assert_eq!(reads.load(SeqCst), 1000, "clock readings at {at}");
+        assert_eq!(&dates.value(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+    }
+    // A new second: the one refresh that publishes it reads the clock twice.
+    now.store(784_111_779_000, SeqCst);
+    reads.store(0, SeqCst);
+    assert!(dates.refresh());
+    assert!(!dates.refresh());
+    assert_eq!(reads.load(SeqCst), 3);
+}
