@@ -483,7 +483,8 @@ impl WriteBuf {
 
     /// Writes once to `sink`: as much of the unflushed bytes as it takes.
     ///
-    /// Returns how many bytes were written (0 only if there was nothing to write).
+    /// Returns how many bytes were written (0 only if there was nothing to write; never
+    /// more than were unflushed, whatever count the sink returned).
     ///
     /// # Errors
     ///
@@ -504,7 +505,8 @@ impl WriteBuf {
         match result {
             Ok(n) => {
                 // Never trust a sink past the slice it was given.
-                self.pos += n.min(self.len());
+                let n = n.min(self.len());
+                self.pos += n;
                 if self.pos == self.buf.len() {
                     self.buf.clear();
                     self.pos = 0;
@@ -821,7 +823,14 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
         if data.len() >= self.limit {
             // Larger than the buffer: straight through, as `BufWriter` does.
             let inner = self.inner.as_mut().expect("inner is Some until into_inner");
-            return inner.write(data).inspect_err(|e| self.buf.record(e));
+            return match inner.write(data) {
+                // Never trust a stream past the slice it was given.
+                Ok(n) => Ok(n.min(data.len())),
+                Err(e) => {
+                    self.buf.record(&e);
+                    Err(e)
+                }
+            };
         }
         self.buf.extend_from_slice(data);
         Ok(data.len())

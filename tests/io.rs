@@ -764,3 +764,31 @@ fn pooled_writer_buffers_a_fixed_amount() {
     assert_eq!(sizes.iter().sum::<usize>(), 308);
     assert!(sizes.iter().all(|&n| n == 6 || n == 8), "{sizes:?}");
 }
+
+/// A buggy sink that claims to take far more than it is handed.
+struct Liar;
+impl Write for Liar {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Ok(1 << 40)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn write_counts_never_exceed_the_bytes_handed_over() {
+    let mut buf = WriteBuf::new();
+    buf.extend_from_slice(b"abc");
+    assert_eq!(buf.write_to(&mut Liar).unwrap(), 3, "clamped to what was pending");
+    assert!(buf.is_clean());
+
+    // Through a writer: buffered and passed straight through. `write_all` slices by
+    // the count returned, so an unclamped one would panic there.
+    let mut w = PooledWriter::new(Liar, Box::new(WriteBuf::with_capacity(4)));
+    assert_eq!(w.write(b"0123456789").unwrap(), 10, "pass-through");
+    w.write_all(b"0123456789").unwrap();
+    w.write_all(b"ab").unwrap();
+    w.write_all(b"cde").unwrap(); // flushes "ab" first
+    w.into_inner().unwrap();
+}
