@@ -439,12 +439,27 @@ impl WriteBuf {
     #[cold]
     #[inline(never)]
     fn make_room(&mut self) {
-        let unflushed = self.len();
-        if self.pos > 0 && self.pos >= unflushed {
-            self.buf.copy_within(self.pos.., 0);
-            self.buf.truncate(unflushed);
-            self.pos = 0;
+        if self.pos > 0 && self.pos >= self.len() {
+            self.compact();
         }
+    }
+
+    /// Moves the unflushed bytes to the front.
+    fn compact(&mut self) {
+        self.buf.copy_within(self.pos.., 0);
+        self.buf.truncate(self.buf.len() - self.pos);
+        self.pos = 0;
+    }
+
+    /// Appends `bytes` without ever growing the storage: if they do not fit behind the
+    /// unflushed bytes, those are moved to the front first. The caller makes sure they
+    /// fit beside them (`len() + bytes.len() <= capacity()`).
+    fn extend_within_capacity(&mut self, bytes: &[u8]) {
+        debug_assert!(self.len() + bytes.len() <= self.capacity());
+        if bytes.len() > self.buf.capacity() - self.buf.len() {
+            self.compact();
+        }
+        self.buf.extend_from_slice(bytes);
     }
 
     /// The bytes not yet written.
@@ -703,10 +718,12 @@ impl<R, B> std::fmt::Debug for PooledReader<R, B> {
 /// A buffered writer over any `W: Write`, whose [`WriteBuf`] comes from a pool: Go's
 /// pooled `bufio.Writer`.
 ///
-/// It buffers at most as many bytes as the buffer's capacity when the writer was made
-/// (a fixed bound: the buffer never grows); a write that would go past it flushes
-/// first, and a write at least that large goes straight to the stream, as
-/// `std::io::BufWriter` does.
+/// It buffers at most as many bytes as the buffer's capacity when the writer was made,
+/// a bound fixed then and never re-read: a write that would go past it flushes first,
+/// and a write at least that large goes straight to the stream, as
+/// `std::io::BufWriter` does. The buffer never grows, so a pool hands the next writer
+/// the same capacity: when the bytes a partial flush left (a `WouldBlock` midway) leave
+/// no room behind them, they are moved to the front of the buffer instead.
 ///
 /// Every write error other than `WouldBlock`/`Interrupted` is recorded in the buffer
 /// (see [`WriteBuf::error`]), whether it came from flushing the buffer, from a write
@@ -821,7 +838,7 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
             self.flush_buf()?;
         }
         if data.len() >= self.limit {
-            // Larger than the buffer: straight through, as `BufWriter` does.
+            // As large as the bound: straight through, as `BufWriter` does.
             let inner = self.inner.as_mut().expect("inner is Some until into_inner");
             return match inner.write(data) {
                 // Never trust a stream past the slice it was given.
@@ -832,7 +849,12 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
                 }
             };
         }
-        self.buf.extend_from_slice(data);
+        // `len() + data.len() <= limit <= capacity()`: the capacity the buffer had when
+        // the writer was made, which it never outgrows. Behind bytes a partial flush
+        // left, the data may not fit without moving them to the front: it is never
+        // allowed to grow the buffer instead (a pool would keep the bigger buffer and
+        // the next writer would take a bigger bound).
+        self.buf.extend_within_capacity(data);
         Ok(data.len())
     }
 

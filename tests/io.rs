@@ -792,3 +792,70 @@ fn write_counts_never_exceed_the_bytes_handed_over() {
     w.write_all(b"cde").unwrap(); // flushes "ab" first
     w.into_inner().unwrap();
 }
+
+/// A sink whose behaviour the test switches: take one byte then block, block, or
+/// take everything.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    OneByteThenBlock,
+    Block,
+    TakeAll,
+}
+struct Switched {
+    mode: std::rc::Rc<std::cell::Cell<Mode>>,
+    out: Vec<u8>,
+}
+impl Write for Switched {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.mode.get() {
+            Mode::OneByteThenBlock => {
+                self.mode.set(Mode::Block);
+                self.out.push(buf[0]);
+                Ok(1)
+            }
+            Mode::Block => Err(ErrorKind::WouldBlock.into()),
+            Mode::TakeAll => {
+                self.out.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The review's reproduction: a flush that writes part of the buffer and then meets
+/// `WouldBlock` leaves a small written prefix before the unsent bytes; a write that
+/// fits the writer's bound must not make the buffer grow to fit behind them (it used
+/// to double, the pool kept the bigger buffer, and the next writer took its capacity
+/// as its bound: 16, 32, ... 2048 over 8 reuses).
+#[test]
+fn pooled_writer_never_grows_its_buffer_and_reuse_never_ratchets_the_bound() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(8));
+    let mut capacities = Vec::new();
+    for _ in 0..10 {
+        let mode = std::rc::Rc::new(std::cell::Cell::new(Mode::OneByteThenBlock));
+        let buf = pool.get();
+        let limit = buf.capacity();
+        let sink = Switched {
+            mode: mode.clone(),
+            out: Vec::new(),
+        };
+        let mut w = PooledWriter::new(sink, buf);
+        w.write_all(&vec![b'a'; limit - 1]).unwrap(); // buffered
+        // Too much for the bound: the flush sends 1 byte, then meets WouldBlock.
+        assert_eq!(w.write(b"bb").unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(w.buffer().len(), limit - 2);
+        w.write_all(b"cc").unwrap(); // fits the bound: buffered, without growing
+        assert_eq!(w.buffer().len(), limit);
+        mode.set(Mode::TakeAll);
+        w.flush().unwrap();
+        let mut expected = vec![b'a'; limit - 1];
+        expected.extend_from_slice(b"cc");
+        assert_eq!(w.into_inner().unwrap().out, expected);
+        capacities.push(pool.get().capacity());
+    }
+    assert_eq!(capacities, [8; 10]);
+    assert_eq!(pool.stats().discards, 0, "every buffer came back clean");
+}
