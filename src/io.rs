@@ -765,11 +765,18 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
     ///
     /// # Panics
     ///
-    /// If `buf` still holds unflushed bytes: they belong to another stream.
+    /// If `buf` is dirty (a pool never hands out such a buffer; a caller-managed one
+    /// may be): if it still holds unflushed bytes, which belong to another stream, or
+    /// if it saw a write error, which would make this writer take its stream for
+    /// broken and drop what it buffered without a word.
     pub fn new(inner: W, buf: B) -> Self {
         assert!(
             buf.is_empty(),
             "PooledWriter::new: buffer holds another stream's bytes"
+        );
+        assert!(
+            buf.error().is_none(),
+            "PooledWriter::new: buffer saw another stream's write error"
         );
         Self {
             inner: Some(inner),

@@ -859,3 +859,29 @@ fn pooled_writer_never_grows_its_buffer_and_reuse_never_ratchets_the_bound() {
     assert_eq!(capacities, [8; 10]);
     assert_eq!(pool.stats().discards, 0, "every buffer came back clean");
 }
+
+/// The review's reproduction: a caller-managed buffer that saw another stream's write
+/// error, then was emptied elsewhere, is empty but dirty. A writer made on it used to
+/// skip the drop-time flush (the error said the stream was broken) and lose the new
+/// stream's bytes without a word; it is refused, as unflushed bytes are.
+#[test]
+#[should_panic(expected = "PooledWriter::new: buffer saw another stream's write error")]
+fn pooled_writer_refuses_a_buffer_with_another_streams_error() {
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(ErrorKind::ConnectionReset.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut buf = WriteBuf::new();
+    buf.extend_from_slice(b"x");
+    assert!(buf.flush_to(&mut Broken).is_err()); // stream 1 broke
+    buf.flush_to(&mut Vec::new()).unwrap(); // emptied elsewhere: the error stays
+    assert!(buf.is_empty() && buf.error().is_some());
+    let mut out = Vec::new();
+    let mut w = PooledWriter::new(&mut out, &mut buf);
+    w.write_all(b"hello, stream 2").unwrap();
+}
