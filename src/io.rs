@@ -63,6 +63,20 @@ fn is_transient(kind: ErrorKind) -> bool {
     matches!(kind, ErrorKind::WouldBlock | ErrorKind::Interrupted)
 }
 
+/// One `sink.write(bytes)`, as every writer here does it: a sink that takes none of a
+/// non-empty slice (`Ok(0)`) fails with `WriteZero`, and a count past the slice (a
+/// buggy sink) is clamped to it.
+fn write_once<W: Write + ?Sized>(sink: &mut W, bytes: &[u8]) -> io::Result<usize> {
+    match sink.write(bytes) {
+        Ok(0) if !bytes.is_empty() => Err(io::Error::new(
+            ErrorKind::WriteZero,
+            "sink accepted no bytes",
+        )),
+        Ok(n) => Ok(n.min(bytes.len())),
+        Err(e) => Err(e),
+    }
+}
+
 // === impl ReadBuf ===
 
 /// Bytes read from a source and not yet consumed.
@@ -510,29 +524,13 @@ impl WriteBuf {
         if self.is_empty() {
             return Ok(0);
         }
-        let result = match sink.write(&self.buf[self.pos..]) {
-            Ok(0) => Err(io::Error::new(
-                ErrorKind::WriteZero,
-                "sink accepted no bytes",
-            )),
-            other => other,
-        };
-        match result {
-            Ok(n) => {
-                // Never trust a sink past the slice it was given.
-                let n = n.min(self.len());
-                self.pos += n;
-                if self.pos == self.buf.len() {
-                    self.buf.clear();
-                    self.pos = 0;
-                }
-                Ok(n)
-            }
-            Err(e) => {
-                self.record(&e);
-                Err(e)
-            }
+        let n = write_once(sink, &self.buf[self.pos..]).inspect_err(|e| self.record(e))?;
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
         }
+        Ok(n)
     }
 
     /// Remembers a write error on this buffer's stream, unless it means "try again".
@@ -727,16 +725,20 @@ impl<R, B> std::fmt::Debug for PooledReader<R, B> {
 ///
 /// Every write error other than `WouldBlock`/`Interrupted` is recorded in the buffer
 /// (see [`WriteBuf::error`]), whether it came from flushing the buffer, from a write
-/// passed straight through, or from the stream's own `flush`; so is every byte left
-/// unflushed. Either makes the buffer dirty, and its pool's hook refuses it: a dirty
-/// writer is never reused.
+/// passed straight through, or from the stream's own `flush`. A stream that takes none
+/// of a non-empty write (`Ok(0)`) fails it with `WriteZero`, recorded the same way,
+/// and a count past the bytes handed over is clamped to them. A recorded error, like a
+/// byte left unflushed, makes the buffer dirty, and its pool's hook refuses it: a
+/// dirty writer is never reused.
 ///
 /// Dropping it flushes what it can (as `BufWriter` does) and then drops the buffer
 /// handle, except after a failure: if the last attempt to write the buffer out failed
 /// (a `WouldBlock` from a send timeout included) or the stream saw a write error, drop
 /// writes nothing, so a blocking sink is never made to wait out its timeout a second
-/// time. [`into_inner`](Self::into_inner) reports the final flush's error and hands
-/// the stream back.
+/// time. Nor does it write while the thread is panicking (the writer dropped by an
+/// unwind): what was buffered is dropped with the buffer, which its pool refuses.
+/// [`into_inner`](Self::into_inner) reports the final flush's error and hands the
+/// stream back.
 ///
 /// # Examples
 ///
@@ -847,14 +849,7 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
         if data.len() >= self.limit {
             // As large as the bound: straight through, as `BufWriter` does.
             let inner = self.inner.as_mut().expect("inner is Some until into_inner");
-            return match inner.write(data) {
-                // Never trust a stream past the slice it was given.
-                Ok(n) => Ok(n.min(data.len())),
-                Err(e) => {
-                    self.buf.record(&e);
-                    Err(e)
-                }
-            };
+            return write_once(inner, data).inspect_err(|e| self.buf.record(e));
         }
         // `len() + data.len() <= limit <= capacity()`: the capacity the buffer had when
         // the writer was made, which it never outgrows. Behind bytes a partial flush

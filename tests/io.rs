@@ -730,6 +730,32 @@ fn pooled_writer_records_pass_through_and_flush_errors() {
     assert_eq!(sink.0, b"abc");
     assert_eq!(pool.stats().discards, 2);
 
+    // A stream that takes nothing (`Ok(0)`) on a pass-through write: `WriteZero`,
+    // recorded as it is when the buffer is flushed into such a stream.
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    {
+        let mut w = PooledWriter::new(Full, pool.get());
+        let err = w.write(b"larger than eight bytes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WriteZero);
+        let err = w.write_all(b"larger than eight bytes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WriteZero);
+    }
+    assert_eq!(pool.stats().discards, 3, "the pass-through WriteZero was recorded");
+    {
+        let mut w = PooledWriter::new(Full, pool.get());
+        w.write_all(b"abc").unwrap();
+        assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::WriteZero);
+    }
+    assert_eq!(pool.stats().discards, 4, "and so is the buffered one");
+
     // Transient errors are not recorded: a WouldBlock on a pass-through write leaves
     // the (empty) buffer reusable.
     let mut sink = Failing::new(ErrorKind::WouldBlock);
@@ -738,7 +764,7 @@ fn pooled_writer_records_pass_through_and_flush_errors() {
         assert!(w.write(b"larger than eight bytes").is_err());
     }
     let s = pool.stats();
-    assert_eq!((s.discards, s.idle), (2, 1));
+    assert_eq!((s.discards, s.idle), (4, 1));
 }
 
 #[test]
@@ -884,4 +910,21 @@ fn pooled_writer_refuses_a_buffer_with_another_streams_error() {
     let mut out = Vec::new();
     let mut w = PooledWriter::new(&mut out, &mut buf);
     w.write_all(b"hello, stream 2").unwrap();
+}
+
+/// A writer dropped by an unwind writes nothing (the panic may have left the bytes
+/// half-formed); the buffer still holds them, so its pool refuses it.
+#[test]
+fn pooled_writer_dropped_while_panicking_writes_nothing() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(64));
+    let mut out = Vec::new();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut w = PooledWriter::new(&mut out, pool.get());
+        w.write_all(b"half a resp").unwrap();
+        panic!("handler bug");
+    }));
+    assert!(result.is_err());
+    assert!(out.is_empty(), "{out:?}");
+    let s = pool.stats();
+    assert_eq!((s.discards, s.idle), (1, 0));
 }
