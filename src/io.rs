@@ -308,6 +308,16 @@ impl ReadBuf {
         self.error
     }
 
+    /// The hook's work: back to the state of a new buffer, capacity kept.
+    fn drain(&mut self) {
+        self.buf[..self.dirty].fill(0);
+        self.start = 0;
+        self.end = 0;
+        self.dirty = 0;
+        self.eof = false;
+        self.error = None;
+    }
+
     fn compact(&mut self) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -345,15 +355,10 @@ impl Default for ReadBuf {
 }
 
 impl Recycle for ReadBuf {
-    /// Drains the buffer: drops unread bytes, zeroes every byte written since the last
-    /// reuse, clears EOF and error. Always [`Reuse::Keep`].
+    /// Drains the buffer: drops unread bytes, zeroes every byte that may have been
+    /// written since the last reuse, clears EOF and error. Always [`Reuse::Keep`].
     fn recycle(&mut self) -> Reuse {
-        self.buf[..self.dirty].fill(0);
-        self.start = 0;
-        self.end = 0;
-        self.dirty = 0;
-        self.eof = false;
-        self.error = None;
+        self.drain();
         Reuse::Keep
     }
 
@@ -646,9 +651,13 @@ pub struct PooledReader<R, B> {
 }
 
 impl<R: Read, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
-    /// Wraps `inner`, buffering through `buf` (whose unread bytes are dropped first).
+    /// Wraps `inner`, buffering through `buf`, which is first drained as its pool's
+    /// hook drains it: its unread bytes are dropped, every byte an earlier stream may
+    /// have written into it is zeroed, and EOF and error are cleared. So a buffer the
+    /// caller manages (a `&mut ReadBuf` or a `Box` reused by hand) starts as a pooled
+    /// one does; a pooled one, drained already, costs nothing more.
     pub fn new(inner: R, mut buf: B) -> Self {
-        buf.clear();
+        buf.drain();
         Self { inner, buf }
     }
 

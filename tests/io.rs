@@ -119,6 +119,56 @@ fn pooled_reader_never_yields_a_previous_connections_bytes() {
     );
 }
 
+/// The review's reproduction: a reader made on a caller-managed buffer that another
+/// stream's reader used (here a plain `&mut ReadBuf`, never through a pool's hook)
+/// starts as a pooled one does: the old bytes scrubbed, EOF and error cleared.
+#[test]
+fn pooled_reader_on_a_reused_plain_buffer_scrubs_and_resets_it() {
+    let mut buf = ReadBuf::with_capacity(128);
+    {
+        let mut first = PooledReader::new(SECRET, &mut buf);
+        let mut line = Vec::new();
+        first.read_to_end(&mut line).unwrap(); // to EOF
+    }
+    assert!(buf.is_eof());
+    {
+        let mut second = PooledReader::new(&b""[..], &mut buf);
+        assert!(second.fill_buf().unwrap().is_empty());
+    }
+    assert!(buf.is_eof(), "the second stream ended too");
+    {
+        // A stream that fails: its error stays with the buffer, not with the next one.
+        struct Reset;
+        impl Read for Reset {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                for (byte, secret) in buf.iter_mut().zip(SECRET.iter().cycle()) {
+                    *byte = *secret;
+                }
+                Err(ErrorKind::ConnectionReset.into())
+            }
+        }
+        let mut third = PooledReader::new(Reset, &mut buf);
+        assert!(third.fill_buf().is_err());
+    }
+    assert_eq!(buf.error(), Some(ErrorKind::ConnectionReset));
+
+    let mut spy = Spy {
+        seen: Vec::new(),
+        data: b"next client\n",
+    };
+    {
+        let _fourth = PooledReader::new(&mut spy, &mut buf);
+    }
+    assert!(buf.is_empty() && !buf.is_eof() && buf.error().is_none());
+    let mut fifth = PooledReader::new(&mut spy, &mut buf);
+    let mut line = String::new();
+    fifth.read_line(&mut line).unwrap();
+    assert_eq!(line, "next client\n");
+    drop(fifth);
+    assert_eq!(spy.seen.len(), 128);
+    assert!(spy.seen.iter().all(|&b| b == 0), "handed {:?}", spy.seen);
+}
+
 #[test]
 fn read_buf_compacts_and_grows_without_losing_bytes() {
     let mut rng = Rng(0x5eed);
