@@ -16,7 +16,8 @@
 //!   dirty writer is never reused.
 //! - [`PooledReader`] and [`PooledWriter`] are the blocking `bufio` shape:
 //!   `Read + BufRead` and `Write` over any stream, with their buffer borrowed from a
-//!   pool and handed back on drop.
+//!   pool and handed back on drop. A `PooledWriter` never grows its buffer, so its
+//!   bound is the capacity the buffer came with, reuse after reuse.
 //! - [`BufferPool`] is Go's `ReverseProxy.BufferPool` hook, and [`copy`] the
 //!   `io.CopyBuffer` that uses it.
 //!
@@ -86,10 +87,17 @@ fn write_once<W: Write + ?Sized>(sink: &mut W, bytes: &[u8]) -> io::Result<usize
 /// are moved to the front only when the free space at the end runs out.
 ///
 /// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte that may
-/// have been written into it since the last reuse is zeroed (the bytes appended, and
-/// all of the spare space once a reader was handed it, since a `Read` impl may write
-/// more than it reports), so not even a reader handed the spare space can see them;
-/// EOF and error state are cleared, and the capacity is kept ([`Reuse::Keep`]).
+/// have been written into it since the last reuse is zeroed, EOF and error state are
+/// cleared, and the capacity is kept ([`Reuse::Keep`]). The bytes that may have been
+/// written are those appended, all of the spare space once [`read_from`] handed it to a
+/// reader (a `Read` impl may write anywhere in the slice it is given, whatever it
+/// reports), and, through [`read_from_trusted`], the bytes the source reported: its
+/// [`TrustedRead`] promise is that it wrote no others. So not even a reader handed the
+/// spare space can see an earlier user's bytes, unless a `TrustedRead` impl breaks its
+/// promise.
+///
+/// [`read_from`]: Self::read_from
+/// [`read_from_trusted`]: Self::read_from_trusted
 ///
 /// # Examples
 ///
@@ -109,9 +117,10 @@ pub struct ReadBuf {
     start: usize,
     end: usize,
     /// How much of `buf` may hold bytes written since the last reuse: what the hook
-    /// must scrub. The high-water mark of `end`, and all of `buf` once a `Read` impl
-    /// was handed its spare space (it may write anywhere in the slice it is given,
-    /// whatever it reports).
+    /// must scrub. The high-water mark of `end`, and all of `buf` once `read_from`
+    /// handed a `Read` impl its spare space (it may write anywhere in the slice it is
+    /// given, whatever it reports); `read_from_trusted` trusts the count a
+    /// `TrustedRead` source reports and marks only that.
     dirty: usize,
     eof: bool,
     error: Option<ErrorKind>,
@@ -200,7 +209,9 @@ impl ReadBuf {
     /// # Panics
     ///
     /// With "capacity overflow" if the unread bytes plus `additional` exceed
-    /// `usize::MAX` (as `Vec::reserve` does), or if the allocator cannot grow the storage.
+    /// `usize::MAX`, or the new size `isize::MAX` bytes, as `Vec::reserve` does. If the
+    /// allocator cannot provide the storage, the process aborts (as for any `Vec`:
+    /// [`std::alloc::handle_alloc_error`]); it does not panic.
     pub fn reserve(&mut self, additional: usize) {
         if self.buf.len() - self.end >= additional {
             return;
