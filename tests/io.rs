@@ -978,3 +978,179 @@ fn pooled_writer_dropped_while_panicking_writes_nothing() {
     let s = pool.stats();
     assert_eq!((s.discards, s.idle), (1, 0));
 }
+
+/// A sink that does, at random, everything a `Write` impl may do: take some of what it
+/// is handed or all of it, say `WouldBlock` or `Interrupted`, take nothing (`Ok(0)`),
+/// fail hard, or (buggy) claim more than it was handed. Its `flush` may block or fail.
+/// It counts the hard failures it reports (`Ok(0)` for a non-empty slice included, as
+/// the writers report it as `WriteZero`) and remembers the last one from `write`.
+struct Chaos {
+    rng: Rng,
+    out: Vec<u8>,
+    failures: usize,
+    last_write_failure: Option<ErrorKind>,
+}
+impl Chaos {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: Rng(seed | 1),
+            out: Vec::new(),
+            failures: 0,
+            last_write_failure: None,
+        }
+    }
+    fn fail(&mut self, kind: ErrorKind) {
+        self.failures += 1;
+        self.last_write_failure = Some(kind);
+    }
+}
+impl Write for Chaos {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match self.rng.below(40) {
+            0 => {
+                self.fail(ErrorKind::WriteZero);
+                Ok(0)
+            }
+            1 => {
+                self.fail(ErrorKind::ConnectionReset);
+                Err(ErrorKind::ConnectionReset.into())
+            }
+            2 => {
+                self.out.extend_from_slice(buf);
+                Ok(buf.len() + 7) // a liar
+            }
+            3..=10 => Err(ErrorKind::WouldBlock.into()),
+            11..=13 => Err(ErrorKind::Interrupted.into()),
+            14..=25 => {
+                self.out.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            _ => {
+                let n = 1 + self.rng.below(buf.len() as u64) as usize;
+                self.out.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.rng.below(20) {
+            0 => {
+                self.failures += 1;
+                Err(ErrorKind::BrokenPipe.into())
+            }
+            1 => Err(ErrorKind::WouldBlock.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn random_bytes(rng: &mut Rng, max: u64) -> Vec<u8> {
+    (0..rng.below(max + 1)).map(|_| rng.next() as u8).collect()
+}
+
+/// `WriteBuf` under the chaos sink: written + unflushed is always exactly the stream
+/// appended; `write_to` reports what the sink took (never a liar's count); the error
+/// is the last hard failure; growth follows the pending bytes.
+#[test]
+fn write_buf_property_under_a_chaos_sink() {
+    use bytes::BufMut;
+    for seed in 1..=200u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut sink = Chaos::new(rng.next());
+        let mut buf = WriteBuf::with_capacity(rng.below(40) as usize);
+        let mut expected = Vec::new();
+        let mut peak = 0;
+        for _ in 0..1500 {
+            let chunk = random_bytes(&mut rng, 24);
+            match rng.below(4) {
+                0 => buf.extend_from_slice(&chunk),
+                1 => chunk.iter().for_each(|&b| buf.push(b)),
+                2 => buf.put(&chunk[..]),
+                _ => buf.put_slice(&chunk),
+            }
+            expected.extend_from_slice(&chunk);
+            peak = peak.max(buf.len());
+            for _ in 0..rng.below(4) {
+                let before = sink.out.len();
+                if rng.below(2) == 0 {
+                    if let Ok(n) = buf.write_to(&mut sink) {
+                        assert_eq!(n, sink.out.len() - before, "seed {seed}");
+                    }
+                } else {
+                    let _ = buf.flush_to(&mut sink);
+                }
+                assert_eq!(
+                    [sink.out.as_slice(), buf.unflushed()].concat(),
+                    expected,
+                    "seed {seed}"
+                );
+            }
+            assert_eq!(buf.error(), sink.last_write_failure, "seed {seed}");
+            assert_eq!(buf.is_clean(), buf.is_empty() && sink.failures == 0);
+        }
+        assert!(
+            buf.capacity() <= 4 * (peak + 64),
+            "seed {seed}: capacity {} for at most {peak} pending bytes",
+            buf.capacity()
+        );
+    }
+}
+
+/// `PooledWriter` under the chaos sink, over buffers reused through a pool: the stream
+/// is exactly the bytes each `write` accepted, in order; no write claims more than it
+/// was handed; the writer never buffers more than its bound and never grows its
+/// buffer (so every buffer the pool hands out has the capacity it was made with); and
+/// the pool refuses a buffer exactly when its stream saw a hard failure or did not get
+/// every accepted byte.
+#[test]
+fn pooled_writer_property_under_a_chaos_sink() {
+    for seed in 1..=300u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let cap = [0, 1, 8, 32][rng.below(4) as usize];
+        let pool = Pool::new(move || WriteBuf::with_capacity(cap));
+        let mut discards = 0;
+        for stream in 0..8 {
+            let mut sink = Chaos::new(rng.next());
+            let buf = pool.get();
+            assert_eq!(buf.capacity(), cap, "seed {seed} stream {stream}");
+            let mut w = PooledWriter::new(&mut sink, buf);
+            let mut accepted = Vec::new();
+            for _ in 0..rng.below(40) {
+                if rng.below(4) == 0 {
+                    let _ = w.flush();
+                } else {
+                    let chunk = random_bytes(&mut rng, 2 * cap as u64 + 2);
+                    if let Ok(n) = w.write(&chunk) {
+                        assert!(n <= chunk.len(), "seed {seed}: {n} of {}", chunk.len());
+                        accepted.extend_from_slice(&chunk[..n]);
+                    }
+                }
+                assert!(w.buffer().len() <= cap, "seed {seed}");
+                assert_eq!(
+                    [w.get_ref().out.as_slice(), w.buffer()].concat(),
+                    accepted,
+                    "seed {seed} stream {stream}"
+                );
+            }
+            if rng.below(2) == 0 {
+                let _ = w.into_inner();
+            } else {
+                drop(w);
+            }
+            assert_eq!(sink.out, accepted[..sink.out.len()], "seed {seed}");
+            let dirty = sink.failures > 0 || sink.out.len() != accepted.len();
+            discards += u64::from(dirty);
+            assert_eq!(
+                pool.stats().discards,
+                discards,
+                "seed {seed} stream {stream}: failures {}, {} of {} bytes out",
+                sink.failures,
+                sink.out.len(),
+                accepted.len()
+            );
+        }
+    }
+}
