@@ -160,11 +160,11 @@ fn pooled_reader_on_a_reused_plain_buffer_scrubs_and_resets_it() {
         let _fourth = PooledReader::new(&mut spy, &mut buf);
     }
     assert!(buf.is_empty() && !buf.is_eof() && buf.error().is_none());
-    let mut fifth = PooledReader::new(&mut spy, &mut buf);
     let mut line = String::new();
-    fifth.read_line(&mut line).unwrap();
+    PooledReader::new(&mut spy, &mut buf)
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line, "next client\n");
-    drop(fifth);
     assert_eq!(spy.seen.len(), 128);
     assert!(spy.seen.iter().all(|&b| b == 0), "handed {:?}", spy.seen);
 }
@@ -798,7 +798,11 @@ fn pooled_writer_records_pass_through_and_flush_errors() {
         let err = w.write_all(b"larger than eight bytes").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::WriteZero);
     }
-    assert_eq!(pool.stats().discards, 3, "the pass-through WriteZero was recorded");
+    assert_eq!(
+        pool.stats().discards,
+        3,
+        "the pass-through WriteZero was recorded"
+    );
     {
         let mut w = PooledWriter::new(Full, pool.get());
         w.write_all(b"abc").unwrap();
@@ -856,7 +860,11 @@ impl Write for Liar {
 fn write_counts_never_exceed_the_bytes_handed_over() {
     let mut buf = WriteBuf::new();
     buf.extend_from_slice(b"abc");
-    assert_eq!(buf.write_to(&mut Liar).unwrap(), 3, "clamped to what was pending");
+    assert_eq!(
+        buf.write_to(&mut Liar).unwrap(),
+        3,
+        "clamped to what was pending"
+    );
     assert!(buf.is_clean());
 
     // Through a writer: buffered and passed straight through. `write_all` slices by
