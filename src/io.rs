@@ -16,7 +16,8 @@
 //!   dirty writer is never reused.
 //! - [`PooledReader`] and [`PooledWriter`] are the blocking `bufio` shape:
 //!   `Read + BufRead` and `Write` over any stream, with their buffer borrowed from a
-//!   pool and handed back on drop.
+//!   pool and handed back on drop. A `PooledWriter` never grows its buffer, so its
+//!   bound is the capacity the buffer came with, reuse after reuse.
 //! - [`BufferPool`] is Go's `ReverseProxy.BufferPool` hook, and [`copy`] the
 //!   `io.CopyBuffer` that uses it.
 //!
@@ -63,6 +64,20 @@ fn is_transient(kind: ErrorKind) -> bool {
     matches!(kind, ErrorKind::WouldBlock | ErrorKind::Interrupted)
 }
 
+/// One `sink.write(bytes)`, as every writer here does it: a sink that takes none of a
+/// non-empty slice (`Ok(0)`) fails with `WriteZero`, and a count past the slice (a
+/// buggy sink) is clamped to it.
+fn write_once<W: Write + ?Sized>(sink: &mut W, bytes: &[u8]) -> io::Result<usize> {
+    match sink.write(bytes) {
+        Ok(0) if !bytes.is_empty() => Err(io::Error::new(
+            ErrorKind::WriteZero,
+            "sink accepted no bytes",
+        )),
+        Ok(n) => Ok(n.min(bytes.len())),
+        Err(e) => Err(e),
+    }
+}
+
 // === impl ReadBuf ===
 
 /// Bytes read from a source and not yet consumed.
@@ -72,10 +87,17 @@ fn is_transient(kind: ErrorKind) -> bool {
 /// are moved to the front only when the free space at the end runs out.
 ///
 /// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte that may
-/// have been written into it since the last reuse is zeroed (the bytes appended, and
-/// all of the spare space once a reader was handed it, since a `Read` impl may write
-/// more than it reports), so not even a reader handed the spare space can see them;
-/// EOF and error state are cleared, and the capacity is kept ([`Reuse::Keep`]).
+/// have been written into it since the last reuse is zeroed, EOF and error state are
+/// cleared, and the capacity is kept ([`Reuse::Keep`]). The bytes that may have been
+/// written are those appended, all of the spare space once [`read_from`] handed it to a
+/// reader (a `Read` impl may write anywhere in the slice it is given, whatever it
+/// reports), and, through [`read_from_trusted`], the bytes the source reported: its
+/// [`TrustedRead`] promise is that it wrote no others. So not even a reader handed the
+/// spare space can see an earlier user's bytes, unless a `TrustedRead` impl breaks its
+/// promise.
+///
+/// [`read_from`]: Self::read_from
+/// [`read_from_trusted`]: Self::read_from_trusted
 ///
 /// # Examples
 ///
@@ -95,9 +117,10 @@ pub struct ReadBuf {
     start: usize,
     end: usize,
     /// How much of `buf` may hold bytes written since the last reuse: what the hook
-    /// must scrub. The high-water mark of `end`, and all of `buf` once a `Read` impl
-    /// was handed its spare space (it may write anywhere in the slice it is given,
-    /// whatever it reports).
+    /// must scrub. The high-water mark of `end`, and all of `buf` once `read_from`
+    /// handed a `Read` impl its spare space (it may write anywhere in the slice it is
+    /// given, whatever it reports); `read_from_trusted` trusts the count a
+    /// `TrustedRead` source reports and marks only that.
     dirty: usize,
     eof: bool,
     error: Option<ErrorKind>,
@@ -186,7 +209,9 @@ impl ReadBuf {
     /// # Panics
     ///
     /// With "capacity overflow" if the unread bytes plus `additional` exceed
-    /// `usize::MAX` (as `Vec::reserve` does), or if the allocator cannot grow the storage.
+    /// `usize::MAX`, or the new size `isize::MAX` bytes, as `Vec::reserve` does. If the
+    /// allocator cannot provide the storage, the process aborts (as for any `Vec`:
+    /// [`std::alloc::handle_alloc_error`]); it does not panic.
     pub fn reserve(&mut self, additional: usize) {
         if self.buf.len() - self.end >= additional {
             return;
@@ -294,6 +319,16 @@ impl ReadBuf {
         self.error
     }
 
+    /// The hook's work: back to the state of a new buffer, capacity kept.
+    fn drain(&mut self) {
+        self.buf[..self.dirty].fill(0);
+        self.start = 0;
+        self.end = 0;
+        self.dirty = 0;
+        self.eof = false;
+        self.error = None;
+    }
+
     fn compact(&mut self) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -331,15 +366,10 @@ impl Default for ReadBuf {
 }
 
 impl Recycle for ReadBuf {
-    /// Drains the buffer: drops unread bytes, zeroes every byte written since the last
-    /// reuse, clears EOF and error. Always [`Reuse::Keep`].
+    /// Drains the buffer: drops unread bytes, zeroes every byte that may have been
+    /// written since the last reuse, clears EOF and error. Always [`Reuse::Keep`].
     fn recycle(&mut self) -> Reuse {
-        self.buf[..self.dirty].fill(0);
-        self.start = 0;
-        self.end = 0;
-        self.dirty = 0;
-        self.eof = false;
-        self.error = None;
+        self.drain();
         Reuse::Keep
     }
 
@@ -439,12 +469,27 @@ impl WriteBuf {
     #[cold]
     #[inline(never)]
     fn make_room(&mut self) {
-        let unflushed = self.len();
-        if self.pos > 0 && self.pos >= unflushed {
-            self.buf.copy_within(self.pos.., 0);
-            self.buf.truncate(unflushed);
-            self.pos = 0;
+        if self.pos > 0 && self.pos >= self.len() {
+            self.compact();
         }
+    }
+
+    /// Moves the unflushed bytes to the front.
+    fn compact(&mut self) {
+        self.buf.copy_within(self.pos.., 0);
+        self.buf.truncate(self.buf.len() - self.pos);
+        self.pos = 0;
+    }
+
+    /// Appends `bytes` without ever growing the storage: if they do not fit behind the
+    /// unflushed bytes, those are moved to the front first. The caller makes sure they
+    /// fit beside them (`len() + bytes.len() <= capacity()`).
+    fn extend_within_capacity(&mut self, bytes: &[u8]) {
+        debug_assert!(self.len() + bytes.len() <= self.capacity());
+        if bytes.len() > self.buf.capacity() - self.buf.len() {
+            self.compact();
+        }
+        self.buf.extend_from_slice(bytes);
     }
 
     /// The bytes not yet written.
@@ -483,7 +528,8 @@ impl WriteBuf {
 
     /// Writes once to `sink`: as much of the unflushed bytes as it takes.
     ///
-    /// Returns how many bytes were written (0 only if there was nothing to write).
+    /// Returns how many bytes were written (0 only if there was nothing to write; never
+    /// more than were unflushed, whatever count the sink returned).
     ///
     /// # Errors
     ///
@@ -494,28 +540,13 @@ impl WriteBuf {
         if self.is_empty() {
             return Ok(0);
         }
-        let result = match sink.write(&self.buf[self.pos..]) {
-            Ok(0) => Err(io::Error::new(
-                ErrorKind::WriteZero,
-                "sink accepted no bytes",
-            )),
-            other => other,
-        };
-        match result {
-            Ok(n) => {
-                // Never trust a sink past the slice it was given.
-                self.pos += n.min(self.len());
-                if self.pos == self.buf.len() {
-                    self.buf.clear();
-                    self.pos = 0;
-                }
-                Ok(n)
-            }
-            Err(e) => {
-                self.record(&e);
-                Err(e)
-            }
+        let n = write_once(sink, &self.buf[self.pos..]).inspect_err(|e| self.record(e))?;
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
         }
+        Ok(n)
     }
 
     /// Remembers a write error on this buffer's stream, unless it means "try again".
@@ -631,9 +662,13 @@ pub struct PooledReader<R, B> {
 }
 
 impl<R: Read, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
-    /// Wraps `inner`, buffering through `buf` (whose unread bytes are dropped first).
+    /// Wraps `inner`, buffering through `buf`, which is first drained as its pool's
+    /// hook drains it: its unread bytes are dropped, every byte an earlier stream may
+    /// have written into it is zeroed, and EOF and error are cleared. So a buffer the
+    /// caller manages (a `&mut ReadBuf` or a `Box` reused by hand) starts as a pooled
+    /// one does; a pooled one, drained already, costs nothing more.
     pub fn new(inner: R, mut buf: B) -> Self {
-        buf.clear();
+        buf.drain();
         Self { inner, buf }
     }
 
@@ -701,23 +736,29 @@ impl<R, B> std::fmt::Debug for PooledReader<R, B> {
 /// A buffered writer over any `W: Write`, whose [`WriteBuf`] comes from a pool: Go's
 /// pooled `bufio.Writer`.
 ///
-/// It buffers at most as many bytes as the buffer's capacity when the writer was made
-/// (a fixed bound: the buffer never grows); a write that would go past it flushes
-/// first, and a write at least that large goes straight to the stream, as
-/// `std::io::BufWriter` does.
+/// It buffers at most as many bytes as the buffer's capacity when the writer was made,
+/// a bound fixed then and never re-read: a write that would go past it flushes first,
+/// and a write at least that large goes straight to the stream, as
+/// `std::io::BufWriter` does. The buffer never grows, so a pool hands the next writer
+/// the same capacity: when the bytes a partial flush left (a `WouldBlock` midway) leave
+/// no room behind them, they are moved to the front of the buffer instead.
 ///
 /// Every write error other than `WouldBlock`/`Interrupted` is recorded in the buffer
 /// (see [`WriteBuf::error`]), whether it came from flushing the buffer, from a write
-/// passed straight through, or from the stream's own `flush`; so is every byte left
-/// unflushed. Either makes the buffer dirty, and its pool's hook refuses it: a dirty
-/// writer is never reused.
+/// passed straight through, or from the stream's own `flush`. A stream that takes none
+/// of a non-empty write (`Ok(0)`) fails it with `WriteZero`, recorded the same way,
+/// and a count past the bytes handed over is clamped to them. A recorded error, like a
+/// byte left unflushed, makes the buffer dirty, and its pool's hook refuses it: a
+/// dirty writer is never reused.
 ///
 /// Dropping it flushes what it can (as `BufWriter` does) and then drops the buffer
 /// handle, except after a failure: if the last attempt to write the buffer out failed
 /// (a `WouldBlock` from a send timeout included) or the stream saw a write error, drop
 /// writes nothing, so a blocking sink is never made to wait out its timeout a second
-/// time. [`into_inner`](Self::into_inner) reports the final flush's error and hands
-/// the stream back.
+/// time. Nor does it write while the thread is panicking (the writer dropped by an
+/// unwind): what was buffered is dropped with the buffer, which its pool refuses.
+/// [`into_inner`](Self::into_inner) reports the final flush's error and hands the
+/// stream back.
 ///
 /// # Examples
 ///
@@ -746,11 +787,18 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
     ///
     /// # Panics
     ///
-    /// If `buf` still holds unflushed bytes: they belong to another stream.
+    /// If `buf` is dirty (a pool never hands out such a buffer; a caller-managed one
+    /// may be): if it still holds unflushed bytes, which belong to another stream, or
+    /// if it saw a write error, which would make this writer take its stream for
+    /// broken and drop what it buffered without a word.
     pub fn new(inner: W, buf: B) -> Self {
         assert!(
             buf.is_empty(),
             "PooledWriter::new: buffer holds another stream's bytes"
+        );
+        assert!(
+            buf.error().is_none(),
+            "PooledWriter::new: buffer saw another stream's write error"
         );
         Self {
             inner: Some(inner),
@@ -819,11 +867,16 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> Write for PooledWriter<W, B> {
             self.flush_buf()?;
         }
         if data.len() >= self.limit {
-            // Larger than the buffer: straight through, as `BufWriter` does.
+            // As large as the bound: straight through, as `BufWriter` does.
             let inner = self.inner.as_mut().expect("inner is Some until into_inner");
-            return inner.write(data).inspect_err(|e| self.buf.record(e));
+            return write_once(inner, data).inspect_err(|e| self.buf.record(e));
         }
-        self.buf.extend_from_slice(data);
+        // `len() + data.len() <= limit <= capacity()`: the capacity the buffer had when
+        // the writer was made, which it never outgrows. Behind bytes a partial flush
+        // left, the data may not fit without moving them to the front: it is never
+        // allowed to grow the buffer instead (a pool would keep the bigger buffer and
+        // the next writer would take a bigger bound).
+        self.buf.extend_within_capacity(data);
         Ok(data.len())
     }
 

@@ -22,8 +22,10 @@
 //! Only lines with a known reason phrase are cached: the codes in the IANA registry
 //! ([`reason`]) and those given one with [`StatusLines::register`]. So the cache never
 //! holds more than two lines (HTTP/1.0 and HTTP/1.1) per such code, whatever codes the
-//! application sends. Any other code in `100..=999` gets a generic reason by class and
-//! is built each time; codes outside that range are refused.
+//! application sends. Any other code in `100..=599` gets a generic reason by class and
+//! is built each time; codes outside that range are refused, as RFC 9110 §15 makes
+//! them invalid ("All valid status codes are within the range of 100 to 599,
+//! inclusive").
 
 use std::fmt;
 use std::io::Write as _;
@@ -56,7 +58,7 @@ impl Version {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StatusError {
-    /// The code is not a three-digit status code (`100..=999`).
+    /// The code is not a valid status code: RFC 9110 §15 allows `100..=599` only.
     OutOfRange(u16),
     /// A reason phrase holds a byte that may not appear in one (a control character
     /// such as CR or LF).
@@ -67,7 +69,7 @@ impl fmt::Display for StatusError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StatusError::OutOfRange(code) => {
-                write!(f, "status code {code} is not in 100..=999")
+                write!(f, "status code {code} is not in 100..=599")
             }
             StatusError::InvalidReason => f.write_str("reason phrase holds a control character"),
         }
@@ -152,24 +154,26 @@ pub const fn reason(code: u16) -> Option<&'static str> {
     })
 }
 
-/// The reason written for a code with no registered phrase: its class.
+/// The reason written for a valid code with no registered phrase: its class (RFC 9110
+/// §15).
 fn generic_reason(code: u16) -> &'static str {
     match code / 100 {
         1 => "Informational",
         2 => "Success",
         3 => "Redirection",
         4 => "Client Error",
-        5 => "Server Error",
-        _ => "Unknown",
+        _ => "Server Error",
     }
 }
 
-const CODES: usize = 900; // 100..=999
+/// The valid status codes (RFC 9110 §15).
+const VALID: std::ops::RangeInclusive<u16> = 100..=599;
+const CODES: usize = 500; // 100..=599
 
 /// The table slot of `(code, version)`, or `OutOfRange`.
 #[inline]
 fn key(code: u16, version: Version) -> Result<usize, StatusError> {
-    if !(100..=999).contains(&code) {
+    if !VALID.contains(&code) {
         return Err(StatusError::OutOfRange(code));
     }
     Ok(usize::from(code - 100) * 2 + version as usize)
@@ -238,7 +242,7 @@ impl Table {
         match next.index[key] {
             0 => {
                 next.lines.push(line);
-                // At most 2 * 900 lines, so the index fits in a u16.
+                // At most 2 * 500 lines, so the index fits in a u16.
                 next.index[key] = next.lines.len() as u16;
             }
             i => next.lines[usize::from(i) - 1] = line,
@@ -267,8 +271,8 @@ impl Table {
 /// assert_eq!(&lines.line(299, Version::Http11)?[..], b"HTTP/1.1 299 Success\r\n");
 /// assert_eq!(lines.cached(), 2);
 ///
-/// // Never an invalid status line.
-/// assert!(lines.line(1000, Version::Http11).is_err());
+/// // Never an invalid status line (RFC 9110 §15: 100..=599 only).
+/// assert!(lines.line(600, Version::Http11).is_err());
 /// # Ok::<(), recycle::status::StatusError>(())
 /// ```
 pub struct StatusLines {
@@ -288,7 +292,7 @@ impl StatusLines {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] if `code` is not in `100..=999`; nothing is written.
+    /// [`StatusError::OutOfRange`] if `code` is not in `100..=599`; nothing is written.
     #[inline]
     pub fn write_line<B: BufMut + ?Sized>(
         &self,
@@ -307,7 +311,7 @@ impl StatusLines {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] if `code` is not in `100..=999`.
+    /// [`StatusError::OutOfRange`] if `code` is not in `100..=599`.
     pub fn line(&self, code: u16, version: Version) -> Result<Bytes, StatusError> {
         let key = key(code, version)?;
         match self.table.with(|table| table.get(key).cloned()) {
@@ -322,7 +326,7 @@ impl StatusLines {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] for a code outside `100..=999`;
+    /// [`StatusError::OutOfRange`] for a code outside `100..=599`;
     /// [`StatusError::InvalidReason`] if `reason` holds a control character other than
     /// tab (RFC 9112: `reason-phrase = 1*( HTAB / SP / VCHAR / obs-text )`).
     ///
@@ -443,7 +447,7 @@ impl LineReader<'_> {
     ///
     /// # Errors
     ///
-    /// [`StatusError::OutOfRange`] if `code` is not in `100..=999`; nothing is written.
+    /// [`StatusError::OutOfRange`] if `code` is not in `100..=599`; nothing is written.
     #[inline]
     pub fn write_line<B: BufMut + ?Sized>(
         &mut self,
@@ -526,6 +530,12 @@ fn second_of(time: SystemTime) -> u64 {
         .min(MAX_SECOND)
 }
 
+/// Whether a clock reading in second `now` replaces the value published for second
+/// `published`: a later second, or a step back of more than [`STEP_BACK_SLACK`].
+fn replaces(now: u64, published: u64) -> bool {
+    now > published || now + STEP_BACK_SLACK < published
+}
+
 #[derive(Clone, Copy)]
 struct Date {
     second: u64,
@@ -533,8 +543,7 @@ struct Date {
 }
 
 impl Date {
-    fn at(time: SystemTime) -> Self {
-        let second = second_of(time);
+    fn at(second: u64) -> Self {
         let mut value = [0u8; DATE_LEN];
         let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(second));
         write!(&mut value[..], "{date}").expect("an IMF-fixdate is 29 bytes");
@@ -542,17 +551,21 @@ impl Date {
     }
 }
 
-/// The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), formatted at most once per
-/// second and shared by all threads: reads are lock-free, and the thread that first
-/// notices a new second formats it and swaps it in.
+/// The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), shared by all threads:
+/// reads are lock-free, and a thread that notices a new second formats it and swaps it
+/// in. A value is formatted only when it changes (if threads race to publish the same
+/// second, each of them formats it and one wins); a refresh that changes nothing costs
+/// one clock reading and one load, whether the clock is in the published second or a
+/// little behind it.
 ///
 /// # When the clock goes back
 ///
 /// The value follows a clock set back by more than 2 seconds (NTP setting right a
-/// clock that ran ahead). A step back of 2 seconds or less is not followed: the value
-/// stays on the later second until the clock catches up, so it never flickers back and
-/// forth. Threads racing to publish never put an older second back: each reads the
-/// clock again just before publishing, after the value it replaces was published.
+/// clock that ran ahead). A step back of 2 seconds or less (a leap second, a thread
+/// that read the clock late) is not followed: the value stays on the later second until
+/// the clock catches up, so it never flickers back and forth, and such a refresh takes
+/// the fast path. Threads racing to publish never put an older second back: each reads
+/// the clock again just before publishing, after the value it replaces was published.
 ///
 /// # Examples
 ///
@@ -586,7 +599,7 @@ impl Default for DateCache<SystemClock> {
 impl<C: Clock> DateCache<C> {
     /// A cache on `clock` (tests drive time through their own).
     pub fn with_clock(clock: C) -> Self {
-        let current = ArcCell::new(Date::at(clock.now()));
+        let current = ArcCell::new(Date::at(second_of(clock.now())));
         Self { clock, current }
     }
 
@@ -596,10 +609,10 @@ impl<C: Clock> DateCache<C> {
     /// per iteration and then uses [`write_cached`](Self::write_cached) for every
     /// response.
     pub fn refresh(&self) -> bool {
-        if self
-            .current
-            .with(|date| date.second == second_of(self.clock.now()))
-        {
+        // The fast path, whenever nothing is to be published (the same second, or
+        // one within the slack behind): one clock reading and one load.
+        let now = second_of(self.clock.now());
+        if !self.current.with(|date| replaces(now, date.second)) {
             return false;
         }
         let mut changed = false;
@@ -607,9 +620,9 @@ impl<C: Clock> DateCache<C> {
             // The clock is read (again) here, after `date` was published, so it is
             // never older than the reading `date` was made from: a thread that lost
             // the race to publish reads the newer second and has nothing to do.
-            let fresh = Date::at(self.clock.now());
-            changed = fresh.second > date.second || fresh.second + STEP_BACK_SLACK < date.second;
-            changed.then_some(fresh)
+            let now = second_of(self.clock.now());
+            changed = replaces(now, date.second);
+            changed.then(|| Date::at(now))
         });
         changed
     }

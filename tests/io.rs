@@ -119,6 +119,56 @@ fn pooled_reader_never_yields_a_previous_connections_bytes() {
     );
 }
 
+/// The review's reproduction: a reader made on a caller-managed buffer that another
+/// stream's reader used (here a plain `&mut ReadBuf`, never through a pool's hook)
+/// starts as a pooled one does: the old bytes scrubbed, EOF and error cleared.
+#[test]
+fn pooled_reader_on_a_reused_plain_buffer_scrubs_and_resets_it() {
+    let mut buf = ReadBuf::with_capacity(128);
+    {
+        let mut first = PooledReader::new(SECRET, &mut buf);
+        let mut line = Vec::new();
+        first.read_to_end(&mut line).unwrap(); // to EOF
+    }
+    assert!(buf.is_eof());
+    {
+        let mut second = PooledReader::new(&b""[..], &mut buf);
+        assert!(second.fill_buf().unwrap().is_empty());
+    }
+    assert!(buf.is_eof(), "the second stream ended too");
+    {
+        // A stream that fails: its error stays with the buffer, not with the next one.
+        struct Reset;
+        impl Read for Reset {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                for (byte, secret) in buf.iter_mut().zip(SECRET.iter().cycle()) {
+                    *byte = *secret;
+                }
+                Err(ErrorKind::ConnectionReset.into())
+            }
+        }
+        let mut third = PooledReader::new(Reset, &mut buf);
+        assert!(third.fill_buf().is_err());
+    }
+    assert_eq!(buf.error(), Some(ErrorKind::ConnectionReset));
+
+    let mut spy = Spy {
+        seen: Vec::new(),
+        data: b"next client\n",
+    };
+    {
+        let _fourth = PooledReader::new(&mut spy, &mut buf);
+    }
+    assert!(buf.is_empty() && !buf.is_eof() && buf.error().is_none());
+    let mut line = String::new();
+    PooledReader::new(&mut spy, &mut buf)
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "next client\n");
+    assert_eq!(spy.seen.len(), 128);
+    assert!(spy.seen.iter().all(|&b| b == 0), "handed {:?}", spy.seen);
+}
+
 #[test]
 fn read_buf_compacts_and_grows_without_losing_bytes() {
     let mut rng = Rng(0x5eed);
@@ -730,6 +780,36 @@ fn pooled_writer_records_pass_through_and_flush_errors() {
     assert_eq!(sink.0, b"abc");
     assert_eq!(pool.stats().discards, 2);
 
+    // A stream that takes nothing (`Ok(0)`) on a pass-through write: `WriteZero`,
+    // recorded as it is when the buffer is flushed into such a stream.
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Ok(0)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    {
+        let mut w = PooledWriter::new(Full, pool.get());
+        let err = w.write(b"larger than eight bytes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WriteZero);
+        let err = w.write_all(b"larger than eight bytes").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WriteZero);
+    }
+    assert_eq!(
+        pool.stats().discards,
+        3,
+        "the pass-through WriteZero was recorded"
+    );
+    {
+        let mut w = PooledWriter::new(Full, pool.get());
+        w.write_all(b"abc").unwrap();
+        assert_eq!(w.flush().unwrap_err().kind(), ErrorKind::WriteZero);
+    }
+    assert_eq!(pool.stats().discards, 4, "and so is the buffered one");
+
     // Transient errors are not recorded: a WouldBlock on a pass-through write leaves
     // the (empty) buffer reusable.
     let mut sink = Failing::new(ErrorKind::WouldBlock);
@@ -738,7 +818,7 @@ fn pooled_writer_records_pass_through_and_flush_errors() {
         assert!(w.write(b"larger than eight bytes").is_err());
     }
     let s = pool.stats();
-    assert_eq!((s.discards, s.idle), (2, 1));
+    assert_eq!((s.discards, s.idle), (4, 1));
 }
 
 #[test]
@@ -763,4 +843,322 @@ fn pooled_writer_buffers_a_fixed_amount() {
     assert_eq!(sizes[..3], [6, 6, 6]);
     assert_eq!(sizes.iter().sum::<usize>(), 308);
     assert!(sizes.iter().all(|&n| n == 6 || n == 8), "{sizes:?}");
+}
+
+/// A buggy sink that claims to take far more than it is handed.
+struct Liar;
+impl Write for Liar {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Ok(1 << 40)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn write_counts_never_exceed_the_bytes_handed_over() {
+    let mut buf = WriteBuf::new();
+    buf.extend_from_slice(b"abc");
+    assert_eq!(
+        buf.write_to(&mut Liar).unwrap(),
+        3,
+        "clamped to what was pending"
+    );
+    assert!(buf.is_clean());
+
+    // Through a writer: buffered and passed straight through. `write_all` slices by
+    // the count returned, so an unclamped one would panic there.
+    let mut w = PooledWriter::new(Liar, Box::new(WriteBuf::with_capacity(4)));
+    assert_eq!(w.write(b"0123456789").unwrap(), 10, "pass-through");
+    w.write_all(b"0123456789").unwrap();
+    w.write_all(b"ab").unwrap();
+    w.write_all(b"cde").unwrap(); // flushes "ab" first
+    w.into_inner().unwrap();
+}
+
+/// A sink whose behaviour the test switches: take one byte then block, block, or
+/// take everything.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    OneByteThenBlock,
+    Block,
+    TakeAll,
+}
+struct Switched {
+    mode: std::rc::Rc<std::cell::Cell<Mode>>,
+    out: Vec<u8>,
+}
+impl Write for Switched {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.mode.get() {
+            Mode::OneByteThenBlock => {
+                self.mode.set(Mode::Block);
+                self.out.push(buf[0]);
+                Ok(1)
+            }
+            Mode::Block => Err(ErrorKind::WouldBlock.into()),
+            Mode::TakeAll => {
+                self.out.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The review's reproduction: a flush that writes part of the buffer and then meets
+/// `WouldBlock` leaves a small written prefix before the unsent bytes; a write that
+/// fits the writer's bound must not make the buffer grow to fit behind them (it used
+/// to double, the pool kept the bigger buffer, and the next writer took its capacity
+/// as its bound: 16, 32, ... 2048 over 8 reuses).
+#[test]
+fn pooled_writer_never_grows_its_buffer_and_reuse_never_ratchets_the_bound() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(8));
+    let mut capacities = Vec::new();
+    for _ in 0..10 {
+        let mode = std::rc::Rc::new(std::cell::Cell::new(Mode::OneByteThenBlock));
+        let buf = pool.get();
+        let limit = buf.capacity();
+        let sink = Switched {
+            mode: mode.clone(),
+            out: Vec::new(),
+        };
+        let mut w = PooledWriter::new(sink, buf);
+        w.write_all(&vec![b'a'; limit - 1]).unwrap(); // buffered
+        // Too much for the bound: the flush sends 1 byte, then meets WouldBlock.
+        assert_eq!(w.write(b"bb").unwrap_err().kind(), ErrorKind::WouldBlock);
+        assert_eq!(w.buffer().len(), limit - 2);
+        w.write_all(b"cc").unwrap(); // fits the bound: buffered, without growing
+        assert_eq!(w.buffer().len(), limit);
+        mode.set(Mode::TakeAll);
+        w.flush().unwrap();
+        let mut expected = vec![b'a'; limit - 1];
+        expected.extend_from_slice(b"cc");
+        assert_eq!(w.into_inner().unwrap().out, expected);
+        capacities.push(pool.get().capacity());
+    }
+    assert_eq!(capacities, [8; 10]);
+    assert_eq!(pool.stats().discards, 0, "every buffer came back clean");
+}
+
+/// The review's reproduction: a caller-managed buffer that saw another stream's write
+/// error, then was emptied elsewhere, is empty but dirty. A writer made on it used to
+/// skip the drop-time flush (the error said the stream was broken) and lose the new
+/// stream's bytes without a word; it is refused, as unflushed bytes are.
+#[test]
+#[should_panic(expected = "PooledWriter::new: buffer saw another stream's write error")]
+fn pooled_writer_refuses_a_buffer_with_another_streams_error() {
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(ErrorKind::ConnectionReset.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut buf = WriteBuf::new();
+    buf.extend_from_slice(b"x");
+    assert!(buf.flush_to(&mut Broken).is_err()); // stream 1 broke
+    buf.flush_to(&mut Vec::new()).unwrap(); // emptied elsewhere: the error stays
+    assert!(buf.is_empty() && buf.error().is_some());
+    let mut out = Vec::new();
+    let mut w = PooledWriter::new(&mut out, &mut buf);
+    w.write_all(b"hello, stream 2").unwrap();
+}
+
+/// A writer dropped by an unwind writes nothing (the panic may have left the bytes
+/// half-formed); the buffer still holds them, so its pool refuses it.
+#[test]
+fn pooled_writer_dropped_while_panicking_writes_nothing() {
+    let pool = Pool::new(|| WriteBuf::with_capacity(64));
+    let mut out = Vec::new();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut w = PooledWriter::new(&mut out, pool.get());
+        w.write_all(b"half a resp").unwrap();
+        panic!("handler bug");
+    }));
+    assert!(result.is_err());
+    assert!(out.is_empty(), "{out:?}");
+    let s = pool.stats();
+    assert_eq!((s.discards, s.idle), (1, 0));
+}
+
+/// A sink that does, at random, everything a `Write` impl may do: take some of what it
+/// is handed or all of it, say `WouldBlock` or `Interrupted`, take nothing (`Ok(0)`),
+/// fail hard, or (buggy) claim more than it was handed. Its `flush` may block or fail.
+/// It counts the hard failures it reports (`Ok(0)` for a non-empty slice included, as
+/// the writers report it as `WriteZero`) and remembers the last one from `write`.
+struct Chaos {
+    rng: Rng,
+    out: Vec<u8>,
+    failures: usize,
+    last_write_failure: Option<ErrorKind>,
+}
+impl Chaos {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: Rng(seed | 1),
+            out: Vec::new(),
+            failures: 0,
+            last_write_failure: None,
+        }
+    }
+    fn fail(&mut self, kind: ErrorKind) {
+        self.failures += 1;
+        self.last_write_failure = Some(kind);
+    }
+}
+impl Write for Chaos {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match self.rng.below(40) {
+            0 => {
+                self.fail(ErrorKind::WriteZero);
+                Ok(0)
+            }
+            1 => {
+                self.fail(ErrorKind::ConnectionReset);
+                Err(ErrorKind::ConnectionReset.into())
+            }
+            2 => {
+                self.out.extend_from_slice(buf);
+                Ok(buf.len() + 7) // a liar
+            }
+            3..=10 => Err(ErrorKind::WouldBlock.into()),
+            11..=13 => Err(ErrorKind::Interrupted.into()),
+            14..=25 => {
+                self.out.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            _ => {
+                let n = 1 + self.rng.below(buf.len() as u64) as usize;
+                self.out.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self.rng.below(20) {
+            0 => {
+                self.failures += 1;
+                Err(ErrorKind::BrokenPipe.into())
+            }
+            1 => Err(ErrorKind::WouldBlock.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn random_bytes(rng: &mut Rng, max: u64) -> Vec<u8> {
+    (0..rng.below(max + 1)).map(|_| rng.next() as u8).collect()
+}
+
+/// `WriteBuf` under the chaos sink: written + unflushed is always exactly the stream
+/// appended; `write_to` reports what the sink took (never a liar's count); the error
+/// is the last hard failure; growth follows the pending bytes.
+#[test]
+fn write_buf_property_under_a_chaos_sink() {
+    use bytes::BufMut;
+    for seed in 1..=200u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut sink = Chaos::new(rng.next());
+        let mut buf = WriteBuf::with_capacity(rng.below(40) as usize);
+        let mut expected = Vec::new();
+        let mut peak = 0;
+        for _ in 0..1500 {
+            let chunk = random_bytes(&mut rng, 24);
+            match rng.below(4) {
+                0 => buf.extend_from_slice(&chunk),
+                1 => chunk.iter().for_each(|&b| buf.push(b)),
+                2 => buf.put(&chunk[..]),
+                _ => buf.put_slice(&chunk),
+            }
+            expected.extend_from_slice(&chunk);
+            peak = peak.max(buf.len());
+            for _ in 0..rng.below(4) {
+                let before = sink.out.len();
+                if rng.below(2) == 0 {
+                    if let Ok(n) = buf.write_to(&mut sink) {
+                        assert_eq!(n, sink.out.len() - before, "seed {seed}");
+                    }
+                } else {
+                    let _ = buf.flush_to(&mut sink);
+                }
+                assert_eq!(
+                    [sink.out.as_slice(), buf.unflushed()].concat(),
+                    expected,
+                    "seed {seed}"
+                );
+            }
+            assert_eq!(buf.error(), sink.last_write_failure, "seed {seed}");
+            assert_eq!(buf.is_clean(), buf.is_empty() && sink.failures == 0);
+        }
+        assert!(
+            buf.capacity() <= 4 * (peak + 64),
+            "seed {seed}: capacity {} for at most {peak} pending bytes",
+            buf.capacity()
+        );
+    }
+}
+
+/// `PooledWriter` under the chaos sink, over buffers reused through a pool: the stream
+/// is exactly the bytes each `write` accepted, in order; no write claims more than it
+/// was handed; the writer never buffers more than its bound and never grows its
+/// buffer (so every buffer the pool hands out has the capacity it was made with); and
+/// the pool refuses a buffer exactly when its stream saw a hard failure or did not get
+/// every accepted byte.
+#[test]
+fn pooled_writer_property_under_a_chaos_sink() {
+    for seed in 1..=300u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let cap = [0, 1, 8, 32][rng.below(4) as usize];
+        let pool = Pool::new(move || WriteBuf::with_capacity(cap));
+        let mut discards = 0;
+        for stream in 0..8 {
+            let mut sink = Chaos::new(rng.next());
+            let buf = pool.get();
+            assert_eq!(buf.capacity(), cap, "seed {seed} stream {stream}");
+            let mut w = PooledWriter::new(&mut sink, buf);
+            let mut accepted = Vec::new();
+            for _ in 0..rng.below(40) {
+                if rng.below(4) == 0 {
+                    let _ = w.flush();
+                } else {
+                    let chunk = random_bytes(&mut rng, 2 * cap as u64 + 2);
+                    if let Ok(n) = w.write(&chunk) {
+                        assert!(n <= chunk.len(), "seed {seed}: {n} of {}", chunk.len());
+                        accepted.extend_from_slice(&chunk[..n]);
+                    }
+                }
+                assert!(w.buffer().len() <= cap, "seed {seed}");
+                assert_eq!(
+                    [w.get_ref().out.as_slice(), w.buffer()].concat(),
+                    accepted,
+                    "seed {seed} stream {stream}"
+                );
+            }
+            if rng.below(2) == 0 {
+                let _ = w.into_inner();
+            } else {
+                drop(w);
+            }
+            assert_eq!(sink.out, accepted[..sink.out.len()], "seed {seed}");
+            let dirty = sink.failures > 0 || sink.out.len() != accepted.len();
+            discards += u64::from(dirty);
+            assert_eq!(
+                pool.stats().discards,
+                discards,
+                "seed {seed} stream {stream}: failures {}, {} of {} bytes out",
+                sink.failures,
+                sink.out.len(),
+                accepted.len()
+            );
+        }
+    }
 }

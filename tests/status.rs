@@ -56,7 +56,7 @@ fn every_registered_code_renders_exactly() {
     }
     assert_eq!(lines.cached(), 2 * registry.len());
     // And nothing else is registered.
-    let known = (100..=999).filter(|&c| reason(c).is_some()).count();
+    let known = (0..=u16::MAX).filter(|&c| reason(c).is_some()).count();
     assert_eq!(known, registry.len());
 }
 
@@ -64,7 +64,7 @@ fn every_registered_code_renders_exactly() {
 fn unknown_codes_render_and_are_never_cached() {
     let lines = StatusLines::new();
     let registered = registry().len();
-    let unknown: Vec<u16> = (100..=999).filter(|&c| reason(c).is_none()).collect();
+    let unknown: Vec<u16> = (100..=599).filter(|&c| reason(c).is_none()).collect();
     let mut out = Vec::new();
     for i in 0..10_000 {
         let code = unknown[i % unknown.len()];
@@ -83,8 +83,8 @@ fn unknown_codes_render_and_are_never_cached() {
         b"HTTP/1.1 299 Success\r\n"
     );
     assert_eq!(
-        &lines.line(999, Version::Http10).unwrap()[..],
-        b"HTTP/1.0 999 Unknown\r\n"
+        &lines.line(599, Version::Http10).unwrap()[..],
+        b"HTTP/1.0 599 Server Error\r\n"
     );
     assert_eq!(
         lines.cached(),
@@ -93,10 +93,13 @@ fn unknown_codes_render_and_are_never_cached() {
     );
 }
 
+/// RFC 9110 §15: "All valid status codes are within the range of 100 to 599,
+/// inclusive." Anything else is refused (an error, nothing written), never written
+/// as a line such as `HTTP/1.1 999 Unknown`.
 #[test]
 fn out_of_range_codes_are_refused() {
     let lines = StatusLines::new();
-    for code in [0, 1, 99, 1000, 4040, u16::MAX] {
+    for code in [0, 1, 99, 600, 601, 700, 999, 1000, 4040, u16::MAX] {
         let mut out = Vec::new();
         assert_eq!(
             lines.write_line(code, Version::Http11, &mut out),
@@ -298,4 +301,51 @@ fn system_clock_date_is_current() {
     let parsed = httpdate::parse_http_date(std::str::from_utf8(&value).unwrap()).unwrap();
     let drift = SystemTime::now().duration_since(parsed).unwrap();
     assert!(drift < Duration::from_secs(60), "{drift:?}");
+}
+
+/// A clock the test moves by hand that counts how often it is read.
+struct CountingClock {
+    now: Arc<AtomicU64>,
+    reads: Arc<AtomicU64>,
+}
+impl Clock for CountingClock {
+    fn now(&self) -> SystemTime {
+        self.reads.fetch_add(1, SeqCst);
+        UNIX_EPOCH + Duration::from_millis(self.now.load(SeqCst))
+    }
+}
+
+/// While the clock is up to 2 seconds behind the published second (a leap second
+/// repeats one; a thread read it late), nothing is published, and a refresh costs
+/// what it costs in step: one clock reading. The slow path (a second reading, an
+/// `Arc` clone and a format) is taken only when the value changes.
+#[test]
+fn date_refresh_is_one_clock_reading_while_the_clock_is_a_little_behind() {
+    let now = Arc::new(AtomicU64::new(784_111_778_000));
+    let reads = Arc::new(AtomicU64::new(0));
+    let dates = DateCache::with_clock(CountingClock {
+        now: Arc::clone(&now),
+        reads: Arc::clone(&reads),
+    });
+    for at in [
+        784_111_778_000, // in step
+        784_111_778_999, // later in the same second
+        784_111_777_999, // under 1 s behind
+        784_111_777_000, // 1 s behind (a leap second)
+        784_111_776_000, // 2 s behind: still within the slack
+    ] {
+        now.store(at, SeqCst);
+        reads.store(0, SeqCst);
+        for _ in 0..1000 {
+            assert!(!dates.refresh(), "{at}");
+        }
+        assert_eq!(reads.load(SeqCst), 1000, "clock readings at {at}");
+        assert_eq!(&dates.value(), b"Sun, 06 Nov 1994 08:49:38 GMT");
+    }
+    // A new second: the one refresh that publishes it reads the clock twice.
+    now.store(784_111_779_000, SeqCst);
+    reads.store(0, SeqCst);
+    assert!(dates.refresh());
+    assert!(!dates.refresh());
+    assert_eq!(reads.load(SeqCst), 3);
 }
