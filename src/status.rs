@@ -181,13 +181,18 @@ fn key(code: u16, version: Version) -> Result<usize, StatusError> {
 
 fn build_line(code: u16, version: Version, reason: &str) -> Vec<u8> {
     let mut line = Vec::with_capacity(15 + reason.len());
-    line.extend_from_slice(version.as_str().as_bytes());
-    line.push(b' ');
-    line.extend_from_slice(itoa::Buffer::new().format(code).as_bytes());
-    line.push(b' ');
-    line.extend_from_slice(reason.as_bytes());
-    line.extend_from_slice(b"\r\n");
+    put_line(&mut line, code, version, reason);
     line
+}
+
+/// Writes `"HTTP/1.1 {code} {reason}\r\n"` piece by piece: no allocation.
+fn put_line<B: BufMut + ?Sized>(out: &mut B, code: u16, version: Version, reason: &str) {
+    out.put_slice(version.as_str().as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(itoa::Buffer::new().format(code).as_bytes());
+    out.put_u8(b' ');
+    out.put_slice(reason.as_bytes());
+    out.put_slice(b"\r\n");
 }
 
 /// One immutable generation of the cache.
@@ -302,7 +307,7 @@ impl StatusLines {
     ) -> Result<(), StatusError> {
         let key = key(code, version)?;
         if !self.table.with(|table| table.put_cached(key, out)) {
-            out.put_slice(&self.miss(code, version, key));
+            self.write_miss(code, version, key, out);
         }
         Ok(())
     }
@@ -401,6 +406,17 @@ impl StatusLines {
         self.table.with(|table| table.lines.len())
     }
 
+    /// `write_line` off the cache: a code without a reason (never cached) is written
+    /// piece by piece, so answering it allocates nothing; any other is cached first.
+    #[cold]
+    fn write_miss<B: BufMut + ?Sized>(&self, code: u16, version: Version, key: usize, out: &mut B) {
+        if self.table.with(|table| table.reason(code).is_none()) {
+            put_line(out, code, version, generic_reason(code));
+        } else {
+            out.put_slice(&self.miss(code, version, key));
+        }
+    }
+
     /// Builds a line that is not cached, and caches it if its code has a known reason.
     #[cold]
     fn miss(&self, code: u16, version: Version, key: usize) -> Bytes {
@@ -457,7 +473,7 @@ impl LineReader<'_> {
     ) -> Result<(), StatusError> {
         let key = key(code, version)?;
         if !self.cache.with(|table| table.put_cached(key, out)) {
-            out.put_slice(&self.lines.miss(code, version, key));
+            self.lines.write_miss(code, version, key, out);
         }
         Ok(())
     }
