@@ -7,10 +7,20 @@
 //!   lower bound for a per-thread cache (it cannot balance objects across threads).
 //! - `recycle`: this crate, `Pool::builder(..).max_idle(64).build()`.
 //!
+//! With `--features comparisons` (`bench/pool-peers.sh` runs it and tabulates the
+//! results), the peer crates too: `lockfree-object-pool`, `object-pool`, `opool` and
+//! `opool-local`, `sharded-slab`, `poolshark`. Each is used the way its own docs show
+//! (see the doc comment on each in `mod peers`), with a reset that clears the `Vec`.
+//! Every pool starts empty where its API allows (`lockfree-object-pool` creates a whole
+//! page of 32 objects at construction), and every one reaches its steady state through
+//! the same unmeasured warm-up on each measuring thread before the timed loop.
+//!
 //! Scenarios (time per object):
 //! - `1thread`: one thread gets a buffer, pushes one byte, returns it.
 //! - `hold8`: one thread gets 8 buffers, pushes one byte into each, returns the 8.
-//! - `2threads`: the `1thread` loop on two threads at once against one shared pool.
+//! - `2threads`: the `1thread` loop on two threads at once against one shared pool (a
+//!   thread-local pool, such as the `thread_local!` stack or `poolshark`, has one pool per
+//!   thread instead; `opool-local` is not `Sync` and is left out of this scenario).
 //!
 //! The bench profile builds with `lto = true, codegen-units = 1`, as a user's optimised
 //! release build would.
@@ -41,7 +51,7 @@ const BUF: usize = 4096;
 const HOLD: usize = 8;
 
 /// A source of buffers, with the two round shapes the scenarios use.
-trait BufPool: Sync {
+trait BufPool {
     /// Get one buffer, write to it, return it.
     fn round(&self);
     /// Get [`HOLD`] buffers, write to each, return them all.
@@ -125,20 +135,31 @@ impl ThreadLocalStack {
 }
 take_give_pool!(ThreadLocalStack);
 
-impl BufPool for recycle::Pool<Vec<u8>> {
-    #[inline]
-    fn round(&self) {
-        work(&mut self.get());
-    }
+/// A `BufPool` from a pool whose guard (dereferencing to the `Vec<u8>`) returns the
+/// buffer when dropped: `guard_pool!(Type, |pool| expression getting a guard)`.
+macro_rules! guard_pool {
+    ($ty:ty, |$pool:ident| $get:expr) => {
+        impl BufPool for $ty {
+            #[inline]
+            fn round(&self) {
+                let $pool = self;
+                let mut buf = $get;
+                work(&mut buf);
+            }
 
-    #[inline]
-    fn round_hold(&self) {
-        let mut bufs: [recycle::Pooled<'_, Vec<u8>>; HOLD] = std::array::from_fn(|_| self.get());
-        for buf in &mut bufs {
-            work(buf);
+            #[inline]
+            fn round_hold(&self) {
+                let $pool = self;
+                let mut bufs: [_; HOLD] = std::array::from_fn(|_| $get);
+                for buf in &mut bufs {
+                    work(buf);
+                }
+            }
         }
-    }
+    };
 }
+
+guard_pool!(recycle::Pool<Vec<u8>>, |pool| pool.get());
 
 fn recycle_pool() -> recycle::Pool<Vec<u8>> {
     recycle::Pool::builder(|| Vec::with_capacity(BUF))
@@ -178,20 +199,10 @@ impl Scenario {
 
     /// Runs `iters` iterations on each of the scenario's threads; returns the mean time
     /// one thread took.
-    fn run(self, pool: &impl BufPool, iters: u64) -> Duration {
+    fn run(self, pool: &(impl BufPool + Sync), iters: u64) -> Duration {
         let threads = self.threads();
         let barrier = Barrier::new(threads);
-        let one = || {
-            // Warm up outside the measured loop (creates the thread's cache and objects).
-            for _ in 0..16 {
-                pool.round();
-                pool.round_hold();
-            }
-            barrier.wait();
-            let start = Instant::now();
-            measured(self, pool, iters);
-            start.elapsed()
-        };
+        let one = || self.run_here(pool, iters, &barrier);
         if threads == 1 {
             return one();
         }
@@ -200,6 +211,20 @@ impl Scenario {
             let total: Duration = handles.into_iter().map(|h| h.join().unwrap()).sum();
             total / threads as u32
         })
+    }
+
+    /// The calling thread's part of [`Scenario::run`]: warm up, wait for the other
+    /// threads at `barrier`, time `iters` iterations.
+    fn run_here(self, pool: &impl BufPool, iters: u64, barrier: &Barrier) -> Duration {
+        // Warm up outside the measured loop (creates the thread's cache and objects).
+        for _ in 0..16 {
+            pool.round();
+            pool.round_hold();
+        }
+        barrier.wait();
+        let start = Instant::now();
+        measured(self, pool, iters);
+        start.elapsed()
     }
 }
 
@@ -212,14 +237,18 @@ fn measured(scenario: Scenario, pool: &impl BufPool, iters: u64) {
     }
 }
 
-fn bench(c: &mut Criterion, name: &str, pool: &impl BufPool) {
-    for (scenario, label) in Scenario::ALL {
-        c.benchmark_group(format!("pool/{label}"))
-            .throughput(Throughput::Elements(scenario.objects()))
-            .bench_function(BenchmarkId::from_parameter(name), |b| {
-                b.iter_custom(|iters| scenario.run(pool, iters))
-            });
-    }
+/// Benchmarks one pool in one scenario; `run(iters)` returns the time one thread took.
+fn bench(
+    c: &mut Criterion,
+    name: &str,
+    (scenario, label): (Scenario, &str),
+    mut run: impl FnMut(u64) -> Duration,
+) {
+    c.benchmark_group(format!("pool/{label}"))
+        .throughput(Throughput::Elements(scenario.objects()))
+        .bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(&mut run)
+        });
 }
 
 fn with_pool(name: &str, f: &mut dyn FnMut(&dyn DynPool)) {
@@ -228,7 +257,19 @@ fn with_pool(name: &str, f: &mut dyn FnMut(&dyn DynPool)) {
         "mutex" => f(&MutexPool(Mutex::new(Vec::new()))),
         "thread_local" => f(&ThreadLocalStack),
         "recycle" => f(&recycle_pool()),
-        _ => panic!("unknown pool {name:?}: fresh, mutex, thread_local or recycle"),
+        #[cfg(feature = "comparisons")]
+        "lockfree-object-pool" => f(&peers::lockfree_object_pool()),
+        #[cfg(feature = "comparisons")]
+        "object-pool" => f(&peers::object_pool()),
+        #[cfg(feature = "comparisons")]
+        "opool" => f(&peers::opool()),
+        #[cfg(feature = "comparisons")]
+        "opool-local" => f(&ThreadBound(peers::opool_local())),
+        #[cfg(feature = "comparisons")]
+        "sharded-slab" => f(&peers::SlabPool::default()),
+        #[cfg(feature = "comparisons")]
+        "poolshark" => f(&peers::Poolshark::new()),
+        _ => panic!("unknown pool {name:?}: one of {}", pools().join(", ")),
     }
 }
 
@@ -238,23 +279,66 @@ trait DynPool {
     fn count(&self, scenario: Scenario, iters: u64);
 }
 
-impl<P: BufPool> DynPool for P {
+impl<P: BufPool + Sync> DynPool for P {
     fn bench(&self, c: &mut Criterion, name: &str) {
-        bench(c, name, self);
+        for scenario in Scenario::ALL {
+            bench(c, name, scenario, |iters| scenario.0.run(self, iters));
+        }
     }
     fn count(&self, scenario: Scenario, iters: u64) {
         scenario.run(self, iters);
     }
 }
 
+/// A pool that is not `Sync`: it runs the one-thread scenarios only.
+#[cfg(feature = "comparisons")]
+struct ThreadBound<P>(P);
+
+#[cfg(feature = "comparisons")]
+impl<P: BufPool> DynPool for ThreadBound<P> {
+    fn bench(&self, c: &mut Criterion, name: &str) {
+        for scenario in Scenario::ALL {
+            if scenario.0.threads() == 1 {
+                bench(c, name, scenario, |iters| {
+                    scenario.0.run_here(&self.0, iters, &Barrier::new(1))
+                });
+            }
+        }
+    }
+    fn count(&self, scenario: Scenario, iters: u64) {
+        assert_eq!(
+            scenario.threads(),
+            1,
+            "this pool is not Sync: one thread only"
+        );
+        scenario.run_here(&self.0, iters, &Barrier::new(1));
+    }
+}
+
 const POOLS: [&str; 4] = ["fresh", "mutex", "thread_local", "recycle"];
+#[cfg(feature = "comparisons")]
+const PEERS: [&str; 6] = [
+    "lockfree-object-pool",
+    "object-pool",
+    "opool",
+    "opool-local",
+    "sharded-slab",
+    "poolshark",
+];
+#[cfg(not(feature = "comparisons"))]
+const PEERS: [&str; 0] = [];
+
+/// The names `with_pool` knows, in benchmark order.
+fn pools() -> Vec<&'static str> {
+    POOLS.into_iter().chain(PEERS).collect()
+}
 
 /// `count SCENARIO POOL ITERS`: run one scenario outside criterion (for callgrind).
 fn count(args: &[String]) {
     let [scenario, pool, iters] = args else {
         panic!(
             "usage: count <1thread|hold8|2threads> <{}> <iters>",
-            POOLS.join("|")
+            pools().join("|")
         );
     };
     let (scenario, _) = Scenario::ALL
@@ -273,8 +357,164 @@ fn main() {
         return count(&args[1..]);
     }
     let mut c = Criterion::default().configure_from_args();
-    for name in POOLS {
+    for name in pools() {
         with_pool(name, &mut |p| p.bench(&mut c, name));
     }
     c.final_summary();
+}
+
+/// The peer crates (`--features comparisons`), each used the way its docs show, on the
+/// same object (a `Vec<u8>` of [`BUF`] bytes' capacity, cleared between uses) and the
+/// same rounds as the pools above.
+#[cfg(feature = "comparisons")]
+mod peers {
+    use super::{BUF, BufPool, HOLD, work};
+
+    fn new_buf() -> Vec<u8> {
+        Vec::with_capacity(BUF)
+    }
+
+    /// `lockfree-object-pool`'s `LinearObjectPool` (lock-free: pages of 32 slots, each
+    /// with an atomic free mask), as its docs show: `LinearObjectPool::new(init, reset)`
+    /// with `init` making a 4 KiB `Vec` and `reset` = `Vec::clear` (run as the guard
+    /// drops); `pull()` gives a guard that puts the object back when dropped. A page
+    /// creates its 32 objects when it is created (the first with the pool).
+    pub(super) fn lockfree_object_pool() -> lockfree_object_pool::LinearObjectPool<Vec<u8>> {
+        lockfree_object_pool::LinearObjectPool::new(new_buf, Vec::clear)
+    }
+    guard_pool!(lockfree_object_pool::LinearObjectPool<Vec<u8>>, |pool| pool
+        .pull());
+
+    /// `object-pool`'s `Pool` (a `parking_lot` mutex around a `Vec`), as its docs show:
+    /// `pull(fallback)` pops an object, or makes one with `fallback` when the pool is
+    /// empty (created empty here: `Pool::new(0, ..)`); the guard pushes it back when
+    /// dropped. Objects are not reset on return (the docs' warning), so the caller
+    /// clears after pulling, as the docs advise.
+    pub(super) fn object_pool() -> object_pool::Pool<Vec<u8>> {
+        object_pool::Pool::new(0, new_buf)
+    }
+    guard_pool!(object_pool::Pool<Vec<u8>>, |pool| {
+        let mut buf = pool.pull(new_buf);
+        buf.clear();
+        buf
+    });
+
+    /// The `PoolAllocator` both `opool` pools take, as opool's docs show: `allocate`
+    /// makes a 4 KiB `Vec`, `reset` (run when an object is taken from the pool) clears
+    /// it; `is_valid` keeps its default (every object goes back).
+    pub(super) struct BufAllocator;
+
+    impl opool::PoolAllocator<Vec<u8>> for BufAllocator {
+        #[inline]
+        fn allocate(&self) -> Vec<u8> {
+            new_buf()
+        }
+
+        #[inline]
+        fn reset(&self, buf: &mut Vec<u8>) {
+            buf.clear();
+        }
+    }
+
+    /// `opool`'s `Pool` (lock-free: a crossbeam `ArrayQueue`), as its docs show:
+    /// `Pool::new(64, allocator)` (empty, room for 64, as `recycle`'s `max_idle(64)`);
+    /// `get()` pops and resets an object or allocates one; the guard pushes it back when
+    /// dropped (or drops it when the queue is full).
+    pub(super) fn opool() -> opool::Pool<BufAllocator, Vec<u8>> {
+        opool::Pool::new(64, BufAllocator)
+    }
+    guard_pool!(opool::Pool<BufAllocator, Vec<u8>>, |pool| pool.get());
+
+    /// `opool`'s `LocalPool` (single-thread, not `Sync`: a `VecDeque` behind an
+    /// `UnsafeCell`), used like its `Pool`: `LocalPool::new(64, allocator)`, `get()`, the
+    /// guard puts the object back when dropped. One thread only, so no `2threads` row.
+    pub(super) fn opool_local() -> opool::LocalPool<BufAllocator, Vec<u8>> {
+        opool::LocalPool::new(64, BufAllocator)
+    }
+    guard_pool!(opool::LocalPool<BufAllocator, Vec<u8>>, |pool| pool.get());
+
+    /// The object `sharded-slab`'s pool holds: it needs `Default` (how the pool makes an
+    /// object for a new slot) and `Clear` (how `Pool::clear` resets it for reuse).
+    #[derive(Debug)]
+    pub(super) struct SlabBuf(Vec<u8>);
+
+    impl Default for SlabBuf {
+        fn default() -> Self {
+            SlabBuf(new_buf())
+        }
+    }
+
+    impl sharded_slab::Clear for SlabBuf {
+        #[inline]
+        fn clear(&mut self) {
+            self.0.clear();
+        }
+    }
+
+    /// `sharded-slab`'s `Pool` (lock-free, one shard per thread), as its docs show:
+    /// `create()` takes a slot (its object made by `Default` the first time, cleared and
+    /// reused after) and gives a guard with the slot's key; dropping the guard releases
+    /// the access, and `clear(key)` gives the slot back (it clears the object with
+    /// `Clear`).
+    #[derive(Default)]
+    pub(super) struct SlabPool(sharded_slab::Pool<SlabBuf>);
+
+    type SlabGuard<'a> = sharded_slab::pool::RefMut<'a, SlabBuf>;
+
+    impl SlabPool {
+        #[inline]
+        fn take(&self) -> SlabGuard<'_> {
+            self.0.create().expect("sharded-slab: the shard is full")
+        }
+
+        #[inline]
+        fn give(&self, buf: SlabGuard<'_>) {
+            let key = buf.key();
+            drop(buf);
+            self.0.clear(key);
+        }
+    }
+
+    impl BufPool for SlabPool {
+        #[inline]
+        fn round(&self) {
+            let mut buf = self.take();
+            work(&mut buf.0);
+            self.give(buf);
+        }
+
+        #[inline]
+        fn round_hold(&self) {
+            let mut bufs: [_; HOLD] = std::array::from_fn(|_| self.take());
+            for buf in &mut bufs {
+                work(&mut buf.0);
+            }
+            for buf in bufs {
+                self.give(buf);
+            }
+        }
+    }
+
+    /// `poolshark`'s thread-local pool (`poolshark::local`, the one its docs recommend by
+    /// default): `LPooled::<Vec<u8>>::take()` pops from the calling thread's pool (or
+    /// makes `Vec::new()`), and the guard clears the `Vec` and pushes it onto the
+    /// dropping thread's pool. Set up as its docs say: `local::set_size::<Vec<u8>>(64,
+    /// 4096)` first (its default keeps no `Vec` of more than 1024 elements' capacity,
+    /// so it would free every 4 KiB buffer), and `reserve(4096)` after `take` (the
+    /// pool has no factory: this gives a new `Vec` its 4 KiB, and costs a compare on a
+    /// recycled one). One pool per thread, like the `thread_local!` stack.
+    pub(super) struct Poolshark(());
+
+    impl Poolshark {
+        pub(super) fn new() -> Self {
+            poolshark::local::set_size::<Vec<u8>>(64, BUF);
+            Poolshark(())
+        }
+    }
+
+    guard_pool!(Poolshark, |_pool| {
+        let mut buf = poolshark::local::LPooled::<Vec<u8>>::take();
+        buf.reserve(BUF);
+        buf
+    });
 }
