@@ -673,3 +673,24 @@ fn status_route_is_limited_to_200_through_599() {
         assert_eq!(responses[0].status, status, "/status/{code}");
     }
 }
+
+/// Review item 2, through the connection: RFC 9112 §7.1, `chunk-size = 1*HEXDIG` starts
+/// the line. An empty size line read as the last chunk would end the body at once and
+/// answer the bytes after it as a request; a sign or whitespace skipped before the
+/// digits would frame the body as a front end reading `-5` as an error would not.
+#[test]
+fn a_chunk_size_line_must_start_with_a_digit() {
+    for body in [
+        "\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+        " 5\r\nhello\r\n0\r\n\r\n",
+        "-5\r\nhello\r\n0\r\n\r\n",
+        "+5\r\nhello\r\n0\r\n\r\n",
+        "\t5\r\nhello\r\n0\r\n\r\n",
+    ] {
+        let req = format!(
+            "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}",
+            get("/")
+        );
+        assert_refused(req.as_bytes(), 400, Error::Malformed);
+    }
+}
