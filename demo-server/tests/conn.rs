@@ -39,6 +39,9 @@ struct Outcome {
     error: Option<Error>,
     /// Largest amount of output pending at once.
     peak_output: usize,
+    /// Input left unprocessed at the end (the event loop times a head out, or answers
+    /// an EOF with a 400, only while some is left).
+    unread: usize,
 }
 
 /// Feeds `input` in pieces of `step` bytes, flushing output after every call, then
@@ -75,6 +78,7 @@ fn drive(shared: &Shared, input: &[u8], step: usize, eof: bool) -> Outcome {
         done: conn.is_done(),
         error: conn.error(),
         peak_output,
+        unread: rbuf.len(),
     }
 }
 
@@ -644,6 +648,10 @@ fn errors_to_head_requests_have_no_body() {
         &b"HEAD / HTTP/1.1\r\n\r\n"[..],
         b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"HEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
+        // Review item 5: after empty lines (RFC 9112 §2.2), still a HEAD.
+        b"\r\nHEAD / HTTP/1.1\r\n\r\n",
+        b"\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
+        b"\nHEAD / HTTP/2.0\r\nHost: a\r\n\r\n",
     ] {
         for step in [req.len(), 7, 1] {
             let out = drive(&shared(limits()), req, step, false);
@@ -692,5 +700,80 @@ fn a_chunk_size_line_must_start_with_a_digit() {
             get("/")
         );
         assert_refused(req.as_bytes(), 400, Error::Malformed);
+    }
+}
+
+/// Review item 3: RFC 9112 §2.2, a server SHOULD ignore at least one empty line (CRLF)
+/// received before the request-line (some clients send one after a body). Ignored
+/// whatever their number, bare LF included (§2.2 allows it as a line terminator), and
+/// consumed: a stray CRLF leaves the connection idle, not partly read, so the event
+/// loop neither answers an EOF after it with a 400 nor times it out with a 408.
+#[test]
+fn empty_lines_before_a_request_are_ignored() {
+    let echo = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi";
+    for blank in ["\r\n", "\n", "\r\n\r\n", "\n\n", "\r\n\n\r\n\r\n"] {
+        // Before the first request, and between two.
+        let req = format!("{blank}{echo}{blank}{}", get("/"));
+        let (responses, outcome) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses.len(), 2, "{blank:?}");
+        assert_eq!(responses[0].body, b"hi", "{blank:?}");
+        assert_eq!(responses[1].text(), "Hello, World!", "{blank:?}");
+        assert!(!outcome.done && outcome.error.is_none(), "{blank:?}");
+        // After the last one: idle, nothing unread; then a silent EOF.
+        let req = format!("{echo}{blank}");
+        for step in [req.len(), 7, 1] {
+            let out = drive(&shared(limits()), req.as_bytes(), step, false);
+            assert_eq!(parse_all(&out.output).len(), 1, "{blank:?}, step {step}");
+            assert_eq!(
+                out.unread, 0,
+                "{blank:?}, step {step}: idle, not partly read"
+            );
+            let out = drive(&shared(limits()), req.as_bytes(), step, true);
+            assert_eq!(
+                parse_all(&out.output).len(),
+                1,
+                "{blank:?}, step {step}: no 400"
+            );
+            assert!(out.done && out.error.is_none(), "{blank:?}, step {step}");
+        }
+    }
+    // A CR alone is no empty line: a head that starts with one is malformed.
+    assert_refused(
+        b"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+        Error::Malformed,
+    );
+}
+
+/// Review item 5: a HEAD pipelined after a body and a stray CRLF gets its error
+/// without content (RFC 9110 §9.3.2), fed whole, in 7-byte pieces and byte by byte.
+/// Until the method is complete the request is not known to be a HEAD: a head timed
+/// out at `HEA` is answered as to a GET, with its body, then the close.
+#[test]
+fn an_error_to_a_pipelined_head_has_no_body() {
+    let req = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n\
+        HEAD / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n";
+    for step in [req.len(), 7, 1] {
+        let out = drive(&shared(limits()), req, step, false);
+        let responses = parse_for(&out.output, &[false, true]);
+        assert_eq!(responses.len(), 2, "step {step}");
+        assert_eq!(
+            (responses[0].status, responses[0].text().as_str()),
+            (200, "hi")
+        );
+        assert_eq!(responses[1].status, 417, "step {step}");
+        assert!(out.done, "step {step}");
+    }
+    for (partial, head) in [(&b"HEA"[..], false), (b"HEAD", false), (b"HEAD /x", true)] {
+        let shared = shared(limits());
+        let mut ctx = shared.context(0);
+        let mut conn = Conn::new(App::new(&shared));
+        let (mut rbuf, mut wbuf) = (ReadBuf::new(), WriteBuf::new());
+        rbuf.extend_from_slice(partial);
+        conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
+        conn.on_header_timeout(&mut wbuf, &mut ctx, &mut ());
+        let responses = parse_for(wbuf.unflushed(), &[head]);
+        assert_eq!(responses[0].status, 408);
+        assert_eq!(responses[0].body.is_empty(), head, "{partial:?}");
     }
 }

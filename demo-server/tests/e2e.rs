@@ -443,3 +443,31 @@ fn half_closed_client_still_gets_its_response() {
     let r = client.response();
     assert_eq!(r.body.len(), 100_000);
 }
+
+/// Review item 3, over a socket: a CRLF after a body (RFC 9112 §2.2: ignored before a
+/// request line) leaves the connection idle, so it is neither timed out as a partial
+/// head (408) while open nor refused (400) when the client half-closes.
+#[test]
+fn a_stray_crlf_after_a_body_is_idle_time() {
+    let server = TestServer::start(limits()); // header timeout 500 ms
+    let request = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\r\n";
+    let mut client = server.connect();
+    client.send(request);
+    assert_eq!(client.response().text(), "hi");
+    // Four header timeouts later (the idle timeout is a minute), still open and idle.
+    thread::sleep(Duration::from_secs(2));
+    let r = client.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"));
+
+    let mut client = server.connect();
+    client.send(request);
+    client.stream.shutdown(Shutdown::Write).unwrap();
+    let rest = client.read_to_close();
+    let mut view = rest.as_slice();
+    assert_eq!(parse_response(&mut view, false).unwrap().text(), "hi");
+    assert!(
+        view.is_empty(),
+        "no 400 after it: {:?}",
+        String::from_utf8_lossy(view)
+    );
+}

@@ -716,8 +716,20 @@ impl<H: Handler> Conn<H> {
     ) -> bool {
         let shared = ctx.shared;
         let limits = &shared.limits;
+        // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
+        // send a CRLF after a body). Consumed, they leave the connection idle rather
+        // than partly read: no 400 at EOF, no 408.
+        let blank = parse::empty_lines(input.filled());
+        if blank > 0 {
+            input.consume(blank);
+            self.scanned = self.scanned.saturating_sub(blank);
+        }
         let buf = input.filled();
-        // Errors before the head is parsed are answered as to a GET, or to a HEAD.
+        // Errors before the head is parsed are answered as to a HEAD once its method
+        // is complete (RFC 9110 §9.3.2: no content), else as to a GET: until then the
+        // method is unknown, and as the connection closes after the error a HEAD
+        // client at worst reads a few bytes it did not expect before the close, where
+        // a GET client denied the body its Content-Length announced would wait for it.
         self.ex.head_request = buf.starts_with(b"HEAD ");
         let Some(end) = parse::head_end(buf, self.scanned) else {
             self.scanned = buf.len();
