@@ -297,8 +297,14 @@ fn errors_answer_with_their_status_and_close() {
         400,
         Error::BadFraming,
     );
+    // Review item 6, RFC 9112 §6.3 item 4: chunked not final is a 400 and close; a
+    // coding before the final chunked that this server cannot decode, a 501 (§6.1).
+    for coding in ["gzip", "identity", "chunked, gzip"] {
+        let req = format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {coding}\r\n\r\n");
+        assert_refused(req.as_bytes(), 400, Error::BadFraming);
+    }
     assert_refused(
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         501,
         Error::UnsupportedCoding,
     );

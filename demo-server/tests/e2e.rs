@@ -332,6 +332,11 @@ fn every_error_arrives_with_its_status() {
     refused(
         &server,
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n",
+        400, // RFC 9112 §6.3 item 4: chunked is not the final coding
+    );
+    refused(
+        &server,
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br, chunked\r\n\r\n",
         501,
     );
     refused(

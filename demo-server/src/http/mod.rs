@@ -63,9 +63,11 @@ pub enum Error {
     /// grammar, a bare LF): 400.
     Malformed,
     /// Framing that could be read two ways (both `Content-Length` and
-    /// `Transfer-Encoding`, differing lengths, an invalid length): 400.
+    /// `Transfer-Encoding`, differing lengths, an invalid length) or not at all
+    /// (`Transfer-Encoding` whose final coding is not chunked, RFC 9112 §6.3): 400.
     BadFraming,
-    /// A transfer coding other than chunked: 501.
+    /// A transfer coding other than chunked, before the final chunked (the body is
+    /// delimited, but this server cannot decode it; RFC 9112 §6.1): 501.
     UnsupportedCoding,
     /// A request target over [`parse::MAX_URI_LEN`], or a request line that does not
     /// fit within the head limit: 414.

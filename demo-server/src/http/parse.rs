@@ -181,6 +181,8 @@ pub fn parse<'b>(
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked = false;
+    // A coding other than chunked (before it): one this server cannot decode.
+    let mut unknown_coding = false;
     let mut close = false;
     let mut keep_alive_token = false;
     let mut hosts = 0;
@@ -211,7 +213,7 @@ pub fn parse<'b>(
                 if coding.eq_ignore_ascii_case(b"chunked") {
                     chunked = true;
                 } else {
-                    return Err(Error::UnsupportedCoding);
+                    unknown_coding = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("connection") {
@@ -240,9 +242,14 @@ pub fn parse<'b>(
     }
     let framing = if transfer_encoding {
         // §6.1: TE in a 1.0 message, or TE beside Content-Length, is faulty framing;
-        // TE whose final coding is not chunked cannot be delimited.
+        // §6.3 item 4: a request whose final coding is not chunked cannot be
+        // delimited, so 400 and close (`gzip`, `identity`). Delimited but encoded with
+        // a coding this server does not implement (`gzip, chunked`): 501 (§6.1).
         if version == Version::Http10 || content_length.is_some() || !chunked {
             return Err(Error::BadFraming);
+        }
+        if unknown_coding {
+            return Err(Error::UnsupportedCoding);
         }
         Framing::Chunked
     } else {
@@ -488,13 +495,22 @@ mod tests {
             "Content-Length: 5\r\nTransfer-Encoding: chunked",
             "Transfer-Encoding: chunked, chunked",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            // RFC 9112 §6.3 item 4: chunked is not the final coding.
+            "Transfer-Encoding: gzip",
+            "Transfer-Encoding: identity",
+            "Transfer-Encoding: chunked, gzip",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
         ] {
             let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{bad}\r\n\r\n");
             assert_eq!(parse_all(&req), Err(Error::BadFraming), "{bad}");
         }
-        for unsupported in ["gzip", "gzip, chunked", "identity"] {
-            let req =
-                format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {unsupported}\r\n\r\n");
+        // Delimited by chunked, but with a coding this server cannot decode: 501.
+        for unsupported in [
+            "Transfer-Encoding: gzip, chunked",
+            "Transfer-Encoding: identity, chunked",
+            "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{unsupported}\r\n\r\n");
             assert_eq!(
                 parse_all(&req),
                 Err(Error::UnsupportedCoding),
