@@ -597,7 +597,21 @@ fn chunk_lines_that_a_front_end_could_read_differently_end_the_connection() {
 #[test]
 fn an_invalid_host_is_a_400() {
     for host in [
-        "a b/c@@", "a/b", "user@a", "a?b", "a#b", "[::1", "a:b", "a:1:2", "a%zz",
+        "a b/c@@",
+        "a/b",
+        "user@a",
+        "a?b",
+        "a#b",
+        "[::1",
+        "a:b",
+        "a:1:2",
+        "a%zz",
+        // Review item 7: IP-literals are IPv6 addresses or IPvFuture (RFC 3986 §3.2.2).
+        "[zzz]",
+        "[::1%eth0]",
+        "[:::::]:",
+        "[1.2.3.4]",
+        "[v1]",
     ] {
         let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
         assert_refused(req.as_bytes(), 400, Error::Malformed);
@@ -609,6 +623,9 @@ fn an_invalid_host_is_a_400() {
         "a:",
         "127.0.0.1",
         "[::1]:80",
+        "[::ffff:192.0.2.1]:8080",
+        "[fe80::1%25eth0]",
+        "[v1.x]",
         "a_b~c-d!$&'()*+,;=",
         "%41",
     ] {

@@ -312,12 +312,7 @@ fn valid_host(value: &[u8]) -> bool {
         let Some(close) = value.iter().position(|&b| b == b']') else {
             return false;
         };
-        let literal = &value[1..close];
-        // IPv6address / IPvFuture: hex digits, `:`, `.`, and for IPvFuture `v` plus
-        // unreserved and sub-delims; `%25` for a zone (RFC 6874). Never `/`, `@`, `?`,
-        // `#`, `[`, whitespace.
-        let literal_byte = |b: u8| REG_NAME.contains(b) || b == b':' || b == b'%';
-        if literal.is_empty() || !literal.iter().all(|&b| literal_byte(b)) {
+        if !valid_ip_literal(&value[1..close]) {
             return false;
         }
         &value[close + 1..]
@@ -341,6 +336,46 @@ fn valid_host(value: &[u8]) -> bool {
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     }
+}
+
+/// The inside of an `IP-literal` (RFC 3986 §3.2.2): an `IPv6address` (RFC 3986's
+/// grammar, which `Ipv6Addr`'s parser follows: at most one `::`, 1 to 4 hex digits a
+/// group, an IPv4 address without leading zeros at the end), perhaps with a zone
+/// (RFC 6874 §2: `"%25" ZoneID`, `ZoneID = 1*( unreserved / pct-encoded )`), or an
+/// `IPvFuture` (`"v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`).
+fn valid_ip_literal(literal: &[u8]) -> bool {
+    if let [b'v' | b'V', future @ ..] = literal {
+        let Some(dot) = future.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, rest) = (&future[..dot], &future[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !rest.is_empty()
+            && rest.iter().all(|&b| REG_NAME.contains(b) || b == b':');
+    }
+    let mut address = literal;
+    if let Some(i) = literal.iter().position(|&b| b == b'%') {
+        match literal[i..].strip_prefix(b"%25") {
+            Some(zone) if valid_zone_id(zone) => address = &literal[..i],
+            _ => return false,
+        }
+    }
+    std::str::from_utf8(address).is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// `ZoneID = 1*( unreserved / pct-encoded )` (RFC 6874 §2).
+fn valid_zone_id(id: &[u8]) -> bool {
+    let mut i = 0;
+    while i < id.len() {
+        let hex = |j: usize| id.get(j).is_some_and(u8::is_ascii_hexdigit);
+        match id[i] {
+            b'%' if hex(i + 1) && hex(i + 2) => i += 3,
+            b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => i += 1,
+            _ => return false,
+        }
+    }
+    !id.is_empty()
 }
 
 /// [`valid_host`]'s byte classes: 0 for `unreserved / sub-delims`, and bits for the
@@ -578,12 +613,68 @@ mod tests {
             "[::1]:443",
             "[v1.fe]",
             "[fe80::1%25eth0]",
+            // RFC 3986 §3.2.2, every shape of IPv6address; IPvFuture; RFC 6874 zones.
+            "[::]",
+            "[1:2:3:4:5:6:7:8]",
+            "[1::]",
+            "[1:2:3:4:5:6:7::]",
+            "[::2:3:4:5:6:7:8]",
+            "[1:2::7:8]:80",
+            "[::ffff:192.0.2.1]",
+            "[1:2:3:4:5:6:1.2.3.4]",
+            "[FE80::aB]",
+            "[V7.a:b!$&'()*+,;=-._~]",
+            "[fe80::1%25%41-._~]",
         ] {
             assert!(valid_host(ok.as_bytes()), "{ok:?}");
         }
         for bad in [
-            "a b", "a/b", "a@b", "a?b", "a#b", "a:b", "a:1:2", ":1x", "%4", "%zz", "a%4:1", "[::1",
-            "[]", "[::1]x", "[::1]:a", "[a/b]", "a\"b", "a\\b", "a[b", "\u{80}",
+            "a b",
+            "a/b",
+            "a@b",
+            "a?b",
+            "a#b",
+            "a:b",
+            "a:1:2",
+            ":1x",
+            "%4",
+            "%zz",
+            "a%4:1",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[::1]:a",
+            "[a/b]",
+            "a\"b",
+            "a\\b",
+            "a[b",
+            "\u{80}",
+            // Review item 7: IP-literals outside RFC 3986 §3.2.2 (and RFC 6874 §2).
+            "[zzz]",
+            "[::1%eth0]",
+            "[:::::]:",
+            "[::1%25]",
+            "[::1%25a%4]",
+            "[::1%25a!]",
+            "[1:2:3:4:5:6:7:8:9]",
+            "[1:2:3:4:5:6:7]",
+            "[1::2::3]",
+            "[12345::]",
+            "[::g]",
+            "[1.2.3.4]",
+            "[::ffff:1.2.3.04]",
+            "[::ffff:1.2.3]",
+            "[:1::]",
+            "[::1:]",
+            "[v]",
+            "[v1]",
+            "[v1.]",
+            "[v.a]",
+            "[vx.a]",
+            "[v1.a/b]",
+            "[v1.a%41]",
+            "[::1]]",
+            "[[::1]",
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad:?}");
         }
