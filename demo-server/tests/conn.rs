@@ -800,3 +800,59 @@ fn an_error_to_a_pipelined_head_has_no_body() {
         assert_eq!(responses[0].body.is_empty(), head, "{partial:?}");
     }
 }
+
+/// RFC 9112 §3.2: origin-form starts with `/`, authority-form is for CONNECT only (and
+/// CONNECT takes nothing else, RFC 9110 §9.3.6), asterisk-form for OPTIONS only; an
+/// absolute-form target is an http(s) URI with a host and no userinfo (RFC 9110
+/// §4.2.1, §4.2.4). Anything else is an invalid request-line: 400 and close (§3).
+#[test]
+fn a_target_in_a_form_its_method_may_not_use_is_a_400() {
+    for line in [
+        "GET bytes/3 HTTP/1.1",
+        "GET a:80 HTTP/1.1",
+        "GET * HTTP/1.1",
+        "CONNECT / HTTP/1.1",
+        "CONNECT a HTTP/1.1",
+        "GET http://user@a/ HTTP/1.1",
+        "GET http:///bytes/3 HTTP/1.1",
+        "GET ftp://a/ HTTP/1.1",
+    ] {
+        let req = format!("{line}\r\nHost: a\r\n\r\n");
+        assert_refused(req.as_bytes(), 400, Error::Malformed);
+    }
+    // Valid but unusual: answered (404: no such resource here), and kept open.
+    for line in [
+        "OPTIONS * HTTP/1.1",
+        "CONNECT a:443 HTTP/1.1",
+        "CONNECT [::1]:443 HTTP/1.1",
+    ] {
+        let req = format!("{line}\r\nHost: a\r\n\r\n");
+        let (responses, outcome) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses[0].status, 404, "{line}");
+        assert!(!outcome.done, "{line}");
+    }
+    let req = b"GET HTTPS://A.example:8443/bytes/3?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (responses, _) = each_way(limits(), req);
+    assert_eq!(responses[0].text(), "abc");
+}
+
+/// RFC 9110 §15.6.6: a request in another major version of HTTP (well-formed per RFC
+/// 9112 §2.3) is a 505; the HTTP/2 connection preface is one. An ill-formed version is
+/// a 400 (and so is `HTTP/1.2`, which RFC 9110 §2.5 would have read as 1.1: httparse
+/// refuses it).
+#[test]
+fn another_major_version_is_a_505() {
+    for req in [
+        &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/3.0\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ] {
+        assert_refused(req, 505, Error::VersionNotSupported);
+    }
+    for req in [
+        &b"GET / HTTP/2\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+    ] {
+        assert_refused(req, 400, Error::Malformed);
+    }
+}

@@ -152,6 +152,7 @@ pub fn parse<'b>(
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Err(Error::Malformed),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(Error::Malformed),
     };
     let httparse::Request {
@@ -165,6 +166,9 @@ pub fn parse<'b>(
     };
     if target.len() > MAX_URI_LEN {
         return Err(Error::UriTooLong);
+    }
+    if !valid_target(method_name, target.as_bytes()) {
+        return Err(Error::Malformed);
     }
     let version = if minor == 1 {
         Version::Http11
@@ -440,20 +444,73 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// The error for a request line whose version httparse refused (it knows `HTTP/1.0`
+/// and `HTTP/1.1`): a well-formed `HTTP-version` (RFC 9112 §2.3: `"HTTP/" DIGIT "."
+/// DIGIT`, case-sensitive) of another major version is one this server does not
+/// support, 505 (RFC 9110 §15.6.6); anything else is a 400. (`HTTP/1.2` is a 400 too,
+/// though RFC 9110 §2.5 would have it read as 1.1: httparse does not parse it.)
+fn version_error(buf: &[u8]) -> Error {
+    let line = &buf[empty_lines(buf)..];
+    let line = &line[..memchr_lf(line).unwrap_or(line.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match line.rsplit(|&b| b == b' ').next() {
+        Some(&[b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+            if major.is_ascii_digit() && minor.is_ascii_digit() && major != b'1' =>
+        {
+            Error::VersionNotSupported
+        }
+        _ => Error::Malformed,
+    }
+}
+
+/// Whether `target` has a form `method` may use (RFC 9112 §3.2): origin-form (`/…`)
+/// for any method but CONNECT; absolute-form, an `http` or `https` URI (the schemes of
+/// RFC 9110 §4.2, the only ones this server serves) with a host and no userinfo
+/// (§4.2.1, §4.2.4); authority-form, `uri-host ":" port`, for CONNECT only and always
+/// with a port (§3.2.3; RFC 9110 §9.3.6); asterisk-form for OPTIONS only (§3.2.4).
+/// Anything else is an invalid request-line: 400 (RFC 9112 §3).
+fn valid_target(method: &str, target: &[u8]) -> bool {
+    let connect = method == "CONNECT";
+    match target {
+        [b'/', ..] => !connect,
+        b"*" => method == "OPTIONS",
+        _ if connect => target
+            .iter()
+            .rposition(|&b| b == b':')
+            .is_some_and(|colon| {
+                let port = &target[colon + 1..];
+                !port.is_empty() && port.iter().all(u8::is_ascii_digit) && valid_host(target)
+            }),
+        _ => absolute_form(target).is_some_and(|(authority, _)| {
+            !authority.is_empty() && authority[0] != b':' && valid_host(authority)
+        }),
+    }
+}
+
+/// An `http` or `https` URI (scheme case-insensitive) split into its authority and
+/// the rest (path and query); `None` for any other target.
+fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            return Some(rest.split_at(end));
+        }
+    }
+    None
+}
+
 /// The path of a request target: origin-form as is, absolute-form reduced to its
 /// path (`http://host/p?q` → `/p`), the query dropped.
 fn path_of(target: &[u8]) -> &[u8] {
-    let mut path = target;
-    for scheme in [&b"http://"[..], b"https://"] {
-        if path.len() >= scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &path[scheme.len()..];
-            path = match rest.iter().position(|&b| b == b'/' || b == b'?') {
-                Some(i) if rest[i] == b'/' => &rest[i..],
-                _ => b"/",
-            };
-            break;
-        }
-    }
+    let path = match absolute_form(target) {
+        Some((_, rest)) if rest.first() == Some(&b'/') => rest,
+        Some(_) => b"/",
+        None => target,
+    };
     match path.iter().position(|&b| b == b'?') {
         Some(i) => &path[..i],
         None => path,
@@ -577,10 +634,22 @@ mod tests {
             parse_all("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
             Err(Error::Malformed)
         );
-        assert_eq!(
-            parse_all("GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
-            Err(Error::Malformed)
-        );
+        // RFC 9110 §15.6.6: a major version other than 1 is a 505; an ill-formed
+        // version (RFC 9112 §2.3) a 400.
+        for (line, error) in [
+            ("GET / HTTP/2.0", Error::VersionNotSupported),
+            ("GET / HTTP/3.0", Error::VersionNotSupported),
+            ("GET / HTTP/0.9", Error::VersionNotSupported),
+            ("PRI * HTTP/2.0", Error::VersionNotSupported),
+            ("GET / HTTP/2", Error::Malformed),
+            ("GET / http/2.0", Error::Malformed),
+            ("GET / HTTP/2.0 x", Error::Malformed),
+            ("GET / HTTP/22.0", Error::Malformed),
+            ("GET / HTTP/1.2", Error::Malformed),
+        ] {
+            let req = format!("\r\n{line}\r\nHost: a\r\n\r\n");
+            assert_eq!(parse_all(&req), Err(error), "{line}");
+        }
         assert_eq!(
             parse_all("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"),
             Err(Error::Malformed)
@@ -699,6 +768,51 @@ mod tests {
         let lf = head.find('\n').unwrap();
         assert_eq!(oversized(head.as_bytes(), lf), Error::UriTooLong);
         assert_eq!(oversized(head.as_bytes(), lf + 1), Error::HeadTooLarge);
+    }
+
+    #[test]
+    fn target_forms() {
+        // RFC 9112 §3.2: each form, with the methods that may use it.
+        for (method, target) in [
+            ("GET", "/"),
+            ("GET", "/a/b?c=d"),
+            ("CONNECT", "a:443"),
+            ("CONNECT", "[::1]:443"),
+            ("OPTIONS", "*"),
+            ("OPTIONS", "/"),
+            ("GET", "http://a"),
+            ("GET", "HTTPS://a.example:8443/p?q"),
+            ("GET", "http://a?q"),
+            ("POST", "http://[::1]:80/echo"),
+        ] {
+            assert!(valid_target(method, target.as_bytes()), "{method} {target}");
+        }
+        for (method, target) in [
+            ("GET", "bytes/3"),
+            ("GET", "a:80"),
+            ("GET", "*"),
+            ("CONNECT", "*"),
+            ("CONNECT", "/"),
+            ("CONNECT", "a"),
+            ("CONNECT", "a:"),
+            ("CONNECT", "[::1]"),
+            ("CONNECT", "a b:80"),
+            ("CONNECT", "http://a:80"),
+            ("OPTIONS", "**"),
+            ("GET", "ftp://a/"),
+            ("GET", "http:/a"),
+            ("GET", "http://"),
+            ("GET", "http:///p"),
+            ("GET", "http://:80/p"),
+            ("GET", "http://user@a/"),
+            ("GET", "http://[zzz]/"),
+            ("GET", "?q"),
+        ] {
+            assert!(
+                !valid_target(method, target.as_bytes()),
+                "{method} {target}"
+            );
+        }
     }
 
     #[test]
