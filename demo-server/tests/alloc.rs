@@ -137,3 +137,39 @@ fn the_counter_sees_allocations() {
     drop(v);
     assert_eq!(allocations() - before, 1, "the counting allocator works");
 }
+
+/// Review item 4: a status without a registered reason phrase (`/status/299`, 420,
+/// 599) is as free as one with (404 above): its status line is not built anew per
+/// request.
+#[test]
+// needs the StatusLines no-Vec fix (src/status.rs, in progress elsewhere): 1 allocation
+// per request today; unignore once it lands.
+#[ignore = "needs the StatusLines no-Vec fix"]
+fn unregistered_status_codes_allocate_nothing() {
+    let shared = Shared::with_clock(Limits::default(), 1, false, Box::new(Frozen));
+    let mut ctx = shared.context(0);
+    let mut sink = Sink {
+        bytes: Vec::with_capacity(1 << 16),
+    };
+    let mut conn = Conn::new(App::new(&shared));
+    let requests: [&[u8]; 3] = [
+        b"GET /status/299 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET /status/420 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"HEAD /status/599 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ];
+    for request in requests.iter().cycle().take(30) {
+        serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
+        sink.bytes.clear();
+    }
+    let before = allocations();
+    for request in requests.iter().cycle().take(1000) {
+        serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
+        assert!(sink.bytes.starts_with(b"HTTP/1.1 "));
+        sink.bytes.clear();
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations across 1,000 requests for unregistered codes"
+    );
+}
