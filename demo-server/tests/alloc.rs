@@ -42,13 +42,16 @@ impl Write for Sink {
     }
 }
 
-const REQUESTS: [&[u8]; 6] = [
+const REQUESTS: [&[u8]; 8] = [
     b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 12\r\n\r\nhello, world",
     b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n",
     b"GET /bytes/5000 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"GET /status/404 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    // Empty lines first, an absolute-form target, an IP-literal Host.
+    b"\r\n\r\nGET http://[::1]:8080/bytes/3 HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: [fe80::1%25eth0]\r\n\r\n",
 ];
 
 /// One request through `conn` the way the event loop does it: borrow a read buffer
