@@ -77,31 +77,38 @@ fn serve_one(
     assert!(rbuf.is_empty(), "the request was consumed whole");
 }
 
-#[test]
-fn keep_alive_requests_allocate_nothing() {
+/// Serves `requests` in turn on one keep-alive connection, `warm` of them to warm
+/// the pools, status lines and thread caches, then `n` more; returns how many
+/// allocations those `n` made.
+fn allocations_serving(requests: &[&[u8]], warm: usize, n: usize) -> u64 {
     let shared = Shared::with_clock(Limits::default(), 1, false, Box::new(Frozen));
     let mut ctx = shared.context(0);
     let mut sink = Sink {
         bytes: Vec::with_capacity(1 << 20),
     };
     let mut conn = Conn::new(App::new(&shared));
-    // Warm-up: pools, status lines, thread caches.
-    for request in REQUESTS.iter().cycle().take(50) {
+    for request in requests.iter().cycle().take(warm) {
         serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
         sink.bytes.clear();
     }
     let before = allocations();
-    for request in REQUESTS.iter().cycle().take(3000) {
+    for request in requests.iter().cycle().take(n) {
         serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
         assert!(sink.bytes.starts_with(b"HTTP/1.1 "));
         sink.bytes.clear();
     }
+    let allocated = allocations() - before;
+    assert_eq!(conn.requests(), (warm + n) as u64);
+    allocated
+}
+
+#[test]
+fn keep_alive_requests_allocate_nothing() {
     assert_eq!(
-        allocations() - before,
+        allocations_serving(&REQUESTS, 50, 3000),
         0,
         "allocations across 3,000 keep-alive requests"
     );
-    assert_eq!(conn.requests(), 3050);
 }
 
 #[test]
@@ -149,29 +156,13 @@ fn the_counter_sees_allocations() {
 // per request today; unignore once it lands.
 #[ignore = "needs the StatusLines no-Vec fix"]
 fn unregistered_status_codes_allocate_nothing() {
-    let shared = Shared::with_clock(Limits::default(), 1, false, Box::new(Frozen));
-    let mut ctx = shared.context(0);
-    let mut sink = Sink {
-        bytes: Vec::with_capacity(1 << 16),
-    };
-    let mut conn = Conn::new(App::new(&shared));
     let requests: [&[u8]; 3] = [
         b"GET /status/299 HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"GET /status/420 HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"HEAD /status/599 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     ];
-    for request in requests.iter().cycle().take(30) {
-        serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
-        sink.bytes.clear();
-    }
-    let before = allocations();
-    for request in requests.iter().cycle().take(1000) {
-        serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
-        assert!(sink.bytes.starts_with(b"HTTP/1.1 "));
-        sink.bytes.clear();
-    }
     assert_eq!(
-        allocations() - before,
+        allocations_serving(&requests, 30, 1000),
         0,
         "allocations across 1,000 requests for unregistered codes"
     );
