@@ -42,13 +42,16 @@ impl Write for Sink {
     }
 }
 
-const REQUESTS: [&[u8]; 6] = [
+const REQUESTS: [&[u8]; 8] = [
     b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n",
     b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 12\r\n\r\nhello, world",
     b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n",
     b"GET /bytes/5000 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"GET /status/404 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     b"GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    // Empty lines first, an absolute-form target, an IP-literal Host.
+    b"\r\n\r\nGET http://[::1]:8080/bytes/3 HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: [fe80::1%25eth0]\r\n\r\n",
 ];
 
 /// One request through `conn` the way the event loop does it: borrow a read buffer
@@ -74,31 +77,38 @@ fn serve_one(
     assert!(rbuf.is_empty(), "the request was consumed whole");
 }
 
-#[test]
-fn keep_alive_requests_allocate_nothing() {
+/// Serves `requests` in turn on one keep-alive connection, `warm` of them to warm
+/// the pools, status lines and thread caches, then `n` more; returns how many
+/// allocations those `n` made.
+fn allocations_serving(requests: &[&[u8]], warm: usize, n: usize) -> u64 {
     let shared = Shared::with_clock(Limits::default(), 1, false, Box::new(Frozen));
     let mut ctx = shared.context(0);
     let mut sink = Sink {
         bytes: Vec::with_capacity(1 << 20),
     };
     let mut conn = Conn::new(App::new(&shared));
-    // Warm-up: pools, status lines, thread caches.
-    for request in REQUESTS.iter().cycle().take(50) {
+    for request in requests.iter().cycle().take(warm) {
         serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
         sink.bytes.clear();
     }
     let before = allocations();
-    for request in REQUESTS.iter().cycle().take(3000) {
+    for request in requests.iter().cycle().take(n) {
         serve_one(&mut conn, request, &shared, &mut ctx, &mut sink);
         assert!(sink.bytes.starts_with(b"HTTP/1.1 "));
         sink.bytes.clear();
     }
+    let allocated = allocations() - before;
+    assert_eq!(conn.requests(), (warm + n) as u64);
+    allocated
+}
+
+#[test]
+fn keep_alive_requests_allocate_nothing() {
     assert_eq!(
-        allocations() - before,
+        allocations_serving(&REQUESTS, 50, 3000),
         0,
         "allocations across 3,000 keep-alive requests"
     );
-    assert_eq!(conn.requests(), 3050);
 }
 
 #[test]
@@ -136,4 +146,24 @@ fn the_counter_sees_allocations() {
     let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(100));
     drop(v);
     assert_eq!(allocations() - before, 1, "the counting allocator works");
+}
+
+/// Review item 4: a status without a registered reason phrase (`/status/299`, 420,
+/// 599) is as free as one with (404 above): its status line is not built anew per
+/// request.
+#[test]
+// needs the StatusLines no-Vec fix (src/status.rs, in progress elsewhere): 1 allocation
+// per request today; unignore once it lands.
+#[ignore = "needs the StatusLines no-Vec fix"]
+fn unregistered_status_codes_allocate_nothing() {
+    let requests: [&[u8]; 3] = [
+        b"GET /status/299 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET /status/420 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"HEAD /status/599 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ];
+    assert_eq!(
+        allocations_serving(&requests, 30, 1000),
+        0,
+        "allocations across 1,000 requests for unregistered codes"
+    );
 }

@@ -210,3 +210,92 @@ fn limits_out_of_range_are_refused_in_process_too() {
         assert!(message.contains(field), "{message}");
     }
 }
+
+/// A port no socket holds now (the kernel's pick, let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Review item 1: servers binding one address at the same moment. A probe that binds
+/// and lets go cannot decide it alone (two probes can both run before either server
+/// listens); one server, and only one, must come out bound.
+#[test]
+fn simultaneous_binds_of_one_address_leave_one_server() {
+    const THREADS: usize = 6;
+    for round in 0..20 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let barrier = std::sync::Barrier::new(THREADS);
+        let results: Vec<_> = thread::scope(|scope| {
+            let binds: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        Server::bind(Config {
+                            addr,
+                            threads: 2,
+                            ..Config::default()
+                        })
+                    })
+                })
+                .collect();
+            binds.into_iter().map(|b| b.join().unwrap()).collect()
+        });
+        let bound = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(bound, 1, "round {round}: {bound} servers bound {addr}");
+        for result in &results {
+            if let Err(e) = result {
+                assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+            }
+        }
+    }
+}
+
+/// Review item 1, as an operator starts them: several `demo-server` processes on one
+/// port at once. One serves; every other exits 1 with "address already in use". Only
+/// the children started here are killed, through their handles.
+#[test]
+fn simultaneous_starts_leave_one_server() {
+    const STARTS: usize = 4;
+    for round in 0..8 {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut children: Vec<Child> = (0..STARTS)
+            .map(|_| demo_server(&["serve", "--addr", &addr, "--threads", "1"]))
+            .collect();
+        // Losers exit at once; wait (generously) until all but one have.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut exited: Vec<(usize, ExitStatus)> = Vec::new();
+        while exited.len() < STARTS - 1 && Instant::now() < deadline {
+            for (i, child) in children.iter_mut().enumerate() {
+                if exited.iter().all(|&(j, _)| j != i) {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        exited.push((i, status));
+                    }
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let served = hello(addr.parse().unwrap());
+        let mut running = 0;
+        for child in &mut children {
+            if child.try_wait().unwrap().is_none() {
+                running += 1;
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        assert_eq!(running, 1, "round {round}: {running} servers on {addr}");
+        assert!(served, "round {round}: the one left serves");
+        for (i, status) in exited {
+            let stderr = stderr_of(&mut children[i]);
+            assert_eq!(status.code(), Some(1), "round {round}: {stderr}");
+            assert!(
+                stderr.contains("address already in use"),
+                "round {round}: {stderr}"
+            );
+        }
+    }
+}

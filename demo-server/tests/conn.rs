@@ -39,6 +39,9 @@ struct Outcome {
     error: Option<Error>,
     /// Largest amount of output pending at once.
     peak_output: usize,
+    /// Input left unprocessed at the end (the event loop times a head out, or answers
+    /// an EOF with a 400, only while some is left).
+    unread: usize,
 }
 
 /// Feeds `input` in pieces of `step` bytes, flushing output after every call, then
@@ -75,6 +78,7 @@ fn drive(shared: &Shared, input: &[u8], step: usize, eof: bool) -> Outcome {
         done: conn.is_done(),
         error: conn.error(),
         peak_output,
+        unread: rbuf.len(),
     }
 }
 
@@ -293,8 +297,14 @@ fn errors_answer_with_their_status_and_close() {
         400,
         Error::BadFraming,
     );
+    // Review item 6, RFC 9112 §6.3 item 4: chunked not final is a 400 and close; a
+    // coding before the final chunked that this server cannot decode, a 501 (§6.1).
+    for coding in ["gzip", "identity", "chunked, gzip"] {
+        let req = format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {coding}\r\n\r\n");
+        assert_refused(req.as_bytes(), 400, Error::BadFraming);
+    }
     assert_refused(
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         501,
         Error::UnsupportedCoding,
     );
@@ -587,7 +597,21 @@ fn chunk_lines_that_a_front_end_could_read_differently_end_the_connection() {
 #[test]
 fn an_invalid_host_is_a_400() {
     for host in [
-        "a b/c@@", "a/b", "user@a", "a?b", "a#b", "[::1", "a:b", "a:1:2", "a%zz",
+        "a b/c@@",
+        "a/b",
+        "user@a",
+        "a?b",
+        "a#b",
+        "[::1",
+        "a:b",
+        "a:1:2",
+        "a%zz",
+        // Review item 7: IP-literals are IPv6 addresses or IPvFuture (RFC 3986 §3.2.2).
+        "[zzz]",
+        "[::1%eth0]",
+        "[:::::]:",
+        "[1.2.3.4]",
+        "[v1]",
     ] {
         let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
         assert_refused(req.as_bytes(), 400, Error::Malformed);
@@ -599,6 +623,9 @@ fn an_invalid_host_is_a_400() {
         "a:",
         "127.0.0.1",
         "[::1]:80",
+        "[::ffff:192.0.2.1]:8080",
+        "[fe80::1%25eth0]",
+        "[v1.x]",
         "a_b~c-d!$&'()*+,;=",
         "%41",
     ] {
@@ -644,6 +671,10 @@ fn errors_to_head_requests_have_no_body() {
         &b"HEAD / HTTP/1.1\r\n\r\n"[..],
         b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"HEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
+        // Review item 5: after empty lines (RFC 9112 §2.2), still a HEAD.
+        b"\r\nHEAD / HTTP/1.1\r\n\r\n",
+        b"\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
+        b"\nHEAD / HTTP/2.0\r\nHost: a\r\n\r\n",
     ] {
         for step in [req.len(), 7, 1] {
             let out = drive(&shared(limits()), req, step, false);
@@ -671,5 +702,157 @@ fn status_route_is_limited_to_200_through_599() {
     ] {
         let (responses, _) = each_way(limits(), get(&format!("/status/{code}")).as_bytes());
         assert_eq!(responses[0].status, status, "/status/{code}");
+    }
+}
+
+/// Review item 2, through the connection: RFC 9112 §7.1, `chunk-size = 1*HEXDIG` starts
+/// the line. An empty size line read as the last chunk would end the body at once and
+/// answer the bytes after it as a request; a sign or whitespace skipped before the
+/// digits would frame the body as a front end reading `-5` as an error would not.
+#[test]
+fn a_chunk_size_line_must_start_with_a_digit() {
+    for body in [
+        "\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+        " 5\r\nhello\r\n0\r\n\r\n",
+        "-5\r\nhello\r\n0\r\n\r\n",
+        "+5\r\nhello\r\n0\r\n\r\n",
+        "\t5\r\nhello\r\n0\r\n\r\n",
+    ] {
+        let req = format!(
+            "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}",
+            get("/")
+        );
+        assert_refused(req.as_bytes(), 400, Error::Malformed);
+    }
+}
+
+/// Review item 3: RFC 9112 §2.2, a server SHOULD ignore at least one empty line (CRLF)
+/// received before the request-line (some clients send one after a body). Ignored
+/// whatever their number, bare LF included (§2.2 allows it as a line terminator), and
+/// consumed: a stray CRLF leaves the connection idle, not partly read, so the event
+/// loop neither answers an EOF after it with a 400 nor times it out with a 408.
+#[test]
+fn empty_lines_before_a_request_are_ignored() {
+    let echo = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi";
+    for blank in ["\r\n", "\n", "\r\n\r\n", "\n\n", "\r\n\n\r\n\r\n"] {
+        // Before the first request, and between two.
+        let req = format!("{blank}{echo}{blank}{}", get("/"));
+        let (responses, outcome) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses.len(), 2, "{blank:?}");
+        assert_eq!(responses[0].body, b"hi", "{blank:?}");
+        assert_eq!(responses[1].text(), "Hello, World!", "{blank:?}");
+        assert!(!outcome.done && outcome.error.is_none(), "{blank:?}");
+        // After the last one: idle, nothing unread; then a silent EOF.
+        let req = format!("{echo}{blank}");
+        for step in [req.len(), 7, 1] {
+            let out = drive(&shared(limits()), req.as_bytes(), step, false);
+            assert_eq!(parse_all(&out.output).len(), 1, "{blank:?}, step {step}");
+            assert_eq!(
+                out.unread, 0,
+                "{blank:?}, step {step}: idle, not partly read"
+            );
+            let out = drive(&shared(limits()), req.as_bytes(), step, true);
+            assert_eq!(
+                parse_all(&out.output).len(),
+                1,
+                "{blank:?}, step {step}: no 400"
+            );
+            assert!(out.done && out.error.is_none(), "{blank:?}, step {step}");
+        }
+    }
+    // A CR alone is no empty line: a head that starts with one is malformed.
+    assert_refused(
+        b"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        400,
+        Error::Malformed,
+    );
+}
+
+/// Review item 5: a HEAD pipelined after a body and a stray CRLF gets its error
+/// without content (RFC 9110 §9.3.2), fed whole, in 7-byte pieces and byte by byte.
+/// Until the method is complete the request is not known to be a HEAD: a head timed
+/// out at `HEA` is answered as to a GET, with its body, then the close.
+#[test]
+fn an_error_to_a_pipelined_head_has_no_body() {
+    let req = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n\
+        HEAD / HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n";
+    for step in [req.len(), 7, 1] {
+        let out = drive(&shared(limits()), req, step, false);
+        let responses = parse_for(&out.output, &[false, true]);
+        assert_eq!(responses.len(), 2, "step {step}");
+        assert_eq!(
+            (responses[0].status, responses[0].text().as_str()),
+            (200, "hi")
+        );
+        assert_eq!(responses[1].status, 417, "step {step}");
+        assert!(out.done, "step {step}");
+    }
+    for (partial, head) in [(&b"HEA"[..], false), (b"HEAD", false), (b"HEAD /x", true)] {
+        let shared = shared(limits());
+        let mut ctx = shared.context(0);
+        let mut conn = Conn::new(App::new(&shared));
+        let (mut rbuf, mut wbuf) = (ReadBuf::new(), WriteBuf::new());
+        rbuf.extend_from_slice(partial);
+        conn.process(&mut rbuf, &mut wbuf, &mut ctx, &mut ());
+        conn.on_header_timeout(&mut wbuf, &mut ctx, &mut ());
+        let responses = parse_for(wbuf.unflushed(), &[head]);
+        assert_eq!(responses[0].status, 408);
+        assert_eq!(responses[0].body.is_empty(), head, "{partial:?}");
+    }
+}
+
+/// RFC 9112 §3.2: origin-form starts with `/`, authority-form is for CONNECT only (and
+/// CONNECT takes nothing else, RFC 9110 §9.3.6), asterisk-form for OPTIONS only; an
+/// absolute-form target is an http(s) URI with a host and no userinfo (RFC 9110
+/// §4.2.1, §4.2.4). Anything else is an invalid request-line: 400 and close (§3).
+#[test]
+fn a_target_in_a_form_its_method_may_not_use_is_a_400() {
+    for line in [
+        "GET bytes/3 HTTP/1.1",
+        "GET a:80 HTTP/1.1",
+        "GET * HTTP/1.1",
+        "CONNECT / HTTP/1.1",
+        "CONNECT a HTTP/1.1",
+        "GET http://user@a/ HTTP/1.1",
+        "GET http:///bytes/3 HTTP/1.1",
+        "GET ftp://a/ HTTP/1.1",
+    ] {
+        let req = format!("{line}\r\nHost: a\r\n\r\n");
+        assert_refused(req.as_bytes(), 400, Error::Malformed);
+    }
+    // Valid but unusual: answered (404: no such resource here), and kept open.
+    for line in [
+        "OPTIONS * HTTP/1.1",
+        "CONNECT a:443 HTTP/1.1",
+        "CONNECT [::1]:443 HTTP/1.1",
+    ] {
+        let req = format!("{line}\r\nHost: a\r\n\r\n");
+        let (responses, outcome) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses[0].status, 404, "{line}");
+        assert!(!outcome.done, "{line}");
+    }
+    let req = b"GET HTTPS://A.example:8443/bytes/3?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (responses, _) = each_way(limits(), req);
+    assert_eq!(responses[0].text(), "abc");
+}
+
+/// RFC 9110 §15.6.6: a request in another major version of HTTP (well-formed per RFC
+/// 9112 §2.3) is a 505; the HTTP/2 connection preface is one. An ill-formed version is
+/// a 400 (and so is `HTTP/1.2`, which RFC 9110 §2.5 would have read as 1.1: httparse
+/// refuses it).
+#[test]
+fn another_major_version_is_a_505() {
+    for req in [
+        &b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/3.0\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ] {
+        assert_refused(req, 505, Error::VersionNotSupported);
+    }
+    for req in [
+        &b"GET / HTTP/2\r\nHost: a\r\n\r\n"[..],
+        b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+    ] {
+        assert_refused(req, 400, Error::Malformed);
     }
 }

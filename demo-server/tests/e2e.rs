@@ -332,6 +332,11 @@ fn every_error_arrives_with_its_status() {
     refused(
         &server,
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n",
+        400, // RFC 9112 §6.3 item 4: chunked is not the final coding
+    );
+    refused(
+        &server,
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br, chunked\r\n\r\n",
         501,
     );
     refused(
@@ -442,4 +447,32 @@ fn half_closed_client_still_gets_its_response() {
     client.stream.shutdown(Shutdown::Write).unwrap();
     let r = client.response();
     assert_eq!(r.body.len(), 100_000);
+}
+
+/// Review item 3, over a socket: a CRLF after a body (RFC 9112 §2.2: ignored before a
+/// request line) leaves the connection idle, so it is neither timed out as a partial
+/// head (408) while open nor refused (400) when the client half-closes.
+#[test]
+fn a_stray_crlf_after_a_body_is_idle_time() {
+    let server = TestServer::start(limits()); // header timeout 500 ms
+    let request = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\r\n";
+    let mut client = server.connect();
+    client.send(request);
+    assert_eq!(client.response().text(), "hi");
+    // Four header timeouts later (the idle timeout is a minute), still open and idle.
+    thread::sleep(Duration::from_secs(2));
+    let r = client.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"));
+
+    let mut client = server.connect();
+    client.send(request);
+    client.stream.shutdown(Shutdown::Write).unwrap();
+    let rest = client.read_to_close();
+    let mut view = rest.as_slice();
+    assert_eq!(parse_response(&mut view, false).unwrap().text(), "hi");
+    assert!(
+        view.is_empty(),
+        "no 400 after it: {:?}",
+        String::from_utf8_lossy(view)
+    );
 }

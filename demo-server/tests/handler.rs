@@ -52,6 +52,8 @@ struct Relay {
     die: bool,
     /// Send this interim status before anything else.
     interim: Option<u16>,
+    /// Cut the response off in `on_request`, before starting it.
+    abort_at_once: bool,
     aborts: u32,
 }
 
@@ -69,6 +71,9 @@ impl Handler for Relay {
         );
         if let Some(status) = self.interim {
             res.interim(status);
+        }
+        if self.abort_at_once {
+            res.abort();
         }
     }
 
@@ -390,6 +395,7 @@ fn the_connection_owns_the_framing_fields() {
         ("Content-Length", b"999"),
         ("transfer-encoding", b"chunked"),
         ("Connection", b"close"),
+        ("date", b"Thu, 01 Jan 1970 00:00:00 GMT"),
         ("X-Kept", b"yes"),
     ];
     relay.upstream.extend_from_slice(b"ok");
@@ -400,6 +406,15 @@ fn the_connection_owns_the_framing_fields() {
     assert_eq!(r.header("x-kept"), Some("yes"));
     assert_eq!(r.header("content-length"), Some("2"));
     assert_eq!(r.header("transfer-encoding"), None);
+    // The connection writes Date (RFC 9110 §6.6.1) from its clock; a handler's copy
+    // (an upstream's) would make it twice.
+    let dates: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("date"))
+        .collect();
+    assert_eq!(dates.len(), 1, "{dates:?}");
+    assert_eq!(r.header("date"), Some("Sun, 06 Nov 1994 08:49:37 GMT"));
     assert!(!r.closes() && !d.conn.is_done());
     assert_eq!(r.text(), "ok");
 }
@@ -506,5 +521,56 @@ fn interim_responses_only_to_http11() {
             "{text}"
         );
         assert_eq!(text.contains("103"), expected, "{text}");
+    }
+}
+
+/// The handler is told of an exchange that ends early only while it is part of it:
+/// once its response is complete, the rest of the request body is the connection's to
+/// read and drop, and a broken or truncated rest ends the connection without an
+/// `on_abort` (nothing of the handler's is left to drop).
+#[test]
+fn a_body_broken_after_a_complete_response_is_no_abort() {
+    let broken =
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nxyz\r\n";
+    let truncated = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345";
+    for (input, eof) in [(&broken[..], false), (truncated, true)] {
+        for step in STEPS {
+            let shared = shared();
+            let mut d = Driver::new(&shared, input, step);
+            d.relay().head = Some((200, BodyLen::Known(2)));
+            d.relay().upstream.extend_from_slice(b"ok");
+            d.run();
+            if eof {
+                d.conn
+                    .on_eof(!d.rbuf.is_empty(), &mut d.wbuf, &mut d.ctx, &mut d.calls);
+                d.wbuf.flush_to(&mut d.client).unwrap();
+            }
+            assert!(d.conn.is_done(), "step {step}");
+            assert_eq!(d.relay().aborts, 0, "step {step}");
+            let mut bytes = d.client.as_slice();
+            let r = parse_response(&mut bytes, false).unwrap();
+            assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+            assert!(bytes.is_empty(), "step {step}: nothing after the response");
+        }
+    }
+}
+
+/// A handler that cuts its response off in `on_request` declines the body: no
+/// `100 Continue` is sent for it (RFC 9110 §10.1.1), and the connection closes.
+#[test]
+fn a_response_cut_off_at_once_sends_no_100_continue() {
+    let head = b"POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+    for step in STEPS {
+        let shared = shared();
+        let mut d = Driver::new(&shared, head, step);
+        d.relay().abort_at_once = true;
+        d.run();
+        assert!(
+            d.client.is_empty(),
+            "{:?}",
+            String::from_utf8_lossy(&d.client)
+        );
+        assert!(d.conn.is_done());
+        assert_eq!(d.relay().aborts, 0);
     }
 }

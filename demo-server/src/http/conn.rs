@@ -65,7 +65,9 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// The exchange is complete when the response is complete and the request body was
 /// read to its end (or the connection closes after the response, when the rest of the
 /// body need not be read); then the next request's `on_request` may come. If the
-/// exchange ends early, [`on_abort`](Handler::on_abort) is called instead, once.
+/// exchange ends before its response is complete, [`on_abort`](Handler::on_abort) is
+/// called instead, once (after that, the rest of the body is the connection's alone:
+/// a broken one ends the connection without telling the handler).
 ///
 /// In every call the handler may write the response through the [`Response`] it is
 /// given. A call that writes nothing and changes nothing means "not yet": the
@@ -160,10 +162,11 @@ pub trait Handler {
         let _ = (res, worker);
     }
 
-    /// The exchange ended before it completed (a broken or truncated request body, or
-    /// the driver dropping the connection through [`Conn::abort`]): drop what is held
-    /// for it (the proxy closes its upstream connection rather than pooling it). Not
-    /// called for a response the handler cut off itself ([`Response::abort`]).
+    /// The exchange ended before its response was complete (a broken or truncated
+    /// request body, or the driver dropping the connection through [`Conn::abort`]):
+    /// drop what is held for it (the proxy closes its upstream connection rather than
+    /// pooling it). Not called for a response the handler cut off itself
+    /// ([`Response::abort`]), nor once the response is complete.
     fn on_abort(&mut self, worker: &mut Self::Worker) {
         let _ = worker;
     }
@@ -313,7 +316,9 @@ impl Response<'_, '_> {
 
     /// Adds a header field to the head [`start`](Self::start) began (ignored once the
     /// head is closed). The connection's own fields are refused: `Content-Length`,
-    /// `Transfer-Encoding` and `Connection` (the framing is the connection's). The name
+    /// `Transfer-Encoding` and `Connection` (the framing is the connection's), and
+    /// `Date` (the connection writes it, RFC 9110 §6.6.1: a copy, say an upstream's,
+    /// would make two). The name
     /// must be a token and the value a valid field value (RFC 9110 §5.1, §5.5: no CR,
     /// LF or other control character but HTAB), as httparse gives them: debug builds
     /// assert it.
@@ -338,6 +343,7 @@ impl Response<'_, '_> {
             String::from_utf8_lossy(value)
         );
         let framing = match name.len() {
+            4 => name.eq_ignore_ascii_case("date"),
             10 => name.eq_ignore_ascii_case("connection"),
             14 => name.eq_ignore_ascii_case("content-length"),
             17 => name.eq_ignore_ascii_case("transfer-encoding"),
@@ -461,12 +467,14 @@ impl Response<'_, '_> {
     /// Gives up on the response (the proxy's upstream died mid-body): the connection
     /// closes once what was written is flushed, so the client sees a cut-off response,
     /// never a wrong one. With nothing started, the client sees only the close: start
-    /// an error response instead to give it a status.
+    /// an error response instead to give it a status. A request waiting for
+    /// `100 Continue` is not sent one: its body is declined (RFC 9110 §10.1.1).
     #[inline]
     pub fn abort(&mut self) {
         self.close_head();
         self.ex.aborted = true;
         self.ex.keep_alive = false;
+        self.ex.expect_continue = false;
     }
 
     /// Whether the final response has started.
@@ -670,10 +678,17 @@ impl<H: Handler> Conn<H> {
     /// The driver drops the connection (an I/O error, a timeout): the handler drops
     /// what it holds for an exchange in progress ([`Handler::on_abort`]).
     pub fn abort(&mut self, worker: &mut H::Worker) {
-        if self.phase == Phase::Exchange {
+        self.abort_handler(worker);
+        self.phase = Phase::Done;
+    }
+
+    /// Tells the handler its exchange ended early, if it is still part of it: its
+    /// response is not complete. Once it is, the rest of the request body is the
+    /// connection's alone to read and drop.
+    fn abort_handler(&mut self, worker: &mut H::Worker) {
+        if self.phase == Phase::Exchange && self.ex.body != OutBody::Complete {
             self.handler.on_abort(worker);
         }
-        self.phase = Phase::Done;
     }
 
     /// Reports `error`: a response with its status if none has started (no body to
@@ -689,6 +704,7 @@ impl<H: Handler> Conn<H> {
         self.failed = Some(error);
         self.ex.keep_alive = false;
         self.ex.expect_continue = false;
+        self.abort_handler(worker);
         if self.ex.body == OutBody::NotStarted {
             let reason = recycle::status::reason(error.status()).unwrap_or("Error");
             let mut res = Response {
@@ -700,9 +716,6 @@ impl<H: Handler> Conn<H> {
             res.header("Content-Type", TEXT.as_bytes());
             res.write_all(reason.as_bytes());
             res.write_all(b"\n");
-        }
-        if self.phase == Phase::Exchange {
-            self.handler.on_abort(worker);
         }
         self.phase = Phase::Done;
     }
@@ -716,8 +729,20 @@ impl<H: Handler> Conn<H> {
     ) -> bool {
         let shared = ctx.shared;
         let limits = &shared.limits;
+        // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
+        // send a CRLF after a body). Consumed, they leave the connection idle rather
+        // than partly read: no 400 at EOF, no 408.
+        let blank = parse::empty_lines(input.filled());
+        if blank > 0 {
+            input.consume(blank);
+            self.scanned = self.scanned.saturating_sub(blank);
+        }
         let buf = input.filled();
-        // Errors before the head is parsed are answered as to a GET, or to a HEAD.
+        // Errors before the head is parsed are answered as to a HEAD once its method
+        // is complete (RFC 9110 §9.3.2: no content), else as to a GET: until then the
+        // method is unknown, and as the connection closes after the error a HEAD
+        // client at worst reads a few bytes it did not expect before the close, where
+        // a GET client denied the body its Content-Length announced would wait for it.
         self.ex.head_request = buf.starts_with(b"HEAD ");
         let Some(end) = parse::head_end(buf, self.scanned) else {
             self.scanned = buf.len();

@@ -58,14 +58,17 @@ pub(crate) static REG_NAME: ByteSet = ByteSet::new(true, b"-._~!$&'()*+,;=");
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// Syntax the parser refuses, a missing, repeated or invalid `Host`, an unsupported
-    /// version, or broken chunked framing (a chunk-size line or trailer outside the
-    /// grammar, a bare LF): 400.
+    /// Syntax the parser refuses (an ill-formed version, a request target in a form
+    /// its method may not use), a missing, repeated or invalid `Host`, or broken
+    /// chunked framing (a chunk-size line or trailer outside the grammar, a bare LF):
+    /// 400.
     Malformed,
     /// Framing that could be read two ways (both `Content-Length` and
-    /// `Transfer-Encoding`, differing lengths, an invalid length): 400.
+    /// `Transfer-Encoding`, differing lengths, an invalid length) or not at all
+    /// (`Transfer-Encoding` whose final coding is not chunked, RFC 9112 §6.3): 400.
     BadFraming,
-    /// A transfer coding other than chunked: 501.
+    /// A transfer coding other than chunked, before the final chunked (the body is
+    /// delimited, but this server cannot decode it; RFC 9112 §6.1): 501.
     UnsupportedCoding,
     /// A request target over [`parse::MAX_URI_LEN`], or a request line that does not
     /// fit within the head limit: 414.
@@ -79,6 +82,9 @@ pub enum Error {
     ExpectationFailed,
     /// No complete head within the header timeout: 408.
     Timeout,
+    /// A well-formed HTTP version of a major version other than 1 (`HTTP/2.0`, the
+    /// HTTP/2 preface): 505.
+    VersionNotSupported,
 }
 
 impl Error {
@@ -92,6 +98,7 @@ impl Error {
             Error::ExpectationFailed => 417,
             Error::HeadTooLarge => 431,
             Error::UnsupportedCoding => 501,
+            Error::VersionNotSupported => 505,
         }
     }
 }
@@ -107,6 +114,7 @@ impl fmt::Display for Error {
             Error::BodyTooLarge => "request body too large",
             Error::ExpectationFailed => "unsupported expectation",
             Error::Timeout => "request head timed out",
+            Error::VersionNotSupported => "unsupported HTTP version",
         })
     }
 }

@@ -76,6 +76,20 @@ pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// How many bytes of empty lines (CRLF, or a bare LF as httparse accepts in a head)
+/// `buf` starts with: RFC 9112 §2.2 has a server ignore them before a request line.
+#[inline]
+pub fn empty_lines(buf: &[u8]) -> usize {
+    let mut n = 0;
+    loop {
+        match buf[n..] {
+            [b'\n', ..] => n += 1,
+            [b'\r', b'\n', ..] => n += 2,
+            _ => return n,
+        }
+    }
+}
+
 /// SIMD search: a scalar loop here took a third of the time of a 430-byte browser
 /// request in `benches/fakeconn.rs`.
 #[inline]
@@ -138,6 +152,7 @@ pub fn parse<'b>(
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Err(Error::Malformed),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(Error::Malformed),
     };
     let httparse::Request {
@@ -151,6 +166,9 @@ pub fn parse<'b>(
     };
     if target.len() > MAX_URI_LEN {
         return Err(Error::UriTooLong);
+    }
+    if !valid_target(method_name, target.as_bytes()) {
+        return Err(Error::Malformed);
     }
     let version = if minor == 1 {
         Version::Http11
@@ -167,6 +185,8 @@ pub fn parse<'b>(
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked = false;
+    // A coding other than chunked (before it): one this server cannot decode.
+    let mut unknown_coding = false;
     let mut close = false;
     let mut keep_alive_token = false;
     let mut hosts = 0;
@@ -197,7 +217,7 @@ pub fn parse<'b>(
                 if coding.eq_ignore_ascii_case(b"chunked") {
                     chunked = true;
                 } else {
-                    return Err(Error::UnsupportedCoding);
+                    unknown_coding = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("connection") {
@@ -226,9 +246,14 @@ pub fn parse<'b>(
     }
     let framing = if transfer_encoding {
         // §6.1: TE in a 1.0 message, or TE beside Content-Length, is faulty framing;
-        // TE whose final coding is not chunked cannot be delimited.
+        // §6.3 item 4: a request whose final coding is not chunked cannot be
+        // delimited, so 400 and close (`gzip`, `identity`). Delimited but encoded with
+        // a coding this server does not implement (`gzip, chunked`): 501 (§6.1).
         if version == Version::Http10 || content_length.is_some() || !chunked {
             return Err(Error::BadFraming);
+        }
+        if unknown_coding {
+            return Err(Error::UnsupportedCoding);
         }
         Framing::Chunked
     } else {
@@ -291,12 +316,7 @@ fn valid_host(value: &[u8]) -> bool {
         let Some(close) = value.iter().position(|&b| b == b']') else {
             return false;
         };
-        let literal = &value[1..close];
-        // IPv6address / IPvFuture: hex digits, `:`, `.`, and for IPvFuture `v` plus
-        // unreserved and sub-delims; `%25` for a zone (RFC 6874). Never `/`, `@`, `?`,
-        // `#`, `[`, whitespace.
-        let literal_byte = |b: u8| REG_NAME.contains(b) || b == b':' || b == b'%';
-        if literal.is_empty() || !literal.iter().all(|&b| literal_byte(b)) {
+        if !valid_ip_literal(&value[1..close]) {
             return false;
         }
         &value[close + 1..]
@@ -320,6 +340,46 @@ fn valid_host(value: &[u8]) -> bool {
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     }
+}
+
+/// The inside of an `IP-literal` (RFC 3986 §3.2.2): an `IPv6address` (RFC 3986's
+/// grammar, which `Ipv6Addr`'s parser follows: at most one `::`, 1 to 4 hex digits a
+/// group, an IPv4 address without leading zeros at the end), perhaps with a zone
+/// (RFC 6874 §2: `"%25" ZoneID`, `ZoneID = 1*( unreserved / pct-encoded )`), or an
+/// `IPvFuture` (`"v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )`).
+fn valid_ip_literal(literal: &[u8]) -> bool {
+    if let [b'v' | b'V', future @ ..] = literal {
+        let Some(dot) = future.iter().position(|&b| b == b'.') else {
+            return false;
+        };
+        let (version, rest) = (&future[..dot], &future[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !rest.is_empty()
+            && rest.iter().all(|&b| REG_NAME.contains(b) || b == b':');
+    }
+    let mut address = literal;
+    if let Some(i) = literal.iter().position(|&b| b == b'%') {
+        match literal[i..].strip_prefix(b"%25") {
+            Some(zone) if valid_zone_id(zone) => address = &literal[..i],
+            _ => return false,
+        }
+    }
+    std::str::from_utf8(address).is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+}
+
+/// `ZoneID = 1*( unreserved / pct-encoded )` (RFC 6874 §2).
+fn valid_zone_id(id: &[u8]) -> bool {
+    let mut i = 0;
+    while i < id.len() {
+        let hex = |j: usize| id.get(j).is_some_and(u8::is_ascii_hexdigit);
+        match id[i] {
+            b'%' if hex(i + 1) && hex(i + 2) => i += 3,
+            b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => i += 1,
+            _ => return false,
+        }
+    }
+    !id.is_empty()
 }
 
 /// [`valid_host`]'s byte classes: 0 for `unreserved / sub-delims`, and bits for the
@@ -384,20 +444,73 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// The error for a request line whose version httparse refused (it knows `HTTP/1.0`
+/// and `HTTP/1.1`): a well-formed `HTTP-version` (RFC 9112 §2.3: `"HTTP/" DIGIT "."
+/// DIGIT`, case-sensitive) of another major version is one this server does not
+/// support, 505 (RFC 9110 §15.6.6); anything else is a 400. (`HTTP/1.2` is a 400 too,
+/// though RFC 9110 §2.5 would have it read as 1.1: httparse does not parse it.)
+fn version_error(buf: &[u8]) -> Error {
+    let line = &buf[empty_lines(buf)..];
+    let line = &line[..memchr_lf(line).unwrap_or(line.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match line.rsplit(|&b| b == b' ').next() {
+        Some(&[b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+            if major.is_ascii_digit() && minor.is_ascii_digit() && major != b'1' =>
+        {
+            Error::VersionNotSupported
+        }
+        _ => Error::Malformed,
+    }
+}
+
+/// Whether `target` has a form `method` may use (RFC 9112 §3.2): origin-form (`/…`)
+/// for any method but CONNECT; absolute-form, an `http` or `https` URI (the schemes of
+/// RFC 9110 §4.2, the only ones this server serves) with a host and no userinfo
+/// (§4.2.1, §4.2.4); authority-form, `uri-host ":" port`, for CONNECT only and always
+/// with a port (§3.2.3; RFC 9110 §9.3.6); asterisk-form for OPTIONS only (§3.2.4).
+/// Anything else is an invalid request-line: 400 (RFC 9112 §3).
+fn valid_target(method: &str, target: &[u8]) -> bool {
+    let connect = method == "CONNECT";
+    match target {
+        [b'/', ..] => !connect,
+        b"*" => method == "OPTIONS",
+        _ if connect => target
+            .iter()
+            .rposition(|&b| b == b':')
+            .is_some_and(|colon| {
+                let port = &target[colon + 1..];
+                !port.is_empty() && port.iter().all(u8::is_ascii_digit) && valid_host(target)
+            }),
+        _ => absolute_form(target).is_some_and(|(authority, _)| {
+            !authority.is_empty() && authority[0] != b':' && valid_host(authority)
+        }),
+    }
+}
+
+/// An `http` or `https` URI (scheme case-insensitive) split into its authority and
+/// the rest (path and query); `None` for any other target.
+fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b'/' || b == b'?')
+                .unwrap_or(rest.len());
+            return Some(rest.split_at(end));
+        }
+    }
+    None
+}
+
 /// The path of a request target: origin-form as is, absolute-form reduced to its
 /// path (`http://host/p?q` → `/p`), the query dropped.
 fn path_of(target: &[u8]) -> &[u8] {
-    let mut path = target;
-    for scheme in [&b"http://"[..], b"https://"] {
-        if path.len() >= scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &path[scheme.len()..];
-            path = match rest.iter().position(|&b| b == b'/' || b == b'?') {
-                Some(i) if rest[i] == b'/' => &rest[i..],
-                _ => b"/",
-            };
-            break;
-        }
-    }
+    let path = match absolute_form(target) {
+        Some((_, rest)) if rest.first() == Some(&b'/') => rest,
+        Some(_) => b"/",
+        None => target,
+    };
     match path.iter().position(|&b| b == b'?') {
         Some(i) => &path[..i],
         None => path,
@@ -474,13 +587,22 @@ mod tests {
             "Content-Length: 5\r\nTransfer-Encoding: chunked",
             "Transfer-Encoding: chunked, chunked",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            // RFC 9112 §6.3 item 4: chunked is not the final coding.
+            "Transfer-Encoding: gzip",
+            "Transfer-Encoding: identity",
+            "Transfer-Encoding: chunked, gzip",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
         ] {
             let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{bad}\r\n\r\n");
             assert_eq!(parse_all(&req), Err(Error::BadFraming), "{bad}");
         }
-        for unsupported in ["gzip", "gzip, chunked", "identity"] {
-            let req =
-                format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {unsupported}\r\n\r\n");
+        // Delimited by chunked, but with a coding this server cannot decode: 501.
+        for unsupported in [
+            "Transfer-Encoding: gzip, chunked",
+            "Transfer-Encoding: identity, chunked",
+            "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{unsupported}\r\n\r\n");
             assert_eq!(
                 parse_all(&req),
                 Err(Error::UnsupportedCoding),
@@ -512,10 +634,22 @@ mod tests {
             parse_all("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
             Err(Error::Malformed)
         );
-        assert_eq!(
-            parse_all("GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
-            Err(Error::Malformed)
-        );
+        // RFC 9110 §15.6.6: a major version other than 1 is a 505; an ill-formed
+        // version (RFC 9112 §2.3) a 400.
+        for (line, error) in [
+            ("GET / HTTP/2.0", Error::VersionNotSupported),
+            ("GET / HTTP/3.0", Error::VersionNotSupported),
+            ("GET / HTTP/0.9", Error::VersionNotSupported),
+            ("PRI * HTTP/2.0", Error::VersionNotSupported),
+            ("GET / HTTP/2", Error::Malformed),
+            ("GET / http/2.0", Error::Malformed),
+            ("GET / HTTP/2.0 x", Error::Malformed),
+            ("GET / HTTP/22.0", Error::Malformed),
+            ("GET / HTTP/1.2", Error::Malformed),
+        ] {
+            let req = format!("\r\n{line}\r\nHost: a\r\n\r\n");
+            assert_eq!(parse_all(&req), Err(error), "{line}");
+        }
         assert_eq!(
             parse_all("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"),
             Err(Error::Malformed)
@@ -548,12 +682,68 @@ mod tests {
             "[::1]:443",
             "[v1.fe]",
             "[fe80::1%25eth0]",
+            // RFC 3986 §3.2.2, every shape of IPv6address; IPvFuture; RFC 6874 zones.
+            "[::]",
+            "[1:2:3:4:5:6:7:8]",
+            "[1::]",
+            "[1:2:3:4:5:6:7::]",
+            "[::2:3:4:5:6:7:8]",
+            "[1:2::7:8]:80",
+            "[::ffff:192.0.2.1]",
+            "[1:2:3:4:5:6:1.2.3.4]",
+            "[FE80::aB]",
+            "[V7.a:b!$&'()*+,;=-._~]",
+            "[fe80::1%25%41-._~]",
         ] {
             assert!(valid_host(ok.as_bytes()), "{ok:?}");
         }
         for bad in [
-            "a b", "a/b", "a@b", "a?b", "a#b", "a:b", "a:1:2", ":1x", "%4", "%zz", "a%4:1", "[::1",
-            "[]", "[::1]x", "[::1]:a", "[a/b]", "a\"b", "a\\b", "a[b", "\u{80}",
+            "a b",
+            "a/b",
+            "a@b",
+            "a?b",
+            "a#b",
+            "a:b",
+            "a:1:2",
+            ":1x",
+            "%4",
+            "%zz",
+            "a%4:1",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[::1]:a",
+            "[a/b]",
+            "a\"b",
+            "a\\b",
+            "a[b",
+            "\u{80}",
+            // Review item 7: IP-literals outside RFC 3986 §3.2.2 (and RFC 6874 §2).
+            "[zzz]",
+            "[::1%eth0]",
+            "[:::::]:",
+            "[::1%25]",
+            "[::1%25a%4]",
+            "[::1%25a!]",
+            "[1:2:3:4:5:6:7:8:9]",
+            "[1:2:3:4:5:6:7]",
+            "[1::2::3]",
+            "[12345::]",
+            "[::g]",
+            "[1.2.3.4]",
+            "[::ffff:1.2.3.04]",
+            "[::ffff:1.2.3]",
+            "[:1::]",
+            "[::1:]",
+            "[v]",
+            "[v1]",
+            "[v1.]",
+            "[v.a]",
+            "[vx.a]",
+            "[v1.a/b]",
+            "[v1.a%41]",
+            "[::1]]",
+            "[[::1]",
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad:?}");
         }
@@ -578,6 +768,51 @@ mod tests {
         let lf = head.find('\n').unwrap();
         assert_eq!(oversized(head.as_bytes(), lf), Error::UriTooLong);
         assert_eq!(oversized(head.as_bytes(), lf + 1), Error::HeadTooLarge);
+    }
+
+    #[test]
+    fn target_forms() {
+        // RFC 9112 §3.2: each form, with the methods that may use it.
+        for (method, target) in [
+            ("GET", "/"),
+            ("GET", "/a/b?c=d"),
+            ("CONNECT", "a:443"),
+            ("CONNECT", "[::1]:443"),
+            ("OPTIONS", "*"),
+            ("OPTIONS", "/"),
+            ("GET", "http://a"),
+            ("GET", "HTTPS://a.example:8443/p?q"),
+            ("GET", "http://a?q"),
+            ("POST", "http://[::1]:80/echo"),
+        ] {
+            assert!(valid_target(method, target.as_bytes()), "{method} {target}");
+        }
+        for (method, target) in [
+            ("GET", "bytes/3"),
+            ("GET", "a:80"),
+            ("GET", "*"),
+            ("CONNECT", "*"),
+            ("CONNECT", "/"),
+            ("CONNECT", "a"),
+            ("CONNECT", "a:"),
+            ("CONNECT", "[::1]"),
+            ("CONNECT", "a b:80"),
+            ("CONNECT", "http://a:80"),
+            ("OPTIONS", "**"),
+            ("GET", "ftp://a/"),
+            ("GET", "http:/a"),
+            ("GET", "http://"),
+            ("GET", "http:///p"),
+            ("GET", "http://:80/p"),
+            ("GET", "http://user@a/"),
+            ("GET", "http://[zzz]/"),
+            ("GET", "?q"),
+        ] {
+            assert!(
+                !valid_target(method, target.as_bytes()),
+                "{method} {target}"
+            );
+        }
     }
 
     #[test]

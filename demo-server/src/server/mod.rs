@@ -14,11 +14,35 @@
 //! stop accepting, close its idle connections, finish the responses in flight (each
 //! then says `Connection: close`) and exit once none is left or the shutdown timeout
 //! passed.
+//!
+//! # Busy addresses
+//!
+//! The workers of one server share its port through `SO_REUSEPORT`, but a second
+//! server must not join them: [`Server::bind`] refuses an address in use
+//! (`AddrInUse`), in two steps.
+//!
+//! 1. A lock per TCP port, shared by every demo-server on the machine: a Unix socket
+//!    bound to the abstract name `recycle-demo-server/tcp/{port}` (Linux). Binding a
+//!    name is atomic, so of several servers starting on one port at the same moment
+//!    exactly one gets it; and the name dies with its socket, so with the process
+//!    however it ends (no stale lock file). It is per port, not per address, because
+//!    any two addresses on one port may conflict (a wildcard and a specific address,
+//!    IPv4 and dual-stack IPv6): two demo-servers on one port of two specific
+//!    addresses are refused too.
+//! 2. A probe for any other program on the address: a bind without `SO_REUSEPORT`,
+//!    let go at once, fails if any socket listens there.
+//!
+//! Limits: abstract names live per network namespace and carry no permissions, so a
+//! local program holding the name keeps the server from starting (as if the port were
+//! in use); and a program other than a demo-server that binds the port with
+//! `SO_REUSEPORT`, under the same user, between the probe and the workers' binds still
+//! shares it. Elsewhere than Linux there is no lock, only the probe.
 
 mod worker;
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -65,6 +89,8 @@ pub fn default_threads() -> usize {
 /// A bound server, ready to [`run`](Server::run).
 pub struct Server {
     listeners: Vec<mio::net::TcpListener>,
+    /// Held while the server lives: see [`port_lock`].
+    port_lock: Option<UnixDatagram>,
     shared: Arc<Shared>,
     config: Config,
     addr: SocketAddr,
@@ -95,12 +121,15 @@ impl Server {
     ///
     /// The address must be free: `SO_REUSEPORT` lets this process's workers share it,
     /// but a second server on a busy address fails (`AddrInUse`) instead of silently
-    /// splitting the traffic with the first.
+    /// splitting the traffic with the first, even when both start at the same moment
+    /// (see [the module docs](self#busy-addresses) for how, and for what it cannot
+    /// catch).
     ///
     /// # Errors
     ///
     /// A limit out of range (`InvalidInput`, see [`Limits::check`]), or the address
-    /// cannot be bound (`AddrInUse` if another socket listens on it).
+    /// cannot be bound (`AddrInUse` if another socket listens on it, or another server
+    /// of this kind holds its port).
     pub fn bind(config: Config) -> io::Result<Server> {
         let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
         config.limits.check().map_err(invalid)?;
@@ -109,7 +138,16 @@ impl Server {
         if !(1..=MAX_THREADS).contains(&config.threads) {
             return Err(invalid(format!("threads must be in 1..={MAX_THREADS}")));
         }
+        // The lock first (of servers racing for the port, one gets it), then the probe
+        // (for any other program on the address); a port 0 is known only after it.
+        let mut port_lock = match config.addr.port() {
+            0 => None,
+            port => self::port_lock(port)?,
+        };
         let addr = probe(config.addr)?;
+        if port_lock.is_none() {
+            port_lock = self::port_lock(addr.port())?;
+        }
         let listeners = (0..config.threads)
             .map(|_| listener(addr))
             .collect::<io::Result<Vec<_>>>()?;
@@ -121,6 +159,7 @@ impl Server {
         ));
         Ok(Server {
             listeners,
+            port_lock,
             shared,
             config,
             addr,
@@ -153,6 +192,7 @@ impl Server {
     pub fn run(self) -> io::Result<()> {
         let Server {
             listeners,
+            port_lock: _port_lock, // held until the workers are done
             shared,
             config,
             stop,
@@ -185,10 +225,40 @@ impl Server {
     }
 }
 
+/// Takes the demo-servers' lock on TCP `port` (see the [module
+/// docs](self#busy-addresses)), held while the returned socket lives; `AddrInUse` if
+/// another server holds it. The [`probe`] alone cannot decide between servers starting
+/// together: both probes can run before either server listens.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn port_lock(port: u16) -> io::Result<Option<UnixDatagram>> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+
+    let name = format!("recycle-demo-server/tcp/{port}");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name)?;
+    match UnixDatagram::bind_addr(&addr) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("address already in use: another demo-server holds port {port} (@{name})"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// No abstract names here: the [`probe`] alone decides.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn port_lock(_port: u16) -> io::Result<Option<UnixDatagram>> {
+    Ok(None)
+}
+
 /// Binds `addr` without `SO_REUSEPORT` and lets it go: fails with `AddrInUse` if any
 /// socket listens there (with `SO_REUSEPORT` or not), and resolves port 0 to a free
 /// port. Another process could take the address between this probe and the real binds;
-/// it would then have to use `SO_REUSEPORT` itself, as only a deliberate sharer does.
+/// it would then have to use `SO_REUSEPORT` itself, as only a deliberate sharer does
+/// (another demo-server cannot: it would need the [`port_lock`] first).
 fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?; // connections of an earlier run in TIME_WAIT are fine
