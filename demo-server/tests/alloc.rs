@@ -152,9 +152,6 @@ fn the_counter_sees_allocations() {
 /// 599) is as free as one with (404 above): its status line is not built anew per
 /// request.
 #[test]
-// needs the StatusLines no-Vec fix (src/status.rs, in progress elsewhere): 1 allocation
-// per request today; unignore once it lands.
-#[ignore = "needs the StatusLines no-Vec fix"]
 fn unregistered_status_codes_allocate_nothing() {
     let requests: [&[u8]; 3] = [
         b"GET /status/299 HTTP/1.1\r\nHost: localhost\r\n\r\n",
