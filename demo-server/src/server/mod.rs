@@ -15,6 +15,7 @@
 //! then says `Connection: close`) and exit once none is left or the shutdown timeout
 //! passed.
 
+mod service;
 mod worker;
 
 use std::io;
@@ -164,10 +165,12 @@ impl Server {
                 .enumerate()
                 .map(|(index, listener)| {
                     let (shared, config, stop) = (&*shared, &config, &*stop);
+                    let service = service::Serve { shared };
                     std::thread::Builder::new()
                         .name(format!("worker-{index}"))
                         .spawn_scoped(scope, move || {
-                            worker::Worker::new(index, listener, shared, config, stop)?.run()
+                            worker::Worker::new(index, listener, service, shared, config, stop)?
+                                .run()
                         })
                 })
                 .collect::<io::Result<_>>()?;
