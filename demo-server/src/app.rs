@@ -148,7 +148,7 @@ impl Handler for App<'_> {
         match route(req.head.method, req.path) {
             Route::Hello => fixed(res, 200, None, b"Hello, World!"),
             Route::Echo => match req.head.framing {
-                Framing::None => {
+                Framing::None | Framing::Length(0) => {
                     res.start(200, BodyLen::Known(0));
                     res.header("Content-Type", OCTETS);
                 }

@@ -155,6 +155,46 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn content_length_zero_is_a_body_of_nothing() {
+    // RFC 9112 §6.2: `Content-Length: 0` frames an empty body; nothing is waited for,
+    // and the next request follows at once (on GET, and on the echo route).
+    let req = "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n\
+               POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n\
+               POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n\
+               GET /bytes/1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (responses, outcome) = each_way(limits(), req.as_bytes());
+    let got: Vec<_> = responses.iter().map(|r| (r.status, r.body.len())).collect();
+    assert_eq!(
+        got,
+        [(200, 13), (200, 0), (200, 0), (200, 1)],
+        "no 100 for no body"
+    );
+    assert!(!outcome.done);
+}
+
+#[test]
+fn a_repeated_content_length_is_answered_then_closed() {
+    // RFC 9110 §8.6 and RFC 9112 §6.3 rule 5: identical values are one length, but a
+    // sender that repeats it is suspect: the request is answered, then the connection
+    // closes (the next request is not read).
+    for lengths in [
+        "Content-Length: 2\r\nContent-Length: 2",
+        "Content-Length: 2, 2",
+    ] {
+        let req = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\n{lengths}\r\n\r\nokGET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        );
+        let (responses, outcome) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses.len(), 1, "{lengths}");
+        assert_eq!(
+            (responses[0].status, responses[0].text().as_str()),
+            (200, "ok")
+        );
+        assert!(responses[0].closes() && outcome.done, "{lengths}");
+    }
+}
+
+#[test]
 fn echo_content_length() {
     let req = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello worldGET / HTTP/1.1\r\nHost: t\r\n\r\n";
     let (responses, _) = each_way(limits(), req);
@@ -293,10 +333,23 @@ fn errors_answer_with_their_status_and_close() {
         400,
         Error::BadFraming,
     );
+    // RFC 9112 §6.3 rule 4: a final coding other than chunked cannot be delimited:
+    // 400. §6.1: a coding the server cannot decode before a final chunked: 501.
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+        Error::BadFraming,
+    );
+    assert_refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         501,
         Error::UnsupportedCoding,
+    );
+    // RFC 9112 §2.2: a bare LF line end, anywhere in the head.
+    assert_refused(
+        b"GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n",
+        400,
+        Error::Malformed,
     );
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(9000));
     let shared_limits = Limits {

@@ -331,7 +331,7 @@ fn every_error_arrives_with_its_status() {
     );
     refused(
         &server,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: br, chunked\r\n\r\n",
         501,
     );
     refused(

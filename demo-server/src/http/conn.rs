@@ -37,7 +37,7 @@ use recycle::status::Version;
 
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
-use super::parse::{self, Framing, Method, Request};
+use super::parse::{self, Codings, Framing, Method, Request};
 use super::{Error, TCHAR};
 use crate::state::Ctx;
 
@@ -118,6 +118,12 @@ pub trait Handler {
     /// State shared by the connections of one worker, lent to every call (`()` if
     /// none).
     type Worker: ?Sized;
+
+    /// What the connection does with a request whose `Transfer-Encoding` lists codings
+    /// before its final `chunked` (`gzip, chunked`): refuse it with 501 (the default:
+    /// the handler sees decoded bytes it could not decode further), or take it (a proxy
+    /// forwards the still-coded body and the codings with it).
+    const CODINGS: Codings = Codings::Refuse;
 
     /// A request head arrived. The handler may start (or write all of) the response
     /// now, or leave it for a later call.
@@ -743,7 +749,8 @@ impl<H: Handler> Conn<H> {
             return true;
         }
         let mut headers = parse::header_storage();
-        let (req, len) = match parse::parse(&buf[..end], &mut headers, limits.max_body_bytes) {
+        let parsed = parse::parse(&buf[..end], &mut headers, limits.max_body_bytes, H::CODINGS);
+        let (req, len) = match parsed {
             Ok(parsed) => parsed,
             Err(error) => {
                 self.fail(error, output, ctx, worker);
@@ -768,7 +775,7 @@ impl<H: Handler> Conn<H> {
             ..Exchange::NONE
         };
         self.body = match head.framing {
-            Framing::None => None,
+            Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(BodyReader::Length(n)),
             Framing::Chunked => Some(BodyReader::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,

@@ -64,8 +64,8 @@ use httparse::Header;
 use recycle::io::WriteBuf;
 use recycle::status::{Clock, DateCache, Version};
 
-use crate::http::parse;
-use crate::http::response::{self, list};
+use crate::http::parse::{self, list};
+use crate::http::response;
 
 /// The proxy's name in `Via` (RFC 9110 §7.6.3 allows a pseudonym for the host).
 pub const VIA_NAME: &str = "demo-server";
@@ -404,18 +404,10 @@ fn content_length(out: &mut WriteBuf, n: u64) {
 /// `(None, target)` for any other form. An empty authority is `None` (the request
 /// parser refuses such a target; this only keeps it from becoming an empty `Host`).
 fn split_absolute_form(target: &[u8]) -> (Option<&[u8]>, &[u8]) {
-    for scheme in [&b"http://"[..], b"https://"] {
-        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &target[scheme.len()..];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'/' || b == b'?')
-                .unwrap_or(rest.len());
-            let authority = &rest[..end];
-            return ((!authority.is_empty()).then_some(authority), &rest[end..]);
-        }
+    match parse::split_absolute_form(target) {
+        Some((authority, rest)) => ((!authority.is_empty()).then_some(authority), rest),
+        None => (None, target),
     }
-    (None, target)
 }
 
 /// The client's address as `X-Forwarded-For` lists it: no port, IPv4-mapped IPv6
