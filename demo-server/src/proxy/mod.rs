@@ -14,5 +14,7 @@
 //!
 //! [`Instant`]: std::time::Instant
 
+pub mod handler;
 pub mod headers;
+pub mod mem;
 pub mod upstream;

@@ -18,8 +18,10 @@ use std::time::Instant;
 use mio::Registry;
 use mio::event::Event;
 
+use crate::admin::Admin;
 use crate::app::App;
 use crate::http::conn::Handler;
+use crate::proxy::handler::Proxy;
 use crate::state::Shared;
 
 /// The tokens a service registers its own sockets under have this bit set; the
@@ -61,6 +63,12 @@ pub(crate) trait Service<'a>: Copy + Send + Sync + 'a {
     fn event(state: &mut Self::State, token: usize, event: &Event) -> Option<usize> {
         let _ = (state, token, event);
         None
+    }
+
+    /// Bytes `handler` holds buffered itself (the proxy's copy buffers).
+    fn buffered(handler: &Self::Handler) -> usize {
+        let _ = handler;
+        0
     }
 
     /// When the exchange of `handler` must have moved on, while it waits on the
@@ -107,6 +115,31 @@ impl<'a> Service<'a> for Serve<'a> {
     }
 
     #[inline]
+    fn worker(state: &mut ()) -> &mut () {
+        state
+    }
+}
+
+/// The proxy's admin listener: `/stats` and `/metrics`.
+#[derive(Clone, Copy)]
+pub(crate) struct AdminService<'a> {
+    /// The proxy's client-side state (reported on).
+    pub(crate) reported: &'a Shared,
+    pub(crate) proxy: &'a Proxy,
+}
+
+impl<'a> Service<'a> for AdminService<'a> {
+    type Handler = Admin<'a>;
+    type State = ();
+
+    fn state(self, _: usize, _: &Registry) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn handler(self, _: SocketAddr) -> Admin<'a> {
+        Admin::new(self.reported, self.proxy)
+    }
+
     fn worker(state: &mut ()) -> &mut () {
         state
     }

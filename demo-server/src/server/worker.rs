@@ -420,7 +420,13 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                 }
             }
 
-            // 4. Give back buffers that hold nothing: an idle connection holds none.
+            // 4. Note how much the connection holds (for `/stats`), then give back
+            //    buffers that hold nothing: an idle connection holds none.
+            self.ctx.note_buffered(
+                conn.rbuf.as_ref().map_or(0, |r| r.len())
+                    + conn.wbuf.as_ref().map_or(0, |w| w.len())
+                    + S::buffered(conn.http.handler()),
+            );
             if conn.wbuf.as_ref().is_some_and(|w| w.is_empty()) {
                 conn.wbuf = None;
             }
