@@ -75,10 +75,11 @@ pub struct MemProxy<'s> {
     wbuf: WriteBuf,
     output: Vec<u8>,
     client_eof: bool,
-    /// Client bytes taken from the output per step (`usize::MAX`: all).
-    pub client_window: usize,
-    /// Request bytes an upstream takes per step.
-    pub upstream_window: usize,
+    /// Bytes the client reads before it stops reading (a socket buffer's room); used
+    /// up as it reads. `usize::MAX`: no limit.
+    pub client_room: usize,
+    /// Bytes the upstream connections read before they stop, as `client_room`.
+    pub upstream_room: usize,
     /// Connections to these upstreams are refused.
     pub refused: Vec<bool>,
     upstreams: Slab<MemUpstream>,
@@ -123,8 +124,8 @@ impl<'s> MemProxy<'s> {
             wbuf: WriteBuf::with_capacity(16 * 1024),
             output: Vec::with_capacity(64 * 1024),
             client_eof: false,
-            client_window: usize::MAX,
-            upstream_window: usize::MAX,
+            client_room: usize::MAX,
+            upstream_room: usize::MAX,
             refused: vec![false; upstreams],
             upstreams: Slab::with_capacity(4),
             last: None,
@@ -240,7 +241,7 @@ impl<'s> MemProxy<'s> {
 
     /// Runs the connection until nothing moves: the client's bytes are processed, the
     /// upstream connections written and read, the client's output taken (as far as
-    /// `client_window` allows per step).
+    /// `client_room` and `upstream_room` allow).
     pub fn run(&mut self) {
         loop {
             let before = (self.rbuf.len(), self.wbuf.len());
@@ -262,9 +263,12 @@ impl<'s> MemProxy<'s> {
             self.peak_buffered = self.peak_buffered.max(buffered);
             let mut window = Window {
                 out: &mut self.output,
-                room: self.client_window,
+                room: self.client_room,
             };
-            progress |= self.wbuf.write_to(&mut window).is_ok_and(|n| n > 0);
+            if let Ok(n) = self.wbuf.write_to(&mut window) {
+                progress |= n > 0;
+                use_up(&mut self.client_room, n);
+            }
             if !progress {
                 return;
             }
@@ -311,12 +315,13 @@ impl<'s> MemProxy<'s> {
         if let Some(key) = handler.connection() {
             let up = &mut ups[key];
             let data = handler.to_send();
-            let n = data.len().min(self.upstream_window);
+            let n = data.len().min(self.upstream_room);
             if up.reset && n > 0 {
                 handler.write_failed(w);
                 progress = true;
             } else if n > 0 {
                 up.received.extend_from_slice(&data[..n]);
+                use_up(&mut self.upstream_room, n);
                 handler.sent(n, w);
                 progress = true;
             }
@@ -347,6 +352,13 @@ impl<'s> MemProxy<'s> {
             progress = true;
         }
         progress
+    }
+}
+
+/// Takes `n` bytes of `room` (unless it is unlimited).
+fn use_up(room: &mut usize, n: usize) {
+    if *room != usize::MAX {
+        *room -= n;
     }
 }
 
