@@ -192,9 +192,12 @@ fn each_way(s: impl Fn() -> Setup, request: &[u8], response: &[u8], close: bool)
     whole
 }
 
+/// A response's status, fields and decoded body.
+type Decoded = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// The complete HTTP/1.1 responses at the front of `bytes` (bodies decoded, so that
 /// chunk boundaries do not count), and the length of what follows them.
-fn decode(bytes: &[u8]) -> (Vec<(u16, Vec<(String, String)>, Vec<u8>)>, usize) {
+fn decode(bytes: &[u8]) -> (Vec<Decoded>, usize) {
     let mut input = bytes;
     let mut out = Vec::new();
     while !input.is_empty() {
