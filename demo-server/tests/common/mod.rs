@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod net;
+
 /// One parsed response.
 #[derive(Debug, Clone)]
 pub struct Response {
