@@ -86,6 +86,10 @@ pub struct MemProxy<'s> {
     last: Option<usize>,
     /// Most bytes the pair held at once: the client's buffers and the copy buffers.
     pub peak_buffered: usize,
+    /// Most bytes the copy buffers held at once.
+    pub peak_copied: usize,
+    /// Most bytes of output pending for the client at once.
+    pub peak_output: usize,
 }
 
 /// A sink that takes at most `room` bytes, then says `WouldBlock`.
@@ -130,6 +134,8 @@ impl<'s> MemProxy<'s> {
             upstreams: Slab::with_capacity(4),
             last: None,
             peak_buffered: 0,
+            peak_copied: 0,
+            peak_output: 0,
         }
     }
 
@@ -259,7 +265,10 @@ impl<'s> MemProxy<'s> {
                 progress = true;
             }
             progress |= self.pump();
-            let buffered = self.rbuf.len() + self.wbuf.len() + self.conn.handler().buffered();
+            let copied = self.conn.handler().buffered();
+            self.peak_copied = self.peak_copied.max(copied);
+            self.peak_output = self.peak_output.max(self.wbuf.len());
+            let buffered = self.rbuf.len() + self.wbuf.len() + copied;
             self.peak_buffered = self.peak_buffered.max(buffered);
             let mut window = Window {
                 out: &mut self.output,
