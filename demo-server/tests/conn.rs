@@ -299,6 +299,33 @@ fn status_and_bytes_and_stats_routes() {
     assert!(json.contains("\"read_buf\":{\"hits\":") && json.contains("\"write_buf\":{"));
 }
 
+#[test]
+fn metrics_route_speaks_the_prometheus_text_format() {
+    let req = "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (responses, _) = each_way(limits(), req.as_bytes());
+    let metrics = &responses[1];
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text();
+    assert!(
+        text.contains("# TYPE demo_requests_total counter\ndemo_requests_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("recycle_pool_hits_total{pool=\"read_buf\"} "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("copy_buf") && !text.contains("upstream"),
+        "no proxy here"
+    );
+    let (responses, _) = each_way(limits(), b"POST /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(responses[0].status, 405);
+}
+
 /// Requests refused with a status, after which the connection is done.
 fn assert_refused(req: &[u8], status: u16, expected: Error) {
     let (responses, outcome) = each_way(limits(), req);

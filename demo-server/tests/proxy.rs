@@ -655,3 +655,40 @@ fn a_client_that_goes_away_mid_stream_frees_its_upstream_connection() {
     // The proxy works on.
     assert_eq!(proxy.client().get("/").text(), "Hello, World!");
 }
+
+#[test]
+fn stats_and_metrics_are_on_the_admin_listener_and_every_path_goes_upstream() {
+    let upstream = serve();
+    let proxy = proxy(&[upstream.addr], |_| {});
+    // On the proxy's own address, /stats is the upstream's.
+    let r = proxy.client().get("/stats");
+    assert_eq!(r.header("via"), Some("1.1 demo-server"));
+    assert!(!r.text().contains("upstreams"), "{}", r.text());
+    // On the admin listener: the proxy's.
+    let mut admin = Client::connect(proxy.admin.unwrap());
+    let r = admin.get("/metrics");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    for family in [
+        "demo_requests_total 1\n",
+        "demo_open_connections ",
+        "recycle_pool_hits_total{pool=\"copy_buf\"} ",
+        "demo_upstream_connections_opened_total{upstream=",
+        "demo_upstream_connections_reused_total{upstream=",
+        "demo_upstream_connections_discarded_total{upstream=",
+        "demo_upstream_retries_total{upstream=",
+        "demo_upstream_failures_total{upstream=",
+        "demo_upstream_up{upstream=",
+    ] {
+        assert!(text.contains(family), "{family} in {text}");
+    }
+    assert!(
+        admin
+            .get("/stats")
+            .text()
+            .contains("\"upstreams\":[{\"upstream\":")
+    );
+    assert_eq!(admin.get("/").status, 404);
+    admin.send(b"POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(admin.response().status, 405);
+}
