@@ -10,7 +10,8 @@
 //! tells the handler what the sockets said. What the handler needs from the driver
 //! it asks for: [`wants_connection`](ProxyHandler::wants_connection) (a connection to
 //! an upstream: an idle one from [`ProxyWorker::take_idle`] or a new one),
-//! [`to_send`](ProxyHandler::to_send) (bytes to write), [`input_room`] (bytes it takes).
+//! [`to_send`](ProxyHandler::to_send) (bytes to write), [`input_room`](ProxyHandler::input_room)
+//! (bytes it takes).
 //! Connections it is done with go back through [`ProxyWorker::next_released`] (clean
 //! or not: the driver checks the socket, then [`ProxyWorker::park`]s it) or
 //! [`ProxyWorker::next_closing`] (to close).
