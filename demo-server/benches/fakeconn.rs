@@ -121,11 +121,7 @@ Content-Length: 13\r\n\r\nHello, World!";
 
 /// One proxied keep-alive request through `mem`.
 fn proxied(mem: &mut MemProxy<'_>) {
-    mem.client_sends(LITE_REQUEST);
-    mem.run();
-    let key = mem.current_connection().expect("an upstream connection");
-    mem.upstream_sends(key, UPSTREAM_RESPONSE);
-    mem.run();
+    let key = mem.exchange(LITE_REQUEST, UPSTREAM_RESPONSE);
     black_box(mem.client_received());
     mem.clear_client_received();
     mem.clear_upstream_received(key);

@@ -57,11 +57,7 @@ const EXCHANGES: [(&[u8], &[u8], &[u8]); 5] = [
 
 /// One proxied exchange through `mem`.
 fn exchange(mem: &mut MemProxy<'_>, (request, response, ends_with): (&[u8], &[u8], &[u8])) {
-    mem.client_sends(request);
-    mem.run();
-    let key = mem.current_connection().expect("an upstream connection");
-    mem.upstream_sends(key, response);
-    mem.run();
+    let key = mem.exchange(request, response);
     assert!(
         mem.client_received().ends_with(ends_with),
         "{}",

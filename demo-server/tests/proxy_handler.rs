@@ -496,11 +496,7 @@ fn no_body_for_head_204_and_304() {
     let head = b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n";
     let s = one_upstream();
     let mut mem = MemProxy::new(&s.shared, &s.proxy);
-    mem.client_sends(head);
-    mem.run();
-    let key = mem.current_connection().unwrap();
-    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-    mem.run();
+    let key = mem.exchange(head, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
     let mut input = mem.client_received();
     let r = parse_response(&mut input, true).unwrap();
     assert_eq!(
@@ -605,11 +601,7 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
 /// A proxy pair with one request answered on `key`, left idle.
 fn warmed(s: &Setup) -> (MemProxy<'_>, usize) {
     let mut mem = MemProxy::new(&s.shared, &s.proxy);
-    mem.client_sends(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n");
-    mem.run();
-    let key = mem.current_connection().unwrap();
-    mem.upstream_sends(key, OK);
-    mem.run();
+    let key = mem.exchange(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", OK);
     assert!(mem.upstream(key).idle);
     mem.clear_client_received();
     (mem, key)
@@ -656,11 +648,7 @@ fn upstream_connections_are_reused_only_clean() {
         ),
     ] {
         let mut mem = MemProxy::new(&s.shared, &s.proxy);
-        mem.client_sends(request);
-        mem.run();
-        let key = mem.current_connection().unwrap();
-        mem.upstream_sends(key, response);
-        mem.run();
+        let key = mem.exchange(request, response);
         if response.ends_with(b"\r\n\r\nok") && !response.windows(6).any(|w| w == b"Length") {
             mem.upstream_closes(key);
             mem.run();
@@ -772,11 +760,7 @@ fn failures_before_the_response_are_retried_once_then_502() {
 fn no_response_head_in_time_is_504() {
     let s = one_upstream();
     let mut mem = MemProxy::new(&s.shared, &s.proxy);
-    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-    mem.run();
-    let key = mem.current_connection().unwrap();
-    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\n");
-    mem.run();
+    let key = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\n");
     assert!(mem.conn().handler().deadline().is_some());
     mem.upstream_timeout();
     mem.run();
@@ -785,11 +769,10 @@ fn no_response_head_in_time_is_504() {
     assert_eq!(s.proxy.upstreams.stats(0).failures, 1);
     // A body that stalls is cut off instead.
     let mut mem = MemProxy::new(&s.shared, &s.proxy);
-    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-    mem.run();
-    let key = mem.current_connection().unwrap();
-    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
-    mem.run();
+    let key = mem.exchange(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+    );
     mem.upstream_timeout();
     mem.run();
     assert!(mem.client_received().ends_with(b"\r\n\r\nabc"));
@@ -819,11 +802,10 @@ fn a_response_cut_short_is_cut_short_for_the_client() {
 fn a_client_that_goes_away_takes_its_upstream_connection_with_it() {
     let s = one_upstream();
     let mut mem = MemProxy::new(&s.shared, &s.proxy);
-    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-    mem.run();
-    let key = mem.current_connection().unwrap();
-    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc");
-    mem.run();
+    let key = mem.exchange(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+    );
     mem.client_resets();
     assert!(
         mem.upstream(key).closed && !mem.upstream(key).idle,
@@ -859,11 +841,7 @@ fn every_upstream_down_is_503_at_once() {
     mem.worker.now += Duration::from_secs(11);
     mem.refused = vec![false, false];
     mem.clear_client_received();
-    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-    mem.run();
-    let key = mem.current_connection().unwrap();
-    mem.upstream_sends(key, OK);
-    mem.run();
+    let key = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", OK);
     assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
     assert_eq!(
         s.proxy.upstreams.state(mem.upstream(key).upstream),

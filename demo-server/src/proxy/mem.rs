@@ -17,7 +17,7 @@
 //! let mut mem = MemProxy::new(&shared, &proxy);
 //!
 //! mem.client_sends(b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n");
-//! mem.run();
+//! mem.run(); // what `exchange` does in one call
 //! let upstream = mem.last_connection().expect("a connection upstream");
 //! assert!(mem.upstream(upstream).received.starts_with(b"GET /a HTTP/1.1\r\nHost: example.com\r\n"));
 //!
@@ -214,6 +214,23 @@ impl<'s> MemProxy<'s> {
         }
         up.sending.extend_from_slice(bytes);
         self.wake_idle(key);
+    }
+
+    /// One exchange: the client sends `request`, then the upstream connection the proxy
+    /// uses for it answers `response`; returns that connection's key.
+    ///
+    /// # Panics
+    ///
+    /// If the proxy asked for no upstream connection (it answered the request itself).
+    pub fn exchange(&mut self, request: &[u8], response: &[u8]) -> usize {
+        self.client_sends(request);
+        self.run();
+        let key = self
+            .current_connection()
+            .expect("an upstream connection for the request");
+        self.upstream_sends(key, response);
+        self.run();
+        key
     }
 
     /// Upstream connection `key` closes its side (after what it sent).
