@@ -776,6 +776,7 @@ fn no_response_head_in_time_is_504() {
     mem.upstream_timeout();
     mem.run();
     assert!(mem.client_received().ends_with(b"\r\n\r\nabc"));
+    assert!(mem.upstream(key).closed, "never reused");
     assert!(
         mem.conn().is_done(),
         "cut off: the client's connection closes"
