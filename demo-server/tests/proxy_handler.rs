@@ -439,6 +439,11 @@ fn a_repeated_content_length_is_forwarded_once_then_both_sides_close() {
     let sent = forwarded(&run.upstream[0]);
     assert_eq!(sent.len(), 1, "the pipelined request after it is not read");
     assert_eq!(
+        sent[0].get("connection"),
+        ["close"],
+        "nor is the upstream connection kept"
+    );
+    assert_eq!(
         (sent[0].get("content-length"), &sent[0].body[..]),
         (vec!["2"], &b"ok"[..])
     );
@@ -910,4 +915,38 @@ fn memory_stays_bounded_whatever_the_body_sizes() {
     let up = &forwarded(&mem.upstream(key).received)[0];
     assert!(up.body.len() == BODY && up.body.iter().all(|&b| b == b'y'));
     assert!(mem.peak_buffered < 256 * 1024, "peak {}", mem.peak_buffered);
+}
+
+#[test]
+fn idle_upstream_connections_expire() {
+    let s = setup(1, |c| c.upstream_idle_timeout = Duration::from_secs(60));
+    let (mut mem, key) = warmed(&s);
+    let later = mem.worker.now + Duration::from_secs(59);
+    mem.worker.expire(later);
+    mem.run();
+    assert!(mem.upstream(key).idle, "not yet");
+    mem.worker.expire(later + Duration::from_secs(1));
+    mem.run();
+    assert!(
+        mem.upstream(key).closed && !mem.upstream(key).idle,
+        "expired"
+    );
+    // The next request opens a new one.
+    let fresh = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    assert_ne!(fresh, key);
+}
+
+#[test]
+fn with_no_idle_connections_allowed_each_request_says_close() {
+    let s = setup(1, |c| c.upstream_idle = 0);
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let first = mem.exchange(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    let second = mem.exchange(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    assert_ne!(first, second);
+    for key in [first, second] {
+        let sent = forwarded(&mem.upstream(key).received);
+        assert_eq!(sent[0].get("connection"), ["close"]);
+        assert!(mem.upstream(key).closed);
+    }
+    assert_eq!(parse_all(mem.client_received()).len(), 2);
 }

@@ -56,6 +56,10 @@ pub struct Head {
     pub framing: Framing,
     /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
     pub expect_continue: bool,
+    /// The framing was read unambiguously, but the head is suspect (it repeats its
+    /// `Content-Length`): answer it, then close (a proxy closes its upstream
+    /// connection too).
+    pub suspect: bool,
 }
 
 impl Framing {
@@ -303,6 +307,7 @@ pub fn parse<'b>(
             keep_alive,
             framing,
             expect_continue: expect_continue && framing.has_body(),
+            suspect: repeated_length,
         },
         method_name,
         target,

@@ -849,7 +849,8 @@ impl Handler for ProxyHandler {
             req.method_name,
             "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
         );
-        self.close_upstream = config.upstream_idle == 0;
+        // A suspect head is answered, then both connections close.
+        self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
         self.out = w.proxy.buffers().get();
         self.out.clear();
         self.inp = w.proxy.buffers().get();
