@@ -797,14 +797,13 @@ impl ProxyHandler {
             let Some(len) = headers::response_body(&head, self.version) else {
                 return Err(Failure::Malformed);
             };
-            let mut codings = [0u8; 128];
-            match head.transfer_coded {
-                true if head.framing != response::Framing::None => {
-                    let codings = headers::response_codings(parsed.fields, &mut codings)
-                        .ok_or(Failure::Malformed)?;
-                    res.start_coded(head.status, codings);
-                }
-                _ => res.start(head.status, len),
+            if head.transfer_coded && head.framing != response::Framing::None {
+                let mut buf = [0u8; 128];
+                let codings =
+                    headers::response_codings(parsed.fields, &mut buf).ok_or(Failure::Malformed)?;
+                res.start_coded(head.status, codings);
+            } else {
+                res.start(head.status, len);
             }
             for (name, value) in forwarded() {
                 res.header(name, value);

@@ -372,11 +372,30 @@ fn split_absolute_form(target: &[u8]) -> (Option<&[u8]>, &[u8]) {
 /// The client's address as `X-Forwarded-For` lists it: no port, IPv4-mapped IPv6
 /// addresses (from a dual-stack listener) as plain IPv4.
 fn format_ip(ip: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
-    let mut cursor = &mut buf[..];
-    // An address is at most 45 bytes of text: it fits, and writing into a slice does
-    // not allocate.
-    let _ = write!(cursor, "{}", ip.to_canonical());
-    let len = 64 - cursor.len();
+    let len = match ip.to_canonical() {
+        // Four numbers: `itoa` writes them for a fraction of what `fmt` costs.
+        IpAddr::V4(v4) => {
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                let mut digits = itoa::Buffer::new();
+                let digits = digits.format(octet).as_bytes();
+                buf[len..len + digits.len()].copy_from_slice(digits);
+                len += digits.len();
+            }
+            len
+        }
+        ip @ IpAddr::V6(_) => {
+            let mut cursor = &mut buf[..];
+            // At most 39 bytes of text: it fits, and writing into a slice does not
+            // allocate.
+            let _ = write!(cursor, "{ip}");
+            64 - cursor.len()
+        }
+    };
     &buf[..len]
 }
 
@@ -595,6 +614,12 @@ mod tests {
         assert_eq!(get(&fields, "x-forwarded-for"), ["a, b, c, 192.0.2.7"]);
 
         for (client, text) in [
+            (IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)), "0.0.0.0"),
+            (
+                IpAddr::V4(Ipv4Addr::new(255, 255, 255, 255)),
+                "255.255.255.255",
+            ),
+            (IpAddr::V4(Ipv4Addr::new(10, 100, 9, 201)), "10.100.9.201"),
             (IpAddr::V6(Ipv6Addr::LOCALHOST), "::1"),
             (
                 IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped()),
