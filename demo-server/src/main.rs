@@ -12,7 +12,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use demo_server::proxy::handler::ProxyConfig;
 use demo_server::proxy::upstream::HealthPolicy;
-use demo_server::server::{Config, MAX_UPSTREAM_IDLE, Server, default_threads};
+use demo_server::server::{Config, MAX_UPSTREAM_IDLE, Server, check_proxy, default_threads};
 use demo_server::state::{
     Limits, MAX_CONNECTIONS, MAX_HEAD_BYTES, MAX_THREADS, MIN_HEAD_BYTES, MIN_TIMEOUT,
     check_timeout,
@@ -251,6 +251,12 @@ fn main() -> ExitCode {
         Command::Serve(args) => (args.into_config(), None),
         Command::Proxy(args) => {
             let (config, proxy, admin) = args.into_config();
+            // What one flag cannot check alone (the upstreams together), as a usage
+            // error like the others.
+            if let Err(e) = check_proxy(&proxy) {
+                eprintln!("demo-server: error: --upstream: {e}");
+                return ExitCode::from(2);
+            }
             (config, Some((proxy, admin)))
         }
     };

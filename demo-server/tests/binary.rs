@@ -118,6 +118,7 @@ fn proxy_flags_out_of_range_exit_2_with_a_clear_message() {
     refused_as(&proxy, &["--fail-timeout", "0ms"], "--fail-timeout");
     refused_as(&proxy, &["--upstream", "127.0.0.1:0"], "--upstream");
     refused_as(&proxy, &["--upstream", "no port"], "--upstream");
+    refused_as(&proxy, &["--upstream", "127.0.0.1:1"], "given twice");
     refused_as(&proxy, &["--admin", "localhost"], "--admin");
     refused_as(&proxy, &["--threads", "0"], "--threads");
     refused_as(&proxy, &["--max-head-bytes", "1"], "--max-head-bytes");

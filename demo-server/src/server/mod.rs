@@ -299,7 +299,8 @@ impl Server {
     }
 }
 
-/// Checks a proxy's settings: at least one upstream, none on port 0, timeouts in
+/// Checks a proxy's settings: at least one upstream, none on port 0 and none twice,
+/// timeouts in
 /// [`MIN_TIMEOUT`](crate::state::MIN_TIMEOUT)..=[`MAX_TIMEOUT`](crate::state::MAX_TIMEOUT),
 /// at most [`MAX_UPSTREAM_IDLE`] idle connections per upstream.
 ///
@@ -313,6 +314,12 @@ pub fn check_proxy(proxy: &ProxyConfig) -> Result<(), String> {
     }
     if let Some(addr) = proxy.upstreams.iter().find(|a| a.port() == 0) {
         return Err(format!("upstream {addr} has no port"));
+    }
+    // Each upstream is one series in `/metrics`, labelled by its address.
+    for (i, addr) in proxy.upstreams.iter().enumerate() {
+        if proxy.upstreams[..i].contains(addr) {
+            return Err(format!("upstream {addr} is given twice"));
+        }
     }
     for (name, timeout) in [
         ("upstream_timeout", proxy.upstream_timeout),
