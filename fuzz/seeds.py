@@ -107,6 +107,56 @@ for name, data in chunked.items():
     for i, first in enumerate([b"\x00", b"\x3f", b"\x05", b"\x41"]):
         write("http_chunked", f"{name}_{i}", first + data)
 
+# proxy_headers: u16 LE client length, piece size, flags (bit 0 upstream closes, bit 1
+# client closes, bit 2 slow client, bit 3 upstream timeout, bit 4 refused), client
+# bytes, upstream bytes.
+def resp(lines, body=b""):
+    return (CRLF.join(lines) + CRLF + CRLF).encode() + body
+
+OK = resp(["HTTP/1.1 200 OK", "Content-Length: 2"], b"ok")
+proxied = {
+    "get": (req(["GET /a?b=%20 HTTP/1.1", "Host: site", "Connection: keep-alive, X-Hop", "X-Hop: 1", "X-Forwarded-For: 10.0.0.1"]), OK),
+    "post_length": (req(["POST /up HTTP/1.1", "Host: site", "Content-Length: 5"], b"hello"), OK),
+    "post_chunked": (req(["POST /up HTTP/1.1", "Host: site", "Transfer-Encoding: chunked"], b"5;e=1\r\nhello\r\n0\r\nT: v\r\n\r\n"), OK),
+    "gzip_chunked": (req(["POST /up HTTP/1.1", "Host: site", "Transfer-Encoding: gzip, chunked"], b"2\r\n\x1f\x8b\r\n0\r\n\r\n"), OK),
+    "get_with_body": (req(["GET /q HTTP/1.1", "Host: site", "Content-Length: 3"], b"abc"), OK),
+    "get_length_0": (req(["GET /q HTTP/1.1", "Host: site", "Content-Length: 0"]), OK),
+    "pipelined": (req(["GET /1 HTTP/1.1", "Host: s"]) + req(["HEAD /2 HTTP/1.1", "Host: s"]) + req(["GET /3 HTTP/1.1", "Host: s", "Connection: close"]),
+                  OK + resp(["HTTP/1.1 200 OK", "Content-Length: 9"]) + resp(["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"], b"3\r\nabc\r\n0\r\n\r\n")),
+    "http10": (req(["GET / HTTP/1.0"]), resp(["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"], b"3\r\nabc\r\n0\r\n\r\n")),
+    "expect": (req(["POST /e HTTP/1.1", "Host: s", "Expect: 100-continue", "Content-Length: 2"], b"hi"),
+               resp(["HTTP/1.1 100 Continue"]) + resp(["HTTP/1.1 103 Early Hints", "Link: </x>"]) + OK),
+    "close_delimited": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 200 OK"], b"until the end")),
+    "resp_cl_te": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 200 OK", "Content-Length: 2", "Transfer-Encoding: chunked"], b"ok")),
+    "resp_bare_lf": (req(["GET / HTTP/1.1", "Host: s"]), b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
+    "resp_101": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 101 Switching Protocols", "Upgrade: x"])),
+    "resp_extra": (req(["GET / HTTP/1.1", "Host: s"]) + req(["GET /2 HTTP/1.1", "Host: s"]), OK + b"HTTP/1.1 200 OK\r\n" + OK),
+    "resp_truncated": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 200 OK", "Content-Length: 100"], b"abc")),
+    "resp_bad_chunk": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 200 OK", "Transfer-Encoding: chunked"], b"zz\r\n")),
+    "resp_coded": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked"], b"2\r\n\x1f\x8b\r\n0\r\n\r\n")),
+    "resp_304": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 304 Not Modified", "Content-Length: 50"])),
+    # Smuggling shapes: nothing may reach the upstream.
+    "cl_te": (req(["POST / HTTP/1.1", "Host: s", "Content-Length: 4", "Transfer-Encoding: chunked"], b"0\r\n\r\n"), OK),
+    "te_cl": (req(["POST / HTTP/1.1", "Host: s", "Transfer-Encoding: chunked", "Content-Length: 4"], b"0\r\n\r\n"), OK),
+    "cl_cl": (req(["POST / HTTP/1.1", "Host: s", "Content-Length: 4", "Content-Length: 5"], b"abcde"), OK),
+    "cl_list": (req(["POST / HTTP/1.1", "Host: s", "Content-Length: 4, 5"], b"abcde"), OK),
+    "te_gzip": (req(["POST / HTTP/1.1", "Host: s", "Transfer-Encoding: gzip"], b"abc"), OK),
+    "te_twice": (req(["POST / HTTP/1.1", "Host: s", "Transfer-Encoding: chunked, chunked"], b"0\r\n\r\n"), OK),
+    "te_http10": (req(["POST / HTTP/1.0", "Transfer-Encoding: chunked"], b"0\r\n\r\n"), OK),
+    "space_colon": (b"POST / HTTP/1.1\r\nHost: s\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", OK),
+    "obs_fold": (b"GET / HTTP/1.1\r\nHost: s\r\nX: a\r\n b\r\n\r\n", OK),
+    "nul_value": (b"GET / HTTP/1.1\r\nHost: s\r\nX: a\x00b\r\n\r\n", OK),
+    "cr_target": (b"GET /a\rb HTTP/1.1\r\nHost: s\r\n\r\n", OK),
+    "bare_lf": (b"GET / HTTP/1.1\nHost: s\n\n", OK),
+    "bad_name": (b"GET / HTTP/1.1\r\nHost: s\r\nA B: c\r\n\r\n", OK),
+    "bad_version": (req(["GET / HTTP/1.7", "Host: s"]), OK),
+    "userinfo": (req(["GET http://u@evil/ HTTP/1.1", "Host: s"]), OK),
+}
+for name, (client, upstream) in proxied.items():
+    for i, (step, flags) in enumerate([(0x3f, 0), (6, 0x01), (0, 0x06), (2, 0x18), (13, 0x0b)]):
+        head = len(client).to_bytes(2, "little") + bytes([step, flags])
+        write("proxy_headers", f"{name}_{i}", head + client + upstream)
+
 ops = {
     "get_drop": bytes([2, 2, 0, 0, 1, 0] * 8),
     "detach_put": bytes([1, 1, 0, 0, 0, 0, 2, 0, 3, 0, 1, 0]),

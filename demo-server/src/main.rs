@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
-use demo_server::server::{Config, Server, default_threads};
+use demo_server::proxy::handler::ProxyConfig;
+use demo_server::proxy::upstream::HealthPolicy;
+use demo_server::server::{Config, MAX_UPSTREAM_IDLE, Server, check_proxy, default_threads};
 use demo_server::state::{
     Limits, MAX_CONNECTIONS, MAX_HEAD_BYTES, MAX_THREADS, MIN_HEAD_BYTES, MIN_TIMEOUT,
     check_timeout,
@@ -28,8 +30,16 @@ enum Command {
     /// Serve HTTP/1.1 (the default when no command is given).
     ///
     /// Routes: GET / ("Hello, World!"), POST /echo (streams the body back),
-    /// GET /status/{code}, GET /bytes/{n}, GET /stats (pool and server counters).
+    /// GET /status/{code}, GET /bytes/{n}, GET /stats (pool and server counters, JSON),
+    /// GET /metrics (the same and more, Prometheus text format).
     Serve(ServeArgs),
+    /// Reverse-proxy HTTP/1.1 to one or more upstreams, round robin.
+    ///
+    /// Streams bodies both ways through pooled 32 KiB buffers, reuses upstream
+    /// connections, takes failing upstreams out for a while (passive health checks),
+    /// refuses ambiguous requests with 400 before forwarding a byte of them, and serves
+    /// /stats and /metrics on a separate admin listener.
+    Proxy(ProxyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -38,6 +48,64 @@ struct ServeArgs {
     /// with "address already in use".
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args, Debug)]
+struct ProxyArgs {
+    /// Address to listen on for clients. It must be free.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    addr: SocketAddr,
+    /// An upstream server, HOST:PORT (a name is resolved once, at startup). Repeat it
+    /// for several: requests go round robin.
+    #[arg(long = "upstream", value_name = "HOST:PORT", required = true, value_parser = upstream)]
+    upstreams: Vec<SocketAddr>,
+    /// Time allowed to connect to an upstream and get a complete response head, 1ms to
+    /// 1day; past it, 504. Also the longest an upstream may stall a response body
+    /// (which is then cut off).
+    #[arg(long, default_value = "30s", value_parser = timeout)]
+    upstream_timeout: Duration,
+    /// Most idle keep-alive connections each worker keeps per upstream (0 to 65536; 0
+    /// sends every request with Connection: close).
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_parser = RangedU64ValueParser::<usize>::new().range(0..=MAX_UPSTREAM_IDLE as u64)
+    )]
+    upstream_idle: usize,
+    /// How long an idle upstream connection is kept, 1ms to 1day.
+    #[arg(long, default_value = "60s", value_parser = timeout)]
+    upstream_idle_timeout: Duration,
+    /// Failed attempts (refused, reset, timed out, malformed response) within
+    /// --fail-timeout that take an upstream out for --fail-timeout, as nginx's
+    /// max_fails (0 to 1000000; 0 never takes one out). With every upstream out, 503 at
+    /// once.
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_parser = RangedU64ValueParser::<u32>::new().range(0..=1_000_000)
+    )]
+    max_fails: u32,
+    /// The window in which failures count, and how long a failed upstream is skipped
+    /// (then one request probes it), 1ms to 1day.
+    #[arg(long, default_value = "10s", value_parser = timeout)]
+    fail_timeout: Duration,
+    /// Copy bodies through a fresh 32 KiB buffer per request instead of the pooled
+    /// ones (to measure what the pool saves).
+    #[arg(long)]
+    no_buffer_pool: bool,
+    /// Address of the admin listener, which serves GET /stats (JSON) and GET /metrics
+    /// (Prometheus text format); every path on --addr goes to the upstreams.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin: SocketAddr,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// The client-side limits and timeouts, the same for `serve` and `proxy`.
+#[derive(Args, Debug)]
+struct ClientArgs {
     /// Worker threads (1 to 1024), each with its own event loop and SO_REUSEPORT
     /// listener [default: the number of cores].
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64))]
@@ -93,6 +161,23 @@ fn shutdown_timeout(value: &str) -> Result<Duration, String> {
     duration(value, Duration::ZERO)
 }
 
+/// An upstream: `HOST:PORT`, a name resolved now (the first address it has).
+fn upstream(value: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addr = match value.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => value
+            .to_socket_addrs()
+            .map_err(|e| format!("expected HOST:PORT ({e})"))?
+            .next()
+            .ok_or_else(|| format!("{value} has no address"))?,
+    };
+    if addr.port() == 0 {
+        return Err("the port must not be 0".into());
+    }
+    Ok(addr)
+}
+
 fn duration(value: &str, min: Duration) -> Result<Duration, String> {
     let duration = humantime::parse_duration(value).map_err(|e| e.to_string())?;
     check_timeout(duration, min)?;
@@ -116,8 +201,31 @@ impl ServeArgs {
     }
 
     fn into_config(self) -> Config {
+        self.client.into_config(self.addr)
+    }
+}
+
+impl ProxyArgs {
+    fn into_config(self) -> (Config, ProxyConfig, SocketAddr) {
+        let proxy = ProxyConfig {
+            upstreams: self.upstreams,
+            upstream_timeout: self.upstream_timeout,
+            upstream_idle: self.upstream_idle,
+            upstream_idle_timeout: self.upstream_idle_timeout,
+            health: HealthPolicy {
+                max_fails: self.max_fails,
+                fail_timeout: self.fail_timeout,
+            },
+            buffer_pool: !self.no_buffer_pool,
+        };
+        (self.client.into_config(self.addr), proxy, self.admin)
+    }
+}
+
+impl ClientArgs {
+    fn into_config(self, addr: SocketAddr) -> Config {
         Config {
-            addr: self.addr,
+            addr,
             threads: self.threads.unwrap_or_else(default_threads),
             limits: Limits {
                 max_head_bytes: self.max_head_bytes,
@@ -136,12 +244,28 @@ impl ServeArgs {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    let Command::Serve(args) = cli
+    let command = cli
         .command
         .unwrap_or_else(|| Command::Serve(ServeArgs::default()));
-    let config = args.into_config();
+    let (config, proxy) = match command {
+        Command::Serve(args) => (args.into_config(), None),
+        Command::Proxy(args) => {
+            let (config, proxy, admin) = args.into_config();
+            // What one flag cannot check alone (the upstreams together), as a usage
+            // error like the others.
+            if let Err(e) = check_proxy(&proxy) {
+                eprintln!("demo-server: error: --upstream: {e}");
+                return ExitCode::from(2);
+            }
+            (config, Some((proxy, admin)))
+        }
+    };
     let (threads, addr) = (config.threads, config.addr);
-    let server = match Server::bind(config) {
+    let bound = match proxy {
+        None => Server::bind(config),
+        Some((proxy, admin)) => Server::proxy(config, proxy).and_then(|s| s.with_admin(admin)),
+    };
+    let server = match bound {
         Ok(server) => server,
         Err(e) if e.kind() == ErrorKind::AddrInUse => {
             eprintln!("demo-server: cannot listen on {addr}: address already in use");
@@ -163,6 +287,14 @@ fn main() -> ExitCode {
         "demo-server: listening on http://{} with {threads} worker(s)",
         server.local_addr()
     );
+    if let (Some(proxy), Some(admin)) = (server.proxy_state(), server.admin_addr()) {
+        let upstreams = &proxy.upstreams;
+        let names: Vec<&str> = (0..upstreams.len()).map(|i| upstreams.name(i)).collect();
+        eprintln!(
+            "demo-server: proxying to {}; admin (/stats, /metrics) on http://{admin}",
+            names.join(", ")
+        );
+    }
     match server.run() {
         Ok(()) => {
             eprintln!("demo-server: stopped");

@@ -34,7 +34,9 @@
 
 use recycle::Stats;
 
+use crate::proxy::handler::Proxy;
 use crate::proxy::upstream::{State, Upstreams};
+use crate::state::Shared;
 
 /// The `Content-Type` of a `/metrics` response.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -252,6 +254,89 @@ pub fn write_upstreams(metrics: &mut Exposition<'_>, upstreams: &Upstreams) {
         for i in 0..upstreams.len() {
             family.sample(&[("upstream", upstreams.name(i))], field(upstreams, i));
         }
+    }
+}
+
+/// Writes what a server's `/metrics` shows: requests served, open connections, the
+/// peak buffered by one connection, the read and write buffer pools, and for a proxy
+/// its copy buffer pool and upstreams ([`write_pools`], [`write_upstreams`]).
+pub fn write_server(out: &mut Vec<u8>, shared: &Shared, proxy: Option<&Proxy>) {
+    let mut metrics = Exposition::new(out);
+    metrics
+        .family("demo_requests_total", Kind::Counter, "Requests answered.")
+        .sample(&[], shared.requests_served());
+    metrics
+        .family(
+            "demo_open_connections",
+            Kind::Gauge,
+            "Open client connections.",
+        )
+        .sample(&[], shared.open_connections() as u64);
+    metrics
+        .family(
+            "demo_peak_buffered_bytes",
+            Kind::Gauge,
+            "Most bytes one connection held buffered at once since the start.",
+        )
+        .sample(&[], shared.peak_buffered() as u64);
+    let pools = [
+        ("read_buf", shared.readers.stats()),
+        ("write_buf", shared.writers.stats()),
+        (
+            "copy_buf",
+            proxy.map_or_else(Stats::default, |p| p.buffers.stats()),
+        ),
+    ];
+    write_pools(&mut metrics, &pools[..if proxy.is_some() { 3 } else { 2 }]);
+    if let Some(proxy) = proxy {
+        write_upstreams(&mut metrics, &proxy.upstreams);
+    }
+}
+
+/// Writes what a server's `/stats` shows, as one JSON object and a newline: the same
+/// as [`write_server`], for people and scripts.
+pub fn write_json(out: &mut Vec<u8>, shared: &Shared, proxy: Option<&Proxy>) {
+    use std::io::Write as _;
+    fn pool(out: &mut Vec<u8>, name: &str, s: Stats) {
+        let _ = write!(
+            out,
+            "\"{name}\":{{\"hits\":{},\"misses\":{},\"returns\":{},\"discards\":{},\"trimmed\":{},\"idle\":{}}}",
+            s.hits, s.misses, s.returns, s.discards, s.trimmed, s.idle
+        );
+    }
+    let _ = write!(
+        out,
+        "{{\"connections\":{},\"requests\":{},\"peak_buffered_bytes\":{},\"pools\":{{",
+        shared.open_connections(),
+        shared.requests_served(),
+        shared.peak_buffered(),
+    );
+    pool(out, "read_buf", shared.readers.stats());
+    out.push(b',');
+    pool(out, "write_buf", shared.writers.stats());
+    if let Some(proxy) = proxy {
+        out.push(b',');
+        pool(out, "copy_buf", proxy.buffers.stats());
+        out.extend_from_slice(b"},\"upstreams\":[");
+        let upstreams = &proxy.upstreams;
+        for i in 0..upstreams.len() {
+            let s = upstreams.stats(i);
+            let _ = write!(
+                out,
+                "{}{{\"upstream\":\"{}\",\"state\":\"{}\",\"opened\":{},\"reused\":{},\"discarded\":{},\"retries\":{},\"failures\":{}}}",
+                if i == 0 { "" } else { "," },
+                upstreams.name(i),
+                upstreams.state(i).as_str(),
+                s.opened,
+                s.reused,
+                s.discarded,
+                s.retries,
+                s.failures
+            );
+        }
+        out.extend_from_slice(b"]}\n");
+    } else {
+        out.extend_from_slice(b"}}\n");
     }
 }
 

@@ -124,6 +124,9 @@ pub struct Shared {
     open: AtomicUsize,
     /// Requests served, one single-writer counter per worker.
     served: Box<[CachePadded<AtomicU64>]>,
+    /// The most bytes one connection held buffered at once, one single-writer maximum
+    /// per worker.
+    peak: Box<[CachePadded<AtomicUsize>]>,
 }
 
 impl Shared {
@@ -155,6 +158,9 @@ impl Shared {
             open: AtomicUsize::new(0),
             served: (0..workers.max(1))
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            peak: (0..workers.max(1))
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
         }
     }
@@ -193,6 +199,13 @@ impl Shared {
     pub fn requests_served(&self) -> u64 {
         self.served.iter().map(|c| c.load(Relaxed)).sum()
     }
+
+    /// The most bytes one connection held buffered at once since the start (its read
+    /// and write buffers, and for the proxy its copy buffers): how far memory per
+    /// connection went, whatever the bodies' sizes.
+    pub fn peak_buffered(&self) -> usize {
+        self.peak.iter().map(|c| c.load(Relaxed)).max().unwrap_or(0)
+    }
 }
 
 /// One worker's handle on the shared state, passed to the connection state machine.
@@ -211,5 +224,15 @@ impl Ctx<'_> {
     pub fn count_request(&self) {
         let counter = &self.shared.served[self.worker];
         counter.store(counter.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Notes that a connection holds `bytes` buffered (for
+    /// [`Shared::peak_buffered`]).
+    #[inline]
+    pub fn note_buffered(&self, bytes: usize) {
+        let peak = &self.shared.peak[self.worker];
+        if bytes > peak.load(Relaxed) {
+            peak.store(bytes, Relaxed);
+        }
     }
 }

@@ -51,7 +51,12 @@ fn stderr_of(child: &mut Child) -> String {
 /// Runs the binary with `flags` (on a free port) and expects a usage error: exit code
 /// 2, a message naming the flag, no server.
 fn refused(flags: &[&str], flag: &str) {
-    let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+    refused_as(&["serve", "--addr", "127.0.0.1:0"], flags, flag);
+}
+
+/// As [`refused`], for `command` (the subcommand and its flags).
+fn refused_as(command: &[&str], flags: &[&str], flag: &str) {
+    let mut args = command.to_vec();
     args.extend_from_slice(flags);
     let mut child = demo_server(&args);
     let status = wait(&mut child, Duration::from_secs(10));
@@ -83,6 +88,102 @@ fn out_of_range_flags_exit_2_with_a_clear_message() {
     refused(&["--threads", "100000"], "--threads");
     refused(&["--addr", "localhost:http"], "--addr");
     refused(&["--no-such-flag"], "--no-such-flag");
+}
+
+#[test]
+fn proxy_flags_out_of_range_exit_2_with_a_clear_message() {
+    let proxy = [
+        "proxy",
+        "--addr",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+    ];
+    refused_as(&proxy, &["--upstream-timeout", "0s"], "--upstream-timeout");
+    refused_as(
+        &proxy,
+        &["--upstream-timeout", "1000years"],
+        "--upstream-timeout",
+    );
+    refused_as(
+        &proxy,
+        &["--upstream-idle-timeout", "soon"],
+        "--upstream-idle-timeout",
+    );
+    refused_as(&proxy, &["--upstream-idle", "70000"], "--upstream-idle");
+    refused_as(&proxy, &["--max-fails", "2000000"], "--max-fails");
+    refused_as(&proxy, &["--max-fails=-1"], "--max-fails");
+    refused_as(&proxy, &["--fail-timeout", "0ms"], "--fail-timeout");
+    refused_as(&proxy, &["--upstream", "127.0.0.1:0"], "--upstream");
+    refused_as(&proxy, &["--upstream", "no port"], "--upstream");
+    refused_as(&proxy, &["--upstream", "127.0.0.1:1"], "given twice");
+    refused_as(&proxy, &["--admin", "localhost"], "--admin");
+    refused_as(&proxy, &["--threads", "0"], "--threads");
+    refused_as(&proxy, &["--max-head-bytes", "1"], "--max-head-bytes");
+    refused_as(&proxy, &["--no-such-flag"], "--no-such-flag");
+    refused_as(&["proxy", "--addr", "127.0.0.1:0"], &[], "--upstream");
+}
+
+#[test]
+fn the_proxy_binary_forwards_to_a_server() {
+    let server = Server::bind(Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        threads: 1,
+        ..Config::default()
+    })
+    .unwrap();
+    let (upstream, handle) = (server.local_addr(), server.handle());
+    let serving = thread::spawn(move || server.run());
+    let upstream = upstream.to_string();
+    let mut child = demo_server(&[
+        "proxy",
+        "--addr",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--threads",
+        "1",
+    ]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = [String::new(), String::new()];
+    for line in &mut lines {
+        stderr.read_line(line).unwrap();
+    }
+    let address = |line: &str| -> SocketAddr {
+        let at = line
+            .rfind("http://")
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        line[at + 7..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (proxy, admin) = (address(&lines[0]), address(&lines[1]));
+    assert!(lines[1].contains(&upstream), "{}", lines[1]);
+    let served = hello(proxy);
+    let mut stats = String::new();
+    if let Ok(mut stream) = TcpStream::connect(admin) {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        let _ = stream.read_to_string(&mut stats);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    handle.shutdown();
+    serving.join().unwrap().unwrap();
+    assert!(served, "a request went through the proxy");
+    assert!(
+        stats.contains("demo_upstream_connections_opened_total{upstream=\""),
+        "{stats}"
+    );
 }
 
 /// Starts a server process on a free port; returns it and its address.

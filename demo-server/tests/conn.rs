@@ -159,6 +159,46 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn content_length_zero_is_a_body_of_nothing() {
+    // RFC 9112 §6.2: `Content-Length: 0` frames an empty body; nothing is waited for,
+    // and the next request follows at once (on GET, and on the echo route).
+    let req = "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n\
+               POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n\
+               POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n\
+               GET /bytes/1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (responses, outcome) = each_way(limits(), req.as_bytes());
+    let got: Vec<_> = responses.iter().map(|r| (r.status, r.body.len())).collect();
+    assert_eq!(
+        got,
+        [(200, 13), (200, 0), (200, 0), (200, 1)],
+        "no 100 for no body"
+    );
+    assert!(!outcome.done);
+}
+
+#[test]
+fn a_repeated_content_length_is_answered_then_closed() {
+    // RFC 9110 §8.6 and RFC 9112 §6.3 rule 5: identical values are one length, but a
+    // sender that repeats it is suspect: the request is answered, then the connection
+    // closes (the next request is not read).
+    for lengths in [
+        "Content-Length: 2\r\nContent-Length: 2",
+        "Content-Length: 2, 2",
+    ] {
+        let req = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\n{lengths}\r\n\r\nokGET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        );
+        let (responses, outcome) = each_way(limits(), req.as_bytes());
+        assert_eq!(responses.len(), 1, "{lengths}");
+        assert_eq!(
+            (responses[0].status, responses[0].text().as_str()),
+            (200, "ok")
+        );
+        assert!(responses[0].closes() && outcome.done, "{lengths}");
+    }
+}
+
+#[test]
 fn echo_content_length() {
     let req = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello worldGET / HTTP/1.1\r\nHost: t\r\n\r\n";
     let (responses, _) = each_way(limits(), req);
@@ -263,6 +303,33 @@ fn status_and_bytes_and_stats_routes() {
     assert!(json.contains("\"read_buf\":{\"hits\":") && json.contains("\"write_buf\":{"));
 }
 
+#[test]
+fn metrics_route_speaks_the_prometheus_text_format() {
+    let req = "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /metrics HTTP/1.1\r\nHost: t\r\n\r\n";
+    let (responses, _) = each_way(limits(), req.as_bytes());
+    let metrics = &responses[1];
+    assert_eq!(metrics.status, 200);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = metrics.text();
+    assert!(
+        text.contains("# TYPE demo_requests_total counter\ndemo_requests_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("recycle_pool_hits_total{pool=\"read_buf\"} "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("copy_buf") && !text.contains("upstream"),
+        "no proxy here"
+    );
+    let (responses, _) = each_way(limits(), b"POST /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(responses[0].status, 405);
+}
+
 /// Requests refused with a status, after which the connection is done.
 fn assert_refused(req: &[u8], status: u16, expected: Error) {
     let (responses, outcome) = each_way(limits(), req);
@@ -307,6 +374,12 @@ fn errors_answer_with_their_status_and_close() {
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         501,
         Error::UnsupportedCoding,
+    );
+    // RFC 9112 §2.2: a bare LF line end, anywhere in the head.
+    assert_refused(
+        b"GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n",
+        400,
+        Error::Malformed,
     );
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(9000));
     let shared_limits = Limits {

@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Response, parse_response};
+use common::net::{CLIENT_TIMEOUT, Client};
+use common::parse_response;
 use demo_server::server::{Config, Handle, Server};
 use demo_server::state::{Limits, Shared};
-
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct TestServer {
     addr: SocketAddr,
@@ -49,14 +48,7 @@ impl TestServer {
     }
 
     fn connect(&self) -> Client {
-        let stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
+        Client::connect(self.addr)
     }
 
     /// Waits (bounded) until no connection is open.
@@ -80,59 +72,6 @@ impl Drop for TestServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
-    }
-
-    fn response(&mut self) -> Response {
-        self.response_to(false)
-    }
-
-    fn response_to(&mut self, head: bool) -> Response {
-        loop {
-            let mut view = self.buf.as_slice();
-            if let Some(response) = parse_response(&mut view, head) {
-                let used = self.buf.len() - view.len();
-                self.buf.drain(..used);
-                return response;
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .expect("response within the client timeout");
-            assert!(
-                n > 0,
-                "connection closed before a full response: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Reads until the server closes; returns what came.
-    fn read_to_close(&mut self) -> Vec<u8> {
-        let mut rest = std::mem::take(&mut self.buf);
-        match self.stream.read_to_end(&mut rest) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("expected a close: {e}"),
-        }
-        rest
-    }
-
-    fn get(&mut self, path: &str) -> Response {
-        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
-        self.response()
     }
 }
 

@@ -11,6 +11,9 @@ mod http_request;
 #[path = "../../fuzz/checks/http_chunked.rs"]
 mod http_chunked;
 
+#[path = "../../fuzz/checks/proxy_headers.rs"]
+mod proxy_headers;
+
 /// Every file of the target's corpus and artifacts.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
@@ -52,4 +55,9 @@ fn http_request_corpus() {
 #[test]
 fn http_chunked_corpus() {
     replay("http_chunked", http_chunked::check);
+}
+
+#[test]
+fn proxy_headers_corpus() {
+    replay("proxy_headers", proxy_headers::check);
 }

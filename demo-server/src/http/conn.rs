@@ -37,7 +37,7 @@ use recycle::status::Version;
 
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
-use super::parse::{self, Framing, Method, Request};
+use super::parse::{self, Codings, Framing, Method, Request};
 use super::{Error, TCHAR};
 use crate::state::Ctx;
 
@@ -120,6 +120,12 @@ pub trait Handler {
     /// State shared by the connections of one worker, lent to every call (`()` if
     /// none).
     type Worker: ?Sized;
+
+    /// What the connection does with a request whose `Transfer-Encoding` lists codings
+    /// before its final `chunked` (`gzip, chunked`): refuse it with 501 (the default:
+    /// the handler sees decoded bytes it could not decode further), or take it (a proxy
+    /// forwards the still-coded body and the codings with it).
+    const CODINGS: Codings = Codings::Refuse;
 
     /// A request head arrived. The handler may start (or write all of) the response
     /// now, or leave it for a later call.
@@ -252,6 +258,37 @@ impl Response<'_, '_> {
     /// §8.6). Starting twice is a bug and does nothing.
     #[inline]
     pub fn start(&mut self, status: u16, len: BodyLen) {
+        self.start_with(status, len, None);
+    }
+
+    /// Starts a final response whose body still carries transfer codings other than
+    /// chunked (`codings`, as a list: `gzip`), as a proxy forwards one: the connection
+    /// chunks the body after them (`Transfer-Encoding: gzip, chunked`, RFC 9112 §6.1).
+    ///
+    /// HTTP/1.1 clients only: an HTTP/1.0 client cannot be told about a transfer
+    /// coding, so the caller answers it otherwise (asking is a bug, and the response is
+    /// cut off).
+    pub fn start_coded(&mut self, status: u16, codings: &[u8]) {
+        if self.ex.version != Version::Http11 {
+            debug_assert!(false, "transfer codings to an HTTP/1.0 client");
+            self.abort();
+            return;
+        }
+        self.start_with(status, BodyLen::Unknown, Some(codings));
+    }
+
+    /// Starts and completes a short `text/plain` response: the reason phrase of
+    /// `status` and a newline (none to HEAD). The connection's own errors are these.
+    pub fn status_page(&mut self, status: u16) {
+        let reason = recycle::status::reason(status).unwrap_or("Error");
+        self.start(status, BodyLen::Known(reason.len() as u64 + 1));
+        self.header("Content-Type", TEXT.as_bytes());
+        self.write_all(reason.as_bytes());
+        self.write_all(b"\n");
+    }
+
+    #[inline(always)]
+    fn start_with(&mut self, status: u16, len: BodyLen, codings: Option<&[u8]>) {
         if self.ex.body != OutBody::NotStarted {
             debug_assert!(false, "response started twice");
             return;
@@ -301,9 +338,14 @@ impl Response<'_, '_> {
                 b"Content-Length: ",
                 itoa::Buffer::new().format(n).as_bytes(),
             ),
-            BodyLen::Unknown if self.ex.body == OutBody::Chunked => {
-                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
-            }
+            BodyLen::Unknown if self.ex.body == OutBody::Chunked => match codings {
+                None => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+                Some(codings) => {
+                    out.extend_from_slice(b"Transfer-Encoding: ");
+                    out.extend_from_slice(codings);
+                    out.extend_from_slice(b", chunked\r\n");
+                }
+            },
             BodyLen::Unknown => {}
         }
         if !self.ex.keep_alive {
@@ -362,6 +404,16 @@ impl Response<'_, '_> {
     /// HTTP/1.1 client only (RFC 9110 §15.2), and only before [`start`](Self::start).
     #[inline]
     pub fn interim(&mut self, status: u16) {
+        self.interim_with(status, []);
+    }
+
+    /// [`interim`](Self::interim) with header fields (a proxy forwarding `103 Early
+    /// Hints` and its `Link` fields). Names and values as for [`header`](Self::header).
+    pub fn interim_with<'f>(
+        &mut self,
+        status: u16,
+        fields: impl IntoIterator<Item = (&'f str, &'f [u8])>,
+    ) {
         if self.ex.body != OutBody::NotStarted || !(100..=199).contains(&status) || status == 101 {
             debug_assert!(
                 false,
@@ -376,7 +428,11 @@ impl Response<'_, '_> {
             self.ex.expect_continue = false;
         }
         let _ = self.ctx.lines.write_line(status, Version::Http11, self.out);
-        self.out.extend_from_slice(b"\r\n");
+        self.ex.head_open = true;
+        for (name, value) in fields {
+            self.header(name, value);
+        }
+        self.close_head();
     }
 
     /// Body bytes [`write`](Self::write) takes now before the output passes
@@ -706,16 +762,12 @@ impl<H: Handler> Conn<H> {
         self.ex.expect_continue = false;
         self.abort_handler(worker);
         if self.ex.body == OutBody::NotStarted {
-            let reason = recycle::status::reason(error.status()).unwrap_or("Error");
             let mut res = Response {
                 out: output,
                 ex: &mut self.ex,
                 ctx,
             };
-            res.start(error.status(), BodyLen::Known(reason.len() as u64 + 1));
-            res.header("Content-Type", TEXT.as_bytes());
-            res.write_all(reason.as_bytes());
-            res.write_all(b"\n");
+            res.status_page(error.status());
         }
         self.phase = Phase::Done;
     }
@@ -768,7 +820,8 @@ impl<H: Handler> Conn<H> {
             return true;
         }
         let mut headers = parse::header_storage();
-        let (req, len) = match parse::parse(&buf[..end], &mut headers, limits.max_body_bytes) {
+        let parsed = parse::parse(&buf[..end], &mut headers, limits.max_body_bytes, H::CODINGS);
+        let (req, len) = match parsed {
             Ok(parsed) => parsed,
             Err(error) => {
                 self.fail(error, output, ctx, worker);
@@ -793,7 +846,7 @@ impl<H: Handler> Conn<H> {
             ..Exchange::NONE
         };
         self.body = match head.framing {
-            Framing::None => None,
+            Framing::None | Framing::Length(0) => None,
             Framing::Length(n) => Some(BodyReader::Length(n)),
             Framing::Chunked => Some(BodyReader::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,

@@ -14,8 +14,29 @@ pub fn field(out: &mut WriteBuf, name_colon: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Where the encoders write: the connection's [`WriteBuf`], or the proxy's upstream
+/// output buffer.
+pub trait Out {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Out for WriteBuf {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Out for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// Appends one chunk of a chunked body (`len` in hex, CRLF, data, CRLF).
-pub fn write_chunk(out: &mut WriteBuf, data: &[u8]) {
+pub fn write_chunk(out: &mut impl Out, data: &[u8]) {
     if data.is_empty() {
         return; // an empty chunk would end the body
     }
@@ -27,10 +48,10 @@ pub fn write_chunk(out: &mut WriteBuf, data: &[u8]) {
         digits[i] = b"0123456789abcdef"[n & 0xf];
         n >>= 4;
     }
-    out.extend_from_slice(&digits[i..]);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
+    out.put(&digits[i..]);
+    out.put(b"\r\n");
+    out.put(data);
+    out.put(b"\r\n");
 }
 
 /// The last chunk, with no trailers.

@@ -32,9 +32,10 @@ pub enum Method {
 /// How the request body is delimited (RFC 9112 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
-    /// No body.
+    /// No body: neither `Content-Length` nor `Transfer-Encoding`.
     None,
-    /// `Content-Length: n` (n > 0).
+    /// `Content-Length: n`. `Length(0)` is a body of no bytes: the connection reads
+    /// none, but a proxy forwards the field as it came.
     Length(u64),
     /// `Transfer-Encoding: chunked`.
     Chunked,
@@ -47,12 +48,37 @@ pub struct Head {
     pub method: Method,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: Version,
-    /// Whether the connection may stay open after the response.
+    /// Whether the connection may stay open after the response: the client allows it,
+    /// and nothing in the head was suspicious enough to close after answering (a
+    /// `Content-Length` repeated with the same value, RFC 9112 §6.3 rule 5).
     pub keep_alive: bool,
     /// How the body is delimited.
     pub framing: Framing,
     /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
     pub expect_continue: bool,
+    /// The framing was read unambiguously, but the head is suspect (it repeats its
+    /// `Content-Length`): answer it, then close (a proxy closes its upstream
+    /// connection too).
+    pub suspect: bool,
+}
+
+impl Framing {
+    /// Whether there are body bytes to read: a `Content-Length` over 0, or chunked.
+    pub const fn has_body(self) -> bool {
+        !matches!(self, Framing::None | Framing::Length(0))
+    }
+}
+
+/// What to do with a request whose `Transfer-Encoding` lists codings before its final
+/// `chunked` (`gzip, chunked`: valid, RFC 9112 §6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codings {
+    /// Refuse it with 501 (RFC 9112 §6.1): an origin server that cannot decode the
+    /// coding.
+    Refuse,
+    /// Take it: the body is read per its chunked framing and handed on still coded
+    /// (a proxy forwards the codings with it).
+    Forward,
 }
 
 /// Where the head ends (the index just past its blank line), scanning only from
@@ -139,15 +165,21 @@ pub const fn header_storage<'b>() -> HeaderStorage<'b> {
 ///
 /// # Errors
 ///
-/// The [`Error`] that decides the status: malformed syntax, an invalid or missing
-/// `Host`, framing that could be read two ways, an unsupported transfer coding, too
-/// many headers, a target too long, a body over `max_body`, an unknown expectation.
+/// The [`Error`] that decides the status: malformed syntax (including a bare LF line
+/// end, obs-fold, whitespace before a colon, control bytes in a value or the target),
+/// an invalid or missing `Host`, an invalid absolute-form authority, framing that could
+/// be read two ways, a coding refused per `codings`, too many headers, a target too
+/// long, a body over `max_body`, an unknown expectation.
 pub fn parse<'b>(
     buf: &'b [u8],
     headers: &'b mut HeaderStorage<'b>,
     max_body: u64,
+    codings: Codings,
 ) -> Result<(Request<'b>, usize), Error> {
     let mut req = httparse::Request::new(&mut []);
+    // httparse refuses obs-fold, whitespace between a field name and its colon, and
+    // CR, LF, NUL or other controls inside a value or the target (RFC 9112 §5.1, §5.2,
+    // §3.2, RFC 9110 §5.5): each is a 400 here, never a request read two ways.
     let len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Err(Error::Malformed),
@@ -155,6 +187,12 @@ pub fn parse<'b>(
         Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(_) => return Err(Error::Malformed),
     };
+    // RFC 9112 §2.2 lets a recipient take a bare LF as a line end; httparse does. A
+    // proxy that did so in front of a server that does not would frame the request
+    // differently from it, so every line must end in CRLF.
+    if memchr::memchr_iter(b'\n', &buf[..len]).any(|lf| lf == 0 || buf[lf - 1] != b'\r') {
+        return Err(Error::Malformed);
+    }
     let httparse::Request {
         method: Some(method_name),
         path: Some(target),
@@ -183,10 +221,10 @@ pub fn parse<'b>(
     };
 
     let mut content_length: Option<u64> = None;
+    let mut repeated_length = false;
     let mut transfer_encoding = false;
     let mut chunked = false;
-    // A coding other than chunked (before it): one this server cannot decode.
-    let mut unknown_coding = false;
+    let mut coded = false;
     let mut close = false;
     let mut keep_alive_token = false;
     let mut hosts = 0;
@@ -195,33 +233,36 @@ pub fn parse<'b>(
         let name = header.name;
         let value = header.value;
         if name.eq_ignore_ascii_case("content-length") {
-            for item in value.split(|&b| b == b',') {
-                let n = parse_content_length(trim(item))?;
-                // Repeated identical values are one value (RFC 9110 §8.6); differing
-                // ones could be read two ways.
-                if content_length.is_some_and(|prev| prev != n) {
-                    return Err(Error::BadFraming);
+            for item in list(value) {
+                let n = parse_content_length(item)?;
+                // Repeated identical values are one value (RFC 9110 §8.6), but a sender
+                // that repeats it is suspect: answered, then closed. Differing ones
+                // could be read two ways (RFC 9112 §6.3 rule 5).
+                match content_length {
+                    Some(prev) if prev != n => return Err(Error::BadFraming),
+                    Some(_) => repeated_length = true,
+                    None => content_length = Some(n),
                 }
-                content_length = Some(n);
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
-            for coding in value.split(|&b| b == b',').map(trim) {
+            for coding in list(value) {
                 if coding.is_empty() {
                     continue;
                 }
                 if chunked {
-                    // Anything after chunked (or chunked twice) is invalid framing.
+                    // RFC 9112 §7: chunked is applied once, and last; a coding after
+                    // it (or chunked twice) is framing no one can delimit.
                     return Err(Error::BadFraming);
                 }
                 if coding.eq_ignore_ascii_case(b"chunked") {
                     chunked = true;
                 } else {
-                    unknown_coding = true;
+                    coded = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',').map(trim) {
+            for token in list(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
             }
@@ -232,7 +273,9 @@ pub fn parse<'b>(
             }
             hosts += 1;
         } else if name.eq_ignore_ascii_case("expect") {
-            if version == Version::Http11 && trim(value).eq_ignore_ascii_case(b"100-continue") {
+            if version == Version::Http11
+                && value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
+            {
                 expect_continue = true;
             } else if version == Version::Http11 {
                 return Err(Error::ExpectationFailed);
@@ -246,34 +289,36 @@ pub fn parse<'b>(
     }
     let framing = if transfer_encoding {
         // §6.1: TE in a 1.0 message, or TE beside Content-Length, is faulty framing;
-        // §6.3 item 4: a request whose final coding is not chunked cannot be
-        // delimited, so 400 and close (`gzip`, `identity`). Delimited but encoded with
-        // a coding this server does not implement (`gzip, chunked`): 501 (§6.1).
+        // §6.3 rule 4: TE whose final coding is not chunked cannot be delimited (400).
         if version == Version::Http10 || content_length.is_some() || !chunked {
             return Err(Error::BadFraming);
         }
-        if unknown_coding {
+        // §6.1: a coding the server does not understand is a 501 (the framing is
+        // sound: a proxy forwards it).
+        if coded && codings == Codings::Refuse {
             return Err(Error::UnsupportedCoding);
         }
         Framing::Chunked
     } else {
         match content_length {
             Some(n) if n > max_body => return Err(Error::BodyTooLarge),
-            Some(0) | None => Framing::None,
             Some(n) => Framing::Length(n),
+            None => Framing::None,
         }
     };
-    let keep_alive = match version {
-        Version::Http11 => !close,
-        Version::Http10 => keep_alive_token && !close,
-    };
+    let keep_alive = !repeated_length
+        && match version {
+            Version::Http11 => !close,
+            Version::Http10 => keep_alive_token && !close,
+        };
     let request = Request {
         head: Head {
             method,
             version,
             keep_alive,
             framing,
-            expect_continue: expect_continue && framing != Framing::None,
+            expect_continue: expect_continue && framing.has_body(),
+            suspect: repeated_length,
         },
         method_name,
         target,
@@ -424,24 +469,40 @@ fn valid_host_slow(value: &[u8]) -> bool {
     }
 }
 
-/// `1*DIGIT`, at most 19 digits so it fits a u64 with room to spare.
-fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), at most 19 digits so it fits a u64
+/// with room to spare: a sign, hex, spaces or nothing are refused.
+pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return Err(Error::BadFraming);
     }
     Ok(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
+/// The elements of a comma-separated field value (RFC 9110 §5.6.1), each without its
+/// surrounding OWS; empty elements included.
+///
+/// `trim_ascii` also trims CR, LF and FF, none of which httparse lets into a value, so
+/// on a parsed value it trims exactly OWS (SP and HTAB).
+pub(crate) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// An absolute-form `http` or `https` target split into its authority (possibly
+/// empty) and the rest, path and query (possibly empty): `http://host:1/p?q` →
+/// `(host:1, /p?q)`. `None` for any other form of target.
+pub(crate) fn split_absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = [&b"http://"[..], b"https://"]
+        .into_iter()
+        .find_map(|scheme| {
+            let matches =
+                target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme);
+            matches.then(|| &target[scheme.len()..])
+        })?;
+    let end = rest
         .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    Some(rest.split_at(end))
 }
 
 /// The error for a request line whose version httparse refused (it knows `HTTP/1.0`
@@ -481,33 +542,17 @@ fn valid_target(method: &str, target: &[u8]) -> bool {
                 let port = &target[colon + 1..];
                 !port.is_empty() && port.iter().all(u8::is_ascii_digit) && valid_host(target)
             }),
-        _ => absolute_form(target).is_some_and(|(authority, _)| {
+        _ => split_absolute_form(target).is_some_and(|(authority, _)| {
             !authority.is_empty() && authority[0] != b':' && valid_host(authority)
         }),
     }
 }
 
-/// An `http` or `https` URI (scheme case-insensitive) split into its authority and
-/// the rest (path and query); `None` for any other target.
-fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
-    for scheme in [&b"http://"[..], b"https://"] {
-        if target.len() >= scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let rest = &target[scheme.len()..];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'/' || b == b'?')
-                .unwrap_or(rest.len());
-            return Some(rest.split_at(end));
-        }
-    }
-    None
-}
-
 /// The path of a request target: origin-form as is, absolute-form reduced to its
 /// path (`http://host/p?q` → `/p`), the query dropped.
 fn path_of(target: &[u8]) -> &[u8] {
-    let path = match absolute_form(target) {
-        Some((_, rest)) if rest.first() == Some(&b'/') => rest,
+    let path = match split_absolute_form(target) {
+        Some((_, rest)) if rest.starts_with(b"/") => rest,
         Some(_) => b"/",
         None => target,
     };
@@ -521,10 +566,20 @@ fn path_of(target: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn parse_all(req: &str) -> Result<Head, Error> {
+    fn parse_with(req: &str, codings: Codings) -> Result<Head, Error> {
         let end = head_end(req.as_bytes(), 0).expect("complete head");
         let mut headers = header_storage();
-        parse(&req.as_bytes()[..end], &mut headers, 1 << 20).map(|(r, _)| r.head)
+        parse(&req.as_bytes()[..end], &mut headers, 1 << 20, codings).map(|(r, _)| r.head)
+    }
+
+    /// As a server that cannot decode codings before chunked parses.
+    fn parse_all(req: &str) -> Result<Head, Error> {
+        parse_with(req, Codings::Refuse)
+    }
+
+    /// As a proxy parses: codings before chunked are forwarded.
+    fn parse_forwarding(req: &str) -> Result<Head, Error> {
+        parse_with(req, Codings::Forward)
     }
 
     #[test]
@@ -535,6 +590,7 @@ mod tests {
         // Fed one byte at a time, resuming from the previous length.
         let found = (1..=req.len()).find_map(|n| head_end(&req[..n], n - 1));
         assert_eq!(found, Some(end));
+        // A bare LF ends the head too (the parse then refuses it, with a status).
         assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
     }
@@ -568,12 +624,32 @@ mod tests {
     fn framing_rules() {
         let h = parse_all("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").unwrap();
         assert_eq!(h.framing, Framing::Length(5));
-        let h = parse_all(
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        // RFC 9112 §6.3 rule 5: a repeated identical length is one length, but the
+        // sender is suspect: the connection closes after the response.
+        for repeated in [
+            "Content-Length: 5\r\nContent-Length: 5",
+            "Content-Length: 5, 5",
+        ] {
+            let h = parse_all(&format!("POST / HTTP/1.1\r\nHost: a\r\n{repeated}\r\n\r\n"));
+            let h = h.unwrap();
+            assert_eq!(
+                (h.framing, h.keep_alive),
+                (Framing::Length(5), false),
+                "{repeated}"
+            );
+        }
+        // A length of 0 is a framing of its own (forwarded as sent), with no body.
+        let h = parse_all("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(
+            (h.framing, h.framing.has_body()),
+            (Framing::Length(0), false)
         );
-        assert_eq!(h.unwrap().framing, Framing::Length(5));
-        let h = parse_all("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n");
-        assert_eq!(h.unwrap().framing, Framing::Length(5));
+        let h = parse_all("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 000\r\n\r\n").unwrap();
+        assert_eq!(h.framing, Framing::Length(0));
+        let h = parse_all(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
+        );
+        assert!(!h.unwrap().expect_continue, "no body to ask for");
         let h =
             parse_all("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
         assert_eq!(h.framing, Framing::Chunked);
@@ -587,30 +663,99 @@ mod tests {
             "Content-Length: 5\r\nTransfer-Encoding: chunked",
             "Transfer-Encoding: chunked, chunked",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
-            // RFC 9112 §6.3 item 4: chunked is not the final coding.
+            // RFC 9112 §6.3 rule 4: the final coding is not chunked: 400, whatever
+            // the coding (not 501: no length can be read, understood or not).
             "Transfer-Encoding: gzip",
             "Transfer-Encoding: identity",
             "Transfer-Encoding: chunked, gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
+            "Transfer-Encoding: xchunked",
+            "Transfer-Encoding: chunked;q=1",
+            "Transfer-Encoding: ",
+            "Content-Length: 1\r\nTransfer-Encoding: gzip, chunked",
         ] {
             let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{bad}\r\n\r\n");
             assert_eq!(parse_all(&req), Err(Error::BadFraming), "{bad}");
+            assert_eq!(parse_forwarding(&req), Err(Error::BadFraming), "{bad}");
         }
-        // Delimited by chunked, but with a coding this server cannot decode: 501.
-        for unsupported in [
+        // §6.1: codings before a final chunked are valid. A server that cannot decode
+        // them answers 501; a proxy forwards them.
+        for coded in [
             "Transfer-Encoding: gzip, chunked",
-            "Transfer-Encoding: identity, chunked",
             "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding: br ,\tCHUNKED",
+            "Transfer-Encoding: identity, chunked",
         ] {
-            let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{unsupported}\r\n\r\n");
+            let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{coded}\r\n\r\n");
+            assert_eq!(parse_all(&req), Err(Error::UnsupportedCoding), "{coded}");
+            let head = parse_forwarding(&req).unwrap();
             assert_eq!(
-                parse_all(&req),
-                Err(Error::UnsupportedCoding),
-                "{unsupported}"
+                (head.framing, head.keep_alive),
+                (Framing::Chunked, true),
+                "{coded}"
             );
         }
-        let req = "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(parse_all(req), Err(Error::BadFraming));
+        // §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, coded or not.
+        for te in ["chunked", "gzip, chunked", "gzip"] {
+            let req = format!("POST / HTTP/1.0\r\nTransfer-Encoding: {te}\r\n\r\n");
+            assert_eq!(parse_all(&req), Err(Error::BadFraming), "{te}");
+            assert_eq!(parse_forwarding(&req), Err(Error::BadFraming), "{te}");
+        }
+    }
+
+    #[test]
+    fn line_and_field_syntax_that_could_be_read_two_ways_is_refused() {
+        // RFC 9112 §2.2 (CRLF line ends), §5.1 (no whitespace before the colon), §5.2
+        // (no obs-fold), RFC 9110 §5.5 (no CR, LF, NUL in a value), §5.1 (token names),
+        // RFC 9112 §3 (method token, version, target bytes).
+        for bad in [
+            &b"GET / HTTP/1.1\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"GET / HTTP/1.1\nHost: a\n\n",
+            b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n\tb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x0bb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX\x00: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX(: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n",
+            b"GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"G\x00T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GE(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / http/1.1\r\nHost: a\r\n\r\n",
+            // RFC 9110 §4.2.1, §4.2.4: an http URI with an empty host or a userinfo.
+            b"GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://?q HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://user@a/p HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET https://u:p@a HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://a b/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://a:x/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let mut headers = header_storage();
+            let end = head_end(bad, 0).unwrap_or(bad.len());
+            assert_eq!(
+                parse(&bad[..end], &mut headers, 1 << 20, Codings::Forward).map(|(r, _)| r.head),
+                Err(Error::Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Valid but unusual: percent-encodings and obs-text pass as they are.
+        let req = "GET /a%00b%0D%0A?x=%2F HTTP/1.1\r\nHost: a\r\nX: \t v \r\n\r\n";
+        assert!(parse_forwarding(req).is_ok());
+        let req = "GET http://a.example:80/p HTTP/1.1\r\nHost: b\r\n\r\n";
+        assert!(parse_forwarding(req).is_ok());
     }
 
     #[test]

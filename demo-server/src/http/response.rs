@@ -44,7 +44,7 @@ use std::mem::MaybeUninit;
 use recycle::status::Version;
 
 use super::body::ChunkedDecoder;
-use super::parse::{MAX_HEADERS, head_end};
+use super::parse::{MAX_HEADERS, head_end, list, parse_content_length};
 
 /// Why an upstream response was refused. Before any of the response went to the
 /// client the proxy answers each with 502; after, it cuts the client's response off.
@@ -239,7 +239,7 @@ pub fn parse<'h, 'b>(
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
             for item in list(field.value) {
-                let n = decimal(item).ok_or(Error::BadFraming)?;
+                let n = parse_content_length(item).map_err(|_| Error::BadFraming)?;
                 // Repeated identical values are one value (RFC 9110 §8.6).
                 if content_length.is_some_and(|previous| previous != n) {
                     return Err(Error::BadFraming);
@@ -306,24 +306,6 @@ pub fn parse<'h, 'b>(
         fields: res.headers,
         len,
     })
-}
-
-/// The elements of a comma-separated field value, each without its surrounding OWS
-/// (empty elements included).
-///
-/// `trim_ascii` also trims CR, LF and FF, none of which httparse lets into a value, so
-/// on a parsed value it trims exactly OWS (SP and HTAB).
-pub(crate) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
-}
-
-/// `1*DIGIT` (RFC 9110 §8.6) as a `u64`: `None` for a sign, hex, spaces, nothing, or a
-/// value that does not fit.
-fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 // === impl BodyReader ===

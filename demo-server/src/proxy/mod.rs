@@ -1,18 +1,25 @@
 //! The reverse proxy's own pieces, beside the sans-I/O HTTP core in [`http`](crate::http)
 //! that parses and frames both sides:
 //!
-//! - [`headers`]: the request head sent upstream and the response head sent to the
+//! - [`handler`]: [`ProxyHandler`](handler::ProxyHandler), the pairing of a client
+//!   connection with an upstream one (the connection's handler), and the per-worker
+//!   state it is lent;
+//! - [`headers`]: the request head sent upstream and the response fields sent to the
 //!   client (hop-by-hop fields out, `Via` and `X-Forwarded-*` in, the framing written
-//!   for the other side), written into a `WriteBuf` without allocating;
+//!   for the other side), without allocating;
 //! - [`upstream`]: round-robin choice among the upstreams with nginx-style passive
 //!   health (`max_fails` within `fail_timeout`), their counters for `/metrics`, and the
-//!   per-worker set of idle keep-alive connections to each.
+//!   per-worker set of idle keep-alive connections to each;
+//! - [`mem`]: the proxy driven in memory, for tests, benchmarks and fuzzing.
 //!
-//! Like `http/`, nothing here does I/O or reads the clock: time is an [`Instant`]
-//! passed in, so every rule is tested without sleeping, and the event loop, the tests
-//! and the fuzz targets drive the same code.
+//! Like `http/`, nothing here does I/O, and the rules take the time as an [`Instant`]
+//! passed in (the handlers read it from their worker state, which the driver sets), so
+//! every rule is tested without sleeping, and the event loop, the tests and the fuzz
+//! targets drive the same code.
 //!
 //! [`Instant`]: std::time::Instant
 
+pub mod handler;
 pub mod headers;
+pub mod mem;
 pub mod upstream;

@@ -38,6 +38,8 @@
 //! `SO_REUSEPORT`, under the same user, between the probe and the workers' binds still
 //! shares it. Elsewhere than Linux there is no lock, only the probe.
 
+mod proxy;
+mod service;
 mod worker;
 
 use std::io;
@@ -49,6 +51,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::proxy::handler::{Proxy, ProxyConfig};
 use crate::state::{Limits, MAX_THREADS, Shared, check_timeout};
 
 /// How often each worker checks deadlines and the shutdown flag.
@@ -95,7 +98,22 @@ pub struct Server {
     config: Config,
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// `None` for `serve`.
+    proxy: Option<Arc<Proxy>>,
+    admin: Option<AdminListener>,
 }
+
+/// The proxy's admin listener, run by a worker of its own.
+struct AdminListener {
+    listener: mio::net::TcpListener,
+    addr: SocketAddr,
+    /// The admin connections' own state (they are not the proxy's clients).
+    shared: Shared,
+    config: Config,
+}
+
+/// Most connections the admin listener serves at once.
+const ADMIN_CONNECTIONS: usize = 64;
 
 /// Stops a running server.
 #[derive(Clone, Debug)]
@@ -131,6 +149,23 @@ impl Server {
     /// cannot be bound (`AddrInUse` if another socket listens on it, or another server
     /// of this kind holds its port).
     pub fn bind(config: Config) -> io::Result<Server> {
+        Self::bind_with(config, None)
+    }
+
+    /// Binds a reverse proxy to `proxy.upstreams` on `config.addr`, as
+    /// [`bind`](Server::bind) binds the demo server.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Server::bind), and `InvalidInput` if there is no upstream or a
+    /// proxy setting is out of range ([`check_proxy`]).
+    pub fn proxy(config: Config, proxy: ProxyConfig) -> io::Result<Server> {
+        check_proxy(&proxy).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let workers = config.threads.clamp(1, MAX_THREADS);
+        Self::bind_with(config, Some(Arc::new(Proxy::new(proxy, workers))))
+    }
+
+    fn bind_with(config: Config, proxy: Option<Arc<Proxy>>) -> io::Result<Server> {
         let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
         config.limits.check().map_err(invalid)?;
         check_timeout(config.shutdown_timeout, Duration::ZERO)
@@ -164,7 +199,54 @@ impl Server {
             config,
             addr,
             stop: Arc::new(AtomicBool::new(false)),
+            proxy,
+            admin: None,
         })
+    }
+
+    /// Adds the admin listener on `addr` (a proxy only): `GET /stats` and `GET
+    /// /metrics` about the proxy, on a worker of its own.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a server that is not a proxy; the address cannot be bound
+    /// (`AddrInUse` if another socket listens on it).
+    pub fn with_admin(mut self, addr: SocketAddr) -> io::Result<Server> {
+        if self.proxy.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "only a proxy has an admin listener",
+            ));
+        }
+        let addr = probe(addr)?;
+        let limits = Limits {
+            max_connections: ADMIN_CONNECTIONS,
+            ..Limits::default()
+        };
+        let config = Config {
+            addr,
+            threads: 1,
+            limits: limits.clone(),
+            shutdown_timeout: self.config.shutdown_timeout,
+            access_log: false,
+        };
+        self.admin = Some(AdminListener {
+            listener: listener(addr)?,
+            addr,
+            shared: Shared::new(limits, 1, false),
+            config,
+        });
+        Ok(self)
+    }
+
+    /// The admin listener's address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
+    }
+
+    /// The proxy's shared state (upstreams, copy buffers), if this is a proxy.
+    pub fn proxy_state(&self) -> Option<&Arc<Proxy>> {
+        self.proxy.as_ref()
     }
 
     /// The address the server listens on.
@@ -196,6 +278,8 @@ impl Server {
             shared,
             config,
             stop,
+            proxy,
+            admin,
             ..
         } = self;
         std::thread::scope(|scope| {
@@ -204,13 +288,43 @@ impl Server {
                 .enumerate()
                 .map(|(index, listener)| {
                     let (shared, config, stop) = (&*shared, &config, &*stop);
+                    let proxy = proxy.as_ref();
                     std::thread::Builder::new()
                         .name(format!("worker-{index}"))
-                        .spawn_scoped(scope, move || {
-                            worker::Worker::new(index, listener, shared, config, stop)?.run()
+                        .spawn_scoped(scope, move || match proxy {
+                            None => {
+                                let service = service::Serve { shared };
+                                worker::Worker::new(index, listener, service, shared, config, stop)?
+                                    .run()
+                            }
+                            Some(proxy) => {
+                                let service = proxy::ProxyService { shared, proxy };
+                                worker::Worker::new(index, listener, service, shared, config, stop)?
+                                    .run()
+                            }
                         })
                 })
-                .collect::<io::Result<_>>()?;
+                .collect::<io::Result<Vec<_>>>()?;
+            let mut workers = workers;
+            if let (Some(admin), Some(proxy)) = (admin, proxy.as_ref()) {
+                let (shared, stop) = (&*shared, &*stop);
+                let thread = std::thread::Builder::new()
+                    .name("admin".into())
+                    .spawn_scoped(scope, move || {
+                        let AdminListener {
+                            listener,
+                            shared: own,
+                            config,
+                            ..
+                        } = admin;
+                        let service = service::AdminService {
+                            reported: shared,
+                            proxy,
+                        };
+                        worker::Worker::new(0, listener, service, &own, &config, stop)?.run()
+                    })?;
+                workers.push(thread);
+            }
             let mut result = Ok(());
             for worker in workers {
                 let outcome = worker
@@ -253,6 +367,44 @@ fn port_lock(port: u16) -> io::Result<Option<UnixDatagram>> {
 fn port_lock(_port: u16) -> io::Result<Option<UnixDatagram>> {
     Ok(None)
 }
+
+/// Checks a proxy's settings: at least one upstream, none on port 0 and none twice,
+/// timeouts in
+/// [`MIN_TIMEOUT`](crate::state::MIN_TIMEOUT)..=[`MAX_TIMEOUT`](crate::state::MAX_TIMEOUT),
+/// at most [`MAX_UPSTREAM_IDLE`] idle connections per upstream.
+///
+/// # Errors
+///
+/// A message naming the first setting out of range.
+pub fn check_proxy(proxy: &ProxyConfig) -> Result<(), String> {
+    use crate::state::MIN_TIMEOUT;
+    if proxy.upstreams.is_empty() {
+        return Err("at least one upstream is needed".into());
+    }
+    if let Some(addr) = proxy.upstreams.iter().find(|a| a.port() == 0) {
+        return Err(format!("upstream {addr} has no port"));
+    }
+    // Each upstream is one series in `/metrics`, labelled by its address.
+    for (i, addr) in proxy.upstreams.iter().enumerate() {
+        if proxy.upstreams[..i].contains(addr) {
+            return Err(format!("upstream {addr} is given twice"));
+        }
+    }
+    for (name, timeout) in [
+        ("upstream_timeout", proxy.upstream_timeout),
+        ("upstream_idle_timeout", proxy.upstream_idle_timeout),
+        ("fail_timeout", proxy.health.fail_timeout),
+    ] {
+        check_timeout(timeout, MIN_TIMEOUT).map_err(|e| format!("{name} {e}"))?;
+    }
+    if proxy.upstream_idle > MAX_UPSTREAM_IDLE {
+        return Err(format!("upstream_idle must be in 0..={MAX_UPSTREAM_IDLE}"));
+    }
+    Ok(())
+}
+
+/// Most idle connections a worker keeps per upstream.
+pub const MAX_UPSTREAM_IDLE: usize = 65_536;
 
 /// Binds `addr` without `SO_REUSEPORT` and lets it go: fails with `AddrInUse` if any
 /// socket listens there (with `SO_REUSEPORT` or not), and resolves port 0 to a free

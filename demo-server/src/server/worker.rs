@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,12 +22,13 @@ use recycle::Pooled;
 use recycle::io::{ReadBuf, TrustedRead, WriteBuf};
 use slab::Slab;
 
+use super::service::{SERVICE_TOKEN, Service};
 use super::{Config, TICK};
-use crate::app::App;
 use crate::http::conn::Conn;
 use crate::state::{Ctx, Shared};
 
-/// The listener's token; connections use their slab key.
+/// The listener's token; client connections use their slab key, and the service's own
+/// sockets [`SERVICE_TOKEN`] plus theirs.
 const LISTENER: Token = Token(usize::MAX);
 
 /// How long a finished connection keeps reading (and dropping) what the client still
@@ -49,9 +50,9 @@ const READ_HIGH_WATER: usize = 64 * 1024;
 /// about 1 MiB of output (16 times the write high-water mark), a millisecond or less.
 const ROUNDS_PER_TURN: u32 = 16;
 
-struct Connection<'a> {
+struct Connection<'a, H> {
     stream: TcpStream,
-    http: Conn<App<'a>>,
+    http: Conn<H>,
     /// Borrowed while unprocessed bytes remain; an idle connection holds none.
     rbuf: Option<Pooled<'a, ReadBuf>>,
     /// Borrowed while output is pending.
@@ -75,16 +76,19 @@ struct Connection<'a> {
     queued: bool,
 }
 
-impl Connection<'_> {
+impl<H> Connection<'_, H> {
     fn pending_output(&self) -> bool {
         self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
     }
 }
 
-pub(super) struct Worker<'a> {
+pub(super) struct Worker<'a, S: Service<'a>> {
     listener: Option<TcpListener>,
     poll: Poll,
-    conns: Slab<Connection<'a>>,
+    conns: Slab<Connection<'a, S::Handler>>,
+    service: S,
+    /// The service's per-worker state (the handlers' `Worker`, its own sockets).
+    state: S::State,
     shared: &'a Shared,
     ctx: Ctx<'a>,
     config: &'a Config,
@@ -106,12 +110,15 @@ enum Expiry {
     Header,
     /// Close without a word.
     Close,
+    /// The service's deadline for the exchange passed.
+    Service,
 }
 
-impl<'a> Worker<'a> {
+impl<'a, S: Service<'a>> Worker<'a, S> {
     pub(super) fn new(
         index: usize,
         mut listener: TcpListener,
+        service: S,
         shared: &'a Shared,
         config: &'a Config,
         stop: &'a AtomicBool,
@@ -120,10 +127,13 @@ impl<'a> Worker<'a> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let capacity = (config.limits.max_connections / config.threads.max(1)).clamp(16, 4096);
+        let state = service.state(index, poll.registry())?;
         Ok(Self {
             listener: Some(listener),
             poll,
             conns: Slab::with_capacity(capacity),
+            service,
+            state,
             shared,
             ctx: shared.context(index),
             config,
@@ -165,6 +175,12 @@ impl<'a> Worker<'a> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
+                    Token(token) if token & SERVICE_TOKEN != 0 => {
+                        if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event)
+                        {
+                            self.drive(key);
+                        }
+                    }
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
                             continue; // sporadic event for a closed connection
@@ -221,6 +237,7 @@ impl<'a> Worker<'a> {
         }
         self.ctx.closing = true;
         self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_timeout);
+        S::shutdown(&mut self.state);
         let idle: Vec<usize> = self
             .conns
             .iter()
@@ -247,7 +264,7 @@ impl<'a> Worker<'a> {
                         drop(stream); // closed at once; the others keep being served
                         continue;
                     }
-                    if let Err(e) = self.register(stream) {
+                    if let Err(e) = self.register(stream, peer) {
                         log::warn!("cannot register a connection: {e}");
                         self.shared.close();
                     }
@@ -269,7 +286,7 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn register(&mut self, mut stream: TcpStream) -> io::Result<()> {
+    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
         stream.set_nodelay(true)?;
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -279,7 +296,7 @@ impl<'a> Worker<'a> {
         let now = Instant::now();
         entry.insert(Connection {
             stream,
-            http: Conn::new(App::new(self.shared)),
+            http: Conn::new(self.service.handler(peer)),
             rbuf: None,
             wbuf: None,
             readable: true, // try at once: the request often arrived with the handshake
@@ -371,15 +388,20 @@ impl<'a> Worker<'a> {
                     // buffer: a pooled one costs a thread-local pop and push.
                     let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
                     let unread = rbuf.len();
-                    conn.http.process(rbuf, wbuf, &mut self.ctx, &mut ());
+                    conn.http
+                        .process(rbuf, wbuf, &mut self.ctx, S::worker(&mut self.state));
                     progress |= rbuf.len() != unread;
                 }
                 let partial = conn.rbuf.as_ref().is_some_and(|r| !r.is_empty());
                 if conn.read_closed && conn.http.wants_input(wbuf.len()) && !conn.http.is_done() {
-                    conn.http.on_eof(partial, wbuf, &mut self.ctx, &mut ());
+                    conn.http
+                        .on_eof(partial, wbuf, &mut self.ctx, S::worker(&mut self.state));
                 }
                 progress |= wbuf.len() != before;
             }
+
+            // 2b. The service's own I/O for this exchange (the proxy's upstream side).
+            progress |= S::pump(&mut self.state, key, conn.http.handler_mut(), now);
 
             // 3. Write.
             if let Some(wbuf) = conn.wbuf.as_mut() {
@@ -398,7 +420,13 @@ impl<'a> Worker<'a> {
                 }
             }
 
-            // 4. Give back buffers that hold nothing: an idle connection holds none.
+            // 4. Note how much the connection holds (for `/stats`), then give back
+            //    buffers that hold nothing: an idle connection holds none.
+            self.ctx.note_buffered(
+                conn.rbuf.as_ref().map_or(0, |r| r.len())
+                    + conn.wbuf.as_ref().map_or(0, |w| w.len())
+                    + S::buffered(conn.http.handler()),
+            );
             if conn.wbuf.as_ref().is_some_and(|w| w.is_empty()) {
                 conn.wbuf = None;
             }
@@ -471,7 +499,13 @@ impl<'a> Worker<'a> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
-            conn.http.abort(&mut ());
+            conn.http.abort(S::worker(&mut self.state));
+            S::pump(
+                &mut self.state,
+                key,
+                conn.http.handler_mut(),
+                Instant::now(),
+            );
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.shared.close();
             // `conn` drops here: the socket closes and its buffers go back to their
@@ -482,9 +516,13 @@ impl<'a> Worker<'a> {
     /// Acts on every deadline that passed.
     fn sweep(&mut self, now: Instant) {
         let limits = &self.shared.limits;
+        S::tick(&mut self.state, now);
         self.expired.clear();
         for (key, conn) in self.conns.iter() {
-            let expiry = if let Some(until) = conn.linger_until {
+            let service = S::deadline(conn.http.handler());
+            let expiry = if service.is_some_and(|deadline| now >= deadline) {
+                Some(Expiry::Service)
+            } else if let Some(until) = conn.linger_until {
                 (now >= until).then_some(Expiry::Close)
             } else if conn.pending_output() {
                 (now.duration_since(conn.last_active) >= limits.write_timeout)
@@ -496,6 +534,8 @@ impl<'a> Worker<'a> {
                 } else {
                     Expiry::Close
                 })
+            } else if service.is_some() {
+                None // waiting on the service, which has its own deadline
             } else {
                 (now.duration_since(conn.last_active) >= limits.idle_timeout)
                     .then_some(Expiry::Close)
@@ -511,7 +551,13 @@ impl<'a> Worker<'a> {
                 Expiry::Header => {
                     let conn = &mut self.conns[key];
                     let wbuf = conn.wbuf.get_or_insert_with(|| self.shared.writers.get());
-                    conn.http.on_header_timeout(wbuf, &mut self.ctx, &mut ());
+                    conn.http
+                        .on_header_timeout(wbuf, &mut self.ctx, S::worker(&mut self.state));
+                    self.drive(key);
+                }
+                Expiry::Service => {
+                    let conn = &mut self.conns[key];
+                    S::on_deadline(&mut self.state, conn.http.handler_mut(), now);
                     self.drive(key);
                 }
             }
@@ -521,7 +567,7 @@ impl<'a> Worker<'a> {
 
 /// Reads and drops what the client still sends after our last response. Returns
 /// whether the connection can be closed now (EOF, error, or too much).
-fn drain_linger(conn: &mut Connection<'_>) -> bool {
+fn drain_linger<H>(conn: &mut Connection<'_, H>) -> bool {
     let mut scratch = [0u8; 4096];
     for _ in 0..16 {
         match conn.stream.read(&mut scratch) {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod net;
+
 /// One parsed response.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -68,7 +70,10 @@ pub fn parse_response(input: &mut &[u8], head: bool) -> Option<Response> {
             }
             response.body = rest[..len].to_vec();
             rest = &rest[len..];
-        } else if response.header("transfer-encoding") == Some("chunked") {
+        } else if response
+            .header("transfer-encoding")
+            .is_some_and(|te| te == "chunked" || te.ends_with(", chunked"))
+        {
             loop {
                 let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
                 let size =

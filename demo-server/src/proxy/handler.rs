@@ -1,0 +1,944 @@
+//! The pairing of a client connection with an upstream one: [`ProxyHandler`], the
+//! [`Handler`] of each client connection of `demo-server proxy`, and [`ProxyWorker`],
+//! the state its worker lends it.
+//!
+//! Sans-I/O, like [`Conn`](crate::http::conn::Conn) itself: the handler rewrites the
+//! request head into an output buffer, streams the request body after it, parses the
+//! response from an input buffer and streams its body into the client's
+//! [`Response`]; the driver (the event loop in `server/`, or [`mem`](super::mem) in
+//! tests, benchmarks and fuzzing) moves bytes between those buffers and sockets, and
+//! tells the handler what the sockets said. What the handler needs from the driver
+//! it asks for: [`wants_connection`](ProxyHandler::wants_connection) (a connection to
+//! an upstream: an idle one from [`ProxyWorker::take_idle`] or a new one),
+//! [`to_send`](ProxyHandler::to_send) (bytes to write), [`input_room`](ProxyHandler::input_room)
+//! (bytes it takes).
+//! Connections it is done with go back through [`ProxyWorker::next_released`] (clean
+//! or not: the driver checks the socket, then [`ProxyWorker::park`]s it) or
+//! [`ProxyWorker::next_closing`] (to close).
+//!
+//! # One exchange
+//!
+//! 1. `on_request`: choose an upstream (round robin, passive health: none up is a 503
+//!    at once), write the rewritten head ([`headers::write_request_head`]) into the
+//!    output buffer, ask for a connection.
+//! 2. `on_body`: each piece of the request body is appended (re-chunked if it came
+//!    chunked); when the output buffer is full, the handler takes fewer bytes, and the
+//!    connection stops reading the client until the upstream took some.
+//! 3. `poll_response`: interim heads are forwarded (except `100 Continue`, which the
+//!    connection sent the client itself), the final head is checked and started
+//!    through [`Response::start`] with each forwarded field, and the body is copied
+//!    from the input buffer into the client's output as far as
+//!    [`Response::room`] allows: a slow client leaves the input buffer full, so the
+//!    driver stops reading the upstream.
+//! 4. When the response body ended, the upstream connection is released: kept for the
+//!    next request only if the request was sent whole, the response read to its end
+//!    with nothing after it, and both sides allow keep-alive (the seed's dirty-writer
+//!    rule, [`Exchange`]); anything else is closed.
+//!
+//! # Errors
+//!
+//! - No upstream up: 503, at once.
+//! - Refused, reset or closed before any response byte: the request is retried once on
+//!   a new connection if it is idempotent (RFC 9110 §9.2.2) or none of it was written,
+//!   and it is all still in the output buffer; otherwise 502. A pooled connection that
+//!   failed this way was closed by the upstream while idle: that is no mark against
+//!   the upstream's health, and the retry makes it no 502 either.
+//! - No complete response head within the upstream timeout: 504.
+//! - A malformed response head, invalid framing, a tunnel: 502.
+//! - Any of these after the response started: the client's response is cut off (its
+//!   connection closes after what was written), never completed wrongly.
+//!
+//! # Memory per connection pair
+//!
+//! Two copy buffers of [`COPY_BUF_SIZE`] (32 KiB) while an exchange is in progress,
+//! none between requests: the output buffer holds at most 32 KiB of request (a longer
+//! head than that is written whole, and its buffer is then not pooled again), the
+//! input buffer at most 32 KiB of response. With the client's buffers (a read buffer of
+//! at most the head limit or 64 KiB of body, a write buffer of at most 64 KiB plus one
+//! write), a pair holds at most some 200 KiB plus its heads, however large the bodies.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use recycle::Pool;
+use recycle::io::BufferPool;
+use recycle::status::Version;
+
+use super::headers;
+use super::upstream::{Event, Exchange, HealthPolicy, IdleConns, RoundRobin, Upstreams};
+use crate::http::conn::{Handler, Response};
+use crate::http::encode;
+use crate::http::parse::{Codings, Framing, Request};
+use crate::http::response::{self, BodyReader};
+
+/// Size of a copy buffer: 32 KiB, as Go's `ReverseProxy` and `io.Copy`.
+pub const COPY_BUF_SIZE: usize = recycle::io::COPY_BUF_SIZE;
+
+/// Most bytes of an upstream response head (its interim heads each count alone); past
+/// it, 502. Half a copy buffer, so a head never fills the input buffer.
+pub const MAX_RESPONSE_HEAD: usize = COPY_BUF_SIZE / 2;
+
+/// Bytes a chunk's framing may add to its data (a 16-digit size, two CRLFs), plus the
+/// last chunk: room kept free in the output buffer for them.
+const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
+
+/// The proxy's settings, as the command line gives them.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// Where requests go, round robin.
+    pub upstreams: Vec<std::net::SocketAddr>,
+    /// Connect plus time to a complete response head (504 past it); also the longest
+    /// an upstream may keep a response body waiting.
+    pub upstream_timeout: Duration,
+    /// Most idle keep-alive connections kept per upstream per worker (0: none; each
+    /// request then says `Connection: close` upstream).
+    pub upstream_idle: usize,
+    /// How long an idle upstream connection is kept.
+    pub upstream_idle_timeout: Duration,
+    /// Passive health checks.
+    pub health: HealthPolicy,
+    /// Copy bodies through the library's pool of 32 KiB buffers (`false`: a fresh
+    /// buffer per request, to measure what the pool saves).
+    pub buffer_pool: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            upstreams: Vec::new(),
+            upstream_timeout: Duration::from_secs(30),
+            upstream_idle: 64,
+            upstream_idle_timeout: Duration::from_secs(60),
+            health: HealthPolicy::default(),
+            buffer_pool: true,
+        }
+    }
+}
+
+/// What the workers of a proxy share: the upstreams (health, counters), the copy
+/// buffer pool, the settings.
+pub struct Proxy {
+    /// The upstreams, their health and counters.
+    pub upstreams: Upstreams,
+    /// The 32 KiB copy buffers (Go's `ReverseProxy.BufferPool`).
+    pub buffers: Pool<Vec<u8>>,
+    config: ProxyConfig,
+}
+
+/// `--no-buffer-pool`: a fresh buffer for every request, dropped after it (Go's
+/// `ReverseProxy` without a `BufferPool`).
+struct Fresh;
+
+impl BufferPool for Fresh {
+    fn get(&self) -> Vec<u8> {
+        Vec::with_capacity(COPY_BUF_SIZE)
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        drop(buf);
+    }
+}
+
+impl Proxy {
+    /// The shared state for `workers` workers.
+    ///
+    /// # Panics
+    ///
+    /// If `config.upstreams` is empty or `workers` is 0.
+    pub fn new(config: ProxyConfig, workers: usize) -> Self {
+        let upstreams = Upstreams::new(&config.upstreams, config.health, workers, Instant::now());
+        let buffers = Pool::builder(|| Vec::with_capacity(COPY_BUF_SIZE))
+            .max_capacity(COPY_BUF_SIZE)
+            .max_idle(1024)
+            .build();
+        Self {
+            upstreams,
+            buffers,
+            config,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    /// Worker `index`'s state.
+    pub fn worker(self: &Arc<Self>, index: usize) -> ProxyWorker {
+        ProxyWorker {
+            proxy: Arc::clone(self),
+            index,
+            now: Instant::now(),
+            cursor: self.upstreams.cursor(index),
+            idle: IdleConns::new(
+                self.upstreams.len(),
+                self.config.upstream_idle,
+                self.config.upstream_idle_timeout,
+            ),
+            released: Vec::with_capacity(8),
+            closing: Vec::with_capacity(8),
+        }
+    }
+
+    /// Where copy buffers come from: the pool, or fresh ones.
+    fn buffers(&self) -> &dyn BufferPool {
+        if self.config.buffer_pool {
+            &self.buffers
+        } else {
+            &Fresh
+        }
+    }
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("upstreams", &self.upstreams)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An upstream connection a handler is done with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Released {
+    /// The driver's key for the connection.
+    pub key: usize,
+    /// Its upstream.
+    pub upstream: usize,
+    /// How its exchange went: only a clean one is kept.
+    pub exchange: Exchange,
+}
+
+/// One worker's proxy state, lent to every handler call: the clock, the round-robin
+/// cursor, the idle upstream connections, and the connections handlers let go.
+///
+/// Connections are named by a key of the driver's choosing (the event loop's slab key
+/// of the socket).
+pub struct ProxyWorker {
+    proxy: Arc<Proxy>,
+    index: usize,
+    /// The time, as the driver last read it (set it before each round of calls).
+    pub now: Instant,
+    cursor: RoundRobin,
+    idle: IdleConns<usize>,
+    released: Vec<Released>,
+    closing: Vec<usize>,
+}
+
+impl ProxyWorker {
+    /// The shared proxy state.
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// A connection a handler let go, for the driver to check (a socket that became
+    /// readable is not clean, whatever the exchange says) and then [`park`](Self::park).
+    pub fn next_released(&mut self) -> Option<Released> {
+        self.released.pop()
+    }
+
+    /// Keeps a released connection idle for the next request to its upstream, if its
+    /// exchange was clean and there is room; otherwise returns the key of a connection
+    /// to close (it, or the least recently used idle one), counted as discarded.
+    #[must_use = "a connection handed back must be closed"]
+    pub fn park(&mut self, released: Released) -> Option<usize> {
+        let closed = self
+            .idle
+            .put(released.upstream, released.key, released.exchange, self.now);
+        if closed.is_some() {
+            self.count(released.upstream, Event::Discarded);
+        }
+        closed
+    }
+
+    /// An idle connection to `upstream`, if one has not expired (expired ones go to
+    /// [`next_closing`](Self::next_closing)).
+    pub fn take_idle(&mut self, upstream: usize) -> Option<usize> {
+        let (closing, now) = (&mut self.closing, self.now);
+        let mut expired = 0;
+        let key = self.idle.take(upstream, now, |key| {
+            closing.push(key);
+            expired += 1;
+        });
+        for _ in 0..expired {
+            self.count(upstream, Event::Discarded);
+        }
+        key
+    }
+
+    /// Forgets the idle connection `key` to `upstream` (its socket said the upstream
+    /// closed it or wrote to it while idle); returns whether it was idle. The caller
+    /// closes it.
+    pub fn remove_idle(&mut self, upstream: usize, key: usize) -> bool {
+        let removed = self.idle.remove(upstream, |&k| k == key).is_some();
+        if removed {
+            self.count(upstream, Event::Discarded);
+        }
+        removed
+    }
+
+    /// A connection to close (given up by a handler, expired, evicted).
+    pub fn next_closing(&mut self) -> Option<usize> {
+        self.closing.pop()
+    }
+
+    /// Closes the idle connections that expired by `now` (through
+    /// [`next_closing`](Self::next_closing)).
+    pub fn expire(&mut self, now: Instant) {
+        self.now = now;
+        let mut expired = std::mem::take(&mut self.closing);
+        self.idle.expire(now, |upstream, key| {
+            expired.push(key);
+            self.proxy
+                .upstreams
+                .count(self.index, upstream, Event::Discarded);
+        });
+        self.closing = expired;
+    }
+
+    /// Closes every idle connection (the worker is shutting down).
+    pub fn drain_idle(&mut self) {
+        let closing = &mut self.closing;
+        self.idle.drain(|_, key| closing.push(key));
+    }
+
+    /// Counts a connection opened to `upstream` (the driver connected it).
+    fn count(&self, upstream: usize, event: Event) {
+        self.proxy.upstreams.count(self.index, upstream, event);
+    }
+
+    /// Closes `key`, an upstream connection a handler gives up.
+    fn discard(&mut self, upstream: usize, key: usize) {
+        self.count(upstream, Event::Discarded);
+        self.closing.push(key);
+    }
+}
+
+impl std::fmt::Debug for ProxyWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyWorker")
+            .field("index", &self.index)
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an attempt on an upstream connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The connection could not be made.
+    Refused,
+    /// The connection was reset, or a read or write on it failed.
+    Reset,
+    /// The upstream closed the connection.
+    Closed,
+    /// No response head (or no more of the body) within the upstream timeout.
+    Timeout,
+    /// The response was malformed, framed ambiguously, or a tunnel.
+    Malformed,
+}
+
+/// The method, as far as the response's framing depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Head,
+    Connect,
+    Other,
+}
+
+impl Method {
+    /// As `response::parse` takes it.
+    fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Method::Head => b"HEAD",
+            Method::Connect => b"CONNECT",
+            Method::Other => b"GET",
+        }
+    }
+}
+
+/// The request body, as far as it went into the output buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    /// All of it (or there is none).
+    Done,
+    /// Raw bytes of a `Content-Length` body still to come.
+    Raw,
+    /// Chunks still to come (the last chunk is written at the end).
+    Chunked,
+}
+
+/// Where the upstream's response is.
+#[derive(Clone, Debug)]
+enum Resp {
+    /// Waiting for a (final) head; `scanned` bytes of the input were searched.
+    Head { scanned: usize },
+    /// Copying the body to the client.
+    Body(BodyReader),
+}
+
+/// The upstream connection in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attached {
+    key: usize,
+    /// Taken from the idle set (not opened for this request).
+    reused: bool,
+}
+
+/// What the client gets when the exchange failed, at the next `poll_response`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// A status of the proxy's own (if the response has not started).
+    Status(u16),
+    /// The response is cut off.
+    Cut,
+}
+
+/// The proxy's [`Handler`]: one per client connection, and the upstream side of its
+/// current exchange. See the [module docs](self).
+#[derive(Debug)]
+pub struct ProxyHandler {
+    client: IpAddr,
+    /// An exchange is in progress (the upstream side has work or state).
+    active: bool,
+    version: Version,
+    method: Method,
+    idempotent: bool,
+    upstream: usize,
+    conn: Option<Attached>,
+    /// Wants a connection to `upstream`; `Some(false)`: a new one, not an idle one.
+    want: Option<bool>,
+    attempts: u8,
+    /// Bytes for the upstream: `out[sent..]` is still to write.
+    out: Vec<u8>,
+    sent: usize,
+    /// Everything written to `out` since the head is still there: a retry can resend it.
+    replayable: bool,
+    /// A byte of this attempt was written to the upstream.
+    written: bool,
+    /// The upstream stopped taking the request (after its response began): write no
+    /// more; the connection is not reused.
+    send_failed: bool,
+    body: Body,
+    /// Bytes from the upstream: `inp[consumed..]` is still to parse.
+    inp: Vec<u8>,
+    consumed: usize,
+    /// A byte of a response arrived in this attempt.
+    responded: bool,
+    /// The upstream closed its side.
+    eof: bool,
+    resp: Resp,
+    /// The response head allows another request on the connection.
+    keep_alive: bool,
+    /// The proxy sent `Connection: close` upstream.
+    close_upstream: bool,
+    outcome: Option<Outcome>,
+    deadline: Option<Instant>,
+}
+
+impl ProxyHandler {
+    /// The handler of a connection from `client` (appended to `X-Forwarded-For`).
+    pub const fn new(client: IpAddr) -> Self {
+        Self {
+            client,
+            active: false,
+            version: Version::Http11,
+            method: Method::Other,
+            idempotent: false,
+            upstream: 0,
+            conn: None,
+            want: None,
+            attempts: 0,
+            out: Vec::new(),
+            sent: 0,
+            replayable: false,
+            written: false,
+            send_failed: false,
+            body: Body::Done,
+            inp: Vec::new(),
+            consumed: 0,
+            responded: false,
+            eof: false,
+            resp: Resp::Head { scanned: 0 },
+            keep_alive: false,
+            close_upstream: false,
+            outcome: None,
+            deadline: None,
+        }
+    }
+
+    // === the driver's side ===
+
+    /// The connection the handler needs: `Some((upstream, reuse))`, where `reuse` says
+    /// an idle one will do ([`ProxyWorker::take_idle`]); otherwise open a new one.
+    /// Answer with [`attach`](Self::attach) or [`connect_failed`](Self::connect_failed).
+    pub fn wants_connection(&self) -> Option<(usize, bool)> {
+        self.want.map(|reuse| (self.upstream, reuse))
+    }
+
+    /// Hands the handler the connection `key` it asked for: an idle one (`reused`) or
+    /// one just opened (which may still be connecting: write to it once it is).
+    pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
+        debug_assert!(self.want.is_some() && self.conn.is_none());
+        self.want = None;
+        self.conn = Some(Attached { key, reused });
+        let event = if reused { Event::Reused } else { Event::Opened };
+        w.count(self.upstream, event);
+    }
+
+    /// The connection in use, if any.
+    pub fn connection(&self) -> Option<usize> {
+        self.conn.map(|c| c.key)
+    }
+
+    /// The upstream of the current exchange.
+    pub fn upstream(&self) -> usize {
+        self.upstream
+    }
+
+    /// Bytes to write to the connection now (empty if none).
+    pub fn to_send(&self) -> &[u8] {
+        if self.conn.is_none() || self.send_failed {
+            return &[];
+        }
+        &self.out[self.sent..]
+    }
+
+    /// `n` bytes of [`to_send`](Self::to_send) were written.
+    pub fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
+        self.sent += n;
+        self.written |= n > 0;
+        self.arm(w); // the upstream is taking the request: it is alive
+    }
+
+    /// How many bytes the handler takes from the connection now (0: stop reading it).
+    pub fn input_room(&self) -> usize {
+        if self.conn.is_none() || self.outcome.is_some() || self.eof {
+            return 0;
+        }
+        COPY_BUF_SIZE.saturating_sub(self.inp.len())
+    }
+
+    /// The input buffer, for the driver to read into: at most
+    /// [`input_room`](Self::input_room) bytes after its length, then
+    /// [`received`](Self::received) (the event loop reads into its spare capacity).
+    pub fn input(&mut self) -> &mut Vec<u8> {
+        if self.inp.capacity() < COPY_BUF_SIZE {
+            self.inp.reserve_exact(COPY_BUF_SIZE - self.inp.len());
+        }
+        &mut self.inp
+    }
+
+    /// `n` bytes were appended to [`input`](Self::input).
+    pub fn received(&mut self, n: usize, w: &mut ProxyWorker) {
+        self.responded |= n > 0;
+        self.arm(w);
+    }
+
+    /// The connection could not be made.
+    pub fn connect_failed(&mut self, w: &mut ProxyWorker) {
+        self.fail(w, Failure::Refused);
+    }
+
+    /// Writing to the connection failed. Before any response this is a failed attempt;
+    /// after one began, the upstream only stopped reading the request (it answered
+    /// early): the response is read on, and the connection is not reused.
+    pub fn write_failed(&mut self, w: &mut ProxyWorker) {
+        if self.responded {
+            self.send_failed = true;
+        } else {
+            self.fail(w, Failure::Reset);
+        }
+    }
+
+    /// Reading from the connection failed (reset).
+    pub fn read_failed(&mut self, w: &mut ProxyWorker) {
+        self.fail(w, Failure::Reset);
+    }
+
+    /// The upstream closed its side: the end of a close-delimited body, a truncated
+    /// one, or (before any response byte) a failed attempt.
+    pub fn upstream_closed(&mut self, w: &mut ProxyWorker) {
+        if self.responded {
+            self.eof = true; // `poll_response` reads what is left, then decides
+        } else {
+            self.fail(w, Failure::Closed);
+        }
+    }
+
+    /// When the upstream must have moved on: while the handler waits on it.
+    pub fn deadline(&self) -> Option<Instant> {
+        let waiting_for_client = matches!(self.resp, Resp::Head { .. })
+            && self.body != Body::Done
+            && self.sent == self.out.len();
+        if self.active && self.outcome.is_none() && !waiting_for_client {
+            self.deadline
+        } else {
+            None
+        }
+    }
+
+    /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
+    /// response after.
+    pub fn timed_out(&mut self, w: &mut ProxyWorker) {
+        self.fail(w, Failure::Timeout);
+    }
+
+    /// Bytes the exchange holds in its copy buffers right now.
+    pub fn buffered(&self) -> usize {
+        (self.out.len() - self.sent) + (self.inp.len() - self.consumed)
+    }
+
+    // === the exchange ===
+
+    /// Starts the upstream timeout again (progress was made).
+    fn arm(&mut self, w: &ProxyWorker) {
+        self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
+    }
+
+    /// An attempt failed with `failure`: close its connection; retry, answer with a
+    /// status, or cut the response off.
+    fn fail(&mut self, w: &mut ProxyWorker, failure: Failure) {
+        if !self.active || self.outcome.is_some() {
+            return;
+        }
+        let attached = self.conn.take();
+        if let Some(conn) = attached {
+            w.discard(self.upstream, conn.key);
+        }
+        self.want = None;
+        if matches!(self.resp, Resp::Body(_)) {
+            // The response started: it can only be cut off.
+            self.outcome = Some(Outcome::Cut);
+            return;
+        }
+        // A pooled connection that failed before any response byte was closed by the
+        // upstream while idle: no mark against its health.
+        let stale = attached.is_some_and(|c| c.reused)
+            && !self.responded
+            && matches!(failure, Failure::Reset | Failure::Closed);
+        if !stale {
+            w.proxy
+                .upstreams
+                .record_failure(w.index, self.upstream, w.now);
+        }
+        let retry = self.attempts == 1
+            && !self.responded
+            && self.replayable
+            && (self.idempotent || !self.written)
+            && !matches!(failure, Failure::Timeout | Failure::Malformed);
+        if retry {
+            if !stale {
+                // The upstream itself failed: another may take the request.
+                match w.proxy.upstreams.select(&mut w.cursor, w.now) {
+                    Some(upstream) => self.upstream = upstream,
+                    None => {
+                        self.outcome = Some(Outcome::Status(502));
+                        return;
+                    }
+                }
+            }
+            w.count(self.upstream, Event::Retried);
+            self.attempts += 1;
+            self.sent = 0;
+            self.written = false;
+            self.inp.clear();
+            self.consumed = 0;
+            self.resp = Resp::Head { scanned: 0 };
+            self.want = Some(false);
+            self.arm(w);
+            return;
+        }
+        let status = if failure == Failure::Timeout {
+            504
+        } else {
+            502
+        };
+        self.outcome = Some(Outcome::Status(status));
+    }
+
+    /// Ends the exchange: the connection is released (clean or not), the buffers go
+    /// back.
+    fn finish(&mut self, w: &mut ProxyWorker) {
+        if let Some(conn) = self.conn.take() {
+            let exchange = Exchange {
+                request_sent: self.body == Body::Done
+                    && self.sent == self.out.len()
+                    && !self.send_failed,
+                response_read: matches!(&self.resp, Resp::Body(body) if body.is_done())
+                    && self.consumed == self.inp.len()
+                    && !self.eof,
+                keep_alive: self.keep_alive && !self.close_upstream,
+            };
+            w.released.push(Released {
+                key: conn.key,
+                upstream: self.upstream,
+                exchange,
+            });
+        }
+        self.drop_buffers(w);
+        self.active = false;
+        self.want = None;
+        self.deadline = None;
+    }
+
+    fn drop_buffers(&mut self, w: &ProxyWorker) {
+        if self.out.capacity() > 0 {
+            w.proxy.buffers().put(std::mem::take(&mut self.out));
+        }
+        if self.inp.capacity() > 0 {
+            w.proxy.buffers().put(std::mem::take(&mut self.inp));
+        }
+        self.sent = 0;
+        self.consumed = 0;
+    }
+
+    /// Frees the room an output buffer needs for `n` more bytes, by dropping what was
+    /// written (then a retry can no longer resend the request).
+    fn make_room(&mut self, n: usize) {
+        if self.sent == 0 || self.out.len() + n <= COPY_BUF_SIZE {
+            return;
+        }
+        self.out.drain(..self.sent);
+        self.sent = 0;
+        self.replayable = false;
+    }
+
+    /// The response: a failure's outcome, heads, then body, as far as the client's
+    /// output has room.
+    fn respond(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+        if let Some(outcome) = self.outcome.take() {
+            match outcome {
+                Outcome::Status(status) if !res.is_started() => res.status_page(status),
+                _ => res.abort(),
+            }
+            self.finish(w);
+            return;
+        }
+        if let Resp::Head { .. } = self.resp {
+            if let Err(failure) = self.read_heads(res, w) {
+                self.fail(w, failure);
+                return self.respond(res, w);
+            }
+        }
+        let Resp::Body(body) = &mut self.resp else {
+            return; // no head yet
+        };
+        let mut broken = false;
+        while !body.is_done() && res.room() > 0 && self.consumed < self.inp.len() {
+            let end = self.inp.len().min(self.consumed + res.room());
+            let Ok((used, data)) = body.decode(&self.inp[self.consumed..end]) else {
+                broken = true;
+                break;
+            };
+            let taken = res.write(data);
+            debug_assert_eq!(taken, data.len(), "decoded at most `room` bytes");
+            self.consumed += used;
+            self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
+        }
+        if self.consumed == self.inp.len() {
+            self.inp.clear();
+            self.consumed = 0;
+        } else if self.consumed >= COPY_BUF_SIZE / 2 {
+            self.inp.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        // The upstream closed: the end of a close-delimited body, or a truncated one.
+        broken |= !body.is_done() && self.eof && self.inp.is_empty() && body.on_eof().is_err();
+        let done = body.is_done();
+        if broken {
+            self.fail(w, Failure::Malformed);
+            self.respond(res, w);
+        } else if done {
+            res.finish();
+            self.finish(w);
+        }
+    }
+
+    /// Reads the response heads in the input: forwards interim ones, starts the final
+    /// one. Leaves `resp` at `Body` once the final head is in.
+    fn read_heads(
+        &mut self,
+        res: &mut Response<'_, '_>,
+        w: &mut ProxyWorker,
+    ) -> Result<(), Failure> {
+        let Resp::Head { scanned } = &mut self.resp else {
+            return Ok(());
+        };
+        loop {
+            let input = &self.inp[self.consumed..];
+            let end = match response::find_head(input, scanned, MAX_RESPONSE_HEAD) {
+                Ok(Some(end)) => end,
+                Ok(None) if self.eof => return Err(Failure::Closed),
+                Ok(None) => return Ok(()),
+                Err(_) => return Err(Failure::Malformed),
+            };
+            let mut fields = response::fields();
+            let parsed = response::parse(&input[..end], self.method.as_bytes(), &mut fields)
+                .map_err(|_| Failure::Malformed)?;
+            let head = parsed.head;
+            let forwarded = || {
+                headers::response_fields(parsed.fields)
+                    .map(|f| (f.name, f.value))
+                    .chain([("Via", headers::via(head.version))])
+            };
+            if head.is_interim() {
+                // `100 Continue` went to the client from the connection already (the
+                // proxy does not forward `Expect`); others (103) are forwarded, to
+                // HTTP/1.1 clients (RFC 9110 §15.2).
+                if head.status != 100 && self.version == Version::Http11 {
+                    res.interim_with(head.status, forwarded());
+                }
+                self.consumed += parsed.len;
+                continue;
+            }
+            let Some(len) = headers::response_body(&head, self.version) else {
+                return Err(Failure::Malformed);
+            };
+            if head.transfer_coded && head.framing != response::Framing::None {
+                let mut buf = [0u8; 128];
+                let codings =
+                    headers::response_codings(parsed.fields, &mut buf).ok_or(Failure::Malformed)?;
+                res.start_coded(head.status, codings);
+            } else {
+                res.start(head.status, len);
+            }
+            for (name, value) in forwarded() {
+                res.header(name, value);
+            }
+            w.proxy.upstreams.record_success(self.upstream);
+            self.consumed += parsed.len;
+            self.keep_alive = head.keep_alive;
+            self.resp = Resp::Body(BodyReader::new(head.framing));
+            return Ok(());
+        }
+    }
+}
+
+impl Handler for ProxyHandler {
+    type Worker = ProxyWorker;
+
+    /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
+    /// need not understand them.
+    const CODINGS: Codings = Codings::Forward;
+
+    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+        if self.active {
+            // The connection starts a request only after the previous exchange ended,
+            // which the handler always sees: a bug. Its connection is not kept.
+            debug_assert!(false, "a request during an exchange");
+            self.on_abort(w);
+        }
+        let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
+            res.status_page(503); // every upstream is down: at once
+            return;
+        };
+        let config = &w.proxy.config;
+        self.upstream = upstream;
+        self.version = req.head.version;
+        self.method = match req.method_name {
+            "HEAD" => Method::Head,
+            "CONNECT" => Method::Connect,
+            _ => Method::Other,
+        };
+        // RFC 9110 §9.2.2.
+        self.idempotent = matches!(
+            req.method_name,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        );
+        // A suspect head is answered, then both connections close.
+        self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
+        self.out = w.proxy.buffers().get();
+        self.out.clear();
+        self.inp = w.proxy.buffers().get();
+        self.inp.clear();
+        let request = headers::Request {
+            method: req.method_name.as_bytes(),
+            target: req.target.as_bytes(),
+            version: req.head.version,
+            fields: req.headers,
+            client: self.client,
+            fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
+        };
+        headers::write_request_head(
+            &mut self.out,
+            &request,
+            req.head.framing,
+            self.close_upstream,
+        );
+        self.body = match req.head.framing {
+            Framing::None | Framing::Length(0) => Body::Done,
+            Framing::Length(_) => Body::Raw,
+            Framing::Chunked => Body::Chunked,
+        };
+        self.active = true;
+        self.conn = None;
+        self.want = Some(true);
+        self.attempts = 1;
+        self.sent = 0;
+        self.replayable = true;
+        self.written = false;
+        self.send_failed = false;
+        self.consumed = 0;
+        self.responded = false;
+        self.eof = false;
+        self.resp = Resp::Head { scanned: 0 };
+        self.keep_alive = false;
+        self.outcome = None;
+        self.arm(w);
+    }
+
+    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, w: &mut ProxyWorker) -> usize {
+        if !self.active || self.outcome.is_some() || self.send_failed {
+            return data.len(); // nowhere to send it: the connection drops it
+        }
+        let _ = w;
+        let chunked = self.body == Body::Chunked;
+        let reserve = if chunked { CHUNK_RESERVE } else { 0 };
+        self.make_room(data.len() + reserve);
+        let room = COPY_BUF_SIZE.saturating_sub(self.out.len() + reserve);
+        let n = data.len().min(room);
+        if n == 0 {
+            return 0; // full: the connection stops reading the client
+        }
+        if chunked {
+            encode::write_chunk(&mut self.out, &data[..n]);
+        } else {
+            self.out.extend_from_slice(&data[..n]);
+        }
+        n
+    }
+
+    fn on_body_end(&mut self, _: &mut Response<'_, '_>, _: &mut ProxyWorker) {
+        if !self.active {
+            return;
+        }
+        if self.body == Body::Chunked {
+            // Room was kept for it.
+            self.out.extend_from_slice(encode::LAST_CHUNK);
+        }
+        self.body = Body::Done;
+    }
+
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+        if self.active {
+            self.respond(res, w);
+        }
+    }
+
+    fn on_abort(&mut self, w: &mut ProxyWorker) {
+        if !self.active {
+            return;
+        }
+        if let Some(conn) = self.conn.take() {
+            w.discard(self.upstream, conn.key);
+        }
+        self.drop_buffers(w);
+        self.active = false;
+        self.want = None;
+        self.deadline = None;
+        self.outcome = None;
+    }
+}

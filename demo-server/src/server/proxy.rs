@@ -1,0 +1,339 @@
+//! `proxy`: the [`Service`] whose handlers forward to upstreams, with the upstream
+//! sockets in the worker's own `Poll`.
+//!
+//! Each worker keeps its upstream connections in a `Slab`, registered under
+//! [`SERVICE_TOKEN`](super::service::SERVICE_TOKEN) plus their key, readable and
+//! writable (edge-triggered: a flag per direction remembers readiness not yet used
+//! up). A connection belongs to the client connection whose handler uses it, or to
+//! the idle set ([`ProxyWorker::take_idle`]); a readiness event on an idle one means
+//! the upstream closed it or wrote to it unasked, and it is closed at once, so a
+//! request never meets a connection already known dead.
+//!
+//! The handler ([`ProxyHandler`]) is sans-I/O; [`Service::pump`] here is its driver:
+//! it gives connections back to the idle set (after checking that nothing arrived on
+//! them after the response), hands out idle or new connections, writes what the
+//! handler has for the upstream, reads what it has room for (not zeroing the buffer:
+//! `recv` into its spare capacity), and reports end of stream and errors.
+
+use std::io::{self, ErrorKind, Write};
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+use socket2::SockRef;
+
+use super::service::{SERVICE_TOKEN, Service};
+use crate::http::conn::Handler;
+use crate::proxy::handler::{Proxy, ProxyHandler, ProxyWorker};
+use crate::state::Shared;
+
+/// `proxy`: a [`ProxyHandler`] per client connection.
+#[derive(Clone, Copy)]
+pub(crate) struct ProxyService<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) proxy: &'a Arc<Proxy>,
+}
+
+/// One worker's proxy state: the handlers' [`ProxyWorker`] and the upstream sockets.
+pub(crate) struct ProxyState {
+    worker: ProxyWorker,
+    sockets: Slab<Upstream>,
+    registry: Registry,
+}
+
+/// One upstream connection.
+struct Upstream {
+    stream: TcpStream,
+    /// Which upstream it goes to.
+    upstream: usize,
+    /// The client connection whose handler uses it; `None` while idle.
+    owner: Option<usize>,
+    /// Connecting: no write until the connection is made.
+    connecting: bool,
+    /// Readiness not yet used up.
+    readable: bool,
+    writable: bool,
+    /// The upstream hung up or the socket has an error.
+    hup: bool,
+}
+
+impl<'a> Service<'a> for ProxyService<'a> {
+    type Handler = ProxyHandler;
+    type State = ProxyState;
+
+    fn state(self, index: usize, registry: &Registry) -> io::Result<ProxyState> {
+        let per_worker = self.shared.limits.max_connections / self.proxy.upstreams.len().max(1);
+        Ok(ProxyState {
+            worker: self.proxy.worker(index),
+            sockets: Slab::with_capacity(per_worker.clamp(16, 4096)),
+            registry: registry.try_clone()?,
+        })
+    }
+
+    #[inline]
+    fn handler(self, peer: SocketAddr) -> ProxyHandler {
+        ProxyHandler::new(peer.ip())
+    }
+
+    #[inline]
+    fn worker(state: &mut ProxyState) -> &mut <ProxyHandler as Handler>::Worker {
+        &mut state.worker
+    }
+
+    fn pump(state: &mut ProxyState, key: usize, handler: &mut ProxyHandler, now: Instant) -> bool {
+        state.worker.now = now;
+        let mut progress = state.park_released();
+        if let Some((upstream, reuse)) = handler.wants_connection() {
+            state.connect(key, upstream, reuse, handler);
+            progress = true;
+        }
+        if let Some(conn) = handler.connection() {
+            progress |= state.transfer(conn, handler);
+        }
+        progress | state.close_given_up()
+    }
+
+    fn event(state: &mut ProxyState, token: usize, event: &Event) -> Option<usize> {
+        let socket = state.sockets.get_mut(token)?;
+        let hup = event.is_read_closed() || event.is_error();
+        socket.readable |= event.is_readable() || hup;
+        socket.writable |= event.is_writable() || event.is_error();
+        socket.hup |= hup;
+        match socket.owner {
+            Some(client) => Some(client),
+            None => {
+                // Idle: the upstream closed it, or wrote to it unasked. Either way it
+                // cannot carry another request.
+                if socket.readable && state.worker.remove_idle(socket.upstream, token) {
+                    state.close(token);
+                }
+                None
+            }
+        }
+    }
+
+    fn buffered(handler: &ProxyHandler) -> usize {
+        handler.buffered()
+    }
+
+    fn deadline(handler: &ProxyHandler) -> Option<Instant> {
+        handler.deadline()
+    }
+
+    fn on_deadline(state: &mut ProxyState, handler: &mut ProxyHandler, now: Instant) {
+        state.worker.now = now;
+        handler.timed_out(&mut state.worker);
+    }
+
+    fn tick(state: &mut ProxyState, now: Instant) {
+        state.worker.expire(now);
+        state.close_given_up();
+    }
+
+    fn shutdown(state: &mut ProxyState) {
+        state.worker.drain_idle();
+        state.close_given_up();
+    }
+}
+
+impl ProxyState {
+    /// Parks the connections handlers released: idle if clean (and nothing came after
+    /// the response), closed otherwise.
+    fn park_released(&mut self) -> bool {
+        let mut progress = false;
+        while let Some(mut released) = self.worker.next_released() {
+            progress = true;
+            let socket = &mut self.sockets[released.key];
+            socket.owner = None;
+            if !socket.is_quiet() {
+                released.exchange.response_read = false;
+            }
+            if let Some(closed) = self.worker.park(released) {
+                self.close(closed);
+            }
+        }
+        progress
+    }
+
+    /// Gives client `key`'s handler a connection to `upstream`: an idle one if `reuse`
+    /// and there is one, else a new one.
+    fn connect(&mut self, key: usize, upstream: usize, reuse: bool, handler: &mut ProxyHandler) {
+        let w = &mut self.worker;
+        if let Some(conn) = reuse.then(|| w.take_idle(upstream)).flatten() {
+            self.sockets[conn].owner = Some(key);
+            handler.attach(conn, true, w);
+            return;
+        }
+        let addr = w.proxy().upstreams.addr(upstream);
+        let opened = TcpStream::connect(addr).and_then(|stream| {
+            stream.set_nodelay(true)?;
+            let entry = self.sockets.vacant_entry();
+            let conn = entry.key();
+            let mut stream = stream;
+            self.registry.register(
+                &mut stream,
+                Token(SERVICE_TOKEN | conn),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            entry.insert(Upstream {
+                stream,
+                upstream,
+                owner: Some(key),
+                connecting: true,
+                readable: false,
+                writable: false,
+                hup: false,
+            });
+            Ok(conn)
+        });
+        match opened {
+            Ok(conn) => handler.attach(conn, false, w),
+            Err(e) => {
+                log::debug!("cannot connect to {addr}: {e}");
+                handler.connect_failed(w);
+            }
+        }
+    }
+
+    /// Writes and reads connection `conn` for `handler`. Returns whether anything moved.
+    fn transfer(&mut self, conn: usize, handler: &mut ProxyHandler) -> bool {
+        let w = &mut self.worker;
+        let socket = &mut self.sockets[conn];
+        if socket.connecting {
+            if !(socket.writable || socket.readable) {
+                return false; // not yet
+            }
+            match socket.connected() {
+                Ok(true) => socket.connecting = false,
+                Ok(false) => {
+                    socket.writable = false;
+                    socket.readable = false;
+                    return false;
+                }
+                Err(e) => {
+                    log::debug!("connecting upstream {}: {e}", socket.upstream);
+                    handler.connect_failed(w);
+                    return true;
+                }
+            }
+        }
+        let mut progress = false;
+        // Write what the handler has for the upstream.
+        while socket.writable {
+            let data = handler.to_send();
+            if data.is_empty() {
+                break;
+            }
+            match socket.stream.write(data) {
+                Ok(0) => {
+                    handler.write_failed(w);
+                    return true;
+                }
+                Ok(n) => {
+                    handler.sent(n, w);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => socket.writable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    handler.write_failed(w);
+                    return true;
+                }
+            }
+        }
+        if handler.connection() != Some(conn) {
+            return true; // the write failed and the handler let it go
+        }
+        // Read what the handler has room for.
+        while socket.readable {
+            let room = handler.input_room();
+            if room == 0 {
+                break; // backpressure: `readable` stays set for when it has room
+            }
+            let input = handler.input();
+            let len = input.len();
+            let spare = &mut input.spare_capacity_mut()[..room];
+            match SockRef::from(&socket.stream).recv(spare) {
+                Ok(0) => {
+                    socket.readable = false;
+                    handler.upstream_closed(w);
+                    return true;
+                }
+                Ok(n) => {
+                    // SAFETY: `recv` initialised the first `n` bytes of the spare
+                    // capacity (it reports only what it wrote), and `n <= room`, which
+                    // is within the capacity.
+                    unsafe { input.set_len(len + n) };
+                    handler.received(n, w);
+                    progress = true;
+                    if n < room && !socket.hup {
+                        // A short read: drained for now (a new edge says when not).
+                        socket.readable = false;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => socket.readable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    socket.readable = false;
+                    handler.read_failed(w);
+                    return true;
+                }
+            }
+        }
+        progress
+    }
+
+    /// Closes the connections the worker gave up. Returns whether there were any.
+    fn close_given_up(&mut self) -> bool {
+        let mut any = false;
+        while let Some(conn) = self.worker.next_closing() {
+            self.close(conn);
+            any = true;
+        }
+        any
+    }
+
+    fn close(&mut self, conn: usize) {
+        if let Some(mut socket) = self.sockets.try_remove(conn) {
+            let _ = self.registry.deregister(&mut socket.stream);
+        }
+    }
+}
+
+impl Upstream {
+    /// Whether the connection is made: `Ok(false)` while still connecting.
+    fn connected(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether nothing arrived since the last read: no byte, no end of stream. A
+    /// readiness flag not yet used up is checked with a peek.
+    fn is_quiet(&mut self) -> bool {
+        if self.hup {
+            return false;
+        }
+        if !self.readable {
+            return true;
+        }
+        let mut byte = [MaybeUninit::uninit()];
+        match SockRef::from(&self.stream).peek(&mut byte) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.readable = false;
+                true
+            }
+            _ => false, // a byte, the end, or an error
+        }
+    }
+}

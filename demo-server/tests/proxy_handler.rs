@@ -1,0 +1,961 @@
+//! Sans-I/O tests of the reverse proxy: [`ProxyHandler`] behind a connection, driven
+//! in memory ([`MemProxy`]), with the client's bytes and the upstream's bytes each fed
+//! whole, in 7-byte pieces and byte by byte.
+//!
+//! [`ProxyHandler`]: demo_server::proxy::handler::ProxyHandler
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{parse_all, parse_response};
+use demo_server::proxy::handler::{Proxy, ProxyConfig};
+use demo_server::proxy::mem::MemProxy;
+use demo_server::proxy::upstream::{HealthPolicy, State};
+use demo_server::state::{Limits, Shared};
+use recycle::status::Clock;
+
+struct Frozen;
+impl Clock for Frozen {
+    fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)
+    }
+}
+
+struct Setup {
+    shared: Shared,
+    proxy: Arc<Proxy>,
+}
+
+fn setup(upstreams: u16, tweak: impl FnOnce(&mut ProxyConfig)) -> Setup {
+    let limits = Limits {
+        max_body_bytes: 64 << 20,
+        ..Limits::default()
+    };
+    let mut config = ProxyConfig {
+        upstreams: (0..upstreams)
+            .map(|i| ([127, 0, 0, 1], 8080 + i).into())
+            .collect(),
+        ..ProxyConfig::default()
+    };
+    tweak(&mut config);
+    Setup {
+        shared: Shared::with_clock(limits, 1, false, Box::new(Frozen)),
+        proxy: Arc::new(Proxy::new(config, 1)),
+    }
+}
+
+/// One request as the upstream received it: its head's lines, and its body decoded.
+#[derive(Debug, Clone, PartialEq)]
+struct Forwarded {
+    line: String,
+    fields: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Forwarded {
+    fn get(&self, name: &str) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Parses the requests an upstream received (strictly: CRLF lines, one framing).
+fn forwarded(mut bytes: &[u8]) -> Vec<Forwarded> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let mut storage = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut storage);
+        let httparse::Status::Complete(n) = req.parse(bytes).expect("a valid request head") else {
+            panic!("incomplete head: {:?}", String::from_utf8_lossy(bytes));
+        };
+        let head = &bytes[..n];
+        assert!(
+            !head.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+            "CRLF line ends"
+        );
+        let fields: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|h| (h.name.into(), String::from_utf8_lossy(h.value).into_owned()))
+            .collect();
+        let line = format!(
+            "{} {} HTTP/1.{}",
+            req.method.unwrap(),
+            req.path.unwrap(),
+            req.version.unwrap()
+        );
+        let mut forwarded = Forwarded {
+            line,
+            fields,
+            body: Vec::new(),
+        };
+        bytes = &bytes[n..];
+        let lengths = forwarded.get("content-length");
+        let codings = forwarded.get("transfer-encoding");
+        assert!(
+            lengths.len() + codings.len() <= 1,
+            "one framing: {forwarded:?}"
+        );
+        if let Some(len) = lengths.first() {
+            let len: usize = len.parse().unwrap();
+            forwarded.body = bytes[..len].to_vec();
+            bytes = &bytes[len..];
+        } else if let Some(te) = codings.first() {
+            assert!(te.ends_with("chunked"), "{te}");
+            loop {
+                let eol = bytes.windows(2).position(|w| w == b"\r\n").unwrap();
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&bytes[..eol]).unwrap(), 16).unwrap();
+                bytes = &bytes[eol + 2..];
+                if size == 0 {
+                    assert!(bytes.starts_with(b"\r\n"), "no trailers");
+                    bytes = &bytes[2..];
+                    break;
+                }
+                forwarded.body.extend_from_slice(&bytes[..size]);
+                assert_eq!(&bytes[size..size + 2], b"\r\n");
+                bytes = &bytes[size + 2..];
+            }
+        }
+        out.push(forwarded);
+    }
+    out
+}
+
+/// What one run gave: what each upstream connection received (by key), what the
+/// client received, and whether its connection is done.
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    upstream: Vec<Vec<u8>>,
+    client: Vec<u8>,
+    done: bool,
+}
+
+/// The client sends `request` in `step`-byte pieces; the upstream connection the
+/// proxy opens answers `response` in `step`-byte pieces (then closes, if `close`).
+fn run(s: &Setup, request: &[u8], response: &[u8], close: bool, step: usize) -> Run {
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    for piece in request.chunks(step) {
+        mem.client_sends(piece);
+        mem.run();
+    }
+    if let Some(key) = mem.current_connection() {
+        for piece in response.chunks(step) {
+            mem.upstream_sends(key, piece);
+            mem.run();
+        }
+        if close {
+            mem.upstream_closes(key);
+            mem.run();
+        }
+    }
+    Run {
+        upstream: mem
+            .connections()
+            .map(|(_, up)| up.received.clone())
+            .collect(),
+        client: mem.client_received().to_vec(),
+        done: mem.conn().is_done(),
+    }
+}
+
+/// [`run`] whole, in 7-byte pieces and byte by byte: the requests forwarded and the
+/// responses given must be the same (up to chunk boundaries); returns the whole run.
+fn each_way(s: impl Fn() -> Setup, request: &[u8], response: &[u8], close: bool) -> Run {
+    let whole = run(
+        &s(),
+        request,
+        response,
+        close,
+        request.len().max(response.len()),
+    );
+    for step in [7, 1] {
+        let pieces = run(&s(), request, response, close, step);
+        let (a, b): (Vec<_>, Vec<_>) = (
+            whole.upstream.iter().map(|u| forwarded(u)).collect(),
+            pieces.upstream.iter().map(|u| forwarded(u)).collect(),
+        );
+        assert_eq!(a, b, "forwarded, fed in {step}-byte pieces");
+        if whole.client.starts_with(b"HTTP/1.1") {
+            let (a, b) = (decode(&whole.client), decode(&pieces.client));
+            assert_eq!(a, b, "answered, fed in {step}-byte pieces");
+        } else {
+            assert_eq!(whole.client, pieces.client, "fed in {step}-byte pieces");
+        }
+        assert_eq!(whole.done, pieces.done, "fed in {step}-byte pieces");
+    }
+    whole
+}
+
+/// A response's status, fields and decoded body.
+type Decoded = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// The complete HTTP/1.1 responses at the front of `bytes` (bodies decoded, so that
+/// chunk boundaries do not count), and the length of what follows them.
+fn decode(bytes: &[u8]) -> (Vec<Decoded>, usize) {
+    let mut input = bytes;
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let Some(r) = parse_response(&mut input, false) else {
+            break;
+        };
+        out.push((r.status, r.headers, r.body));
+    }
+    (out, input.len().min(1))
+}
+
+fn one_upstream() -> Setup {
+    setup(1, |_| {})
+}
+
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+#[test]
+fn the_request_head_is_rewritten_for_the_upstream() {
+    let request = b"GET /a%20b?c=%2F HTTP/1.1\r\nHost: example.com\r\n\
+        User-Agent: t\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n\
+        Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X\r\nUpgrade: websocket\r\n\
+        Proxy-Authorization: Basic eA==\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n\
+        X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nVia: 1.0 fred\r\nAccept: */*\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let sent = forwarded(&run.upstream[0]);
+    assert_eq!(sent.len(), 1);
+    let up = &sent[0];
+    assert_eq!(
+        up.line, "GET /a%20b?c=%2F HTTP/1.1",
+        "the target as it came"
+    );
+    let names: Vec<_> = up.fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "User-Agent",
+            "Accept",
+            "Via",
+            "X-Forwarded-For",
+            "X-Forwarded-Host",
+            "X-Forwarded-Proto"
+        ],
+        "hop-by-hop fields and those Connection names are gone (RFC 9110 §7.6.1)"
+    );
+    assert_eq!(up.get("host"), ["example.com"]);
+    assert_eq!(
+        up.get("via"),
+        ["1.0 fred, 1.1 demo-server"],
+        "RFC 9110 §7.6.3"
+    );
+    assert_eq!(up.get("x-forwarded-for"), ["10.0.0.1, 10.0.0.2, 192.0.2.1"]);
+    assert_eq!(up.get("x-forwarded-host"), ["example.com"]);
+    assert_eq!(up.get("x-forwarded-proto"), ["http"]);
+    let response = &parse_all(&run.client)[0];
+    assert_eq!((response.status, response.text().as_str()), (200, "ok"));
+    assert!(!run.done, "the client's connection stays open");
+}
+
+#[test]
+fn the_response_head_is_rewritten_for_the_client() {
+    let response = b"HTTP/1.1 200 Fine\r\nServer: up\r\nConnection: keep-alive, X-Up\r\n\
+        X-Up: secret\r\nKeep-Alive: timeout=4\r\nDate: Mon, 07 Nov 1994 08:49:37 GMT\r\n\
+        Via: 1.1 cache\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 3\r\n\r\nabc";
+    let run = each_way(
+        one_upstream,
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        response,
+        false,
+    );
+    let r = &parse_all(&run.client)[0];
+    assert_eq!((r.status, r.text().as_str()), (200, "abc"));
+    let names: Vec<_> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Date",
+            "Content-Length",
+            "Server",
+            "Via",
+            "Set-Cookie",
+            "Set-Cookie",
+            "Via"
+        ]
+    );
+    assert_eq!(
+        r.header("date"),
+        Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+        "the proxy's"
+    );
+    let via: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "Via")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(via, ["1.1 cache", "1.1 demo-server"]);
+}
+
+#[test]
+fn request_bodies_go_through_byte_exact_in_their_framing() {
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut with_length = format!(
+        "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    with_length.extend_from_slice(&body);
+    let mut chunked =
+        b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for piece in body.chunks(30_000) {
+        chunked.extend_from_slice(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\nTrailer-Field: x\r\n\r\n");
+    for (request, framing) in [
+        (&with_length, "content-length"),
+        (&chunked, "transfer-encoding"),
+    ] {
+        let s = one_upstream();
+        let run = run(&s, request, OK, false, 4096);
+        let up = &forwarded(&run.upstream[0])[0];
+        assert_eq!(up.body, body, "{framing}");
+        assert_eq!(up.get(framing).len(), 1, "{framing}");
+        assert_eq!(parse_all(&run.client)[0].status, 200);
+    }
+    // Small ones, fed every way; empty and one-byte bodies too.
+    for (request, expected) in [
+        (
+            &b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx"[..],
+            &b"x"[..],
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+            b"",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+            b"x",
+        ),
+    ] {
+        let run = each_way(one_upstream, request, OK, false);
+        assert_eq!(forwarded(&run.upstream[0])[0].body, expected);
+    }
+}
+
+#[test]
+fn valid_but_unusual_requests_get_through_intact() {
+    // RFC 9112 §6.1: codings before a final chunked are forwarded with the body.
+    let request =
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n\x1f\x8b\x08\r\n0\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.get("transfer-encoding"), ["gzip, chunked"]);
+    assert_eq!(up.body, b"\x1f\x8b\x08");
+    // A GET with a body, and a `Content-Length: 0` on a GET (RFC 9110 §9.3.1).
+    let request = b"GET /q HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody";
+    let run = each_way(one_upstream, request, OK, false);
+    assert_eq!(forwarded(&run.upstream[0])[0].body, b"body");
+    let request = b"GET /q HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    assert_eq!(forwarded(&run.upstream[0])[0].get("content-length"), ["0"]);
+    // Percent-encodings and obs-text, as they came; absolute-form to origin-form, its
+    // authority the Host (RFC 9112 §3.2.2).
+    let request =
+        b"GET http://a.example:81/%7e%2F?x=%00 HTTP/1.1\r\nHost: b\r\nX: \xe9t\xe9\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.line, "GET /%7e%2F?x=%00 HTTP/1.1");
+    assert_eq!(up.get("host"), ["a.example:81"]);
+    assert!(run.upstream[0].windows(5).any(|w| w == b"X: \xe9t"));
+    // An HTTP/1.0 request without Host: the upstream gets one (RFC 9112 §3.2).
+    let run = each_way(one_upstream, b"GET / HTTP/1.0\r\n\r\n", OK, false);
+    assert_eq!(
+        forwarded(&run.upstream[0])[0].get("host"),
+        ["127.0.0.1:8080"]
+    );
+    assert!(run.done, "1.0 without keep-alive closes after the response");
+}
+
+#[test]
+fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
+    // RFC 9112 §2.2, §3, §5, §6.1, §6.3; RFC 9110 §5.5, §8.6.
+    let cases: &[&[u8]] = &[
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 4\r\n\r\nabcd",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3 3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length\t: 3\r\n\r\nabc",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n\tb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n",
+        b"GET /a\x00b HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /a\rb HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX\x01Y: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n(X): a\r\n\r\n",
+        b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.2\r\nHost: h\r\n\r\n",
+        b"GET http://u@evil/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ];
+    for &request in cases {
+        let run = each_way(one_upstream, request, OK, false);
+        let text = String::from_utf8_lossy(request);
+        assert!(run.upstream.is_empty(), "nothing forwarded: {text:?}");
+        assert!(run.client.starts_with(b"HTTP/1.1 400 "), "{text:?}");
+        assert!(run.done, "closed after the 400: {text:?}");
+    }
+    // Another major version is refused as one (RFC 9110 §15.6.6), forwarded neither.
+    let run = each_way(
+        one_upstream,
+        b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+        OK,
+        false,
+    );
+    assert!(run.upstream.is_empty(), "nothing forwarded");
+    assert!(run.client.starts_with(b"HTTP/1.1 505 "));
+    assert!(run.done, "closed after the 505");
+}
+
+#[test]
+fn a_repeated_content_length_is_forwarded_once_then_both_sides_close() {
+    let request = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nokGET /next HTTP/1.1\r\nHost: h\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let sent = forwarded(&run.upstream[0]);
+    assert_eq!(sent.len(), 1, "the pipelined request after it is not read");
+    assert_eq!(
+        sent[0].get("connection"),
+        ["close"],
+        "nor is the upstream connection kept"
+    );
+    assert_eq!(
+        (sent[0].get("content-length"), &sent[0].body[..]),
+        (vec!["2"], &b"ok"[..])
+    );
+    let responses = parse_all(&run.client);
+    assert_eq!(responses.len(), 1);
+    assert!(responses[0].closes() && run.done);
+}
+
+#[test]
+fn response_bodies_are_reframed_for_the_client() {
+    let get = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    let get10 = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    // Chunked and close-delimited upstream bodies reach an HTTP/1.1 client chunked.
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;e=v\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\n";
+    for (response, close) in [
+        (&chunked[..], false),
+        (b"HTTP/1.1 200 OK\r\n\r\nabcde", true),
+        (b"HTTP/1.0 200 OK\r\n\r\nabcde", true),
+    ] {
+        let run = each_way(one_upstream, get, response, close);
+        let r = &parse_all(&run.client)[0];
+        assert_eq!(
+            (r.text().as_str(), r.chunked),
+            ("abcde", true),
+            "{response:?}"
+        );
+        assert!(!run.done);
+    }
+    // An HTTP/1.0 client gets them close-delimited (it has no chunking).
+    let run = each_way(one_upstream, get10, chunked, false);
+    assert!(
+        run.client
+            .ends_with(b"Connection: close\r\nVia: 1.1 demo-server\r\n\r\nabcde")
+    );
+    assert!(run.done);
+    // Content-Length passes through; to 1.0 keep-alive it stays open.
+    let run = each_way(one_upstream, get10, OK, false);
+    let r = &parse_all(&run.client)[0];
+    assert_eq!((r.version, r.header("connection")), (0, Some("keep-alive")));
+    assert!(!run.done);
+    // Transfer codings other than chunked are kept, the body re-chunked after them.
+    let coded =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n\x1f\x8b\r\n0\r\n\r\n";
+    let run = each_way(one_upstream, get, coded, false);
+    let r = &parse_all(&run.client)[0];
+    assert_eq!(r.header("transfer-encoding"), Some("gzip, chunked"));
+    assert_eq!(r.body, b"\x1f\x8b");
+    // ... but cannot be told to an HTTP/1.0 client (RFC 9112 §6.1): 502.
+    let run = each_way(one_upstream, get10, coded, false);
+    assert!(run.client.starts_with(b"HTTP/1.0 502 "));
+}
+
+#[test]
+fn no_body_for_head_204_and_304() {
+    let head = b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n";
+    let s = one_upstream();
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(head, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+    let mut input = mem.client_received();
+    let r = parse_response(&mut input, true).unwrap();
+    assert_eq!(
+        (r.status, r.header("content-length")),
+        (200, Some("100")),
+        "RFC 9110 §9.3.2"
+    );
+    assert!(input.is_empty(), "no body");
+    // The pipelined GET went up the same (clean) connection.
+    assert_eq!(mem.current_connection(), Some(key));
+    assert_eq!(forwarded(&mem.upstream(key).received).len(), 2);
+    for (response, status) in [
+        (
+            &b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"[..],
+            204,
+        ),
+        (
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"x\"\r\n\r\n",
+            304,
+        ),
+    ] {
+        let run = each_way(
+            one_upstream,
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            response,
+            false,
+        );
+        let r = &parse_all(&run.client)[0];
+        assert_eq!((r.status, r.body.len()), (status, 0));
+        assert_eq!(
+            r.header("content-length").is_some(),
+            status == 304,
+            "RFC 9110 §8.6"
+        );
+    }
+}
+
+#[test]
+fn interim_responses_are_forwarded_but_the_client_gets_one_100() {
+    let response = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let request =
+        b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi";
+    let run = each_way(one_upstream, request, response, false);
+    let text = String::from_utf8_lossy(&run.client).into_owned();
+    assert_eq!(text.matches("100 Continue").count(), 1, "{text}");
+    assert!(text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nVia: 1.1 demo-server\r\n\r\nHTTP/1.1 200 OK\r\n"), "{text}");
+    let up = &forwarded(&run.upstream[0])[0];
+    assert!(
+        up.get("expect").is_empty(),
+        "the proxy answered the expectation itself"
+    );
+    assert_eq!(up.body, b"hi");
+    // Interim responses are not sent to HTTP/1.0 clients (RFC 9110 §15.2).
+    let run = each_way(one_upstream, b"GET / HTTP/1.0\r\n\r\n", response, false);
+    assert!(run.client.starts_with(b"HTTP/1.0 200 OK\r\n"));
+}
+
+#[test]
+fn malformed_responses_are_502_and_the_connection_is_closed() {
+    for response in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nok"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"HTTP/2 200 OK\r\n\r\n",
+        b"ICY 200 OK\r\n\r\n",
+        b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
+    ] {
+        let run = each_way(
+            one_upstream,
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            response,
+            false,
+        );
+        let text = String::from_utf8_lossy(response);
+        assert!(run.client.starts_with(b"HTTP/1.1 502 "), "{text:?}");
+        assert!(
+            !run.done,
+            "the client's connection survives a 502: {text:?}"
+        );
+    }
+    // An oversized head too.
+    let huge = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "v".repeat(40_000));
+    let s = one_upstream();
+    let run = run(
+        &s,
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        huge.as_bytes(),
+        false,
+        4096,
+    );
+    assert!(run.client.starts_with(b"HTTP/1.1 502 "));
+    assert_eq!(s.proxy.upstreams.stats(0).discarded, 1, "closed, not kept");
+}
+
+/// A proxy pair with one request answered on `key`, left idle.
+fn warmed(s: &Setup) -> (MemProxy<'_>, usize) {
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    assert!(mem.upstream(key).idle);
+    mem.clear_client_received();
+    (mem, key)
+}
+
+#[test]
+fn upstream_connections_are_reused_only_clean() {
+    let s = one_upstream();
+    let (mut mem, key) = warmed(&s);
+    // Reused for the next request.
+    mem.client_sends(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    assert_eq!(mem.current_connection(), Some(key));
+    // A response with bytes after its end: answered, but the connection is dirty.
+    mem.upstream_sends(
+        key,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+    );
+    mem.run();
+    assert_eq!(parse_all(mem.client_received())[0].text(), "ok");
+    assert!(mem.upstream(key).closed, "never reused");
+    mem.clear_client_received();
+
+    for (request, response) in [
+        // The upstream says close.
+        (
+            &b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            &b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"[..],
+        ),
+        // It answered before the request body was all sent.
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n12345",
+            OK,
+        ),
+        // A body delimited by the close.
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\nok",
+        ),
+        // A HEAD response carrying a body anyway.
+        (
+            b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ),
+    ] {
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        let key = mem.exchange(request, response);
+        if response.ends_with(b"\r\n\r\nok") && !response.windows(6).any(|w| w == b"Length") {
+            mem.upstream_closes(key);
+            mem.run();
+        }
+        assert!(mem.client_received().starts_with(b"HTTP/1.1 200 OK"));
+        assert!(
+            mem.upstream(key).closed && !mem.upstream(key).idle,
+            "{:?}",
+            String::from_utf8_lossy(response)
+        );
+    }
+}
+
+#[test]
+fn a_pooled_connection_the_upstream_closed_is_never_a_502() {
+    let s = one_upstream();
+    let (mut mem, key) = warmed(&s);
+    // Closed while idle: the proxy hears of it and drops it.
+    mem.upstream_closes(key);
+    assert!(mem.upstream(key).closed && !mem.upstream(key).idle);
+    mem.client_sends(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    let fresh = mem.current_connection().unwrap();
+    assert_ne!(fresh, key);
+    mem.upstream_sends(fresh, OK);
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 OK"));
+    mem.clear_client_received();
+
+    // Closed just as it is reused (the proxy had not heard yet): retried on a new one.
+    for failure in ["closes", "resets"] {
+        let (mut mem, key) = warmed(&s);
+        mem.client_sends(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+        mem.run();
+        assert_eq!(mem.current_connection(), Some(key));
+        if failure == "closes" {
+            mem.upstream_closes(key);
+        } else {
+            mem.upstream_resets(key);
+        }
+        mem.run();
+        let retry = mem.current_connection().unwrap();
+        assert_ne!(retry, key, "{failure}: a new connection");
+        assert_eq!(
+            forwarded(&mem.upstream(retry).received)[0].line,
+            "GET /2 HTTP/1.1"
+        );
+        mem.upstream_sends(retry, OK);
+        mem.run();
+        assert!(
+            mem.client_received().starts_with(b"HTTP/1.1 200 OK"),
+            "{failure}"
+        );
+    }
+    let stats = s.proxy.upstreams.stats(0);
+    assert_eq!(
+        (stats.retries, stats.failures),
+        (2, 0),
+        "no mark against its health"
+    );
+}
+
+#[test]
+fn failures_before_the_response_are_retried_once_then_502() {
+    // Refused: retried once (on another upstream if there is one), then 502.
+    let s = setup(1, |_| {});
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 502 "));
+    let stats = s.proxy.upstreams.stats(0);
+    assert_eq!((stats.retries, stats.failures), (1, 2));
+
+    let s = setup(2, |_| {});
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    assert_eq!(mem.upstream(key).upstream, 1, "the other upstream");
+    mem.upstream_sends(key, OK);
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+
+    // A POST whose bytes were written is not retried (RFC 9110 §9.2.2).
+    let s = one_upstream();
+    let (mut mem, key) = warmed(&s);
+    mem.client_sends(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi");
+    mem.run();
+    assert_eq!(mem.current_connection(), Some(key));
+    mem.upstream_closes(key);
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 502 "));
+    assert_eq!(s.proxy.upstreams.stats(0).retries, 0);
+    // Nor anything after a response byte arrived.
+    let s = one_upstream();
+    let (mut mem, key) = warmed(&s);
+    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    mem.upstream_sends(key, b"HTTP/1.1 20");
+    mem.upstream_closes(key);
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 502 "));
+    assert_eq!(s.proxy.upstreams.stats(0).retries, 0);
+}
+
+#[test]
+fn no_response_head_in_time_is_504() {
+    let s = one_upstream();
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\n");
+    assert!(mem.conn().handler().deadline().is_some());
+    mem.upstream_timeout();
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 504 "));
+    assert!(mem.upstream(key).closed);
+    assert_eq!(s.proxy.upstreams.stats(0).failures, 1);
+    // A body that stalls is cut off instead.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    mem.upstream_timeout();
+    mem.run();
+    assert!(mem.client_received().ends_with(b"\r\n\r\nabc"));
+    assert!(mem.upstream(key).closed, "never reused");
+    assert!(
+        mem.conn().is_done(),
+        "cut off: the client's connection closes"
+    );
+}
+
+#[test]
+fn a_response_cut_short_is_cut_short_for_the_client() {
+    let get = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    for response in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcde"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\nzz\r\n",
+    ] {
+        let run = each_way(one_upstream, get, response, true);
+        let text = String::from_utf8_lossy(&run.client).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(!text.ends_with("0\r\n\r\n"), "never completed: {text}");
+        assert!(run.done, "the client's connection closes: {text}");
+    }
+}
+
+#[test]
+fn a_client_that_goes_away_takes_its_upstream_connection_with_it() {
+    let s = one_upstream();
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
+    );
+    mem.client_resets();
+    assert!(
+        mem.upstream(key).closed && !mem.upstream(key).idle,
+        "not pooled"
+    );
+    assert_eq!(s.proxy.upstreams.stats(0).discarded, 1);
+}
+
+#[test]
+fn every_upstream_down_is_503_at_once() {
+    let s = setup(2, |c| {
+        c.health = HealthPolicy {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    });
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused = vec![true, true];
+    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 502 "));
+    assert_eq!(
+        (s.proxy.upstreams.state(0), s.proxy.upstreams.state(1)),
+        (State::Down, State::Down)
+    );
+    mem.clear_client_received();
+    let opened = mem.connections().count();
+    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 503 "));
+    assert_eq!(mem.connections().count(), opened, "no attempt made");
+    // After fail_timeout, one request probes each; a success brings it back.
+    mem.worker.now += Duration::from_secs(11);
+    mem.refused = vec![false, false];
+    mem.clear_client_received();
+    let key = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+    assert_eq!(
+        s.proxy.upstreams.state(mem.upstream(key).upstream),
+        State::Up
+    );
+}
+
+#[test]
+fn memory_stays_bounded_whatever_the_body_sizes() {
+    const BODY: usize = 10 << 20;
+    // A slow client and a 10 MB response: the upstream is read only as fast as the
+    // client reads.
+    let s = one_upstream();
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    mem.upstream_sends(
+        key,
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").as_bytes(),
+    );
+    mem.upstream_sends(key, &vec![b'x'; BODY]);
+    let mut received = 0;
+    let mut head = None;
+    while mem.current_connection().is_some() {
+        mem.client_room = 100_000;
+        mem.run();
+        let unread = mem.upstream(key).unread();
+        assert!(
+            unread >= BODY.saturating_sub(received + 300_000),
+            "the upstream waits for the client"
+        );
+        let output = mem.client_received();
+        head = head.or_else(|| {
+            output
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| i + 4)
+        });
+        received += output.len();
+        mem.clear_client_received();
+    }
+    assert_eq!(received - head.unwrap(), BODY, "the whole body");
+    assert!(mem.peak_buffered < 256 * 1024, "peak {}", mem.peak_buffered);
+
+    // A slow upstream and a 10 MB request: the client is read only as fast as the
+    // upstream takes it (the test sends as the event loop reads: 64 KiB ahead at most).
+    let s = one_upstream();
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(
+        format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {BODY}\r\n\r\n").as_bytes(),
+    );
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    let mut fed = 0;
+    while mem.upstream(key).received.len() < BODY {
+        while mem.client_unread() < 64 * 1024 && fed < BODY {
+            mem.client_sends(&[b'y'; 16 * 1024]);
+            fed += 16 * 1024;
+        }
+        mem.upstream_room = 100_000;
+        mem.run();
+        assert!(mem.conn().handler().buffered() <= 32 * 1024);
+    }
+    let up = &forwarded(&mem.upstream(key).received)[0];
+    assert!(up.body.len() == BODY && up.body.iter().all(|&b| b == b'y'));
+    assert!(mem.peak_buffered < 256 * 1024, "peak {}", mem.peak_buffered);
+}
+
+#[test]
+fn idle_upstream_connections_expire() {
+    let s = setup(1, |c| c.upstream_idle_timeout = Duration::from_secs(60));
+    let (mut mem, key) = warmed(&s);
+    let later = mem.worker.now + Duration::from_secs(59);
+    mem.worker.expire(later);
+    mem.run();
+    assert!(mem.upstream(key).idle, "not yet");
+    mem.worker.expire(later + Duration::from_secs(1));
+    mem.run();
+    assert!(
+        mem.upstream(key).closed && !mem.upstream(key).idle,
+        "expired"
+    );
+    // The next request opens a new one.
+    let fresh = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    assert_ne!(fresh, key);
+}
+
+#[test]
+fn with_no_idle_connections_allowed_each_request_says_close() {
+    let s = setup(1, |c| c.upstream_idle = 0);
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let first = mem.exchange(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    let second = mem.exchange(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n", OK);
+    assert_ne!(first, second);
+    for key in [first, second] {
+        let sent = forwarded(&mem.upstream(key).received);
+        assert_eq!(sent[0].get("connection"), ["close"]);
+        assert!(mem.upstream(key).closed);
+    }
+    assert_eq!(parse_all(mem.client_received()).len(), 2);
+}
