@@ -49,7 +49,18 @@ const MAX_STEPS: usize = 20_000;
 
 /// Whether the first head in `bytes` (up to its blank line) is ambiguous by this
 /// check's own reading: a bare LF line end, or both framing fields.
-fn plainly_ambiguous(bytes: &[u8]) -> bool {
+fn plainly_ambiguous(mut bytes: &[u8]) -> bool {
+    // Empty lines before the request line are ignored (RFC 9112 §2.2), bare LF or not,
+    // as the parser does: they are not part of the head.
+    loop {
+        if let Some(rest) = bytes.strip_prefix(b"\r\n") {
+            bytes = rest;
+        } else if let Some(rest) = bytes.strip_prefix(b"\n") {
+            bytes = rest;
+        } else {
+            break;
+        }
+    }
     let end = bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
