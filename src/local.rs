@@ -73,6 +73,13 @@
 //! bottom up: the oldest objects sit at the bottom and are freed first, while a busy
 //! thread keeps re-tagging the few objects it really uses.
 //!
+//! A sweep's epoch can be *older* than a tag it meets: trims overlap (a `trim` sweeping
+//! a cache an exited thread left behind, at the epoch it started with, while a newer
+//! trim ran and that thread returned an object before exiting), or a `T::drop` run by a
+//! sweep trims and returns. Such an object is young: staleness is `now - tag >= 2`
+//! without wrapping (`Slot::is_stale`), and the epoch a stack records as reconciled
+//! (`seen`) only moves forward.
+//!
 //! # Orderings
 //!
 //! The epoch carries no data: it only decides *when* an object is dropped, and the
@@ -101,10 +108,14 @@ pub(crate) struct Slot<T> {
 }
 
 impl<T> Slot<T> {
-    /// Whether this object has been idle through two trims, at global epoch `now`.
+    /// Whether a sweep at trim epoch `now` frees this object: it was returned before
+    /// the trim that made epoch `now - 1` began. An object tagged with an epoch newer
+    /// than `now` (returned after a trim that began after the sweeping one: two trims
+    /// may overlap, or a `T::drop` in a sweep may trim and return) is young. Epochs
+    /// never wrap (2^64 trims).
     #[inline]
     pub(crate) fn is_stale(&self, now: u64) -> bool {
-        now.wrapping_sub(self.epoch) >= 2
+        now.saturating_sub(self.epoch) >= 2
     }
 }
 
@@ -395,7 +406,9 @@ impl<T> Node<T> {
             // SAFETY: when `len > 0`, `slots[0]` is initialised (INVARIANT on `slots`).
             let stale = len > 0 && unsafe { (*base).assume_init_ref() }.is_stale(epoch);
             if !stale {
-                stack.seen = epoch;
+                // Never backwards: a `T::drop` run by this sweep may have trimmed, and
+                // reconciled the stack with a newer epoch, meanwhile.
+                stack.seen = stack.seen.max(epoch);
                 return None;
             }
             // SAFETY: `slots[..len]` are initialised and in bounds. The bottom one is

@@ -388,6 +388,10 @@ impl<T: Send> Pool<T> {
     /// live thread's cache the next time that thread uses the pool. Never blocks; safe
     /// to call from a timer on any thread while other threads use the pool.
     ///
+    /// Calls may overlap (two timers, or a `T::drop` that trims): a call frees only the
+    /// objects returned before the call that began just before it, so an object
+    /// returned after an overlapping call began is never freed by either.
+    ///
     /// The shared tier is swept by taking each object out and putting the young ones
     /// back. If concurrent returns fill the tier meanwhile, a young object may find no
     /// room: it is dropped and counted as a discard, not as trimmed.

@@ -396,6 +396,36 @@ mod models {
         });
     }
 
+    /// Two trims overlap and one thread returns an object after its trim: the sweep of
+    /// the other trim, at an older epoch, meets an object tagged with a newer one. It
+    /// was idle through no trim that began before it was returned, so no sweep frees
+    /// it. Shared tier (swept by `trim` itself).
+    #[test]
+    fn racing_trims_never_free_a_fresh_return() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 0, 2);
+            let fresh = pool.get().detach();
+            let fresh_id = fresh.id;
+            let other = {
+                let pool = LoomArc::clone(&pool);
+                thread::spawn(move || {
+                    pool.trim();
+                    pool.put(fresh);
+                })
+            };
+            pool.trim();
+            other.join().unwrap();
+            let dropped = log.dropped.lock().unwrap().clone();
+            assert!(
+                !dropped.contains(&fresh_id),
+                "a fresh return was trimmed: {:?}",
+                pool.stats()
+            );
+            assert_eq!(pool.stats().idle, 1);
+        });
+    }
+
     /// Model 6: a reader and an inserter racing on the status-line cache.
     #[test]
     fn status_lines_reader_and_inserter() {

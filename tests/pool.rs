@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::sync::{Arc, Barrier, Mutex, Weak, mpsc};
 use std::thread;
 
 use recycle::{Pool, Recycle, Reuse};
@@ -381,30 +381,161 @@ fn hook_and_create_may_use_the_same_pool() {
     assert!(pool.get().is_empty());
 }
 
-#[test]
-fn object_drop_may_use_the_same_pool() {
-    // T::drop runs when the pool discards or trims; it may return things to the pool.
-    struct Child {
-        pool: Arc<Pool<Vec<u8>>>,
-    }
-    impl Drop for Child {
-        fn drop(&mut self) {
-            self.pool.put(vec![1, 2, 3]);
+/// What a [`Reentrant`] object does to its own pool when dropped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OnDrop {
+    Nothing,
+    /// Puts a new object (that does nothing on drop) into the pool.
+    Put,
+    /// Trims the pool, then puts a new object into it.
+    TrimAndPut,
+    /// On another thread, which then exits: trims the pool, then puts a new object
+    /// (into that thread's cache, which the thread leaves behind).
+    TrimAndPutElsewhere,
+}
+
+/// An object whose drop uses the very pool it belongs to.
+struct Reentrant {
+    pool: Weak<Pool<Reentrant>>,
+    on_drop: OnDrop,
+    /// What the hook says when it is returned.
+    reuse: Reuse,
+}
+
+impl Reentrant {
+    fn new(pool: &Arc<Pool<Reentrant>>, on_drop: OnDrop, reuse: Reuse) -> Self {
+        Reentrant {
+            pool: Arc::downgrade(pool),
+            on_drop,
+            reuse,
         }
     }
-    let inner = Arc::new(Pool::new(Vec::<u8>::new));
-    let outer = Pool::builder_with(
-        {
-            let inner = Arc::clone(&inner);
-            move || Child {
-                pool: Arc::clone(&inner),
-            }
-        },
-        |_| Reuse::Discard,
-    )
-    .build();
-    drop(outer.get());
-    assert_eq!(inner.stats().idle, 1);
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        // Gone while the pool itself is dropped: nothing to do then.
+        let Some(pool) = self.pool.upgrade() else {
+            return;
+        };
+        if self.on_drop == OnDrop::TrimAndPutElsewhere {
+            // `join` returns after the thread's thread-local destructors ran.
+            thread::spawn(move || {
+                pool.trim();
+                pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+            })
+            .join()
+            .unwrap();
+            return;
+        }
+        if self.on_drop == OnDrop::TrimAndPut {
+            pool.trim();
+        }
+        if self.on_drop != OnDrop::Nothing {
+            pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+        }
+    }
+}
+
+fn reentrant_pool(thread_cache: usize, max_idle: usize) -> Arc<Pool<Reentrant>> {
+    Arc::new_cyclic(|pool: &Weak<Pool<Reentrant>>| {
+        let pool = pool.clone();
+        Pool::builder_with(
+            move || Reentrant {
+                pool: pool.clone(),
+                on_drop: OnDrop::Nothing,
+                reuse: Reuse::Keep,
+            },
+            |obj: &mut Reentrant| obj.reuse,
+        )
+        .thread_cache(thread_cache)
+        .max_idle(max_idle)
+        .build()
+    })
+}
+
+#[test]
+fn object_drop_may_use_the_same_pool() {
+    // T::drop runs when the pool discards, evicts or trims an object, in the middle of
+    // a return or a trim of that same pool; it may use the pool (here: put an object
+    // back into it, and that put sweeps the same stack). No borrow may be held then.
+    let pool = reentrant_pool(2, 1);
+    // Refused by the hook: dropped in the return path; the put in its drop is kept.
+    pool.put(Reentrant::new(&pool, OnDrop::Put, Reuse::Discard));
+    let s = pool.stats();
+    assert_eq!(
+        (s.puts, s.returns, s.discards, s.idle),
+        (2, 2, 1, 1),
+        "{s:?}"
+    );
+    // Both tiers full (2 here, 1 shared): a return that fits nowhere is dropped, and
+    // the put in its drop finds no room either.
+    for _ in 0..2 {
+        pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+    }
+    pool.put(Reentrant::new(&pool, OnDrop::Put, Reuse::Keep));
+    let s = pool.stats();
+    assert_eq!((s.puts, s.discards, s.idle), (6, 3, 3), "{s:?}");
+    assert_identities(&s, 0);
+
+    // Trimmed from this thread's cache and from the shared tier: every drop puts a
+    // young object back, into the stack being swept or the queue being walked, and
+    // the trim keeps those.
+    let pool = reentrant_pool(2, 2);
+    for _ in 0..3 {
+        pool.put(Reentrant::new(&pool, OnDrop::Put, Reuse::Keep)); // 2 here, 1 shared
+    }
+    pool.trim();
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!((s.puts, s.trimmed, s.idle), (6, 3, 3), "{s:?}");
+    assert_identities(&s, 0);
+}
+
+#[test]
+fn a_trim_inside_a_trim_never_frees_a_young_object() {
+    // A `T::drop` run by a trim's sweep trims again (a newer epoch) and returns a new
+    // object: that object was idle through no trim, so the outer sweep, still at the
+    // older epoch, must keep it. In the shared tier and in this thread's cache.
+    for (thread_cache, max_idle) in [(0, 4), (4, 0)] {
+        let pool = reentrant_pool(thread_cache, max_idle);
+        pool.put(Reentrant::new(&pool, OnDrop::TrimAndPut, Reuse::Keep));
+        pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+        pool.trim();
+        assert_eq!(pool.stats().idle, 2, "one trim keeps both");
+        pool.trim(); // frees both old ones; the first one's drop trims and puts
+        let s = pool.stats();
+        assert_eq!(
+            (s.trimmed, s.idle),
+            (2, 1),
+            "thread_cache {thread_cache}: the young object is kept: {s:?}"
+        );
+        assert_identities(&s, 0);
+        // And it ages like any other: freed after two more trims.
+        pool.trim();
+        pool.trim();
+        assert_eq!((pool.stats().trimmed, pool.stats().idle), (3, 0));
+    }
+}
+
+#[test]
+fn overlapping_trims_never_free_a_young_object_in_a_left_cache() {
+    // Two trims overlap: while the first sweeps this thread's cache (it is in a
+    // `T::drop` there), another thread trims, returns an object to its own cache and
+    // exits. The first trim then sweeps the cache that thread left behind, at its
+    // older epoch, and meets an object tagged with a newer one: idle through no trim
+    // that began before it was returned, so kept.
+    let pool = reentrant_pool(4, 0);
+    pool.put(Reentrant::new(
+        &pool,
+        OnDrop::TrimAndPutElsewhere,
+        Reuse::Keep,
+    ));
+    pool.trim();
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!((s.trimmed, s.idle), (1, 1), "{s:?}");
+    assert_identities(&s, 0);
 }
 
 #[test]
