@@ -78,7 +78,8 @@
 //! trim ran and that thread returned an object before exiting), or a `T::drop` run by a
 //! sweep trims and returns. Such an object is young: staleness is `now - tag >= 2`
 //! without wrapping (`Slot::is_stale`), and the epoch a stack records as reconciled
-//! (`seen`) only moves forward.
+//! (`seen`) only moves forward. An object pushed after a sweep is tagged with that
+//! `seen`, so the order of tags holds then too.
 //!
 //! # Orderings
 //!
@@ -349,14 +350,18 @@ impl<T> Node<T> {
         self.put_top(pushes, len, value, epoch);
     }
 
-    /// Reconciles the stack with `epoch`, then keeps `value` if there is room, or
-    /// hands it back. Owning thread only.
-    pub(crate) fn push(&self, value: T, epoch: u64) -> Result<(), T> {
-        self.reconcile(epoch);
+    /// Keeps `value` if there is room, or hands it back. Owning thread only, once the
+    /// caller reconciled the stack (which runs user code, so the caller guards `value`
+    /// across it).
+    ///
+    /// The object is tagged with the epoch the stack is reconciled with: at least the
+    /// one the caller reconciled with, and newer if a `T::drop` in that sweep trimmed.
+    pub(crate) fn push(&self, value: T) -> Result<(), T> {
         let (pushes, _, len) = self.counts();
         if len >= self.capacity {
             return Err(value);
         }
+        let epoch = self.with_stack(|stack| stack.seen);
         self.put_top(pushes, len, value, epoch);
         Ok(())
     }

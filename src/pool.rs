@@ -24,6 +24,10 @@
 //! No internal borrow is held while user code runs (the create function, the hook,
 //! `T::drop`): each of them may use the same pool again.
 //!
+//! A `T::drop` that panics while the pool frees an object (trim, a discard, a sweep
+//! during a return) loses nothing else: an object being returned meanwhile is dropped
+//! by the unwinding and counted (see [`Stats`]).
+//!
 //! # The hot path
 //!
 //! One round (a `get`, then the guard's drop) on a thread whose cache has room costs:
@@ -500,17 +504,25 @@ impl<T: Send> Pool<T> {
     #[cold]
     #[inline(never)]
     fn give_back_slow(&self, value: T, keep: bool) {
-        let epoch = self.epoch.load(Relaxed);
         let local = self.caches.local();
         let value = match local {
-            Some(node) if keep => match node.push(value, epoch) {
-                Ok(()) => return,
-                Err(value) => value,
-            },
+            Some(node) if keep => {
+                // Reconciling the stack drops stale objects: user code (`T::drop`). If
+                // one panics, `value` is dropped by the unwinding and `on_panic` counts
+                // it as returned and discarded.
+                let on_panic = CountOnDrop(&self.cold.discards);
+                node.reconcile(self.epoch.load(Relaxed));
+                mem::forget(on_panic);
+                match node.push(value) {
+                    Ok(()) => return,
+                    Err(value) => value,
+                }
+            }
             _ => value,
         };
         if keep {
             if let Some(shared) = &self.shared {
+                let epoch = self.epoch.load(Relaxed);
                 match shared.push(Slot { value, epoch }) {
                     Ok(()) => return self.count(local, |c| &c.kept),
                     Err(slot) => return self.discard(local, slot.value),

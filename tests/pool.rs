@@ -1,6 +1,7 @@
 //! Integration tests for `recycle::Pool`.
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex, Weak, mpsc};
 use std::thread;
@@ -18,6 +19,8 @@ struct Tracked {
     recycled: usize,
     /// The hook discards it when set.
     poison: bool,
+    /// Its drop panics when set (unless the thread is already panicking).
+    explode: bool,
     log: Arc<Log>,
 }
 
@@ -37,6 +40,7 @@ impl Log {
             in_use: AtomicBool::new(false),
             recycled: 0,
             poison: false,
+            explode: false,
             log: Arc::clone(&log),
         })
     }
@@ -71,6 +75,9 @@ impl Drop for Tracked {
     fn drop(&mut self) {
         self.log.dropped.fetch_add(1, SeqCst);
         self.log.dropped_ids.lock().unwrap().push(self.id);
+        if self.explode && !thread::panicking() {
+            panic!("T::drop of object {} fails", self.id);
+        }
     }
 }
 
@@ -536,6 +543,50 @@ fn overlapping_trims_never_free_a_young_object_in_a_left_cache() {
     let s = pool.stats();
     assert_eq!((s.trimmed, s.idle), (1, 1), "{s:?}");
     assert_identities(&s, 0);
+}
+
+#[test]
+fn a_return_is_counted_when_a_stale_objects_drop_panics() {
+    // The return path sweeps this thread's cache first (two trims happened), and the
+    // stale object's drop panics: the object being returned is dropped by the
+    // unwinding, and counted as returned and discarded. Through a guard and a put.
+    for put in [false, true] {
+        let log = Arc::new(Log::default());
+        let pool = Arc::new(log.pool().thread_cache(2).max_idle(0).build());
+        let mut stale = pool.get();
+        let returning = pool.get();
+        stale.explode = true;
+        drop(stale); // into this thread's cache
+        {
+            let pool = Arc::clone(&pool);
+            // Trims on another thread: this thread sweeps its cache on its next access.
+            thread::spawn(move || {
+                pool.trim();
+                pool.trim();
+            })
+            .join()
+            .unwrap();
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if put {
+                pool.put(returning.detach());
+            } else {
+                drop(returning);
+            }
+        }));
+        assert!(result.is_err(), "the stale object's drop panicked");
+        assert_eq!(log.dropped.load(SeqCst), 2, "both objects were dropped");
+        let s = pool.stats();
+        assert_eq!(
+            (s.returns, s.discards, s.trimmed, s.idle),
+            (2, 1, 1, 0),
+            "put: {put}: {s:?}"
+        );
+        assert_identities(&s, 0);
+        // The pool goes on working on this thread.
+        drop(pool.get());
+        assert_identities(&pool.stats(), 0);
+    }
 }
 
 #[test]
