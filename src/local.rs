@@ -43,6 +43,8 @@
 //!   Dropping another thread's objects here is sound because a thread touches a stack
 //!   only inside pool operations, which all ended before the pool's drop began (the
 //!   borrow or `Arc` that ended them orders them before it), and never at thread exit.
+//!   If a `T::drop` panics, the drop goes on with the rest of that node and the nodes
+//!   after it before the panic goes on (`until_done_despite_panics`).
 //!
 //! A pool's drop never waits for other threads, and a thread's exit never waits for a
 //! pool. User code (the hook, the create function, `T::drop`) never runs while the
@@ -92,7 +94,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
+use std::mem::{self, MaybeUninit};
 use std::ptr::{self, NonNull};
 
 use crate::stats::Stats;
@@ -433,7 +435,8 @@ impl<T> Node<T> {
     }
 
     /// Drops every idle object. The caller must have exclusive access to the stack
-    /// (see `Caches`' drop).
+    /// (see `Caches`' drop). If a `T::drop` panics, the stack holds the objects not
+    /// dropped yet, and calling `drain` again goes on with them.
     fn drain(&self) {
         loop {
             let (_, removed, len) = self.counts();
@@ -451,6 +454,24 @@ impl<T> Drop for Node<T> {
         // leaking if that ever changed.
         self.drain();
     }
+}
+
+/// Calls `step` until it returns `false`, carrying on during the unwinding if a call
+/// panics (a `T::drop`), as std's collections keep dropping their other elements when
+/// one element's drop panics: the first panic then goes on (a second one aborts the
+/// process). A `step` that panics must leave what it works on consistent, without the
+/// element that panicked.
+pub(crate) fn until_done_despite_panics(step: &mut dyn FnMut() -> bool) {
+    /// Resumes the calls if dropped by the unwinding.
+    struct Resume<'a>(&'a mut dyn FnMut() -> bool);
+    impl Drop for Resume<'_> {
+        fn drop(&mut self) {
+            until_done_despite_panics(self.0);
+        }
+    }
+    let resume = Resume(step);
+    while (resume.0)() {}
+    mem::forget(resume);
 }
 
 /// Releases a node that this thread's registry held (thread exit, or a `DEAD` entry).
@@ -741,13 +762,16 @@ impl<T> Drop for Caches<T> {
     fn drop(&mut self) {
         // `&mut self`: no other thread uses the list (a load, for loom's `AtomicPtr`).
         let mut next = NonNull::new(self.head.load(Relaxed));
-        while let Some(ptr) = next {
+        // If a `T::drop` panics in `drain`, `next` still names the node being drained
+        // and the step runs again on it: every object and every node is still dropped.
+        until_done_despite_panics(&mut || {
+            let Some(ptr) = next else { return false };
             // SAFETY: INVARIANT on `head`: a listed node is allocated until its state
             // becomes DEAD below, and this reference is not used after that.
             let node = unsafe { ptr.as_ref() };
-            next = NonNull::new(node.next);
             // Exclusive access: see "pool drop" in the module docs.
             node.drain();
+            next = NonNull::new(node.next);
             match node.header.state.swap(DEAD, AcqRel) {
                 // SAFETY: FREE: no registry holds the node and the list is going away,
                 // so this is its last user; the stack was just emptied. `ptr` comes
@@ -756,6 +780,7 @@ impl<T> Drop for Caches<T> {
                 // The registry that owns it frees it (`release`).
                 state => debug_assert_eq!(state, OWNED),
             }
-        }
+            true
+        });
     }
 }

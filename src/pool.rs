@@ -26,7 +26,9 @@
 //!
 //! A `T::drop` that panics while the pool frees an object (trim, a discard, a sweep
 //! during a return) loses nothing else: an object being returned meanwhile is dropped
-//! by the unwinding and counted (see [`Stats`]).
+//! by the unwinding and counted (see [`Stats`]), and the pool's own drop goes on
+//! dropping its other idle objects before letting the panic through, as std's
+//! collections do (a second panic then aborts the process, as it does for them).
 //!
 //! # The hot path
 //!
@@ -76,7 +78,7 @@ use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 
-use crate::local::{Caches, Counter, Counters, Node, Slot};
+use crate::local::{Caches, Counter, Counters, Node, Slot, until_done_despite_panics};
 use crate::recycle::{Recycle, Reuse};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed, Queue};
@@ -551,6 +553,17 @@ impl Drop for CountOnDrop<'_> {
     #[cold]
     fn drop(&mut self) {
         self.0.add();
+    }
+}
+
+impl<T: Send> Drop for Pool<T> {
+    fn drop(&mut self) {
+        // The shared tier's objects, one at a time and carrying on past a panicking
+        // `T::drop` (the queue's own drop would stop at the first and leak the rest).
+        // The per-thread tier's drop (`Caches`) does the same.
+        if let Some(shared) = &self.shared {
+            until_done_despite_panics(&mut || shared.pop().map(drop).is_some());
+        }
     }
 }
 

@@ -590,6 +590,39 @@ fn a_return_is_counted_when_a_stale_objects_drop_panics() {
 }
 
 #[test]
+fn a_panicking_drop_during_the_pools_drop_does_not_leak_the_rest() {
+    // Idle objects in an exited thread's cache (3), this thread's cache (4) and the
+    // shared tier (2); one of them panics when dropped. The pool's drop goes on with
+    // the others, as std's collections do, then lets the panic through.
+    for explode in ["exited thread", "this thread", "shared tier"] {
+        let log = Arc::new(Log::default());
+        let pool = Arc::new(log.pool().thread_cache(4).max_idle(2).build());
+        // This thread's cache first, so that it does not adopt the exited thread's.
+        let mut held: Vec<_> = (0..6).map(|_| pool.get()).collect();
+        {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                let mut held: Vec<_> = (0..3).map(|_| pool.get()).collect();
+                held[1].explode = explode == "exited thread";
+            })
+            .join()
+            .unwrap();
+        }
+        held[1].explode = explode == "this thread";
+        held[4].explode = explode == "shared tier"; // the first of the queue
+        drop(held); // the first 4 into this thread's cache, the last 2 shared
+        assert_eq!(pool.stats().idle, 9);
+        let pool = Arc::into_inner(pool).unwrap();
+        assert!(catch_unwind(AssertUnwindSafe(|| drop(pool))).is_err());
+        assert_eq!(
+            log.dropped.load(SeqCst),
+            log.created.load(SeqCst),
+            "{explode}: objects leaked"
+        );
+    }
+}
+
+#[test]
 fn owned_guard_outlives_its_scope() {
     struct Conn {
         buf: recycle::OwnedPooled<Vec<u8>>,
