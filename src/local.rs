@@ -3,10 +3,12 @@
 //!
 //! # Structure
 //!
-//! - A [`Node`] is one thread's cache for one pool: a fixed array of slots, the
-//!   pool's single-writer counters for that thread, and a `state` word. A pool keeps
-//!   its nodes in an append-only, lock-free list ([`Caches`]) that `stats`, `trim` and
-//!   the pool's drop walk. Nodes are never removed from the list while the pool lives.
+//! - A [`Node`] is one thread's cache for one pool: an array of slots (at most
+//!   `thread_cache`, allocated as the thread returns objects: it starts with
+//!   [`INITIAL_SLOTS`] and doubles when full), the pool's single-writer counters for
+//!   that thread, and a `state` word. A pool keeps its nodes in an append-only,
+//!   lock-free list ([`Caches`]) that `stats`, `trim` and the pool's drop walk. Nodes
+//!   are never removed from the list while the pool lives.
 //! - Each thread has a **registry** (a `thread_local!` `Vec` of `(pool id, node)`) and
 //!   in front of it a **direct-mapped cache** of four `(pool id, node)` pairs, indexed
 //!   by `id % 4`, in a `thread_local!` without a destructor (so reading it is a plain
@@ -63,7 +65,7 @@
 //! | find the node | pool id, cached id, cached node | – | id match |
 //! | trim check | pool epoch, node's `seen` | – | epoch moved |
 //! | `get` from the stack | `pushes`, `removed`, slot ptr, the object | `removed` | empty |
-//! | return to the stack | `pushes`, `removed`, capacity, slot ptr | object + epoch tag, `pushes` | full |
+//! | return to the stack | `pushes`, `removed`, slots allocated, slot ptr | object + epoch tag, `pushes` | full |
 //!
 //! # Trim epochs
 //!
@@ -103,6 +105,10 @@ use crate::sync::{
     Ordering::{AcqRel, Acquire, Relaxed, Release},
     UnsafeCell, thread_local_const, unique_id,
 };
+
+/// Slots a node starts with (fewer if `thread_cache` is smaller): the default
+/// `thread_cache`, so that a default pool never grows a stack.
+const INITIAL_SLOTS: usize = crate::pool::DEFAULT_THREAD_CACHE;
 
 /// An idle object and the trim epoch it was returned in.
 pub(crate) struct Slot<T> {
@@ -200,9 +206,11 @@ struct Header {
 }
 
 struct Stack<T> {
-    /// INVARIANT: `slots[..len]` are initialised, `len = pushes - removed <= slots.len()`
-    /// (the node's counters), oldest first.
-    slots: Box<[MaybeUninit<Slot<T>>]>,
+    /// INVARIANT: `slots[..len]` are initialised, `len = pushes - removed <= slots.len()
+    /// <= capacity` (the node's counters), oldest first. Starts with at most
+    /// [`INITIAL_SLOTS`] and grows (see [`Node::push`]) only as objects come back,
+    /// so a large `thread_cache` costs memory only if the thread really holds that many.
+    slots: Vec<MaybeUninit<Slot<T>>>,
     /// The last trim epoch this stack was reconciled with.
     seen: u64,
 }
@@ -219,7 +227,7 @@ pub(crate) struct Node<T> {
     removed: Counter,
     /// Returns kept in the stack.
     pushes: Counter,
-    /// `stack.slots.len()`, readable from any thread.
+    /// The most slots the stack may grow to (`thread_cache`), readable from any thread.
     capacity: usize,
     pub(crate) counters: Counters,
     /// INVARIANT: only the thread that owns this node (see the module docs) accesses
@@ -241,7 +249,9 @@ impl<T> Node<T> {
             capacity,
             counters: Counters::default(),
             stack: UnsafeCell::new(Stack {
-                slots: (0..capacity).map(|_| MaybeUninit::uninit()).collect(),
+                slots: (0..capacity.min(INITIAL_SLOTS))
+                    .map(|_| MaybeUninit::uninit())
+                    .collect(),
                 seen: 0,
             }),
             _track: LeakTrack::new(),
@@ -340,45 +350,61 @@ impl<T> Node<T> {
         slot.value
     }
 
-    /// The hot return: keeps `value` tagged with `epoch` if there is room and no trim
-    /// happened since the stack was last reconciled; otherwise hands it to `slow`
+    /// The hot return: keeps `value` tagged with `epoch` if a slot is free and no
+    /// trim happened since the stack was last reconciled; otherwise hands it to `slow`
     /// (see [`push`](Node::push)). Owning thread only.
     #[inline(always)]
     pub(crate) fn push_or(&self, value: T, epoch: u64, slow: impl FnOnce(T)) {
         let (pushes, _, len) = self.counts();
-        if len >= self.capacity || !self.is_reconciled(epoch) {
+        if len >= self.slots() || !self.is_reconciled(epoch) {
             return slow(value);
         }
         self.put_top(pushes, len, value, epoch);
     }
 
-    /// Keeps `value` if there is room, or hands it back. Owning thread only, once the
-    /// caller reconciled the stack (which runs user code, so the caller guards `value`
-    /// across it).
+    /// Keeps `value` if there is room, growing the slots up to `capacity` if they are
+    /// all taken, or hands it back. Owning thread only, once the caller reconciled the
+    /// stack (which runs user code, so the caller guards `value` across it).
     ///
     /// The object is tagged with the epoch the stack is reconciled with: at least the
     /// one the caller reconciled with, and newer if a `T::drop` in that sweep trimmed.
     pub(crate) fn push(&self, value: T) -> Result<(), T> {
         let (pushes, _, len) = self.counts();
-        if len >= self.capacity {
+        let (room, epoch) = self.with_stack(|stack| {
+            let slots = stack.slots.len();
+            if len == slots && slots < self.capacity {
+                // All slots taken: double them, up to `capacity`. (The allocator is no
+                // pool user code: it may not use a pool.)
+                let grown = slots.saturating_mul(2).clamp(1, self.capacity);
+                stack.slots.reserve_exact(grown - slots);
+                stack.slots.resize_with(grown, MaybeUninit::uninit);
+            }
+            (len < stack.slots.len(), stack.seen)
+        });
+        if !room {
             return Err(value);
         }
-        let epoch = self.with_stack(|stack| stack.seen);
         self.put_top(pushes, len, value, epoch);
         Ok(())
     }
 
-    /// Writes `slots[len]`. Owning thread only; `pushes` and `len < capacity` are the
-    /// counter and the length just read.
+    /// Writes `slots[len]`. Owning thread only; `pushes` and `len < slots.len()` are
+    /// the counter and the length just read.
     #[inline(always)]
     fn put_top(&self, pushes: u64, len: usize, value: T, epoch: u64) {
         self.with_stack(|stack| {
-            // SAFETY: `len < capacity == slots.len()`. The slot at `len` is
+            // SAFETY: `len < slots.len()` (the caller checked it). The slot at `len` is
             // uninitialised (INVARIANT on `slots`), so writing it leaks nothing; bumping
             // `pushes` below marks it initialised.
             unsafe { stack.slots.get_unchecked_mut(len) }.write(Slot { value, epoch });
         });
         self.pushes.set(pushes.wrapping_add(1));
+    }
+
+    /// Slots allocated so far (`<= capacity`). Owning thread only.
+    #[inline(always)]
+    fn slots(&self) -> usize {
+        self.with_stack(|stack| stack.slots.len())
     }
 
     /// Whether the stack was reconciled with trim epoch `epoch`. Owning thread only.

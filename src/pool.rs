@@ -5,10 +5,10 @@
 //! Two tiers, checked in this order by [`Pool::get`]:
 //!
 //! 1. **Per-thread cache** (`thread_cache` objects per thread, default
-//!    [`DEFAULT_THREAD_CACHE`]): a LIFO stack per (pool, thread), found through a
-//!    per-thread registry of the crate's own (`src/local.rs` describes it). A `get` and
-//!    a return on the same thread touch nothing shared and do no atomic
-//!    read-modify-write.
+//!    [`DEFAULT_THREAD_CACHE`], at most [`MAX_THREAD_CACHE`]): a LIFO stack per (pool,
+//!    thread), found through a per-thread registry of the crate's own (`src/local.rs`
+//!    describes it), whose room grows as the thread returns objects. A `get` and a
+//!    return on the same thread touch nothing shared and do no atomic read-modify-write.
 //! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a bounded
 //!    `crossbeam_queue::ArrayQueue`. It absorbs what a full thread cache overflows and
 //!    feeds threads whose cache is empty, so an object returned on a thread that never
@@ -89,6 +89,11 @@ pub const DEFAULT_THREAD_CACHE: usize = 8;
 
 /// Idle objects the shared tier holds unless [`Builder::max_idle`] says otherwise.
 pub const DEFAULT_MAX_IDLE: usize = 64;
+
+/// The largest [`Builder::thread_cache`] a pool accepts: 65,536 idle objects per
+/// thread. A thread that needs more at once than this is better served by the shared
+/// tier ([`Builder::max_idle`]).
+pub const MAX_THREAD_CACHE: usize = 1 << 16;
 
 type CreateFn<T> = dyn Fn() -> T + Send + Sync;
 type RecycleFn<T> = dyn Fn(&mut T) -> Reuse + Send + Sync;
@@ -618,15 +623,24 @@ impl<T: Send> Builder<T> {
 
     /// Bounds the shared tier to `n` idle objects (default [`DEFAULT_MAX_IDLE`]).
     /// `0` disables the shared tier: objects then live only in thread caches and a
-    /// full thread cache drops what it cannot hold.
+    /// full thread cache drops what it cannot hold. The shared tier's `n` slots (each
+    /// a `T` and two words) are allocated when the pool is built.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
         self
     }
 
     /// Bounds each thread's cache to `n` idle objects (default
-    /// [`DEFAULT_THREAD_CACHE`]). `0` disables the per-thread tier: every get and put
-    /// then goes through the shared tier.
+    /// [`DEFAULT_THREAD_CACHE`], at most [`MAX_THREAD_CACHE`]). `0` disables the
+    /// per-thread tier: every get and put then goes through the shared tier.
+    ///
+    /// A thread's cache starts with room for [`DEFAULT_THREAD_CACHE`] objects (or `n`
+    /// if smaller) and grows, doubling, only when the thread returns more objects than
+    /// it has room for, so a large `n` costs memory only on threads that hold that
+    /// many. The room stays until the pool is dropped ([`Pool::trim`] frees objects,
+    /// not room).
+    ///
+    /// [`build`](Builder::build) panics if `n` exceeds [`MAX_THREAD_CACHE`].
     pub fn thread_cache(mut self, n: usize) -> Self {
         self.thread_cache = n;
         self
@@ -656,7 +670,25 @@ impl<T: Send> Builder<T> {
     }
 
     /// Builds the pool.
+    ///
+    /// # Panics
+    ///
+    /// If [`thread_cache`](Builder::thread_cache) was given more than
+    /// [`MAX_THREAD_CACHE`], or if the shared tier's [`max_idle`](Builder::max_idle)
+    /// slots would take more than `isize::MAX` bytes (a capacity overflow, as for a
+    /// `Vec`).
+    ///
+    /// ```should_panic
+    /// // panics: "thread_cache 100000 is over MAX_THREAD_CACHE (65536)"
+    /// let pool = recycle::Pool::builder(Vec::<u8>::new).thread_cache(100_000).build();
+    /// ```
+    #[track_caller]
     pub fn build(self) -> Pool<T> {
+        assert!(
+            self.thread_cache <= MAX_THREAD_CACHE,
+            "thread_cache {} is over MAX_THREAD_CACHE ({MAX_THREAD_CACHE})",
+            self.thread_cache
+        );
         Pool {
             caches: Caches::new(self.thread_cache),
             epoch: AtomicU64::new(0),

@@ -8,6 +8,53 @@ use std::thread;
 
 use recycle::{Pool, Recycle, Reuse};
 
+/// A process-wide allocator that counts, per thread, the bytes each thread allocates
+/// and frees (the tests run on parallel threads; per-thread counts keep them apart).
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        // `const`, without a destructor: usable inside the allocator, at any time.
+        static ALLOCATED: Cell<u64> = const { Cell::new(0) };
+        static FREED: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn add(counter: &'static std::thread::LocalKey<Cell<u64>>, bytes: usize) {
+        let _ = counter.try_with(|c| c.set(c.get() + bytes as u64));
+    }
+
+    /// Bytes this thread allocated so far.
+    pub(crate) fn allocated() -> u64 {
+        ALLOCATED.with(Cell::get)
+    }
+
+    pub(crate) struct Counting;
+
+    // SAFETY: delegates every call to `System` unchanged; only counts.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(&ALLOCATED, layout.size());
+            // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(&FREED, layout.size());
+            // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            add(&FREED, layout.size());
+            add(&ALLOCATED, new_size);
+            // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
+
 const COUNT: usize = if cfg!(miri) { 200 } else { 20_000 };
 
 /// An object with an identity that records what happens to it.
@@ -620,6 +667,58 @@ fn a_panicking_drop_during_the_pools_drop_does_not_leak_the_rest() {
             "{explode}: objects leaked"
         );
     }
+}
+
+#[test]
+fn thread_cache_over_the_maximum_is_refused_at_build() {
+    use recycle::pool::MAX_THREAD_CACHE;
+    for n in [MAX_THREAD_CACHE + 1, usize::MAX] {
+        let err = catch_unwind(|| Pool::builder(Vec::<u8>::new).thread_cache(n).build())
+            .expect_err("build panics");
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert_eq!(
+            msg,
+            &format!("thread_cache {n} is over MAX_THREAD_CACHE (65536)")
+        );
+    }
+}
+
+#[test]
+fn a_large_thread_cache_grows_as_it_fills() {
+    // thread_cache(MAX_THREAD_CACHE): a thread's cache takes room for what it holds,
+    // not for 65,536 objects up front.
+    let pool = Pool::builder(Vec::<u8>::new)
+        .thread_cache(recycle::pool::MAX_THREAD_CACHE)
+        .max_idle(1)
+        .build();
+    let pool = Arc::new(pool);
+    {
+        let pool = Arc::clone(&pool);
+        // Not a scoped thread: `join` returns after its thread-local destructors ran.
+        thread::spawn(move || {
+            let before = heap::allocated();
+            pool.put(Vec::new()); // the thread's first use: makes its cache
+            let bytes = heap::allocated() - before;
+            assert!(bytes < 4096, "the first put allocated {bytes} bytes");
+            // 100 objects held at once all come back to this thread's cache.
+            let held: Vec<_> = (0..100).map(|_| pool.get()).collect();
+            drop(held);
+            let s = pool.stats();
+            assert_eq!(
+                (s.idle, s.discards, s.hits, s.misses),
+                (100, 0, 1, 99),
+                "{s:?}"
+            );
+            let held: Vec<_> = (0..100).map(|_| pool.get()).collect();
+            assert_eq!(pool.stats().hits, 101, "all from the thread's cache");
+            drop(held);
+        })
+        .join()
+        .unwrap();
+    }
+    pool.trim();
+    pool.trim(); // the exited thread's cache
+    assert_eq!((pool.stats().trimmed, pool.stats().idle), (100, 0));
 }
 
 #[test]
