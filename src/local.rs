@@ -479,6 +479,9 @@ impl<T> Drop for Node<T> {
         // Nodes are drained before they are freed; this only keeps a stray object from
         // leaking if that ever changed.
         self.drain();
+        // Freeing the slots writes the stack: through `with_stack`, so that loom checks
+        // that a node's free is ordered after every other thread's last use of it.
+        drop(self.with_stack(|stack| mem::take(&mut stack.slots)));
     }
 }
 

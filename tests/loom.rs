@@ -433,6 +433,32 @@ mod models {
         });
     }
 
+    /// The registry's pruning: a thread that used a pool registers another after the
+    /// first was dropped, maybe on another thread at the same moment. Registering
+    /// frees the dropped pool's cache if its state is DEAD by then (else the thread's
+    /// exit does): exactly once (leak tracker, no double free), and only after the
+    /// pool's drop emptied it (the free writes the stack, which loom orders against
+    /// the drain).
+    #[test]
+    fn registry_prunes_the_cache_of_a_dropped_pool() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let (first, second) = (pool(&log, 1, 0), pool(&log, 1, 0));
+            let worker = {
+                let (first, second) = (LoomArc::clone(&first), LoomArc::clone(&second));
+                thread::spawn(move || {
+                    drop(first.get()); // this thread's cache of `first` keeps it
+                    drop(first); // maybe the last handle: `first` is dropped here
+                    drop(second.get()); // registering `second` prunes `first`'s entry
+                })
+            };
+            drop(first); // or here, racing the worker's registration of `second`
+            worker.join().unwrap();
+            drop(second);
+            assert_all_dropped_once(&log);
+        });
+    }
+
     /// Model 6: a reader and an inserter racing on the status-line cache.
     #[test]
     fn status_lines_reader_and_inserter() {
