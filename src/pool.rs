@@ -73,6 +73,12 @@
 //! epoch moved, so `trim` never stops or waits for other threads. A live thread that
 //! never touches the pool again keeps its cache until it exits or the pool is dropped:
 //! bounded by `thread_cache` objects per such thread.
+//!
+//! `trim` frees objects, not the caches that hold them: a pool keeps one cache (a few
+//! cache lines of counters, plus the slots the thread grew it to) for each thread that
+//! used it *at the same time* (an exited thread's cache is adopted by the next thread),
+//! until the pool is dropped. So the pool's own memory follows the peak number of
+//! threads that used it at once, not the number of threads that ever did.
 
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
