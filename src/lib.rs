@@ -112,20 +112,38 @@ pub mod __loom {
 
 /// The auto-trait promises, pinned down by doctests.
 ///
-/// A guard holding a `!Send` value is not `Send`:
+/// A pool of `!Send` objects cannot be built (`Pool<T>` needs `T: Send`), so no guard
+/// can hold one:
 ///
-/// ```compile_fail
-/// fn assert_send<T: Send>(_: T) {}
-/// let pool = recycle::Pool::builder_with(|| std::rc::Rc::new(()), |_| recycle::Reuse::Keep).build();
+/// ```compile_fail,E0277
+/// let pool = recycle::Pool::builder_with(|| std::rc::Rc::new(()), |_| recycle::Reuse::Keep);
 /// ```
 ///
-/// (A pool of `!Send` objects cannot even be built.) Its `Send` twin compiles:
+/// A guard is `Send` whenever its object is (it may be dropped on another thread, and
+/// the pool is `Sync`), and its `Send` twin compiles:
 ///
 /// ```
 /// fn assert_send<T: Send>(_: T) {}
-/// let pool = recycle::Pool::builder_with(|| std::sync::Arc::new(()), |_| recycle::Reuse::Keep).build();
+/// let pool = recycle::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle::Reuse::Keep).build();
 /// assert_send(pool.get());
 /// assert_send(&pool);
+/// let pool = std::sync::Arc::new(pool);
+/// assert_send(pool.get_owned());
+/// ```
+///
+/// but a guard is `Sync` only if its object is: a guard of a `Cell` cannot be shared
+/// between threads (a `&` to it would let two threads set the `Cell` at once):
+///
+/// ```compile_fail,E0277
+/// fn assert_sync<T: Sync>(_: T) {}
+/// let pool = recycle::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle::Reuse::Keep).build();
+/// assert_sync(pool.get());
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn assert_sync<T: Sync>(_: T) {}
+/// let pool = std::sync::Arc::new(recycle::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle::Reuse::Keep).build());
+/// assert_sync(pool.get_owned());
 /// ```
 ///
 /// A borrowed guard cannot outlive its pool:

@@ -3,10 +3,12 @@
 //!
 //! # Structure
 //!
-//! - A [`Node`] is one thread's cache for one pool: a fixed array of slots, the
-//!   pool's single-writer counters for that thread, and a `state` word. A pool keeps
-//!   its nodes in an append-only, lock-free list ([`Caches`]) that `stats`, `trim` and
-//!   the pool's drop walk. Nodes are never removed from the list while the pool lives.
+//! - A [`Node`] is one thread's cache for one pool: an array of slots (at most
+//!   `thread_cache`, allocated as the thread returns objects: it starts with
+//!   [`INITIAL_SLOTS`] and doubles when full), the pool's single-writer counters for
+//!   that thread, and a `state` word. A pool keeps its nodes in an append-only,
+//!   lock-free list ([`Caches`]) that `stats`, `trim` and the pool's drop walk. Nodes
+//!   are never removed from the list while the pool lives.
 //! - Each thread has a **registry** (a `thread_local!` `Vec` of `(pool id, node)`) and
 //!   in front of it a **direct-mapped cache** of four `(pool id, node)` pairs, indexed
 //!   by `id % 4`, in a `thread_local!` without a destructor (so reading it is a plain
@@ -43,6 +45,8 @@
 //!   Dropping another thread's objects here is sound because a thread touches a stack
 //!   only inside pool operations, which all ended before the pool's drop began (the
 //!   borrow or `Arc` that ended them orders them before it), and never at thread exit.
+//!   If a `T::drop` panics, the drop goes on with the rest of that node and the nodes
+//!   after it before the panic goes on (`until_done_despite_panics`).
 //!
 //! A pool's drop never waits for other threads, and a thread's exit never waits for a
 //! pool. User code (the hook, the create function, `T::drop`) never runs while the
@@ -61,7 +65,7 @@
 //! | find the node | pool id, cached id, cached node | – | id match |
 //! | trim check | pool epoch, node's `seen` | – | epoch moved |
 //! | `get` from the stack | `pushes`, `removed`, slot ptr, the object | `removed` | empty |
-//! | return to the stack | `pushes`, `removed`, capacity, slot ptr | object + epoch tag, `pushes` | full |
+//! | return to the stack | `pushes`, `removed`, slots allocated, slot ptr | object + epoch tag, `pushes` | full |
 //!
 //! # Trim epochs
 //!
@@ -72,6 +76,14 @@
 //! LIFO and the owner's epoch loads never go backwards, so tags never decrease from the
 //! bottom up: the oldest objects sit at the bottom and are freed first, while a busy
 //! thread keeps re-tagging the few objects it really uses.
+//!
+//! A sweep's epoch can be *older* than a tag it meets: trims overlap (a `trim` sweeping
+//! a cache an exited thread left behind, at the epoch it started with, while a newer
+//! trim ran and that thread returned an object before exiting), or a `T::drop` run by a
+//! sweep trims and returns. Such an object is young: staleness is `now - tag >= 2`
+//! without wrapping (`Slot::is_stale`), and the epoch a stack records as reconciled
+//! (`seen`) only moves forward. An object pushed after a sweep is tagged with that
+//! `seen`, so the order of tags holds then too.
 //!
 //! # Orderings
 //!
@@ -84,7 +96,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
+use std::mem::{self, MaybeUninit};
 use std::ptr::{self, NonNull};
 
 use crate::stats::Stats;
@@ -94,6 +106,10 @@ use crate::sync::{
     UnsafeCell, thread_local_const, unique_id,
 };
 
+/// Slots a node starts with (fewer if `thread_cache` is smaller): the default
+/// `thread_cache`, so that a default pool never grows a stack.
+const INITIAL_SLOTS: usize = crate::pool::DEFAULT_THREAD_CACHE;
+
 /// An idle object and the trim epoch it was returned in.
 pub(crate) struct Slot<T> {
     pub(crate) value: T,
@@ -101,10 +117,14 @@ pub(crate) struct Slot<T> {
 }
 
 impl<T> Slot<T> {
-    /// Whether this object has been idle through two trims, at global epoch `now`.
+    /// Whether a sweep at trim epoch `now` frees this object: it was returned before
+    /// the trim that made epoch `now - 1` began. An object tagged with an epoch newer
+    /// than `now` (returned after a trim that began after the sweeping one: two trims
+    /// may overlap, or a `T::drop` in a sweep may trim and return) is young. Epochs
+    /// never wrap (2^64 trims).
     #[inline]
     pub(crate) fn is_stale(&self, now: u64) -> bool {
-        now.wrapping_sub(self.epoch) >= 2
+        now.saturating_sub(self.epoch) >= 2
     }
 }
 
@@ -186,9 +206,11 @@ struct Header {
 }
 
 struct Stack<T> {
-    /// INVARIANT: `slots[..len]` are initialised, `len = pushes - removed <= slots.len()`
-    /// (the node's counters), oldest first.
-    slots: Box<[MaybeUninit<Slot<T>>]>,
+    /// INVARIANT: `slots[..len]` are initialised, `len = pushes - removed <= slots.len()
+    /// <= capacity` (the node's counters), oldest first. Starts with at most
+    /// [`INITIAL_SLOTS`] and grows (see [`Node::push`]) only as objects come back,
+    /// so a large `thread_cache` costs memory only if the thread really holds that many.
+    slots: Vec<MaybeUninit<Slot<T>>>,
     /// The last trim epoch this stack was reconciled with.
     seen: u64,
 }
@@ -205,7 +227,7 @@ pub(crate) struct Node<T> {
     removed: Counter,
     /// Returns kept in the stack.
     pushes: Counter,
-    /// `stack.slots.len()`, readable from any thread.
+    /// The most slots the stack may grow to (`thread_cache`), readable from any thread.
     capacity: usize,
     pub(crate) counters: Counters,
     /// INVARIANT: only the thread that owns this node (see the module docs) accesses
@@ -227,7 +249,9 @@ impl<T> Node<T> {
             capacity,
             counters: Counters::default(),
             stack: UnsafeCell::new(Stack {
-                slots: (0..capacity).map(|_| MaybeUninit::uninit()).collect(),
+                slots: (0..capacity.min(INITIAL_SLOTS))
+                    .map(|_| MaybeUninit::uninit())
+                    .collect(),
                 seen: 0,
             }),
             _track: LeakTrack::new(),
@@ -326,41 +350,61 @@ impl<T> Node<T> {
         slot.value
     }
 
-    /// The hot return: keeps `value` tagged with `epoch` if there is room and no trim
-    /// happened since the stack was last reconciled; otherwise hands it to `slow`
+    /// The hot return: keeps `value` tagged with `epoch` if a slot is free and no
+    /// trim happened since the stack was last reconciled; otherwise hands it to `slow`
     /// (see [`push`](Node::push)). Owning thread only.
     #[inline(always)]
     pub(crate) fn push_or(&self, value: T, epoch: u64, slow: impl FnOnce(T)) {
         let (pushes, _, len) = self.counts();
-        if len >= self.capacity || !self.is_reconciled(epoch) {
+        if len >= self.slots() || !self.is_reconciled(epoch) {
             return slow(value);
         }
         self.put_top(pushes, len, value, epoch);
     }
 
-    /// Reconciles the stack with `epoch`, then keeps `value` if there is room, or
-    /// hands it back. Owning thread only.
-    pub(crate) fn push(&self, value: T, epoch: u64) -> Result<(), T> {
-        self.reconcile(epoch);
+    /// Keeps `value` if there is room, growing the slots up to `capacity` if they are
+    /// all taken, or hands it back. Owning thread only, once the caller reconciled the
+    /// stack (which runs user code, so the caller guards `value` across it).
+    ///
+    /// The object is tagged with the epoch the stack is reconciled with: at least the
+    /// one the caller reconciled with, and newer if a `T::drop` in that sweep trimmed.
+    pub(crate) fn push(&self, value: T) -> Result<(), T> {
         let (pushes, _, len) = self.counts();
-        if len >= self.capacity {
+        let (room, epoch) = self.with_stack(|stack| {
+            let slots = stack.slots.len();
+            if len == slots && slots < self.capacity {
+                // All slots taken: double them, up to `capacity`. (The allocator is no
+                // pool user code: it may not use a pool.)
+                let grown = slots.saturating_mul(2).clamp(1, self.capacity);
+                stack.slots.reserve_exact(grown - slots);
+                stack.slots.resize_with(grown, MaybeUninit::uninit);
+            }
+            (len < stack.slots.len(), stack.seen)
+        });
+        if !room {
             return Err(value);
         }
         self.put_top(pushes, len, value, epoch);
         Ok(())
     }
 
-    /// Writes `slots[len]`. Owning thread only; `pushes` and `len < capacity` are the
-    /// counter and the length just read.
+    /// Writes `slots[len]`. Owning thread only; `pushes` and `len < slots.len()` are
+    /// the counter and the length just read.
     #[inline(always)]
     fn put_top(&self, pushes: u64, len: usize, value: T, epoch: u64) {
         self.with_stack(|stack| {
-            // SAFETY: `len < capacity == slots.len()`. The slot at `len` is
+            // SAFETY: `len < slots.len()` (the caller checked it). The slot at `len` is
             // uninitialised (INVARIANT on `slots`), so writing it leaks nothing; bumping
             // `pushes` below marks it initialised.
             unsafe { stack.slots.get_unchecked_mut(len) }.write(Slot { value, epoch });
         });
         self.pushes.set(pushes.wrapping_add(1));
+    }
+
+    /// Slots allocated so far (`<= capacity`). Owning thread only.
+    #[inline(always)]
+    fn slots(&self) -> usize {
+        self.with_stack(|stack| stack.slots.len())
     }
 
     /// Whether the stack was reconciled with trim epoch `epoch`. Owning thread only.
@@ -395,7 +439,9 @@ impl<T> Node<T> {
             // SAFETY: when `len > 0`, `slots[0]` is initialised (INVARIANT on `slots`).
             let stale = len > 0 && unsafe { (*base).assume_init_ref() }.is_stale(epoch);
             if !stale {
-                stack.seen = epoch;
+                // Never backwards: a `T::drop` run by this sweep may have trimmed, and
+                // reconciled the stack with a newer epoch, meanwhile.
+                stack.seen = stack.seen.max(epoch);
                 return None;
             }
             // SAFETY: `slots[..len]` are initialised and in bounds. The bottom one is
@@ -415,7 +461,8 @@ impl<T> Node<T> {
     }
 
     /// Drops every idle object. The caller must have exclusive access to the stack
-    /// (see `Caches`' drop).
+    /// (see `Caches`' drop). If a `T::drop` panics, the stack holds the objects not
+    /// dropped yet, and calling `drain` again goes on with them.
     fn drain(&self) {
         loop {
             let (_, removed, len) = self.counts();
@@ -432,7 +479,28 @@ impl<T> Drop for Node<T> {
         // Nodes are drained before they are freed; this only keeps a stray object from
         // leaking if that ever changed.
         self.drain();
+        // Freeing the slots writes the stack: through `with_stack`, so that loom checks
+        // that a node's free is ordered after every other thread's last use of it.
+        drop(self.with_stack(|stack| mem::take(&mut stack.slots)));
     }
+}
+
+/// Calls `step` until it returns `false`, carrying on during the unwinding if a call
+/// panics (a `T::drop`), as std's collections keep dropping their other elements when
+/// one element's drop panics: the first panic then goes on (a second one aborts the
+/// process). A `step` that panics must leave what it works on consistent, without the
+/// element that panicked.
+pub(crate) fn until_done_despite_panics(step: &mut dyn FnMut() -> bool) {
+    /// Resumes the calls if dropped by the unwinding.
+    struct Resume<'a>(&'a mut dyn FnMut() -> bool);
+    impl Drop for Resume<'_> {
+        fn drop(&mut self) {
+            until_done_despite_panics(self.0);
+        }
+    }
+    let resume = Resume(step);
+    while (resume.0)() {}
+    mem::forget(resume);
 }
 
 /// Releases a node that this thread's registry held (thread exit, or a `DEAD` entry).
@@ -723,13 +791,16 @@ impl<T> Drop for Caches<T> {
     fn drop(&mut self) {
         // `&mut self`: no other thread uses the list (a load, for loom's `AtomicPtr`).
         let mut next = NonNull::new(self.head.load(Relaxed));
-        while let Some(ptr) = next {
+        // If a `T::drop` panics in `drain`, `next` still names the node being drained
+        // and the step runs again on it: every object and every node is still dropped.
+        until_done_despite_panics(&mut || {
+            let Some(ptr) = next else { return false };
             // SAFETY: INVARIANT on `head`: a listed node is allocated until its state
             // becomes DEAD below, and this reference is not used after that.
             let node = unsafe { ptr.as_ref() };
-            next = NonNull::new(node.next);
             // Exclusive access: see "pool drop" in the module docs.
             node.drain();
+            next = NonNull::new(node.next);
             match node.header.state.swap(DEAD, AcqRel) {
                 // SAFETY: FREE: no registry holds the node and the list is going away,
                 // so this is its last user; the stack was just emptied. `ptr` comes
@@ -738,6 +809,7 @@ impl<T> Drop for Caches<T> {
                 // The registry that owns it frees it (`release`).
                 state => debug_assert_eq!(state, OWNED),
             }
-        }
+            true
+        });
     }
 }

@@ -5,10 +5,10 @@
 //! Two tiers, checked in this order by [`Pool::get`]:
 //!
 //! 1. **Per-thread cache** (`thread_cache` objects per thread, default
-//!    [`DEFAULT_THREAD_CACHE`]): a LIFO stack per (pool, thread), found through a
-//!    per-thread registry of the crate's own (`src/local.rs` describes it). A `get` and
-//!    a return on the same thread touch nothing shared and do no atomic
-//!    read-modify-write.
+//!    [`DEFAULT_THREAD_CACHE`], at most [`MAX_THREAD_CACHE`]): a LIFO stack per (pool,
+//!    thread), found through a per-thread registry of the crate's own (`src/local.rs`
+//!    describes it), whose room grows as the thread returns objects. A `get` and a
+//!    return on the same thread touch nothing shared and do no atomic read-modify-write.
 //! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a bounded
 //!    `crossbeam_queue::ArrayQueue`. It absorbs what a full thread cache overflows and
 //!    feeds threads whose cache is empty, so an object returned on a thread that never
@@ -23,6 +23,12 @@
 //!
 //! No internal borrow is held while user code runs (the create function, the hook,
 //! `T::drop`): each of them may use the same pool again.
+//!
+//! A `T::drop` that panics while the pool frees an object (trim, a discard, a sweep
+//! during a return) loses nothing else: an object being returned meanwhile is dropped
+//! by the unwinding and counted (see [`Stats`]), and the pool's own drop goes on
+//! dropping its other idle objects before letting the panic through, as std's
+//! collections do (a second panic then aborts the process, as it does for them).
 //!
 //! # The hot path
 //!
@@ -67,12 +73,18 @@
 //! epoch moved, so `trim` never stops or waits for other threads. A live thread that
 //! never touches the pool again keeps its cache until it exits or the pool is dropped:
 //! bounded by `thread_cache` objects per such thread.
+//!
+//! `trim` frees objects, not the caches that hold them: a pool keeps one cache (a few
+//! cache lines of counters, plus the slots the thread grew it to) for each thread that
+//! used it *at the same time* (an exited thread's cache is adopted by the next thread),
+//! until the pool is dropped. So the pool's own memory follows the peak number of
+//! threads that used it at once, not the number of threads that ever did.
 
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 
-use crate::local::{Caches, Counter, Counters, Node, Slot};
+use crate::local::{Caches, Counter, Counters, Node, Slot, until_done_despite_panics};
 use crate::recycle::{Recycle, Reuse};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed, Queue};
@@ -83,6 +95,11 @@ pub const DEFAULT_THREAD_CACHE: usize = 8;
 
 /// Idle objects the shared tier holds unless [`Builder::max_idle`] says otherwise.
 pub const DEFAULT_MAX_IDLE: usize = 64;
+
+/// The largest [`Builder::thread_cache`] a pool accepts: 65,536 idle objects per
+/// thread. A thread that needs more at once than this is better served by the shared
+/// tier ([`Builder::max_idle`]).
+pub const MAX_THREAD_CACHE: usize = 1 << 16;
 
 type CreateFn<T> = dyn Fn() -> T + Send + Sync;
 type RecycleFn<T> = dyn Fn(&mut T) -> Reuse + Send + Sync;
@@ -388,6 +405,10 @@ impl<T: Send> Pool<T> {
     /// live thread's cache the next time that thread uses the pool. Never blocks; safe
     /// to call from a timer on any thread while other threads use the pool.
     ///
+    /// Calls may overlap (two timers, or a `T::drop` that trims): a call frees only the
+    /// objects returned before the call that began just before it, so an object
+    /// returned after an overlapping call began is never freed by either.
+    ///
     /// The shared tier is swept by taking each object out and putting the young ones
     /// back. If concurrent returns fill the tier meanwhile, a young object may find no
     /// room: it is dropped and counted as a discard, not as trimmed.
@@ -496,17 +517,25 @@ impl<T: Send> Pool<T> {
     #[cold]
     #[inline(never)]
     fn give_back_slow(&self, value: T, keep: bool) {
-        let epoch = self.epoch.load(Relaxed);
         let local = self.caches.local();
         let value = match local {
-            Some(node) if keep => match node.push(value, epoch) {
-                Ok(()) => return,
-                Err(value) => value,
-            },
+            Some(node) if keep => {
+                // Reconciling the stack drops stale objects: user code (`T::drop`). If
+                // one panics, `value` is dropped by the unwinding and `on_panic` counts
+                // it as returned and discarded.
+                let on_panic = CountOnDrop(&self.cold.discards);
+                node.reconcile(self.epoch.load(Relaxed));
+                mem::forget(on_panic);
+                match node.push(value) {
+                    Ok(()) => return,
+                    Err(value) => value,
+                }
+            }
             _ => value,
         };
         if keep {
             if let Some(shared) = &self.shared {
+                let epoch = self.epoch.load(Relaxed);
                 match shared.push(Slot { value, epoch }) {
                     Ok(()) => return self.count(local, |c| &c.kept),
                     Err(slot) => return self.discard(local, slot.value),
@@ -535,6 +564,17 @@ impl Drop for CountOnDrop<'_> {
     #[cold]
     fn drop(&mut self) {
         self.0.add();
+    }
+}
+
+impl<T: Send> Drop for Pool<T> {
+    fn drop(&mut self) {
+        // The shared tier's objects, one at a time and carrying on past a panicking
+        // `T::drop` (the queue's own drop would stop at the first and leak the rest).
+        // The per-thread tier's drop (`Caches`) does the same.
+        if let Some(shared) = &self.shared {
+            until_done_despite_panics(&mut || shared.pop().map(drop).is_some());
+        }
     }
 }
 
@@ -589,15 +629,24 @@ impl<T: Send> Builder<T> {
 
     /// Bounds the shared tier to `n` idle objects (default [`DEFAULT_MAX_IDLE`]).
     /// `0` disables the shared tier: objects then live only in thread caches and a
-    /// full thread cache drops what it cannot hold.
+    /// full thread cache drops what it cannot hold. The shared tier's `n` slots (each
+    /// a `T` and two words) are allocated when the pool is built.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
         self
     }
 
     /// Bounds each thread's cache to `n` idle objects (default
-    /// [`DEFAULT_THREAD_CACHE`]). `0` disables the per-thread tier: every get and put
-    /// then goes through the shared tier.
+    /// [`DEFAULT_THREAD_CACHE`], at most [`MAX_THREAD_CACHE`]). `0` disables the
+    /// per-thread tier: every get and put then goes through the shared tier.
+    ///
+    /// A thread's cache starts with room for [`DEFAULT_THREAD_CACHE`] objects (or `n`
+    /// if smaller) and grows, doubling, only when the thread returns more objects than
+    /// it has room for, so a large `n` costs memory only on threads that hold that
+    /// many. The room stays until the pool is dropped ([`Pool::trim`] frees objects,
+    /// not room).
+    ///
+    /// [`build`](Builder::build) panics if `n` exceeds [`MAX_THREAD_CACHE`].
     pub fn thread_cache(mut self, n: usize) -> Self {
         self.thread_cache = n;
         self
@@ -627,7 +676,25 @@ impl<T: Send> Builder<T> {
     }
 
     /// Builds the pool.
+    ///
+    /// # Panics
+    ///
+    /// If [`thread_cache`](Builder::thread_cache) was given more than
+    /// [`MAX_THREAD_CACHE`], or if the shared tier's [`max_idle`](Builder::max_idle)
+    /// slots would take more than `isize::MAX` bytes (a capacity overflow, as for a
+    /// `Vec`).
+    ///
+    /// ```should_panic
+    /// // panics: "thread_cache 100000 is over MAX_THREAD_CACHE (65536)"
+    /// let pool = recycle::Pool::builder(Vec::<u8>::new).thread_cache(100_000).build();
+    /// ```
+    #[track_caller]
     pub fn build(self) -> Pool<T> {
+        assert!(
+            self.thread_cache <= MAX_THREAD_CACHE,
+            "thread_cache {} is over MAX_THREAD_CACHE ({MAX_THREAD_CACHE})",
+            self.thread_cache
+        );
         Pool {
             caches: Caches::new(self.thread_cache),
             epoch: AtomicU64::new(0),

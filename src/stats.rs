@@ -27,6 +27,11 @@
 /// - A **create function that panics** counts nothing (no object came to exist).
 /// - A **hook that panics** (or a [`Recycle::capacity`] that panics) counts a return
 ///   and a discard: the object is dropped by the unwinding.
+/// - A **`T::drop` that panics** while the pool frees an idle object counts that
+///   object as it would have been counted (trimmed, or discarded). If that happens
+///   while a return sweeps the returning thread's cache (after a trim), the object
+///   being returned is dropped by the unwinding and counted as a return and a discard,
+///   like an object whose hook panicked.
 /// - A return **during thread exit**, after the pool's per-thread state is gone, goes
 ///   to the shared tier or is discarded, and is counted like any other.
 /// - `trim` sweeps the shared tier by taking objects out and putting the young ones

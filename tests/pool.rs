@@ -1,11 +1,64 @@
 //! Integration tests for `recycle::Pool`.
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::sync::{Arc, Barrier, Mutex, Weak, mpsc};
 use std::thread;
 
 use recycle::{Pool, Recycle, Reuse};
+
+/// A process-wide allocator that counts, per thread, the bytes each thread allocates
+/// and frees (the tests run on parallel threads; per-thread counts keep them apart).
+mod heap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        // `const`, without a destructor: usable inside the allocator, at any time.
+        static ALLOCATED: Cell<u64> = const { Cell::new(0) };
+        static FREED: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn add(counter: &'static std::thread::LocalKey<Cell<u64>>, bytes: usize) {
+        let _ = counter.try_with(|c| c.set(c.get() + bytes as u64));
+    }
+
+    /// Bytes this thread allocated so far.
+    pub(crate) fn allocated() -> u64 {
+        ALLOCATED.with(Cell::get)
+    }
+
+    /// Bytes this thread allocated and did not free itself.
+    pub(crate) fn live() -> i64 {
+        allocated() as i64 - FREED.with(Cell::get) as i64
+    }
+
+    pub(crate) struct Counting;
+
+    // SAFETY: delegates every call to `System` unchanged; only counts.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(&ALLOCATED, layout.size());
+            // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(&FREED, layout.size());
+            // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            add(&FREED, layout.size());
+            add(&ALLOCATED, new_size);
+            // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
 
 const COUNT: usize = if cfg!(miri) { 200 } else { 20_000 };
 
@@ -18,6 +71,8 @@ struct Tracked {
     recycled: usize,
     /// The hook discards it when set.
     poison: bool,
+    /// Its drop panics when set (unless the thread is already panicking).
+    explode: bool,
     log: Arc<Log>,
 }
 
@@ -37,6 +92,7 @@ impl Log {
             in_use: AtomicBool::new(false),
             recycled: 0,
             poison: false,
+            explode: false,
             log: Arc::clone(&log),
         })
     }
@@ -71,6 +127,9 @@ impl Drop for Tracked {
     fn drop(&mut self) {
         self.log.dropped.fetch_add(1, SeqCst);
         self.log.dropped_ids.lock().unwrap().push(self.id);
+        if self.explode && !thread::panicking() {
+            panic!("T::drop of object {} fails", self.id);
+        }
     }
 }
 
@@ -381,30 +440,290 @@ fn hook_and_create_may_use_the_same_pool() {
     assert!(pool.get().is_empty());
 }
 
-#[test]
-fn object_drop_may_use_the_same_pool() {
-    // T::drop runs when the pool discards or trims; it may return things to the pool.
-    struct Child {
-        pool: Arc<Pool<Vec<u8>>>,
-    }
-    impl Drop for Child {
-        fn drop(&mut self) {
-            self.pool.put(vec![1, 2, 3]);
+/// What a [`Reentrant`] object does to its own pool when dropped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OnDrop {
+    Nothing,
+    /// Puts a new object (that does nothing on drop) into the pool.
+    Put,
+    /// Trims the pool, then puts a new object into it.
+    TrimAndPut,
+    /// On another thread, which then exits: trims the pool, then puts a new object
+    /// (into that thread's cache, which the thread leaves behind).
+    TrimAndPutElsewhere,
+}
+
+/// An object whose drop uses the very pool it belongs to.
+struct Reentrant {
+    pool: Weak<Pool<Reentrant>>,
+    on_drop: OnDrop,
+    /// What the hook says when it is returned.
+    reuse: Reuse,
+}
+
+impl Reentrant {
+    fn new(pool: &Arc<Pool<Reentrant>>, on_drop: OnDrop, reuse: Reuse) -> Self {
+        Reentrant {
+            pool: Arc::downgrade(pool),
+            on_drop,
+            reuse,
         }
     }
-    let inner = Arc::new(Pool::new(Vec::<u8>::new));
-    let outer = Pool::builder_with(
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        // Gone while the pool itself is dropped: nothing to do then.
+        let Some(pool) = self.pool.upgrade() else {
+            return;
+        };
+        if self.on_drop == OnDrop::TrimAndPutElsewhere {
+            // `join` returns after the thread's thread-local destructors ran.
+            thread::spawn(move || {
+                pool.trim();
+                pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+            })
+            .join()
+            .unwrap();
+            return;
+        }
+        if self.on_drop == OnDrop::TrimAndPut {
+            pool.trim();
+        }
+        if self.on_drop != OnDrop::Nothing {
+            pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+        }
+    }
+}
+
+fn reentrant_pool(thread_cache: usize, max_idle: usize) -> Arc<Pool<Reentrant>> {
+    Arc::new_cyclic(|pool: &Weak<Pool<Reentrant>>| {
+        let pool = pool.clone();
+        Pool::builder_with(
+            move || Reentrant {
+                pool: pool.clone(),
+                on_drop: OnDrop::Nothing,
+                reuse: Reuse::Keep,
+            },
+            |obj: &mut Reentrant| obj.reuse,
+        )
+        .thread_cache(thread_cache)
+        .max_idle(max_idle)
+        .build()
+    })
+}
+
+#[test]
+fn object_drop_may_use_the_same_pool() {
+    // T::drop runs when the pool discards, evicts or trims an object, in the middle of
+    // a return or a trim of that same pool; it may use the pool (here: put an object
+    // back into it, and that put sweeps the same stack). No borrow may be held then.
+    let pool = reentrant_pool(2, 1);
+    // Refused by the hook: dropped in the return path; the put in its drop is kept.
+    pool.put(Reentrant::new(&pool, OnDrop::Put, Reuse::Discard));
+    let s = pool.stats();
+    assert_eq!(
+        (s.puts, s.returns, s.discards, s.idle),
+        (2, 2, 1, 1),
+        "{s:?}"
+    );
+    // Both tiers full (2 here, 1 shared): a return that fits nowhere is dropped, and
+    // the put in its drop finds no room either.
+    for _ in 0..2 {
+        pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+    }
+    pool.put(Reentrant::new(&pool, OnDrop::Put, Reuse::Keep));
+    let s = pool.stats();
+    assert_eq!((s.puts, s.discards, s.idle), (6, 3, 3), "{s:?}");
+    assert_identities(&s, 0);
+
+    // Trimmed from this thread's cache and from the shared tier: every drop puts a
+    // young object back, into the stack being swept or the queue being walked, and
+    // the trim keeps those.
+    let pool = reentrant_pool(2, 2);
+    for _ in 0..3 {
+        pool.put(Reentrant::new(&pool, OnDrop::Put, Reuse::Keep)); // 2 here, 1 shared
+    }
+    pool.trim();
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!((s.puts, s.trimmed, s.idle), (6, 3, 3), "{s:?}");
+    assert_identities(&s, 0);
+}
+
+#[test]
+fn a_trim_inside_a_trim_never_frees_a_young_object() {
+    // A `T::drop` run by a trim's sweep trims again (a newer epoch) and returns a new
+    // object: that object was idle through no trim, so the outer sweep, still at the
+    // older epoch, must keep it. In the shared tier and in this thread's cache.
+    for (thread_cache, max_idle) in [(0, 4), (4, 0)] {
+        let pool = reentrant_pool(thread_cache, max_idle);
+        pool.put(Reentrant::new(&pool, OnDrop::TrimAndPut, Reuse::Keep));
+        pool.put(Reentrant::new(&pool, OnDrop::Nothing, Reuse::Keep));
+        pool.trim();
+        assert_eq!(pool.stats().idle, 2, "one trim keeps both");
+        pool.trim(); // frees both old ones; the first one's drop trims and puts
+        let s = pool.stats();
+        assert_eq!(
+            (s.trimmed, s.idle),
+            (2, 1),
+            "thread_cache {thread_cache}: the young object is kept: {s:?}"
+        );
+        assert_identities(&s, 0);
+        // And it ages like any other: freed after two more trims.
+        pool.trim();
+        pool.trim();
+        assert_eq!((pool.stats().trimmed, pool.stats().idle), (3, 0));
+    }
+}
+
+#[test]
+fn overlapping_trims_never_free_a_young_object_in_a_left_cache() {
+    // Two trims overlap: while the first sweeps this thread's cache (it is in a
+    // `T::drop` there), another thread trims, returns an object to its own cache and
+    // exits. The first trim then sweeps the cache that thread left behind, at its
+    // older epoch, and meets an object tagged with a newer one: idle through no trim
+    // that began before it was returned, so kept.
+    let pool = reentrant_pool(4, 0);
+    pool.put(Reentrant::new(
+        &pool,
+        OnDrop::TrimAndPutElsewhere,
+        Reuse::Keep,
+    ));
+    pool.trim();
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!((s.trimmed, s.idle), (1, 1), "{s:?}");
+    assert_identities(&s, 0);
+}
+
+#[test]
+fn a_return_is_counted_when_a_stale_objects_drop_panics() {
+    // The return path sweeps this thread's cache first (two trims happened), and the
+    // stale object's drop panics: the object being returned is dropped by the
+    // unwinding, and counted as returned and discarded. Through a guard and a put.
+    for put in [false, true] {
+        let log = Arc::new(Log::default());
+        let pool = Arc::new(log.pool().thread_cache(2).max_idle(0).build());
+        let mut stale = pool.get();
+        let returning = pool.get();
+        stale.explode = true;
+        drop(stale); // into this thread's cache
         {
-            let inner = Arc::clone(&inner);
-            move || Child {
-                pool: Arc::clone(&inner),
+            let pool = Arc::clone(&pool);
+            // Trims on another thread: this thread sweeps its cache on its next access.
+            thread::spawn(move || {
+                pool.trim();
+                pool.trim();
+            })
+            .join()
+            .unwrap();
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if put {
+                pool.put(returning.detach());
+            } else {
+                drop(returning);
             }
-        },
-        |_| Reuse::Discard,
-    )
-    .build();
-    drop(outer.get());
-    assert_eq!(inner.stats().idle, 1);
+        }));
+        assert!(result.is_err(), "the stale object's drop panicked");
+        assert_eq!(log.dropped.load(SeqCst), 2, "both objects were dropped");
+        let s = pool.stats();
+        assert_eq!(
+            (s.returns, s.discards, s.trimmed, s.idle),
+            (2, 1, 1, 0),
+            "put: {put}: {s:?}"
+        );
+        assert_identities(&s, 0);
+        // The pool goes on working on this thread.
+        drop(pool.get());
+        assert_identities(&pool.stats(), 0);
+    }
+}
+
+#[test]
+fn a_panicking_drop_during_the_pools_drop_does_not_leak_the_rest() {
+    // Idle objects in an exited thread's cache (3), this thread's cache (4) and the
+    // shared tier (2); one of them panics when dropped. The pool's drop goes on with
+    // the others, as std's collections do, then lets the panic through.
+    for explode in ["exited thread", "this thread", "shared tier"] {
+        let log = Arc::new(Log::default());
+        let pool = Arc::new(log.pool().thread_cache(4).max_idle(2).build());
+        // This thread's cache first, so that it does not adopt the exited thread's.
+        let mut held: Vec<_> = (0..6).map(|_| pool.get()).collect();
+        {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                let mut held: Vec<_> = (0..3).map(|_| pool.get()).collect();
+                held[1].explode = explode == "exited thread";
+            })
+            .join()
+            .unwrap();
+        }
+        held[1].explode = explode == "this thread";
+        held[4].explode = explode == "shared tier"; // the first of the queue
+        drop(held); // the first 4 into this thread's cache, the last 2 shared
+        assert_eq!(pool.stats().idle, 9);
+        let pool = Arc::into_inner(pool).unwrap();
+        assert!(catch_unwind(AssertUnwindSafe(|| drop(pool))).is_err());
+        assert_eq!(
+            log.dropped.load(SeqCst),
+            log.created.load(SeqCst),
+            "{explode}: objects leaked"
+        );
+    }
+}
+
+#[test]
+fn thread_cache_over_the_maximum_is_refused_at_build() {
+    use recycle::pool::MAX_THREAD_CACHE;
+    for n in [MAX_THREAD_CACHE + 1, usize::MAX] {
+        let err = catch_unwind(|| Pool::builder(Vec::<u8>::new).thread_cache(n).build())
+            .expect_err("build panics");
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert_eq!(
+            msg,
+            &format!("thread_cache {n} is over MAX_THREAD_CACHE (65536)")
+        );
+    }
+}
+
+#[test]
+fn a_large_thread_cache_grows_as_it_fills() {
+    // thread_cache(MAX_THREAD_CACHE): a thread's cache takes room for what it holds,
+    // not for 65,536 objects up front.
+    let pool = Pool::builder(Vec::<u8>::new)
+        .thread_cache(recycle::pool::MAX_THREAD_CACHE)
+        .max_idle(1)
+        .build();
+    let pool = Arc::new(pool);
+    {
+        let pool = Arc::clone(&pool);
+        // Not a scoped thread: `join` returns after its thread-local destructors ran.
+        thread::spawn(move || {
+            let before = heap::allocated();
+            pool.put(Vec::new()); // the thread's first use: makes its cache
+            let bytes = heap::allocated() - before;
+            assert!(bytes < 4096, "the first put allocated {bytes} bytes");
+            // 100 objects held at once all come back to this thread's cache.
+            let held: Vec<_> = (0..100).map(|_| pool.get()).collect();
+            drop(held);
+            let s = pool.stats();
+            assert_eq!(
+                (s.idle, s.discards, s.hits, s.misses),
+                (100, 0, 1, 99),
+                "{s:?}"
+            );
+            let held: Vec<_> = (0..100).map(|_| pool.get()).collect();
+            assert_eq!(pool.stats().hits, 101, "all from the thread's cache");
+            drop(held);
+        })
+        .join()
+        .unwrap();
+    }
+    pool.trim();
+    pool.trim(); // the exited thread's cache
+    assert_eq!((pool.stats().trimmed, pool.stats().idle), (100, 0));
 }
 
 #[test]
@@ -567,12 +886,24 @@ fn many_pools_on_one_thread() {
         let s = pool.stats();
         assert_eq!((s.misses, s.hits, s.idle), (1, 6, 1), "{s:?}");
     }
-    // Short-lived pools: the thread's registry does not grow with every pool ever used.
-    for _ in 0..1000 {
-        let pool = Pool::new(Vec::<u8>::new);
-        drop(pool.get());
-        assert_eq!(pool.stats().idle, 1);
-    }
+    // Short-lived pools: the thread's registry drops the entries of pools that are gone
+    // (and frees their caches), so the thread's memory does not grow with every pool
+    // it ever used. On a thread of its own, whose allocations are counted.
+    thread::spawn(|| {
+        let short_lived = || {
+            let pool = Pool::new(Vec::<u8>::new);
+            drop(pool.get());
+            assert_eq!(pool.stats().idle, 1);
+        };
+        (0..10).for_each(|_| short_lived());
+        let before = heap::live();
+        let pools = if cfg!(miri) { 100 } else { 1000 };
+        (0..pools).for_each(|_| short_lived());
+        let grown = heap::live() - before;
+        assert!(grown < 8192, "{grown} bytes more after {pools} pools");
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `pool_ops`: a sequence of operations on a `recycle::Pool` of objects with ids.
 //!
-//! Input layout: byte 0 sets `thread_cache` (0..=3), byte 1 `max_idle` (0..=4); every
-//! following pair of bytes is one operation (`op % 8`) and its argument.
+//! Input layout: byte 0 sets `thread_cache` (0..=3, or 9, 12, 17 or 33, so that a
+//! thread's cache grows past the slots it starts with), byte 1 `max_idle` (0..=4);
+//! every following pair of bytes is one operation (`op % 8`) and its argument.
 //!
 //! Properties, after every operation:
 //! - no object is ever held twice;
@@ -44,7 +45,13 @@ impl Drop for Item {
 }
 
 pub(crate) fn check(data: &[u8]) {
-    let thread_cache = usize::from(data.first().copied().unwrap_or(0) % 4);
+    let thread_cache = match data.first().copied().unwrap_or(0) % 8 {
+        small @ 0..=3 => usize::from(small),
+        4 => 9,
+        5 => 12,
+        6 => 17,
+        _ => 33,
+    };
     let max_idle = usize::from(data.get(1).copied().unwrap_or(0) % 5);
     let created = Arc::new(AtomicUsize::new(0));
     let drops = Arc::new(AtomicUsize::new(0));
