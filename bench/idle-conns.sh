@@ -43,14 +43,6 @@ SERVERS=(demo)
 if [ -n "$DEMO_PROXY" ]; then SERVERS+=(demo-proxy); fi
 SERVERS+=(hyper nginx go)
 
-# The backend of demo-server proxy (its RSS is not measured).
-BACKEND_PID=
-ensure_backend() {
-    if [ -n "$BACKEND_PID" ] && alive "$BACKEND_PID"; then return; fi
-    PORT=$BACKEND start_server demo backend 1 || die "the backend did not start"
-    BACKEND_PID=$STARTED
-}
-
 # measure ROUND SERVER N: one CSV row.
 measure() {
     local round=$1 name=$2 n=$3

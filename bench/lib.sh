@@ -315,6 +315,15 @@ stop_pid() {
     forget_pid "$pid"
 }
 
+# ensure_backend: starts the demo-server backend behind every proxy (one thread, on
+# core 1 beside the load generator) unless it is running; once per script run.
+BACKEND_PID=
+ensure_backend() {
+    if [ -n "$BACKEND_PID" ] && alive "$BACKEND_PID"; then return; fi
+    PORT=$BACKEND start_server demo backend 1 || die "the backend did not start"
+    BACKEND_PID=$STARTED
+}
+
 cleanup() {
     local pid
     for pid in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$pid"; done

@@ -54,15 +54,6 @@ run_wrk() {
         "http://127.0.0.1:$PORT/" -- "$2" >"$TMP/wrk.out" 2>&1
 }
 
-# The backend of every proxy: demo-server serve, one thread, on core 1 beside wrk,
-# started once and shared by every proxy of the run.
-BACKEND_PID=
-ensure_backend() {
-    if [ -n "$BACKEND_PID" ] && alive "$BACKEND_PID"; then return; fi
-    PORT=$BACKEND start_server demo backend 1 || die "the backend did not start"
-    BACKEND_PID=$STARTED
-}
-
 # measure ROUND KIND SHAPE SERVER: one measurement, one CSV row.
 measure() {
     local round=$1 kind=$2 shape=$3 name=$4 depth=1
