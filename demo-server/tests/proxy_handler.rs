@@ -375,6 +375,14 @@ fn valid_but_unusual_requests_get_through_intact() {
     assert_eq!(up.line, "GET /%7e%2F?x=%00 HTTP/1.1");
     assert_eq!(up.get("host"), ["a.example:81"]);
     assert!(run.upstream[0].windows(5).any(|w| w == b"X: \xe9t"));
+    // Review item 1: a comma inside a quoted parameter value splits nothing (RFC 9110
+    // §5.6.4): the codings go on as they came, the body re-chunked after them.
+    let request = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n3;e=\"1,2\"\r\nabc\r\n0\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.get("transfer-encoding"), ["x;p=\"a,b\", chunked"]);
+    assert_eq!(up.body, b"abc");
+    assert_eq!(parse_all(&run.client)[0].status, 200);
     // An HTTP/1.0 request without Host: the upstream gets one (RFC 9112 §3.2).
     let run = each_way(one_upstream, b"GET / HTTP/1.0\r\n\r\n", OK, false);
     assert_eq!(
@@ -401,6 +409,12 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        // Review item 1: a list that splits two ways (RFC 9110 §5.6.1, §5.6.4): read
+        // at every comma these end in chunked; a quoted-string that does not end makes
+        // them one invalid coding (RFC 9112 §7).
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a\\\", chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1, chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length\t: 3\r\n\r\nabc",
@@ -500,6 +514,13 @@ fn response_bodies_are_reframed_for_the_client() {
     let r = &parse_all(&run.client)[0];
     assert_eq!(r.header("transfer-encoding"), Some("gzip, chunked"));
     assert_eq!(r.body, b"\x1f\x8b");
+    // Review item 1: each coding as it came, a quoted comma and all.
+    let coded =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n";
+    let run = each_way(one_upstream, get, coded, false);
+    let r = &parse_all(&run.client)[0];
+    assert_eq!(r.header("transfer-encoding"), Some("x;p=\"a,b\", chunked"));
+    assert_eq!(r.body, b"xy");
     // ... but cannot be told to an HTTP/1.0 client (RFC 9112 §6.1): 502.
     let run = each_way(one_upstream, get10, coded, false);
     assert!(run.client.starts_with(b"HTTP/1.0 502 "));
@@ -575,6 +596,8 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nok",
+        // Review item 1: split at every comma, this would end in chunked.
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok",

@@ -15,7 +15,11 @@
 //!   [`parse::Framing`] (`Content-Length: n`, or `Transfer-Encoding` with the message's
 //!   other codings kept in order and `chunked` last); to the client, from
 //!   [`response_body`]. The input's own `Content-Length` and `Transfer-Encoding` are
-//!   never copied.
+//!   never copied: the body is re-chunked, so the codings list is written anew, each
+//!   coding as it was sent, parameters and all (`x;p="a,b", chunked` goes on as
+//!   `x;p="a,b", chunked`). Lists are split where RFC 9110 §5.6.1 splits them, never
+//!   inside a quoted-string (§5.6.4); a `Transfer-Encoding` that could be split two
+//!   ways was refused by the parser (400, or 502 from an upstream).
 //! - **`Via` is appended to** (§7.6.3): the received protocol and [`VIA_NAME`], after
 //!   any `Via` list the message carried (upstream, the lines become one list; to the
 //!   client, the upstream's `Via` lines are kept and one more follows them, which is
@@ -167,12 +171,7 @@ pub fn via(received: Version) -> &'static [u8] {
 /// not fit.
 pub fn response_codings<'b>(fields: &[Header<'_>], buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let mut len = 0;
-    let codings = fields
-        .iter()
-        .filter(|f| is(f, "transfer-encoding"))
-        .flat_map(|f| list(f.value))
-        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"));
-    for coding in codings {
+    for coding in codings(fields) {
         let sep: &[u8] = if len == 0 { b"" } else { b", " };
         let end = len + sep.len() + coding.len();
         let slot = buf.get_mut(len..end)?;
@@ -317,13 +316,7 @@ impl<'a> Fields<'a> {
     /// `Transfer-Encoding`: the message's codings other than `chunked`, in order, then
     /// `chunked` if `chunked`. Writes nothing if that leaves nothing.
     fn transfer_encoding(&self, out: &mut Vec<u8>, chunked: bool) {
-        let mut codings = self
-            .all
-            .iter()
-            .filter(|f| is(f, "transfer-encoding"))
-            .flat_map(|f| list(f.value))
-            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"))
-            .peekable();
+        let mut codings = codings(self.all).peekable();
         if codings.peek().is_none() && !chunked {
             return;
         }
@@ -338,6 +331,17 @@ impl<'a> Fields<'a> {
         }
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// The transfer codings of a message other than `chunked`, in order, each as it was
+/// sent (parameters and all: `x;p="a,b"`), from a head the parser accepted (so the
+/// list splits one way only, and `chunked`, if listed, is last and bare).
+fn codings<'a>(fields: &'a [Header<'a>]) -> impl Iterator<Item = &'a [u8]> {
+    fields
+        .iter()
+        .filter(|f| is(f, "transfer-encoding"))
+        .flat_map(|f| list(f.value))
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Whether `field` is named `name`, in any case.
@@ -729,6 +733,17 @@ mod tests {
                 vec![],
                 vec!["gzip, chunked"],
             ),
+            // Review item 1: each coding as it came, a quoted comma and all.
+            (
+                &[
+                    ("Host", "h"),
+                    ("Transfer-Encoding", r#"x;p="a,b" , y;q="\",""#),
+                    ("Transfer-Encoding", "chunked"),
+                ][..],
+                parse::Framing::Chunked,
+                vec![],
+                vec![r#"x;p="a,b", y;q="\",", chunked"#],
+            ),
             (
                 &[("Host", "h"), ("Content-Length", "5")][..],
                 parse::Framing::None,
@@ -817,6 +832,11 @@ mod tests {
         assert_eq!(response_codings(&coded, &mut buf), Some(&b"gzip, br"[..]));
         let plain = fields(&[("Transfer-Encoding", "chunked")]);
         assert_eq!(response_codings(&plain, &mut buf), None);
+        let quoted = fields(&[("Transfer-Encoding", r#"x;p="a,b", chunked"#)]);
+        assert_eq!(
+            response_codings(&quoted, &mut buf),
+            Some(&br#"x;p="a,b""#[..])
+        );
         let long = fields(&[(
             "Transfer-Encoding",
             "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb, chunked",
