@@ -19,8 +19,9 @@
 //!   a well-formed prefix, re-chunked, then the close);
 //! - what the upstream received is a run of well-formed requests: CRLF line ends, a
 //!   `Host`, at most one framing field (a `Transfer-Encoding` whose last element, read
-//!   here with quoted-strings, is `chunked`), the proxy's `Via`; a connection left
-//!   with a request cut short is never idle (reusable);
+//!   here with quoted-strings, is `chunked`), the proxy's `Via`, never CONNECT or
+//!   TRACE (the proxy answers those itself); a connection left with a request cut
+//!   short is never idle (reusable);
 //! - bounded buffers: the copy buffers never hold more than two of their size (plus a
 //!   head), the client's pending output never more than the high-water mark plus a
 //!   copy buffer and a head.
@@ -131,6 +132,11 @@ fn check_forwarded(mut bytes: &[u8]) -> bool {
             "one framing"
         );
         assert!(count("via") == 1, "the proxy's Via");
+        let method = req.method.unwrap_or_default();
+        assert!(
+            method != "CONNECT" && method != "TRACE",
+            "forwarded {method}"
+        );
         let framing = req
             .headers
             .iter()
