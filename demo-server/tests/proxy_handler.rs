@@ -384,6 +384,23 @@ fn valid_but_unusual_requests_get_through_intact() {
     assert_eq!(up.get("transfer-encoding"), ["x;p=\"a,b\", chunked"]);
     assert_eq!(up.body, b"abc");
     assert_eq!(parse_all(&run.client)[0].status, 200);
+    // Review item D4: a field name with `_` is a token (RFC 9110 §5.1, §5.6.2), and
+    // goes as it came (nginx drops it by default; see the README).
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nmy_field: v_1\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.get("my_field"), ["v_1"]);
+    assert_eq!(up.get("X_Forwarded_For"), ["6.6.6.6"]);
+    assert_eq!(
+        up.get("X-Forwarded-For"),
+        ["192.0.2.1"],
+        "a field of its own"
+    );
+    let line = b"\r\nmy_field: v_1\r\n";
+    assert!(
+        run.upstream[0].windows(line.len()).any(|w| w == line),
+        "name and value byte for byte"
+    );
     // An HTTP/1.0 request without Host: the upstream gets one (RFC 9112 §3.2).
     let run = each_way(one_upstream, b"GET / HTTP/1.0\r\n\r\n", OK, false);
     assert_eq!(
