@@ -151,6 +151,20 @@ proxied = {
     "bad_name": (b"GET / HTTP/1.1\r\nHost: s\r\nA B: c\r\n\r\n", OK),
     "bad_version": (req(["GET / HTTP/1.7", "Host: s"]), OK),
     "userinfo": (req(["GET http://u@evil/ HTTP/1.1", "Host: s"]), OK),
+    # Review items 1, 6, 7, D4: lists split outside quoted-strings only (RFC 9110
+    # §5.6.4), OPTIONS * (RFC 9112 §3.2.4), Max-Forwards (RFC 9110 §7.6.2), CONNECT and
+    # TRACE answered by the proxy, `_` in a field name.
+    "te_quoted_comma": (req(["POST / HTTP/1.1", "Host: s", 'Transfer-Encoding: x;p="a,b", chunked'], b"3\r\nabc\r\n0\r\n\r\n"), OK),
+    "te_unterminated_quote": (req(["POST / HTTP/1.1", "Host: s", 'Transfer-Encoding: x;p="a, chunked'], b"0\r\n\r\n"), OK),
+    "te_escaped_quote": (req(["POST / HTTP/1.1", "Host: s", 'Transfer-Encoding: x;p="a\\", chunked'], b"0\r\n\r\n"), OK),
+    "resp_te_quoted_comma": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 200 OK", 'Transfer-Encoding: x;p="a,b", chunked'], b"2\r\nok\r\n0\r\n\r\n")),
+    "resp_te_unterminated_quote": (req(["GET / HTTP/1.1", "Host: s"]), resp(["HTTP/1.1 200 OK", 'Transfer-Encoding: x;p="a, chunked'], b"2\r\nok\r\n0\r\n\r\n")),
+    "options_absolute": (req(["OPTIONS http://a.example HTTP/1.1", "Host: a.example", "Max-Forwards: 3"]), OK),
+    "options_max_forwards_0": (req(["OPTIONS * HTTP/1.1", "Host: s", "Max-Forwards: 0"]) + req(["GET / HTTP/1.1", "Host: s"]), OK),
+    "options_max_forwards_bad": (req(["OPTIONS * HTTP/1.1", "Host: s", "Max-Forwards: 1, 2"]), OK),
+    "trace": (req(["TRACE / HTTP/1.1", "Host: s", "Max-Forwards: 0"]) + req(["GET / HTTP/1.1", "Host: s"]), OK),
+    "connect": (req(["CONNECT a.example:443 HTTP/1.1", "Host: a.example:443"]) + req(["GET /tunnelled HTTP/1.1", "Host: s"]), OK),
+    "underscore_name": (req(["GET / HTTP/1.1", "Host: s", "X_Forwarded_For: 6.6.6.6"]), OK),
 }
 for name, (client, upstream) in proxied.items():
     for i, (step, flags) in enumerate([(0x3f, 0), (6, 0x01), (0, 0x06), (2, 0x18), (13, 0x0b)]):

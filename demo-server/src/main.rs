@@ -261,18 +261,22 @@ fn main() -> ExitCode {
         }
     };
     let (threads, addr) = (config.threads, config.addr);
+    // Each listener's error names its own flag and address.
     let bound = match proxy {
-        None => Server::bind(config),
-        Some((proxy, admin)) => Server::proxy(config, proxy).and_then(|s| s.with_admin(admin)),
+        None => Server::bind(config).map_err(|e| ("--addr", addr, e)),
+        Some((proxy, admin)) => Server::proxy(config, proxy)
+            .map_err(|e| ("--addr", addr, e))
+            .and_then(|s| s.with_admin(admin).map_err(|e| ("--admin", admin, e))),
     };
     let server = match bound {
         Ok(server) => server,
-        Err(e) if e.kind() == ErrorKind::AddrInUse => {
-            eprintln!("demo-server: cannot listen on {addr}: address already in use");
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("demo-server: cannot listen on {addr}: {e}");
+        Err((flag, addr, e)) => {
+            let reason = if e.kind() == ErrorKind::AddrInUse {
+                "address already in use".to_owned()
+            } else {
+                e.to_string()
+            };
+            eprintln!("demo-server: cannot listen on {addr} ({flag}): {reason}");
             return ExitCode::FAILURE;
         }
     };

@@ -239,6 +239,39 @@ fn a_second_server_on_a_busy_address_fails_like_any_server() {
     assert!(served, "the first server kept serving");
 }
 
+/// Review item 9: a busy `--admin` address is reported as `--admin`, a busy `--addr` as
+/// `--addr`: the operator is told which flag to change.
+#[test]
+fn a_busy_proxy_address_names_its_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    for (flag, other) in [("--admin", "--addr"), ("--addr", "--admin")] {
+        let mut child = demo_server(&[
+            "proxy",
+            flag,
+            &busy,
+            other,
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+            "--threads",
+            "1",
+        ]);
+        let status = wait(&mut child, Duration::from_secs(10));
+        let stderr = stderr_of(&mut child);
+        let status = status.unwrap_or_else(|e| panic!("{flag}: {e}; stderr: {stderr}"));
+        assert_eq!(status.code(), Some(1), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "cannot listen on {busy} ({flag}): address already in use"
+            )),
+            "{flag}: {stderr}"
+        );
+        assert!(!stderr.contains(other), "{flag}: {stderr}");
+    }
+    drop(taken);
+}
+
 #[test]
 fn binding_a_busy_address_fails_in_process_too() {
     let config = |addr| Config {

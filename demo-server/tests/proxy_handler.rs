@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{parse_all, parse_response};
 use demo_server::proxy::handler::{Proxy, ProxyConfig};
+use demo_server::proxy::headers::ALLOW;
 use demo_server::proxy::mem::MemProxy;
 use demo_server::proxy::upstream::{HealthPolicy, State};
 use demo_server::state::{Limits, Shared};
@@ -375,6 +376,31 @@ fn valid_but_unusual_requests_get_through_intact() {
     assert_eq!(up.line, "GET /%7e%2F?x=%00 HTTP/1.1");
     assert_eq!(up.get("host"), ["a.example:81"]);
     assert!(run.upstream[0].windows(5).any(|w| w == b"X: \xe9t"));
+    // Review item 1: a comma inside a quoted parameter value splits nothing (RFC 9110
+    // §5.6.4): the codings go on as they came, the body re-chunked after them.
+    let request = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n3;e=\"1,2\"\r\nabc\r\n0\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.get("transfer-encoding"), ["x;p=\"a,b\", chunked"]);
+    assert_eq!(up.body, b"abc");
+    assert_eq!(parse_all(&run.client)[0].status, 200);
+    // Review item D4: a field name with `_` is a token (RFC 9110 §5.1, §5.6.2), and
+    // goes as it came (nginx drops it by default; see the README).
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nmy_field: v_1\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.get("my_field"), ["v_1"]);
+    assert_eq!(up.get("X_Forwarded_For"), ["6.6.6.6"]);
+    assert_eq!(
+        up.get("X-Forwarded-For"),
+        ["192.0.2.1"],
+        "a field of its own"
+    );
+    let line = b"\r\nmy_field: v_1\r\n";
+    assert!(
+        run.upstream[0].windows(line.len()).any(|w| w == line),
+        "name and value byte for byte"
+    );
     // An HTTP/1.0 request without Host: the upstream gets one (RFC 9112 §3.2).
     let run = each_way(one_upstream, b"GET / HTTP/1.0\r\n\r\n", OK, false);
     assert_eq!(
@@ -401,6 +427,12 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        // Review item 1: a list that splits two ways (RFC 9110 §5.6.1, §5.6.4): read
+        // at every comma these end in chunked; a quoted-string that does not end makes
+        // them one invalid coding (RFC 9112 §7).
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a\\\", chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1, chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length\t: 3\r\n\r\nabc",
@@ -500,6 +532,13 @@ fn response_bodies_are_reframed_for_the_client() {
     let r = &parse_all(&run.client)[0];
     assert_eq!(r.header("transfer-encoding"), Some("gzip, chunked"));
     assert_eq!(r.body, b"\x1f\x8b");
+    // Review item 1: each coding as it came, a quoted comma and all.
+    let coded =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n";
+    let run = each_way(one_upstream, get, coded, false);
+    let r = &parse_all(&run.client)[0];
+    assert_eq!(r.header("transfer-encoding"), Some("x;p=\"a,b\", chunked"));
+    assert_eq!(r.body, b"xy");
     // ... but cannot be told to an HTTP/1.0 client (RFC 9112 §6.1): 502.
     let run = each_way(one_upstream, get10, coded, false);
     assert!(run.client.starts_with(b"HTTP/1.0 502 "));
@@ -575,6 +614,8 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nok",
+        // Review item 1: split at every comma, this would end in chunked.
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
@@ -610,6 +651,97 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
     );
     assert!(run.client.starts_with(b"HTTP/1.1 502 "));
     assert_eq!(s.proxy.upstreams.stats(0).discarded, 1, "closed, not kept");
+}
+
+/// Review item 6: RFC 9112 §3.2.4, an absolute-form OPTIONS target with neither path
+/// nor query is for the server as a whole: `*` at the origin.
+#[test]
+fn options_for_the_whole_server_goes_up_in_asterisk_form() {
+    for (target, line) in [
+        ("http://a.example", "OPTIONS * HTTP/1.1"),
+        ("http://a.example:81", "OPTIONS * HTTP/1.1"),
+        ("http://a.example?q", "OPTIONS /?q HTTP/1.1"),
+        ("http://a.example/", "OPTIONS / HTTP/1.1"),
+        ("http://a.example/p?q", "OPTIONS /p?q HTTP/1.1"),
+        ("*", "OPTIONS * HTTP/1.1"),
+    ] {
+        let request = format!("OPTIONS {target} HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        let run = each_way(one_upstream, request.as_bytes(), OK, false);
+        let up = &forwarded(&run.upstream[0])[0];
+        assert_eq!(up.line, line, "{target}");
+        assert!(up.get("host")[0].starts_with("a.example"), "{target}");
+        assert_eq!(parse_all(&run.client)[0].status, 200);
+    }
+}
+
+/// Review item 7: RFC 9110 §7.6.2 (Max-Forwards), §9.3.6 (CONNECT), §9.3.8 (TRACE).
+/// What the proxy answers itself reaches no upstream.
+#[test]
+fn max_forwards_is_honoured_and_connect_and_trace_are_never_forwarded() {
+    let next = "GET /next HTTP/1.1\r\nHost: h\r\n\r\n";
+    let requests_sent =
+        |run: &Run| -> Vec<Forwarded> { run.upstream.iter().flat_map(|u| forwarded(u)).collect() };
+    // OPTIONS at 0: answered as the final recipient; the connection stays, and the
+    // request pipelined after it goes up.
+    for target in ["*", "/p", "http://a.example"] {
+        let request =
+            format!("OPTIONS {target} HTTP/1.1\r\nHost: h\r\nMax-Forwards: 0\r\n\r\n{next}");
+        let run = each_way(one_upstream, request.as_bytes(), OK, false);
+        let responses = parse_all(&run.client);
+        assert_eq!(responses.len(), 2, "{target}");
+        let r = &responses[0];
+        assert_eq!(r.status, 200, "{target}");
+        assert_eq!(r.header("allow"), Some(ALLOW));
+        assert_eq!(r.header("content-length"), Some("0"));
+        assert!(!r.closes());
+        let sent = requests_sent(&run);
+        assert_eq!(sent.len(), 1, "{target}");
+        assert_eq!(sent[0].line, "GET /next HTTP/1.1");
+        assert_eq!(responses[1].text(), "ok");
+    }
+    // Over 0: forwarded with one less (and only that one field).
+    let request =
+        b"OPTIONS http://a.example HTTP/1.1\r\nHost: a.example\r\nMax-Forwards: 10\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.line, "OPTIONS * HTTP/1.1");
+    assert_eq!(up.get("max-forwards"), ["9"]);
+    // Other methods: as it came, 0 included (a recipient MAY ignore it).
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 0\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    assert_eq!(forwarded(&run.upstream[0])[0].get("max-forwards"), ["0"]);
+    // Not `1*DIGIT`, or two values: 400, nothing forwarded, closed.
+    for bad in ["-1", "1, 1", "x", "", "1\r\nMax-Forwards: 1"] {
+        let request = format!("OPTIONS * HTTP/1.1\r\nHost: h\r\nMax-Forwards: {bad}\r\n\r\n{next}");
+        let run = each_way(one_upstream, request.as_bytes(), OK, false);
+        assert!(run.upstream.is_empty(), "{bad:?}");
+        let responses = parse_all(&run.client);
+        assert_eq!(responses.len(), 1, "{bad:?}");
+        assert_eq!(responses[0].status, 400, "{bad:?}");
+        assert!(responses[0].closes() && run.done, "{bad:?}");
+    }
+    // TRACE: 501, whatever Max-Forwards says; the connection stays.
+    for max_forwards in ["", "Max-Forwards: 0\r\n", "Max-Forwards: 5\r\n"] {
+        let request = format!("TRACE / HTTP/1.1\r\nHost: h\r\n{max_forwards}\r\n{next}");
+        let run = each_way(one_upstream, request.as_bytes(), OK, false);
+        let responses = parse_all(&run.client);
+        assert_eq!(responses[0].status, 501, "{max_forwards:?}");
+        let sent = requests_sent(&run);
+        assert_eq!(sent.len(), 1, "only the next request went up");
+        assert_eq!(sent[0].line, "GET /next HTTP/1.1");
+        assert!(!run.done);
+    }
+    // CONNECT: 501 and closed; what follows its head (a tunnel's bytes, here shaped
+    // as a request) is never read as a request, let alone forwarded.
+    for target in ["a.example:443", "[::1]:80"] {
+        let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n{next}");
+        let run = each_way(one_upstream, request.as_bytes(), OK, false);
+        assert!(run.upstream.is_empty(), "{target}");
+        let responses = parse_all(&run.client);
+        assert_eq!(responses.len(), 1, "{target}");
+        assert_eq!(responses[0].status, 501);
+        assert!(responses[0].closes() && run.done, "{target}");
+    }
 }
 
 /// A proxy pair with one request answered on `key`, left idle.

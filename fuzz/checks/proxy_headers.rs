@@ -13,12 +13,15 @@
 //! - never panics, never loops forever;
 //! - nothing is forwarded for an invalid request: if the client's first head is
 //!   refused by the request parser, or is ambiguous by a test of its own here (a bare
-//!   LF line end, both `Content-Length` and `Transfer-Encoding`), no upstream
-//!   connection ever received a byte (a body found broken only as it streams is cut
-//!   off instead: the upstream sees a well-formed prefix, re-chunked, then the close);
+//!   LF line end, both `Content-Length` and `Transfer-Encoding`, a `Transfer-Encoding`
+//!   with a quoted-string that does not end), no upstream connection ever received a
+//!   byte (a body found broken only as it streams is cut off instead: the upstream sees
+//!   a well-formed prefix, re-chunked, then the close);
 //! - what the upstream received is a run of well-formed requests: CRLF line ends, a
-//!   `Host`, at most one framing field, the proxy's `Via`; a connection left with a
-//!   request cut short is never idle (reusable);
+//!   `Host`, at most one framing field (a `Transfer-Encoding` whose last element, read
+//!   here with quoted-strings, is `chunked`), the proxy's `Via`, never CONNECT or
+//!   TRACE (the proxy answers those itself); a connection left with a request cut
+//!   short is never idle (reusable);
 //! - bounded buffers: the copy buffers never hold more than two of their size (plus a
 //!   head), the client's pending output never more than the high-water mark plus a
 //!   copy buffer and a head.
@@ -47,8 +50,27 @@ const MAX_HEAD: usize = 2048;
 /// Most steps a run takes: a bound on work, not a property.
 const MAX_STEPS: usize = 20_000;
 
+/// The last element of a list field value, by this check's own reading of RFC 9110
+/// §5.6.1 and §5.6.4 (a comma inside a quoted-string, quoted-pairs included, splits
+/// nothing); `None` if a quoted-string does not end.
+fn last_element(value: &[u8]) -> Option<&[u8]> {
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, &b) in value.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => start = i + 1,
+            _ => {}
+        }
+    }
+    (!quoted).then(|| value[start..].trim_ascii())
+}
+
 /// Whether the first head in `bytes` (up to its blank line) is ambiguous by this
-/// check's own reading: a bare LF line end, or both framing fields.
+/// check's own reading: a bare LF line end, both framing fields, or a
+/// `Transfer-Encoding` with a quoted-string that does not end (split at every comma,
+/// `x;p="a, chunked` ends in chunked; split as RFC 9110 §5.6.4 says, it does not).
 fn plainly_ambiguous(bytes: &[u8]) -> bool {
     let end = bytes
         .windows(4)
@@ -66,7 +88,13 @@ fn plainly_ambiguous(bytes: &[u8]) -> bool {
                 && line[name.len()] == b':'
         })
     };
-    bare_lf || (has(b"content-length") && has(b"transfer-encoding"))
+    let unterminated_quote = head.split(|&b| b == b'\n').skip(1).any(|line| {
+        let name = b"transfer-encoding:";
+        line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && last_element(line[name.len()..].trim_ascii()).is_none()
+    });
+    bare_lf || (has(b"content-length") && has(b"transfer-encoding")) || unterminated_quote
 }
 
 /// Checks that `bytes`, all an upstream connection received, are well-formed requests
@@ -104,6 +132,11 @@ fn check_forwarded(mut bytes: &[u8]) -> bool {
             "one framing"
         );
         assert!(count("via") == 1, "the proxy's Via");
+        let method = req.method.unwrap_or_default();
+        assert!(
+            method != "CONNECT" && method != "TRACE",
+            "forwarded {method}"
+        );
         let framing = req
             .headers
             .iter()
@@ -122,7 +155,12 @@ fn check_forwarded(mut bytes: &[u8]) -> bool {
                 }
                 bytes = &bytes[n..];
             }
-            Some(_) => {
+            Some((_, value)) => {
+                assert!(
+                    last_element(&value).is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")),
+                    "forwarded a Transfer-Encoding not ending in chunked: {:?}",
+                    String::from_utf8_lossy(&value)
+                );
                 // Chunked, as the proxy wrote it: `size CRLF data CRLF`, then `0 CRLF CRLF`.
                 loop {
                     let Some(eol) = bytes.windows(2).position(|w| w == b"\r\n") else {

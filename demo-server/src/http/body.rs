@@ -247,6 +247,25 @@ fn extension(state: State, b: u8) -> Result<State, Error> {
     })
 }
 
+/// Whether `parameters` is what may follow a transfer coding's name (RFC 9112 §7):
+/// `*( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) )`. That is the
+/// chunk-ext grammar of this decoder (§7.1.1), with whitespace before the first `;`
+/// and a value required for every name.
+pub(super) fn valid_transfer_parameters(parameters: &[u8]) -> bool {
+    use State::*;
+    let mut state = ExtSemi;
+    for &b in parameters {
+        let Ok(next) = extension(state, b) else {
+            return false;
+        };
+        if next == ExtPreName && matches!(state, ExtName | ExtPostName) {
+            return false; // a name without a value
+        }
+        state = next;
+    }
+    matches!(state, ExtToken | ExtQuoteEnd) || parameters.is_empty()
+}
+
 /// The next state inside a trailer line (RFC 9112 §7.1.2: a `field-line`, RFC 9112
 /// §5: `field-name ":" OWS field-value OWS`), for any byte but a CR that ends it. No
 /// whitespace before the colon (§5.1) and no obs-fold (§5.2).

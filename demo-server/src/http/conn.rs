@@ -277,6 +277,14 @@ impl Response<'_, '_> {
         self.start_with(status, BodyLen::Unknown, Some(codings));
     }
 
+    /// Closes the connection after this response (a request the handler answers
+    /// whose following bytes it will not read as requests). Call it before
+    /// [`start`](Self::start), so that the head says `Connection: close`.
+    #[inline]
+    pub fn close(&mut self) {
+        self.ex.keep_alive = false;
+    }
+
     /// Starts and completes a short `text/plain` response: the reason phrase of
     /// `status` and a newline (none to HEAD). The connection's own errors are these.
     pub fn status_page(&mut self, status: u16) {

@@ -8,7 +8,8 @@ use std::mem::MaybeUninit;
 
 use recycle::status::Version;
 
-use super::{Error, REG_NAME};
+use super::body::valid_transfer_parameters;
+use super::{Error, REG_NAME, TCHAR};
 
 /// Most header fields a request head may have; one more is a 431.
 pub const MAX_HEADERS: usize = 100;
@@ -222,9 +223,7 @@ pub fn parse<'b>(
 
     let mut content_length: Option<u64> = None;
     let mut repeated_length = false;
-    let mut transfer_encoding = false;
-    let mut chunked = false;
-    let mut coded = false;
+    let mut transfer_codings = TransferCodings::default();
     let mut close = false;
     let mut keep_alive_token = false;
     let mut hosts = 0;
@@ -245,22 +244,7 @@ pub fn parse<'b>(
                 }
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = true;
-            for coding in list(value) {
-                if coding.is_empty() {
-                    continue;
-                }
-                if chunked {
-                    // RFC 9112 §7: chunked is applied once, and last; a coding after
-                    // it (or chunked twice) is framing no one can delimit.
-                    return Err(Error::BadFraming);
-                }
-                if coding.eq_ignore_ascii_case(b"chunked") {
-                    chunked = true;
-                } else {
-                    coded = true;
-                }
-            }
+            transfer_codings.add(value)?;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in list(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
@@ -287,15 +271,15 @@ pub fn parse<'b>(
     if hosts > 1 || (version == Version::Http11 && hosts == 0) {
         return Err(Error::Malformed);
     }
-    let framing = if transfer_encoding {
+    let framing = if transfer_codings.present {
         // §6.1: TE in a 1.0 message, or TE beside Content-Length, is faulty framing;
         // §6.3 rule 4: TE whose final coding is not chunked cannot be delimited (400).
-        if version == Version::Http10 || content_length.is_some() || !chunked {
+        if version == Version::Http10 || content_length.is_some() || !transfer_codings.chunked {
             return Err(Error::BadFraming);
         }
         // §6.1: a coding the server does not understand is a 501 (the framing is
         // sound: a proxy forwards it).
-        if coded && codings == Codings::Refuse {
+        if transfer_codings.coded && codings == Codings::Refuse {
             return Err(Error::UnsupportedCoding);
         }
         Framing::Chunked
@@ -481,10 +465,92 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
 /// The elements of a comma-separated field value (RFC 9110 §5.6.1), each without its
 /// surrounding OWS; empty elements included.
 ///
+/// A comma inside a quoted-string (§5.6.4: `"` to `"`, a backslash taking the next
+/// byte as it is) does not split: `x;p="a,b", chunked` is two elements, `x;p="a,b"`
+/// and `chunked`. A quoted-string that does not end runs to the end of the value, one
+/// element (`x;p="a, chunked` is one): it matches no token, and no transfer coding
+/// ([`TransferCodings`] refuses it).
+///
 /// `trim_ascii` also trims CR, LF and FF, none of which httparse lets into a value, so
 /// on a parsed value it trims exactly OWS (SP and HTAB).
 pub(crate) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let value = rest?;
+        let (element, after) = match element_end(value) {
+            Some(comma) => (&value[..comma], Some(&value[comma + 1..])),
+            None => (value, None),
+        };
+        rest = after;
+        Some(element.trim_ascii())
+    })
+}
+
+/// Where the first list element of `value` ends: the index of the first comma outside
+/// a quoted-string, if any.
+fn element_end(value: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        i += memchr::memchr2(b',', b'"', value.get(i..)?)?;
+        if value[i] == b',' {
+            return Some(i);
+        }
+        i += 1; // the opening quote
+        // Inside the quoted-string: to its closing quote, over quoted-pairs.
+        loop {
+            i += memchr::memchr2(b'"', b'\\', value.get(i..)?)?;
+            if value[i] == b'"' {
+                i += 1;
+                break;
+            }
+            i += 2;
+        }
+    }
+}
+
+/// What the `Transfer-Encoding` fields of a message say (RFC 9112 §6.1, §7), read one
+/// field at a time with [`add`](Self::add). Shared by requests and responses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TransferCodings {
+    /// The message has a `Transfer-Encoding` field.
+    pub(crate) present: bool,
+    /// The last coding so far is `chunked`.
+    pub(crate) chunked: bool,
+    /// A coding other than `chunked` is listed.
+    pub(crate) coded: bool,
+}
+
+impl TransferCodings {
+    /// Reads the codings of one `Transfer-Encoding` value, skipping empty elements
+    /// (RFC 9110 §5.6.1).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadFraming`] for framing no one could delimit, or that two recipients
+    /// could read two ways: a coding that is not `token *( OWS ";" OWS
+    /// transfer-parameter )` (§7; an unterminated quoted-string among its parameters,
+    /// say), `chunked` with parameters (§7.1: "Their presence SHOULD be treated as an
+    /// error"), any coding after `chunked` (§7: it is applied once, and last).
+    pub(crate) fn add(&mut self, value: &[u8]) -> Result<(), Error> {
+        self.present = true;
+        for coding in list(value).filter(|coding| !coding.is_empty()) {
+            let name_len = coding
+                .iter()
+                .position(|&b| !TCHAR.contains(b))
+                .unwrap_or(coding.len());
+            let (name, parameters) = coding.split_at(name_len);
+            if self.chunked || name.is_empty() || !valid_transfer_parameters(parameters) {
+                return Err(Error::BadFraming);
+            }
+            // §7: coding names are case-insensitive.
+            self.chunked = name.eq_ignore_ascii_case(b"chunked");
+            if self.chunked && !parameters.is_empty() {
+                return Err(Error::BadFraming);
+            }
+            self.coded |= !self.chunked;
+        }
+        Ok(())
+    }
 }
 
 /// An absolute-form `http` or `https` target split into its authority (possibly
@@ -673,6 +739,23 @@ mod tests {
             "Transfer-Encoding: chunked;q=1",
             "Transfer-Encoding: ",
             "Content-Length: 1\r\nTransfer-Encoding: gzip, chunked",
+            // Review item 1: RFC 9110 §5.6.4, a comma in a quoted-string splits
+            // nothing. Unterminated, the quoted-string runs to the end of the value:
+            // no final chunked (a reader splitting at every comma would see one).
+            "Transfer-Encoding: x;p=\"a, chunked",
+            "Transfer-Encoding: x;p=\"a\\\", chunked",
+            "Transfer-Encoding: x;p=\"a\\",
+            "Transfer-Encoding: chunked, x;p=\"a,b\"",
+            // RFC 9112 §7: `token *( OWS ";" OWS transfer-parameter )`, and chunked
+            // has no parameters (§7.1).
+            "Transfer-Encoding: chunked;q=1, chunked",
+            "Transfer-Encoding: \"chunked\"",
+            "Transfer-Encoding: x y, chunked",
+            "Transfer-Encoding: x;p, chunked",
+            "Transfer-Encoding: x;p=, chunked",
+            "Transfer-Encoding: x;=v, chunked",
+            "Transfer-Encoding: x;p=\"v\"w, chunked",
+            "Transfer-Encoding: ;p=v, chunked",
         ] {
             let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{bad}\r\n\r\n");
             assert_eq!(parse_all(&req), Err(Error::BadFraming), "{bad}");
@@ -685,6 +768,9 @@ mod tests {
             "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
             "Transfer-Encoding: br ,\tCHUNKED",
             "Transfer-Encoding: identity, chunked",
+            "Transfer-Encoding: x;p=\"a,b\", chunked",
+            "Transfer-Encoding: x ; p = \"a\\\",\\\\\" ;q=1,chunked",
+            "Transfer-Encoding: gzip;level=9\t, ,chunked",
         ] {
             let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{coded}\r\n\r\n");
             assert_eq!(parse_all(&req), Err(Error::UnsupportedCoding), "{coded}");
@@ -701,6 +787,30 @@ mod tests {
             assert_eq!(parse_all(&req), Err(Error::BadFraming), "{te}");
             assert_eq!(parse_forwarding(&req), Err(Error::BadFraming), "{te}");
         }
+    }
+
+    #[test]
+    fn lists_split_outside_quoted_strings_only() {
+        // RFC 9110 §5.6.1 (OWS around elements, empty ones kept), §5.6.4 (quoted-string,
+        // quoted-pair).
+        let elements = |value: &str| -> Vec<String> {
+            list(value.as_bytes())
+                .map(|e| String::from_utf8(e.to_vec()).unwrap())
+                .collect()
+        };
+        assert_eq!(elements("a, b ,\tc"), ["a", "b", "c"]);
+        assert_eq!(elements(" , a,,"), ["", "a", "", ""]);
+        assert_eq!(elements(""), [""]);
+        assert_eq!(elements("x;p=\"a,b\", chunked"), ["x;p=\"a,b\"", "chunked"]);
+        assert_eq!(elements(r#""a\",b", c"#), [r#""a\",b""#, "c"]);
+        assert_eq!(elements(r#""a\\", b"#), [r#""a\\""#, "b"]);
+        assert_eq!(elements("\"\", \"\""), ["\"\"", "\"\""]);
+        // Unterminated: one element to the end, whatever follows.
+        assert_eq!(elements("x;p=\"a, chunked"), ["x;p=\"a, chunked"]);
+        assert_eq!(elements("a, \"b, c"), ["a", "\"b, c"]);
+        // A backslash outside a quoted-string is a byte like any other.
+        assert_eq!(elements(r#"a\, b\"c, d"#), [r#"a\"#, r#"b\"c, d"#]);
+        assert_eq!(elements("\"a\\"), ["\"a\\"]);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use std::mem::MaybeUninit;
 use recycle::status::Version;
 
 use super::body::ChunkedDecoder;
-use super::parse::{MAX_HEADERS, head_end, list, parse_content_length};
+use super::parse::{MAX_HEADERS, TransferCodings, head_end, list, parse_content_length};
 
 /// Why an upstream response was refused. Before any of the response went to the
 /// client the proxy answers each with 502; after, it cuts the client's response off.
@@ -230,9 +230,7 @@ pub fn parse<'h, 'b>(
     let reason = buf.get(13..line_end).unwrap_or(b"");
 
     let mut content_length: Option<u64> = None;
-    let mut transfer_encoding = false;
-    let mut chunked_last = false;
-    let mut transfer_coded = false;
+    let mut codings = TransferCodings::default();
     let mut close = false;
     let mut keep_alive_option = false;
     for field in res.headers.iter() {
@@ -247,20 +245,10 @@ pub fn parse<'h, 'b>(
                 content_length = Some(n);
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = true;
-            for coding in list(field.value) {
-                if coding.is_empty() {
-                    continue;
-                }
-                // RFC 9112 §7: chunked is applied at most once. Anything after it is
-                // refused as in a request (§6.1): a body chunked and then coded again
-                // could be forwarded only unchanged and close-delimited.
-                if chunked_last {
-                    return Err(Error::BadFraming);
-                }
-                chunked_last = coding.eq_ignore_ascii_case(b"chunked");
-                transfer_coded |= !chunked_last;
-            }
+            // As in a request: a coding after chunked is refused (a body chunked and
+            // then coded again could be forwarded only unchanged and close-delimited),
+            // and so is a list that could be split two ways.
+            codings.add(field.value).map_err(|_| Error::BadFraming)?;
         } else if name.eq_ignore_ascii_case("connection") {
             for option in list(field.value) {
                 close |= option.eq_ignore_ascii_case(b"close");
@@ -268,7 +256,7 @@ pub fn parse<'h, 'b>(
             }
         }
     }
-    if transfer_encoding && (content_length.is_some() || version == Version::Http10) {
+    if codings.present && (content_length.is_some() || version == Version::Http10) {
         // §6.3 rule 3: both is "ought to be handled as an error"; §6.1: a 1.0 message
         // with Transfer-Encoding has faulty framing.
         return Err(Error::BadFraming);
@@ -279,9 +267,9 @@ pub fn parse<'h, 'b>(
         Framing::Tunnel
     } else if method == b"HEAD" || status < 200 || status == 204 || status == 304 {
         Framing::None
-    } else if transfer_encoding && chunked_last {
+    } else if codings.present && codings.chunked {
         Framing::Chunked
-    } else if transfer_encoding {
+    } else if codings.present {
         Framing::Close
     } else if let Some(n) = content_length {
         Framing::Length(n)
@@ -300,7 +288,7 @@ pub fn parse<'h, 'b>(
             keep_alive,
             framing,
             content_length,
-            transfer_coded,
+            transfer_coded: codings.coded,
         },
         reason,
         fields: res.headers,
@@ -514,6 +502,9 @@ mod tests {
             ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n", Framing::Chunked),
             ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n", Framing::Chunked),
             ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", Framing::Chunked),
+            // A comma inside a quoted parameter value splits nothing (RFC 9110 §5.6.4).
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n", Framing::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a\\\",chunked\"\r\n", Framing::Close),
             // §6.3 rule 4: final coding not chunked → read until close.
             ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n", Framing::Close),
             // Rule 8: neither field.
@@ -643,6 +634,15 @@ mod tests {
             "Transfer-Encoding: chunked, gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
+            // Review item 1: a list read two ways (RFC 9110 §5.6.1, §5.6.4): an
+            // unterminated quoted-string, where a reader that splits at every comma
+            // sees a final chunked; codings outside the grammar (RFC 9112 §7).
+            "Transfer-Encoding: x;p=\"a, chunked",
+            "Transfer-Encoding: x;p=\"a\\\", chunked",
+            "Transfer-Encoding: \"chunked\"",
+            "Transfer-Encoding: x y, chunked",
+            "Transfer-Encoding: chunked;q=1",
+            "Transfer-Encoding: x;p, chunked",
         ] {
             let response = format!("HTTP/1.1 200 OK\r\n{bad}\r\n");
             assert_eq!(head(&response), Err(Error::BadFraming), "{bad:?}");

@@ -18,9 +18,11 @@
 //!
 //! # One exchange
 //!
-//! 1. `on_request`: choose an upstream (round robin, passive health: none up is a 503
-//!    at once), write the rewritten head ([`headers::write_request_head`]) into the
-//!    output buffer, ask for a connection.
+//! 1. `on_request`: answer the requests that are not forwarded (CONNECT, TRACE, an
+//!    OPTIONS at `Max-Forwards: 0`: [`headers::disposition`]); choose an upstream
+//!    (round robin, passive health: none up is a 503 at once), write the rewritten
+//!    head ([`headers::write_request_head`]) into the output buffer, ask for a
+//!    connection.
 //! 2. `on_body`: each piece of the request body is appended (re-chunked if it came
 //!    chunked); when the output buffer is full, the handler takes fewer bytes, and the
 //!    connection stops reading the client until the upstream took some.
@@ -65,7 +67,7 @@ use recycle::Pool;
 use recycle::io::BufferPool;
 use recycle::status::Version;
 
-use super::headers;
+use super::headers::{self, Disposition};
 use super::upstream::{Event, Exchange, HealthPolicy, IdleConns, RoundRobin, Upstreams};
 use crate::http::conn::{Handler, Response};
 use crate::http::encode;
@@ -831,6 +833,10 @@ impl Handler for ProxyHandler {
             debug_assert!(false, "a request during an exchange");
             self.on_abort(w);
         }
+        let max_forwards = match headers::disposition(req.method_name, req.headers) {
+            Disposition::Forward { max_forwards } => max_forwards,
+            local => return headers::answer(local, res), // CONNECT, TRACE, OPTIONS at 0
+        };
         let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
             res.status_page(503); // every upstream is down: at once
             return;
@@ -861,6 +867,7 @@ impl Handler for ProxyHandler {
             fields: req.headers,
             client: self.client,
             fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
+            max_forwards,
         };
         headers::write_request_head(
             &mut self.out,

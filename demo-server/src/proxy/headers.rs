@@ -15,7 +15,11 @@
 //!   [`parse::Framing`] (`Content-Length: n`, or `Transfer-Encoding` with the message's
 //!   other codings kept in order and `chunked` last); to the client, from
 //!   [`response_body`]. The input's own `Content-Length` and `Transfer-Encoding` are
-//!   never copied.
+//!   never copied: the body is re-chunked, so the codings list is written anew, each
+//!   coding as it was sent, parameters and all (`x;p="a,b", chunked` goes on as
+//!   `x;p="a,b", chunked`). Lists are split where RFC 9110 §5.6.1 splits them, never
+//!   inside a quoted-string (§5.6.4); a `Transfer-Encoding` that could be split two
+//!   ways was refused by the parser (400, or 502 from an upstream).
 //! - **`Via` is appended to** (§7.6.3): the received protocol and [`VIA_NAME`], after
 //!   any `Via` list the message carried (upstream, the lines become one list; to the
 //!   client, the upstream's `Via` lines are kept and one more follows them, which is
@@ -25,7 +29,11 @@
 //! the list it carried, several lines merged into one), `X-Forwarded-Host` (the
 //! client's `Host`) and `X-Forwarded-Proto: http`; whatever `X-Forwarded-Host` and
 //! `X-Forwarded-Proto` the client sent are replaced, not trusted. `Expect` is not
-//! forwarded: the connection answers `100 Continue` itself. To the client, the
+//! forwarded: the connection answers `100 Continue` itself. An absolute-form OPTIONS
+//! target with neither path nor query goes as `OPTIONS *` (RFC 9112 §3.2.4), and an
+//! OPTIONS request's `Max-Forwards` less one (RFC 9110 §7.6.2; which requests the proxy
+//! answers itself instead, CONNECT and TRACE among them, is [`disposition`]'s). Field
+//! names with `_` are tokens (RFC 9110 §5.1) and go as they came. To the client, the
 //! upstream's `Date` is replaced by the proxy's (as nginx does).
 //!
 //! # Examples
@@ -49,6 +57,7 @@
 //!     fields: &fields,
 //!     client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
 //!     fallback_host: b"127.0.0.1:8080",
+//!     max_forwards: None,
 //! };
 //! let mut out = Vec::new();
 //! write_request_head(&mut out, &request, Framing::None, false);
@@ -69,7 +78,7 @@ use std::net::IpAddr;
 use httparse::Header;
 use recycle::status::Version;
 
-use crate::http::conn::BodyLen;
+use crate::http::conn::{BodyLen, Response};
 use crate::http::parse::{self, list};
 use crate::http::response;
 
@@ -97,7 +106,8 @@ pub struct Request<'a> {
     /// The method, forwarded as is.
     pub method: &'a [u8],
     /// The target: origin-form and asterisk-form are forwarded as is, absolute-form
-    /// (`http://host/p?q`) is reduced to origin-form (`/p?q`) and its authority becomes
+    /// (`http://host/p?q`) is reduced to origin-form (`/p?q`), or to `*` for an OPTIONS
+    /// request with neither path nor query (RFC 9112 §3.2.4), and its authority becomes
     /// the `Host` (RFC 9112 §3.2.2).
     pub target: &'a [u8],
     /// The version the client spoke: the received protocol in `Via`. The request goes
@@ -110,6 +120,9 @@ pub struct Request<'a> {
     /// The `Host` to send when the client sent none (an HTTP/1.0 request): the
     /// upstream's address. HTTP/1.1 requires one (RFC 9112 §3.2).
     pub fallback_host: &'a [u8],
+    /// `Some(n)`: send `Max-Forwards: n` instead of the client's (the value
+    /// [`Disposition::Forward`] gives); `None`: the client's, if any, as it came.
+    pub max_forwards: Option<u64>,
 }
 
 /// How long the body of the upstream response `head` is, as the client that spoke
@@ -167,12 +180,7 @@ pub fn via(received: Version) -> &'static [u8] {
 /// not fit.
 pub fn response_codings<'b>(fields: &[Header<'_>], buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let mut len = 0;
-    let codings = fields
-        .iter()
-        .filter(|f| is(f, "transfer-encoding"))
-        .flat_map(|f| list(f.value))
-        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"));
-    for coding in codings {
+    for coding in codings(fields) {
         let sep: &[u8] = if len == 0 { b"" } else { b", " };
         let end = len + sep.len() + coding.len();
         let slot = buf.get_mut(len..end)?;
@@ -181,6 +189,113 @@ pub fn response_codings<'b>(fields: &[Header<'_>], buf: &'b mut [u8]) -> Option<
         len = end;
     }
     (len > 0).then(|| &buf[..len])
+}
+
+/// The methods an OPTIONS request that the proxy answers itself is told it forwards:
+/// those of RFC 9110 §9.3 but CONNECT and TRACE, and PATCH (any other method is
+/// forwarded too; the upstream knows which it supports).
+pub const ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH";
+
+/// What the proxy does with a request before it chooses an upstream
+/// ([`disposition`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Forward it; with `Max-Forwards: n` in place of the client's if `max_forwards` is
+    /// `Some(n)` (an OPTIONS request that came with `n + 1`).
+    Forward {
+        /// The `Max-Forwards` to send instead of the client's.
+        max_forwards: Option<u64>,
+    },
+    /// Answer it as the final recipient (an OPTIONS request with `Max-Forwards: 0`):
+    /// 200, [`ALLOW`], no content.
+    Options,
+    /// Refuse it with the proxy's own `status` page; close the connection after it if
+    /// `close`.
+    Refuse {
+        /// The status.
+        status: u16,
+        /// Whether the connection closes after the response.
+        close: bool,
+    },
+}
+
+/// What the proxy does with a request made with `method` (as sent: methods are
+/// case-sensitive, RFC 9110 §9.1) and `fields`, before it chooses an upstream:
+///
+/// - **CONNECT**: 501, and the connection closes (the bytes after the head would be a
+///   tunnel's). A reverse proxy opens no tunnels (RFC 9110 §9.3.6), and forwarding the
+///   request would let an upstream open one through it: it never reaches one.
+/// - **TRACE**: 501. Its response echoes the request as received (RFC 9110 §9.3.8), the
+///   proxy's additions and any credentials included: a reflection a script can read
+///   ("cross-site tracing"), which is why production proxies turn TRACE off (nginx
+///   answers 405). 501 rather than 405 because the proxy serves it for no resource at
+///   all (§15.6.2), and 405 would have to list the methods the upstream's resource
+///   allows (§15.5.6), which only the upstream knows.
+/// - **OPTIONS** with `Max-Forwards` (RFC 9110 §7.6.2): at 0 answered here as the final
+///   recipient ([`Disposition::Options`]), otherwise forwarded with the value less one.
+///   A value that is not `1*DIGIT`, or two of them (it is a singleton), is a 400 and
+///   the connection closes: the proxy must update the value and cannot, and forwarding
+///   it unread would leave the next hop to read it its own way (Apache's `mod_proxy`
+///   refuses it with 400 too). A value past `u64` is taken as `u64::MAX`, the most
+///   this proxy supports (§7.6.2 lets it lower the value to that).
+/// - Anything else is forwarded. `Max-Forwards` on other methods goes as it came
+///   (§7.6.2: a recipient MAY ignore it).
+pub fn disposition(method: &str, fields: &[Header<'_>]) -> Disposition {
+    match method {
+        "CONNECT" => Disposition::Refuse {
+            status: 501,
+            close: true,
+        },
+        "TRACE" => Disposition::Refuse {
+            status: 501,
+            close: false,
+        },
+        "OPTIONS" => match max_forwards(fields) {
+            Err(()) => Disposition::Refuse {
+                status: 400,
+                close: true,
+            },
+            Ok(Some(0)) => Disposition::Options,
+            Ok(n) => Disposition::Forward {
+                max_forwards: n.map(|n| n - 1),
+            },
+        },
+        _ => Disposition::Forward { max_forwards: None },
+    }
+}
+
+/// Answers a request the proxy does not forward (a [`disposition`] other than
+/// [`Disposition::Forward`], which writes nothing).
+pub fn answer(disposition: Disposition, res: &mut Response<'_, '_>) {
+    match disposition {
+        Disposition::Forward { .. } => debug_assert!(false, "a forwarded request answered"),
+        Disposition::Options => {
+            res.start(200, BodyLen::Known(0));
+            res.header("Allow", ALLOW.as_bytes());
+        }
+        Disposition::Refuse { status, close } => {
+            if close {
+                res.close();
+            }
+            res.status_page(status);
+        }
+    }
+}
+
+/// The request's `Max-Forwards` (RFC 9110 §7.6.2: `1*DIGIT`, one field): `Ok(None)`
+/// without one, `Err` for an invalid value or two fields.
+fn max_forwards(fields: &[Header<'_>]) -> Result<Option<u64>, ()> {
+    let mut found = None;
+    for f in fields.iter().filter(|f| is(f, "max-forwards")) {
+        if found.is_some() || f.value.is_empty() || !f.value.iter().all(u8::is_ascii_digit) {
+            return Err(());
+        }
+        let n = f.value.iter().fold(0u64, |n, &d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        });
+        found = Some(n);
+    }
+    Ok(found)
 }
 
 /// Writes the head of `request` as it goes upstream: HTTP/1.1, hop-by-hop fields
@@ -197,7 +312,10 @@ pub fn write_request_head(
 
     out.extend_from_slice(request.method);
     out.push(b' ');
-    if !target.starts_with(b"/") && authority.is_some() {
+    if authority.is_some() && target.is_empty() && request.method == b"OPTIONS" {
+        // RFC 9112 §3.2.4: no path and no query is the server as a whole.
+        out.push(b'*');
+    } else if !target.starts_with(b"/") && authority.is_some() {
         out.push(b'/'); // "http://host?q" → "/?q"
     }
     out.extend_from_slice(target);
@@ -207,6 +325,13 @@ pub fn write_request_head(
     // names it: that option would only make the request invalid.
     let host = authority.or_else(|| fields.all.iter().find(|f| is(f, "host")).map(|f| f.value));
     field(out, b"Host: ", host.unwrap_or(request.fallback_host));
+    // The client's Max-Forwards goes as it came unless it is replaced ("" names no
+    // field).
+    let max_forwards = if request.max_forwards.is_some() {
+        "max-forwards"
+    } else {
+        ""
+    };
     fields.copy(
         out,
         &[
@@ -217,8 +342,16 @@ pub fn write_request_head(
             "x-forwarded-for",
             "x-forwarded-host",
             "x-forwarded-proto",
+            max_forwards,
         ],
     );
+    if let Some(n) = request.max_forwards {
+        field(
+            out,
+            b"Max-Forwards: ",
+            itoa::Buffer::new().format(n).as_bytes(),
+        );
+    }
     match framing {
         parse::Framing::None => {}
         parse::Framing::Length(n) => content_length(out, n),
@@ -317,13 +450,7 @@ impl<'a> Fields<'a> {
     /// `Transfer-Encoding`: the message's codings other than `chunked`, in order, then
     /// `chunked` if `chunked`. Writes nothing if that leaves nothing.
     fn transfer_encoding(&self, out: &mut Vec<u8>, chunked: bool) {
-        let mut codings = self
-            .all
-            .iter()
-            .filter(|f| is(f, "transfer-encoding"))
-            .flat_map(|f| list(f.value))
-            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"))
-            .peekable();
+        let mut codings = codings(self.all).peekable();
         if codings.peek().is_none() && !chunked {
             return;
         }
@@ -338,6 +465,17 @@ impl<'a> Fields<'a> {
         }
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// The transfer codings of a message other than `chunked`, in order, each as it was
+/// sent (parameters and all: `x;p="a,b"`), from a head the parser accepted (so the
+/// list splits one way only, and `chunked`, if listed, is last and bare).
+fn codings<'a>(fields: &'a [Header<'a>]) -> impl Iterator<Item = &'a [u8]> {
+    fields
+        .iter()
+        .filter(|f| is(f, "transfer-encoding"))
+        .flat_map(|f| list(f.value))
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"))
 }
 
 /// Whether `field` is named `name`, in any case.
@@ -426,15 +564,28 @@ mod tests {
         version: Version,
         framing: parse::Framing,
     ) -> (String, Vec<(String, String)>) {
+        forwarded_as("POST", lines, target, version, framing, None)
+    }
+
+    /// [`forwarded`], for any method and `Max-Forwards` replacement.
+    fn forwarded_as(
+        method: &str,
+        lines: &[(&'static str, &'static str)],
+        target: &str,
+        version: Version,
+        framing: parse::Framing,
+        max_forwards: Option<u64>,
+    ) -> (String, Vec<(String, String)>) {
         let fields = fields(lines);
         let target: &'static [u8] = Box::leak(target.as_bytes().to_vec().into_boxed_slice());
         let request = Request {
-            method: b"POST",
+            method: method.as_bytes(),
             target,
             version,
             fields: &fields,
             client: CLIENT,
             fallback_host: b"upstream:8080",
+            max_forwards,
         };
         let mut out = Vec::new();
         write_request_head(&mut out, &request, framing, false);
@@ -698,6 +849,108 @@ mod tests {
     }
 
     #[test]
+    fn options_for_the_whole_server_goes_in_asterisk_form() {
+        // RFC 9112 §3.2.4: an absolute-form OPTIONS target with an empty path and no
+        // query is "*" at the origin server; with either, it is origin-form.
+        for (method, target, line) in [
+            ("OPTIONS", "http://a.example", "OPTIONS * HTTP/1.1"),
+            ("OPTIONS", "HTTPS://a.example:8443", "OPTIONS * HTTP/1.1"),
+            ("OPTIONS", "http://a.example?q", "OPTIONS /?q HTTP/1.1"),
+            ("OPTIONS", "http://a.example/", "OPTIONS / HTTP/1.1"),
+            ("OPTIONS", "http://a.example/p", "OPTIONS /p HTTP/1.1"),
+            ("OPTIONS", "*", "OPTIONS * HTTP/1.1"),
+            ("OPTIONS", "/", "OPTIONS / HTTP/1.1"),
+            ("options", "http://a.example", "options / HTTP/1.1"),
+            ("GET", "http://a.example", "GET / HTTP/1.1"),
+        ] {
+            let (got, fields) = forwarded_as(
+                method,
+                &[("Host", "b.example")],
+                target,
+                Version::Http11,
+                parse::Framing::None,
+                None,
+            );
+            assert_eq!(got, line, "{method} {target}");
+            let host = if target.contains("a.example") {
+                "a.example"
+            } else {
+                "b.example"
+            };
+            assert!(get(&fields, "host")[0].starts_with(host), "{target}");
+        }
+    }
+
+    #[test]
+    fn max_forwards_is_replaced_only_when_asked() {
+        let lines = [("Host", "h"), ("Max-Forwards", "5"), ("X", "y")];
+        let (_, fields) = forwarded_as(
+            "OPTIONS",
+            &lines,
+            "/",
+            Version::Http11,
+            parse::Framing::None,
+            Some(4),
+        );
+        assert_eq!(get(&fields, "max-forwards"), ["4"], "RFC 9110 §7.6.2");
+        let (_, fields) = forwarded_as(
+            "GET",
+            &lines,
+            "/",
+            Version::Http11,
+            parse::Framing::None,
+            None,
+        );
+        assert_eq!(get(&fields, "max-forwards"), ["5"], "as it came");
+    }
+
+    #[test]
+    fn what_the_proxy_answers_itself() {
+        let options = |max_forwards: &[&'static str]| {
+            let lines: Vec<_> = max_forwards.iter().map(|&v| ("Max-Forwards", v)).collect();
+            disposition("OPTIONS", &fields(&lines))
+        };
+        let forward = |max_forwards| Disposition::Forward { max_forwards };
+        let refuse = |status, close| Disposition::Refuse { status, close };
+        // RFC 9110 §7.6.2: decremented, or answered at 0.
+        assert_eq!(options(&[]), forward(None));
+        assert_eq!(options(&["0"]), Disposition::Options);
+        assert_eq!(options(&["000"]), Disposition::Options);
+        assert_eq!(options(&["1"]), forward(Some(0)));
+        assert_eq!(options(&["10"]), forward(Some(9)));
+        assert_eq!(
+            options(&["99999999999999999999999"]),
+            forward(Some(u64::MAX - 1)),
+            "capped at the most this proxy supports"
+        );
+        // Not `1*DIGIT`, or not one value: 400, and the connection closes.
+        for bad in [
+            &[""][..],
+            &["-1"],
+            &["+1"],
+            &["1.0"],
+            &["0x1"],
+            &["1 2"],
+            &["1, 2"],
+            &["1,1"],
+            &["a"],
+            &["1", "1"],
+            &["0", "5"],
+        ] {
+            assert_eq!(options(bad), refuse(400, true), "{bad:?}");
+        }
+        // Other methods ignore it (§7.6.2: a recipient MAY).
+        let zero = fields(&[("Max-Forwards", "0")]);
+        for method in ["GET", "POST", "options", "PATCH"] {
+            assert_eq!(disposition(method, &zero), forward(None), "{method}");
+        }
+        // RFC 9110 §9.3.6, §9.3.8: never tunnelled, never reflected.
+        assert_eq!(disposition("CONNECT", &[]), refuse(501, true));
+        assert_eq!(disposition("TRACE", &zero), refuse(501, false));
+        assert!(!ALLOW.contains("CONNECT") && !ALLOW.contains("TRACE"));
+    }
+
+    #[test]
     fn request_framing_is_written_for_the_upstream() {
         let te = [
             ("Host", "h"),
@@ -729,6 +982,17 @@ mod tests {
                 vec![],
                 vec!["gzip, chunked"],
             ),
+            // Review item 1: each coding as it came, a quoted comma and all.
+            (
+                &[
+                    ("Host", "h"),
+                    ("Transfer-Encoding", r#"x;p="a,b" , y;q="\",""#),
+                    ("Transfer-Encoding", "chunked"),
+                ][..],
+                parse::Framing::Chunked,
+                vec![],
+                vec![r#"x;p="a,b", y;q="\",", chunked"#],
+            ),
             (
                 &[("Host", "h"), ("Content-Length", "5")][..],
                 parse::Framing::None,
@@ -748,6 +1012,7 @@ mod tests {
             fields: &[],
             client: CLIENT,
             fallback_host: b"u",
+            max_forwards: None,
         };
         write_request_head(&mut out, &request, parse::Framing::None, true);
         assert!(out.windows(19).any(|w| w == b"Connection: close\r\n"));
@@ -817,6 +1082,11 @@ mod tests {
         assert_eq!(response_codings(&coded, &mut buf), Some(&b"gzip, br"[..]));
         let plain = fields(&[("Transfer-Encoding", "chunked")]);
         assert_eq!(response_codings(&plain, &mut buf), None);
+        let quoted = fields(&[("Transfer-Encoding", r#"x;p="a,b", chunked"#)]);
+        assert_eq!(
+            response_codings(&quoted, &mut buf),
+            Some(&br#"x;p="a,b""#[..])
+        );
         let long = fields(&[(
             "Transfer-Encoding",
             "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb, chunked",
