@@ -959,3 +959,30 @@ fn with_no_idle_connections_allowed_each_request_says_close() {
     }
     assert_eq!(parse_all(mem.client_received()).len(), 2);
 }
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+
+#[test]
+fn interim_responses_of_any_total_size_go_through_and_their_number_is_bounded() {
+    // Three 103s of 12 KB each: more than the 32 KiB input buffer together.
+    let link = format!("Link: <{}>; rel=preload\r\n", "a".repeat(12_000));
+    let mut response = Vec::new();
+    for _ in 0..3 {
+        response.extend_from_slice(format!("HTTP/1.1 103 Early Hints\r\n{link}\r\n").as_bytes());
+    }
+    response.extend_from_slice(OK);
+    let run = each_way(one_upstream, GET, &response, false);
+    let all = parse_all(&run.client);
+    let statuses: Vec<u16> = all.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [103, 103, 103, 200]);
+    assert_eq!(all[3].text(), "ok");
+
+    // An endless stream of them (here 1820, 32 KiB): 502 after the eighth.
+    let mut response = b"HTTP/1.1 103 X\r\n\r\n".repeat(1820);
+    response.extend_from_slice(OK);
+    let run = each_way(one_upstream, GET, &response, false);
+    let all = parse_all(&run.client);
+    let statuses: Vec<u16> = all.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [[103; 8].as_slice(), &[502]].concat());
+    assert!(!run.done, "the client's connection survives a 502");
+}

@@ -44,7 +44,8 @@
 //!   failed this way was closed by the upstream while idle: that is no mark against
 //!   the upstream's health, and the retry makes it no 502 either.
 //! - No complete response head within the upstream timeout: 504.
-//! - A malformed response head, invalid framing, a tunnel: 502.
+//! - A malformed response head, invalid framing, a tunnel, more than [`MAX_INTERIM`]
+//!   interim responses: 502.
 //! - Any of these after the response started: the client's response is cut off (its
 //!   connection closes after what was written), never completed wrongly.
 //!
@@ -78,6 +79,10 @@ pub const COPY_BUF_SIZE: usize = recycle::io::COPY_BUF_SIZE;
 /// Most bytes of an upstream response head (its interim heads each count alone); past
 /// it, 502. Half a copy buffer, so a head never fills the input buffer.
 pub const MAX_RESPONSE_HEAD: usize = COPY_BUF_SIZE / 2;
+
+/// Most interim (1xx) responses before the final one; past it, 502. Go's transport
+/// allows 5; a few more leave room for several `103 Early Hints`.
+pub const MAX_INTERIM: usize = 8;
 
 /// Bytes a chunk's framing may add to its data (a 16-digit size, two CRLFs), plus the
 /// last chunk: room kept free in the output buffer for them.
@@ -373,10 +378,19 @@ enum Body {
 /// Where the upstream's response is.
 #[derive(Clone, Debug)]
 enum Resp {
-    /// Waiting for a (final) head; `scanned` bytes of the input were searched.
-    Head { scanned: usize },
+    /// Waiting for a (final) head; `scanned` bytes of the input were searched, after
+    /// `interims` interim heads.
+    Head { scanned: usize, interims: usize },
     /// Copying the body to the client.
     Body(BodyReader),
+}
+
+impl Resp {
+    /// Before any head.
+    const START: Resp = Resp::Head {
+        scanned: 0,
+        interims: 0,
+    };
 }
 
 /// The upstream connection in use.
@@ -461,7 +475,7 @@ impl ProxyHandler {
             consumed: 0,
             responded: false,
             eof: false,
-            resp: Resp::Head { scanned: 0 },
+            resp: Resp::START,
             keep_alive: false,
             close_upstream: false,
             outcome: None,
@@ -646,7 +660,7 @@ impl ProxyHandler {
             self.written = false;
             self.inp.clear();
             self.consumed = 0;
-            self.resp = Resp::Head { scanned: 0 };
+            self.resp = Resp::START;
             self.want = Some(false);
             self.arm(w);
             return;
@@ -718,7 +732,9 @@ impl ProxyHandler {
             return;
         }
         if let Resp::Head { .. } = self.resp {
-            if let Err(failure) = self.read_heads(res, w) {
+            let read = self.read_heads(res, w);
+            compact(&mut self.inp, &mut self.consumed);
+            if let Err(failure) = read {
                 self.fail(w, failure);
                 return self.respond(res, w);
             }
@@ -738,13 +754,7 @@ impl ProxyHandler {
             self.consumed += used;
             self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
         }
-        if self.consumed == self.inp.len() {
-            self.inp.clear();
-            self.consumed = 0;
-        } else if self.consumed >= COPY_BUF_SIZE / 2 {
-            self.inp.drain(..self.consumed);
-            self.consumed = 0;
-        }
+        compact(&mut self.inp, &mut self.consumed);
         // The upstream closed: the end of a close-delimited body, or a truncated one.
         broken |= !body.is_done() && self.eof && self.inp.is_empty() && body.on_eof().is_err();
         let done = body.is_done();
@@ -764,7 +774,7 @@ impl ProxyHandler {
         res: &mut Response<'_, '_>,
         w: &mut ProxyWorker,
     ) -> Result<(), Failure> {
-        let Resp::Head { scanned } = &mut self.resp else {
+        let Resp::Head { scanned, interims } = &mut self.resp else {
             return Ok(());
         };
         loop {
@@ -785,6 +795,10 @@ impl ProxyHandler {
                     .chain([("Via", headers::via(head.version))])
             };
             if head.is_interim() {
+                *interims += 1;
+                if *interims > MAX_INTERIM {
+                    return Err(Failure::Malformed);
+                }
                 // `100 Continue` went to the client from the connection already (the
                 // proxy does not forward `Expect`); others (103) are forwarded, to
                 // HTTP/1.1 clients (RFC 9110 §15.2).
@@ -884,7 +898,7 @@ impl Handler for ProxyHandler {
         self.consumed = 0;
         self.responded = false;
         self.eof = false;
-        self.resp = Resp::Head { scanned: 0 };
+        self.resp = Resp::START;
         self.keep_alive = false;
         self.outcome = None;
         self.arm(w);
@@ -940,5 +954,19 @@ impl Handler for ProxyHandler {
         self.want = None;
         self.deadline = None;
         self.outcome = None;
+    }
+}
+
+/// Drops the `consumed` bytes at the front of the input buffer `inp`, so that its room is
+/// never held by bytes already used (interim heads, body already copied): at once when
+/// all of it was, else once half of it was (then the rest of a head, at most
+/// [`MAX_RESPONSE_HEAD`], always fits after it).
+fn compact(inp: &mut Vec<u8>, consumed: &mut usize) {
+    if *consumed == inp.len() {
+        inp.clear();
+        *consumed = 0;
+    } else if *consumed >= COPY_BUF_SIZE / 2 {
+        inp.drain(..*consumed);
+        *consumed = 0;
     }
 }
