@@ -692,3 +692,41 @@ fn stats_and_metrics_are_on_the_admin_listener_and_every_path_goes_upstream() {
     admin.send(b"POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(admin.response().status, 405);
 }
+
+#[test]
+fn a_response_head_that_trickles_in_is_still_a_504() {
+    let upstream = TestUpstream::start(|stream, rec| {
+        let mut buf = Vec::new();
+        if read_request(stream, &mut buf, rec).is_some() {
+            let head =
+                b"HTTP/1.1 200 OK\r\nX-Pad: aaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 2\r\n\r\nok";
+            for &b in head {
+                if stream.write_all(&[b]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    });
+    let proxy = proxy(&[upstream.addr], |c| {
+        c.upstream_timeout = Duration::from_millis(500);
+    });
+    let r = proxy.client().get("/");
+    assert_eq!(r.status, 504, "{}", r.text());
+}
+
+#[test]
+fn a_client_that_pauses_reading_is_not_cut_off_by_the_upstream_timeout() {
+    let upstream = serve();
+    let proxy = proxy(&[upstream.addr], |c| {
+        c.upstream_timeout = Duration::from_millis(300);
+    });
+    let mut client = proxy.client();
+    client.send(format!("GET /bytes/{BIG} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    // Several upstream timeouts long: the proxy's buffers fill and it waits on the
+    // client, which --write-timeout (30 s) bounds.
+    thread::sleep(Duration::from_millis(1500));
+    let r = client.response();
+    assert_eq!(r.body.len(), BIG);
+    assert_eq!(stat(&proxy.stats(), "\"upstreams\"", "failures"), 0);
+}

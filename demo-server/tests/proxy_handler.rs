@@ -986,3 +986,106 @@ fn interim_responses_of_any_total_size_go_through_and_their_number_is_bounded() 
     assert_eq!(statuses, [[103; 8].as_slice(), &[502]].concat());
     assert!(!run.done, "the client's connection survives a 502");
 }
+
+#[test]
+fn the_upstream_timeout_bounds_a_whole_response_head_however_it_trickles_in() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(10));
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(GET);
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    // A byte every 3 s: the head keeps coming, but is not complete within 10 s.
+    let mut fired_after = None;
+    for (i, &b) in b"HTTP/1.1 200 OK\r\nX-Pad: aaaaaaaa\r\n".iter().enumerate() {
+        mem.upstream_sends(key, &[b]);
+        mem.advance(Duration::from_secs(3));
+        if !mem.client_received().is_empty() {
+            fired_after = Some(i + 1);
+            break;
+        }
+    }
+    assert!(
+        mem.client_received().starts_with(b"HTTP/1.1 504 "),
+        "{:?}",
+        String::from_utf8_lossy(mem.client_received())
+    );
+    assert_eq!(fired_after, Some(4), "at 12 s, the first look past 10 s");
+    assert!(mem.upstream(key).closed);
+
+    // During the body it bounds idleness instead: every byte the upstream sends gives
+    // it another 10 s, and silence past them cuts the response off.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(GET, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\na");
+    for b in [b"b", b"c"] {
+        mem.advance(Duration::from_secs(9));
+        mem.upstream_sends(key, b);
+        mem.run();
+    }
+    assert!(!mem.upstream(key).closed, "still going at 18 s");
+    mem.advance(Duration::from_secs(10));
+    assert!(mem.upstream(key).closed && mem.conn().is_done(), "cut off");
+    assert!(mem.client_received().ends_with(b"\r\n\r\nabc"));
+}
+
+#[test]
+fn a_client_that_reads_slowly_is_never_cut_off_by_the_upstream_timeout() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_room = 1000;
+    mem.client_sends(GET);
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    let mut response = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n".to_vec();
+    response.resize(response.len() + 200_000, b'x');
+    mem.upstream_sends(key, &response);
+    mem.run();
+    // The client reads nothing for a minute: the proxy's buffers are full, it waits
+    // on the client (whose own limit, the write timeout, is the event loop's).
+    assert!(mem.upstream(key).unread() > 0);
+    assert_eq!(
+        mem.conn().handler().deadline(),
+        None,
+        "waiting on the client"
+    );
+    mem.advance(Duration::from_secs(60));
+    mem.client_room = usize::MAX;
+    mem.run();
+    let r = &parse_all(mem.client_received())[0];
+    assert_eq!(r.body.len(), 200_000, "the whole body");
+    assert!(mem.upstream(key).idle, "and the connection kept");
+    assert_eq!(s.proxy.upstreams.stats(0).failures, 0);
+}
+
+#[test]
+fn a_client_that_sends_its_body_slowly_is_not_the_upstreams_fault() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
+    let head = b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n";
+    // Before the response head: the upstream waits for the rest of the body.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(&[&head[..], b"12345"].concat());
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    mem.advance(Duration::from_secs(60));
+    mem.client_sends(b"67890");
+    mem.run();
+    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    mem.run();
+    assert_eq!(parse_all(mem.client_received())[0].text(), "ok");
+    // After it: an echo, which streams back what it got and waits for more.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(&[&head[..], b"12345"].concat());
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345");
+    mem.run();
+    mem.advance(Duration::from_secs(60));
+    assert!(!mem.upstream(key).closed, "not cut off");
+    mem.client_sends(b"67890");
+    mem.run();
+    // The rest of the body went up at once: the upstream is waited for again.
+    assert!(mem.conn().handler().deadline().is_some());
+    mem.upstream_sends(key, b"67890");
+    mem.run();
+    assert_eq!(parse_all(mem.client_received())[0].text(), "1234567890");
+    assert_eq!(s.proxy.upstreams.stats(0).failures, 0);
+}

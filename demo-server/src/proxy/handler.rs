@@ -93,8 +93,10 @@ const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
 pub struct ProxyConfig {
     /// Where requests go, round robin.
     pub upstreams: Vec<std::net::SocketAddr>,
-    /// Connect plus time to a complete response head (504 past it); also the longest
-    /// an upstream may keep a response body waiting.
+    /// Connect plus time to a complete response head (504 past it); during a response
+    /// body, the longest the upstream may send nothing while the proxy has room for it
+    /// (then the response is cut off). Never applied while the proxy waits on the
+    /// client (see [Timeouts](self#timeouts)).
     pub upstream_timeout: Duration,
     /// Most idle keep-alive connections kept per upstream per worker (0: none; each
     /// request then says `Connection: close` upstream).
@@ -435,6 +437,8 @@ pub struct ProxyHandler {
     /// The upstream stopped taking the request (after its response began): write no
     /// more; the connection is not reused.
     send_failed: bool,
+    /// The request has a body (its writes extend the upstream timeout).
+    has_body: bool,
     body: Body,
     /// Bytes from the upstream: `inp[consumed..]` is still to parse.
     inp: Vec<u8>,
@@ -470,6 +474,7 @@ impl ProxyHandler {
             replayable: false,
             written: false,
             send_failed: false,
+            has_body: false,
             body: Body::Done,
             inp: Vec::new(),
             consumed: 0,
@@ -524,7 +529,9 @@ impl ProxyHandler {
     pub fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
         self.sent += n;
         self.written |= n > 0;
-        self.arm(w); // the upstream is taking the request: it is alive
+        if self.has_body {
+            self.arm(w); // the upstream is taking the body: it is alive
+        }
     }
 
     /// How many bytes the handler takes from the connection now (0: stop reading it).
@@ -548,7 +555,9 @@ impl ProxyHandler {
     /// `n` bytes were appended to [`input`](Self::input).
     pub fn received(&mut self, n: usize, w: &mut ProxyWorker) {
         self.responded |= n > 0;
-        self.arm(w);
+        if matches!(self.resp, Resp::Body(_)) {
+            self.arm(w); // bytes of a head do not extend the time it may take
+        }
     }
 
     /// The connection could not be made.
@@ -582,16 +591,22 @@ impl ProxyHandler {
         }
     }
 
-    /// When the upstream must have moved on: while the handler waits on it.
+    /// When the upstream must have moved on: only while the handler waits on it, not
+    /// on the client (see [Timeouts](self#timeouts)).
     pub fn deadline(&self) -> Option<Instant> {
-        let waiting_for_client = matches!(self.resp, Resp::Head { .. })
-            && self.body != Body::Done
-            && self.sent == self.out.len();
-        if self.active && self.outcome.is_none() && !waiting_for_client {
-            self.deadline
-        } else {
-            None
+        if !self.active || self.outcome.is_some() || self.waits_on_client() {
+            return None;
         }
+        self.deadline
+    }
+
+    /// Whether the exchange waits on the client rather than on the upstream: for more
+    /// of the request body (the upstream has all there was, and may be waiting for the
+    /// rest), or for the client to read the response (the input buffer is full).
+    fn waits_on_client(&self) -> bool {
+        let for_body = self.body != Body::Done && self.sent == self.out.len();
+        let for_reader = matches!(self.resp, Resp::Body(_)) && self.input_room() == 0;
+        for_body || for_reader
     }
 
     /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
@@ -738,6 +753,9 @@ impl ProxyHandler {
                 self.fail(w, failure);
                 return self.respond(res, w);
             }
+            if let Resp::Body(_) = self.resp {
+                self.arm(w); // from here on, the upstream timeout bounds idleness
+            }
         }
         let Resp::Body(body) = &mut self.resp else {
             return; // no head yet
@@ -752,6 +770,7 @@ impl ProxyHandler {
             let taken = res.write(data);
             debug_assert_eq!(taken, data.len(), "decoded at most `room` bytes");
             self.consumed += used;
+            // The client took bytes: room for the upstream's, and time to send them.
             self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
         }
         compact(&mut self.inp, &mut self.consumed);
@@ -887,6 +906,7 @@ impl Handler for ProxyHandler {
             Framing::Length(_) => Body::Raw,
             Framing::Chunked => Body::Chunked,
         };
+        self.has_body = self.body != Body::Done;
         self.active = true;
         self.conn = None;
         self.want = Some(true);
@@ -908,7 +928,10 @@ impl Handler for ProxyHandler {
         if !self.active || self.outcome.is_some() || self.send_failed {
             return data.len(); // nowhere to send it: the connection drops it
         }
-        let _ = w;
+        if self.sent == self.out.len() {
+            // The upstream had all there was: from now on it is waited for again.
+            self.arm(w);
+        }
         let chunked = self.body == Body::Chunked;
         let reserve = if chunked { CHUNK_RESERVE } else { 0 };
         self.make_room(data.len() + reserve);

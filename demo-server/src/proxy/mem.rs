@@ -252,6 +252,18 @@ impl<'s> MemProxy<'s> {
         }
     }
 
+    /// Time passes: the worker's clock moves on by `by`, and the upstream deadline of
+    /// the exchange fires if that passed it, as the event loop's sweep fires it; then
+    /// [`run`](Self::run).
+    pub fn advance(&mut self, by: std::time::Duration) {
+        self.worker.now += by;
+        let now = self.worker.now;
+        if self.conn.handler().deadline().is_some_and(|d| now >= d) {
+            self.conn.handler_mut().timed_out(&mut self.worker);
+        }
+        self.run();
+    }
+
     /// An idle connection that the upstream wrote to or closed is closed, as the event
     /// loop closes one whose socket says so.
     fn wake_idle(&mut self, key: usize) {
