@@ -493,6 +493,17 @@ fn a_dead_upstream_is_marked_down_skipped_then_back() {
         1,
         "skipped once down"
     );
+    let dead_name = dead_addr.to_string();
+    assert_eq!(
+        (
+            stat(&stats, &dead_name, "opened"),
+            stat(&stats, &dead_name, "connect_failures"),
+            stat(&stats, &dead_name, "retries"),
+        ),
+        (0, 1, 1),
+        "never made; the retry counted where the attempt failed: {stats}"
+    );
+    assert_eq!(stat(&stats, &live.addr.to_string(), "retries"), 0);
     // It comes back: after fail_timeout a request probes it, and it stays up.
     let back = TestUpstream::on(TcpListener::bind(dead_addr).unwrap(), Arc::new(answer_ok));
     eventually("the upstream is probed and back", || {
@@ -729,4 +740,43 @@ fn a_client_that_pauses_reading_is_not_cut_off_by_the_upstream_timeout() {
     let r = client.response();
     assert_eq!(r.body.len(), BIG);
     assert_eq!(stat(&proxy.stats(), "\"upstreams\"", "failures"), 0);
+}
+
+#[test]
+fn a_client_gone_before_the_response_head_frees_its_upstream_connection() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&closed);
+    let upstream = TestUpstream::start(move |stream, rec| {
+        let mut buf = Vec::new();
+        if read_request(stream, &mut buf, rec).is_some() {
+            // Never answer: wait (10 s at most) for the proxy to close the connection.
+            let mut byte = [0u8; 1];
+            if matches!(stream.read(&mut byte), Ok(0)) {
+                seen.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    let proxy = proxy(&[upstream.addr], |c| {
+        c.upstream_timeout = Duration::from_secs(60);
+    });
+    let mut client = proxy.client();
+    client.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually("the request reaches the upstream", || {
+        !upstream.recorder.received().is_empty()
+    });
+    drop(client);
+    eventually("the upstream connection is closed", || {
+        closed.load(Ordering::SeqCst)
+    });
+    let stats = proxy.stats();
+    let upstreams = "\"upstreams\"";
+    assert_eq!(
+        (
+            stat(&stats, upstreams, "client_aborts"),
+            stat(&stats, upstreams, "discarded"),
+            stat(&stats, upstreams, "failures"),
+        ),
+        (1, 1, 0),
+        "{stats}"
+    );
 }

@@ -1089,3 +1089,63 @@ fn a_client_that_sends_its_body_slowly_is_not_the_upstreams_fault() {
     assert_eq!(parse_all(mem.client_received())[0].text(), "1234567890");
     assert_eq!(s.proxy.upstreams.stats(0).failures, 0);
 }
+
+#[test]
+fn a_local_error_on_connect_is_a_502_and_no_mark_against_the_upstream() {
+    let s = setup(2, |c| {
+        c.health = HealthPolicy {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    });
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.local_error = true; // out of file descriptors
+    mem.client_sends(GET);
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 502 "));
+    let stats = s.proxy.upstreams.stats(0);
+    assert_eq!(
+        (stats.failures, stats.retries, stats.connect_failures),
+        (0, 0, 1),
+        "not retried: the next connect would fail alike"
+    );
+    assert_eq!(s.proxy.upstreams.stats(1), Default::default());
+    assert_eq!(
+        (s.proxy.upstreams.state(0), s.proxy.upstreams.state(1)),
+        (State::Up, State::Up)
+    );
+    // Descriptors free up: requests go through at once.
+    mem.local_error = false;
+    mem.clear_client_received();
+    mem.exchange(GET, OK);
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+}
+
+#[test]
+fn retries_are_counted_on_the_upstream_that_failed_and_only_connections_made_as_opened() {
+    let s = setup(2, |_| {});
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    let key = mem.exchange(GET, OK);
+    assert_eq!(mem.upstream(key).upstream, 1);
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+    let (refused, other) = (s.proxy.upstreams.stats(0), s.proxy.upstreams.stats(1));
+    assert_eq!(
+        (
+            refused.retries,
+            refused.failures,
+            refused.opened,
+            refused.connect_failures
+        ),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(
+        (
+            other.retries,
+            other.failures,
+            other.opened,
+            other.connect_failures
+        ),
+        (0, 0, 1, 0)
+    );
+}

@@ -311,7 +311,7 @@ impl ProxyWorker {
         self.idle.drain(|_, key| closing.push(key));
     }
 
-    /// Counts a connection opened to `upstream` (the driver connected it).
+    /// Counts `event` on `upstream`.
     fn count(&self, upstream: usize, event: Event) {
         self.proxy.upstreams.count(self.index, upstream, event);
     }
@@ -335,8 +335,12 @@ impl std::fmt::Debug for ProxyWorker {
 /// Why an attempt on an upstream connection failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// The connection could not be made.
+    /// The connection could not be made: the upstream refused it, or could not be
+    /// reached.
     Refused,
+    /// The proxy could not open a connection for a reason of its own (out of file
+    /// descriptors, socket buffers or local ports): no mark against the upstream.
+    Local,
     /// The connection was reset, or a read or write on it failed.
     Reset,
     /// The upstream closed the connection.
@@ -401,6 +405,8 @@ struct Attached {
     key: usize,
     /// Taken from the idle set (not opened for this request).
     reused: bool,
+    /// The connection is made (a reused one always is).
+    connected: bool,
 }
 
 /// What the client gets when the exchange failed, at the next `poll_response`.
@@ -502,9 +508,22 @@ impl ProxyHandler {
     pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
         debug_assert!(self.want.is_some() && self.conn.is_none());
         self.want = None;
-        self.conn = Some(Attached { key, reused });
-        let event = if reused { Event::Reused } else { Event::Opened };
-        w.count(self.upstream, event);
+        self.conn = Some(Attached {
+            key,
+            reused,
+            connected: reused,
+        });
+        if reused {
+            w.count(self.upstream, Event::Reused);
+        }
+    }
+
+    /// The new connection attached is made (counted as opened): write to it.
+    pub fn connected(&mut self, w: &mut ProxyWorker) {
+        if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
+            conn.connected = true;
+            w.count(self.upstream, Event::Opened);
+        }
     }
 
     /// The connection in use, if any.
@@ -560,9 +579,17 @@ impl ProxyHandler {
         }
     }
 
-    /// The connection could not be made.
+    /// The connection could not be made: the upstream refused it or is unreachable.
     pub fn connect_failed(&mut self, w: &mut ProxyWorker) {
         self.fail(w, Failure::Refused);
+    }
+
+    /// The proxy could not open a connection for a reason of its own (out of file
+    /// descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
+    /// `ENOMEM`, `EADDRNOTAVAIL`): 502 without a retry, and no mark against the
+    /// upstream, which was never asked.
+    pub fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
+        self.fail(w, Failure::Local);
     }
 
     /// Writing to the connection failed. Before any response this is a failed attempt;
@@ -637,6 +664,9 @@ impl ProxyHandler {
         if let Some(conn) = attached {
             w.discard(self.upstream, conn.key);
         }
+        if attached.is_none_or(|c| !c.connected) {
+            w.count(self.upstream, Event::ConnectFailed);
+        }
         self.want = None;
         if matches!(self.resp, Resp::Body(_)) {
             // The response started: it can only be cut off.
@@ -644,11 +674,11 @@ impl ProxyHandler {
             return;
         }
         // A pooled connection that failed before any response byte was closed by the
-        // upstream while idle: no mark against its health.
+        // upstream while idle: no mark against its health. Nor is a local error.
         let stale = attached.is_some_and(|c| c.reused)
             && !self.responded
             && matches!(failure, Failure::Reset | Failure::Closed);
-        if !stale {
+        if !stale && failure != Failure::Local {
             w.proxy
                 .upstreams
                 .record_failure(w.index, self.upstream, w.now);
@@ -657,8 +687,12 @@ impl ProxyHandler {
             && !self.responded
             && self.replayable
             && (self.idempotent || !self.written)
-            && !matches!(failure, Failure::Timeout | Failure::Malformed);
+            && !matches!(
+                failure,
+                Failure::Timeout | Failure::Malformed | Failure::Local
+            );
         if retry {
+            let failed = self.upstream;
             if !stale {
                 // The upstream itself failed: another may take the request.
                 match w.proxy.upstreams.select(&mut w.cursor, w.now) {
@@ -669,7 +703,7 @@ impl ProxyHandler {
                     }
                 }
             }
-            w.count(self.upstream, Event::Retried);
+            w.count(failed, Event::Retried);
             self.attempts += 1;
             self.sent = 0;
             self.written = false;
@@ -968,6 +1002,9 @@ impl Handler for ProxyHandler {
     fn on_abort(&mut self, w: &mut ProxyWorker) {
         if !self.active {
             return;
+        }
+        if matches!(self.resp, Resp::Head { .. }) {
+            w.count(self.upstream, Event::ClientAborted); // nginx's 499
         }
         if let Some(conn) = self.conn.take() {
             w.discard(self.upstream, conn.key);

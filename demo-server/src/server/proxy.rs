@@ -163,16 +163,20 @@ impl ProxyState {
     /// Gives client `key`'s handler a connection to `upstream`: an idle one if `reuse`
     /// and there is one, else a new one.
     fn connect(&mut self, key: usize, upstream: usize, reuse: bool, handler: &mut ProxyHandler) {
-        let w = &mut self.worker;
+        let (w, sockets) = (&mut self.worker, &mut self.sockets);
         if let Some(conn) = reuse.then(|| w.take_idle(upstream)).flatten() {
-            self.sockets[conn].owner = Some(key);
+            sockets[conn].owner = Some(key);
             handler.attach(conn, true, w);
             return;
         }
         let addr = w.proxy().upstreams.addr(upstream);
-        let opened = TcpStream::connect(addr).and_then(|stream| {
-            stream.set_nodelay(true)?;
-            let entry = self.sockets.vacant_entry();
+        let stream = match TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => return connect_failed(handler, w, upstream, &e),
+        };
+        // Failing past the socket call is the proxy's own trouble (epoll out of memory).
+        let registered = stream.set_nodelay(true).and_then(|()| {
+            let entry = sockets.vacant_entry();
             let conn = entry.key();
             let mut stream = stream;
             self.registry.register(
@@ -191,11 +195,11 @@ impl ProxyState {
             });
             Ok(conn)
         });
-        match opened {
+        match registered {
             Ok(conn) => handler.attach(conn, false, w),
             Err(e) => {
-                log::debug!("cannot connect to {addr}: {e}");
-                handler.connect_failed(w);
+                log::warn!("cannot register a connection to upstream {upstream}: {e}");
+                handler.connect_failed_locally(w);
             }
         }
     }
@@ -209,15 +213,17 @@ impl ProxyState {
                 return false; // not yet
             }
             match socket.connected() {
-                Ok(true) => socket.connecting = false,
+                Ok(true) => {
+                    socket.connecting = false;
+                    handler.connected(w);
+                }
                 Ok(false) => {
                     socket.writable = false;
                     socket.readable = false;
                     return false;
                 }
                 Err(e) => {
-                    log::debug!("connecting upstream {}: {e}", socket.upstream);
-                    handler.connect_failed(w);
+                    connect_failed(handler, w, socket.upstream, &e);
                     return true;
                 }
             }
@@ -302,6 +308,29 @@ impl ProxyState {
         if let Some(mut socket) = self.sockets.try_remove(conn) {
             let _ = self.registry.deregister(&mut socket.stream);
         }
+    }
+}
+
+/// Whether a failed `connect` is the proxy's own trouble rather than the upstream's: out
+/// of file descriptors (`EMFILE`, `ENFILE`), socket buffers or memory (`ENOBUFS`,
+/// `ENOMEM`), or local ports (`EADDRNOTAVAIL`). Anything else (refused, unreachable,
+/// reset, timed out) is a failed attempt on the upstream.
+fn is_local(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// Tells `handler` that its connection to `upstream` could not be made, and whose fault
+/// that was.
+fn connect_failed(handler: &mut ProxyHandler, w: &mut ProxyWorker, upstream: usize, e: &io::Error) {
+    if is_local(e) {
+        log::warn!("cannot connect to upstream {upstream}: {e} (the proxy's own limit)");
+        handler.connect_failed_locally(w);
+    } else {
+        log::debug!("cannot connect to upstream {upstream}: {e}");
+        handler.connect_failed(w);
     }
 }
 

@@ -332,6 +332,19 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
             }
             let mut progress = false;
 
+            // 0. A client that hung up while its request waits for a response is gone
+            //    (nginx's 499, Go's cancelled request): the exchange is aborted (the
+            //    proxy closes its upstream connection) rather than answered to no one.
+            //    Bytes still to read (pipelined) are read first, as usual.
+            if conn.hup
+                && conn.http.awaiting_response()
+                && !conn.http.wants_input(0)
+                && hung_up(&conn.stream)
+            {
+                self.close(key);
+                return;
+            }
+
             // 1. Read, bounded: a head never past its limit (+1 to detect it), a body
             //    never more than a high-water mark ahead of processing.
             let wlen = conn.wbuf.as_ref().map_or(0, |w| w.len());
@@ -562,6 +575,16 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                 }
             }
         }
+    }
+}
+
+/// Whether a client whose socket reported a hang-up has gone: nothing left to read
+/// before its end of stream, or an error (reset).
+fn hung_up(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
     }
 }
 
