@@ -1149,3 +1149,28 @@ fn retries_are_counted_on_the_upstream_that_failed_and_only_connections_made_as_
         (0, 0, 1, 0)
     );
 }
+
+#[test]
+fn a_request_without_host_retried_elsewhere_names_the_upstream_it_goes_to() {
+    let s = setup(2, |_| {});
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    let key = mem.exchange(b"GET /a HTTP/1.0\r\nX: y\r\n\r\n", OK);
+    assert_eq!(mem.upstream(key).upstream, 1);
+    let sent = forwarded(&mem.upstream(key).received);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].line, "GET /a HTTP/1.1");
+    assert_eq!(sent[0].get("host"), ["127.0.0.1:8081"], "{sent:?}");
+    assert_eq!(sent[0].get("x"), ["y"]);
+    assert!(
+        sent[0].get("x-forwarded-host").is_empty(),
+        "the client sent no Host"
+    );
+    // A Host the client sent is kept as it was, whichever upstream takes it.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    let key = mem.exchange(b"GET /a HTTP/1.0\r\nHost: 127.0.0.1:8080\r\n\r\n", OK);
+    assert_eq!(mem.upstream(key).upstream, 1);
+    let sent = forwarded(&mem.upstream(key).received);
+    assert_eq!(sent[0].get("host"), ["127.0.0.1:8080"]);
+}

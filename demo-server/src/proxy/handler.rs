@@ -59,6 +59,7 @@
 //! write), a pair holds at most some 200 KiB plus its heads, however large the bodies.
 
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -446,6 +447,9 @@ pub struct ProxyHandler {
     /// The request has a body (its writes extend the upstream timeout).
     has_body: bool,
     body: Body,
+    /// Where `out` holds the `Host` value written for a request without one (the
+    /// upstream's address), to rewrite on a retry elsewhere.
+    fallback_host: Option<Range<usize>>,
     /// Bytes from the upstream: `inp[consumed..]` is still to parse.
     inp: Vec<u8>,
     consumed: usize,
@@ -482,6 +486,7 @@ impl ProxyHandler {
             send_failed: false,
             has_body: false,
             body: Body::Done,
+            fallback_host: None,
             inp: Vec::new(),
             consumed: 0,
             responded: false,
@@ -695,13 +700,11 @@ impl ProxyHandler {
             let failed = self.upstream;
             if !stale {
                 // The upstream itself failed: another may take the request.
-                match w.proxy.upstreams.select(&mut w.cursor, w.now) {
-                    Some(upstream) => self.upstream = upstream,
-                    None => {
-                        self.outcome = Some(Outcome::Status(502));
-                        return;
-                    }
-                }
+                let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
+                    self.outcome = Some(Outcome::Status(502));
+                    return;
+                };
+                self.retarget(upstream, w);
             }
             w.count(failed, Event::Retried);
             self.attempts += 1;
@@ -720,6 +723,20 @@ impl ProxyHandler {
             502
         };
         self.outcome = Some(Outcome::Status(status));
+    }
+
+    /// Sends the request to `upstream` instead (a retry): a `Host` that was the
+    /// previous upstream's address becomes this one's.
+    fn retarget(&mut self, upstream: usize, w: &ProxyWorker) {
+        if upstream != self.upstream {
+            if let Some(range) = self.fallback_host.take() {
+                let name = w.proxy.upstreams.name(upstream).as_bytes();
+                let start = range.start;
+                self.out.splice(range, name.iter().copied());
+                self.fallback_host = Some(start..start + name.len());
+            }
+        }
+        self.upstream = upstream;
     }
 
     /// Ends the exchange: the connection is released (clean or not), the buffers go
@@ -929,7 +946,7 @@ impl Handler for ProxyHandler {
             client: self.client,
             fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
         };
-        headers::write_request_head(
+        self.fallback_host = headers::write_request_head(
             &mut self.out,
             &request,
             req.head.framing,
