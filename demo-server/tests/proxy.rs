@@ -780,3 +780,38 @@ fn a_client_gone_before_the_response_head_frees_its_upstream_connection() {
         "{stats}"
     );
 }
+
+#[test]
+fn bytes_an_upstream_sends_on_an_idle_connection_never_reach_a_client() {
+    // It answers HEAD with a head and, a moment later, a "body" that looks like a
+    // whole response; everything else properly.
+    let upstream = TestUpstream::start(|stream, rec| {
+        let mut buf = Vec::new();
+        while let Some(request) = read_request(stream, &mut buf, rec) {
+            let reply: &[u8] = if request.starts_with(b"HEAD") {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n");
+                thread::sleep(Duration::from_millis(100));
+                b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmine"
+            };
+            if stream.write_all(reply).is_err() {
+                return;
+            }
+        }
+    });
+    let proxy = proxy(&[upstream.addr], |_| {});
+    let mut client = proxy.client();
+    client.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response_to(true).status, 200);
+    thread::sleep(Duration::from_millis(400));
+    for _ in 0..3 {
+        assert_eq!(client.get("/").text(), "mine");
+    }
+    let stats = proxy.stats();
+    assert_eq!(
+        stat(&stats, "\"upstreams\"", "opened"),
+        2,
+        "the connection written to while idle was dropped: {stats}"
+    );
+}

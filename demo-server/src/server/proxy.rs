@@ -7,7 +7,15 @@
 //! up). A connection belongs to the client connection whose handler uses it, or to
 //! the idle set ([`ProxyWorker::take_idle`]); a readiness event on an idle one means
 //! the upstream closed it or wrote to it unasked, and it is closed at once, so a
-//! request never meets a connection already known dead.
+//! request never meets a connection already known dead. The worker applies the events
+//! of its upstream sockets before those of its clients in each poll, so a byte or a
+//! close that arrived on an idle connection before the poll discards it before any
+//! request can take it; bytes found right after a response make the connection dirty
+//! ([`ProxyState::park_released`]). Unsolicited bytes can meet a request only if they
+//! arrive after the worker's last poll: a peek as each connection is taken would
+//! narrow that to the moment before the request is written, at a system call per
+//! reused request, and not close it either (bytes that arrive after the request are
+//! indistinguishable from its response, to any proxy).
 //!
 //! The handler ([`ProxyHandler`]) is sans-I/O; [`Service::pump`] here is its driver:
 //! it gives connections back to the idle set (after checking that nothing arrived on

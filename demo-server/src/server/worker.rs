@@ -172,15 +172,21 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                 Err(e) => return Err(e),
             }
             self.shared.dates.refresh();
+            // The service's own sockets first: what they said (an idle upstream
+            // connection closed or written to) is known before any client's request
+            // can take one of them.
+            for event in events.iter() {
+                let Token(token) = event.token();
+                if token != LISTENER.0 && token & SERVICE_TOKEN != 0 {
+                    if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event) {
+                        self.drive(key);
+                    }
+                }
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    Token(token) if token & SERVICE_TOKEN != 0 => {
-                        if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event)
-                        {
-                            self.drive(key);
-                        }
-                    }
+                    Token(token) if token & SERVICE_TOKEN != 0 => {} // above
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
                             continue; // sporadic event for a closed connection
