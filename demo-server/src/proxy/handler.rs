@@ -38,16 +38,69 @@
 //! # Errors
 //!
 //! - No upstream up: 503, at once.
-//! - Refused, reset or closed before any response byte: the request is retried once on
-//!   a new connection if it is idempotent (RFC 9110 §9.2.2) or none of it was written,
-//!   and it is all still in the output buffer; otherwise 502. A pooled connection that
-//!   failed this way was closed by the upstream while idle: that is no mark against
-//!   the upstream's health, and the retry makes it no 502 either.
+//! - The proxy cannot open a connection for a reason of its own (out of file
+//!   descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
+//!   `ENOMEM`, `EADDRNOTAVAIL`): 502 at once, no retry, and no mark against the
+//!   upstream's health ([`connect_failed_locally`](ProxyHandler::connect_failed_locally)).
+//! - Refused, reset or closed before any response byte: 502, after the retry rules
+//!   below.
 //! - No complete response head within the upstream timeout: 504.
 //! - A malformed response head, invalid framing, a tunnel, more than [`MAX_INTERIM`]
 //!   interim responses: 502.
 //! - Any of these after the response started: the client's response is cut off (its
 //!   connection closes after what was written), never completed wrongly.
+//! - The client goes away (or its request body breaks off) before the response head:
+//!   the upstream connection is closed, not pooled, and counted as a client abort
+//!   (nginx's 499); no mark against the upstream's health.
+//!
+//! Failed attempts (refused, reset, closed, timed out, malformed) count against the
+//! upstream's health, except a reset or close before any response byte on a pooled
+//! connection: the upstream closed it while it was idle, which says nothing of its
+//! health.
+//!
+//! # Retries
+//!
+//! A request is retried at most once, on a new connection, and only while it is all
+//! still in the output buffer (its body was not longer than the copy buffer) and no
+//! byte of a response to it arrived. Within that:
+//!
+//! - a request of which nothing was written (the connection was refused, or failed
+//!   before the first write) is retried whatever its method;
+//! - an idempotent request (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
+//!   that was written is retried after a reset or close (it is safe to send twice);
+//! - a non-idempotent request (POST, PATCH, ...) that was written is never retried,
+//!   even on a pooled connection the upstream closed at that moment: the upstream may
+//!   have acted on it. That case is kept rare by discarding idle connections as soon as
+//!   their socket reports a byte or a close (the event loop reads those reports before
+//!   it lets a request take a connection).
+//! - timeouts and malformed responses are not retried (the request may be slow or
+//!   harmful to repeat), nor are local errors.
+//!
+//! The retry goes to the same upstream after a failed pooled connection (the upstream
+//! itself is fine), to the next upstream that is up otherwise (502 if none is). A
+//! request without `Host` (HTTP/1.0) retried on another upstream gets that upstream's
+//! address as its `Host`. `retries` is counted on the upstream of the failed attempt.
+//!
+//! # Timeouts
+//!
+//! The upstream timeout ([`ProxyConfig::upstream_timeout`]) bounds only what the
+//! upstream is waited for, never the client:
+//!
+//! - **Before the response head**, it bounds the attempt from its start: connecting,
+//!   writing a request without a body, and the whole response head (its bytes arriving
+//!   one by one do not extend it; interim heads neither). While a request body is
+//!   being written it starts again at each write the upstream takes, and it is
+//!   suspended while the proxy waits for more of the body from the client; the last
+//!   write of the body starts it once more for the response head. Past it: 504.
+//! - **During the response body**, it bounds how long the upstream may send nothing
+//!   while the proxy has room for its bytes (an idle timeout, as nginx's
+//!   `proxy_read_timeout`): it starts again whenever the upstream sends a byte or the
+//!   client takes one. Past it, the response is cut off.
+//! - It is suspended while the proxy waits on the client: a full input buffer (a
+//!   client reading slowly or not at all), or a request body still to come from the
+//!   client that the upstream may be waiting for. Then the client-side limits apply
+//!   (`--write-timeout` while output waits for the client, `--idle-timeout` while the
+//!   request body does), as for `serve`.
 //!
 //! # Memory per connection pair
 //!
@@ -688,6 +741,7 @@ impl ProxyHandler {
                 .upstreams
                 .record_failure(w.index, self.upstream, w.now);
         }
+        // The retry rules of the module docs.
         let retry = self.attempts == 1
             && !self.responded
             && self.replayable
