@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
+use common::fds::set_fd_limit;
 use common::net::Client;
 use demo_server::proxy::handler::ProxyConfig;
 use demo_server::proxy::upstream::HealthPolicy;
@@ -24,19 +25,6 @@ fn config() -> Config {
         limits: Limits::default(),
         shutdown_timeout: Duration::from_secs(1),
         access_log: false,
-    }
-}
-
-/// Sets this process's soft limit on open descriptors; returns the old one.
-fn set_fd_limit(soft: u64) -> u64 {
-    // SAFETY: get/setrlimit read and write the `rlimit` we pass.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        let old = limit.rlim_cur;
-        limit.rlim_cur = soft;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-        old
     }
 }
 
