@@ -62,8 +62,12 @@ struct ProxyArgs {
     #[arg(long = "upstream", value_name = "HOST:PORT", required = true, value_parser = upstream)]
     upstreams: Vec<SocketAddr>,
     /// Time allowed to connect to an upstream and get a complete response head, 1ms to
-    /// 1day; past it, 504. Also the longest an upstream may stall a response body
-    /// (which is then cut off).
+    /// 1day; past it, 504 (bytes of the head arriving slowly do not extend it; while a
+    /// request body is sent, each write the upstream takes does). During a response
+    /// body: the longest the upstream may send nothing while the proxy has room for it
+    /// (then the response is cut off). It never applies while the proxy waits on the
+    /// client: a client that reads slowly is bounded by --write-timeout, one that sends
+    /// its body slowly by --idle-timeout.
     #[arg(long, default_value = "30s", value_parser = timeout)]
     upstream_timeout: Duration,
     /// Most idle keep-alive connections each worker keeps per upstream (0 to 65536; 0

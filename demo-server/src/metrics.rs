@@ -207,16 +207,23 @@ pub fn write_pools(metrics: &mut Exposition<'_>, pools: &[(&str, Stats)]) {
 
 /// Writes the proxy's per-upstream counters, one sample per upstream labelled
 /// `upstream="<address>"`: `demo_upstream_connections_{opened,reused,discarded}_total`,
-/// `demo_upstream_{retries,failures}_total`, and the gauge `demo_upstream_up` (1 while
-/// up, 0 while taken out by failures).
+/// `demo_upstream_connect_failures_total`,
+/// `demo_upstream_{retries,failures,client_aborts}_total`, and the gauge
+/// `demo_upstream_up` (1 while up, 0 while taken out by failures).
 pub fn write_upstreams(metrics: &mut Exposition<'_>, upstreams: &Upstreams) {
     type Field = fn(&Upstreams, usize) -> u64;
-    let families: [(&'static str, Kind, &str, Field); 6] = [
+    let families: [(&'static str, Kind, &str, Field); 8] = [
         (
             "demo_upstream_connections_opened_total",
             Kind::Counter,
-            "Upstream connections opened.",
+            "Upstream connections made (established).",
             |u, i| u.stats(i).opened,
+        ),
+        (
+            "demo_upstream_connect_failures_total",
+            Kind::Counter,
+            "Upstream connections that could not be made (refused, unreachable, timed out while connecting, or a local error such as EMFILE).",
+            |u, i| u.stats(i).connect_failures,
         ),
         (
             "demo_upstream_connections_reused_total",
@@ -233,14 +240,20 @@ pub fn write_upstreams(metrics: &mut Exposition<'_>, upstreams: &Upstreams) {
         (
             "demo_upstream_retries_total",
             Kind::Counter,
-            "Requests retried on another upstream connection.",
+            "Requests retried after an attempt on this upstream failed.",
             |u, i| u.stats(i).retries,
         ),
         (
             "demo_upstream_failures_total",
             Kind::Counter,
-            "Failed upstream attempts (refused, reset, timed out, malformed response).",
+            "Failed attempts counted against the upstream's health (refused, reset, timed out, malformed response; not local errors, nor a pooled connection found closed).",
             |u, i| u.stats(i).failures,
+        ),
+        (
+            "demo_upstream_client_aborts_total",
+            Kind::Counter,
+            "Requests whose client went away before the response head (nginx's 499); no mark against the upstream.",
+            |u, i| u.stats(i).client_aborts,
         ),
         (
             "demo_upstream_up",
@@ -323,15 +336,17 @@ pub fn write_json(out: &mut Vec<u8>, shared: &Shared, proxy: Option<&Proxy>) {
             let s = upstreams.stats(i);
             let _ = write!(
                 out,
-                "{}{{\"upstream\":\"{}\",\"state\":\"{}\",\"opened\":{},\"reused\":{},\"discarded\":{},\"retries\":{},\"failures\":{}}}",
+                "{}{{\"upstream\":\"{}\",\"state\":\"{}\",\"opened\":{},\"connect_failures\":{},\"reused\":{},\"discarded\":{},\"retries\":{},\"failures\":{},\"client_aborts\":{}}}",
                 if i == 0 { "" } else { "," },
                 upstreams.name(i),
                 upstreams.state(i).as_str(),
                 s.opened,
+                s.connect_failures,
                 s.reused,
                 s.discarded,
                 s.retries,
-                s.failures
+                s.failures,
+                s.client_aborts
             );
         }
         out.extend_from_slice(b"]}\n");
@@ -598,7 +613,9 @@ mod tests {
         assert_eq!(find("demo_upstream_failures_total", &down), 1.0);
         assert_eq!(find("demo_upstream_up", &up), 1.0);
         assert_eq!(find("demo_upstream_up", &down), 0.0);
-        assert_eq!(samples.len(), 2 + 5 * 2 + 6 * 2);
+        assert_eq!(find("demo_upstream_connect_failures_total", &up), 0.0);
+        assert_eq!(find("demo_upstream_client_aborts_total", &down), 0.0);
+        assert_eq!(samples.len(), 2 + 5 * 2 + 8 * 2);
     }
 
     #[test]

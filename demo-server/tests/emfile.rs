@@ -5,11 +5,14 @@
 //! Its own test binary (one process, one test): it lowers this process's descriptor
 //! limit, which would disturb any other test running beside it.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::fds::set_fd_limit;
 use demo_server::server::{Config, Server};
 use demo_server::state::Limits;
 
@@ -28,18 +31,6 @@ fn cpu_time() -> Duration {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
     tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn set_fd_limit(soft: u64) -> u64 {
-    // SAFETY: get/setrlimit read and write the `rlimit` we pass.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        let old = limit.rlim_cur;
-        limit.rlim_cur = soft;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-        old
-    }
 }
 
 fn hello(stream: &mut TcpStream) -> bool {

@@ -493,6 +493,17 @@ fn a_dead_upstream_is_marked_down_skipped_then_back() {
         1,
         "skipped once down"
     );
+    let dead_name = dead_addr.to_string();
+    assert_eq!(
+        (
+            stat(&stats, &dead_name, "opened"),
+            stat(&stats, &dead_name, "connect_failures"),
+            stat(&stats, &dead_name, "retries"),
+        ),
+        (0, 1, 1),
+        "never made; the retry counted where the attempt failed: {stats}"
+    );
+    assert_eq!(stat(&stats, &live.addr.to_string(), "retries"), 0);
     // It comes back: after fail_timeout a request probes it, and it stays up.
     let back = TestUpstream::on(TcpListener::bind(dead_addr).unwrap(), Arc::new(answer_ok));
     eventually("the upstream is probed and back", || {
@@ -691,4 +702,116 @@ fn stats_and_metrics_are_on_the_admin_listener_and_every_path_goes_upstream() {
     assert_eq!(admin.get("/").status, 404);
     admin.send(b"POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(admin.response().status, 405);
+}
+
+#[test]
+fn a_response_head_that_trickles_in_is_still_a_504() {
+    let upstream = TestUpstream::start(|stream, rec| {
+        let mut buf = Vec::new();
+        if read_request(stream, &mut buf, rec).is_some() {
+            let head =
+                b"HTTP/1.1 200 OK\r\nX-Pad: aaaaaaaaaaaaaaaaaaaa\r\nContent-Length: 2\r\n\r\nok";
+            for &b in head {
+                if stream.write_all(&[b]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    });
+    let proxy = proxy(&[upstream.addr], |c| {
+        c.upstream_timeout = Duration::from_millis(500);
+    });
+    let r = proxy.client().get("/");
+    assert_eq!(r.status, 504, "{}", r.text());
+}
+
+#[test]
+fn a_client_that_pauses_reading_is_not_cut_off_by_the_upstream_timeout() {
+    let upstream = serve();
+    let proxy = proxy(&[upstream.addr], |c| {
+        c.upstream_timeout = Duration::from_millis(300);
+    });
+    let mut client = proxy.client();
+    client.send(format!("GET /bytes/{BIG} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    // Several upstream timeouts long: the proxy's buffers fill and it waits on the
+    // client, which --write-timeout (30 s) bounds.
+    thread::sleep(Duration::from_millis(1500));
+    let r = client.response();
+    assert_eq!(r.body.len(), BIG);
+    assert_eq!(stat(&proxy.stats(), "\"upstreams\"", "failures"), 0);
+}
+
+#[test]
+fn a_client_gone_before_the_response_head_frees_its_upstream_connection() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&closed);
+    let upstream = TestUpstream::start(move |stream, rec| {
+        let mut buf = Vec::new();
+        if read_request(stream, &mut buf, rec).is_some() {
+            // Never answer: wait (10 s at most) for the proxy to close the connection.
+            let mut byte = [0u8; 1];
+            if matches!(stream.read(&mut byte), Ok(0)) {
+                seen.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    let proxy = proxy(&[upstream.addr], |c| {
+        c.upstream_timeout = Duration::from_secs(60);
+    });
+    let mut client = proxy.client();
+    client.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    eventually("the request reaches the upstream", || {
+        !upstream.recorder.received().is_empty()
+    });
+    drop(client);
+    eventually("the upstream connection is closed", || {
+        closed.load(Ordering::SeqCst)
+    });
+    let stats = proxy.stats();
+    let upstreams = "\"upstreams\"";
+    assert_eq!(
+        (
+            stat(&stats, upstreams, "client_aborts"),
+            stat(&stats, upstreams, "discarded"),
+            stat(&stats, upstreams, "failures"),
+        ),
+        (1, 1, 0),
+        "{stats}"
+    );
+}
+
+#[test]
+fn bytes_an_upstream_sends_on_an_idle_connection_never_reach_a_client() {
+    // It answers HEAD with a head and, a moment later, a "body" that looks like a
+    // whole response; everything else properly.
+    let upstream = TestUpstream::start(|stream, rec| {
+        let mut buf = Vec::new();
+        while let Some(request) = read_request(stream, &mut buf, rec) {
+            let reply: &[u8] = if request.starts_with(b"HEAD") {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n");
+                thread::sleep(Duration::from_millis(100));
+                b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmine"
+            };
+            if stream.write_all(reply).is_err() {
+                return;
+            }
+        }
+    });
+    let proxy = proxy(&[upstream.addr], |_| {});
+    let mut client = proxy.client();
+    client.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response_to(true).status, 200);
+    thread::sleep(Duration::from_millis(400));
+    for _ in 0..3 {
+        assert_eq!(client.get("/").text(), "mine");
+    }
+    let stats = proxy.stats();
+    assert_eq!(
+        stat(&stats, "\"upstreams\"", "opened"),
+        2,
+        "the connection written to while idle was dropped: {stats}"
+    );
 }

@@ -1091,3 +1091,218 @@ fn with_no_idle_connections_allowed_each_request_says_close() {
     }
     assert_eq!(parse_all(mem.client_received()).len(), 2);
 }
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+
+#[test]
+fn interim_responses_of_any_total_size_go_through_and_their_number_is_bounded() {
+    // Three 103s of 12 KB each: more than the 32 KiB input buffer together.
+    let link = format!("Link: <{}>; rel=preload\r\n", "a".repeat(12_000));
+    let mut response = Vec::new();
+    for _ in 0..3 {
+        response.extend_from_slice(format!("HTTP/1.1 103 Early Hints\r\n{link}\r\n").as_bytes());
+    }
+    response.extend_from_slice(OK);
+    let run = each_way(one_upstream, GET, &response, false);
+    let all = parse_all(&run.client);
+    let statuses: Vec<u16> = all.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [103, 103, 103, 200]);
+    assert_eq!(all[3].text(), "ok");
+
+    // An endless stream of them (here 1820, 32 KiB): 502 after the eighth.
+    let mut response = b"HTTP/1.1 103 X\r\n\r\n".repeat(1820);
+    response.extend_from_slice(OK);
+    let run = each_way(one_upstream, GET, &response, false);
+    let all = parse_all(&run.client);
+    let statuses: Vec<u16> = all.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [[103; 8].as_slice(), &[502]].concat());
+    assert!(!run.done, "the client's connection survives a 502");
+}
+
+#[test]
+fn the_upstream_timeout_bounds_a_whole_response_head_however_it_trickles_in() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(10));
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(GET);
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    // A byte every 3 s: the head keeps coming, but is not complete within 10 s.
+    let mut fired_after = None;
+    for (i, &b) in b"HTTP/1.1 200 OK\r\nX-Pad: aaaaaaaa\r\n".iter().enumerate() {
+        mem.upstream_sends(key, &[b]);
+        mem.advance(Duration::from_secs(3));
+        if !mem.client_received().is_empty() {
+            fired_after = Some(i + 1);
+            break;
+        }
+    }
+    assert!(
+        mem.client_received().starts_with(b"HTTP/1.1 504 "),
+        "{:?}",
+        String::from_utf8_lossy(mem.client_received())
+    );
+    assert_eq!(fired_after, Some(4), "at 12 s, the first look past 10 s");
+    assert!(mem.upstream(key).closed);
+
+    // During the body it bounds idleness instead: every byte the upstream sends gives
+    // it another 10 s, and silence past them cuts the response off.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(GET, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\na");
+    for b in [b"b", b"c"] {
+        mem.advance(Duration::from_secs(9));
+        mem.upstream_sends(key, b);
+        mem.run();
+    }
+    assert!(!mem.upstream(key).closed, "still going at 18 s");
+    mem.advance(Duration::from_secs(10));
+    assert!(mem.upstream(key).closed && mem.conn().is_done(), "cut off");
+    assert!(mem.client_received().ends_with(b"\r\n\r\nabc"));
+}
+
+#[test]
+fn a_client_that_reads_slowly_is_never_cut_off_by_the_upstream_timeout() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_room = 1000;
+    mem.client_sends(GET);
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    let mut response = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n".to_vec();
+    response.resize(response.len() + 200_000, b'x');
+    mem.upstream_sends(key, &response);
+    mem.run();
+    // The client reads nothing for a minute: the proxy's buffers are full, it waits
+    // on the client (whose own limit, the write timeout, is the event loop's).
+    assert!(mem.upstream(key).unread() > 0);
+    assert_eq!(
+        mem.conn().handler().deadline(),
+        None,
+        "waiting on the client"
+    );
+    mem.advance(Duration::from_secs(60));
+    mem.client_room = usize::MAX;
+    mem.run();
+    let r = &parse_all(mem.client_received())[0];
+    assert_eq!(r.body.len(), 200_000, "the whole body");
+    assert!(mem.upstream(key).idle, "and the connection kept");
+    assert_eq!(s.proxy.upstreams.stats(0).failures, 0);
+}
+
+#[test]
+fn a_client_that_sends_its_body_slowly_is_not_the_upstreams_fault() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
+    let head = b"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n";
+    // Before the response head: the upstream waits for the rest of the body.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(&[&head[..], b"12345"].concat());
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    mem.advance(Duration::from_secs(60));
+    mem.client_sends(b"67890");
+    mem.run();
+    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    mem.run();
+    assert_eq!(parse_all(mem.client_received())[0].text(), "ok");
+    // After it: an echo, which streams back what it got and waits for more.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_sends(&[&head[..], b"12345"].concat());
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    mem.upstream_sends(key, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345");
+    mem.run();
+    mem.advance(Duration::from_secs(60));
+    assert!(!mem.upstream(key).closed, "not cut off");
+    mem.client_sends(b"67890");
+    mem.run();
+    // The rest of the body went up at once: the upstream is waited for again.
+    assert!(mem.conn().handler().deadline().is_some());
+    mem.upstream_sends(key, b"67890");
+    mem.run();
+    assert_eq!(parse_all(mem.client_received())[0].text(), "1234567890");
+    assert_eq!(s.proxy.upstreams.stats(0).failures, 0);
+}
+
+#[test]
+fn a_local_error_on_connect_is_a_502_and_no_mark_against_the_upstream() {
+    let s = setup(2, |c| {
+        c.health = HealthPolicy {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    });
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.local_error = true; // out of file descriptors
+    mem.client_sends(GET);
+    mem.run();
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 502 "));
+    let stats = s.proxy.upstreams.stats(0);
+    assert_eq!(
+        (stats.failures, stats.retries, stats.connect_failures),
+        (0, 0, 1),
+        "not retried: the next connect would fail alike"
+    );
+    assert_eq!(s.proxy.upstreams.stats(1), Default::default());
+    assert_eq!(
+        (s.proxy.upstreams.state(0), s.proxy.upstreams.state(1)),
+        (State::Up, State::Up)
+    );
+    // Descriptors free up: requests go through at once.
+    mem.local_error = false;
+    mem.clear_client_received();
+    mem.exchange(GET, OK);
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+}
+
+#[test]
+fn retries_are_counted_on_the_upstream_that_failed_and_only_connections_made_as_opened() {
+    let s = setup(2, |_| {});
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    let key = mem.exchange(GET, OK);
+    assert_eq!(mem.upstream(key).upstream, 1);
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+    let (refused, other) = (s.proxy.upstreams.stats(0), s.proxy.upstreams.stats(1));
+    assert_eq!(
+        (
+            refused.retries,
+            refused.failures,
+            refused.opened,
+            refused.connect_failures
+        ),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(
+        (
+            other.retries,
+            other.failures,
+            other.opened,
+            other.connect_failures
+        ),
+        (0, 0, 1, 0)
+    );
+}
+
+#[test]
+fn a_request_without_host_retried_elsewhere_names_the_upstream_it_goes_to() {
+    let s = setup(2, |_| {});
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    let key = mem.exchange(b"GET /a HTTP/1.0\r\nX: y\r\n\r\n", OK);
+    assert_eq!(mem.upstream(key).upstream, 1);
+    let sent = forwarded(&mem.upstream(key).received);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].line, "GET /a HTTP/1.1");
+    assert_eq!(sent[0].get("host"), ["127.0.0.1:8081"], "{sent:?}");
+    assert_eq!(sent[0].get("x"), ["y"]);
+    assert!(
+        sent[0].get("x-forwarded-host").is_empty(),
+        "the client sent no Host"
+    );
+    // A Host the client sent is kept as it was, whichever upstream takes it.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused[0] = true;
+    let key = mem.exchange(b"GET /a HTTP/1.0\r\nHost: 127.0.0.1:8080\r\n\r\n", OK);
+    assert_eq!(mem.upstream(key).upstream, 1);
+    let sent = forwarded(&mem.upstream(key).received);
+    assert_eq!(sent[0].get("host"), ["127.0.0.1:8080"]);
+}

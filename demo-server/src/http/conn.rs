@@ -666,6 +666,12 @@ impl<H: Handler> Conn<H> {
         self.phase == Phase::Exchange && self.ex.body != OutBody::Complete
     }
 
+    /// Whether a request waits for its response to start: the handler has not
+    /// answered it yet (the proxy waits for an upstream's response head).
+    pub fn awaiting_response(&self) -> bool {
+        self.phase == Phase::Exchange && self.ex.body == OutBody::NotStarted
+    }
+
     /// Whether the connection is between requests (waiting for a head). With an empty
     /// read buffer this means idle; with bytes buffered, a head is partly read.
     pub fn awaiting_head(&self) -> bool {

@@ -40,15 +40,69 @@
 //! # Errors
 //!
 //! - No upstream up: 503, at once.
-//! - Refused, reset or closed before any response byte: the request is retried once on
-//!   a new connection if it is idempotent (RFC 9110 §9.2.2) or none of it was written,
-//!   and it is all still in the output buffer; otherwise 502. A pooled connection that
-//!   failed this way was closed by the upstream while idle: that is no mark against
-//!   the upstream's health, and the retry makes it no 502 either.
+//! - The proxy cannot open a connection for a reason of its own (out of file
+//!   descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
+//!   `ENOMEM`, `EADDRNOTAVAIL`): 502 at once, no retry, and no mark against the
+//!   upstream's health ([`connect_failed_locally`](ProxyHandler::connect_failed_locally)).
+//! - Refused, reset or closed before any response byte: 502, after the retry rules
+//!   below.
 //! - No complete response head within the upstream timeout: 504.
-//! - A malformed response head, invalid framing, a tunnel: 502.
+//! - A malformed response head, invalid framing, a tunnel, more than [`MAX_INTERIM`]
+//!   interim responses: 502.
 //! - Any of these after the response started: the client's response is cut off (its
 //!   connection closes after what was written), never completed wrongly.
+//! - The client goes away (or its request body breaks off) before the response head:
+//!   the upstream connection is closed, not pooled, and counted as a client abort
+//!   (nginx's 499); no mark against the upstream's health.
+//!
+//! Failed attempts (refused, reset, closed, timed out, malformed) count against the
+//! upstream's health, except a reset or close before any response byte on a pooled
+//! connection: the upstream closed it while it was idle, which says nothing of its
+//! health.
+//!
+//! # Retries
+//!
+//! A request is retried at most once, on a new connection, and only while it is all
+//! still in the output buffer (its body was not longer than the copy buffer) and no
+//! byte of a response to it arrived. Within that:
+//!
+//! - a request of which nothing was written (the connection was refused, or failed
+//!   before the first write) is retried whatever its method;
+//! - an idempotent request (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
+//!   that was written is retried after a reset or close (it is safe to send twice);
+//! - a non-idempotent request (POST, PATCH, ...) that was written is never retried,
+//!   even on a pooled connection the upstream closed at that moment: the upstream may
+//!   have acted on it. That case is kept rare by discarding idle connections as soon as
+//!   their socket reports a byte or a close (the event loop reads those reports before
+//!   it lets a request take a connection).
+//! - timeouts and malformed responses are not retried (the request may be slow or
+//!   harmful to repeat), nor are local errors.
+//!
+//! The retry goes to the same upstream after a failed pooled connection (the upstream
+//! itself is fine), to the next upstream that is up otherwise (502 if none is). A
+//! request without `Host` (HTTP/1.0) retried on another upstream gets that upstream's
+//! address as its `Host`. `retries` is counted on the upstream of the failed attempt.
+//!
+//! # Timeouts
+//!
+//! The upstream timeout ([`ProxyConfig::upstream_timeout`]) bounds only what the
+//! upstream is waited for, never the client:
+//!
+//! - **Before the response head**, it bounds the attempt from its start: connecting,
+//!   writing a request without a body, and the whole response head (its bytes arriving
+//!   one by one do not extend it; interim heads neither). While a request body is
+//!   being written it starts again at each write the upstream takes, and it is
+//!   suspended while the proxy waits for more of the body from the client; the last
+//!   write of the body starts it once more for the response head. Past it: 504.
+//! - **During the response body**, it bounds how long the upstream may send nothing
+//!   while the proxy has room for its bytes (an idle timeout, as nginx's
+//!   `proxy_read_timeout`): it starts again whenever the upstream sends a byte or the
+//!   client takes one. Past it, the response is cut off.
+//! - It is suspended while the proxy waits on the client: a full input buffer (a
+//!   client reading slowly or not at all), or a request body still to come from the
+//!   client that the upstream may be waiting for. Then the client-side limits apply
+//!   (`--write-timeout` while output waits for the client, `--idle-timeout` while the
+//!   request body does), as for `serve`.
 //!
 //! # Memory per connection pair
 //!
@@ -60,6 +114,7 @@
 //! write), a pair holds at most some 200 KiB plus its heads, however large the bodies.
 
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +136,10 @@ pub const COPY_BUF_SIZE: usize = recycle::io::COPY_BUF_SIZE;
 /// it, 502. Half a copy buffer, so a head never fills the input buffer.
 pub const MAX_RESPONSE_HEAD: usize = COPY_BUF_SIZE / 2;
 
+/// Most interim (1xx) responses before the final one; past it, 502. Go's transport
+/// allows 5; a few more leave room for several `103 Early Hints`.
+pub const MAX_INTERIM: usize = 8;
+
 /// Bytes a chunk's framing may add to its data (a 16-digit size, two CRLFs), plus the
 /// last chunk: room kept free in the output buffer for them.
 const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
@@ -90,8 +149,10 @@ const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
 pub struct ProxyConfig {
     /// Where requests go, round robin.
     pub upstreams: Vec<std::net::SocketAddr>,
-    /// Connect plus time to a complete response head (504 past it); also the longest
-    /// an upstream may keep a response body waiting.
+    /// Connect plus time to a complete response head (504 past it); during a response
+    /// body, the longest the upstream may send nothing while the proxy has room for it
+    /// (then the response is cut off). Never applied while the proxy waits on the
+    /// client (see [Timeouts](self#timeouts)).
     pub upstream_timeout: Duration,
     /// Most idle keep-alive connections kept per upstream per worker (0: none; each
     /// request then says `Connection: close` upstream).
@@ -306,7 +367,7 @@ impl ProxyWorker {
         self.idle.drain(|_, key| closing.push(key));
     }
 
-    /// Counts a connection opened to `upstream` (the driver connected it).
+    /// Counts `event` on `upstream`.
     fn count(&self, upstream: usize, event: Event) {
         self.proxy.upstreams.count(self.index, upstream, event);
     }
@@ -330,8 +391,12 @@ impl std::fmt::Debug for ProxyWorker {
 /// Why an attempt on an upstream connection failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
-    /// The connection could not be made.
+    /// The connection could not be made: the upstream refused it, or could not be
+    /// reached.
     Refused,
+    /// The proxy could not open a connection for a reason of its own (out of file
+    /// descriptors, socket buffers or local ports): no mark against the upstream.
+    Local,
     /// The connection was reset, or a read or write on it failed.
     Reset,
     /// The upstream closed the connection.
@@ -375,10 +440,19 @@ enum Body {
 /// Where the upstream's response is.
 #[derive(Clone, Debug)]
 enum Resp {
-    /// Waiting for a (final) head; `scanned` bytes of the input were searched.
-    Head { scanned: usize },
+    /// Waiting for a (final) head; `scanned` bytes of the input were searched, after
+    /// `interims` interim heads.
+    Head { scanned: usize, interims: usize },
     /// Copying the body to the client.
     Body(BodyReader),
+}
+
+impl Resp {
+    /// Before any head.
+    const START: Resp = Resp::Head {
+        scanned: 0,
+        interims: 0,
+    };
 }
 
 /// The upstream connection in use.
@@ -387,6 +461,8 @@ struct Attached {
     key: usize,
     /// Taken from the idle set (not opened for this request).
     reused: bool,
+    /// The connection is made (a reused one always is).
+    connected: bool,
 }
 
 /// What the client gets when the exchange failed, at the next `poll_response`.
@@ -423,7 +499,12 @@ pub struct ProxyHandler {
     /// The upstream stopped taking the request (after its response began): write no
     /// more; the connection is not reused.
     send_failed: bool,
+    /// The request has a body (its writes extend the upstream timeout).
+    has_body: bool,
     body: Body,
+    /// Where `out` holds the `Host` value written for a request without one (the
+    /// upstream's address), to rewrite on a retry elsewhere.
+    fallback_host: Option<Range<usize>>,
     /// Bytes from the upstream: `inp[consumed..]` is still to parse.
     inp: Vec<u8>,
     consumed: usize,
@@ -458,12 +539,14 @@ impl ProxyHandler {
             replayable: false,
             written: false,
             send_failed: false,
+            has_body: false,
             body: Body::Done,
+            fallback_host: None,
             inp: Vec::new(),
             consumed: 0,
             responded: false,
             eof: false,
-            resp: Resp::Head { scanned: 0 },
+            resp: Resp::START,
             keep_alive: false,
             close_upstream: false,
             outcome: None,
@@ -485,9 +568,22 @@ impl ProxyHandler {
     pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
         debug_assert!(self.want.is_some() && self.conn.is_none());
         self.want = None;
-        self.conn = Some(Attached { key, reused });
-        let event = if reused { Event::Reused } else { Event::Opened };
-        w.count(self.upstream, event);
+        self.conn = Some(Attached {
+            key,
+            reused,
+            connected: reused,
+        });
+        if reused {
+            w.count(self.upstream, Event::Reused);
+        }
+    }
+
+    /// The new connection attached is made (counted as opened): write to it.
+    pub fn connected(&mut self, w: &mut ProxyWorker) {
+        if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
+            conn.connected = true;
+            w.count(self.upstream, Event::Opened);
+        }
     }
 
     /// The connection in use, if any.
@@ -512,7 +608,9 @@ impl ProxyHandler {
     pub fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
         self.sent += n;
         self.written |= n > 0;
-        self.arm(w); // the upstream is taking the request: it is alive
+        if self.has_body {
+            self.arm(w); // the upstream is taking the body: it is alive
+        }
     }
 
     /// How many bytes the handler takes from the connection now (0: stop reading it).
@@ -536,12 +634,22 @@ impl ProxyHandler {
     /// `n` bytes were appended to [`input`](Self::input).
     pub fn received(&mut self, n: usize, w: &mut ProxyWorker) {
         self.responded |= n > 0;
-        self.arm(w);
+        if matches!(self.resp, Resp::Body(_)) {
+            self.arm(w); // bytes of a head do not extend the time it may take
+        }
     }
 
-    /// The connection could not be made.
+    /// The connection could not be made: the upstream refused it or is unreachable.
     pub fn connect_failed(&mut self, w: &mut ProxyWorker) {
         self.fail(w, Failure::Refused);
+    }
+
+    /// The proxy could not open a connection for a reason of its own (out of file
+    /// descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
+    /// `ENOMEM`, `EADDRNOTAVAIL`): 502 without a retry, and no mark against the
+    /// upstream, which was never asked.
+    pub fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
+        self.fail(w, Failure::Local);
     }
 
     /// Writing to the connection failed. Before any response this is a failed attempt;
@@ -570,16 +678,22 @@ impl ProxyHandler {
         }
     }
 
-    /// When the upstream must have moved on: while the handler waits on it.
+    /// When the upstream must have moved on: only while the handler waits on it, not
+    /// on the client (see [Timeouts](self#timeouts)).
     pub fn deadline(&self) -> Option<Instant> {
-        let waiting_for_client = matches!(self.resp, Resp::Head { .. })
-            && self.body != Body::Done
-            && self.sent == self.out.len();
-        if self.active && self.outcome.is_none() && !waiting_for_client {
-            self.deadline
-        } else {
-            None
+        if !self.active || self.outcome.is_some() || self.waits_on_client() {
+            return None;
         }
+        self.deadline
+    }
+
+    /// Whether the exchange waits on the client rather than on the upstream: for more
+    /// of the request body (the upstream has all there was, and may be waiting for the
+    /// rest), or for the client to read the response (the input buffer is full).
+    fn waits_on_client(&self) -> bool {
+        let for_body = self.body != Body::Done && self.sent == self.out.len();
+        let for_reader = matches!(self.resp, Resp::Body(_)) && self.input_room() == 0;
+        for_body || for_reader
     }
 
     /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
@@ -610,6 +724,9 @@ impl ProxyHandler {
         if let Some(conn) = attached {
             w.discard(self.upstream, conn.key);
         }
+        if attached.is_none_or(|c| !c.connected) {
+            w.count(self.upstream, Event::ConnectFailed);
+        }
         self.want = None;
         if matches!(self.resp, Resp::Body(_)) {
             // The response started: it can only be cut off.
@@ -617,38 +734,41 @@ impl ProxyHandler {
             return;
         }
         // A pooled connection that failed before any response byte was closed by the
-        // upstream while idle: no mark against its health.
+        // upstream while idle: no mark against its health. Nor is a local error.
         let stale = attached.is_some_and(|c| c.reused)
             && !self.responded
             && matches!(failure, Failure::Reset | Failure::Closed);
-        if !stale {
+        if !stale && failure != Failure::Local {
             w.proxy
                 .upstreams
                 .record_failure(w.index, self.upstream, w.now);
         }
+        // The retry rules of the module docs.
         let retry = self.attempts == 1
             && !self.responded
             && self.replayable
             && (self.idempotent || !self.written)
-            && !matches!(failure, Failure::Timeout | Failure::Malformed);
+            && !matches!(
+                failure,
+                Failure::Timeout | Failure::Malformed | Failure::Local
+            );
         if retry {
+            let failed = self.upstream;
             if !stale {
                 // The upstream itself failed: another may take the request.
-                match w.proxy.upstreams.select(&mut w.cursor, w.now) {
-                    Some(upstream) => self.upstream = upstream,
-                    None => {
-                        self.outcome = Some(Outcome::Status(502));
-                        return;
-                    }
-                }
+                let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
+                    self.outcome = Some(Outcome::Status(502));
+                    return;
+                };
+                self.retarget(upstream, w);
             }
-            w.count(self.upstream, Event::Retried);
+            w.count(failed, Event::Retried);
             self.attempts += 1;
             self.sent = 0;
             self.written = false;
             self.inp.clear();
             self.consumed = 0;
-            self.resp = Resp::Head { scanned: 0 };
+            self.resp = Resp::START;
             self.want = Some(false);
             self.arm(w);
             return;
@@ -659,6 +779,20 @@ impl ProxyHandler {
             502
         };
         self.outcome = Some(Outcome::Status(status));
+    }
+
+    /// Sends the request to `upstream` instead (a retry): a `Host` that was the
+    /// previous upstream's address becomes this one's.
+    fn retarget(&mut self, upstream: usize, w: &ProxyWorker) {
+        if upstream != self.upstream {
+            if let Some(range) = self.fallback_host.take() {
+                let name = w.proxy.upstreams.name(upstream).as_bytes();
+                let start = range.start;
+                self.out.splice(range, name.iter().copied());
+                self.fallback_host = Some(start..start + name.len());
+            }
+        }
+        self.upstream = upstream;
     }
 
     /// Ends the exchange: the connection is released (clean or not), the buffers go
@@ -720,9 +854,14 @@ impl ProxyHandler {
             return;
         }
         if let Resp::Head { .. } = self.resp {
-            if let Err(failure) = self.read_heads(res, w) {
+            let read = self.read_heads(res, w);
+            compact(&mut self.inp, &mut self.consumed);
+            if let Err(failure) = read {
                 self.fail(w, failure);
                 return self.respond(res, w);
+            }
+            if let Resp::Body(_) = self.resp {
+                self.arm(w); // from here on, the upstream timeout bounds idleness
             }
         }
         let Resp::Body(body) = &mut self.resp else {
@@ -738,15 +877,10 @@ impl ProxyHandler {
             let taken = res.write(data);
             debug_assert_eq!(taken, data.len(), "decoded at most `room` bytes");
             self.consumed += used;
+            // The client took bytes: room for the upstream's, and time to send them.
             self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
         }
-        if self.consumed == self.inp.len() {
-            self.inp.clear();
-            self.consumed = 0;
-        } else if self.consumed >= COPY_BUF_SIZE / 2 {
-            self.inp.drain(..self.consumed);
-            self.consumed = 0;
-        }
+        compact(&mut self.inp, &mut self.consumed);
         // The upstream closed: the end of a close-delimited body, or a truncated one.
         broken |= !body.is_done() && self.eof && self.inp.is_empty() && body.on_eof().is_err();
         let done = body.is_done();
@@ -766,7 +900,7 @@ impl ProxyHandler {
         res: &mut Response<'_, '_>,
         w: &mut ProxyWorker,
     ) -> Result<(), Failure> {
-        let Resp::Head { scanned } = &mut self.resp else {
+        let Resp::Head { scanned, interims } = &mut self.resp else {
             return Ok(());
         };
         loop {
@@ -787,6 +921,10 @@ impl ProxyHandler {
                     .chain([("Via", headers::via(head.version))])
             };
             if head.is_interim() {
+                *interims += 1;
+                if *interims > MAX_INTERIM {
+                    return Err(Failure::Malformed);
+                }
                 // `100 Continue` went to the client from the connection already (the
                 // proxy does not forward `Expect`); others (103) are forwarded, to
                 // HTTP/1.1 clients (RFC 9110 §15.2).
@@ -869,7 +1007,7 @@ impl Handler for ProxyHandler {
             fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
         };
-        headers::write_request_head(
+        self.fallback_host = headers::write_request_head(
             &mut self.out,
             &request,
             req.head.framing,
@@ -880,6 +1018,7 @@ impl Handler for ProxyHandler {
             Framing::Length(_) => Body::Raw,
             Framing::Chunked => Body::Chunked,
         };
+        self.has_body = self.body != Body::Done;
         self.active = true;
         self.conn = None;
         self.want = Some(true);
@@ -891,7 +1030,7 @@ impl Handler for ProxyHandler {
         self.consumed = 0;
         self.responded = false;
         self.eof = false;
-        self.resp = Resp::Head { scanned: 0 };
+        self.resp = Resp::START;
         self.keep_alive = false;
         self.outcome = None;
         self.arm(w);
@@ -901,7 +1040,10 @@ impl Handler for ProxyHandler {
         if !self.active || self.outcome.is_some() || self.send_failed {
             return data.len(); // nowhere to send it: the connection drops it
         }
-        let _ = w;
+        if self.sent == self.out.len() {
+            // The upstream had all there was: from now on it is waited for again.
+            self.arm(w);
+        }
         let chunked = self.body == Body::Chunked;
         let reserve = if chunked { CHUNK_RESERVE } else { 0 };
         self.make_room(data.len() + reserve);
@@ -939,6 +1081,9 @@ impl Handler for ProxyHandler {
         if !self.active {
             return;
         }
+        if matches!(self.resp, Resp::Head { .. }) {
+            w.count(self.upstream, Event::ClientAborted); // nginx's 499
+        }
         if let Some(conn) = self.conn.take() {
             w.discard(self.upstream, conn.key);
         }
@@ -947,5 +1092,19 @@ impl Handler for ProxyHandler {
         self.want = None;
         self.deadline = None;
         self.outcome = None;
+    }
+}
+
+/// Drops the `consumed` bytes at the front of the input buffer `inp`, so that its room is
+/// never held by bytes already used (interim heads, body already copied): at once when
+/// all of it was, else once half of it was (then the rest of a head, at most
+/// [`MAX_RESPONSE_HEAD`], always fits after it).
+fn compact(inp: &mut Vec<u8>, consumed: &mut usize) {
+    if *consumed == inp.len() {
+        inp.clear();
+        *consumed = 0;
+    } else if *consumed >= COPY_BUF_SIZE / 2 {
+        inp.drain(..*consumed);
+        *consumed = 0;
     }
 }

@@ -301,12 +301,14 @@ fn max_forwards(fields: &[Header<'_>]) -> Result<Option<u64>, ()> {
 /// Writes the head of `request` as it goes upstream: HTTP/1.1, hop-by-hop fields
 /// dropped, `Host` first, the body framed as `framing`, `Connection: close` if `close`
 /// (the proxy will not reuse the connection), `Via` and the `X-Forwarded-*` fields.
+/// Returns where in `out` the `Host` value is if it is `request.fallback_host` (the
+/// client sent none), so that a retry on another upstream can rewrite it.
 pub fn write_request_head(
     out: &mut Vec<u8>,
     request: &Request<'_>,
     framing: parse::Framing,
     close: bool,
-) {
+) -> Option<std::ops::Range<usize>> {
     let fields = Fields::new(request.fields);
     let (authority, target) = split_absolute_form(request.target);
 
@@ -324,6 +326,10 @@ pub fn write_request_head(
     // RFC 9110 §7.2: Host goes first. The client's Host is used even if Connection
     // names it: that option would only make the request invalid.
     let host = authority.or_else(|| fields.all.iter().find(|f| is(f, "host")).map(|f| f.value));
+    let fallback = host.is_none().then(|| {
+        let start = out.len() + b"Host: ".len();
+        start..start + request.fallback_host.len()
+    });
     field(out, b"Host: ", host.unwrap_or(request.fallback_host));
     // The client's Max-Forwards goes as it came unless it is replaced ("" names no
     // field).
@@ -371,6 +377,7 @@ pub fn write_request_head(
         field(out, b"X-Forwarded-Host: ", host);
     }
     out.extend_from_slice(b"X-Forwarded-Proto: http\r\n\r\n");
+    fallback
 }
 
 // === impl Fields ===

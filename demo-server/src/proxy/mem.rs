@@ -82,6 +82,9 @@ pub struct MemProxy<'s> {
     pub upstream_room: usize,
     /// Connections to these upstreams are refused.
     pub refused: Vec<bool>,
+    /// No connection can be opened, for a local reason (the proxy is out of file
+    /// descriptors).
+    pub local_error: bool,
     upstreams: Slab<MemUpstream>,
     last: Option<usize>,
     /// Most bytes the pair held at once: the client's buffers and the copy buffers.
@@ -131,6 +134,7 @@ impl<'s> MemProxy<'s> {
             client_room: usize::MAX,
             upstream_room: usize::MAX,
             refused: vec![false; upstreams],
+            local_error: false,
             upstreams: Slab::with_capacity(4),
             last: None,
             peak_buffered: 0,
@@ -252,6 +256,18 @@ impl<'s> MemProxy<'s> {
         }
     }
 
+    /// Time passes: the worker's clock moves on by `by`, and the upstream deadline of
+    /// the exchange fires if that passed it, as the event loop's sweep fires it; then
+    /// [`run`](Self::run).
+    pub fn advance(&mut self, by: std::time::Duration) {
+        self.worker.now += by;
+        let now = self.worker.now;
+        if self.conn.handler().deadline().is_some_and(|d| now >= d) {
+            self.conn.handler_mut().timed_out(&mut self.worker);
+        }
+        self.run();
+    }
+
     /// An idle connection that the upstream wrote to or closed is closed, as the event
     /// loop closes one whose socket says so.
     fn wake_idle(&mut self, key: usize) {
@@ -326,6 +342,7 @@ impl<'s> MemProxy<'s> {
                     ups[key].idle = false;
                     handler.attach(key, true, w);
                 }
+                None if self.local_error => handler.connect_failed_locally(w),
                 None if self.refused[upstream] => handler.connect_failed(w),
                 None => {
                     let key = ups.insert(MemUpstream {
@@ -334,6 +351,7 @@ impl<'s> MemProxy<'s> {
                     });
                     self.last = Some(key);
                     handler.attach(key, false, w);
+                    handler.connected(w);
                 }
             }
             progress = true;

@@ -99,15 +99,22 @@ impl Default for HealthPolicy {
 /// Something that happened to an upstream's connections, for its counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A new connection was opened.
+    /// A new connection was made (counted once established).
     Opened,
+    /// A new connection could not be made: refused, unreachable, timed out while
+    /// connecting, or a local error (out of file descriptors...).
+    ConnectFailed,
     /// An idle connection was reused for a request.
     Reused,
     /// A connection was closed instead of kept idle: dirty, not keep-alive, no room,
     /// expired, or closed by the upstream while idle.
     Discarded,
-    /// A request was retried on another connection.
+    /// An attempt on this upstream failed and the request was retried (on another
+    /// connection, to this upstream or another).
     Retried,
+    /// The client went away (or its request body broke off) before the response head
+    /// (nginx's 499): the connection was closed, with no mark against the upstream.
+    ClientAborted,
 }
 
 /// An upstream's health, as `/metrics` reports it.
@@ -134,16 +141,22 @@ impl State {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UpstreamStats {
-    /// Connections opened.
+    /// Connections made (established, not merely attempted).
     pub opened: u64,
+    /// Connections that could not be made (refused, unreachable, timed out while
+    /// connecting, local errors).
+    pub connect_failures: u64,
     /// Requests sent on a reused idle connection.
     pub reused: u64,
     /// Connections closed instead of kept idle.
     pub discarded: u64,
-    /// Requests retried on another connection.
+    /// Requests retried after an attempt on this upstream failed.
     pub retries: u64,
-    /// Failed attempts (refused, reset, timed out, malformed response).
+    /// Failed attempts (refused, reset, timed out, malformed response), as counted
+    /// against its health: neither local errors nor a pooled connection found closed.
     pub failures: u64,
+    /// Requests whose client went away before the response head (nginx's 499).
+    pub client_aborts: u64,
 }
 
 /// One worker's round-robin position; make it with [`Upstreams::cursor`].
@@ -195,10 +208,12 @@ struct Window {
 #[derive(Default)]
 struct Counters {
     opened: AtomicU64,
+    connect_failures: AtomicU64,
     reused: AtomicU64,
     discarded: AtomicU64,
     retries: AtomicU64,
     failures: AtomicU64,
+    client_aborts: AtomicU64,
 }
 
 impl Upstreams {
@@ -350,9 +365,11 @@ impl Upstreams {
         let counters = &self.list[i].counters[worker];
         let counter = match event {
             Event::Opened => &counters.opened,
+            Event::ConnectFailed => &counters.connect_failures,
             Event::Reused => &counters.reused,
             Event::Discarded => &counters.discarded,
             Event::Retried => &counters.retries,
+            Event::ClientAborted => &counters.client_aborts,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -364,10 +381,12 @@ impl Upstreams {
             .iter()
             .fold(UpstreamStats::default(), |sum, c| UpstreamStats {
                 opened: sum.opened + c.opened.load(Relaxed),
+                connect_failures: sum.connect_failures + c.connect_failures.load(Relaxed),
                 reused: sum.reused + c.reused.load(Relaxed),
                 discarded: sum.discarded + c.discarded.load(Relaxed),
                 retries: sum.retries + c.retries.load(Relaxed),
                 failures: sum.failures + c.failures.load(Relaxed),
+                client_aborts: sum.client_aborts + c.client_aborts.load(Relaxed),
             })
     }
 

@@ -7,7 +7,15 @@
 //! up). A connection belongs to the client connection whose handler uses it, or to
 //! the idle set ([`ProxyWorker::take_idle`]); a readiness event on an idle one means
 //! the upstream closed it or wrote to it unasked, and it is closed at once, so a
-//! request never meets a connection already known dead.
+//! request never meets a connection already known dead. The worker applies the events
+//! of its upstream sockets before those of its clients in each poll, so a byte or a
+//! close that arrived on an idle connection before the poll discards it before any
+//! request can take it; bytes found right after a response make the connection dirty
+//! ([`ProxyState::park_released`]). Unsolicited bytes can meet a request only if they
+//! arrive after the worker's last poll: a peek as each connection is taken would
+//! narrow that to the moment before the request is written, at a system call per
+//! reused request, and not close it either (bytes that arrive after the request are
+//! indistinguishable from its response, to any proxy).
 //!
 //! The handler ([`ProxyHandler`]) is sans-I/O; [`Service::pump`] here is its driver:
 //! it gives connections back to the idle set (after checking that nothing arrived on
@@ -163,16 +171,20 @@ impl ProxyState {
     /// Gives client `key`'s handler a connection to `upstream`: an idle one if `reuse`
     /// and there is one, else a new one.
     fn connect(&mut self, key: usize, upstream: usize, reuse: bool, handler: &mut ProxyHandler) {
-        let w = &mut self.worker;
+        let (w, sockets) = (&mut self.worker, &mut self.sockets);
         if let Some(conn) = reuse.then(|| w.take_idle(upstream)).flatten() {
-            self.sockets[conn].owner = Some(key);
+            sockets[conn].owner = Some(key);
             handler.attach(conn, true, w);
             return;
         }
         let addr = w.proxy().upstreams.addr(upstream);
-        let opened = TcpStream::connect(addr).and_then(|stream| {
-            stream.set_nodelay(true)?;
-            let entry = self.sockets.vacant_entry();
+        let stream = match TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => return connect_failed(handler, w, upstream, &e),
+        };
+        // Failing past the socket call is the proxy's own trouble (epoll out of memory).
+        let registered = stream.set_nodelay(true).and_then(|()| {
+            let entry = sockets.vacant_entry();
             let conn = entry.key();
             let mut stream = stream;
             self.registry.register(
@@ -191,11 +203,11 @@ impl ProxyState {
             });
             Ok(conn)
         });
-        match opened {
+        match registered {
             Ok(conn) => handler.attach(conn, false, w),
             Err(e) => {
-                log::debug!("cannot connect to {addr}: {e}");
-                handler.connect_failed(w);
+                log::warn!("cannot register a connection to upstream {upstream}: {e}");
+                handler.connect_failed_locally(w);
             }
         }
     }
@@ -209,15 +221,17 @@ impl ProxyState {
                 return false; // not yet
             }
             match socket.connected() {
-                Ok(true) => socket.connecting = false,
+                Ok(true) => {
+                    socket.connecting = false;
+                    handler.connected(w);
+                }
                 Ok(false) => {
                     socket.writable = false;
                     socket.readable = false;
                     return false;
                 }
                 Err(e) => {
-                    log::debug!("connecting upstream {}: {e}", socket.upstream);
-                    handler.connect_failed(w);
+                    connect_failed(handler, w, socket.upstream, &e);
                     return true;
                 }
             }
@@ -302,6 +316,29 @@ impl ProxyState {
         if let Some(mut socket) = self.sockets.try_remove(conn) {
             let _ = self.registry.deregister(&mut socket.stream);
         }
+    }
+}
+
+/// Whether a failed `connect` is the proxy's own trouble rather than the upstream's: out
+/// of file descriptors (`EMFILE`, `ENFILE`), socket buffers or memory (`ENOBUFS`,
+/// `ENOMEM`), or local ports (`EADDRNOTAVAIL`). Anything else (refused, unreachable,
+/// reset, timed out) is a failed attempt on the upstream.
+fn is_local(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// Tells `handler` that its connection to `upstream` could not be made, and whose fault
+/// that was.
+fn connect_failed(handler: &mut ProxyHandler, w: &mut ProxyWorker, upstream: usize, e: &io::Error) {
+    if is_local(e) {
+        log::warn!("cannot connect to upstream {upstream}: {e} (the proxy's own limit)");
+        handler.connect_failed_locally(w);
+    } else {
+        log::debug!("cannot connect to upstream {upstream}: {e}");
+        handler.connect_failed(w);
     }
 }
 

@@ -172,15 +172,21 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                 Err(e) => return Err(e),
             }
             self.shared.dates.refresh();
+            // The service's own sockets first: what they said (an idle upstream
+            // connection closed or written to) is known before any client's request
+            // can take one of them.
+            for event in events.iter() {
+                let Token(token) = event.token();
+                if token != LISTENER.0 && token & SERVICE_TOKEN != 0 {
+                    if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event) {
+                        self.drive(key);
+                    }
+                }
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    Token(token) if token & SERVICE_TOKEN != 0 => {
-                        if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event)
-                        {
-                            self.drive(key);
-                        }
-                    }
+                    Token(token) if token & SERVICE_TOKEN != 0 => {} // above
                     Token(key) => {
                         let Some(conn) = self.conns.get_mut(key) else {
                             continue; // sporadic event for a closed connection
@@ -331,6 +337,19 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                 return;
             }
             let mut progress = false;
+
+            // 0. A client that hung up while its request waits for a response is gone
+            //    (nginx's 499, Go's cancelled request): the exchange is aborted (the
+            //    proxy closes its upstream connection) rather than answered to no one.
+            //    Bytes still to read (pipelined) are read first, as usual.
+            if conn.hup
+                && conn.http.awaiting_response()
+                && !conn.http.wants_input(0)
+                && hung_up(&conn.stream)
+            {
+                self.close(key);
+                return;
+            }
 
             // 1. Read, bounded: a head never past its limit (+1 to detect it), a body
             //    never more than a high-water mark ahead of processing.
@@ -562,6 +581,16 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                 }
             }
         }
+    }
+}
+
+/// Whether a client whose socket reported a hang-up has gone: nothing left to read
+/// before its end of stream, or an error (reset).
+fn hung_up(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
     }
 }
 

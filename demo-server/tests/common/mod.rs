@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fds;
 pub mod net;
 
 /// One parsed response.
