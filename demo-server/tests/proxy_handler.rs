@@ -808,6 +808,43 @@ fn upstream_connections_are_reused_only_clean() {
     }
 }
 
+/// `Connection` is a list of tokens (RFC 9110 §7.6.1), and a token holds no quote: a
+/// stray `"` in one element must not hide the elements after it (as reading it as the
+/// start of a quoted-string, §5.6.4, would).
+#[test]
+fn a_stray_quote_in_connection_hides_no_option() {
+    let s = one_upstream();
+    // The upstream's `close` is seen: the connection is not pooled.
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    let key = mem.exchange(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: a\"b, close\r\n\r\nok",
+    );
+    assert_eq!(parse_all(mem.client_received())[0].text(), "ok");
+    assert!(mem.upstream(key).closed && !mem.upstream(key).idle);
+
+    // The client's: the field it names is removed, and its connection closes.
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: a\"b, X-Secret, close\r\n\
+        X-Secret: 1\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert!(up.get("x-secret").is_empty(), "named by Connection: {up:?}");
+    assert!(run.done, "the client said close");
+}
+
+/// `Via` and `X-Forwarded-For` are appended to, never split: what the client sent goes
+/// on as it came (a quote in a `Via` comment is ctext, RFC 9110 §5.6.5), and the
+/// proxy's own element is the last one.
+#[test]
+fn via_and_x_forwarded_for_are_appended_to_as_they_came() {
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4,, 5.6.7.8\r\n\
+        X-Forwarded-For:\r\nVia: 1.0 a (\"hi, there)\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.get("x-forwarded-for"), ["1.2.3.4,, 5.6.7.8, 192.0.2.1"]);
+    assert_eq!(up.get("via"), ["1.0 a (\"hi, there), 1.1 demo-server"]);
+}
+
 #[test]
 fn a_pooled_connection_the_upstream_closed_is_never_a_502() {
     let s = one_upstream();

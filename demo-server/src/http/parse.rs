@@ -232,7 +232,7 @@ pub fn parse<'b>(
         let name = header.name;
         let value = header.value;
         if name.eq_ignore_ascii_case("content-length") {
-            for item in list(value) {
+            for item in tokens(value) {
                 let n = parse_content_length(item)?;
                 // Repeated identical values are one value (RFC 9110 §8.6), but a sender
                 // that repeats it is suspect: answered, then closed. Differing ones
@@ -246,7 +246,7 @@ pub fn parse<'b>(
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_codings.add(value)?;
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in list(value) {
+            for token in tokens(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
             }
@@ -462,8 +462,21 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
     Ok(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
-/// The elements of a comma-separated field value (RFC 9110 §5.6.1), each without its
-/// surrounding OWS; empty elements included.
+/// The elements of a comma-separated list of tokens (RFC 9110 §5.6.1, §5.6.2:
+/// `Connection`, `Content-Length`), each without its surrounding OWS; empty elements
+/// included.
+///
+/// A token holds no quote, so every comma splits: in `Connection: a"b, close` the
+/// first element is simply not a token and `close` is still seen. (Reading the `"` as
+/// the start of a quoted-string, as [`list`] does, would hide `close`, or a field
+/// name that `Connection` asks to remove.)
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// The elements of a comma-separated field value whose elements may hold
+/// quoted-strings (RFC 9110 §5.6.1; here `Transfer-Encoding`, whose codings take
+/// parameters, §5.6.6), each without its surrounding OWS; empty elements included.
 ///
 /// A comma inside a quoted-string (§5.6.4: `"` to `"`, a backslash taking the next
 /// byte as it is) does not split: `x;p="a,b", chunked` is two elements, `x;p="a,b"`

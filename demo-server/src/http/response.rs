@@ -44,7 +44,7 @@ use std::mem::MaybeUninit;
 use recycle::status::Version;
 
 use super::body::ChunkedDecoder;
-use super::parse::{MAX_HEADERS, TransferCodings, head_end, list, parse_content_length};
+use super::parse::{MAX_HEADERS, TransferCodings, head_end, parse_content_length, tokens};
 
 /// Why an upstream response was refused. Before any of the response went to the
 /// client the proxy answers each with 502; after, it cuts the client's response off.
@@ -236,7 +236,7 @@ pub fn parse<'h, 'b>(
     for field in res.headers.iter() {
         let name = field.name;
         if name.eq_ignore_ascii_case("content-length") {
-            for item in list(field.value) {
+            for item in tokens(field.value) {
                 let n = parse_content_length(item).map_err(|_| Error::BadFraming)?;
                 // Repeated identical values are one value (RFC 9110 §8.6).
                 if content_length.is_some_and(|previous| previous != n) {
@@ -250,7 +250,7 @@ pub fn parse<'h, 'b>(
             // and so is a list that could be split two ways.
             codings.add(field.value).map_err(|_| Error::BadFraming)?;
         } else if name.eq_ignore_ascii_case("connection") {
-            for option in list(field.value) {
+            for option in tokens(field.value) {
                 close |= option.eq_ignore_ascii_case(b"close");
                 keep_alive_option |= option.eq_ignore_ascii_case(b"keep-alive");
             }

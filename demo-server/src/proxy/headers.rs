@@ -17,9 +17,10 @@
 //!   [`response_body`]. The input's own `Content-Length` and `Transfer-Encoding` are
 //!   never copied: the body is re-chunked, so the codings list is written anew, each
 //!   coding as it was sent, parameters and all (`x;p="a,b", chunked` goes on as
-//!   `x;p="a,b", chunked`). Lists are split where RFC 9110 §5.6.1 splits them, never
-//!   inside a quoted-string (§5.6.4); a `Transfer-Encoding` that could be split two
-//!   ways was refused by the parser (400, or 502 from an upstream).
+//!   `x;p="a,b", chunked`). `Transfer-Encoding` is split where RFC 9110 §5.6.1 splits
+//!   it, never inside a quoted-string (§5.6.4), and one that could be split two ways
+//!   was refused by the parser (400, or 502 from an upstream); token lists
+//!   (`Connection`, `Content-Length`) split at every comma, a token holding no quote.
 //! - **`Via` is appended to** (§7.6.3): the received protocol and [`VIA_NAME`], after
 //!   any `Via` list the message carried (upstream, the lines become one list; to the
 //!   client, the upstream's `Via` lines are kept and one more follows them, which is
@@ -402,11 +403,9 @@ impl<'a> Fields<'a> {
     /// Whether `name` is one of the options of some `Connection` field.
     fn named_by_connection(&self, name: &str) -> bool {
         self.has_connection
-            && self
-                .all
-                .iter()
-                .filter(|f| is(f, "connection"))
-                .any(|f| list(f.value).any(|option| option.eq_ignore_ascii_case(name.as_bytes())))
+            && self.all.iter().filter(|f| is(f, "connection")).any(|f| {
+                parse::tokens(f.value).any(|option| option.eq_ignore_ascii_case(name.as_bytes()))
+            })
     }
 
     /// Whether `f` may be forwarded: not hop-by-hop, not named by `Connection`.
@@ -432,14 +431,26 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Writes `name: <the forwarded list elements of every field so named>, <last>`,
-    /// with `last` written as one element from its pieces.
+    /// Writes `name: <every forwarded field so named>, <last>`, with `last` written as
+    /// one element from its pieces: the field lines combined into one list as RFC 9110
+    /// §5.3 allows, each value as it came but for empty elements at its ends. Nothing is split, so
+    /// nothing depends on how a reader splits: a `Via` comment holding a `"` (ctext,
+    /// §5.6.5) or a comma comes through unchanged.
     fn append(&self, out: &mut Vec<u8>, name: &str, last: &[&[u8]]) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         for f in self.forwarded().filter(|f| is(f, name)) {
-            for element in list(f.value).filter(|e| !e.is_empty()) {
-                out.extend_from_slice(element);
+            // Without the empty elements at either end (`" c ,, "` is `c`).
+            let edge = |b: &u8| !matches!(b, b',' | b' ' | b'\t');
+            let value = match (
+                f.value.iter().position(edge),
+                f.value.iter().rposition(edge),
+            ) {
+                (Some(first), Some(last)) => &f.value[first..=last],
+                _ => &[][..],
+            };
+            if !value.is_empty() {
+                out.extend_from_slice(value);
                 out.extend_from_slice(b", ");
             }
         }
