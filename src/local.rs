@@ -383,7 +383,8 @@ impl<T> Node<T> {
     fn take_top(&self, removed: u64, len: usize) -> T {
         let value = self.with_stack(|stack| {
             // SAFETY: `0 < len <= slots.len()` and `slots[len - 1]` is initialised
-            // (INVARIANT on `slots`); bumping `removed` below marks it uninitialised
+            // (INVARIANT on `slots`); `value` is a field of that `Slot<T>`, so it is
+            // aligned for `T`; bumping `removed` below marks the slot uninitialised
             // again, so it is read exactly once.
             unsafe {
                 read_by_words(&raw const (*stack.slots.get_unchecked(len - 1).as_ptr()).value)
