@@ -54,9 +54,9 @@ struct Connection<'a, H> {
     stream: TcpStream,
     http: Conn<H>,
     /// Borrowed while unprocessed bytes remain; an idle connection holds none.
-    rbuf: Option<Pooled<'a, ReadBuf>>,
+    rbuf: Option<Pooled<'a, Box<ReadBuf>>>,
     /// Borrowed while output is pending.
-    wbuf: Option<Pooled<'a, WriteBuf>>,
+    wbuf: Option<Pooled<'a, Box<WriteBuf>>>,
     /// Bytes may be waiting in the socket (we stopped reading before `WouldBlock`).
     readable: bool,
     /// The peer shut its write side (we read its EOF).
