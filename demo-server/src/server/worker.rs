@@ -9,6 +9,19 @@
 //! gives each task a cooperative budget; a connection that still has work then goes
 //! to the back of a ready queue, which the loop serves after polling for new events
 //! with a zero timeout.
+//!
+//! # Memory per idle connection
+//!
+//! The slab is allocated up front, so what an idle keep-alive connection costs the
+//! process is its slab entry: 232 bytes for `serve`, 208 for `proxy` (x86-64), held
+//! to a 256-byte budget by a unit test. What only a busy connection needs is not in
+//! it but behind a pointer-sized handle, taken when work starts and given back when
+//! the connection goes idle: the read and write buffers (boxed in their pools, so a
+//! handle is two words) and the proxy's exchange state ([`ProxyHandler`]). The
+//! connection's timers are [`Tick`]s, 32-bit milliseconds since the worker started,
+//! rather than 16-byte `Instant`s.
+//!
+//! [`ProxyHandler`]: crate::proxy::handler::ProxyHandler
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read};
@@ -694,8 +707,14 @@ mod tests {
         let serve = size_of::<SlabEntry<Connection<'static, App<'static>>>>();
         let proxy = size_of::<SlabEntry<Connection<'static, ProxyHandler>>>();
         eprintln!("slab entry: serve {serve} B, proxy {proxy} B");
-        assert!(serve <= IDLE_CONNECTION_BUDGET, "serve: {serve} B per connection");
-        assert!(proxy <= IDLE_CONNECTION_BUDGET, "proxy: {proxy} B per connection");
+        assert!(
+            serve <= IDLE_CONNECTION_BUDGET,
+            "serve: {serve} B per connection"
+        );
+        assert!(
+            proxy <= IDLE_CONNECTION_BUDGET,
+            "proxy: {proxy} B per connection"
+        );
     }
 
     #[test]
