@@ -111,10 +111,12 @@ impl Default for Limits {
 pub struct Shared {
     /// Connection limits.
     pub limits: Limits,
-    /// Read buffers: borrowed while a connection has unparsed bytes.
-    pub readers: Pool<ReadBuf>,
-    /// Write buffers: borrowed while a connection has output pending.
-    pub writers: Pool<WriteBuf>,
+    /// Read buffers: borrowed while a connection has unparsed bytes. Boxed, so that a
+    /// connection's handle on one is two words (see the worker's memory budget).
+    pub readers: Pool<Box<ReadBuf>>,
+    /// Write buffers: borrowed while a connection has output pending (boxed, as
+    /// `readers`).
+    pub writers: Pool<Box<WriteBuf>>,
     /// Status lines.
     pub lines: StatusLines,
     /// The `Date` header value.
@@ -144,11 +146,11 @@ impl Shared {
     ) -> Self {
         Self {
             limits,
-            readers: Pool::builder(|| ReadBuf::with_capacity(READ_BUF_SIZE))
+            readers: Pool::builder(|| Box::new(ReadBuf::with_capacity(READ_BUF_SIZE)))
                 .max_capacity(MAX_POOLED_BUF)
                 .max_idle(1024)
                 .build(),
-            writers: Pool::builder(|| WriteBuf::with_capacity(WRITE_BUF_SIZE))
+            writers: Pool::builder(|| Box::new(WriteBuf::with_capacity(WRITE_BUF_SIZE)))
                 .max_capacity(MAX_POOLED_BUF)
                 .max_idle(1024)
                 .build(),

@@ -106,8 +106,18 @@
 //!
 //! # Memory per connection pair
 //!
-//! Two copy buffers of [`COPY_BUF_SIZE`] (32 KiB) while an exchange is in progress,
-//! none between requests: the output buffer holds at most 32 KiB of request (a longer
+//! Between requests, none beyond the client connection's own: the handler holds the
+//! client's address and an empty handle (32 bytes). The upstream side of an exchange
+//! (its state, some 200 bytes, and the handles of its copy buffers) lives in a box the
+//! handler takes from its worker's spares when it forwards a request and gives back
+//! when the exchange ends; a worker keeps up to 1024 spares (its peak of exchanges in
+//! progress), so once warm a request allocates none. (A plain `Vec` of spares rather
+//! than a `recycle::Pool`: the handler holds its box across calls with no borrow of a
+//! pool, and each worker's spares are its own, so there is nothing to share or
+//! synchronise.)
+//!
+//! While an exchange is in progress, two copy buffers of [`COPY_BUF_SIZE`] (32 KiB):
+//! the output buffer holds at most 32 KiB of request (a longer
 //! head than that is written whole, and its buffer is then not pooled again), the
 //! input buffer at most 32 KiB of response. With the client's buffers (a read buffer of
 //! at most the head limit or 64 KiB of body, a write buffer of at most 64 KiB plus one
@@ -139,6 +149,11 @@ pub const MAX_RESPONSE_HEAD: usize = COPY_BUF_SIZE / 2;
 /// Most interim (1xx) responses before the final one; past it, 502. Go's transport
 /// allows 5; a few more leave room for several `103 Early Hints`.
 pub const MAX_INTERIM: usize = 8;
+
+/// Most ended exchange states a worker keeps for reuse (some 200 bytes each, no
+/// buffer): its peak number of exchanges in progress, up to this. A worker with more in
+/// progress at once allocates (and frees) the states past it.
+const MAX_SPARE: usize = 1024;
 
 /// Bytes a chunk's framing may add to its data (a 16-digit size, two CRLFs), plus the
 /// last chunk: room kept free in the output buffer for them.
@@ -241,6 +256,7 @@ impl Proxy {
             ),
             released: Vec::with_capacity(8),
             closing: Vec::with_capacity(8),
+            spare: Vec::new(),
         }
     }
 
@@ -288,6 +304,10 @@ pub struct ProxyWorker {
     idle: IdleConns<usize>,
     released: Vec<Released>,
     closing: Vec<usize>,
+    /// Exchange states handlers gave back, for the next requests to take. Boxed: a
+    /// box moves between here and a handler as it is, never allocated again.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Forward>>,
 }
 
 impl ProxyWorker {
@@ -370,6 +390,20 @@ impl ProxyWorker {
     /// Counts `event` on `upstream`.
     fn count(&self, upstream: usize, event: Event) {
         self.proxy.upstreams.count(self.index, upstream, event);
+    }
+
+    /// An exchange state for a request: a spare one, or (while the worker's peak of
+    /// exchanges in progress is still rising) a new one.
+    fn take_exchange(&mut self) -> Box<Forward> {
+        self.spare.pop().unwrap_or_else(|| Box::new(Forward::new()))
+    }
+
+    /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
+    fn put_exchange(&mut self, ex: Box<Forward>) {
+        debug_assert!(!ex.active && ex.out.capacity() == 0 && ex.inp.capacity() == 0);
+        if self.spare.len() < MAX_SPARE {
+            self.spare.push(ex);
+        }
     }
 
     /// Closes `key`, an upstream connection a handler gives up.
@@ -474,12 +508,11 @@ enum Outcome {
     Cut,
 }
 
-/// The proxy's [`Handler`]: one per client connection, and the upstream side of its
-/// current exchange. See the [module docs](self).
+/// The upstream side of one exchange: what a [`ProxyHandler`] holds only while an
+/// exchange is in progress (see [Memory](self#memory-per-connection-pair)).
 #[derive(Debug)]
-pub struct ProxyHandler {
-    client: IpAddr,
-    /// An exchange is in progress (the upstream side has work or state).
+struct Forward {
+    /// The exchange has not ended (once it has, the handler gives this back).
     active: bool,
     version: Version,
     method: Method,
@@ -521,11 +554,9 @@ pub struct ProxyHandler {
     deadline: Option<Instant>,
 }
 
-impl ProxyHandler {
-    /// The handler of a connection from `client` (appended to `X-Forwarded-For`).
-    pub const fn new(client: IpAddr) -> Self {
+impl Forward {
+    const fn new() -> Self {
         Self {
-            client,
             active: false,
             version: Version::Http11,
             method: Method::Other,
@@ -556,16 +587,11 @@ impl ProxyHandler {
 
     // === the driver's side ===
 
-    /// The connection the handler needs: `Some((upstream, reuse))`, where `reuse` says
-    /// an idle one will do ([`ProxyWorker::take_idle`]); otherwise open a new one.
-    /// Answer with [`attach`](Self::attach) or [`connect_failed`](Self::connect_failed).
-    pub fn wants_connection(&self) -> Option<(usize, bool)> {
+    fn wants_connection(&self) -> Option<(usize, bool)> {
         self.want.map(|reuse| (self.upstream, reuse))
     }
 
-    /// Hands the handler the connection `key` it asked for: an idle one (`reused`) or
-    /// one just opened (which may still be connecting: write to it once it is).
-    pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
+    fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
         debug_assert!(self.want.is_some() && self.conn.is_none());
         self.want = None;
         self.conn = Some(Attached {
@@ -578,34 +604,25 @@ impl ProxyHandler {
         }
     }
 
-    /// The new connection attached is made (counted as opened): write to it.
-    pub fn connected(&mut self, w: &mut ProxyWorker) {
+    fn connected(&mut self, w: &mut ProxyWorker) {
         if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
             conn.connected = true;
             w.count(self.upstream, Event::Opened);
         }
     }
 
-    /// The connection in use, if any.
-    pub fn connection(&self) -> Option<usize> {
+    fn connection(&self) -> Option<usize> {
         self.conn.map(|c| c.key)
     }
 
-    /// The upstream of the current exchange.
-    pub fn upstream(&self) -> usize {
-        self.upstream
-    }
-
-    /// Bytes to write to the connection now (empty if none).
-    pub fn to_send(&self) -> &[u8] {
+    fn to_send(&self) -> &[u8] {
         if self.conn.is_none() || self.send_failed {
             return &[];
         }
         &self.out[self.sent..]
     }
 
-    /// `n` bytes of [`to_send`](Self::to_send) were written.
-    pub fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
+    fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
         self.sent += n;
         self.written |= n > 0;
         if self.has_body {
@@ -613,49 +630,36 @@ impl ProxyHandler {
         }
     }
 
-    /// How many bytes the handler takes from the connection now (0: stop reading it).
-    pub fn input_room(&self) -> usize {
+    fn input_room(&self) -> usize {
         if self.conn.is_none() || self.outcome.is_some() || self.eof {
             return 0;
         }
         COPY_BUF_SIZE.saturating_sub(self.inp.len())
     }
 
-    /// The input buffer, for the driver to read into: at most
-    /// [`input_room`](Self::input_room) bytes after its length, then
-    /// [`received`](Self::received) (the event loop reads into its spare capacity).
-    pub fn input(&mut self) -> &mut Vec<u8> {
+    fn input(&mut self) -> &mut Vec<u8> {
         if self.inp.capacity() < COPY_BUF_SIZE {
             self.inp.reserve_exact(COPY_BUF_SIZE - self.inp.len());
         }
         &mut self.inp
     }
 
-    /// `n` bytes were appended to [`input`](Self::input).
-    pub fn received(&mut self, n: usize, w: &mut ProxyWorker) {
+    fn received(&mut self, n: usize, w: &mut ProxyWorker) {
         self.responded |= n > 0;
         if matches!(self.resp, Resp::Body(_)) {
             self.arm(w); // bytes of a head do not extend the time it may take
         }
     }
 
-    /// The connection could not be made: the upstream refused it or is unreachable.
-    pub fn connect_failed(&mut self, w: &mut ProxyWorker) {
+    fn connect_failed(&mut self, w: &mut ProxyWorker) {
         self.fail(w, Failure::Refused);
     }
 
-    /// The proxy could not open a connection for a reason of its own (out of file
-    /// descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
-    /// `ENOMEM`, `EADDRNOTAVAIL`): 502 without a retry, and no mark against the
-    /// upstream, which was never asked.
-    pub fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
+    fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
         self.fail(w, Failure::Local);
     }
 
-    /// Writing to the connection failed. Before any response this is a failed attempt;
-    /// after one began, the upstream only stopped reading the request (it answered
-    /// early): the response is read on, and the connection is not reused.
-    pub fn write_failed(&mut self, w: &mut ProxyWorker) {
+    fn write_failed(&mut self, w: &mut ProxyWorker) {
         if self.responded {
             self.send_failed = true;
         } else {
@@ -663,14 +667,11 @@ impl ProxyHandler {
         }
     }
 
-    /// Reading from the connection failed (reset).
-    pub fn read_failed(&mut self, w: &mut ProxyWorker) {
+    fn read_failed(&mut self, w: &mut ProxyWorker) {
         self.fail(w, Failure::Reset);
     }
 
-    /// The upstream closed its side: the end of a close-delimited body, a truncated
-    /// one, or (before any response byte) a failed attempt.
-    pub fn upstream_closed(&mut self, w: &mut ProxyWorker) {
+    fn upstream_closed(&mut self, w: &mut ProxyWorker) {
         if self.responded {
             self.eof = true; // `poll_response` reads what is left, then decides
         } else {
@@ -678,9 +679,7 @@ impl ProxyHandler {
         }
     }
 
-    /// When the upstream must have moved on: only while the handler waits on it, not
-    /// on the client (see [Timeouts](self#timeouts)).
-    pub fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         if !self.active || self.outcome.is_some() || self.waits_on_client() {
             return None;
         }
@@ -696,14 +695,11 @@ impl ProxyHandler {
         for_body || for_reader
     }
 
-    /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
-    /// response after.
-    pub fn timed_out(&mut self, w: &mut ProxyWorker) {
+    fn timed_out(&mut self, w: &mut ProxyWorker) {
         self.fail(w, Failure::Timeout);
     }
 
-    /// Bytes the exchange holds in its copy buffers right now.
-    pub fn buffered(&self) -> usize {
+    fn buffered(&self) -> usize {
         (self.out.len() - self.sent) + (self.inp.len() - self.consumed)
     }
 
@@ -957,20 +953,17 @@ impl ProxyHandler {
     }
 }
 
-impl Handler for ProxyHandler {
-    type Worker = ProxyWorker;
-
-    /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
-    /// need not understand them.
-    const CODINGS: Codings = Codings::Forward;
-
-    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
-        if self.active {
-            // The connection starts a request only after the previous exchange ended,
-            // which the handler always sees: a bug. Its connection is not kept.
-            debug_assert!(false, "a request during an exchange");
-            self.on_abort(w);
-        }
+/// The [`Handler`] calls, on the exchange.
+impl Forward {
+    /// A request from `client`: forwarded (the exchange starts: `active`), or answered
+    /// at once.
+    fn on_request(
+        &mut self,
+        client: IpAddr,
+        req: &Request<'_>,
+        res: &mut Response<'_, '_>,
+        w: &mut ProxyWorker,
+    ) {
         let max_forwards = match headers::disposition(req.method_name, req.headers) {
             Disposition::Forward { max_forwards } => max_forwards,
             local => return headers::answer(local, res), // CONNECT, TRACE, OPTIONS at 0
@@ -1003,7 +996,7 @@ impl Handler for ProxyHandler {
             target: req.target.as_bytes(),
             version: req.head.version,
             fields: req.headers,
-            client: self.client,
+            client,
             fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
         };
@@ -1036,7 +1029,7 @@ impl Handler for ProxyHandler {
         self.arm(w);
     }
 
-    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, w: &mut ProxyWorker) -> usize {
+    fn on_body(&mut self, data: &[u8], w: &mut ProxyWorker) -> usize {
         if !self.active || self.outcome.is_some() || self.send_failed {
             return data.len(); // nowhere to send it: the connection drops it
         }
@@ -1060,7 +1053,7 @@ impl Handler for ProxyHandler {
         n
     }
 
-    fn on_body_end(&mut self, _: &mut Response<'_, '_>, _: &mut ProxyWorker) {
+    fn on_body_end(&mut self) {
         if !self.active {
             return;
         }
@@ -1069,12 +1062,6 @@ impl Handler for ProxyHandler {
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
         self.body = Body::Done;
-    }
-
-    fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
-        if self.active {
-            self.respond(res, w);
-        }
     }
 
     fn on_abort(&mut self, w: &mut ProxyWorker) {
@@ -1092,6 +1079,193 @@ impl Handler for ProxyHandler {
         self.want = None;
         self.deadline = None;
         self.outcome = None;
+    }
+}
+
+/// The proxy's [`Handler`]: one per client connection. See the [module docs](self).
+///
+/// Between requests it holds only the client's address: the upstream side of an
+/// exchange ([`Forward`], some 200 bytes with its copy buffers' handles) is taken from
+/// the worker's spares ([`ProxyWorker`]) when a request is forwarded and given back
+/// when the exchange ends, so an idle client connection costs 32 bytes here, whatever
+/// it did before. The driver's calls below do nothing (or answer "nothing") while no
+/// exchange is in progress.
+#[derive(Debug)]
+pub struct ProxyHandler {
+    client: IpAddr,
+    /// The exchange in progress, if any.
+    ex: Option<Box<Forward>>,
+}
+
+impl ProxyHandler {
+    /// The handler of a connection from `client` (appended to `X-Forwarded-For`).
+    pub const fn new(client: IpAddr) -> Self {
+        Self { client, ex: None }
+    }
+
+    // === the driver's side ===
+
+    /// The connection the handler needs: `Some((upstream, reuse))`, where `reuse` says
+    /// an idle one will do ([`ProxyWorker::take_idle`]); otherwise open a new one.
+    /// Answer with [`attach`](Self::attach) or [`connect_failed`](Self::connect_failed).
+    pub fn wants_connection(&self) -> Option<(usize, bool)> {
+        self.ex.as_ref().and_then(|ex| ex.wants_connection())
+    }
+
+    /// Hands the handler the connection `key` it asked for: an idle one (`reused`) or
+    /// one just opened (which may still be connecting: write to it once it is).
+    pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.attach(key, reused, w));
+    }
+
+    /// The new connection attached is made (counted as opened): write to it.
+    pub fn connected(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.connected(w));
+    }
+
+    /// The connection in use, if any.
+    pub fn connection(&self) -> Option<usize> {
+        self.ex.as_ref().and_then(|ex| ex.connection())
+    }
+
+    /// The upstream of the exchange in progress, if one is.
+    pub fn upstream(&self) -> Option<usize> {
+        self.ex.as_ref().map(|ex| ex.upstream)
+    }
+
+    /// Bytes to write to the connection now (empty if none).
+    pub fn to_send(&self) -> &[u8] {
+        self.ex.as_ref().map_or(&[], |ex| ex.to_send())
+    }
+
+    /// `n` bytes of [`to_send`](Self::to_send) were written.
+    pub fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.sent(n, w));
+    }
+
+    /// How many bytes the handler takes from the connection now (0: stop reading it).
+    pub fn input_room(&self) -> usize {
+        self.ex.as_ref().map_or(0, |ex| ex.input_room())
+    }
+
+    /// The input buffer, for the driver to read into: at most
+    /// [`input_room`](Self::input_room) bytes after its length, then
+    /// [`received`](Self::received) (the event loop reads into its spare capacity).
+    /// `None` with no exchange in progress (then `input_room` is 0).
+    pub fn input(&mut self) -> Option<&mut Vec<u8>> {
+        self.ex.as_deref_mut().map(Forward::input)
+    }
+
+    /// `n` bytes were appended to [`input`](Self::input).
+    pub fn received(&mut self, n: usize, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.received(n, w));
+    }
+
+    /// The connection could not be made: the upstream refused it or is unreachable.
+    pub fn connect_failed(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.connect_failed(w));
+    }
+
+    /// The proxy could not open a connection for a reason of its own (out of file
+    /// descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
+    /// `ENOMEM`, `EADDRNOTAVAIL`): 502 without a retry, and no mark against the
+    /// upstream, which was never asked.
+    pub fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.connect_failed_locally(w));
+    }
+
+    /// Writing to the connection failed. Before any response this is a failed attempt;
+    /// after one began, the upstream only stopped reading the request (it answered
+    /// early): the response is read on, and the connection is not reused.
+    pub fn write_failed(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.write_failed(w));
+    }
+
+    /// Reading from the connection failed (reset).
+    pub fn read_failed(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.read_failed(w));
+    }
+
+    /// The upstream closed its side: the end of a close-delimited body, a truncated
+    /// one, or (before any response byte) a failed attempt.
+    pub fn upstream_closed(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.upstream_closed(w));
+    }
+
+    /// When the upstream must have moved on: only while the handler waits on it, not
+    /// on the client (see [Timeouts](self#timeouts)).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.ex.as_ref().and_then(|ex| ex.deadline())
+    }
+
+    /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
+    /// response after.
+    pub fn timed_out(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.timed_out(w));
+    }
+
+    /// Bytes the exchange holds in its copy buffers right now.
+    pub fn buffered(&self) -> usize {
+        self.ex.as_ref().map_or(0, |ex| ex.buffered())
+    }
+
+    /// Runs `f` on the exchange in progress (nothing if there is none), then gives its
+    /// state back to the worker if `f` ended it.
+    fn with<R>(
+        &mut self,
+        w: &mut ProxyWorker,
+        f: impl FnOnce(&mut Forward, &mut ProxyWorker) -> R,
+    ) -> Option<R> {
+        let ex = self.ex.as_deref_mut()?;
+        let r = f(ex, w);
+        if !ex.active {
+            if let Some(ex) = self.ex.take() {
+                w.put_exchange(ex);
+            }
+        }
+        Some(r)
+    }
+}
+
+impl Handler for ProxyHandler {
+    type Worker = ProxyWorker;
+
+    /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
+    /// need not understand them.
+    const CODINGS: Codings = Codings::Forward;
+
+    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+        if self.ex.is_some() {
+            // The connection starts a request only after the previous exchange ended,
+            // which the handler always sees: a bug. Its connection is not kept.
+            debug_assert!(false, "a request during an exchange");
+            self.on_abort(w);
+        }
+        let mut ex = w.take_exchange();
+        ex.on_request(self.client, req, res, w);
+        if ex.active {
+            self.ex = Some(ex);
+        } else {
+            w.put_exchange(ex); // answered at once
+        }
+    }
+
+    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, w: &mut ProxyWorker) -> usize {
+        // With no exchange there is nowhere to send it: the connection drops it.
+        self.with(w, |ex, w| ex.on_body(data, w))
+            .unwrap_or(data.len())
+    }
+
+    fn on_body_end(&mut self, _: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+        self.with(w, |ex, _| ex.on_body_end());
+    }
+
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.respond(res, w));
+    }
+
+    fn on_abort(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.on_abort(w));
     }
 }
 

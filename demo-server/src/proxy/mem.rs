@@ -378,9 +378,9 @@ impl<'s> MemProxy<'s> {
                 handler.read_failed(w);
                 progress = true;
             } else if n > 0 {
-                handler
-                    .input()
-                    .extend_from_slice(&up.sending[up.delivered..up.delivered + n]);
+                if let Some(input) = handler.input() {
+                    input.extend_from_slice(&up.sending[up.delivered..up.delivered + n]);
+                }
                 up.delivered += n;
                 handler.received(n, w);
                 progress = true;

@@ -269,7 +269,9 @@ impl ProxyState {
             if room == 0 {
                 break; // backpressure: `readable` stays set for when it has room
             }
-            let input = handler.input();
+            let Some(input) = handler.input() else {
+                break; // no exchange (then `input_room` is 0, so not reached)
+            };
             let len = input.len();
             let spare = &mut input.spare_capacity_mut()[..room];
             match SockRef::from(&socket.stream).recv(spare) {
