@@ -764,6 +764,10 @@ fn a_client_gone_before_the_response_head_frees_its_upstream_connection() {
     eventually("the request reaches the upstream", || {
         !upstream.recorder.received().is_empty()
     });
+    // Gone for good: a reset (a plain FIN could be a half-close, see below).
+    socket2::SockRef::from(&client.stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
     drop(client);
     eventually("the upstream connection is closed", || {
         closed.load(Ordering::SeqCst)
@@ -779,6 +783,40 @@ fn a_client_gone_before_the_response_head_frees_its_upstream_connection() {
         (1, 1, 0),
         "{stats}"
     );
+}
+
+/// A client may shut down its sending side once its requests are sent and still wait
+/// for the answers (RFC 9112 §9.6): the proxy answers every request it received.
+#[test]
+fn a_client_that_half_closes_after_its_requests_gets_every_answer() {
+    let upstream = TestUpstream::start(|stream, rec| {
+        let mut buf = Vec::new();
+        while read_request(stream, &mut buf, rec).is_some() {
+            // Slow enough that the half-close is seen while the proxy waits.
+            thread::sleep(Duration::from_millis(50));
+            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmine";
+            if stream.write_all(reply).is_err() {
+                return;
+            }
+        }
+    });
+    let proxy = proxy(&[upstream.addr], |_| {});
+    for requests in [
+        &b"GET /1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
+        b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /1 HTTP/1.0\r\n\r\n",
+    ] {
+        let mut client = proxy.client();
+        client.send(requests);
+        client.stream.shutdown(Shutdown::Write).unwrap();
+        let expected = requests.windows(4).filter(|w| w == b"GET ").count();
+        for i in 0..expected {
+            let r = client.response();
+            assert_eq!((r.status, r.text().as_str()), (200, "mine"), "answer {i}");
+        }
+    }
+    let stats = proxy.stats();
+    assert_eq!(stat(&stats, "\"upstreams\"", "client_aborts"), 0, "{stats}");
 }
 
 #[test]

@@ -51,9 +51,10 @@
 //!   interim responses: 502.
 //! - Any of these after the response started: the client's response is cut off (its
 //!   connection closes after what was written), never completed wrongly.
-//! - The client goes away (or its request body breaks off) before the response head:
-//!   the upstream connection is closed, not pooled, and counted as a client abort
-//!   (nginx's 499); no mark against the upstream's health.
+//! - The client's connection is reset (or its request body breaks off) before the
+//!   response head: the upstream connection is closed, not pooled, and counted as a
+//!   client abort (nginx's 499); no mark against the upstream's health. A client
+//!   that only shut down its sending side is still answered (RFC 9112 §9.6).
 //!
 //! Failed attempts (refused, reset, closed, timed out, malformed) count against the
 //! upstream's health, except a reset or close before any response byte on a pooled

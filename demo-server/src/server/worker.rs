@@ -390,10 +390,13 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
             }
             let mut progress = false;
 
-            // 0. A client that hung up while its request waits for a response is gone
-            //    (nginx's 499, Go's cancelled request): the exchange is aborted (the
-            //    proxy closes its upstream connection) rather than answered to no one.
-            //    Bytes still to read (pipelined) are read first, as usual.
+            // 0. A client whose connection was reset while its request waits for a
+            //    response is gone (nginx's 499): the exchange is aborted (the proxy
+            //    closes its upstream connection) rather than answered to no one. Bytes
+            //    still to read (pipelined) are read first, as usual. A plain end of
+            //    stream is not enough: a client may shut down its sending side and
+            //    still wait for the answer (RFC 9112 §9.6), and until we write, a
+            //    FIN from `close` looks the same as one from `shutdown`.
             if conn.hup
                 && conn.http.awaiting_response()
                 && !conn.http.wants_input(0)
@@ -635,12 +638,14 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
     }
 }
 
-/// Whether a client whose socket reported a hang-up has gone: nothing left to read
-/// before its end of stream, or an error (reset).
+/// Whether a client whose socket reported a hang-up has gone: its connection was
+/// reset (or failed otherwise). An end of stream alone is a half-close, after which
+/// the client may still read its answer (RFC 9112 §9.6); one that closed for good
+/// is found when the answer is written.
 fn hung_up(stream: &TcpStream) -> bool {
     let mut byte = [0u8; 1];
     match stream.peek(&mut byte) {
-        Ok(n) => n == 0,
+        Ok(_) => false,
         Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
     }
 }
