@@ -155,6 +155,12 @@ pub const MAX_INTERIM: usize = 8;
 /// progress at once allocates (and frees) the states past it.
 const MAX_SPARE: usize = 1024;
 
+/// Longest request kept outside the copy buffers for a retry, once written whole (see
+/// [Memory](self#memory-per-connection-pair)): a longer one keeps its output buffer
+/// until the retry is moot. Below a page, so a copy never costs more than the buffer
+/// page it frees; the most each spare exchange state keeps allocated for it.
+const REPLAY_MAX: usize = 2048;
+
 /// Bytes a chunk's framing may add to its data (a 16-digit size, two CRLFs), plus the
 /// last chunk: room kept free in the output buffer for them.
 const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
@@ -401,6 +407,7 @@ impl ProxyWorker {
     /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
     fn put_exchange(&mut self, ex: Box<Forward>) {
         debug_assert!(!ex.active && ex.out.capacity() == 0 && ex.inp.capacity() == 0);
+        debug_assert!(ex.replay.is_empty());
         if self.spare.len() < MAX_SPARE {
             self.spare.push(ex);
         }
@@ -522,11 +529,17 @@ struct Forward {
     /// Wants a connection to `upstream`; `Some(false)`: a new one, not an idle one.
     want: Option<bool>,
     attempts: u8,
-    /// Bytes for the upstream: `out[sent..]` is still to write.
+    /// Bytes for the upstream: `out[sent..]` is still to write. A copy buffer only while
+    /// there is something to write (or it keeps the request for a retry); empty, with
+    /// no capacity, otherwise.
     out: Vec<u8>,
     sent: usize,
-    /// Everything written to `out` since the head is still there: a retry can resend it.
+    /// Everything written since the head is still in `out`, or in `replay`: a retry can
+    /// resend it.
     replayable: bool,
+    /// The request, written whole, kept for a retry after `out` went back (empty
+    /// otherwise; its capacity stays with the state, at most [`REPLAY_MAX`]).
+    replay: Vec<u8>,
     /// A byte of this attempt was written to the upstream.
     written: bool,
     /// The upstream stopped taking the request (after its response began): write no
@@ -538,7 +551,8 @@ struct Forward {
     /// Where `out` holds the `Host` value written for a request without one (the
     /// upstream's address), to rewrite on a retry elsewhere.
     fallback_host: Option<Range<usize>>,
-    /// Bytes from the upstream: `inp[consumed..]` is still to parse.
+    /// Bytes from the upstream: `inp[consumed..]` is still to parse. A copy buffer only
+    /// from a read to the moment it is used up; empty, with no capacity, otherwise.
     inp: Vec<u8>,
     consumed: usize,
     /// A byte of a response arrived in this attempt.
@@ -568,6 +582,7 @@ impl Forward {
             out: Vec::new(),
             sent: 0,
             replayable: false,
+            replay: Vec::new(),
             written: false,
             send_failed: false,
             has_body: false,
@@ -628,6 +643,7 @@ impl Forward {
         if self.has_body {
             self.arm(w); // the upstream is taking the body: it is alive
         }
+        self.settle_out(w);
     }
 
     fn input_room(&self) -> usize {
@@ -637,7 +653,11 @@ impl Forward {
         COPY_BUF_SIZE.saturating_sub(self.inp.len())
     }
 
-    fn input(&mut self) -> &mut Vec<u8> {
+    fn input(&mut self, w: &ProxyWorker) -> &mut Vec<u8> {
+        if self.inp.capacity() == 0 {
+            self.inp = w.proxy.buffers().get();
+            self.inp.clear();
+        }
         if self.inp.capacity() < COPY_BUF_SIZE {
             self.inp.reserve_exact(COPY_BUF_SIZE - self.inp.len());
         }
@@ -649,6 +669,11 @@ impl Forward {
         if matches!(self.resp, Resp::Body(_)) {
             self.arm(w); // bytes of a head do not extend the time it may take
         }
+        self.settle_out(w); // a response began: no retry will need the request
+    }
+
+    fn read_blocked(&mut self, w: &ProxyWorker) {
+        self.settle_inp(w);
     }
 
     fn connect_failed(&mut self, w: &mut ProxyWorker) {
@@ -740,15 +765,13 @@ impl Forward {
                 .record_failure(w.index, self.upstream, w.now);
         }
         // The retry rules of the module docs.
-        let retry = self.attempts == 1
-            && !self.responded
-            && self.replayable
-            && (self.idempotent || !self.written)
+        let retry = self.may_retry()
             && !matches!(
                 failure,
                 Failure::Timeout | Failure::Malformed | Failure::Local
             );
         if retry {
+            self.restore_replay(w);
             let failed = self.upstream;
             if !stale {
                 // The upstream itself failed: another may take the request.
@@ -762,8 +785,7 @@ impl Forward {
             self.attempts += 1;
             self.sent = 0;
             self.written = false;
-            self.inp.clear();
-            self.consumed = 0;
+            self.put_inp(w);
             self.resp = Resp::START;
             self.want = Some(false);
             self.arm(w);
@@ -817,14 +839,84 @@ impl Forward {
     }
 
     fn drop_buffers(&mut self, w: &ProxyWorker) {
+        self.put_out(w);
+        self.put_inp(w);
+        self.replay.clear();
+    }
+
+    // === the copy buffers: held only while they have bytes to move ===
+
+    /// Takes an output buffer, unless one is held.
+    fn take_out(&mut self, w: &ProxyWorker) {
+        if self.out.capacity() == 0 {
+            self.out = w.proxy.buffers().get();
+            self.out.clear();
+        }
+    }
+
+    /// Gives the output buffer back (if one is held).
+    fn put_out(&mut self, w: &ProxyWorker) {
         if self.out.capacity() > 0 {
             w.proxy.buffers().put(std::mem::take(&mut self.out));
         }
+        self.sent = 0;
+    }
+
+    /// Gives the input buffer back (if one is held), with whatever is left in it.
+    fn put_inp(&mut self, w: &ProxyWorker) {
         if self.inp.capacity() > 0 {
             w.proxy.buffers().put(std::mem::take(&mut self.inp));
         }
-        self.sent = 0;
         self.consumed = 0;
+    }
+
+    /// Gives the input buffer back if it holds nothing (the exchange waits for the
+    /// upstream again).
+    fn settle_inp(&mut self, w: &ProxyWorker) {
+        if self.inp.is_empty() {
+            self.put_inp(w);
+        }
+    }
+
+    /// Whether a failed attempt may be retried, as far as the request goes (the
+    /// [Retries](self#retries) rules; the failure's kind decides the rest).
+    fn may_retry(&self) -> bool {
+        self.attempts == 1
+            && !self.responded
+            && self.replayable
+            && (self.idempotent || !self.written)
+    }
+
+    /// Gives the output buffer back once all of it was written, unless a retry may
+    /// need the request from it: a request written whole moves to `replay` if it is at
+    /// most [`REPLAY_MAX`] long (else it keeps its buffer until the retry is moot), and
+    /// one whose body is still to come keeps its buffer while it is replayable.
+    fn settle_out(&mut self, w: &ProxyWorker) {
+        let may_retry = self.may_retry();
+        if !may_retry {
+            self.replay.clear();
+        }
+        if self.out.capacity() == 0 || self.sent < self.out.len() {
+            return;
+        }
+        if may_retry {
+            if self.body != Body::Done || self.out.len() > REPLAY_MAX {
+                return;
+            }
+            self.replay.extend_from_slice(&self.out);
+        } else {
+            self.replayable = false; // the bytes go: nothing will resend them
+        }
+        self.put_out(w);
+    }
+
+    /// For a retry: the request back into an output buffer, if it was kept in `replay`.
+    fn restore_replay(&mut self, w: &ProxyWorker) {
+        if self.out.capacity() == 0 {
+            self.take_out(w);
+            self.out.extend_from_slice(&self.replay);
+            self.replay.clear();
+        }
     }
 
     /// Frees the room an output buffer needs for `n` more bytes, by dropping what was
@@ -851,7 +943,7 @@ impl Forward {
         }
         if let Resp::Head { .. } = self.resp {
             let read = self.read_heads(res, w);
-            compact(&mut self.inp, &mut self.consumed);
+            self.used_up(w);
             if let Err(failure) = read {
                 self.fail(w, failure);
                 return self.respond(res, w);
@@ -880,6 +972,7 @@ impl Forward {
         // The upstream closed: the end of a close-delimited body, or a truncated one.
         broken |= !body.is_done() && self.eof && self.inp.is_empty() && body.on_eof().is_err();
         let done = body.is_done();
+        self.settle_inp(w);
         if broken {
             self.fail(w, Failure::Malformed);
             self.respond(res, w);
@@ -887,6 +980,13 @@ impl Forward {
             res.finish();
             self.finish(w);
         }
+    }
+
+    /// Drops the bytes of the input already used ([`compact`]), and gives the buffer
+    /// back if that was all of them.
+    fn used_up(&mut self, w: &ProxyWorker) {
+        compact(&mut self.inp, &mut self.consumed);
+        self.settle_inp(w);
     }
 
     /// Reads the response heads in the input: forwards interim ones, starts the final
@@ -987,10 +1087,8 @@ impl Forward {
         );
         // A suspect head is answered, then both connections close.
         self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
-        self.out = w.proxy.buffers().get();
-        self.out.clear();
-        self.inp = w.proxy.buffers().get();
-        self.inp.clear();
+        debug_assert!(self.out.capacity() == 0 && self.inp.capacity() == 0);
+        self.take_out(w); // the input buffer is taken when the upstream has bytes
         let request = headers::Request {
             method: req.method_name.as_bytes(),
             target: req.target.as_bytes(),
@@ -1045,6 +1143,7 @@ impl Forward {
         if n == 0 {
             return 0; // full: the connection stops reading the client
         }
+        self.take_out(w);
         if chunked {
             encode::write_chunk(&mut self.out, &data[..n]);
         } else {
@@ -1053,15 +1152,17 @@ impl Forward {
         n
     }
 
-    fn on_body_end(&mut self) {
+    fn on_body_end(&mut self, w: &ProxyWorker) {
         if !self.active {
             return;
         }
         if self.body == Body::Chunked {
             // Room was kept for it.
+            self.take_out(w);
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
         self.body = Body::Done;
+        self.settle_out(w); // it may all have been written already
     }
 
     fn on_abort(&mut self, w: &mut ProxyWorker) {
@@ -1151,9 +1252,17 @@ impl ProxyHandler {
     /// The input buffer, for the driver to read into: at most
     /// [`input_room`](Self::input_room) bytes after its length, then
     /// [`received`](Self::received) (the event loop reads into its spare capacity).
+    /// A copy buffer is taken for it here if none is held: call this only with bytes to
+    /// read, or say [`read_blocked`](Self::read_blocked) when the read found none.
     /// `None` with no exchange in progress (then `input_room` is 0).
-    pub fn input(&mut self) -> Option<&mut Vec<u8>> {
-        self.ex.as_deref_mut().map(Forward::input)
+    pub fn input(&mut self, w: &ProxyWorker) -> Option<&mut Vec<u8>> {
+        self.ex.as_deref_mut().map(|ex| ex.input(w))
+    }
+
+    /// The connection has nothing to read for now (the read would block): the input
+    /// buffer [`input`](Self::input) took goes back if it holds nothing.
+    pub fn read_blocked(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.read_blocked(w));
     }
 
     /// `n` bytes were appended to [`input`](Self::input).
@@ -1257,7 +1366,7 @@ impl Handler for ProxyHandler {
     }
 
     fn on_body_end(&mut self, _: &mut Response<'_, '_>, w: &mut ProxyWorker) {
-        self.with(w, |ex, _| ex.on_body_end());
+        self.with(w, |ex, w| ex.on_body_end(w));
     }
 
     fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
