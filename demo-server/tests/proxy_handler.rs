@@ -1397,6 +1397,33 @@ fn exchanges_waiting_on_their_upstreams_hold_no_copy_buffer() {
         assert!(mem.client_received().starts_with(b"HTTP/1.1 200 OK"), "{i}");
         assert_eq!(copy_buffers_in_use(&s), 0, "after exchange {i} again");
     }
+
+    // Nor while its connection is being made (or the upstream takes nothing yet): a
+    // short request without a body waits in the exchange's own state.
+    let mut waiting: Vec<MemProxy<'_>> = Vec::new();
+    for (i, request) in [GET, b"GET /a HTTP/1.0\r\n\r\n"].iter().enumerate() {
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.upstream_room = 0;
+        mem.client_sends(request);
+        mem.run();
+        assert!(mem.current_connection().is_some());
+        waiting.push(mem);
+        assert_eq!(copy_buffers_in_use(&s), 0, "{} requests unwritten", i + 1);
+    }
+    for mem in &mut waiting {
+        mem.upstream_room = usize::MAX;
+        mem.run();
+        let key = mem.current_connection().unwrap();
+        assert_eq!(
+            forwarded(&mem.upstream(key).received).len(),
+            1,
+            "written whole"
+        );
+        mem.upstream_sends(key, OK);
+        mem.run();
+        assert_eq!(&mem.client_received()[8..15], b" 200 OK");
+        assert_eq!(copy_buffers_in_use(&s), 0);
+    }
 }
 
 #[test]

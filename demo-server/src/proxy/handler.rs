@@ -62,9 +62,10 @@
 //!
 //! # Retries
 //!
-//! A request is retried at most once, on a new connection, and only while it is all
-//! still in the output buffer (its body was not longer than the copy buffer) and no
-//! byte of a response to it arrived. Within that:
+//! A request is retried at most once, on a new connection, and only while the proxy
+//! still has all of it (its body was not longer than the copy buffer: see
+//! [Memory](#memory-per-connection-pair) for where it is kept) and no byte of a
+//! response to it arrived. Within that:
 //!
 //! - a request of which nothing was written (the connection was refused, or failed
 //!   before the first write) is retried whatever its method;
@@ -116,12 +117,30 @@
 //! pool, and each worker's spares are its own, so there is nothing to share or
 //! synchronise.)
 //!
-//! While an exchange is in progress, two copy buffers of [`COPY_BUF_SIZE`] (32 KiB):
-//! the output buffer holds at most 32 KiB of request (a longer
-//! head than that is written whole, and its buffer is then not pooled again), the
-//! input buffer at most 32 KiB of response. With the client's buffers (a read buffer of
-//! at most the head limit or 64 KiB of body, a write buffer of at most 64 KiB plus one
-//! write), a pair holds at most some 200 KiB plus its heads, however large the bodies.
+//! While an exchange is in progress, up to two copy buffers of [`COPY_BUF_SIZE`]
+//! (32 KiB), each held only while it has bytes to move, so that an exchange waiting on
+//! its upstream (the request written, no response byte yet) holds none, however many
+//! are in progress (nor does the pool then keep a buffer per exchange that was waiting):
+//!
+//! - the output buffer is taken for the rewritten head and for each piece of request
+//!   body, and given back as soon as all of it was written. It holds at most 32 KiB of
+//!   request (a longer head than that is written whole, and its buffer is then not
+//!   pooled again). A whole request of at most [`REPLAY_MAX`] (2 KiB: a typical head
+//!   without a body) moves at once into the exchange state's own replay buffer, is
+//!   written from there (while the connection is being made, too) and kept there for a
+//!   retry. A longer one that a retry may still need (no response byte yet, and
+//!   idempotent) keeps its output buffer until a response byte arrives, and so does a
+//!   request body still to come from the client while the request is replayable.
+//! - the input buffer is taken when the upstream has bytes to read (the driver asks for
+//!   it with [`input`](ProxyHandler::input)) and given back as soon as what it holds is
+//!   used up: it holds at most 32 KiB of response, and none while the exchange waits.
+//!
+//! With the client's buffers (a read buffer of at most the head limit or 64 KiB of
+//! body, a write buffer of at most 64 KiB plus one write), a pair holds at most some
+//! 200 KiB plus its heads, however large the bodies. The replay buffer's capacity stays
+//! with the spare state (at most 2 KiB each), so a retry-able request allocates nothing
+//! once warm. With `--no-buffer-pool` ([`ProxyConfig::buffer_pool`] false), each taking
+//! of a copy buffer allocates a fresh one, dropped when given back.
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -155,10 +174,10 @@ pub const MAX_INTERIM: usize = 8;
 /// progress at once allocates (and frees) the states past it.
 const MAX_SPARE: usize = 1024;
 
-/// Longest request kept outside the copy buffers for a retry, once written whole (see
-/// [Memory](self#memory-per-connection-pair)): a longer one keeps its output buffer
-/// until the retry is moot. Below a page, so a copy never costs more than the buffer
-/// page it frees; the most each spare exchange state keeps allocated for it.
+/// Longest whole request (its head and any body) kept in the exchange's own state rather
+/// than in a copy buffer, written from there and kept for a retry (see
+/// [Memory](self#memory-per-connection-pair)). Below a page, so it never costs more than
+/// the buffer page it frees; the most each spare exchange state keeps allocated for it.
 const REPLAY_MAX: usize = 2048;
 
 /// Bytes a chunk's framing may add to its data (a 16-digit size, two CRLFs), plus the
@@ -183,7 +202,8 @@ pub struct ProxyConfig {
     /// Passive health checks.
     pub health: HealthPolicy,
     /// Copy bodies through the library's pool of 32 KiB buffers (`false`: a fresh
-    /// buffer per request, to measure what the pool saves).
+    /// buffer each time an exchange takes one, at least one per request, to measure what
+    /// the pool saves).
     pub buffer_pool: bool,
 }
 
@@ -210,7 +230,8 @@ pub struct Proxy {
     config: ProxyConfig,
 }
 
-/// `--no-buffer-pool`: a fresh buffer for every request, dropped after it (Go's
+/// `--no-buffer-pool`: a fresh buffer each time an exchange takes one (for the request
+/// head, a piece of body, a read of the response), dropped when it is given back (Go's
 /// `ReverseProxy` without a `BufferPool`).
 struct Fresh;
 
@@ -537,8 +558,9 @@ struct Forward {
     /// Everything written since the head is still in `out`, or in `replay`: a retry can
     /// resend it.
     replayable: bool,
-    /// The request, written whole, kept for a retry after `out` went back (empty
-    /// otherwise; its capacity stays with the state, at most [`REPLAY_MAX`]).
+    /// The request, when it is whole and at most [`REPLAY_MAX`] long: written from here
+    /// instead of `out`, and kept for a retry (empty otherwise; its capacity stays with
+    /// the state).
     replay: Vec<u8>,
     /// A byte of this attempt was written to the upstream.
     written: bool,
@@ -634,7 +656,7 @@ impl Forward {
         if self.conn.is_none() || self.send_failed {
             return &[];
         }
-        &self.out[self.sent..]
+        &self.request()[self.sent..]
     }
 
     fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
@@ -715,7 +737,7 @@ impl Forward {
     /// of the request body (the upstream has all there was, and may be waiting for the
     /// rest), or for the client to read the response (the input buffer is full).
     fn waits_on_client(&self) -> bool {
-        let for_body = self.body != Body::Done && self.sent == self.out.len();
+        let for_body = self.body != Body::Done && self.sent == self.request().len();
         let for_reader = matches!(self.resp, Resp::Body(_)) && self.input_room() == 0;
         for_body || for_reader
     }
@@ -725,7 +747,7 @@ impl Forward {
     }
 
     fn buffered(&self) -> usize {
-        (self.out.len() - self.sent) + (self.inp.len() - self.consumed)
+        (self.request().len() - self.sent) + (self.inp.len() - self.consumed)
     }
 
     // === the exchange ===
@@ -771,7 +793,6 @@ impl Forward {
                 Failure::Timeout | Failure::Malformed | Failure::Local
             );
         if retry {
-            self.restore_replay(w);
             let failed = self.upstream;
             if !stale {
                 // The upstream itself failed: another may take the request.
@@ -806,7 +827,12 @@ impl Forward {
             if let Some(range) = self.fallback_host.take() {
                 let name = w.proxy.upstreams.name(upstream).as_bytes();
                 let start = range.start;
-                self.out.splice(range, name.iter().copied());
+                let request = if self.out.capacity() > 0 {
+                    &mut self.out
+                } else {
+                    &mut self.replay
+                };
+                request.splice(range, name.iter().copied());
                 self.fallback_host = Some(start..start + name.len());
             }
         }
@@ -819,7 +845,7 @@ impl Forward {
         if let Some(conn) = self.conn.take() {
             let exchange = Exchange {
                 request_sent: self.body == Body::Done
-                    && self.sent == self.out.len()
+                    && self.sent == self.request().len()
                     && !self.send_failed,
                 response_read: matches!(&self.resp, Resp::Body(body) if body.is_done())
                     && self.consumed == self.inp.len()
@@ -887,36 +913,41 @@ impl Forward {
             && (self.idempotent || !self.written)
     }
 
-    /// Gives the output buffer back once all of it was written, unless a retry may
-    /// need the request from it: a request written whole moves to `replay` if it is at
-    /// most [`REPLAY_MAX`] long (else it keeps its buffer until the retry is moot), and
-    /// one whose body is still to come keeps its buffer while it is replayable.
-    fn settle_out(&mut self, w: &ProxyWorker) {
-        let may_retry = self.may_retry();
-        if !may_retry {
-            self.replay.clear();
-        }
-        if self.out.capacity() == 0 || self.sent < self.out.len() {
-            return;
-        }
-        if may_retry {
-            if self.body != Body::Done || self.out.len() > REPLAY_MAX {
-                return;
-            }
-            self.replay.extend_from_slice(&self.out);
+    /// The request bytes being sent: `out[sent..]` or `replay[sent..]` is still to write.
+    fn request(&self) -> &[u8] {
+        if self.out.capacity() > 0 {
+            &self.out
         } else {
-            self.replayable = false; // the bytes go: nothing will resend them
+            &self.replay
         }
-        self.put_out(w);
     }
 
-    /// For a retry: the request back into an output buffer, if it was kept in `replay`.
-    fn restore_replay(&mut self, w: &ProxyWorker) {
+    /// Gives the output buffer back as soon as it is not needed: a request that is whole
+    /// and at most [`REPLAY_MAX`] long moves to `replay` (to be written from there, and
+    /// kept for a retry); otherwise the buffer goes once all of it was written, unless a
+    /// retry may need the request from it (then once a response byte arrives). `replay`
+    /// is emptied once written and no retry may need it.
+    fn settle_out(&mut self, w: &ProxyWorker) {
+        let may_retry = self.may_retry();
         if self.out.capacity() == 0 {
-            self.take_out(w);
-            self.out.extend_from_slice(&self.replay);
-            self.replay.clear();
+            if !may_retry && self.sent == self.replay.len() {
+                self.replay.clear();
+                self.sent = 0;
+            }
+            return;
         }
+        if self.body == Body::Done && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
+            self.replay.extend_from_slice(&self.out);
+            let sent = self.sent;
+            self.put_out(w);
+            self.sent = sent;
+            return self.settle_out(w);
+        }
+        if self.sent < self.out.len() || may_retry {
+            return;
+        }
+        self.replayable = false; // the bytes go: nothing will resend them
+        self.put_out(w);
     }
 
     /// Frees the room an output buffer needs for `n` more bytes, by dropping what was
@@ -1125,13 +1156,14 @@ impl Forward {
         self.keep_alive = false;
         self.outcome = None;
         self.arm(w);
+        self.settle_out(w); // a short request without a body moves out of the buffer
     }
 
     fn on_body(&mut self, data: &[u8], w: &mut ProxyWorker) -> usize {
         if !self.active || self.outcome.is_some() || self.send_failed {
             return data.len(); // nowhere to send it: the connection drops it
         }
-        if self.sent == self.out.len() {
+        if self.sent == self.request().len() {
             // The upstream had all there was: from now on it is waited for again.
             self.arm(w);
         }
