@@ -95,8 +95,9 @@ struct ProxyArgs {
     /// (then one request probes it), 1ms to 1day.
     #[arg(long, default_value = "10s", value_parser = timeout)]
     fail_timeout: Duration,
-    /// Copy bodies through a fresh 32 KiB buffer per request instead of the pooled
-    /// ones (to measure what the pool saves).
+    /// Take a fresh 32 KiB copy buffer each time an exchange needs one (for the request
+    /// head and body, for each read of the response: at least two per request) instead
+    /// of a pooled one (to measure what the pool saves).
     #[arg(long)]
     no_buffer_pool: bool,
     /// Address of the admin listener, which serves GET /stats (JSON) and GET /metrics

@@ -1343,3 +1343,130 @@ fn a_request_without_host_retried_elsewhere_names_the_upstream_it_goes_to() {
     let sent = forwarded(&mem.upstream(key).received);
     assert_eq!(sent[0].get("host"), ["127.0.0.1:8080"]);
 }
+
+/// The copy buffers a request waiting on its upstream holds, and those taken after.
+fn copy_buffers_in_use(s: &Setup) -> u64 {
+    s.proxy.buffers.stats().in_use()
+}
+
+#[test]
+fn exchanges_waiting_on_their_upstreams_hold_no_copy_buffer() {
+    // A copy buffer is held only while it has bytes to move: once a request is written
+    // whole, its exchange holds none while it waits for the response (an idle server
+    // with many requests in progress would otherwise keep two per request, and its
+    // pool as many once they end), and each exchange gives back what it took.
+    let s = one_upstream();
+    let requests: [&[u8]; 4] = [
+        GET,
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+        // Idempotent: kept for a retry, but not in a copy buffer.
+        b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"GET /a HTTP/1.0\r\n\r\n",
+    ];
+    let mut waiting: Vec<MemProxy<'_>> = Vec::new();
+    for (i, request) in requests.iter().cycle().take(12).enumerate() {
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        for piece in request.chunks([request.len(), 7, 1][i % 3]) {
+            mem.client_sends(piece);
+            mem.run();
+        }
+        let key = mem.current_connection().expect("forwarded");
+        assert_eq!(
+            forwarded(&mem.upstream(key).received).len(),
+            1,
+            "written whole"
+        );
+        waiting.push(mem);
+        assert_eq!(copy_buffers_in_use(&s), 0, "{} exchanges waiting", i + 1);
+    }
+    for (i, mem) in waiting.iter_mut().enumerate() {
+        let key = mem.current_connection().unwrap();
+        for piece in OK.chunks([OK.len(), 7, 1][i % 3]) {
+            mem.upstream_sends(key, piece);
+            mem.run();
+        }
+        assert_eq!(&mem.client_received()[8..15], b" 200 OK", "{i}");
+        assert_eq!(copy_buffers_in_use(&s), 0, "after exchange {i}");
+        if i % 4 == 3 {
+            assert!(mem.conn().is_done(), "HTTP/1.0: closed");
+            continue;
+        }
+        // The next request on the same client connection, on the same upstream one.
+        mem.clear_client_received();
+        assert_eq!(mem.exchange(GET, OK), key, "reused");
+        assert!(mem.client_received().starts_with(b"HTTP/1.1 200 OK"), "{i}");
+        assert_eq!(copy_buffers_in_use(&s), 0, "after exchange {i} again");
+    }
+
+    // Nor while its connection is being made (or the upstream takes nothing yet): a
+    // short request without a body waits in the exchange's own state.
+    let mut waiting: Vec<MemProxy<'_>> = Vec::new();
+    for (i, request) in [GET, b"GET /a HTTP/1.0\r\n\r\n"].iter().enumerate() {
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.upstream_room = 0;
+        mem.client_sends(request);
+        mem.run();
+        assert!(mem.current_connection().is_some());
+        waiting.push(mem);
+        assert_eq!(copy_buffers_in_use(&s), 0, "{} requests unwritten", i + 1);
+    }
+    for mem in &mut waiting {
+        mem.upstream_room = usize::MAX;
+        mem.run();
+        let key = mem.current_connection().unwrap();
+        assert_eq!(
+            forwarded(&mem.upstream(key).received).len(),
+            1,
+            "written whole"
+        );
+        mem.upstream_sends(key, OK);
+        mem.run();
+        assert_eq!(&mem.client_received()[8..15], b" 200 OK");
+        assert_eq!(copy_buffers_in_use(&s), 0);
+    }
+}
+
+#[test]
+fn a_written_request_held_for_a_retry_is_resent_whole() {
+    // The bytes of a request sent whole are kept outside the copy buffers while a
+    // retry may need them (RFC 9110 §9.2.2: an idempotent one, reset before any response
+    // byte): the retry sends them again, to another upstream with its own `Host` if the
+    // client sent none, a head too long to keep that way in its buffer.
+    let long = format!(
+        "GET /long HTTP/1.1\r\nHost: h\r\nX-Long: {}\r\n\r\n",
+        "x".repeat(3000)
+    );
+    let requests: [&[u8]; 3] = [GET, b"GET /a HTTP/1.0\r\nX: y\r\n\r\n", long.as_bytes()];
+    for request in requests {
+        let s = setup(2, |_| {});
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.client_sends(request);
+        mem.run();
+        let first = mem.current_connection().unwrap();
+        let sent = forwarded(&mem.upstream(first).received);
+        assert_eq!(sent.len(), 1, "written whole");
+        mem.upstream_resets(first);
+        mem.run();
+        let retry = mem.current_connection().unwrap();
+        assert_ne!(retry, first);
+        assert_eq!(mem.upstream(retry).upstream, 1, "the other upstream");
+        let resent = forwarded(&mem.upstream(retry).received);
+        assert_eq!(resent.len(), 1);
+        assert_eq!(resent[0].line, sent[0].line);
+        if request.starts_with(b"GET /a HTTP/1.0") {
+            assert_eq!(sent[0].get("host"), ["127.0.0.1:8080"]);
+            assert_eq!(resent[0].get("host"), ["127.0.0.1:8081"]);
+        } else {
+            assert_eq!(resent[0], sent[0]);
+        }
+        mem.upstream_sends(retry, OK);
+        mem.run();
+        let answer = String::from_utf8_lossy(mem.client_received());
+        assert!(
+            answer.starts_with("HTTP/1.") && answer[8..].starts_with(" 200 OK"),
+            "{answer}"
+        );
+        assert_eq!(s.proxy.upstreams.stats(0).retries, 1);
+        assert_eq!(copy_buffers_in_use(&s), 0);
+    }
+}

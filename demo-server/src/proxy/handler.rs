@@ -63,9 +63,10 @@
 //!
 //! # Retries
 //!
-//! A request is retried at most once, on a new connection, and only while it is all
-//! still in the output buffer (its body was not longer than the copy buffer) and no
-//! byte of a response to it arrived. Within that:
+//! A request is retried at most once, on a new connection, and only while the proxy
+//! still has all of it (its body was not longer than the copy buffer: see
+//! [Memory](#memory-per-connection-pair) for where it is kept) and no byte of a
+//! response to it arrived. Within that:
 //!
 //! - a request of which nothing was written (the connection was refused, or failed
 //!   before the first write) is retried whatever its method;
@@ -117,12 +118,30 @@
 //! pool, and each worker's spares are its own, so there is nothing to share or
 //! synchronise.)
 //!
-//! While an exchange is in progress, two copy buffers of [`COPY_BUF_SIZE`] (32 KiB):
-//! the output buffer holds at most 32 KiB of request (a longer
-//! head than that is written whole, and its buffer is then not pooled again), the
-//! input buffer at most 32 KiB of response. With the client's buffers (a read buffer of
-//! at most the head limit or 64 KiB of body, a write buffer of at most 64 KiB plus one
-//! write), a pair holds at most some 200 KiB plus its heads, however large the bodies.
+//! While an exchange is in progress, up to two copy buffers of [`COPY_BUF_SIZE`]
+//! (32 KiB), each held only while it has bytes to move, so that an exchange waiting on
+//! its upstream (the request written, no response byte yet) holds none, however many
+//! are in progress (nor does the pool then keep a buffer per exchange that was waiting):
+//!
+//! - the output buffer is taken for the rewritten head and for each piece of request
+//!   body, and given back as soon as all of it was written. It holds at most 32 KiB of
+//!   request (a longer head than that is written whole, and its buffer is then not
+//!   pooled again). A whole request of at most [`REPLAY_MAX`] (2 KiB: a typical head
+//!   without a body) moves at once into the exchange state's own replay buffer, is
+//!   written from there (while the connection is being made, too) and kept there for a
+//!   retry. A longer one that a retry may still need (no response byte yet, and
+//!   idempotent) keeps its output buffer until a response byte arrives, and so does a
+//!   request body still to come from the client while the request is replayable.
+//! - the input buffer is taken when the upstream has bytes to read (the driver asks for
+//!   it with [`input`](ProxyHandler::input)) and given back as soon as what it holds is
+//!   used up: it holds at most 32 KiB of response, and none while the exchange waits.
+//!
+//! With the client's buffers (a read buffer of at most the head limit or 64 KiB of
+//! body, a write buffer of at most 64 KiB plus one write), a pair holds at most some
+//! 200 KiB plus its heads, however large the bodies. The replay buffer's capacity stays
+//! with the spare state (at most 2 KiB each), so a retry-able request allocates nothing
+//! once warm. With `--no-buffer-pool` ([`ProxyConfig::buffer_pool`] false), each taking
+//! of a copy buffer allocates a fresh one, dropped when given back.
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -156,6 +175,12 @@ pub const MAX_INTERIM: usize = 8;
 /// progress at once allocates (and frees) the states past it.
 const MAX_SPARE: usize = 1024;
 
+/// Longest whole request (its head and any body) kept in the exchange's own state rather
+/// than in a copy buffer, written from there and kept for a retry (see
+/// [Memory](self#memory-per-connection-pair)). Below a page, so it never costs more than
+/// the buffer page it frees; the most each spare exchange state keeps allocated for it.
+const REPLAY_MAX: usize = 2048;
+
 /// Bytes a chunk's framing may add to its data (a 16-digit size, two CRLFs), plus the
 /// last chunk: room kept free in the output buffer for them.
 const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
@@ -178,7 +203,8 @@ pub struct ProxyConfig {
     /// Passive health checks.
     pub health: HealthPolicy,
     /// Copy bodies through the library's pool of 32 KiB buffers (`false`: a fresh
-    /// buffer per request, to measure what the pool saves).
+    /// buffer each time an exchange takes one, at least one per request, to measure what
+    /// the pool saves).
     pub buffer_pool: bool,
 }
 
@@ -205,7 +231,8 @@ pub struct Proxy {
     config: ProxyConfig,
 }
 
-/// `--no-buffer-pool`: a fresh buffer for every request, dropped after it (Go's
+/// `--no-buffer-pool`: a fresh buffer each time an exchange takes one (for the request
+/// head, a piece of body, a read of the response), dropped when it is given back (Go's
 /// `ReverseProxy` without a `BufferPool`).
 struct Fresh;
 
@@ -402,6 +429,7 @@ impl ProxyWorker {
     /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
     fn put_exchange(&mut self, ex: Box<Forward>) {
         debug_assert!(!ex.active && ex.out.capacity() == 0 && ex.inp.capacity() == 0);
+        debug_assert!(ex.replay.is_empty());
         if self.spare.len() < MAX_SPARE {
             self.spare.push(ex);
         }
@@ -523,11 +551,18 @@ struct Forward {
     /// Wants a connection to `upstream`; `Some(false)`: a new one, not an idle one.
     want: Option<bool>,
     attempts: u8,
-    /// Bytes for the upstream: `out[sent..]` is still to write.
+    /// Bytes for the upstream: `out[sent..]` is still to write. A copy buffer only while
+    /// there is something to write (or it keeps the request for a retry); empty, with
+    /// no capacity, otherwise.
     out: Vec<u8>,
     sent: usize,
-    /// Everything written to `out` since the head is still there: a retry can resend it.
+    /// Everything written since the head is still in `out`, or in `replay`: a retry can
+    /// resend it.
     replayable: bool,
+    /// The request, when it is whole and at most [`REPLAY_MAX`] long: written from here
+    /// instead of `out`, and kept for a retry (empty otherwise; its capacity stays with
+    /// the state).
+    replay: Vec<u8>,
     /// A byte of this attempt was written to the upstream.
     written: bool,
     /// The upstream stopped taking the request (after its response began): write no
@@ -539,7 +574,8 @@ struct Forward {
     /// Where `out` holds the `Host` value written for a request without one (the
     /// upstream's address), to rewrite on a retry elsewhere.
     fallback_host: Option<Range<usize>>,
-    /// Bytes from the upstream: `inp[consumed..]` is still to parse.
+    /// Bytes from the upstream: `inp[consumed..]` is still to parse. A copy buffer only
+    /// from a read to the moment it is used up; empty, with no capacity, otherwise.
     inp: Vec<u8>,
     consumed: usize,
     /// A byte of a response arrived in this attempt.
@@ -569,6 +605,7 @@ impl Forward {
             out: Vec::new(),
             sent: 0,
             replayable: false,
+            replay: Vec::new(),
             written: false,
             send_failed: false,
             has_body: false,
@@ -620,7 +657,7 @@ impl Forward {
         if self.conn.is_none() || self.send_failed {
             return &[];
         }
-        &self.out[self.sent..]
+        &self.request()[self.sent..]
     }
 
     fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
@@ -629,6 +666,7 @@ impl Forward {
         if self.has_body {
             self.arm(w); // the upstream is taking the body: it is alive
         }
+        self.settle_out(w);
     }
 
     fn input_room(&self) -> usize {
@@ -638,7 +676,11 @@ impl Forward {
         COPY_BUF_SIZE.saturating_sub(self.inp.len())
     }
 
-    fn input(&mut self) -> &mut Vec<u8> {
+    fn input(&mut self, w: &ProxyWorker) -> &mut Vec<u8> {
+        if self.inp.capacity() == 0 {
+            self.inp = w.proxy.buffers().get();
+            self.inp.clear();
+        }
         if self.inp.capacity() < COPY_BUF_SIZE {
             self.inp.reserve_exact(COPY_BUF_SIZE - self.inp.len());
         }
@@ -650,6 +692,11 @@ impl Forward {
         if matches!(self.resp, Resp::Body(_)) {
             self.arm(w); // bytes of a head do not extend the time it may take
         }
+        self.settle_out(w); // a response began: no retry will need the request
+    }
+
+    fn read_blocked(&mut self, w: &ProxyWorker) {
+        self.settle_inp(w);
     }
 
     fn connect_failed(&mut self, w: &mut ProxyWorker) {
@@ -691,7 +738,7 @@ impl Forward {
     /// of the request body (the upstream has all there was, and may be waiting for the
     /// rest), or for the client to read the response (the input buffer is full).
     fn waits_on_client(&self) -> bool {
-        let for_body = self.body != Body::Done && self.sent == self.out.len();
+        let for_body = self.body != Body::Done && self.sent == self.request().len();
         let for_reader = matches!(self.resp, Resp::Body(_)) && self.input_room() == 0;
         for_body || for_reader
     }
@@ -701,7 +748,7 @@ impl Forward {
     }
 
     fn buffered(&self) -> usize {
-        (self.out.len() - self.sent) + (self.inp.len() - self.consumed)
+        (self.request().len() - self.sent) + (self.inp.len() - self.consumed)
     }
 
     // === the exchange ===
@@ -741,10 +788,7 @@ impl Forward {
                 .record_failure(w.index, self.upstream, w.now);
         }
         // The retry rules of the module docs.
-        let retry = self.attempts == 1
-            && !self.responded
-            && self.replayable
-            && (self.idempotent || !self.written)
+        let retry = self.may_retry()
             && !matches!(
                 failure,
                 Failure::Timeout | Failure::Malformed | Failure::Local
@@ -763,8 +807,7 @@ impl Forward {
             self.attempts += 1;
             self.sent = 0;
             self.written = false;
-            self.inp.clear();
-            self.consumed = 0;
+            self.put_inp(w);
             self.resp = Resp::START;
             self.want = Some(false);
             self.arm(w);
@@ -785,7 +828,12 @@ impl Forward {
             if let Some(range) = self.fallback_host.take() {
                 let name = w.proxy.upstreams.name(upstream).as_bytes();
                 let start = range.start;
-                self.out.splice(range, name.iter().copied());
+                let request = if self.out.capacity() > 0 {
+                    &mut self.out
+                } else {
+                    &mut self.replay
+                };
+                request.splice(range, name.iter().copied());
                 self.fallback_host = Some(start..start + name.len());
             }
         }
@@ -798,7 +846,7 @@ impl Forward {
         if let Some(conn) = self.conn.take() {
             let exchange = Exchange {
                 request_sent: self.body == Body::Done
-                    && self.sent == self.out.len()
+                    && self.sent == self.request().len()
                     && !self.send_failed,
                 response_read: matches!(&self.resp, Resp::Body(body) if body.is_done())
                     && self.consumed == self.inp.len()
@@ -818,14 +866,89 @@ impl Forward {
     }
 
     fn drop_buffers(&mut self, w: &ProxyWorker) {
+        self.put_out(w);
+        self.put_inp(w);
+        self.replay.clear();
+    }
+
+    // === the copy buffers: held only while they have bytes to move ===
+
+    /// Takes an output buffer, unless one is held.
+    fn take_out(&mut self, w: &ProxyWorker) {
+        if self.out.capacity() == 0 {
+            self.out = w.proxy.buffers().get();
+            self.out.clear();
+        }
+    }
+
+    /// Gives the output buffer back (if one is held).
+    fn put_out(&mut self, w: &ProxyWorker) {
         if self.out.capacity() > 0 {
             w.proxy.buffers().put(std::mem::take(&mut self.out));
         }
+        self.sent = 0;
+    }
+
+    /// Gives the input buffer back (if one is held), with whatever is left in it.
+    fn put_inp(&mut self, w: &ProxyWorker) {
         if self.inp.capacity() > 0 {
             w.proxy.buffers().put(std::mem::take(&mut self.inp));
         }
-        self.sent = 0;
         self.consumed = 0;
+    }
+
+    /// Gives the input buffer back if it holds nothing (the exchange waits for the
+    /// upstream again).
+    fn settle_inp(&mut self, w: &ProxyWorker) {
+        if self.inp.is_empty() {
+            self.put_inp(w);
+        }
+    }
+
+    /// Whether a failed attempt may be retried, as far as the request goes (the
+    /// [Retries](self#retries) rules; the failure's kind decides the rest).
+    fn may_retry(&self) -> bool {
+        self.attempts == 1
+            && !self.responded
+            && self.replayable
+            && (self.idempotent || !self.written)
+    }
+
+    /// The request bytes being sent: `out[sent..]` or `replay[sent..]` is still to write.
+    fn request(&self) -> &[u8] {
+        if self.out.capacity() > 0 {
+            &self.out
+        } else {
+            &self.replay
+        }
+    }
+
+    /// Gives the output buffer back as soon as it is not needed: a request that is whole
+    /// and at most [`REPLAY_MAX`] long moves to `replay` (to be written from there, and
+    /// kept for a retry); otherwise the buffer goes once all of it was written, unless a
+    /// retry may need the request from it (then once a response byte arrives). `replay`
+    /// is emptied once written and no retry may need it.
+    fn settle_out(&mut self, w: &ProxyWorker) {
+        let may_retry = self.may_retry();
+        if self.out.capacity() == 0 {
+            if !may_retry && self.sent == self.replay.len() {
+                self.replay.clear();
+                self.sent = 0;
+            }
+            return;
+        }
+        if self.body == Body::Done && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
+            self.replay.extend_from_slice(&self.out);
+            let sent = self.sent;
+            self.put_out(w);
+            self.sent = sent;
+            return self.settle_out(w);
+        }
+        if self.sent < self.out.len() || may_retry {
+            return;
+        }
+        self.replayable = false; // the bytes go: nothing will resend them
+        self.put_out(w);
     }
 
     /// Frees the room an output buffer needs for `n` more bytes, by dropping what was
@@ -852,7 +975,7 @@ impl Forward {
         }
         if let Resp::Head { .. } = self.resp {
             let read = self.read_heads(res, w);
-            compact(&mut self.inp, &mut self.consumed);
+            self.used_up(w);
             if let Err(failure) = read {
                 self.fail(w, failure);
                 return self.respond(res, w);
@@ -881,6 +1004,7 @@ impl Forward {
         // The upstream closed: the end of a close-delimited body, or a truncated one.
         broken |= !body.is_done() && self.eof && self.inp.is_empty() && body.on_eof().is_err();
         let done = body.is_done();
+        self.settle_inp(w);
         if broken {
             self.fail(w, Failure::Malformed);
             self.respond(res, w);
@@ -888,6 +1012,13 @@ impl Forward {
             res.finish();
             self.finish(w);
         }
+    }
+
+    /// Drops the bytes of the input already used ([`compact`]), and gives the buffer
+    /// back if that was all of them.
+    fn used_up(&mut self, w: &ProxyWorker) {
+        compact(&mut self.inp, &mut self.consumed);
+        self.settle_inp(w);
     }
 
     /// Reads the response heads in the input: forwards interim ones, starts the final
@@ -988,10 +1119,8 @@ impl Forward {
         );
         // A suspect head is answered, then both connections close.
         self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
-        self.out = w.proxy.buffers().get();
-        self.out.clear();
-        self.inp = w.proxy.buffers().get();
-        self.inp.clear();
+        debug_assert!(self.out.capacity() == 0 && self.inp.capacity() == 0);
+        self.take_out(w); // the input buffer is taken when the upstream has bytes
         let request = headers::Request {
             method: req.method_name.as_bytes(),
             target: req.target.as_bytes(),
@@ -1028,13 +1157,14 @@ impl Forward {
         self.keep_alive = false;
         self.outcome = None;
         self.arm(w);
+        self.settle_out(w); // a short request without a body moves out of the buffer
     }
 
     fn on_body(&mut self, data: &[u8], w: &mut ProxyWorker) -> usize {
         if !self.active || self.outcome.is_some() || self.send_failed {
             return data.len(); // nowhere to send it: the connection drops it
         }
-        if self.sent == self.out.len() {
+        if self.sent == self.request().len() {
             // The upstream had all there was: from now on it is waited for again.
             self.arm(w);
         }
@@ -1046,6 +1176,7 @@ impl Forward {
         if n == 0 {
             return 0; // full: the connection stops reading the client
         }
+        self.take_out(w);
         if chunked {
             encode::write_chunk(&mut self.out, &data[..n]);
         } else {
@@ -1054,15 +1185,17 @@ impl Forward {
         n
     }
 
-    fn on_body_end(&mut self) {
+    fn on_body_end(&mut self, w: &ProxyWorker) {
         if !self.active {
             return;
         }
         if self.body == Body::Chunked {
             // Room was kept for it.
+            self.take_out(w);
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
         self.body = Body::Done;
+        self.settle_out(w); // it may all have been written already
     }
 
     fn on_abort(&mut self, w: &mut ProxyWorker) {
@@ -1152,9 +1285,17 @@ impl ProxyHandler {
     /// The input buffer, for the driver to read into: at most
     /// [`input_room`](Self::input_room) bytes after its length, then
     /// [`received`](Self::received) (the event loop reads into its spare capacity).
+    /// A copy buffer is taken for it here if none is held: call this only with bytes to
+    /// read, or say [`read_blocked`](Self::read_blocked) when the read found none.
     /// `None` with no exchange in progress (then `input_room` is 0).
-    pub fn input(&mut self) -> Option<&mut Vec<u8>> {
-        self.ex.as_deref_mut().map(Forward::input)
+    pub fn input(&mut self, w: &ProxyWorker) -> Option<&mut Vec<u8>> {
+        self.ex.as_deref_mut().map(|ex| ex.input(w))
+    }
+
+    /// The connection has nothing to read for now (the read would block): the input
+    /// buffer [`input`](Self::input) took goes back if it holds nothing.
+    pub fn read_blocked(&mut self, w: &mut ProxyWorker) {
+        self.with(w, |ex, w| ex.read_blocked(w));
     }
 
     /// `n` bytes were appended to [`input`](Self::input).
@@ -1258,7 +1399,7 @@ impl Handler for ProxyHandler {
     }
 
     fn on_body_end(&mut self, _: &mut Response<'_, '_>, w: &mut ProxyWorker) {
-        self.with(w, |ex, _| ex.on_body_end());
+        self.with(w, |ex, w| ex.on_body_end(w));
     }
 
     fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {

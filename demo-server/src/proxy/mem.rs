@@ -378,7 +378,7 @@ impl<'s> MemProxy<'s> {
                 handler.read_failed(w);
                 progress = true;
             } else if n > 0 {
-                if let Some(input) = handler.input() {
+                if let Some(input) = handler.input(w) {
                     input.extend_from_slice(&up.sending[up.delivered..up.delivered + n]);
                 }
                 up.delivered += n;

@@ -269,7 +269,7 @@ impl ProxyState {
             if room == 0 {
                 break; // backpressure: `readable` stays set for when it has room
             }
-            let Some(input) = handler.input() else {
+            let Some(input) = handler.input(w) else {
                 break; // no exchange (then `input_room` is 0, so not reached)
             };
             let len = input.len();
@@ -292,7 +292,10 @@ impl ProxyState {
                         socket.readable = false;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => socket.readable = false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    socket.readable = false;
+                    handler.read_blocked(w); // a buffer taken for nothing goes back
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     socket.readable = false;
