@@ -580,6 +580,9 @@ struct Forward {
     consumed: usize,
     /// A byte of a response arrived in this attempt.
     responded: bool,
+    /// The client's output was full when the response body last stopped short of the
+    /// bytes in the input buffer: the exchange waits on the client.
+    client_full: bool,
     /// The upstream closed its side.
     eof: bool,
     resp: Resp,
@@ -614,6 +617,7 @@ impl Forward {
             inp: Vec::new(),
             consumed: 0,
             responded: false,
+            client_full: false,
             eof: false,
             resp: Resp::START,
             keep_alive: false,
@@ -736,10 +740,13 @@ impl Forward {
 
     /// Whether the exchange waits on the client rather than on the upstream: for more
     /// of the request body (the upstream has all there was, and may be waiting for the
-    /// rest), or for the client to read the response (the input buffer is full).
+    /// rest), or for the client to read the response (the input buffer is full, or
+    /// holds bytes the client's output had no room for: the upstream may owe nothing
+    /// more).
     fn waits_on_client(&self) -> bool {
         let for_body = self.body != Body::Done && self.sent == self.request().len();
-        let for_reader = matches!(self.resp, Resp::Body(_)) && self.input_room() == 0;
+        let for_reader =
+            matches!(self.resp, Resp::Body(_)) && (self.input_room() == 0 || self.client_full);
         for_body || for_reader
     }
 
@@ -1001,6 +1008,7 @@ impl Forward {
             self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
         }
         compact(&mut self.inp, &mut self.consumed);
+        self.client_full = res.room() == 0 && !self.inp.is_empty();
         // The upstream closed: the end of a close-delimited body, or a truncated one.
         broken |= !body.is_done() && self.eof && self.inp.is_empty() && body.on_eof().is_err();
         let done = body.is_done();
@@ -1152,6 +1160,7 @@ impl Forward {
         self.send_failed = false;
         self.consumed = 0;
         self.responded = false;
+        self.client_full = false;
         self.eof = false;
         self.resp = Resp::START;
         self.keep_alive = false;
