@@ -1250,6 +1250,103 @@ fn a_client_that_stops_reading_is_never_cut_off_when_the_upstream_has_sent_every
     }
 }
 
+/// The same when the client's output is past its high-water mark, so the connection
+/// stops asking for the response at all: bytes that arrive then wait on the client
+/// (found by review: an output filled to exactly 64 KiB, or a pipelined second head
+/// taking it past, let the upstream timeout cut the body that followed).
+#[test]
+fn bytes_arriving_while_the_clients_output_is_full_wait_on_the_client() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
+    let body = |n: usize, b: u8| {
+        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+        r.resize(r.len() + n, b);
+        r
+    };
+    // One response whose first part fills the output (head + body = 65,536 at 65,435).
+    for first in [65_300, 65_435, 65_436, 65_600] {
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.client_room = 0;
+        mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        mem.run();
+        let key = mem.current_connection().unwrap();
+        let mut head_and_first = body(first + 1000, b'a');
+        head_and_first.truncate(head_and_first.len() - 1000);
+        mem.upstream_sends(key, &head_and_first);
+        mem.run();
+        mem.upstream_sends(key, &[b'a'; 1000]);
+        mem.run();
+        mem.advance(Duration::from_secs(60));
+        mem.client_room = usize::MAX;
+        mem.run();
+        assert_eq!(
+            parse_all(mem.client_received())[0].body.len(),
+            first + 1000,
+            "{first}"
+        );
+    }
+    // Pipelined: the second head takes the output past the mark, its body follows.
+    for n1 in [65_000, 65_400, 65_430] {
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.client_room = 0;
+        mem.client_sends(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+        mem.run();
+        let key = mem.current_connection().unwrap();
+        mem.upstream_sends(key, &body(n1, b'a'));
+        mem.run();
+        let key2 = mem.current_connection().expect("request 2 forwarded");
+        mem.upstream_sends(key2, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        mem.run();
+        mem.upstream_sends(key2, &[b'b'; 1000]);
+        mem.run();
+        mem.advance(Duration::from_secs(60));
+        mem.client_room = usize::MAX;
+        mem.run();
+        let responses = parse_all(mem.client_received());
+        assert_eq!(responses.len(), 2, "{n1}");
+        assert_eq!(responses[1].body, vec![b'b'; 1000], "{n1}");
+    }
+}
+
+/// An upstream that resets the connection after sending a whole response (it closed
+/// with request bytes unread, or with `SO_LINGER 0`): the kernel hands over every byte
+/// before the reset, and the proxy delivers them all; a body the reset did cut short is
+/// cut short for the client.
+#[test]
+fn a_reset_after_a_whole_response_loses_none_of_it() {
+    for (sent, complete) in [(90_000, true), (80_000, false)] {
+        let s = one_upstream();
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.client_room = 0;
+        mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        mem.run();
+        let key = mem.current_connection().unwrap();
+        let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 90000\r\n\r\n".to_vec();
+        resp.resize(resp.len() + sent, b'a');
+        mem.upstream_sends(key, &resp);
+        mem.run();
+        mem.upstream_resets(key);
+        mem.run();
+        mem.client_room = usize::MAX;
+        mem.run();
+        let raw = mem.client_received();
+        let body = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| raw.len() - p - 4);
+        assert_eq!(
+            body,
+            Some(sent),
+            "what the upstream sent reached the client"
+        );
+        assert_eq!(
+            mem.conn().is_done(),
+            !complete,
+            "a cut response closes the client"
+        );
+        assert!(mem.upstream(key).closed && !mem.upstream(key).idle);
+    }
+}
+
 #[test]
 fn a_client_that_sends_its_body_slowly_is_not_the_upstreams_fault() {
     let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));

@@ -580,9 +580,12 @@ struct Forward {
     consumed: usize,
     /// A byte of a response arrived in this attempt.
     responded: bool,
-    /// The client's output was full when the response body last stopped short of the
-    /// bytes in the input buffer: the exchange waits on the client.
+    /// The input buffer holds bytes the client's output had no room for (or that
+    /// arrived since `respond` last ran): the exchange waits on the client.
     client_full: bool,
+    /// The upstream reset the connection after the response began: what was read is
+    /// delivered if it completes the body, and the connection is not reused.
+    reset: bool,
     /// The upstream closed its side.
     eof: bool,
     resp: Resp,
@@ -618,6 +621,7 @@ impl Forward {
             consumed: 0,
             responded: false,
             client_full: false,
+            reset: false,
             eof: false,
             resp: Resp::START,
             keep_alive: false,
@@ -696,6 +700,10 @@ impl Forward {
         if matches!(self.resp, Resp::Body(_)) {
             self.arm(w); // bytes of a head do not extend the time it may take
         }
+        // Until `respond` passes them on: the connection does not ask for the response
+        // while the client's output is past its high-water mark, and then the exchange
+        // waits on the client, whatever the bytes are.
+        self.client_full |= n > 0;
         self.settle_out(w); // a response began: no retry will need the request
     }
 
@@ -720,7 +728,14 @@ impl Forward {
     }
 
     fn read_failed(&mut self, w: &mut ProxyWorker) {
-        self.fail(w, Failure::Reset);
+        if matches!(self.resp, Resp::Body(_)) {
+            // The bytes read before the reset may hold the rest of the body (the
+            // kernel delivers them first): `respond` passes them on, then decides.
+            self.eof = true;
+            self.reset = true;
+        } else {
+            self.fail(w, Failure::Reset);
+        }
     }
 
     fn upstream_closed(&mut self, w: &mut ProxyWorker) {
@@ -972,6 +987,7 @@ impl Forward {
     /// The response: a failure's outcome, heads, then body, as far as the client's
     /// output has room.
     fn respond(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+        self.client_full = false; // set again below if the client's output fills up
         if let Some(outcome) = self.outcome.take() {
             match outcome {
                 Outcome::Status(status) if !res.is_started() => res.status_page(status),
@@ -1010,11 +1026,19 @@ impl Forward {
         compact(&mut self.inp, &mut self.consumed);
         self.client_full = res.room() == 0 && !self.inp.is_empty();
         // The upstream closed: the end of a close-delimited body, or a truncated one.
-        broken |= !body.is_done() && self.eof && self.inp.is_empty() && body.on_eof().is_err();
+        broken |= !body.is_done()
+            && self.eof
+            && self.inp.is_empty()
+            && (self.reset || body.on_eof().is_err());
         let done = body.is_done();
         self.settle_inp(w);
         if broken {
-            self.fail(w, Failure::Malformed);
+            let failure = if self.reset {
+                Failure::Reset
+            } else {
+                Failure::Malformed
+            };
+            self.fail(w, failure);
             self.respond(res, w);
         } else if done {
             res.finish();
@@ -1161,6 +1185,7 @@ impl Forward {
         self.consumed = 0;
         self.responded = false;
         self.client_full = false;
+        self.reset = false;
         self.eof = false;
         self.resp = Resp::START;
         self.keep_alive = false;
