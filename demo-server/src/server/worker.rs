@@ -97,6 +97,9 @@ struct Connection<'a, H> {
 /// two ticks are less than 24.8 days apart. They always are: every deadline is set at
 /// most [`MAX_TIMEOUT`] (a day) ahead, and the sweep acts on a passed deadline within a
 /// [`TICK`], so no connection keeps a tick much older than its longest timeout.
+///
+/// A tick is a whole millisecond (rounded down), so a client-side timeout may fire up
+/// to a millisecond before its exact `Duration`: far below any timeout one would set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Tick(u32);
 
