@@ -126,7 +126,7 @@
 //! - the output buffer is taken for the rewritten head and for each piece of request
 //!   body, and given back as soon as all of it was written. It holds at most 32 KiB of
 //!   request (a longer head than that is written whole, and its buffer is then not
-//!   pooled again). A whole request of at most [`REPLAY_MAX`] (2 KiB: a typical head
+//!   pooled again). A whole request of at most `REPLAY_MAX` (2 KiB: a typical head
 //!   without a body) moves at once into the exchange state's own replay buffer, is
 //!   written from there (while the connection is being made, too) and kept there for a
 //!   retry. A longer one that a retry may still need (no response byte yet, and
@@ -1254,7 +1254,7 @@ impl Forward {
 /// The proxy's [`Handler`]: one per client connection. See the [module docs](self).
 ///
 /// Between requests it holds only the client's address: the upstream side of an
-/// exchange ([`Forward`], some 200 bytes with its copy buffers' handles) is taken from
+/// exchange (`Forward`, some 200 bytes with its copy buffers' handles) is taken from
 /// the worker's spares ([`ProxyWorker`]) when a request is forwarded and given back
 /// when the exchange ends, so an idle client connection costs 32 bytes here, whatever
 /// it did before. The driver's calls below do nothing (or answer "nothing") while no

@@ -1,7 +1,7 @@
 //! The heads the proxy forwards: the request head it sends upstream, written straight
 //! into the upstream output buffer without allocating, and the fields of the response
 //! head it sends the client, handed one by one to the connection's
-//! [`Response`](crate::http::conn::Response) (which writes the status line, `Date`, the
+//! [`Response`] (which writes the status line, `Date`, the
 //! framing and `Connection` itself, as for any response).
 //!
 //! Both follow the same rules (RFC 9110 §7.6):
