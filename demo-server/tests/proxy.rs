@@ -819,6 +819,60 @@ fn a_client_that_half_closes_after_its_requests_gets_every_answer() {
     assert_eq!(stat(&stats, "\"upstreams\"", "client_aborts"), 0, "{stats}");
 }
 
+/// An upstream that answers before reading the whole request body and then closes
+/// resets the connection (its kernel had unread bytes); the kernel on the proxy's side
+/// hands over the response first, so the client gets it and the upstream is not marked
+/// down: a common early 413 or 401 to an upload. The same for an upstream that
+/// resets on purpose (`SO_LINGER 0`) after a whole response.
+#[test]
+fn an_early_answer_followed_by_a_reset_reaches_the_client() {
+    for unread_body in [true, false] {
+        let upstream = TestUpstream::start(move |stream, rec| {
+            let mut buf = Vec::new();
+            if unread_body {
+                // Only the head of the POST; its body arrives and stays unread.
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                rec.received.lock().unwrap().extend_from_slice(&buf);
+                thread::sleep(Duration::from_millis(20));
+            } else {
+                if read_request(stream, &mut buf, rec).is_none() {
+                    return;
+                }
+                socket2::SockRef::from(&*stream)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            }
+            let _ = stream.write_all(b"HTTP/1.1 413 Too Big\r\nContent-Length: 4\r\n\r\nmine");
+        });
+        let proxy = proxy(&[upstream.addr], |_| {});
+        for _ in 0..10 {
+            let mut client = proxy.client();
+            if unread_body {
+                let mut req =
+                    b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n".to_vec();
+                req.resize(req.len() + 4000, b'x');
+                client.send(&req);
+            } else {
+                client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+            }
+            let r = client.response();
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (413, "mine"),
+                "unread body: {unread_body}"
+            );
+        }
+        let stats = proxy.stats();
+        assert_eq!(stat(&stats, "\"upstreams\"", "failures"), 0, "{stats}");
+    }
+}
+
 #[test]
 fn bytes_an_upstream_sends_on_an_idle_connection_never_reach_a_client() {
     // It answers HEAD with a head and, a moment later, a "body" that looks like a

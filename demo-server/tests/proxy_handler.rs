@@ -1307,6 +1307,39 @@ fn bytes_arriving_while_the_clients_output_is_full_wait_on_the_client() {
     }
 }
 
+/// Head bytes too: interim responses take the client's output past its high-water
+/// mark, then the final head arrives in time; the client pauses a minute. The head waits
+/// on the client, not the upstream (found by review: a 504, and a mark against the
+/// upstream).
+#[test]
+fn a_head_arriving_while_the_clients_output_is_full_waits_on_the_client() {
+    let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.client_room = 0;
+    mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    mem.run();
+    let key = mem.current_connection().unwrap();
+    let link = format!("Link: <{}>; rel=preload\r\n", "a".repeat(10_000));
+    for _ in 0..7 {
+        mem.upstream_sends(
+            key,
+            format!("HTTP/1.1 103 Early Hints\r\n{link}\r\n").as_bytes(),
+        );
+        mem.run();
+    }
+    mem.upstream_sends(key, OK);
+    mem.run();
+    mem.advance(Duration::from_secs(60));
+    mem.client_room = usize::MAX;
+    mem.run();
+    let statuses: Vec<u16> = parse_all(mem.client_received())
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [103, 103, 103, 103, 103, 103, 103, 200]);
+    assert_eq!(s.proxy.upstreams.stats(0).failures, 0);
+}
+
 /// An upstream that resets the connection after sending a whole response (it closed
 /// with request bytes unread, or with `SO_LINGER 0`): the kernel hands over every byte
 /// before the reset, and the proxy delivers them all; a body the reset did cut short is

@@ -729,9 +729,11 @@ impl Forward {
     }
 
     fn read_failed(&mut self, w: &mut ProxyWorker) {
-        if matches!(self.resp, Resp::Body(_)) {
-            // The bytes read before the reset may hold the rest of the body (the
-            // kernel delivers them first): `respond` passes them on, then decides.
+        if self.responded {
+            // The bytes read before the reset may hold the rest of the response (the
+            // kernel delivers them first: an upstream that answers early and closes
+            // with request bytes unread resets the connection): `respond` parses and
+            // passes them on, then decides.
             self.eof = true;
             self.reset = true;
         } else {
@@ -757,12 +759,12 @@ impl Forward {
     /// Whether the exchange waits on the client rather than on the upstream: for more
     /// of the request body (the upstream has all there was, and may be waiting for the
     /// rest), or for the client to read the response (the input buffer is full, or
-    /// holds bytes the client's output had no room for: the upstream may owe nothing
-    /// more).
+    /// holds bytes, of a head or a body, that the client's output had no room for:
+    /// the upstream may owe nothing more).
     fn waits_on_client(&self) -> bool {
         let for_body = self.body != Body::Done && self.sent == self.request().len();
         let for_reader =
-            matches!(self.resp, Resp::Body(_)) && (self.input_room() == 0 || self.client_full);
+            self.client_full || (matches!(self.resp, Resp::Body(_)) && self.input_room() == 0);
         for_body || for_reader
     }
 
@@ -1068,6 +1070,7 @@ impl Forward {
             let input = &self.inp[self.consumed..];
             let end = match response::find_head(input, scanned, MAX_RESPONSE_HEAD) {
                 Ok(Some(end)) => end,
+                Ok(None) if self.eof && self.reset => return Err(Failure::Reset),
                 Ok(None) if self.eof => return Err(Failure::Closed),
                 Ok(None) => return Ok(()),
                 Err(_) => return Err(Failure::Malformed),
