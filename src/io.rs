@@ -656,9 +656,39 @@ impl std::fmt::Debug for WriteBuf {
 /// assert_eq!(lines, ["one", "two"]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+///
+/// A reader made with [`new`](Self::new) reads through [`ReadBuf::read_from`], which
+/// must assume `inner` wrote anywhere in the slice it was handed: the buffer's whole
+/// capacity is zeroed when it is recycled (4 KiB for a default buffer). Over a
+/// [`TrustedRead`] source (a socket, a byte slice), [`trusted`](Self::trusted) reads
+/// through [`ReadBuf::read_from_trusted`] and only the bytes received are zeroed.
 pub struct PooledReader<R, B> {
     inner: R,
     buf: B,
+    /// `ReadBuf::read_from` or, for a `TrustedRead` `R`, `read_from_trusted`.
+    fill: fn(&mut ReadBuf, &mut R) -> io::Result<usize>,
+}
+
+impl<R: TrustedRead, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
+    /// As [`new`](Self::new), for a source that writes only the bytes it reports:
+    /// recycling the buffer then zeroes only what was read, not its whole capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use recycle::{Pool, io::{PooledReader, ReadBuf}};
+    ///
+    /// let pool = Pool::new(ReadBuf::new);
+    /// let mut reader = PooledReader::trusted(&b"hello"[..], pool.get());
+    /// let mut text = String::new();
+    /// reader.read_to_string(&mut text)?;
+    /// assert_eq!(text, "hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn trusted(inner: R, buf: B) -> Self {
+        Self::with_fill(inner, buf, |buf, inner| buf.read_from_trusted(inner))
+    }
 }
 
 impl<R: Read, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
@@ -667,9 +697,17 @@ impl<R: Read, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
     /// have written into it is zeroed, and EOF and error are cleared. So a buffer the
     /// caller manages (a `&mut ReadBuf` or a `Box` reused by hand) starts as a pooled
     /// one does; a pooled one, drained already, costs nothing more.
-    pub fn new(inner: R, mut buf: B) -> Self {
+    pub fn new(inner: R, buf: B) -> Self {
+        Self::with_fill(inner, buf, |buf, inner| buf.read_from(inner))
+    }
+
+    fn with_fill(
+        inner: R,
+        mut buf: B,
+        fill: fn(&mut ReadBuf, &mut R) -> io::Result<usize>,
+    ) -> Self {
         buf.drain();
-        Self { inner, buf }
+        Self { inner, buf, fill }
     }
 
     /// The wrapped reader.
@@ -711,7 +749,7 @@ impl<R: Read, B: DerefMut<Target = ReadBuf>> Read for PooledReader<R, B> {
 impl<R: Read, B: DerefMut<Target = ReadBuf>> BufRead for PooledReader<R, B> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.buf.is_empty() {
-            match self.buf.read_from(&mut self.inner) {
+            match (self.fill)(&mut self.buf, &mut self.inner) {
                 Ok(_) => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

@@ -119,6 +119,57 @@ fn pooled_reader_never_yields_a_previous_connections_bytes() {
     );
 }
 
+/// A reader over a `TrustedRead` source (`PooledReader::trusted`) scrubs only the bytes
+/// it received, which is what makes it cheaper than `new`, and still never hands a
+/// previous stream's bytes to the next one. A source that breaks the promise (it writes
+/// past what it reports) shows which path ran: its scribble survives the trusted
+/// reader, and `new` zeroes it.
+#[test]
+fn a_trusted_pooled_reader_scrubs_only_what_it_received() {
+    /// Reports `data` but also writes `0xAA` over the rest of the slice.
+    struct Scribbler<'a>(&'a [u8]);
+    impl Read for Scribbler<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            buf[n..].fill(0xAA);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    impl recycle::io::TrustedRead for Scribbler<'_> {}
+
+    for trusted in [true, false] {
+        let pool = Pool::new(|| ReadBuf::with_capacity(128));
+        {
+            let source = Scribbler(SECRET);
+            let mut first = if trusted {
+                PooledReader::trusted(source, pool.get())
+            } else {
+                PooledReader::new(source, pool.get())
+            };
+            let mut all = Vec::new();
+            first.read_to_end(&mut all).unwrap();
+            assert_eq!(all, SECRET);
+        }
+        let mut spy = Spy {
+            seen: Vec::new(),
+            data: b"next",
+        };
+        let mut second = PooledReader::new(&mut spy, pool.get());
+        let mut all = Vec::new();
+        second.read_to_end(&mut all).unwrap();
+        drop(second);
+        assert_eq!(all, b"next");
+        assert!(!leaks_secret(&spy.seen), "what it received was scrubbed");
+        assert_eq!(
+            spy.seen.contains(&0xAA),
+            trusted,
+            "trusted: only the received bytes were zeroed"
+        );
+    }
+}
+
 /// The review's reproduction: a reader made on a caller-managed buffer that another
 /// stream's reader used (here a plain `&mut ReadBuf`, never through a pool's hook)
 /// starts as a pooled one does: the old bytes scrubbed, EOF and error cleared.
