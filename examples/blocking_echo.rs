@@ -19,7 +19,7 @@ fn serve(
     readers: &Arc<Pool<ReadBuf>>,
     writers: &Arc<Pool<WriteBuf>>,
 ) -> io::Result<()> {
-    let mut reader = PooledReader::new(stream.try_clone()?, readers.get_owned());
+    let mut reader = PooledReader::trusted(stream.try_clone()?, readers.get_owned());
     let mut writer = PooledWriter::new(stream, writers.get_owned());
     let mut line = String::new();
     while reader.read_line(&mut line)? > 0 {
