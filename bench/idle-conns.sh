@@ -20,15 +20,14 @@ ROUNDS=${ROUNDS:-1}
 SETTLE=${SETTLE:-1}
 ONLY=${ONLY:-}
 
-ensure_tools cargo python3 taskset pgrep nginx go
+ensure_tools cargo python3 taskset pgrep
 raise_nofile
 max_n=0
 for n in $NS; do if ((n > max_n)); then max_n=$n; fi; done
 [ "$(ulimit -n)" = unlimited ] || (($(ulimit -n) >= max_n + 64)) ||
     die "ulimit -n is $(ulimit -n) (hard limit), below $max_n connections + 64"
 build_demo
-build_hyper
-build_go
+build_peers
 
 # The same demo-server settings at every N: room for every connection, and no idle
 # timeout while they are held.

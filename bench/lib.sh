@@ -111,6 +111,27 @@ demo_proxy_has() { [[ $DEMO_PROXY_HELP == *"$1"* ]]; }
 
 HYPER_HELLO=
 HYPER_PROXY=
+# selected PREFIX: whether ONLY (empty: every server) names a server starting with
+# PREFIX (`hyper` for hyper and hyper-proxy, `go` for go, go-proxy and go-proxy-pool).
+selected() {
+    local name
+    [ -z "${ONLY:-}" ] && return 0
+    for name in $ONLY; do
+        if [[ $name == "$1"* ]]; then return 0; fi
+    done
+    return 1
+}
+
+# build_peers: builds (and checks the tools of) only the peers ONLY selects.
+build_peers() {
+    if selected nginx; then ensure_tools nginx; fi
+    if selected go; then
+        ensure_tools go
+        build_go
+    fi
+    if selected hyper; then build_hyper; fi
+}
+
 build_hyper() { # the peers have their own workspaces and lock files, one target dir
     local crate
     for crate in hyper-hello hyper-proxy; do

@@ -26,11 +26,10 @@ SHAPES=${SHAPES:-plain pipelined}
 ONLY=${ONLY:-}
 
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores: the server on core 0, wrk on core 1"
-ensure_tools cargo python3 taskset pgrep wrk nginx go
+ensure_tools cargo python3 taskset pgrep wrk
 raise_nofile
 build_demo
-build_hyper
-build_go
+build_peers
 
 CSV=$RESULTS/load-$STAMP.csv
 WRK_LOG=$RESULTS/load-$STAMP.wrk.txt
