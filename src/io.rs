@@ -661,12 +661,15 @@ impl std::fmt::Debug for WriteBuf {
 /// must assume `inner` wrote anywhere in the slice it was handed: the buffer's whole
 /// capacity is zeroed when it is recycled (4 KiB for a default buffer). Over a
 /// [`TrustedRead`] source (a socket, a byte slice), [`trusted`](Self::trusted) reads
-/// through [`ReadBuf::read_from_trusted`] and only the bytes received are zeroed.
+/// through [`ReadBuf::read_from_trusted`] and only the bytes received are zeroed (up to
+/// the furthest any read reached).
 pub struct PooledReader<R, B> {
     inner: R,
     buf: B,
-    /// `ReadBuf::read_from` or, for a `TrustedRead` `R`, `read_from_trusted`.
-    fill: fn(&mut ReadBuf, &mut R) -> io::Result<usize>,
+    /// Made by `trusted`, for a `TrustedRead` `R`: reads go through
+    /// `read_from_trusted`'s path, else through `read_from`'s. (A flag, not a function
+    /// pointer taking `&mut R`, which would make the type invariant over `R`.)
+    trusted: bool,
 }
 
 impl<R: TrustedRead, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
@@ -687,7 +690,7 @@ impl<R: TrustedRead, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn trusted(inner: R, buf: B) -> Self {
-        Self::with_fill(inner, buf, |buf, inner| buf.read_from_trusted(inner))
+        Self::with(inner, buf, true)
     }
 }
 
@@ -698,16 +701,16 @@ impl<R: Read, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
     /// caller manages (a `&mut ReadBuf` or a `Box` reused by hand) starts as a pooled
     /// one does; a pooled one, drained already, costs nothing more.
     pub fn new(inner: R, buf: B) -> Self {
-        Self::with_fill(inner, buf, |buf, inner| buf.read_from(inner))
+        Self::with(inner, buf, false)
     }
 
-    fn with_fill(
-        inner: R,
-        mut buf: B,
-        fill: fn(&mut ReadBuf, &mut R) -> io::Result<usize>,
-    ) -> Self {
+    fn with(inner: R, mut buf: B, trusted: bool) -> Self {
         buf.drain();
-        Self { inner, buf, fill }
+        Self {
+            inner,
+            buf,
+            trusted,
+        }
     }
 
     /// The wrapped reader.
@@ -749,7 +752,7 @@ impl<R: Read, B: DerefMut<Target = ReadBuf>> Read for PooledReader<R, B> {
 impl<R: Read, B: DerefMut<Target = ReadBuf>> BufRead for PooledReader<R, B> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.buf.is_empty() {
-            match (self.fill)(&mut self.buf, &mut self.inner) {
+            match self.buf.read_with(&mut self.inner, self.trusted) {
                 Ok(_) => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

@@ -170,6 +170,45 @@ fn a_trusted_pooled_reader_scrubs_only_what_it_received() {
     }
 }
 
+/// `PooledReader` is covariant in its reader, as `BufReader` is: a reader over a
+/// longer-lived source can stand in for one over a shorter-lived source (this fails to
+/// compile if a field makes it invariant).
+#[allow(dead_code)]
+fn pooled_reader_is_covariant_in_its_reader<'a>(
+    reader: PooledReader<&'static [u8], Box<ReadBuf>>,
+) -> PooledReader<&'a [u8], Box<ReadBuf>> {
+    reader
+}
+
+/// A trusted reader on a caller-managed buffer that an untrusted source wrote all over
+/// starts clean too: `trusted` drains the buffer as `new` does.
+#[test]
+fn a_trusted_pooled_reader_on_a_reused_plain_buffer_scrubs_it() {
+    let mut buf = ReadBuf::with_capacity(128);
+    {
+        let mut first = PooledReader::new(SECRET, &mut buf);
+        let mut word = [0u8; 5];
+        first.read_exact(&mut word).unwrap(); // the rest stays buffered
+    }
+    let mut spy = Spy {
+        seen: Vec::new(),
+        data: b"next",
+    };
+    struct Trusted<'a, 'b>(&'a mut Spy<'b>);
+    impl Read for Trusted<'_, '_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl recycle::io::TrustedRead for Trusted<'_, '_> {}
+    let mut all = Vec::new();
+    PooledReader::trusted(Trusted(&mut spy), &mut buf)
+        .read_to_end(&mut all)
+        .unwrap();
+    assert_eq!(all, b"next");
+    assert!(!leaks_secret(&spy.seen) && !leaks_secret(buf.filled()));
+}
+
 /// The review's reproduction: a reader made on a caller-managed buffer that another
 /// stream's reader used (here a plain `&mut ReadBuf`, never through a pool's hook)
 /// starts as a pooled one does: the old bytes scrubbed, EOF and error cleared.
