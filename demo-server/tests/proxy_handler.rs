@@ -1196,6 +1196,20 @@ fn the_upstream_timeout_bounds_a_whole_response_head_however_it_trickles_in() {
     assert!(mem.client_received().ends_with(b"\r\n\r\nabc"));
 }
 
+/// `200 OK` with a body of `n` bytes `fill`, framed by Content-Length.
+fn ok_with_body(n: usize, fill: u8) -> Vec<u8> {
+    let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+    response.resize(response.len() + n, fill);
+    response
+}
+
+/// The client reads nothing for a minute, then everything.
+fn client_resumes_after_a_minute(mem: &mut MemProxy<'_>) {
+    mem.advance(Duration::from_secs(60));
+    mem.client_room = usize::MAX;
+    mem.run();
+}
+
 #[test]
 fn a_client_that_reads_slowly_is_never_cut_off_by_the_upstream_timeout() {
     let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
@@ -1204,9 +1218,7 @@ fn a_client_that_reads_slowly_is_never_cut_off_by_the_upstream_timeout() {
     mem.client_sends(GET);
     mem.run();
     let key = mem.current_connection().unwrap();
-    let mut response = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n".to_vec();
-    response.resize(response.len() + 200_000, b'x');
-    mem.upstream_sends(key, &response);
+    mem.upstream_sends(key, &ok_with_body(200_000, b'x'));
     mem.run();
     // The client reads nothing for a minute: the proxy's buffers are full, it waits
     // on the client (whose own limit, the write timeout, is the event loop's).
@@ -1216,9 +1228,7 @@ fn a_client_that_reads_slowly_is_never_cut_off_by_the_upstream_timeout() {
         None,
         "waiting on the client"
     );
-    mem.advance(Duration::from_secs(60));
-    mem.client_room = usize::MAX;
-    mem.run();
+    client_resumes_after_a_minute(&mut mem);
     let r = &parse_all(mem.client_received())[0];
     assert_eq!(r.body.len(), 200_000, "the whole body");
     assert!(mem.upstream(key).idle, "and the connection kept");
@@ -1238,13 +1248,9 @@ fn a_client_that_stops_reading_is_never_cut_off_when_the_upstream_has_sent_every
         mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
         mem.run();
         let key = mem.current_connection().unwrap();
-        let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
-        response.resize(response.len() + n, b'x');
-        mem.upstream_sends(key, &response);
+        mem.upstream_sends(key, &ok_with_body(n, b'x'));
         mem.run();
-        mem.advance(Duration::from_secs(60)); // the client reads nothing for a minute
-        mem.client_room = usize::MAX;
-        mem.run();
+        client_resumes_after_a_minute(&mut mem);
         let r = &parse_all(mem.client_received())[0];
         assert_eq!(r.body.len(), n, "a {n}-byte body");
     }
@@ -1257,11 +1263,6 @@ fn a_client_that_stops_reading_is_never_cut_off_when_the_upstream_has_sent_every
 #[test]
 fn bytes_arriving_while_the_clients_output_is_full_wait_on_the_client() {
     let s = setup(1, |c| c.upstream_timeout = Duration::from_secs(2));
-    let body = |n: usize, b: u8| {
-        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n").into_bytes();
-        r.resize(r.len() + n, b);
-        r
-    };
     // One response whose first part fills the output (head + body = 65,536 at 65,435).
     for first in [65_300, 65_435, 65_436, 65_600] {
         let mut mem = MemProxy::new(&s.shared, &s.proxy);
@@ -1269,15 +1270,13 @@ fn bytes_arriving_while_the_clients_output_is_full_wait_on_the_client() {
         mem.client_sends(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
         mem.run();
         let key = mem.current_connection().unwrap();
-        let mut head_and_first = body(first + 1000, b'a');
+        let mut head_and_first = ok_with_body(first + 1000, b'a');
         head_and_first.truncate(head_and_first.len() - 1000);
         mem.upstream_sends(key, &head_and_first);
         mem.run();
         mem.upstream_sends(key, &[b'a'; 1000]);
         mem.run();
-        mem.advance(Duration::from_secs(60));
-        mem.client_room = usize::MAX;
-        mem.run();
+        client_resumes_after_a_minute(&mut mem);
         assert_eq!(
             parse_all(mem.client_received())[0].body.len(),
             first + 1000,
@@ -1291,16 +1290,14 @@ fn bytes_arriving_while_the_clients_output_is_full_wait_on_the_client() {
         mem.client_sends(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
         mem.run();
         let key = mem.current_connection().unwrap();
-        mem.upstream_sends(key, &body(n1, b'a'));
+        mem.upstream_sends(key, &ok_with_body(n1, b'a'));
         mem.run();
         let key2 = mem.current_connection().expect("request 2 forwarded");
         mem.upstream_sends(key2, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
         mem.run();
         mem.upstream_sends(key2, &[b'b'; 1000]);
         mem.run();
-        mem.advance(Duration::from_secs(60));
-        mem.client_room = usize::MAX;
-        mem.run();
+        client_resumes_after_a_minute(&mut mem);
         let responses = parse_all(mem.client_received());
         assert_eq!(responses.len(), 2, "{n1}");
         assert_eq!(responses[1].body, vec![b'b'; 1000], "{n1}");
@@ -1329,9 +1326,7 @@ fn a_head_arriving_while_the_clients_output_is_full_waits_on_the_client() {
     }
     mem.upstream_sends(key, OK);
     mem.run();
-    mem.advance(Duration::from_secs(60));
-    mem.client_room = usize::MAX;
-    mem.run();
+    client_resumes_after_a_minute(&mut mem);
     let statuses: Vec<u16> = parse_all(mem.client_received())
         .iter()
         .map(|r| r.status)
