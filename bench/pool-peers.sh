@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# recycle::Pool beside its peer crates: runs benches/pool.rs with `--features
+# recycle_pool::Pool beside its peer crates: runs bench/pool/benches/pool.rs with `--features
 # comparisons` (criterion), then prints, from that one run, the median ns per object
 # as CSV and as a markdown table with the ratio to the `thread_local!` stack.
 #
@@ -30,7 +30,7 @@ MD=$RESULTS/pool.md
 
 touch "$TMP/started" # results older than this are from earlier runs
 log "cargo bench --bench pool --features comparisons -- ${ARGS[*]} (criterion's output on stderr)"
-(cd "$ROOT" && cargo bench -p recycle --bench pool --features comparisons -- "${ARGS[@]}") >&2
+(cd "$ROOT" && cargo bench -p pool-bench --bench pool --features comparisons -- "${ARGS[@]}") >&2
 
 peers=$(grep -A1 -E '^name = "(lockfree-object-pool|object-pool|opool|sharded-slab|poolshark)"$' "$ROOT/Cargo.lock" |
     paste -sd' ' | sed -E 's/name = "([^"]*)" version = "([^"]*)"/\1 \2,/g; s/ -- / /g; s/,$//')

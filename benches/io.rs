@@ -4,8 +4,8 @@
 //!
 //! - `std_fresh`: a `BufReader` and a `BufWriter` (4 KiB each, the size Go pooled)
 //!   allocated per connection, as a server without pooling does.
-//! - `pooled_adapters`: `recycle::io::PooledReader`/`PooledWriter` over buffers from
-//!   `recycle::Pool`s, the reader made with `PooledReader::trusted` (the source, a byte
+//! - `pooled_adapters`: `recycle_pool::io::PooledReader`/`PooledWriter` over buffers from
+//!   `recycle_pool::Pool`s, the reader made with `PooledReader::trusted` (the source, a byte
 //!   slice as a socket would be, is a `TrustedRead`).
 //! - `pooled_adapters_any_read`: the same with `PooledReader::new`, for a source that
 //!   is only `Read`.
@@ -23,8 +23,8 @@ use std::hint::black_box;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use recycle::Pool;
-use recycle::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
+use recycle_pool::Pool;
+use recycle_pool::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;

@@ -3,7 +3,7 @@
 //!
 //! - `static_match`: a `match` on a static table, the practical lower bound.
 //! - `static_table`: a static array indexed at run time (a run-time-length copy).
-//! - `recycle`: `StatusLines::write_line` (lock-free reads through `arc_swap`).
+//! - `recycle-pool`: `StatusLines::write_line` (lock-free reads through `arc_swap`).
 //! - `recycle_reader`: a `LineReader` per thread (one relaxed load per line).
 //! - `rwlock_map`: Go's design, an `RwLock<HashMap<(u16, Version), Vec<u8>>>`.
 //! - `format`: `write!` each time, no cache.
@@ -18,7 +18,7 @@ use std::sync::{Barrier, RwLock};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use recycle::status::{LineReader, StatusLines, Version, reason};
+use recycle_pool::status::{LineReader, StatusLines, Version, reason};
 
 const CODES: [u16; 4] = [200, 404, 304, 500];
 

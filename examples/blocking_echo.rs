@@ -10,8 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 
-use recycle::Pool;
-use recycle::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
+use recycle_pool::Pool;
+use recycle_pool::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
 
 /// Answers each line with its upper-case version until the client sends `quit`.
 fn serve(

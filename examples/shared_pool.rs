@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::thread;
 
-use recycle::Pool;
+use recycle_pool::Pool;
 
 fn main() {
     let pool = Arc::new(

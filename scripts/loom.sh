@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg loom -C debug-assertions"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
-exec cargo test --release -p recycle --test loom --target-dir target/loom "$@"
+exec cargo test --release -p recycle-pool --test loom --target-dir target/loom "$@"

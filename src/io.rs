@@ -26,8 +26,8 @@
 //! ```
 //! use std::io::{BufRead, Write};
 //! use std::sync::Arc;
-//! use recycle::Pool;
-//! use recycle::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
+//! use recycle_pool::Pool;
+//! use recycle_pool::io::{PooledReader, PooledWriter, ReadBuf, WriteBuf};
 //!
 //! let readers = Arc::new(Pool::new(ReadBuf::new));
 //! let writers = Arc::new(Pool::new(WriteBuf::new));
@@ -102,7 +102,7 @@ fn write_once<W: Write + ?Sized>(sink: &mut W, bytes: &[u8]) -> io::Result<usize
 /// # Examples
 ///
 /// ```
-/// use recycle::io::ReadBuf;
+/// use recycle_pool::io::ReadBuf;
 ///
 /// let mut buf = ReadBuf::new();
 /// buf.read_from(&mut &b"GET / HTTP/1.1\r\n\r\n"[..])?;
@@ -176,7 +176,7 @@ impl ReadBuf {
     /// # Examples
     ///
     /// ```
-    /// let mut buf = recycle::io::ReadBuf::with_capacity(16);
+    /// let mut buf = recycle_pool::io::ReadBuf::with_capacity(16);
     /// buf.read_from(&mut &b"GET /"[..])?;
     /// assert_eq!(buf.spare_capacity(), 11); // a short read: the source ran dry
     /// # Ok::<(), std::io::Error>(())
@@ -264,7 +264,7 @@ impl ReadBuf {
     /// # Examples
     ///
     /// ```
-    /// use recycle::io::ReadBuf;
+    /// use recycle_pool::io::ReadBuf;
     ///
     /// let mut buf = ReadBuf::new();
     /// buf.read_from_trusted(&mut &b"GET / HTTP/1.1\r\n\r\n"[..])?;
@@ -413,7 +413,7 @@ impl std::fmt::Debug for ReadBuf {
 /// # Examples
 ///
 /// ```
-/// use recycle::io::WriteBuf;
+/// use recycle_pool::io::WriteBuf;
 ///
 /// let mut buf = WriteBuf::new();
 /// buf.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
@@ -648,7 +648,7 @@ impl std::fmt::Debug for WriteBuf {
 ///
 /// ```
 /// use std::io::BufRead;
-/// use recycle::{Pool, io::{PooledReader, ReadBuf}};
+/// use recycle_pool::{Pool, io::{PooledReader, ReadBuf}};
 ///
 /// let pool = Pool::new(ReadBuf::new);
 /// let mut reader = PooledReader::new(&b"one\ntwo\n"[..], pool.get());
@@ -680,7 +680,7 @@ impl<R: TrustedRead, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
     ///
     /// ```
     /// use std::io::Read;
-    /// use recycle::{Pool, io::{PooledReader, ReadBuf}};
+    /// use recycle_pool::{Pool, io::{PooledReader, ReadBuf}};
     ///
     /// let pool = Pool::new(ReadBuf::new);
     /// let mut reader = PooledReader::trusted(&b"hello"[..], pool.get());
@@ -805,7 +805,7 @@ impl<R, B> std::fmt::Debug for PooledReader<R, B> {
 ///
 /// ```
 /// use std::io::Write;
-/// use recycle::{Pool, io::{PooledWriter, WriteBuf}};
+/// use recycle_pool::{Pool, io::{PooledWriter, WriteBuf}};
 ///
 /// let pool = Pool::new(WriteBuf::new);
 /// let mut out = PooledWriter::new(Vec::new(), pool.get());
@@ -872,7 +872,7 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
     ///
     /// ```
     /// use std::io::{ErrorKind, Write};
-    /// use recycle::io::{PooledWriter, WriteBuf};
+    /// use recycle_pool::io::{PooledWriter, WriteBuf};
     ///
     /// let mut disk = [0u8; 4]; // a stream with room for 4 bytes
     /// let mut out = PooledWriter::new(&mut disk[..], Box::new(WriteBuf::new()));
@@ -1023,7 +1023,7 @@ impl<W> std::error::Error for IntoInnerError<W> {
 /// # Examples
 ///
 /// ```
-/// use recycle::{Pool, io::BufferPool};
+/// use recycle_pool::{Pool, io::BufferPool};
 ///
 /// let pool = Pool::builder(|| Vec::with_capacity(32 * 1024)).max_capacity(64 * 1024).build();
 /// let buffers: &dyn BufferPool = &pool;
@@ -1068,7 +1068,7 @@ impl BufferPool for Pool<Vec<u8>> {
 /// # Examples
 ///
 /// ```
-/// use recycle::{Pool, io::copy};
+/// use recycle_pool::{Pool, io::copy};
 ///
 /// let pool = Pool::new(|| Vec::with_capacity(8192));
 /// let mut out = Vec::new();

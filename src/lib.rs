@@ -34,7 +34,7 @@
 //! goes out of scope.
 //!
 //! ```
-//! use recycle::Pool;
+//! use recycle_pool::Pool;
 //!
 //! let pool = Pool::builder(|| Vec::<u8>::with_capacity(4096))
 //!     .max_capacity(64 * 1024) // a buffer that grew past 64 KiB is not kept
@@ -116,7 +116,7 @@ pub mod __loom {
 /// can hold one:
 ///
 /// ```compile_fail,E0277
-/// let pool = recycle::Pool::builder_with(|| std::rc::Rc::new(()), |_| recycle::Reuse::Keep);
+/// let pool = recycle_pool::Pool::builder_with(|| std::rc::Rc::new(()), |_| recycle_pool::Reuse::Keep);
 /// ```
 ///
 /// A guard is `Send` whenever its object is (it may be dropped on another thread, and
@@ -124,7 +124,7 @@ pub mod __loom {
 ///
 /// ```
 /// fn assert_send<T: Send>(_: T) {}
-/// let pool = recycle::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle::Reuse::Keep).build();
+/// let pool = recycle_pool::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle_pool::Reuse::Keep).build();
 /// assert_send(pool.get());
 /// assert_send(&pool);
 /// let pool = std::sync::Arc::new(pool);
@@ -136,13 +136,13 @@ pub mod __loom {
 ///
 /// ```compile_fail,E0277
 /// fn assert_sync<T: Sync>(_: T) {}
-/// let pool = recycle::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle::Reuse::Keep).build();
+/// let pool = recycle_pool::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle_pool::Reuse::Keep).build();
 /// assert_sync(pool.get());
 /// ```
 ///
 /// ```compile_fail,E0277
 /// fn assert_sync<T: Sync>(_: T) {}
-/// let pool = std::sync::Arc::new(recycle::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle::Reuse::Keep).build());
+/// let pool = std::sync::Arc::new(recycle_pool::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle_pool::Reuse::Keep).build());
 /// assert_sync(pool.get_owned());
 /// ```
 ///
@@ -150,7 +150,7 @@ pub mod __loom {
 ///
 /// ```compile_fail
 /// let guard = {
-///     let pool = recycle::Pool::new(Vec::<u8>::new);
+///     let pool = recycle_pool::Pool::new(Vec::<u8>::new);
 ///     pool.get()
 /// };
 /// ```
@@ -159,7 +159,7 @@ pub mod __loom {
 ///
 /// ```
 /// let guard = {
-///     let pool = std::sync::Arc::new(recycle::Pool::new(Vec::<u8>::new));
+///     let pool = std::sync::Arc::new(recycle_pool::Pool::new(Vec::<u8>::new));
 ///     pool.get_owned()
 /// };
 /// assert!(guard.is_empty());

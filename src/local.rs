@@ -125,7 +125,7 @@ pub(crate) struct Slot<T> {
 /// 16 bytes at a time. A load that spans two pending stores cannot be forwarded from the
 /// store buffer: it waits for them to reach the cache, some 20 to 30 cycles on the
 /// development machine (AMD EPYC), which tripled the cost of a get right after a return
-/// (`benches/pool.rs`, `1thread`). Word loads match the stores whatever their widths,
+/// (`bench/pool/benches/pool.rs`, `1thread`). Word loads match the stores whatever their widths,
 /// and `read_volatile` keeps the compiler from merging them back. Larger or less aligned
 /// types are copied as usual: the stall costs little beside their copy.
 ///

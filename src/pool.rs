@@ -50,7 +50,7 @@
 //! idle count are derived from the two counters), and the slow paths (registry, shared
 //! tier, create, trim) are out of line. On x86-64 with `lto`, a round on a 4 KiB
 //! `Vec<u8>` (get, push a byte, return) executes 88 instructions where a bare
-//! `thread_local!` `RefCell<Vec<_>>` stack executes 87 (callgrind, `benches/pool.rs`).
+//! `thread_local!` `RefCell<Vec<_>>` stack executes 87 (callgrind, `bench/pool/benches/pool.rs`).
 //!
 //! # Thread exit
 //!
@@ -192,7 +192,7 @@ impl<T: Send> Decide<T> for ByClosure {
 /// # Examples
 ///
 /// ```
-/// use recycle::Pool;
+/// use recycle_pool::Pool;
 ///
 /// let pool: Pool<Vec<u8>> = Pool::new(|| Vec::with_capacity(4096));
 /// {
@@ -227,7 +227,7 @@ impl<T: Recycle + Send> Pool<T> {
     /// # Examples
     ///
     /// ```
-    /// let pool = recycle::Pool::new(String::new);
+    /// let pool = recycle_pool::Pool::new(String::new);
     /// pool.get().push_str("scratch");
     /// assert_eq!(pool.get().as_str(), "");
     /// ```
@@ -240,7 +240,7 @@ impl<T: Recycle + Send> Pool<T> {
     /// # Examples
     ///
     /// ```
-    /// let pool = recycle::Pool::builder(|| Vec::<u8>::with_capacity(4096))
+    /// let pool = recycle_pool::Pool::builder(|| Vec::<u8>::with_capacity(4096))
     ///     .thread_cache(4)
     ///     .max_idle(256)
     ///     .max_capacity(64 * 1024)
@@ -259,7 +259,7 @@ impl<T: Send> Pool<T> {
     /// # Examples
     ///
     /// ```
-    /// use recycle::{Pool, Reuse};
+    /// use recycle_pool::{Pool, Reuse};
     /// use std::collections::BTreeMap;
     ///
     /// let pool = Pool::builder_with(BTreeMap::<u32, String>::new, |map| {
@@ -286,7 +286,7 @@ impl<T: Send> Pool<T> {
     /// # Examples
     ///
     /// ```
-    /// let pool = recycle::Pool::new(Vec::<u32>::new);
+    /// let pool = recycle_pool::Pool::new(Vec::<u32>::new);
     /// let mut v = pool.get();
     /// v.push(1);
     /// assert_eq!(&*v, &[1]);
@@ -308,7 +308,7 @@ impl<T: Send> Pool<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use recycle::{OwnedPooled, Pool};
+    /// use recycle_pool::{OwnedPooled, Pool};
     ///
     /// struct Connection {
     ///     buf: OwnedPooled<Vec<u8>>,
@@ -346,7 +346,7 @@ impl<T: Send> Pool<T> {
     /// # Examples
     ///
     /// ```
-    /// let pool = recycle::Pool::new(Vec::<u8>::new);
+    /// let pool = recycle_pool::Pool::new(Vec::<u8>::new);
     /// pool.put(Vec::with_capacity(1024));
     /// assert!(pool.get().capacity() >= 1024);
     /// ```
@@ -381,7 +381,7 @@ impl<T: Send> Pool<T> {
     /// # Examples
     ///
     /// ```
-    /// let pool = recycle::Pool::new(String::new);
+    /// let pool = recycle_pool::Pool::new(String::new);
     /// drop(pool.get());
     /// assert_eq!(pool.stats().misses, 1);
     /// ```
@@ -416,7 +416,7 @@ impl<T: Send> Pool<T> {
     /// # Examples
     ///
     /// ```
-    /// let pool = recycle::Pool::new(Vec::<u8>::new);
+    /// let pool = recycle_pool::Pool::new(Vec::<u8>::new);
     /// drop(pool.get());
     /// pool.trim(); // idle through one trim: kept
     /// assert_eq!(pool.stats().idle, 1);
@@ -598,7 +598,7 @@ impl<T: Send> fmt::Debug for Pool<T> {
 /// # Examples
 ///
 /// ```
-/// use recycle::{Pool, Reuse};
+/// use recycle_pool::{Pool, Reuse};
 ///
 /// let pool = Pool::builder(|| Vec::<u8>::with_capacity(4096))
 ///     .thread_cache(16)        // idle objects per thread
@@ -658,7 +658,7 @@ impl<T: Send> Builder<T> {
     /// # Examples
     ///
     /// ```
-    /// use recycle::{Pool, Reuse};
+    /// use recycle_pool::{Pool, Reuse};
     ///
     /// // Keep only buffers that were left empty; discard the rest.
     /// let pool = Pool::builder(Vec::<u8>::new)
@@ -686,7 +686,7 @@ impl<T: Send> Builder<T> {
     ///
     /// ```should_panic
     /// // panics: "thread_cache 100000 is over MAX_THREAD_CACHE (65536)"
-    /// let pool = recycle::Pool::builder(Vec::<u8>::new).thread_cache(100_000).build();
+    /// let pool = recycle_pool::Pool::builder(Vec::<u8>::new).thread_cache(100_000).build();
     /// ```
     #[track_caller]
     pub fn build(self) -> Pool<T> {
@@ -746,7 +746,7 @@ impl<T: Send> Pooled<'_, T> {
     /// # Examples
     ///
     /// ```
-    /// let pool = recycle::Pool::new(Vec::<u8>::new);
+    /// let pool = recycle_pool::Pool::new(Vec::<u8>::new);
     /// let mine: Vec<u8> = pool.get().detach();
     /// drop(mine);
     /// assert_eq!(pool.stats().returns, 0);
@@ -811,7 +811,7 @@ impl<T: Send> OwnedPooled<T> {
     /// ```
     /// use std::sync::Arc;
     ///
-    /// let pool = Arc::new(recycle::Pool::new(String::new));
+    /// let pool = Arc::new(recycle_pool::Pool::new(String::new));
     /// let s: String = pool.get_owned().detach();
     /// # drop(s);
     /// assert_eq!(pool.stats().detached, 1);

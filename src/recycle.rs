@@ -37,7 +37,7 @@ pub enum Reuse {
 /// # Examples
 ///
 /// ```
-/// use recycle::{Pool, Recycle, Reuse};
+/// use recycle_pool::{Pool, Recycle, Reuse};
 ///
 /// struct Request {
 ///     path: String,

@@ -48,7 +48,7 @@
 /// # Examples
 ///
 /// ```
-/// use recycle::Pool;
+/// use recycle_pool::Pool;
 ///
 /// let pool = Pool::new(Vec::<u8>::new);
 /// drop(pool.get()); // miss: created
@@ -94,7 +94,7 @@ impl Stats {
     /// # Examples
     ///
     /// ```
-    /// use recycle::Pool;
+    /// use recycle_pool::Pool;
     ///
     /// let pool = Pool::new(String::new);
     /// let a = pool.get();

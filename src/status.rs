@@ -83,8 +83,8 @@ impl std::error::Error for StatusError {}
 /// # Examples
 ///
 /// ```
-/// assert_eq!(recycle::status::reason(404), Some("Not Found"));
-/// assert_eq!(recycle::status::reason(299), None);
+/// assert_eq!(recycle_pool::status::reason(404), Some("Not Found"));
+/// assert_eq!(recycle_pool::status::reason(299), None);
 /// ```
 pub const fn reason(code: u16) -> Option<&'static str> {
     Some(match code {
@@ -264,7 +264,7 @@ impl Table {
 /// # Examples
 ///
 /// ```
-/// use recycle::status::{StatusLines, Version};
+/// use recycle_pool::status::{StatusLines, Version};
 ///
 /// let lines = StatusLines::new();
 /// let mut out = Vec::new();
@@ -278,7 +278,7 @@ impl Table {
 ///
 /// // Never an invalid status line (RFC 9110 §15: 100..=599 only).
 /// assert!(lines.line(600, Version::Http11).is_err());
-/// # Ok::<(), recycle::status::StatusError>(())
+/// # Ok::<(), recycle_pool::status::StatusError>(())
 /// ```
 pub struct StatusLines {
     table: ArcCell<Table>,
@@ -338,13 +338,13 @@ impl StatusLines {
     /// # Examples
     ///
     /// ```
-    /// use recycle::status::{StatusLines, Version};
+    /// use recycle_pool::status::{StatusLines, Version};
     ///
     /// let lines = StatusLines::new();
     /// lines.register(599, "Network Connect Timeout")?;
     /// assert_eq!(&lines.line(599, Version::Http11)?[..], b"HTTP/1.1 599 Network Connect Timeout\r\n");
     /// assert!(lines.register(599, "evil\r\nSet-Cookie: x").is_err());
-    /// # Ok::<(), recycle::status::StatusError>(())
+    /// # Ok::<(), recycle_pool::status::StatusError>(())
     /// ```
     pub fn register(&self, code: u16, reason: &str) -> Result<(), StatusError> {
         key(code, Version::Http11)?;
@@ -385,14 +385,14 @@ impl StatusLines {
     /// # Examples
     ///
     /// ```
-    /// use recycle::status::{StatusLines, Version};
+    /// use recycle_pool::status::{StatusLines, Version};
     ///
     /// let lines = StatusLines::new();
     /// let mut reader = lines.reader();
     /// let mut out = Vec::new();
     /// reader.write_line(204, Version::Http11, &mut out)?;
     /// assert_eq!(out, b"HTTP/1.1 204 No Content\r\n");
-    /// # Ok::<(), recycle::status::StatusError>(())
+    /// # Ok::<(), recycle_pool::status::StatusError>(())
     /// ```
     pub fn reader(&self) -> LineReader<'_> {
         LineReader {
@@ -586,7 +586,7 @@ impl Date {
 /// # Examples
 ///
 /// ```
-/// use recycle::status::DateCache;
+/// use recycle_pool::status::DateCache;
 ///
 /// let dates = DateCache::new();
 /// let mut header = b"Date: ".to_vec();

@@ -1,10 +1,10 @@
-//! Integration tests for `recycle::io`.
+//! Integration tests for `recycle_pool::io`.
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::sync::Mutex;
 
-use recycle::Pool;
-use recycle::io::{BufferPool, PooledReader, PooledWriter, ReadBuf, WriteBuf, copy};
+use recycle_pool::Pool;
+use recycle_pool::io::{BufferPool, PooledReader, PooledWriter, ReadBuf, WriteBuf, copy};
 
 const SECRET: &[u8] = b"Authorization: Bearer s3cr3t-t0k3n-of-the-previous-client";
 
@@ -137,7 +137,7 @@ fn a_trusted_pooled_reader_scrubs_only_what_it_received() {
             Ok(n)
         }
     }
-    impl recycle::io::TrustedRead for Scribbler<'_> {}
+    impl recycle_pool::io::TrustedRead for Scribbler<'_> {}
 
     for trusted in [true, false] {
         let pool = Pool::new(|| ReadBuf::with_capacity(128));
@@ -200,7 +200,7 @@ fn a_trusted_pooled_reader_on_a_reused_plain_buffer_scrubs_it() {
             self.0.read(buf)
         }
     }
-    impl recycle::io::TrustedRead for Trusted<'_, '_> {}
+    impl recycle_pool::io::TrustedRead for Trusted<'_, '_> {}
     let mut all = Vec::new();
     PooledReader::trusted(Trusted(&mut spy), &mut buf)
         .read_to_end(&mut all)

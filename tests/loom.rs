@@ -1,7 +1,7 @@
 //! loom models of every concurrent protocol in the crate.
 //!
 //! Run with `scripts/loom.sh`, i.e.
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release -p recycle --test loom`.
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release -p recycle-pool --test loom`.
 //!
 //! Under `cfg(loom)` the crate's facade (`src/sync.rs`) routes every atomic,
 //! `UnsafeCell`, `Arc`, thread-local (the per-thread registry), the shared queue and the
@@ -23,8 +23,8 @@ mod models {
 
     use loom::sync::Arc as LoomArc;
     use loom::thread;
-    use recycle::status::{Clock, DateCache, StatusLines, Version};
-    use recycle::{Pool, Recycle, Reuse};
+    use recycle_pool::status::{Clock, DateCache, StatusLines, Version};
+    use recycle_pool::{Pool, Recycle, Reuse};
 
     /// Runs `f` under loom with a preemption bound (from LOOM_MAX_PREEMPTIONS, default 3).
     fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -528,7 +528,7 @@ mod models {
     #[should_panic(expected = "lost update")]
     fn loom_catches_a_known_race() {
         loom::model(|| {
-            let total = recycle::__loom::single_writer_counter_bumped_by_two_threads();
+            let total = recycle_pool::__loom::single_writer_counter_bumped_by_two_threads();
             assert_eq!(total, 2, "lost update");
         });
     }

@@ -1,4 +1,4 @@
-//! Integration tests for `recycle::Pool`.
+//! Integration tests for `recycle_pool::Pool`.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex, Weak, mpsc};
 use std::thread;
 
-use recycle::{Pool, Recycle, Reuse};
+use recycle_pool::{Pool, Recycle, Reuse};
 
 /// A process-wide allocator that counts, per thread, the bytes each thread allocates
 /// and frees (the tests run on parallel threads; per-thread counts keep them apart).
@@ -85,7 +85,7 @@ struct Log {
 }
 
 impl Log {
-    fn pool(self: &Arc<Self>) -> recycle::Builder<Tracked> {
+    fn pool(self: &Arc<Self>) -> recycle_pool::Builder<Tracked> {
         let log = Arc::clone(self);
         Pool::builder(move || Tracked {
             id: log.created.fetch_add(1, SeqCst),
@@ -244,7 +244,7 @@ fn objects_flow_from_consumer_to_producer_threads() {
     let (tx, rx) = mpsc::sync_channel(8);
     let consumer = thread::spawn(move || {
         for guard in rx {
-            drop::<recycle::OwnedPooled<Vec<u8>>>(guard);
+            drop::<recycle_pool::OwnedPooled<Vec<u8>>>(guard);
         }
     });
     for _ in 0..COUNT {
@@ -676,7 +676,7 @@ fn a_panicking_drop_during_the_pools_drop_does_not_leak_the_rest() {
 
 #[test]
 fn thread_cache_over_the_maximum_is_refused_at_build() {
-    use recycle::pool::MAX_THREAD_CACHE;
+    use recycle_pool::pool::MAX_THREAD_CACHE;
     for n in [MAX_THREAD_CACHE + 1, usize::MAX] {
         let err = catch_unwind(|| Pool::builder(Vec::<u8>::new).thread_cache(n).build())
             .expect_err("build panics");
@@ -693,7 +693,7 @@ fn a_large_thread_cache_grows_as_it_fills() {
     // thread_cache(MAX_THREAD_CACHE): a thread's cache takes room for what it holds,
     // not for 65,536 objects up front.
     let pool = Pool::builder(Vec::<u8>::new)
-        .thread_cache(recycle::pool::MAX_THREAD_CACHE)
+        .thread_cache(recycle_pool::pool::MAX_THREAD_CACHE)
         .max_idle(1)
         .build();
     let pool = Arc::new(pool);
@@ -729,7 +729,7 @@ fn a_large_thread_cache_grows_as_it_fills() {
 #[test]
 fn owned_guard_outlives_its_scope() {
     struct Conn {
-        buf: recycle::OwnedPooled<Vec<u8>>,
+        buf: recycle_pool::OwnedPooled<Vec<u8>>,
     }
     let pool = Arc::new(Pool::new(Vec::<u8>::new));
     let conn = {
@@ -782,7 +782,7 @@ fn debug_impls() {
 /// The identities documented on `Stats`, for a pool no other thread is using, with
 /// `live` guards still held.
 #[track_caller]
-fn assert_identities(stats: &recycle::Stats, live: u64) {
+fn assert_identities(stats: &recycle_pool::Stats, live: u64) {
     assert_eq!(
         stats.idle as u64,
         stats.returns - stats.discards - stats.hits - stats.trimmed,
@@ -1021,7 +1021,7 @@ fn stats_identities_hold_when_create_panics() {
 
 #[test]
 fn stats_identities_hold_for_a_buffer_pool() {
-    use recycle::io::BufferPool;
+    use recycle_pool::io::BufferPool;
     let pool = Pool::new(|| Vec::<u8>::with_capacity(64));
     let buffers: &dyn BufferPool = &pool;
     // A lent buffer is in use until it comes back, as a guard's object is.

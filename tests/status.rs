@@ -1,11 +1,11 @@
-//! Integration tests for `recycle::status`.
+//! Integration tests for `recycle_pool::status`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use recycle::status::{Clock, DateCache, StatusError, StatusLines, Version, reason};
+use recycle_pool::status::{Clock, DateCache, StatusError, StatusLines, Version, reason};
 
 /// The IANA HTTP Status Code Registry, as of RFC 9110 (plus 418 from RFC 2324).
 const REGISTRY: &str = "\

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use recycle::status::{StatusLines, Version};
+use recycle_pool::status::{StatusLines, Version};
 
 struct Counting;
 

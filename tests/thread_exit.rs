@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use recycle::{OwnedPooled, Pool, Stats};
+use recycle_pool::{OwnedPooled, Pool, Stats};
 
 type Buf = OwnedPooled<Vec<u8>>;
 

@@ -1,4 +1,4 @@
-//! A mio HTTP/1.1 server that lives on `recycle`'s pools.
+//! A mio HTTP/1.1 server that lives on `recycle-pool`'s pools.
 //!
 //! - [`http`]: the sans-I/O protocol core (parse, chunked bodies, the connection state
 //!   machine and its [`Handler`](http::conn::Handler) interface, response framing); it

@@ -1,4 +1,4 @@
-//! `demo-server`: an HTTP/1.1 server on `recycle`'s pools.
+//! `demo-server`: an HTTP/1.1 server on `recycle-pool`'s pools.
 //!
 //! `cargo run --release -p demo-server` serves on 127.0.0.1:8080; `--help` lists the
 //! options.

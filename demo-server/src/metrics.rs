@@ -32,7 +32,7 @@
 //! );
 //! ```
 
-use recycle::Stats;
+use recycle_pool::Stats;
 
 use crate::proxy::handler::Proxy;
 use crate::proxy::upstream::{State, Upstreams};
@@ -361,7 +361,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::Instant;
 
-    use recycle::Pool;
+    use recycle_pool::Pool;
 
     use super::*;
     use crate::proxy::upstream::{Event, HealthPolicy};

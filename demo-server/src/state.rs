@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
-use recycle::Pool;
-use recycle::io::{ReadBuf, WriteBuf};
-use recycle::status::{Clock, DateCache, LineReader, StatusLines, SystemClock};
+use recycle_pool::Pool;
+use recycle_pool::io::{ReadBuf, WriteBuf};
+use recycle_pool::status::{Clock, DateCache, LineReader, StatusLines, SystemClock};
 
 /// Default `--max-head-bytes`.
 pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;

@@ -15,7 +15,7 @@ use counting::allocations;
 use demo_server::app::App;
 use demo_server::http::conn::Conn;
 use demo_server::state::{Ctx, Limits, Shared};
-use recycle::status::Clock;
+use recycle_pool::status::Clock;
 
 struct Frozen;
 impl Clock for Frozen {

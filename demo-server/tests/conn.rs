@@ -10,8 +10,8 @@ use demo_server::app::App;
 use demo_server::http::Error;
 use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
 use demo_server::state::{Limits, Shared};
-use recycle::io::{ReadBuf, WriteBuf};
-use recycle::status::Clock;
+use recycle_pool::io::{ReadBuf, WriteBuf};
+use recycle_pool::status::Clock;
 
 struct Frozen;
 impl Clock for Frozen {

@@ -11,8 +11,8 @@ use common::parse_response;
 use demo_server::http::conn::{BodyLen, Conn, Handler, Response, WRITE_HIGH_WATER};
 use demo_server::http::parse::Request;
 use demo_server::state::{Limits, Shared};
-use recycle::io::{ReadBuf, WriteBuf};
-use recycle::status::Clock;
+use recycle_pool::io::{ReadBuf, WriteBuf};
+use recycle_pool::status::Clock;
 
 struct Frozen;
 impl Clock for Frozen {

@@ -16,7 +16,7 @@ use demo_server::metrics::write_server;
 use demo_server::proxy::handler::{Proxy, ProxyConfig};
 use demo_server::proxy::mem::MemProxy;
 use demo_server::state::{Limits, Shared};
-use recycle::status::Clock;
+use recycle_pool::status::Clock;
 
 struct Frozen;
 impl Clock for Frozen {

@@ -15,7 +15,7 @@ use demo_server::proxy::headers::ALLOW;
 use demo_server::proxy::mem::MemProxy;
 use demo_server::proxy::upstream::{HealthPolicy, State};
 use demo_server::state::{Limits, Shared};
-use recycle::status::Clock;
+use recycle_pool::status::Clock;
 
 struct Frozen;
 impl Clock for Frozen {

@@ -24,8 +24,8 @@ use std::time::{Duration, SystemTime};
 use demo_server::app::App;
 use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
 use demo_server::state::{Limits, Shared};
-use recycle::io::{ReadBuf, WriteBuf};
-use recycle::status::Clock;
+use recycle_pool::io::{ReadBuf, WriteBuf};
+use recycle_pool::status::Clock;
 
 struct Frozen;
 impl Clock for Frozen {

@@ -1,4 +1,4 @@
-//! `pool_ops`: a sequence of operations on a `recycle::Pool` of objects with ids.
+//! `pool_ops`: a sequence of operations on a `recycle_pool::Pool` of objects with ids.
 //!
 //! Input layout: byte 0 sets `thread_cache` (0..=3, or 9, 12, 17 or 33, so that a
 //! thread's cache grows past the slots it starts with), byte 1 `max_idle` (0..=4);
@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use recycle::{Pool, Recycle, Reuse};
+use recycle_pool::{Pool, Recycle, Reuse};
 
 struct Item {
     id: usize,

@@ -36,7 +36,7 @@ use demo_server::http::parse::{self, Codings};
 use demo_server::proxy::handler::{COPY_BUF_SIZE, Proxy, ProxyConfig};
 use demo_server::proxy::mem::MemProxy;
 use demo_server::state::{Limits, Shared};
-use recycle::status::Clock;
+use recycle_pool::status::Clock;
 
 struct Frozen;
 impl Clock for Frozen {

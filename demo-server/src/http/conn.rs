@@ -32,8 +32,8 @@
 //! whenever something it may wait for changed: input arrived, output drained, or the
 //! handler's own source (an upstream socket) became ready.
 
-use recycle::io::{ReadBuf, WriteBuf};
-use recycle::status::Version;
+use recycle_pool::io::{ReadBuf, WriteBuf};
+use recycle_pool::status::Version;
 
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
@@ -82,7 +82,7 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// use demo_server::http::conn::{BodyLen, Conn, Handler, Response};
 /// use demo_server::http::parse::Request;
 /// use demo_server::state::{Limits, Shared};
-/// use recycle::io::{ReadBuf, WriteBuf};
+/// use recycle_pool::io::{ReadBuf, WriteBuf};
 ///
 /// #[derive(Default)]
 /// struct Later {
@@ -288,7 +288,7 @@ impl Response<'_, '_> {
     /// Starts and completes a short `text/plain` response: the reason phrase of
     /// `status` and a newline (none to HEAD). The connection's own errors are these.
     pub fn status_page(&mut self, status: u16) {
-        let reason = recycle::status::reason(status).unwrap_or("Error");
+        let reason = recycle_pool::status::reason(status).unwrap_or("Error");
         self.start(status, BodyLen::Known(reason.len() as u64 + 1));
         self.header("Content-Type", TEXT.as_bytes());
         self.write_all(reason.as_bytes());
@@ -590,7 +590,7 @@ enum Phase {
 /// use demo_server::app::App;
 /// use demo_server::http::conn::Conn;
 /// use demo_server::state::{Limits, Shared};
-/// use recycle::io::{ReadBuf, WriteBuf};
+/// use recycle_pool::io::{ReadBuf, WriteBuf};
 ///
 /// let shared = Shared::new(Limits::default(), 1, false);
 /// let mut ctx = shared.context(0);

@@ -1,7 +1,7 @@
 //! Byte-level encoders for what [`conn::Response`](super::conn::Response) writes:
 //! header field lines and chunks.
 
-use recycle::io::WriteBuf;
+use recycle_pool::io::WriteBuf;
 
 /// Plain-text content type of the demo's bodies and of error responses.
 pub const TEXT: &str = "text/plain; charset=utf-8";

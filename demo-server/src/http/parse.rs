@@ -6,7 +6,7 @@
 
 use std::mem::MaybeUninit;
 
-use recycle::status::Version;
+use recycle_pool::status::Version;
 
 use super::body::valid_transfer_parameters;
 use super::{Error, REG_NAME, TCHAR};

@@ -41,7 +41,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use recycle::status::Version;
+use recycle_pool::status::Version;
 
 use super::body::ChunkedDecoder;
 use super::parse::{MAX_HEADERS, TransferCodings, head_end, parse_content_length, tokens};

@@ -114,7 +114,7 @@
 //! handler takes from its worker's spares when it forwards a request and gives back
 //! when the exchange ends; a worker keeps up to 1024 spares (its peak of exchanges in
 //! progress), so once warm a request allocates none. (A plain `Vec` of spares rather
-//! than a `recycle::Pool`: the handler holds its box across calls with no borrow of a
+//! than a `recycle_pool::Pool`: the handler holds its box across calls with no borrow of a
 //! pool, and each worker's spares are its own, so there is nothing to share or
 //! synchronise.)
 //!
@@ -149,9 +149,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use recycle::Pool;
-use recycle::io::BufferPool;
-use recycle::status::Version;
+use recycle_pool::Pool;
+use recycle_pool::io::BufferPool;
+use recycle_pool::status::Version;
 
 use super::headers::{self, Disposition};
 use super::upstream::{Event, Exchange, HealthPolicy, IdleConns, RoundRobin, Upstreams};
@@ -161,7 +161,7 @@ use crate::http::parse::{Codings, Framing, Request};
 use crate::http::response::{self, BodyReader};
 
 /// Size of a copy buffer: 32 KiB, as Go's `ReverseProxy` and `io.Copy`.
-pub const COPY_BUF_SIZE: usize = recycle::io::COPY_BUF_SIZE;
+pub const COPY_BUF_SIZE: usize = recycle_pool::io::COPY_BUF_SIZE;
 
 /// Most bytes of an upstream response head (its interim heads each count alone); past
 /// it, 502. Half a copy buffer, so a head never fills the input buffer.

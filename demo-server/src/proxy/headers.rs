@@ -43,7 +43,7 @@
 //! use std::net::{IpAddr, Ipv4Addr};
 //! use demo_server::http::parse::Framing;
 //! use demo_server::proxy::headers::{Request, write_request_head};
-//! use recycle::Version;
+//! use recycle_pool::Version;
 //!
 //! let fields = [
 //!     httparse::Header { name: "Host", value: b"example.com" },
@@ -77,7 +77,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 
 use httparse::Header;
-use recycle::status::Version;
+use recycle_pool::status::Version;
 
 use crate::http::conn::{BodyLen, Response};
 use crate::http::parse::{self, list};

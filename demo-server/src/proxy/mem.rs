@@ -30,7 +30,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use recycle::io::{ReadBuf, WriteBuf};
+use recycle_pool::io::{ReadBuf, WriteBuf};
 use slab::Slab;
 
 use super::handler::{Proxy, ProxyHandler, ProxyWorker};

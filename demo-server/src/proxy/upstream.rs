@@ -16,9 +16,9 @@
 //!
 //! Time is always an [`Instant`] passed in, so no test sleeps.
 //!
-//! # Why not `recycle::Pool` for the idle connections
+//! # Why not `recycle_pool::Pool` for the idle connections
 //!
-//! [`Pool`](recycle::Pool) has the right reuse hook ([`Recycle`](recycle::Recycle)
+//! [`Pool`](recycle_pool::Pool) has the right reuse hook ([`Recycle`](recycle_pool::Recycle)
 //! returning `Discard` is the dirty rule) but the wrong shape for sockets in an event
 //! loop:
 //!
@@ -27,7 +27,7 @@
 //!   of that worker's tokens; in another worker it would get no events, or another
 //!   connection's. (`max_idle(0)` turns the shared tier off, but then the pool is a
 //!   per-thread stack behind a `ThreadLocal` lookup and atomics that buy nothing here.)
-//! - **A miss creates synchronously.** [`Pool::get`](recycle::Pool::get) calls the
+//! - **A miss creates synchronously.** [`Pool::get`](recycle_pool::Pool::get) calls the
 //!   create function on a miss and always returns an object. Connecting is
 //!   non-blocking, can fail, and its failure counts against the upstream's health; the
 //!   event loop needs "an idle connection or nothing".

@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use recycle::Pooled;
-use recycle::io::{ReadBuf, TrustedRead, WriteBuf};
+use recycle_pool::Pooled;
+use recycle_pool::io::{ReadBuf, TrustedRead, WriteBuf};
 use slab::Slab;
 
 use super::service::{SERVICE_TOKEN, Service};

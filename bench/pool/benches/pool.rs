@@ -1,11 +1,11 @@
-//! get + return of a 4 KiB `Vec<u8>`: `recycle::Pool` beside the ways people do it
+//! get + return of a 4 KiB `Vec<u8>`: `recycle_pool::Pool` beside the ways people do it
 //! today, in the three scenarios of issue 12.
 //!
 //! - `fresh`: allocate a new buffer every time (no pool).
 //! - `mutex`: a `Mutex<Vec<Vec<u8>>>` pool.
 //! - `thread_local`: a bare `thread_local!` `RefCell<Vec<Vec<u8>>>` stack, the practical
 //!   lower bound for a per-thread cache (it cannot balance objects across threads).
-//! - `recycle`: this crate, `Pool::builder(..).max_idle(64).build()`.
+//! - `recycle-pool`: this crate, `Pool::builder(..).max_idle(64).build()`.
 //!
 //! With `--features comparisons` (`bench/pool-peers.sh` runs it and tabulates the
 //! results), the peer crates too: `lockfree-object-pool`, `object-pool`, `opool` and
@@ -31,7 +31,7 @@
 //! runs one scenario in a loop, outside criterion, when given `count`:
 //!
 //! ```sh
-//! cargo bench --bench pool --no-run   # prints the binary's path
+//! cargo bench -p pool-bench --bench pool --no-run   # prints the binary's path
 //! valgrind --tool=callgrind --toggle-collect='*measured*' \
 //!     target/release/deps/pool-HASH count 1thread recycle 100000
 //! ```
@@ -159,10 +159,10 @@ macro_rules! guard_pool {
     };
 }
 
-guard_pool!(recycle::Pool<Vec<u8>>, |pool| pool.get());
+guard_pool!(recycle_pool::Pool<Vec<u8>>, |pool| pool.get());
 
-fn recycle_pool() -> recycle::Pool<Vec<u8>> {
-    recycle::Pool::builder(|| Vec::with_capacity(BUF))
+fn recycle_pool() -> recycle_pool::Pool<Vec<u8>> {
+    recycle_pool::Pool::builder(|| Vec::with_capacity(BUF))
         .max_idle(64)
         .build()
 }
@@ -417,7 +417,7 @@ mod peers {
     }
 
     /// `opool`'s `Pool` (lock-free: a crossbeam `ArrayQueue`), as its docs show:
-    /// `Pool::new(64, allocator)` (empty, room for 64, as `recycle`'s `max_idle(64)`);
+    /// `Pool::new(64, allocator)` (empty, room for 64, as `recycle-pool`'s `max_idle(64)`);
     /// `get()` pops and resets an object or allocates one; the guard pushes it back when
     /// dropped (or drops it when the queue is full).
     pub(super) fn opool() -> opool::Pool<BufAllocator, Vec<u8>> {
