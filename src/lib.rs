@@ -76,10 +76,12 @@
 #![warn(missing_docs, unsafe_op_in_unsafe_fn, unreachable_pub)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+mod frozen;
 pub mod io;
 mod local;
 pub mod pool;
 mod recycle;
+pub mod sized;
 mod stats;
 pub mod status;
 mod sync;
@@ -87,6 +89,7 @@ mod sync;
 pub use io::BufferPool;
 pub use pool::{Builder, OwnedPooled, Pool, Pooled};
 pub use recycle::{Recycle, Reuse};
+pub use sized::SizedPool;
 pub use stats::Stats;
 pub use status::{StatusLines, Version};
 
