@@ -107,10 +107,14 @@ type RecycleFn<T> = dyn Fn(&mut T) -> Reuse + Send + Sync;
 type CapacityBound<T> = (usize, fn(&T) -> usize);
 
 /// The hook a pool runs on every return, and the return path compiled for it.
-struct Hook<T: Send> {
+struct Hook<T> {
     /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
     custom: Option<Box<RecycleFn<T>>>,
     max_capacity: Option<CapacityBound<T>>,
+    /// Whether `max_capacity` measures with [`Recycle::capacity`] (inlined in a `T:
+    /// Recycle` pool's return path) rather than through its function pointer (set by
+    /// [`Builder::max_capacity_with`]).
+    trait_capacity: bool,
     /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
     /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
     /// `T::capacity` directly. One indirect call per return. Same contract as
@@ -126,6 +130,7 @@ impl<T: Send> Hook<T> {
         Hook {
             custom: None,
             max_capacity: None,
+            trait_capacity: false,
             give_back: Pool::give_back_as::<ByTrait>,
         }
     }
@@ -134,15 +139,40 @@ impl<T: Send> Hook<T> {
         Hook {
             custom: Some(recycle),
             max_capacity,
+            trait_capacity: false,
             give_back: Pool::give_back_as::<ByClosure>,
         }
     }
 }
 
+/// What a return's hook and capacity bound decided, and so how a discard is counted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// The hook said [`Reuse::Discard`].
+    Refused,
+    /// Over [`Builder::max_capacity`].
+    OverCapacity,
+}
+
 /// How a return decides whether to keep the object (runs the hook and checks the
 /// capacity bound); one impl per kind of hook.
-trait Decide<T: Send> {
-    fn keep(hook: &Hook<T>, value: &mut T) -> bool;
+trait Decide<T> {
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict;
+}
+
+/// Checks the capacity bound, after the hook said `Keep`: `measure(value,
+/// capacity_of)` is the object's capacity.
+#[inline(always)]
+fn within_capacity<T>(
+    hook: &Hook<T>,
+    value: &T,
+    measure: impl FnOnce(&T, fn(&T) -> usize) -> usize,
+) -> Verdict {
+    match hook.max_capacity {
+        Some((bound, capacity_of)) if measure(value, capacity_of) > bound => Verdict::OverCapacity,
+        _ => Verdict::Keep,
+    }
 }
 
 /// `T`'s own [`Recycle`] impl.
@@ -151,25 +181,33 @@ enum ByTrait {}
 /// A closure from `builder_with` or `recycle_with`.
 enum ByClosure {}
 
-impl<T: Recycle + Send> Decide<T> for ByTrait {
+impl<T: Recycle> Decide<T> for ByTrait {
     #[inline(always)]
-    fn keep(hook: &Hook<T>, value: &mut T) -> bool {
-        value.recycle() == Reuse::Keep
-            && hook
-                .max_capacity
-                .is_none_or(|(bound, _)| value.capacity() <= bound)
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        match value.recycle() {
+            Reuse::Keep => within_capacity(hook, value, |value, capacity_of| {
+                if hook.trait_capacity {
+                    value.capacity()
+                } else {
+                    capacity_of(value)
+                }
+            }),
+            Reuse::Discard => Verdict::Refused,
+        }
     }
 }
 
-impl<T: Send> Decide<T> for ByClosure {
+impl<T> Decide<T> for ByClosure {
     #[inline(always)]
-    fn keep(hook: &Hook<T>, value: &mut T) -> bool {
-        hook.custom
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        match hook
+            .custom
             .as_ref()
-            .is_none_or(|recycle| recycle(value) == Reuse::Keep)
-            && hook
-                .max_capacity
-                .is_none_or(|(bound, capacity_of)| capacity_of(value) <= bound)
+            .map_or(Reuse::Keep, |recycle| recycle(value))
+        {
+            Reuse::Keep => within_capacity(hook, value, |value, capacity_of| capacity_of(value)),
+            Reuse::Discard => Verdict::Refused,
+        }
     }
 }
 
@@ -203,7 +241,7 @@ impl<T: Send> Decide<T> for ByClosure {
 /// assert!(buf.is_empty());
 /// assert!(buf.capacity() >= 4096);
 /// ```
-pub struct Pool<T: Send> {
+pub struct Pool<T> {
     /// The per-thread tier.
     caches: Caches<T>,
     /// The trim epoch; see `local.rs`. Only `trim` writes it.
@@ -219,6 +257,22 @@ pub struct Pool<T: Send> {
 }
 
 // === impl Pool ===
+
+impl<T> Pool<T> {
+    /// Returns `value` through the hook. Here, with no `T: Send` bound, for the guards'
+    /// `Drop` (which must have their struct's bounds); every `Pool` was built with
+    /// `T: Send`.
+    ///
+    /// # Safety
+    ///
+    /// As for `give_back_as`: `value` is initialised and never used or dropped again.
+    #[inline]
+    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>) {
+        // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
+        // upholds its contract.
+        unsafe { (self.hook.give_back)(self, value) }
+    }
+}
 
 impl<T: Recycle + Send> Pool<T> {
     /// Creates a pool with default bounds that makes new objects with `create` and
@@ -356,26 +410,6 @@ impl<T: Send> Pool<T> {
         unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
     }
 
-    /// Takes back an object lent by [`take`](Self::take) (the crate's `BufferPool`):
-    /// counted as a guard's return, not as a put, so a lent object is in use until it
-    /// comes back.
-    pub(crate) fn untake(&self, value: T) {
-        // SAFETY: the `ManuallyDrop` is initialised and is a temporary: never used again.
-        unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
-    }
-
-    /// Returns `value` through the hook.
-    ///
-    /// # Safety
-    ///
-    /// As for `give_back_as`: `value` is initialised and never used or dropped again.
-    #[inline]
-    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>) {
-        // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
-        // upholds its contract.
-        unsafe { (self.hook.give_back)(self, value) }
-    }
-
     /// A snapshot of the pool's counters, summed over all threads. See [`Stats`].
     ///
     /// # Examples
@@ -461,7 +495,7 @@ impl<T: Send> Pool<T> {
     /// The get path: thread cache, shared tier, create. Counts a hit or a miss; the
     /// caller counts nothing else.
     #[inline]
-    pub(crate) fn take(&self) -> T {
+    fn take(&self) -> T {
         match self.caches.cached() {
             Some(node) => node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
             None => self.take_slow(),
@@ -500,15 +534,17 @@ impl<T: Send> Pool<T> {
         // The hook is user code and may use this pool; it runs before any borrow. If it
         // (or the capacity check) panics, `value` is dropped by the unwinding and
         // `on_panic` counts it as returned and discarded.
-        let on_panic = CountOnDrop(&self.cold.discards);
-        let keep = D::keep(&self.hook, &mut value);
+        let on_panic = CountOnDrop(&self.cold.refused);
+        let verdict = D::keep(&self.hook, &mut value);
         mem::forget(on_panic);
         match self.caches.cached() {
-            Some(node) if keep => {
+            Some(node) if verdict == Verdict::Keep => {
                 let epoch = self.epoch.load(Relaxed);
-                node.push_or(value, epoch, |value| self.give_back_slow(value, true));
+                node.push_or(value, epoch, |value| {
+                    self.give_back_slow(value, Verdict::Keep);
+                });
             }
-            _ => self.give_back_slow(value, keep),
+            _ => self.give_back_slow(value, verdict),
         }
     }
 
@@ -516,10 +552,15 @@ impl<T: Send> Pool<T> {
     /// is full, not in the direct-mapped cache, gone (thread exit), or a trim happened.
     #[cold]
     #[inline(never)]
-    fn give_back_slow(&self, value: T, keep: bool) {
+    fn give_back_slow(&self, value: T, verdict: Verdict) {
         let local = self.caches.local();
+        match verdict {
+            Verdict::Keep => {}
+            Verdict::Refused => return self.discard(local, value, |c| &c.refused),
+            Verdict::OverCapacity => return self.discard(local, value, |c| &c.over_capacity),
+        }
         let value = match local {
-            Some(node) if keep => {
+            Some(node) => {
                 // Reconciling the stack drops stale objects: user code (`T::drop`). If
                 // one panics, `value` is dropped by the unwinding and `on_panic` counts
                 // it as returned and discarded.
@@ -531,22 +572,21 @@ impl<T: Send> Pool<T> {
                     Err(value) => value,
                 }
             }
-            _ => value,
+            None => value,
         };
-        if keep {
-            if let Some(shared) = &self.shared {
-                let epoch = self.epoch.load(Relaxed);
-                match shared.push(Slot { value, epoch }) {
-                    Ok(()) => return self.count(local, |c| &c.kept),
-                    Err(slot) => return self.discard(local, slot.value),
-                }
+        if let Some(shared) = &self.shared {
+            let epoch = self.epoch.load(Relaxed);
+            match shared.push(Slot { value, epoch }) {
+                Ok(()) => return self.count(local, |c| &c.kept),
+                Err(slot) => return self.discard(local, slot.value, |c| &c.discards),
             }
         }
-        self.discard(local, value);
+        self.discard(local, value, |c| &c.discards);
     }
 
-    fn discard(&self, local: Option<&Node<T>>, value: T) {
-        self.count(local, |c| &c.discards);
+    /// Drops a returned object, counted by `cause`.
+    fn discard(&self, local: Option<&Node<T>>, value: T, cause: fn(&Counters) -> &Counter) {
+        self.count(local, cause);
         drop(value); // user code (`T::drop`): no borrow is held
     }
 
@@ -567,7 +607,7 @@ impl Drop for CountOnDrop<'_> {
     }
 }
 
-impl<T: Send> Drop for Pool<T> {
+impl<T> Drop for Pool<T> {
     fn drop(&mut self) {
         // The shared tier's objects, one at a time and carrying on past a panicking
         // `T::drop` (the queue's own drop would stop at the first and leak the rest).
@@ -610,7 +650,7 @@ impl<T: Send> fmt::Debug for Pool<T> {
 /// drop(buf);
 /// assert_eq!(pool.stats().discards, 1);
 /// ```
-pub struct Builder<T: Send> {
+pub struct Builder<T> {
     create: Box<CreateFn<T>>,
     hook: Hook<T>,
     thread_cache: usize,
@@ -709,9 +749,44 @@ impl<T: Send> Builder<T> {
 impl<T: Recycle + Send> Builder<T> {
     /// Discards, instead of keeping, a returned object whose [`Recycle::capacity`]
     /// exceeds `n` (checked after the hook ran), so that one huge request never pins a
-    /// huge buffer for the life of the pool. Unbounded by default.
+    /// huge buffer for the life of the pool. Unbounded by default. Counted in
+    /// [`Stats::over_capacity`].
+    ///
+    /// For a type without [`Recycle`], see
+    /// [`max_capacity_with`](Builder::max_capacity_with).
     pub fn max_capacity(mut self, n: usize) -> Self {
         self.hook.max_capacity = Some((n, <T as Recycle>::capacity));
+        self.hook.trait_capacity = true;
+        self
+    }
+}
+
+impl<T: Send> Builder<T> {
+    /// Like [`max_capacity`](Builder::max_capacity), with `capacity` measuring an
+    /// object: for a pool of a type that does not implement [`Recycle`] (made with
+    /// [`Pool::builder_with`]), or to measure differently from
+    /// [`Recycle::capacity`]. Checked after the hook ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recycle_pool::{Pool, Reuse};
+    /// use std::collections::HashMap;
+    ///
+    /// let pool = Pool::builder_with(HashMap::<u32, u32>::new, |map| {
+    ///     map.clear();
+    ///     Reuse::Keep
+    /// })
+    /// .max_capacity_with(1024, HashMap::capacity)
+    /// .build();
+    /// pool.get().extend((0..10_000).map(|i| (i, i))); // grew past 1024: dropped
+    /// assert_eq!(pool.stats().over_capacity, 1);
+    /// pool.get().insert(1, 1); // small: kept
+    /// assert_eq!(pool.stats().idle, 1);
+    /// ```
+    pub fn max_capacity_with(mut self, n: usize, capacity: fn(&T) -> usize) -> Self {
+        self.hook.max_capacity = Some((n, capacity));
+        self.hook.trait_capacity = false;
         self
     }
 }
@@ -734,7 +809,7 @@ impl<T: Send> fmt::Debug for Builder<T> {
 /// `Pooled<T>` is `Send` for `T: Send`, so it may be dropped on another thread than
 /// the one that took it (a scoped thread, say); the object then lands in that
 /// thread's cache.
-pub struct Pooled<'a, T: Send> {
+pub struct Pooled<'a, T> {
     pool: &'a Pool<T>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
@@ -761,7 +836,7 @@ impl<T: Send> Pooled<'_, T> {
     }
 }
 
-impl<T: Send> Deref for Pooled<'_, T> {
+impl<T> Deref for Pooled<'_, T> {
     type Target = T;
 
     #[inline]
@@ -770,14 +845,14 @@ impl<T: Send> Deref for Pooled<'_, T> {
     }
 }
 
-impl<T: Send> DerefMut for Pooled<'_, T> {
+impl<T> DerefMut for Pooled<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         &mut self.value
     }
 }
 
-impl<T: Send> Drop for Pooled<'_, T> {
+impl<T> Drop for Pooled<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and `detach` forgets the guard instead of dropping
@@ -786,7 +861,7 @@ impl<T: Send> Drop for Pooled<'_, T> {
     }
 }
 
-impl<T: Send + fmt::Debug> fmt::Debug for Pooled<'_, T> {
+impl<T: fmt::Debug> fmt::Debug for Pooled<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
@@ -797,7 +872,7 @@ impl<T: Send + fmt::Debug> fmt::Debug for Pooled<'_, T> {
 /// A pooled object that owns a reference count of its [`Pool`]: like [`Pooled`], but
 /// `'static`, so it can live in structs, cross threads and outlive every other handle
 /// to the pool. Made by [`Pool::get_owned`].
-pub struct OwnedPooled<T: Send> {
+pub struct OwnedPooled<T> {
     pool: Arc<Pool<T>>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
@@ -834,7 +909,7 @@ impl<T: Send> OwnedPooled<T> {
     }
 }
 
-impl<T: Send> Deref for OwnedPooled<T> {
+impl<T> Deref for OwnedPooled<T> {
     type Target = T;
 
     #[inline]
@@ -843,14 +918,14 @@ impl<T: Send> Deref for OwnedPooled<T> {
     }
 }
 
-impl<T: Send> DerefMut for OwnedPooled<T> {
+impl<T> DerefMut for OwnedPooled<T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         &mut self.value
     }
 }
 
-impl<T: Send> Drop for OwnedPooled<T> {
+impl<T> Drop for OwnedPooled<T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: as for `Pooled`: `drop` runs once, `detach` forgets the guard.
@@ -858,7 +933,7 @@ impl<T: Send> Drop for OwnedPooled<T> {
     }
 }
 
-impl<T: Send + fmt::Debug> fmt::Debug for OwnedPooled<T> {
+impl<T: fmt::Debug> fmt::Debug for OwnedPooled<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
