@@ -854,6 +854,26 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
         self.inner.as_ref().expect("inner is Some until into_inner")
     }
 
+    /// The wrapped writer, mutably (to set a socket option, say). Writing to it
+    /// directly puts those bytes *before* the ones still [buffered](Self::buffer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use recycle_pool::{Pool, io::{PooledWriter, WriteBuf}};
+    ///
+    /// let pool = Pool::new(WriteBuf::new);
+    /// let mut out = PooledWriter::new(Vec::new(), pool.get());
+    /// out.write_all(b" world")?;
+    /// out.get_mut().extend_from_slice(b"hello"); // not buffered: goes first
+    /// assert_eq!(out.into_inner()?, b"hello world");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_mut(&mut self) -> &mut W {
+        self.inner.as_mut().expect("inner is Some until into_inner")
+    }
+
     /// The bytes buffered and not yet written.
     pub fn buffer(&self) -> &[u8] {
         self.buf.unflushed()

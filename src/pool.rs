@@ -83,6 +83,7 @@
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use crate::local::{Caches, Counter, Counters, Node, Slot, until_done_despite_panics};
 use crate::recycle::{Recycle, Reuse};
@@ -226,6 +227,21 @@ impl<T> Decide<T> for ByClosure {
 /// `RefCell<Vec<_>>` stack, on one thread or with two threads sharing one pool, and 93
 /// against 87 per object when a thread holds 8 at once. The [module
 /// docs](crate::pool#the-hot-path) list what those instructions do.
+///
+/// # Panics and unwind safety
+///
+/// `Pool<T>` is [`UnwindSafe`] and [`RefUnwindSafe`] when `T` is [`UnwindSafe`], so a
+/// pool (or a guard) can be used inside [`catch_unwind`](std::panic::catch_unwind).
+/// A panic in user code (the create function, the hook, [`Recycle::capacity`],
+/// `T::drop`) or while a guard is held leaves the pool consistent: no object is handed
+/// out twice or dropped twice, the [`Stats`] identities hold, and the pool goes on
+/// working. What a panic can leave half-done is an *object*: a guard dropped by the
+/// unwinding returns its object through the hook like any other return, so with a hook
+/// that resets the object (every `Recycle` impl of this crate does; `WriteBuf`'s
+/// refuses a writer with unflushed bytes) the next `get` never sees the half-made
+/// change. A hook that keeps state across returns decides what a half-done change
+/// means. The create function and the hook are `Send + Sync`, so whatever they share
+/// is behind atomics or locks already.
 ///
 /// # Examples
 ///
@@ -629,6 +645,11 @@ impl<T: Send> fmt::Debug for Pool<T> {
             .finish_non_exhaustive()
     }
 }
+
+// The auto traits do not see this (the create function and the hook are `dyn Fn`, the
+// tiers use `UnsafeCell`), but it holds: see "Panics and unwind safety" on `Pool`.
+impl<T: UnwindSafe> UnwindSafe for Pool<T> {}
+impl<T: UnwindSafe> RefUnwindSafe for Pool<T> {}
 
 // === impl Builder ===
 
