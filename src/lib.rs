@@ -80,6 +80,7 @@ pub mod io;
 mod local;
 pub mod pool;
 mod recycle;
+mod shared;
 mod stats;
 pub mod status;
 mod sync;
@@ -107,6 +108,42 @@ pub mod __loom {
         counter.bump();
         handle.join().unwrap();
         counter.get()
+    }
+
+    /// The shared tier's bound (`src/shared.rs`) under a race: a tier of one place
+    /// holding one object; one thread pops it and pushes it back, two others push.
+    /// Checks that the tier never holds more than one object and that its count
+    /// matches what it holds once all are done, then returns the objects it ended
+    /// with. With `weak`, the reservation is a check then an add, which the bound
+    /// does not survive.
+    pub fn shared_tier_race(weak: bool) -> usize {
+        use crate::shared::Shared;
+        #[allow(unused_mut)]
+        let mut tier = Shared::new(1);
+        tier.weak = weak;
+        tier.push(0u32).unwrap();
+        let tier = Arc::new(tier);
+        let popper = {
+            let tier = Arc::clone(&tier);
+            loom::thread::spawn(move || {
+                if let Some(value) = tier.pop() {
+                    let _ = tier.push(value);
+                }
+            })
+        };
+        let pusher = {
+            let tier = Arc::clone(&tier);
+            loom::thread::spawn(move || tier.push(1).is_ok())
+        };
+        let mine = tier.push(2).is_ok();
+        popper.join().unwrap();
+        let theirs = pusher.join().unwrap();
+        let held = tier.items_len();
+        assert!(held <= 1, "over the bound: {held} objects in one place");
+        assert_eq!(tier.len(), held, "the count follows what is held");
+        // The object popped went back or was refused; at most one push got in.
+        assert!(usize::from(mine) + usize::from(theirs) <= 1);
+        held
     }
 }
 

@@ -9,10 +9,13 @@
 //!    thread), found through a per-thread registry of the crate's own (`src/local.rs`
 //!    describes it), whose room grows as the thread returns objects. A `get` and a
 //!    return on the same thread touch nothing shared and do no atomic read-modify-write.
-//! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a bounded
-//!    `crossbeam_queue::ArrayQueue`. It absorbs what a full thread cache overflows and
-//!    feeds threads whose cache is empty, so an object returned on a thread that never
-//!    calls `get` (a consumer at the end of a channel) flows back to the producers.
+//! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a lock-free
+//!    `crossbeam_queue::SegQueue` bounded by an atomic count of reserved places, whose
+//!    memory follows the objects it holds (blocks of 31 slots, allocated as they fill
+//!    and freed as they empty: a large `max_idle` is a ceiling, not a reservation). It
+//!    absorbs what a full thread cache overflows and feeds threads whose cache is
+//!    empty, so an object returned on a thread that never calls `get` (a consumer at
+//!    the end of a channel) flows back to the producers.
 //!
 //! A miss calls the create function. A return runs the hook *first*, on the returning
 //! thread, then tries that thread's cache (a guard dropped on another thread than the
@@ -87,8 +90,9 @@ use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use crate::local::{Caches, Counter, Counters, Node, Slot, until_done_despite_panics};
 use crate::recycle::{Recycle, Reuse};
+use crate::shared::Shared;
 use crate::stats::Stats;
-use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed, Queue};
+use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed};
 
 /// Idle objects each thread keeps for itself unless [`Builder::thread_cache`] says
 /// otherwise.
@@ -265,7 +269,7 @@ pub struct Pool<T> {
     create: Box<CreateFn<T>>,
     hook: Hook<T>,
     /// `None` when `max_idle` is zero.
-    shared: Option<Queue<Slot<T>>>,
+    shared: Option<Shared<Slot<T>>>,
     /// What no thread's cache can count: the shared tier's trims and evictions, and
     /// operations during thread exit or that panicked. Padded away from the read-mostly
     /// fields above, which every operation reads.
@@ -527,7 +531,7 @@ impl<T: Send> Pool<T> {
         if let Some(value) = local.and_then(|node| node.pop(self.epoch.load(Relaxed))) {
             return value;
         }
-        if let Some(slot) = self.shared.as_ref().and_then(Queue::pop) {
+        if let Some(slot) = self.shared.as_ref().and_then(Shared::pop) {
             self.count(local, |c| &c.hits);
             return slot.value;
         }
@@ -690,8 +694,10 @@ impl<T: Send> Builder<T> {
 
     /// Bounds the shared tier to `n` idle objects (default [`DEFAULT_MAX_IDLE`]).
     /// `0` disables the shared tier: objects then live only in thread caches and a
-    /// full thread cache drops what it cannot hold. The shared tier's `n` slots (each
-    /// a `T` and two words) are allocated when the pool is built.
+    /// full thread cache drops what it cannot hold. `n` is a ceiling: the shared tier
+    /// allocates room as objects come in (blocks of 31 slots, each slot a `T` and two
+    /// words) and frees it as they leave, so a pool with a large `n` that is never
+    /// used costs nothing more than one with a small one.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
         self
@@ -761,7 +767,7 @@ impl<T: Send> Builder<T> {
             epoch: AtomicU64::new(0),
             create: self.create,
             hook: self.hook,
-            shared: (self.max_idle > 0).then(|| Queue::new(self.max_idle)),
+            shared: (self.max_idle > 0).then(|| Shared::new(self.max_idle)),
             cold: CachePadded::new(Counters::default()),
         }
     }

@@ -533,6 +533,25 @@ mod models {
         });
     }
 
+    /// The shared tier's bound: a compare-and-swap reservation before the push and a
+    /// release after the pop keep it, in every interleaving.
+    #[test]
+    fn shared_tier_bound_holds_under_a_race() {
+        model(|| {
+            recycle_pool::__loom::shared_tier_race(false);
+        });
+    }
+
+    /// The same race with the reservation weakened to a check, then an add: two
+    /// pushers both see the free place, and the tier holds two objects in one place.
+    #[test]
+    #[should_panic(expected = "over the bound")]
+    fn shared_tier_bound_fails_with_a_check_then_add() {
+        loom::model(|| {
+            recycle_pool::__loom::shared_tier_race(true);
+        });
+    }
+
     /// `register` racing a miss on a code that is cached on a miss (404). The
     /// line the miss caches must come from the table it is installed into, so a
     /// registration is never overwritten by a line built from the reason it replaced.

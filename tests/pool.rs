@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex, Weak, mpsc};
 use std::thread;
 
+use recycle_pool::pool::MAX_THREAD_CACHE;
 use recycle_pool::{Pool, Recycle, Reuse};
 
 /// A process-wide allocator that counts, per thread, the bytes each thread allocates
@@ -1273,4 +1274,45 @@ fn stats_round_trip_through_serde() {
     assert_eq!(json["discards"], 1);
     let back: recycle_pool::Stats = serde_json::from_value(json).unwrap();
     assert_eq!(back, stats);
+}
+
+/// A large `max_idle` is a ceiling, not a reservation: a pool that was never used
+/// costs a few bytes, and the shared tier's memory follows the objects it holds.
+#[test]
+fn memory_follows_what_is_held_not_the_bounds() {
+    let before = heap::live();
+    let pool = Pool::builder(Vec::<u8>::new)
+        .max_idle(1 << 22)
+        .thread_cache(MAX_THREAD_CACHE)
+        .build();
+    let unused = heap::live() - before;
+    assert!(unused <= 4096, "an unused pool holds {unused} bytes");
+    drop(pool);
+
+    // 1,000 idle (empty, so unallocated) vecs in the shared tier: room for them, and
+    // not for the four million the bound allows.
+    let pool = Pool::builder(Vec::<u8>::new)
+        .max_idle(1 << 22)
+        .thread_cache(0)
+        .build();
+    let before = heap::live();
+    for _ in 0..1000 {
+        pool.put(Vec::new());
+    }
+    let held = heap::live() - before;
+    let per_object = held / 1000;
+    println!("unused pool: {unused} B; 1,000 idle objects: {held} B ({per_object} B each)");
+    assert!(
+        (24..=64).contains(&per_object),
+        "{held} bytes for 1,000 idle objects"
+    );
+    assert_eq!(pool.stats().idle, 1000);
+    // Taken out again: the room goes with them.
+    let taken: Vec<_> = (0..1000).map(|_| pool.get().detach()).collect();
+    drop(taken);
+    // What stays: the queue's current block (31 slots) and this thread's entry in
+    // the pool's registry.
+    let left = heap::live() - before;
+    assert!(left <= 4096, "{left} bytes held by an empty shared tier");
+    drop(pool);
 }
