@@ -116,10 +116,11 @@ struct Hook<T> {
     /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
     custom: Option<Box<RecycleFn<T>>>,
     max_capacity: Option<CapacityBound<T>>,
-    /// Whether `max_capacity` measures with [`Recycle::capacity`] (inlined in a `T:
-    /// Recycle` pool's return path) rather than through its function pointer (set by
-    /// [`Builder::max_capacity_with`]).
-    trait_capacity: bool,
+    /// The return path to switch to when [`Builder::max_capacity_with`] gives a
+    /// function to measure with: `give_back_as::<ByTraitMeasured>` for a `T: Recycle`
+    /// hook (whose own path calls `T::capacity` directly, so that nothing on it can
+    /// unwind but the hook), the same `ByClosure` path for a closure.
+    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>),
     /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
     /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
     /// `T::capacity` directly. One indirect call per return. Same contract as
@@ -135,8 +136,8 @@ impl<T: Send> Hook<T> {
         Hook {
             custom: None,
             max_capacity: None,
-            trait_capacity: false,
             give_back: Pool::give_back_as::<ByTrait>,
+            give_back_measured: Pool::give_back_as::<ByTraitMeasured>,
         }
     }
 
@@ -144,8 +145,8 @@ impl<T: Send> Hook<T> {
         Hook {
             custom: Some(recycle),
             max_capacity,
-            trait_capacity: false,
             give_back: Pool::give_back_as::<ByClosure>,
+            give_back_measured: Pool::give_back_as::<ByClosure>,
         }
     }
 }
@@ -166,22 +167,22 @@ trait Decide<T> {
     fn keep(hook: &Hook<T>, value: &mut T) -> Verdict;
 }
 
-/// Checks the capacity bound, after the hook said `Keep`: `measure(value,
-/// capacity_of)` is the object's capacity.
+/// Checks the capacity bound, after the hook said `Keep`: `capacity` is the
+/// object's.
 #[inline(always)]
-fn within_capacity<T>(
-    hook: &Hook<T>,
-    value: &T,
-    measure: impl FnOnce(&T, fn(&T) -> usize) -> usize,
-) -> Verdict {
-    match hook.max_capacity {
-        Some((bound, capacity_of)) if measure(value, capacity_of) > bound => Verdict::OverCapacity,
+fn within_capacity<T>(hook: &Hook<T>, capacity: impl FnOnce() -> usize) -> Verdict {
+    match &hook.max_capacity {
+        Some((bound, _)) if capacity() > *bound => Verdict::OverCapacity,
         _ => Verdict::Keep,
     }
 }
 
-/// `T`'s own [`Recycle`] impl.
+/// `T`'s own [`Recycle`] impl, bounded by [`Recycle::capacity`].
 enum ByTrait {}
+
+/// `T`'s own [`Recycle`] impl, bounded by the function given to
+/// [`Builder::max_capacity_with`].
+enum ByTraitMeasured {}
 
 /// A closure from `builder_with` or `recycle_with`.
 enum ByClosure {}
@@ -189,30 +190,32 @@ enum ByClosure {}
 impl<T: Recycle> Decide<T> for ByTrait {
     #[inline(always)]
     fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
-        match value.recycle() {
-            Reuse::Keep => within_capacity(hook, value, |value, capacity_of| {
-                if hook.trait_capacity {
-                    value.capacity()
-                } else {
-                    capacity_of(value)
-                }
-            }),
-            Reuse::Discard => Verdict::Refused,
+        if value.recycle() == Reuse::Discard {
+            return Verdict::Refused;
         }
+        within_capacity(hook, || value.capacity())
+    }
+}
+
+impl<T: Recycle> Decide<T> for ByTraitMeasured {
+    #[inline(always)]
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        if value.recycle() == Reuse::Discard {
+            return Verdict::Refused;
+        }
+        within_capacity(hook, || hook.max_capacity.map_or(0, |(_, of)| of(value)))
     }
 }
 
 impl<T> Decide<T> for ByClosure {
     #[inline(always)]
     fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
-        match hook
-            .custom
-            .as_ref()
-            .map_or(Reuse::Keep, |recycle| recycle(value))
-        {
-            Reuse::Keep => within_capacity(hook, value, |value, capacity_of| capacity_of(value)),
-            Reuse::Discard => Verdict::Refused,
+        if let Some(recycle) = &hook.custom {
+            if recycle(value) == Reuse::Discard {
+                return Verdict::Refused;
+            }
         }
+        within_capacity(hook, || hook.max_capacity.map_or(0, |(_, of)| of(value)))
     }
 }
 
@@ -557,15 +560,15 @@ impl<T: Send> Pool<T> {
         let on_panic = CountOnDrop(&self.cold.refused);
         let verdict = D::keep(&self.hook, &mut value);
         mem::forget(on_panic);
-        match self.caches.cached() {
-            Some(node) if verdict == Verdict::Keep => {
+        if verdict == Verdict::Keep {
+            if let Some(node) = self.caches.cached() {
                 let epoch = self.epoch.load(Relaxed);
-                node.push_or(value, epoch, |value| {
+                return node.push_or(value, epoch, |value| {
                     self.give_back_slow(value, Verdict::Keep);
                 });
             }
-            _ => self.give_back_slow(value, verdict),
         }
+        self.give_back_slow(value, verdict);
     }
 
     /// `give_back_as` off the fast path: the object is refused, or the thread's cache
@@ -783,7 +786,10 @@ impl<T: Recycle + Send> Builder<T> {
     /// [`max_capacity_with`](Builder::max_capacity_with).
     pub fn max_capacity(mut self, n: usize) -> Self {
         self.hook.max_capacity = Some((n, <T as Recycle>::capacity));
-        self.hook.trait_capacity = true;
+        if self.hook.custom.is_none() {
+            // Back to `T::capacity`, called directly, if `max_capacity_with` was set.
+            self.hook.give_back = Pool::give_back_as::<ByTrait>;
+        }
         self
     }
 }
@@ -813,7 +819,7 @@ impl<T: Send> Builder<T> {
     /// ```
     pub fn max_capacity_with(mut self, n: usize, capacity: fn(&T) -> usize) -> Self {
         self.hook.max_capacity = Some((n, capacity));
-        self.hook.trait_capacity = false;
+        self.hook.give_back = self.hook.give_back_measured;
         self
     }
 }

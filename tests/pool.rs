@@ -1316,3 +1316,35 @@ fn memory_follows_what_is_held_not_the_bounds() {
     assert!(left <= 4096, "{left} bytes held by an empty shared tier");
     drop(pool);
 }
+
+/// `max_capacity_with` on a `Recycle` type measures with the given function, and a
+/// later `max_capacity` goes back to `Recycle::capacity` (and the other way round).
+#[test]
+fn max_capacity_with_measures_a_recycle_type_too() {
+    // Measured by length: a hook that keeps the bytes, and a vec that holds 5.
+    let by_len = Pool::builder(Vec::<u8>::new)
+        .recycle_with(|_| Reuse::Keep)
+        .max_capacity_with(4, Vec::len)
+        .build();
+    by_len.get().extend_from_slice(&[1; 5]);
+    assert_eq!(by_len.stats().over_capacity, 1);
+
+    let measured = Pool::builder(Vec::<u8>::new)
+        .max_capacity_with(0, |_| 1) // everything is over
+        .build();
+    drop(measured.get());
+    assert_eq!(measured.stats().over_capacity, 1);
+
+    let back_to_capacity = Pool::builder(Vec::<u8>::new)
+        .max_capacity_with(0, |_| 1)
+        .max_capacity(16) // `Vec::capacity` again: an empty vec is kept
+        .build();
+    drop(back_to_capacity.get());
+    let mut big = back_to_capacity.get();
+    big.reserve(100);
+    drop(big);
+    let s = back_to_capacity.stats();
+    assert_eq!((s.over_capacity, s.idle), (1, 0), "{s:?}");
+    drop(back_to_capacity.get());
+    assert_eq!(back_to_capacity.stats().idle, 1);
+}
