@@ -52,8 +52,10 @@
 //! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
 //! idle count are derived from the two counters), and the slow paths (registry, shared
 //! tier, create, trim) are out of line. On x86-64 with `lto`, a round on a 4 KiB
-//! `Vec<u8>` (get, push a byte, return) executes 88 instructions where a bare
-//! `thread_local!` `RefCell<Vec<_>>` stack executes 87 (callgrind, `bench/pool/benches/pool.rs`).
+//! `Vec<u8>` (get, push a byte, return) executes about as many instructions as a bare
+//! `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
+//! `bench/pool/benches/pool.rs`) are in the crate's `BENCHMARKS.md`, section 1, their
+//! one source.
 //!
 //! # Thread exit
 //!
@@ -229,11 +231,10 @@ impl<T> Decide<T> for ByClosure {
 /// A `get` and its return on the same thread touch only that thread's cache: no
 /// atomic read-modify-write and no shared cache line, so threads do not slow each
 /// other down. The round costs about what a hand-written `thread_local!` free list
-/// costs: counted with callgrind on `cargo bench --bench pool` (4 KiB `Vec<u8>`,
-/// `lto`), 88 instructions per get+return against 87 for a bare `thread_local!`
-/// `RefCell<Vec<_>>` stack, on one thread or with two threads sharing one pool, and 93
-/// against 87 per object when a thread holds 8 at once. The [module
-/// docs](crate::pool#the-hot-path) list what those instructions do.
+/// costs, in instructions (callgrind on `bench/pool/benches/pool.rs`, 4 KiB
+/// `Vec<u8>`, `lto`; the counts are in the crate's `BENCHMARKS.md`, section 1), on one
+/// thread, with two threads sharing one pool, or with a thread holding 8 at once. The
+/// [module docs](crate::pool#the-hot-path) list what those instructions do.
 ///
 /// # Panics and unwind safety
 ///
