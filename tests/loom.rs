@@ -377,6 +377,8 @@ mod models {
     /// counted as a discard, never as trimmed (nothing was idle through two trims).
     #[test]
     fn trim_never_counts_a_young_object_as_trimmed() {
+        // Whether some interleaving took the eviction path (checked after the model).
+        static EVICTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         model(|| {
             let log = Arc::new(Log::default());
             let pool = pool(&log, 0, 1);
@@ -398,9 +400,20 @@ mod models {
                 stats.idle as u64,
                 stats.returns - stats.discards - stats.hits - stats.trimmed
             );
+            // The one drop is the put finding no room, or the sweep's young object
+            // finding none (evicted): never both, never another cause.
+            assert_eq!(stats.discards, stats.no_room + stats.evicted, "{stats:?}");
+            assert_eq!((stats.refused, stats.over_capacity), (0, 0), "{stats:?}");
+            if stats.evicted == 1 {
+                EVICTED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             drop(pool);
             assert_all_dropped_once(&log);
         });
+        assert!(
+            EVICTED.load(std::sync::atomic::Ordering::Relaxed),
+            "no interleaving evicted a young object"
+        );
     }
 
     /// Two trims overlap and one thread returns an object after its trim: the sweep of
