@@ -420,7 +420,9 @@ impl SizedPool {
         }
         let index = class_for_request(n);
         match self.classes.get(index) {
-            Some(class) => class.take(),
+            // Taken out of the class's guard: it returns to the class its capacity
+            // fits, through `put`, which need not be this one.
+            Some(class) => class.get().detach(),
             None => self.take_huge(n),
         }
     }
@@ -440,7 +442,7 @@ impl SizedPool {
         if capacity > self.ceiling.load(Ordering::Relaxed) {
             return self.drop_counted(&self.over_ceiling, buf);
         }
-        self.classes[class_for_capacity(capacity)].untake(buf);
+        self.classes[class_for_capacity(capacity)].put(buf);
     }
 
     #[cold]
@@ -607,9 +609,10 @@ impl crate::io::BufferPool for SizedPool {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SizedStats {
-    /// Each class's size and its pool's [`Stats`] (a class's `hits + misses` are the
-    /// requests it served; its `returns` the buffers whose capacity it fits, which
-    /// need not be the ones it handed out).
+    /// Each class's size and its pool's [`Stats`]: a class's `hits + misses` are the
+    /// requests it served (each also counted as `detached`: the buffer leaves the
+    /// class's guard), and its `puts` the buffers that came back to it (those whose
+    /// capacity it fits, which need not be the ones it handed out).
     pub classes: Vec<(usize, Stats)>,
     /// Requests above the largest class (allocated, never kept).
     pub huge_requests: u64,
