@@ -62,7 +62,8 @@
 //! - [`Pooled`], [`OwnedPooled`]: guards that return the object on drop.
 //! - [`Recycle`], [`Reuse`]: the reset-on-return hook, implemented for `Vec`, `String`,
 //!   `VecDeque`, `HashMap`, `HashSet` and `bytes::BytesMut`.
-//! - [`Stats`]: what the pool did (hits, misses, returns, discards, idle).
+//! - [`Stats`]: what the pool did (hits, misses, returns, idle, discards by cause);
+//!   `Serialize`/`Deserialize` with the `serde` feature.
 //! - [`io`]: pooled read and write buffers whose hooks drain input and refuse dirty
 //!   writers, blocking `Read`/`Write` adapters over them, and the [`io::BufferPool`]
 //!   hook with [`io::copy`]. With the `tokio` feature, `io::tokio` adds

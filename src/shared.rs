@@ -35,6 +35,10 @@
 //! poppers can see half-done (a second protocol to get right); `SegQueue` grows and
 //! shrinks block by block with nothing of ours on top but one counter.
 //!
+//! Lock-free as `ArrayQueue` is: no locks, and a push or pop may only spin for a
+//! moment while another thread finishes its step at the same slot, or installs the
+//! next block.
+//!
 //! The cost: a push that opens a block allocates it (one allocation per 31 objects
 //! that pass through the tier), and a push or pop does one more atomic operation than
 //! `ArrayQueue`'s. The shared tier is off the hot path (the per-thread caches serve a
