@@ -60,20 +60,23 @@ fn workload() -> Vec<usize> {
 
 enum Variant {
     Fresh,
-    OnePool(Pool<Vec<u8>>),
-    Sized(SizedPool),
+    OnePool(Box<Pool<Vec<u8>>>),
+    Sized(Box<SizedPool>),
 }
 
 impl Variant {
     fn all() -> Vec<(&'static str, Variant)> {
         vec![
             ("fresh", Variant::Fresh),
-            ("one_pool", Variant::OnePool(Pool::new(Vec::new))),
+            ("one_pool", Variant::OnePool(Box::new(Pool::new(Vec::new)))),
             (
                 "sized_uncalibrated",
-                Variant::Sized(SizedPool::builder().calibrate(false).build()),
+                Variant::Sized(Box::new(SizedPool::builder().calibrate(false).build())),
             ),
-            ("sized_calibrated", Variant::Sized(SizedPool::new())),
+            (
+                "sized_calibrated",
+                Variant::Sized(Box::new(SizedPool::new())),
+            ),
         ]
     }
 
