@@ -140,10 +140,16 @@ pub mod __loom {
     /// matches what it holds once all are done, then returns the objects it ended
     /// with. With `weak`, the reservation is a check then an add, which the bound
     /// does not survive.
-    pub fn shared_tier_race(weak: bool) -> usize {
+    /// `blocks`: the queue under the bound is the `SegQueue` of large tiers (else the
+    /// `ArrayQueue` of small ones).
+    pub fn shared_tier_race(weak: bool, blocks: bool) -> usize {
         use crate::shared::Shared;
         #[allow(unused_mut)]
-        let mut tier = Shared::new(1);
+        let mut tier = if blocks {
+            Shared::new_blocks(1)
+        } else {
+            Shared::new(1)
+        };
         tier.weak = weak;
         tier.push(0u32).unwrap();
         let tier = Arc::new(tier);

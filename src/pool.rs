@@ -12,7 +12,8 @@
 //! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a lock-free
 //!    `crossbeam_queue::SegQueue` bounded by an atomic count of reserved places, whose
 //!    memory follows the objects it holds (blocks of 31 slots, allocated as they fill
-//!    and freed as they empty: a large `max_idle` is a ceiling, not a reservation). It
+//!    and freed as they empty, the last one kept; a tier of 31 places or fewer is
+//!    exactly its places: a large `max_idle` is a ceiling, not a reservation). It
 //!    absorbs what a full thread cache overflows and feeds threads whose cache is
 //!    empty, so an object returned on a thread that never calls `get` (a consumer at
 //!    the end of a channel) flows back to the producers.
@@ -248,8 +249,15 @@ impl<T> Decide<T> for ByClosure {
 /// that resets the object (every `Recycle` impl of this crate does; `WriteBuf`'s
 /// refuses a writer with unflushed bytes) the next `get` never sees the half-made
 /// change. A hook that keeps state across returns decides what a half-done change
-/// means. The create function and the hook are `Send + Sync`, so whatever they share
-/// is behind atomics or locks already.
+/// means.
+///
+/// The impls vouch for the create function and the hook too: they are `Send + Sync`,
+/// not required to be `RefUnwindSafe`. If they share state whose invariants a panic
+/// can break without poisoning (a non-poisoning lock, a pair of atomics updated one
+/// after the other) and `catch_unwind` goes on using the pool after one of them
+/// panicked, that state is as the panic left it: `catch_unwind` cannot tell through
+/// the pool. Memory safety does not depend on it (unwind safety is a lint, not a
+/// soundness property).
 ///
 /// # Examples
 ///
@@ -785,7 +793,9 @@ impl<T: Send> Builder<T> {
     /// `0` disables the shared tier: objects then live only in thread caches and a
     /// full thread cache drops what it cannot hold. `n` is a ceiling: the shared tier
     /// allocates room as objects come in (blocks of 31 slots, each slot a `T` and two
-    /// words) and frees it as they leave, so a pool with a large `n` that is never
+    /// words; once used, one block stays until the pool is dropped) and frees it as
+    /// they leave; an `n` of 31 or less is exactly `n` slots, made with the pool. So a
+    /// pool with a large `n` that is never
     /// used costs nothing more than one with a small one.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
@@ -836,9 +846,7 @@ impl<T: Send> Builder<T> {
     /// # Panics
     ///
     /// If [`thread_cache`](Builder::thread_cache) was given more than
-    /// [`MAX_THREAD_CACHE`], or if the shared tier's [`max_idle`](Builder::max_idle)
-    /// slots would take more than `isize::MAX` bytes (a capacity overflow, as for a
-    /// `Vec`).
+    /// [`MAX_THREAD_CACHE`].
     ///
     /// ```should_panic
     /// // panics: "thread_cache 100000 is over MAX_THREAD_CACHE (65536)"

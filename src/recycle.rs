@@ -65,7 +65,7 @@ pub enum Reuse {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not implement `Recycle`, which `Pool::new` and `Pool::builder` use to reset returned objects",
     label = "no `Recycle` impl for `{Self}`",
-    note = "for a type you cannot implement `Recycle` on (one from another crate), build the pool with `Pool::builder_with(create, |obj| {{ /* reset obj */ Reuse::Keep }})`"
+    note = "for a type you cannot implement `Recycle` on (one from another crate), build the pool with `Pool::builder_with(create, |obj| {{ /* reset obj */ Reuse::Keep }}).build()` (and bound what it keeps with `.max_capacity_with(n, measure)`)"
 )]
 pub trait Recycle {
     /// Resets `self` for the next user, or refuses it.

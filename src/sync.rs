@@ -1,7 +1,7 @@
 //! The loom facade: every concurrency primitive the crate uses, behind one name.
 //!
 //! Built normally, this module re-exports `std`'s atomics, `Arc` and `thread_local!`,
-//! and `crossbeam_queue::SegQueue`. Built with `RUSTFLAGS="--cfg loom"`, it swaps in
+//! and `crossbeam_queue`'s `SegQueue` and `ArrayQueue`. Built with `RUSTFLAGS="--cfg loom"`, it swaps in
 //! loom's instrumented atomics, `Arc`, `UnsafeCell` and mock `thread_local!` (whose
 //! destructors run when a model thread ends), plus two stand-ins that loom can see
 //! through:
@@ -9,6 +9,7 @@
 //! - [`SegQueue`]: `crossbeam_queue::SegQueue` is not loom-instrumented; the stand-in is
 //!   a `loom::sync::Mutex<VecDeque<T>>` with the same interface. (The bound on top of
 //!   it, `src/shared.rs`, is the crate's own and goes through loom's atomics.)
+//!   `ArrayQueue`'s stand-in is the same with a bound.
 //! - [`ArcCell`]: an `arc_swap::ArcSwap` with a compare-and-swap update loop; under loom
 //!   a `loom::sync::Mutex<Arc<T>>` whose update runs the same optimistic protocol
 //!   (build the new value outside any lock, install it only if nobody else did first).
@@ -55,7 +56,7 @@ pub(crate) fn unique_id() -> u64 {
 
 #[cfg(not(loom))]
 mod inner {
-    pub(crate) use crossbeam_queue::SegQueue;
+    pub(crate) use crossbeam_queue::{ArrayQueue, SegQueue};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
@@ -215,6 +216,39 @@ mod inner {
         /// it).
         pub(crate) fn len(&self) -> usize {
             self.0.lock().unwrap().len()
+        }
+    }
+
+    /// A bounded MPMC queue with `crossbeam_queue::ArrayQueue`'s interface.
+    pub(crate) struct ArrayQueue<T> {
+        items: SegQueue<T>,
+        capacity: usize,
+    }
+
+    impl<T> ArrayQueue<T> {
+        pub(crate) fn new(capacity: usize) -> Self {
+            Self {
+                items: SegQueue::new(),
+                capacity,
+            }
+        }
+
+        pub(crate) fn push(&self, value: T) -> Result<(), T> {
+            let mut items = self.items.0.lock().unwrap();
+            if items.len() >= self.capacity {
+                return Err(value);
+            }
+            items.push_back(value);
+            Ok(())
+        }
+
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.items.pop()
+        }
+
+        /// For the models' checks only.
+        pub(crate) fn len(&self) -> usize {
+            self.items.len()
         }
     }
 }

@@ -551,7 +551,16 @@ mod models {
     #[test]
     fn shared_tier_bound_holds_under_a_race() {
         model(|| {
-            recycle_pool::__loom::shared_tier_race(false);
+            recycle_pool::__loom::shared_tier_race(false, true);
+        });
+    }
+
+    /// The same race on a small tier, whose queue is an `ArrayQueue` of exactly its
+    /// places: the reservation never finds the queue full.
+    #[test]
+    fn small_shared_tier_bound_holds_under_a_race() {
+        model(|| {
+            recycle_pool::__loom::shared_tier_race(false, false);
         });
     }
 
@@ -561,7 +570,7 @@ mod models {
     #[should_panic(expected = "over the bound")]
     fn shared_tier_bound_fails_with_a_check_then_add() {
         loom::model(|| {
-            recycle_pool::__loom::shared_tier_race(true);
+            recycle_pool::__loom::shared_tier_race(true, true);
         });
     }
 

@@ -1420,6 +1420,34 @@ fn memory_follows_what_is_held_not_the_bounds() {
     drop(pool);
 }
 
+/// A small shared tier of a large inline `T` holds what its bound needs, not a whole
+/// `SegQueue` block of 31 slots: `max_idle(1)` of a 4 KiB object costs one slot.
+#[test]
+fn a_small_shared_tier_of_large_objects_holds_one_slot_each() {
+    struct Big(#[allow(dead_code)] [u8; 4096]);
+    let slot = std::mem::size_of::<Big>();
+    for max_idle in [1, 8, 31] {
+        let before = heap::live();
+        let pool = Pool::builder_with(|| Big([0; 4096]), |_| Reuse::Keep)
+            .thread_cache(0)
+            .max_idle(max_idle)
+            .build();
+        pool.put(Big([1; 4096]));
+        drop(pool.get().detach());
+        pool.trim();
+        pool.trim();
+        let held = heap::live() - before;
+        // Its `max_idle` slots (a `T` and a word or two each), this thread's registry
+        // entry, and nothing for the other 31 - max_idle places of a block.
+        let bound = i64::try_from(max_idle * (slot + 32) + 1024).unwrap();
+        assert!(
+            held <= bound,
+            "max_idle({max_idle}) of {slot}-byte objects holds {held} bytes"
+        );
+        drop(pool);
+    }
+}
+
 /// `max_capacity_with` on a `Recycle` type measures with the given function, and a
 /// later `max_capacity` goes back to `Recycle::capacity` (and the other way round).
 #[test]
