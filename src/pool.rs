@@ -84,7 +84,7 @@ use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 
-use crate::local::{Caches, Counter, Counters, Node, Slot, until_done_despite_panics};
+use crate::local::{Caches, Counter, Counters, Home, Node, Slot, until_done_despite_panics};
 use crate::recycle::{Recycle, Reuse};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed, Queue};
@@ -115,7 +115,7 @@ struct Hook<T: Send> {
     /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
     /// `T::capacity` directly. One indirect call per return. Same contract as
     /// `give_back_as`.
-    give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>),
+    give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
 }
 
 impl<T: Send> Hook<T> {
@@ -294,9 +294,11 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[inline]
     pub fn get(&self) -> Pooled<'_, T> {
+        let (value, home) = self.take_home();
         Pooled {
             pool: self,
-            value: ManuallyDrop::new(self.take()),
+            home,
+            value: ManuallyDrop::new(value),
         }
     }
 
@@ -322,8 +324,10 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[cfg(not(loom))]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T> {
+        let (value, home) = self.take_home();
         OwnedPooled {
-            value: ManuallyDrop::new(self.take()),
+            value: ManuallyDrop::new(value),
+            home,
             pool: Arc::clone(self),
         }
     }
@@ -333,8 +337,10 @@ impl<T: Send> Pool<T> {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn get_owned(this: &Arc<Self>) -> OwnedPooled<T> {
+        let (value, home) = this.take_home();
         OwnedPooled {
-            value: ManuallyDrop::new(this.take()),
+            value: ManuallyDrop::new(value),
+            home,
             pool: Arc::clone(this),
         }
     }
@@ -353,7 +359,7 @@ impl<T: Send> Pool<T> {
     pub fn put(&self, value: T) {
         self.count(self.caches.local(), |c| &c.puts);
         // SAFETY: the `ManuallyDrop` is initialised and is a temporary: never used again.
-        unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
+        unsafe { self.give_back(&mut ManuallyDrop::new(value), &Home::NONE) };
     }
 
     /// Takes back an object lent by [`take`](Self::take) (the crate's `BufferPool`):
@@ -361,19 +367,20 @@ impl<T: Send> Pool<T> {
     /// comes back.
     pub(crate) fn untake(&self, value: T) {
         // SAFETY: the `ManuallyDrop` is initialised and is a temporary: never used again.
-        unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
+        unsafe { self.give_back(&mut ManuallyDrop::new(value), &Home::NONE) };
     }
 
     /// Returns `value` through the hook.
     ///
     /// # Safety
     ///
-    /// As for `give_back_as`: `value` is initialised and never used or dropped again.
+    /// As for `give_back_as`: `value` is initialised and never used or dropped again;
+    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
     #[inline]
-    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>) {
+    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
         // upholds its contract.
-        unsafe { (self.hook.give_back)(self, value) }
+        unsafe { (self.hook.give_back)(self, value, home) }
     }
 
     /// A snapshot of the pool's counters, summed over all threads. See [`Stats`].
@@ -462,9 +469,19 @@ impl<T: Send> Pool<T> {
     /// caller counts nothing else.
     #[inline]
     pub(crate) fn take(&self) -> T {
+        self.take_home().0
+    }
+
+    /// `take`, and the node the object came from when the thread's node was found on
+    /// the fast path, for the guard to remember (see `Caches::here`).
+    #[inline(always)]
+    fn take_home(&self) -> (T, Home<T>) {
         match self.caches.cached() {
-            Some(node) => node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
-            None => self.take_slow(),
+            Some(node) => (
+                node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
+                Home::of(Some(node)),
+            ),
+            None => (self.take_slow(), Home::NONE),
         }
     }
 
@@ -494,7 +511,8 @@ impl<T: Send> Pool<T> {
     ///
     /// `value` is initialised, and this call takes it: the caller never uses or drops
     /// it again. (A pointer rather than a `T`, which the caller would copy first.)
-    unsafe fn give_back_as<D: Decide<T>>(&self, value: &mut ManuallyDrop<T>) {
+    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
+    unsafe fn give_back_as<D: Decide<T>>(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: by the contract, `value` is initialised and ours to take.
         let mut value = unsafe { ManuallyDrop::take(value) };
         // The hook is user code and may use this pool; it runs before any borrow. If it
@@ -503,7 +521,8 @@ impl<T: Send> Pool<T> {
         let on_panic = CountOnDrop(&self.cold.discards);
         let keep = D::keep(&self.hook, &mut value);
         mem::forget(on_panic);
-        match self.caches.cached() {
+        // SAFETY: by the contract, `home` is `NONE` or one of this pool's nodes.
+        match unsafe { self.caches.here(home) } {
             Some(node) if keep => {
                 let epoch = self.epoch.load(Relaxed);
                 node.push_or(value, epoch, |value| self.give_back_slow(value, true));
@@ -736,6 +755,9 @@ impl<T: Send> fmt::Debug for Builder<T> {
 /// thread's cache.
 pub struct Pooled<'a, T: Send> {
     pool: &'a Pool<T>,
+    /// The node `value` came from, so that a return on the same thread finds it
+    /// without a lookup. INVARIANT: `NONE` or one of `pool`'s nodes.
+    home: Home<T>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
 }
@@ -782,7 +804,7 @@ impl<T: Send> Drop for Pooled<'_, T> {
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and `detach` forgets the guard instead of dropping
         // it, so `value` is initialised here and never used again.
-        unsafe { self.pool.give_back(&mut self.value) };
+        unsafe { self.pool.give_back(&mut self.value, &self.home) };
     }
 }
 
@@ -799,6 +821,8 @@ impl<T: Send + fmt::Debug> fmt::Debug for Pooled<'_, T> {
 /// to the pool. Made by [`Pool::get_owned`].
 pub struct OwnedPooled<T: Send> {
     pool: Arc<Pool<T>>,
+    /// As for [`Pooled`]. INVARIANT: `NONE` or one of `pool`'s nodes.
+    home: Home<T>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
 }
@@ -854,7 +878,7 @@ impl<T: Send> Drop for OwnedPooled<T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: as for `Pooled`: `drop` runs once, `detach` forgets the guard.
-        unsafe { self.pool.give_back(&mut self.value) };
+        unsafe { self.pool.give_back(&mut self.value, &self.home) };
     }
 }
 
