@@ -111,9 +111,10 @@ struct Hook<T: Send> {
     /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
     custom: Option<Box<RecycleFn<T>>>,
     max_capacity: Option<CapacityBound<T>>,
-    /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
-    /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
-    /// `T::capacity` directly. One indirect call per return. Same contract as
+    /// `Pool::give_back_as::<ByTrait>`, `::<ByTraitBounded>` (once `max_capacity` is
+    /// set) or `::<ByClosure>`: the whole return path, monomorphised so that a `T:
+    /// Recycle` pool calls (and inlines) `T::recycle` and `T::capacity` directly, and
+    /// checks no bound it does not have. One indirect call per return. Same contract as
     /// `give_back_as`.
     give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
 }
@@ -145,13 +146,23 @@ trait Decide<T: Send> {
     fn keep(hook: &Hook<T>, value: &mut T) -> bool;
 }
 
-/// `T`'s own [`Recycle`] impl.
+/// `T`'s own [`Recycle`] impl, no capacity bound.
 enum ByTrait {}
+
+/// `T`'s own [`Recycle`] impl and a capacity bound ([`Builder::max_capacity`]).
+enum ByTraitBounded {}
 
 /// A closure from `builder_with` or `recycle_with`.
 enum ByClosure {}
 
 impl<T: Recycle + Send> Decide<T> for ByTrait {
+    #[inline(always)]
+    fn keep(_: &Hook<T>, value: &mut T) -> bool {
+        value.recycle() == Reuse::Keep
+    }
+}
+
+impl<T: Recycle + Send> Decide<T> for ByTraitBounded {
     #[inline(always)]
     fn keep(hook: &Hook<T>, value: &mut T) -> bool {
         value.recycle() == Reuse::Keep
@@ -294,11 +305,21 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[inline]
     pub fn get(&self) -> Pooled<'_, T> {
-        let (value, home) = self.take_home();
-        Pooled {
-            pool: self,
-            home,
-            value: ManuallyDrop::new(value),
+        // Built in each arm rather than from a `(T, Home)`, which the compiler copied
+        // once more on its way into the guard.
+        match self.caches.cached() {
+            Some(node) => Pooled {
+                pool: self,
+                home: Home::of(Some(node)),
+                value: ManuallyDrop::new(
+                    node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
+                ),
+            },
+            None => Pooled {
+                pool: self,
+                home: Home::NONE,
+                value: ManuallyDrop::new(self.take_slow()),
+            },
         }
     }
 
@@ -731,6 +752,9 @@ impl<T: Recycle + Send> Builder<T> {
     /// huge buffer for the life of the pool. Unbounded by default.
     pub fn max_capacity(mut self, n: usize) -> Self {
         self.hook.max_capacity = Some((n, <T as Recycle>::capacity));
+        if self.hook.custom.is_none() {
+            self.hook.give_back = Pool::give_back_as::<ByTraitBounded>;
+        }
         self
     }
 }
