@@ -248,7 +248,26 @@ const DEAD: usize = 2;
 struct Header {
     /// `FREE`, `OWNED` or `DEAD`: see the module docs.
     state: AtomicUsize,
+    /// Nothing (zero-sized): each side reads it right before its transition and the
+    /// free writes it, so that loom checks that whoever frees the header does so
+    /// after the other side's last use of it.
+    touch: UnsafeCell<()>,
     _track: LeakTrack,
+}
+
+impl Header {
+    /// Frees a header made by `adopt`.
+    ///
+    /// # Safety
+    ///
+    /// `header` comes from `Box::leak` in `adopt`, nobody else refers to it any more,
+    /// and it is never used again.
+    unsafe fn free(header: NonNull<Header>) {
+        // SAFETY: by the contract, this is the last user of the header.
+        unsafe { header.as_ref() }.touch.with_mut(|_| ());
+        // SAFETY: by the contract, the `Box` it came from, freed once.
+        drop(unsafe { Box::from_raw(header.as_ptr()) });
+    }
 }
 
 struct Stack<T> {
@@ -551,8 +570,12 @@ pub(crate) fn until_done_despite_panics(step: &mut dyn FnMut() -> bool) {
 fn release(header: NonNull<Header>) {
     // SAFETY: a registry entry keeps its header alive: nobody frees a header in the
     // OWNED state but the registry that holds it (this one).
-    let state = &unsafe { header.as_ref() }.state;
-    match state.compare_exchange(OWNED, FREE, Release, Acquire) {
+    let header_ref = unsafe { header.as_ref() };
+    header_ref.touch.with(|_| ());
+    match header_ref
+        .state
+        .compare_exchange(OWNED, FREE, Release, Acquire)
+    {
         // The pool lives on and may hand the node (and its idle objects) to another
         // thread; this thread no longer touches it.
         Ok(_) => {}
@@ -560,9 +583,9 @@ fn release(header: NonNull<Header>) {
             debug_assert_eq!(state, DEAD);
             // SAFETY: DEAD means the pool is gone and freed the rest of the node before
             // its `swap` (which the `Acquire` above synchronises with), leaving the
-            // header to this registry, its last holder. `header` comes from
-            // `Box::into_raw` in `adopt`; the entry is dropped right after.
-            drop(unsafe { Box::from_raw(header.as_ptr()) });
+            // header to this registry, its last holder. `header` comes from `adopt`;
+            // the entry is dropped right after.
+            unsafe { Header::free(header) };
         }
     }
 }
@@ -847,6 +870,7 @@ impl<T: Send> Caches<T> {
         }
         let header = NonNull::from(Box::leak(Box::new(Header {
             state: AtomicUsize::new(OWNED),
+            touch: UnsafeCell::new(()),
             _track: LeakTrack::new(),
         })));
         let node = Box::into_raw(Box::new(Node::new(self.capacity, header, owner)));
@@ -936,11 +960,13 @@ impl<T> Drop for Caches<T> {
             // touches only the header. The stack was just emptied.
             drop(unsafe { Box::from_raw(ptr.as_ptr()) });
             // SAFETY: the header outlives the node: freed below or by its registry.
-            match unsafe { header.as_ref() }.state.swap(DEAD, AcqRel) {
+            let header_ref = unsafe { header.as_ref() };
+            header_ref.touch.with(|_| ());
+            match header_ref.state.swap(DEAD, AcqRel) {
                 // SAFETY: FREE: no registry holds the header (the `Acquire` orders the
                 // last one's release before this free) and the list is going away, so
-                // this is its last user. It comes from `Box::leak` in `adopt`.
-                FREE => drop(unsafe { Box::from_raw(header.as_ptr()) }),
+                // this is its last user. It comes from `adopt`.
+                FREE => unsafe { Header::free(header) },
                 // The registry that holds it frees it (`release`; the `Release` orders
                 // everything above before that free).
                 state => debug_assert_eq!(state, OWNED),
