@@ -6,14 +6,42 @@
 //! - A [`Node`] is one thread's cache for one pool: an array of slots (at most
 //!   `thread_cache`, allocated as the thread returns objects: it starts with
 //!   [`INITIAL_SLOTS`] and doubles when full), the pool's single-writer counters for
-//!   that thread, and a `state` word. A pool keeps its nodes in an append-only,
-//!   lock-free list ([`Caches`]) that `stats`, `trim` and the pool's drop walk. Nodes
-//!   are never removed from the list while the pool lives.
-//! - Each thread has a **registry** (a `thread_local!` `Vec` of `(pool id, node)`) and
-//!   in front of it a **direct-mapped cache** of four `(pool id, node)` pairs, indexed
-//!   by `id % 4`, in a `thread_local!` without a destructor (so reading it is a plain
-//!   TLS load, with no lazy-init or liveness check). Pool ids come from a global
-//!   counter and are never reused, so a stale pair can never match a live pool.
+//!   that thread, the id of the thread that owns it, and a pointer to its [`Header`]
+//!   (the `state` word, allocated apart so that it can outlive the rest). A pool keeps
+//!   its nodes in an append-only, lock-free list ([`Caches`]) that `stats`, `trim` and
+//!   the pool's drop walk. Nodes are never removed from the list while the pool lives.
+//! - Each pool has a **dense index** ([`DenseIndex`]): unique among live pools, reused
+//!   smallest first once a pool is dropped. Each thread has a **table** indexed by it:
+//!   `table[index]` is `(pool id, node, header)` for the pool that has that index, or
+//!   for a dropped pool that had it (whose id, never reused, then matches no live
+//!   pool), or empty. The table lives in the thread's registry (a `thread_local!` with
+//!   a destructor); its pointer and length are mirrored in a `thread_local!` without
+//!   one, so the lookup is two plain TLS loads, a bounds check, and an id compare,
+//!   whatever the number of pools, and no two live pools ever share an entry.
+//! - A **guard remembers its node** ([`Home`]): its return compares the node's owner
+//!   with the thread's id (both never reused, 0 for none) and, if they match, skips the
+//!   lookup. A guard dropped on another thread looks that thread's node up instead.
+//!
+//! ## Why not the `thread_local` crate
+//!
+//! The per-thread tier used `thread_local::ThreadLocal` before. It indexes the other
+//! way round: each thread gets a small id (from a free list, reused after the thread
+//! exits) that indexes buckets of growing size in each `ThreadLocal`, so a lookup is
+//! O(1) with no hashing. This module keeps that shape, mirrored (the pool's dense
+//! index, from a free list, indexes the thread's table), and what it matches of it: an
+//! O(1) lookup independent of the number of pools and threads, no collisions, small
+//! dense indexes that are reused. What it does that the crate does not:
+//!
+//! - it works **inside thread-local destructors**: the table is read through a
+//!   destructor-free `thread_local!`, and once the registry is gone every operation
+//!   falls back to the shared tier instead of touching a dead thread-local (the crate
+//!   reaches its thread id through a `thread_local!` with a destructor, which aborted
+//!   the process at thread exit, issue 11);
+//! - it allocates a node only **for threads that used the pool**, and hands an exited
+//!   thread's node, idle objects and all, to the next thread (the crate allocates
+//!   buckets by thread id and keeps an exited thread's value in place);
+//! - a pool's drop frees every node at once and leaves one header per thread that
+//!   used it (the crate's values live as long as the `ThreadLocal`).
 //!
 //! # Node ownership: `state`
 //!
@@ -21,30 +49,33 @@
 //! | --- | --- | --- |
 //! | `OWNED` | in one thread's registry (or claimed for a moment by `trim`) | that thread only |
 //! | `FREE` | its thread exited; idle objects stay in it | nobody, until claimed |
-//! | `DEAD` | its pool is gone; the stack is empty | nobody; the last holder frees it |
+//! | `DEAD` | its pool is gone, and so is all of the node but its header | nobody; the registry frees the header |
 //!
 //! Transitions, with the orderings that carry the stack's contents across threads:
 //!
-//! - **first use on a thread**: claim a `FREE` node with `CAS FREE→OWNED (Acquire)`, or
-//!   allocate an `OWNED` one and push it on the list (`CAS` on the head, `Release`).
-//!   So a pool holds at most as many nodes as threads used it *at once* (counting a
-//!   `trim` in progress as one).
-//! - **thread exit** (the registry's destructor): empty the direct-mapped cache, then for
-//!   every entry `CAS OWNED→FREE (Release)`; if that fails the state is `DEAD`
-//!   (`Acquire`): the pool is gone and the thread frees the node. No user code runs
-//!   here: the idle objects stay in the `FREE` node for the next thread that adopts it,
-//!   for `trim`, or for the pool's drop.
+//! - **first use on a thread**: claim a `FREE` node with `CAS FREE→OWNED (Acquire)` and
+//!   store the thread's id in its `owner`, or allocate an `OWNED` one and push it on
+//!   the list (`CAS` on the head, `Release`). So a pool holds at most as many nodes as
+//!   threads used it *at once* (counting a `trim` in progress as one).
+//! - **thread exit** (the registry's destructor): empty the table mirror and the
+//!   thread's id, then for every entry `CAS OWNED→FREE (Release)` on the header; if
+//!   that fails the state is `DEAD` (`Acquire`): the pool is gone and the thread frees
+//!   the header. No user code runs here and nothing but the header is touched: the
+//!   idle objects stay in the `FREE` node for the next thread that adopts it, for
+//!   `trim`, or for the pool's drop. The same release runs when a new pool takes over
+//!   a dropped pool's index in the table.
 //! - **trim**: also sweeps `FREE` nodes, claiming each with `CAS FREE→OWNED (Acquire)`
-//!   and releasing it with a `Release` store of `FREE`.
-//! - **pool drop**: for each node, drop its idle objects, then `swap DEAD (AcqRel)`;
-//!   if the old state was `FREE` nobody else refers to the node and the pool frees it
-//!   (the `Acquire` orders the thread's release before the free), if `OWNED` its thread
-//!   frees it, at exit or when it prunes `DEAD` entries while registering another pool
-//!   (the `Release` orders the drop of the objects before that free). The objects are
-//!   dropped *before* the swap: afterwards the thread may free the node at any time.
-//!   Dropping another thread's objects here is sound because a thread touches a stack
-//!   only inside pool operations, which all ended before the pool's drop began (the
-//!   borrow or `Arc` that ended them orders them before it), and never at thread exit.
+//!   and releasing it with a `Release` store of `FREE` (the `owner` still names the
+//!   exited thread, so no guard's return touches the node meanwhile).
+//! - **pool drop**: for each node, drop its idle objects, free the node (slots,
+//!   counters and all), then `swap DEAD (AcqRel)` on the header; if the old state was
+//!   `FREE` no registry refers to the header and the pool frees it too (the `Acquire`
+//!   orders the thread's release before the free), if `OWNED` the thread's registry
+//!   frees it, at exit or when a new pool takes the index (the `Release` orders the
+//!   pool's work before that free). Freeing another thread's node here is sound
+//!   because a thread touches a node (its stack, counters, `owner`) only inside pool
+//!   operations, which all ended before the pool's drop began (the borrow or `Arc`
+//!   that ended them orders them before it), and only the header at thread exit.
 //!   If a `T::drop` panics, the drop goes on with the rest of that node and the nodes
 //!   after it before the panic goes on (`until_done_despite_panics`).
 //!
@@ -57,12 +88,14 @@
 //! The stack length is not stored: it is `pushes - removed`, two single-writer counters
 //! that `stats` reads too (`removed` counts gets served from the stack and objects trim
 //! freed from it). So a get from the stack stores one counter and a return to it stores
-//! one counter plus the slot, and `stats` needs no mirror of the length. Per operation,
-//! on a hit in the direct-mapped cache (x86-64, measured on the `lto` bench build):
+//! one counter plus the slot, and `stats` needs no mirror of the length. Per operation
+//! (x86-64, the `lto` bench build; the instruction counts per round are in the crate's
+//! `BENCHMARKS.md`, section 1):
 //!
 //! | | loads | stores | branches |
 //! | --- | --- | --- | --- |
-//! | find the node | pool id, cached id, cached node | – | id match |
+//! | find the node (get) | pool index, table pointer and length, entry id, pool id, entry node | – | in bounds, id match |
+//! | find the node (the guard's return) | guard's node, its owner, thread id | – | owner match |
 //! | trim check | pool epoch, node's `seen` | – | epoch moved |
 //! | `get` from the stack | `pushes`, `removed`, slot ptr, the object (by words, see [`read_by_words`]) | `removed` | empty |
 //! | return to the stack | `pushes`, `removed`, slots allocated, slot ptr | object + epoch tag, `pushes` | full |
@@ -72,7 +105,9 @@
 //! Every idle object is tagged with the pool's trim epoch at the moment it was
 //! returned. `Pool::trim` advances the epoch; the owning thread notices on its next
 //! access (one relaxed load and a compare) and frees every object whose tag is two or
-//! more epochs old, i.e. that sat idle through two consecutive trims. The stack is
+//! more epochs old, i.e. that sat idle through two consecutive trims, in one pass
+//! ([`Node::free_stale`]: linear in the stack, and no nested sweep when a `T::drop`
+//! returns an object to the same pool). The stack is
 //! LIFO and the owner's epoch loads never go backwards, so tags never decrease from the
 //! bottom up: the oldest objects sit at the bottom and are freed first, while a busy
 //! thread keeps re-tagging the few objects it really uses.
@@ -216,9 +251,13 @@ pub(crate) struct Counters {
     pub(crate) misses: Counter,
     /// Returns kept in the shared tier.
     pub(crate) kept: Counter,
-    /// Returns dropped: refused by the hook or the capacity bound, no room, or the hook
-    /// (or capacity check) panicked.
+    /// Returns dropped for want of room in either tier (or because sweeping the
+    /// thread's cache first panicked in a `T::drop`).
     pub(crate) discards: Counter,
+    /// Returns the hook refused, or whose hook (or capacity check) panicked.
+    pub(crate) refused: Counter,
+    /// Returns over `max_capacity`.
+    pub(crate) over_capacity: Counter,
     /// Young idle objects `trim` had to drop (pool only; see `Pool::trim`).
     pub(crate) evicted: Counter,
     pub(crate) detached: Counter,
@@ -230,8 +269,14 @@ impl Counters {
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         stats.hits += self.hits.get();
         stats.misses += self.misses.get();
-        stats.returns += self.kept.get() + self.discards.get();
-        stats.discards += self.discards.get() + self.evicted.get();
+        let (no_room, refused) = (self.discards.get(), self.refused.get());
+        let (over_capacity, evicted) = (self.over_capacity.get(), self.evicted.get());
+        stats.returns += self.kept.get() + no_room + refused + over_capacity;
+        stats.discards += no_room + refused + over_capacity + evicted;
+        stats.no_room += no_room;
+        stats.refused += refused;
+        stats.over_capacity += over_capacity;
+        stats.evicted += evicted;
         stats.trimmed += self.trimmed.get();
         stats.detached += self.detached.get();
         stats.puts += self.puts.get();
@@ -281,29 +326,31 @@ struct Stack<T> {
 }
 
 /// One thread's cache for one pool.
+// `repr(C)`, hot fields first: everything a get and a return touch (owner, counters,
+// slot pointer and length, reconciled epoch) sits in the node's first cache line.
 // Aligned to two cache lines so that two threads' hot counters never share one
 // (adjacent-line prefetch).
-#[repr(align(128))]
+#[repr(C, align(128))]
 pub(crate) struct Node<T> {
-    /// Allocated by `adopt` with the node; freed by the pool's drop or by the last
-    /// registry that held the node (see the module docs).
-    header: NonNull<Header>,
     /// The id ([`thread_id`]) of the thread that adopted the node last. Written by the
     /// adopting thread, read by any thread (a guard's return asks whether it is its
     /// own). Ids are never reused, so only the owner ever reads its own id here.
     owner: AtomicU64,
-    /// The next node in the pool's list; written once, before the node is published.
-    next: *mut Node<T>,
     /// Objects that left the stack: gets it served, and objects trim freed from it.
     removed: Counter,
     /// Returns kept in the stack.
     pushes: Counter,
-    /// The most slots the stack may grow to (`thread_cache`), readable from any thread.
-    capacity: usize,
-    pub(crate) counters: Counters,
     /// INVARIANT: only the thread that owns this node (see the module docs) accesses
     /// `stack`, and never while user code (hook, create, `T::drop`) runs.
     stack: UnsafeCell<Stack<T>>,
+    /// Allocated by `adopt` with the node; freed by the pool's drop or by the last
+    /// registry that held the node (see the module docs).
+    header: NonNull<Header>,
+    /// The next node in the pool's list; written once, before the node is published.
+    next: *mut Node<T>,
+    /// The most slots the stack may grow to (`thread_cache`), readable from any thread.
+    capacity: usize,
+    pub(crate) counters: Counters,
     _track: LeakTrack,
 }
 
@@ -722,6 +769,11 @@ pub(crate) struct Home<T>(Option<NonNull<Node<T>>>);
 unsafe impl<T: Send> Send for Home<T> {}
 // SAFETY: as for `Send`; a `&Home` gives access to nothing.
 unsafe impl<T: Send> Sync for Home<T> {}
+
+// A `Home` is a hint into the pool, which is unwind-safe for an unwind-safe `T` (see
+// `Pool`'s docs: a panic leaves every node consistent).
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for Home<T> {}
+impl<T: std::panic::UnwindSafe> std::panic::RefUnwindSafe for Home<T> {}
 
 impl<T> Home<T> {
     /// No node (the caller then looks the thread's node up).

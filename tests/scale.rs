@@ -17,7 +17,10 @@ fn tagged(tag: usize) -> Pool<Vec<usize>> {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "too slow under Miri; the smaller tests cover the same code")]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the smaller tests cover the same code"
+)]
 fn a_thousand_pools_round_robin_each_keep_their_own_objects() {
     let pools: Vec<_> = (0..1000).map(tagged).collect();
     for _ in 0..3 {
@@ -37,7 +40,10 @@ fn a_thousand_pools_round_robin_each_keep_their_own_objects() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "too slow under Miri; the smaller tests cover the same code")]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the smaller tests cover the same code"
+)]
 fn a_new_pool_never_sees_a_dropped_pools_objects() {
     // Pools come and go while others stay: a new pool may take a dropped pool's place
     // in every registry, and must start empty on every thread that used the old one.
@@ -117,7 +123,10 @@ impl Drop for Parent {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "too slow under Miri; the smaller tests cover the same code")]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the smaller tests cover the same code"
+)]
 fn a_drop_that_returns_to_the_pool_during_a_sweep_does_not_recurse() {
     // The whole thing on a 256 KiB stack: a sweep that recursed once per stale object
     // would overflow it after a few thousand (and abort the test binary).
