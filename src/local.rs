@@ -443,6 +443,7 @@ impl<T> Node<T> {
     #[inline(always)]
     fn take_top(&self, removed: u64, len: usize) -> T {
         let value = self.with_stack(|stack| {
+            debug_assert!(0 < len && len <= stack.slots.len(), "take_top: len {len}");
             // SAFETY: `0 < len <= slots.len()` and `slots[len - 1]` is initialised
             // (INVARIANT on `slots`); `value` is a field of that `Slot<T>`, so it is
             // aligned for `T`; bumping `removed` below marks the slot uninitialised
@@ -498,6 +499,7 @@ impl<T> Node<T> {
     #[inline(always)]
     fn put_top(&self, pushes: u64, len: usize, value: T, epoch: u64) {
         self.with_stack(|stack| {
+            debug_assert!(len < stack.slots.len(), "put_top: len {len}");
             // SAFETY: `len < slots.len()` (the caller checked it). The slot at `len` is
             // uninitialised (INVARIANT on `slots`), so writing it leaks nothing; bumping
             // `pushes` below marks it initialised.
@@ -539,6 +541,7 @@ impl<T> Node<T> {
             // Never backwards: a `T::drop` run by an earlier sweep may have trimmed,
             // and reconciled the stack with a newer epoch, meanwhile.
             stack.seen = stack.seen.max(epoch);
+            debug_assert!(len <= stack.slots.len(), "free_stale: len {len}");
             let base = stack.slots.as_mut_ptr().cast::<Slot<T>>();
             let count = (0..len)
                 // SAFETY: `i < len` and `slots[..len]` are initialised (INVARIANT on
