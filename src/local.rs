@@ -6,14 +6,42 @@
 //! - A [`Node`] is one thread's cache for one pool: an array of slots (at most
 //!   `thread_cache`, allocated as the thread returns objects: it starts with
 //!   [`INITIAL_SLOTS`] and doubles when full), the pool's single-writer counters for
-//!   that thread, and a `state` word. A pool keeps its nodes in an append-only,
-//!   lock-free list ([`Caches`]) that `stats`, `trim` and the pool's drop walk. Nodes
-//!   are never removed from the list while the pool lives.
-//! - Each thread has a **registry** (a `thread_local!` `Vec` of `(pool id, node)`) and
-//!   in front of it a **direct-mapped cache** of four `(pool id, node)` pairs, indexed
-//!   by `id % 4`, in a `thread_local!` without a destructor (so reading it is a plain
-//!   TLS load, with no lazy-init or liveness check). Pool ids come from a global
-//!   counter and are never reused, so a stale pair can never match a live pool.
+//!   that thread, the id of the thread that owns it, and a pointer to its [`Header`]
+//!   (the `state` word, allocated apart so that it can outlive the rest). A pool keeps
+//!   its nodes in an append-only, lock-free list ([`Caches`]) that `stats`, `trim` and
+//!   the pool's drop walk. Nodes are never removed from the list while the pool lives.
+//! - Each pool has a **dense index** ([`DenseIndex`]): unique among live pools, reused
+//!   smallest first once a pool is dropped. Each thread has a **table** indexed by it:
+//!   `table[index]` is `(pool id, node, header)` for the pool that has that index, or
+//!   for a dropped pool that had it (whose id, never reused, then matches no live
+//!   pool), or empty. The table lives in the thread's registry (a `thread_local!` with
+//!   a destructor); its pointer and length are mirrored in a `thread_local!` without
+//!   one, so the lookup is two plain TLS loads, a bounds check, and an id compare,
+//!   whatever the number of pools, and no two live pools ever share an entry.
+//! - A **guard remembers its node** ([`Home`]): its return compares the node's owner
+//!   with the thread's id (both never reused, 0 for none) and, if they match, skips the
+//!   lookup. A guard dropped on another thread looks that thread's node up instead.
+//!
+//! ## Why not the `thread_local` crate
+//!
+//! The per-thread tier used `thread_local::ThreadLocal` before. It indexes the other
+//! way round: each thread gets a small id (from a free list, reused after the thread
+//! exits) that indexes buckets of growing size in each `ThreadLocal`, so a lookup is
+//! O(1) with no hashing. This module keeps that shape, mirrored (the pool's dense
+//! index, from a free list, indexes the thread's table), and what it matches of it: an
+//! O(1) lookup independent of the number of pools and threads, no collisions, small
+//! dense indexes that are reused. What it does that the crate does not:
+//!
+//! - it works **inside thread-local destructors**: the table is read through a
+//!   destructor-free `thread_local!`, and once the registry is gone every operation
+//!   falls back to the shared tier instead of touching a dead thread-local (the crate
+//!   reaches its thread id through a `thread_local!` with a destructor, which aborted
+//!   the process at thread exit, issue 11);
+//! - it allocates a node only **for threads that used the pool**, and hands an exited
+//!   thread's node, idle objects and all, to the next thread (the crate allocates
+//!   buckets by thread id and keeps an exited thread's value in place);
+//! - a pool's drop frees every node at once and leaves one header per thread that
+//!   used it (the crate's values live as long as the `ThreadLocal`).
 //!
 //! # Node ownership: `state`
 //!
@@ -21,30 +49,33 @@
 //! | --- | --- | --- |
 //! | `OWNED` | in one thread's registry (or claimed for a moment by `trim`) | that thread only |
 //! | `FREE` | its thread exited; idle objects stay in it | nobody, until claimed |
-//! | `DEAD` | its pool is gone; the stack is empty | nobody; the last holder frees it |
+//! | `DEAD` | its pool is gone, and so is all of the node but its header | nobody; the registry frees the header |
 //!
 //! Transitions, with the orderings that carry the stack's contents across threads:
 //!
-//! - **first use on a thread**: claim a `FREE` node with `CAS FREE→OWNED (Acquire)`, or
-//!   allocate an `OWNED` one and push it on the list (`CAS` on the head, `Release`).
-//!   So a pool holds at most as many nodes as threads used it *at once* (counting a
-//!   `trim` in progress as one).
-//! - **thread exit** (the registry's destructor): empty the direct-mapped cache, then for
-//!   every entry `CAS OWNED→FREE (Release)`; if that fails the state is `DEAD`
-//!   (`Acquire`): the pool is gone and the thread frees the node. No user code runs
-//!   here: the idle objects stay in the `FREE` node for the next thread that adopts it,
-//!   for `trim`, or for the pool's drop.
+//! - **first use on a thread**: claim a `FREE` node with `CAS FREE→OWNED (Acquire)` and
+//!   store the thread's id in its `owner`, or allocate an `OWNED` one and push it on
+//!   the list (`CAS` on the head, `Release`). So a pool holds at most as many nodes as
+//!   threads used it *at once* (counting a `trim` in progress as one).
+//! - **thread exit** (the registry's destructor): empty the table mirror and the
+//!   thread's id, then for every entry `CAS OWNED→FREE (Release)` on the header; if
+//!   that fails the state is `DEAD` (`Acquire`): the pool is gone and the thread frees
+//!   the header. No user code runs here and nothing but the header is touched: the
+//!   idle objects stay in the `FREE` node for the next thread that adopts it, for
+//!   `trim`, or for the pool's drop. The same release runs when a new pool takes over
+//!   a dropped pool's index in the table.
 //! - **trim**: also sweeps `FREE` nodes, claiming each with `CAS FREE→OWNED (Acquire)`
-//!   and releasing it with a `Release` store of `FREE`.
-//! - **pool drop**: for each node, drop its idle objects, then `swap DEAD (AcqRel)`;
-//!   if the old state was `FREE` nobody else refers to the node and the pool frees it
-//!   (the `Acquire` orders the thread's release before the free), if `OWNED` its thread
-//!   frees it, at exit or when it prunes `DEAD` entries while registering another pool
-//!   (the `Release` orders the drop of the objects before that free). The objects are
-//!   dropped *before* the swap: afterwards the thread may free the node at any time.
-//!   Dropping another thread's objects here is sound because a thread touches a stack
-//!   only inside pool operations, which all ended before the pool's drop began (the
-//!   borrow or `Arc` that ended them orders them before it), and never at thread exit.
+//!   and releasing it with a `Release` store of `FREE` (the `owner` still names the
+//!   exited thread, so no guard's return touches the node meanwhile).
+//! - **pool drop**: for each node, drop its idle objects, free the node (slots,
+//!   counters and all), then `swap DEAD (AcqRel)` on the header; if the old state was
+//!   `FREE` no registry refers to the header and the pool frees it too (the `Acquire`
+//!   orders the thread's release before the free), if `OWNED` the thread's registry
+//!   frees it, at exit or when a new pool takes the index (the `Release` orders the
+//!   pool's work before that free). Freeing another thread's node here is sound
+//!   because a thread touches a node (its stack, counters, `owner`) only inside pool
+//!   operations, which all ended before the pool's drop began (the borrow or `Arc`
+//!   that ended them orders them before it), and only the header at thread exit.
 //!   If a `T::drop` panics, the drop goes on with the rest of that node and the nodes
 //!   after it before the panic goes on (`until_done_despite_panics`).
 //!
@@ -57,12 +88,14 @@
 //! The stack length is not stored: it is `pushes - removed`, two single-writer counters
 //! that `stats` reads too (`removed` counts gets served from the stack and objects trim
 //! freed from it). So a get from the stack stores one counter and a return to it stores
-//! one counter plus the slot, and `stats` needs no mirror of the length. Per operation,
-//! on a hit in the direct-mapped cache (x86-64, measured on the `lto` bench build):
+//! one counter plus the slot, and `stats` needs no mirror of the length. Per operation
+//! (x86-64, the `lto` bench build; the instruction counts per round are in the crate's
+//! `BENCHMARKS.md`, section 1):
 //!
 //! | | loads | stores | branches |
 //! | --- | --- | --- | --- |
-//! | find the node | pool id, cached id, cached node | – | id match |
+//! | find the node (get) | pool index, table pointer and length, entry id, pool id, entry node | – | in bounds, id match |
+//! | find the node (the guard's return) | guard's node, its owner, thread id | – | owner match |
 //! | trim check | pool epoch, node's `seen` | – | epoch moved |
 //! | `get` from the stack | `pushes`, `removed`, slot ptr, the object (by words, see [`read_by_words`]) | `removed` | empty |
 //! | return to the stack | `pushes`, `removed`, slots allocated, slot ptr | object + epoch tag, `pushes` | full |
@@ -72,7 +105,9 @@
 //! Every idle object is tagged with the pool's trim epoch at the moment it was
 //! returned. `Pool::trim` advances the epoch; the owning thread notices on its next
 //! access (one relaxed load and a compare) and frees every object whose tag is two or
-//! more epochs old, i.e. that sat idle through two consecutive trims. The stack is
+//! more epochs old, i.e. that sat idle through two consecutive trims, in one pass
+//! ([`Node::free_stale`]: linear in the stack, and no nested sweep when a `T::drop`
+//! returns an object to the same pool). The stack is
 //! LIFO and the owner's epoch loads never go backwards, so tags never decrease from the
 //! bottom up: the oldest objects sit at the bottom and are freed first, while a busy
 //! thread keeps re-tagging the few objects it really uses.
@@ -101,7 +136,7 @@ use std::ptr::{self, NonNull};
 
 use crate::stats::Stats;
 use crate::sync::{
-    AtomicPtr, AtomicU64, AtomicUsize, LeakTrack,
+    AtomicPtr, AtomicU64, AtomicUsize, DenseIndex, LeakTrack,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
     UnsafeCell, thread_local_const, unique_id,
 };
@@ -182,6 +217,11 @@ impl Counter {
         self.set(self.get().wrapping_add(1));
     }
 
+    /// Adds `n`. Only the node's owner may call this.
+    fn bump_by(&self, n: u64) {
+        self.set(self.get().wrapping_add(n));
+    }
+
     /// Overwrites the value. Only the node's owner may call this.
     #[inline]
     fn set(&self, value: u64) {
@@ -253,13 +293,32 @@ const FREE: usize = 0;
 const OWNED: usize = 1;
 const DEAD: usize = 2;
 
-/// The part of a node that the (untyped) registry uses.
-#[repr(C)]
+/// The part of a node that a registry entry hands back at thread exit: allocated on
+/// its own, so that it is all that stays on a thread once the pool is gone (the pool
+/// frees the rest of every node in its drop).
 struct Header {
     /// `FREE`, `OWNED` or `DEAD`: see the module docs.
     state: AtomicUsize,
-    /// `Node::<T>::free` for this node's `T`.
-    free: unsafe fn(NonNull<Header>),
+    /// Nothing (zero-sized): each side reads it right before its transition and the
+    /// free writes it, so that loom checks that whoever frees the header does so
+    /// after the other side's last use of it.
+    touch: UnsafeCell<()>,
+    _track: LeakTrack,
+}
+
+impl Header {
+    /// Frees a header made by `adopt`.
+    ///
+    /// # Safety
+    ///
+    /// `header` comes from `Box::leak` in `adopt`, nobody else refers to it any more,
+    /// and it is never used again.
+    unsafe fn free(header: NonNull<Header>) {
+        // SAFETY: by the contract, this is the last user of the header.
+        unsafe { header.as_ref() }.touch.with_mut(|_| ());
+        // SAFETY: by the contract, the `Box` it came from, freed once.
+        drop(unsafe { Box::from_raw(header.as_ptr()) });
+    }
 }
 
 struct Stack<T> {
@@ -273,33 +332,39 @@ struct Stack<T> {
 }
 
 /// One thread's cache for one pool.
-// `repr(C)`: a `*Node<T>` is a valid `*Header` (first field). Aligned to two cache
-// lines so that two threads' hot counters never share one (adjacent-line prefetch).
+// `repr(C)`, hot fields first: everything a get and a return touch (owner, counters,
+// slot pointer and length, reconciled epoch) sits in the node's first cache line.
+// Aligned to two cache lines so that two threads' hot counters never share one
+// (adjacent-line prefetch).
 #[repr(C, align(128))]
 pub(crate) struct Node<T> {
-    header: Header,
-    /// The next node in the pool's list; written once, before the node is published.
-    next: *mut Node<T>,
+    /// The id ([`thread_id`]) of the thread that adopted the node last. Written by the
+    /// adopting thread, read by any thread (a guard's return asks whether it is its
+    /// own). Ids are never reused, so only the owner ever reads its own id here.
+    owner: AtomicU64,
     /// Objects that left the stack: gets it served, and objects trim freed from it.
     removed: Counter,
     /// Returns kept in the stack.
     pushes: Counter,
-    /// The most slots the stack may grow to (`thread_cache`), readable from any thread.
-    capacity: usize,
-    pub(crate) counters: Counters,
     /// INVARIANT: only the thread that owns this node (see the module docs) accesses
     /// `stack`, and never while user code (hook, create, `T::drop`) runs.
     stack: UnsafeCell<Stack<T>>,
+    /// Allocated by `adopt` with the node; freed by the pool's drop or by the last
+    /// registry that held the node (see the module docs).
+    header: NonNull<Header>,
+    /// The next node in the pool's list; written once, before the node is published.
+    next: *mut Node<T>,
+    /// The most slots the stack may grow to (`thread_cache`), readable from any thread.
+    capacity: usize,
+    pub(crate) counters: Counters,
     _track: LeakTrack,
 }
 
 impl<T> Node<T> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, header: NonNull<Header>, owner: u64) -> Self {
         Self {
-            header: Header {
-                state: AtomicUsize::new(OWNED),
-                free: Self::free,
-            },
+            header,
+            owner: AtomicU64::new(owner),
             next: ptr::null_mut(),
             removed: Counter::default(),
             pushes: Counter::default(),
@@ -313,20 +378,6 @@ impl<T> Node<T> {
             }),
             _track: LeakTrack::new(),
         }
-    }
-
-    /// Frees a node made by [`Caches::adopt`].
-    ///
-    /// # Safety
-    ///
-    /// `header` points to a `Node<T>` leaked from a `Box`, whose stack is empty, that
-    /// nobody else refers to any more and that is never used again.
-    unsafe fn free(header: NonNull<Header>) {
-        // SAFETY: by the contract, this is the `Box` the node came from and we are its
-        // last user. `Header` is the first field of the `repr(C)` `Node<T>`, so the
-        // cast gives back the original pointer. The stack is empty, so no `T` is
-        // dropped here (the `Drop` below finds nothing to drop).
-        drop(unsafe { Box::from_raw(header.cast::<Node<T>>().as_ptr()) });
     }
 
     /// Idle objects in this node, for `stats` on any thread: a recent value, clamped
@@ -398,6 +449,7 @@ impl<T> Node<T> {
     #[inline(always)]
     fn take_top(&self, removed: u64, len: usize) -> T {
         let value = self.with_stack(|stack| {
+            debug_assert!(0 < len && len <= stack.slots.len(), "take_top: len {len}");
             // SAFETY: `0 < len <= slots.len()` and `slots[len - 1]` is initialised
             // (INVARIANT on `slots`); `value` is a field of that `Slot<T>`, so it is
             // aligned for `T`; bumping `removed` below marks the slot uninitialised
@@ -453,6 +505,7 @@ impl<T> Node<T> {
     #[inline(always)]
     fn put_top(&self, pushes: u64, len: usize, value: T, epoch: u64) {
         self.with_stack(|stack| {
+            debug_assert!(len < stack.slots.len(), "put_top: len {len}");
             // SAFETY: `len < slots.len()` (the caller checked it). The slot at `len` is
             // uninitialised (INVARIANT on `slots`), so writing it leaks nothing; bumping
             // `pushes` below marks it initialised.
@@ -481,43 +534,47 @@ impl<T> Node<T> {
         }
     }
 
+    /// Frees every stale object in one pass: they form the bottom of the stack (tags
+    /// never decrease upwards), so they are moved out together, the young ones above
+    /// move down once, and the stack is marked reconciled before any of them is
+    /// dropped. `T::drop` is user code and may use this pool, this very stack
+    /// included: it runs after the borrow ended, on a stack that is consistent and
+    /// reconciled, so a return from it is an ordinary return (no nested sweep).
     #[cold]
     fn free_stale(&self, epoch: u64) {
-        // One object at a time: `T::drop` is user code and may use this pool (and this
-        // very stack) again, so it runs after each borrow has ended.
-        while let Some(stale) = self.take_oldest_if_stale(epoch) {
-            drop(stale);
-        }
-    }
-
-    /// Takes the bottom object out of the stack if it is stale at `epoch`; otherwise
-    /// records that the stack is reconciled with `epoch`. Owning thread only.
-    fn take_oldest_if_stale(&self, epoch: u64) -> Option<Slot<T>> {
         let (_, removed, len) = self.counts();
-        let slot = self.with_stack(|stack| {
-            let base = stack.slots.as_mut_ptr();
-            // SAFETY: when `len > 0`, `slots[0]` is initialised (INVARIANT on `slots`).
-            let stale = len > 0 && unsafe { (*base).assume_init_ref() }.is_stale(epoch);
-            if !stale {
-                // Never backwards: a `T::drop` run by this sweep may have trimmed, and
-                // reconciled the stack with a newer epoch, meanwhile.
-                stack.seen = stack.seen.max(epoch);
-                return None;
-            }
-            // SAFETY: `slots[..len]` are initialised and in bounds. The bottom one is
-            // read out once, then the `len - 1` above it move down one place
-            // (`ptr::copy` handles the overlap); bumping `removed` below makes
-            // `slots[..len - 1]` the initialised prefix again, so nothing is read
-            // twice or leaked.
+        let stale = self.with_stack(|stack| {
+            // Never backwards: a `T::drop` run by an earlier sweep may have trimmed,
+            // and reconciled the stack with a newer epoch, meanwhile.
+            stack.seen = stack.seen.max(epoch);
+            debug_assert!(len <= stack.slots.len(), "free_stale: len {len}");
+            let base = stack.slots.as_mut_ptr().cast::<Slot<T>>();
+            let count = (0..len)
+                // SAFETY: `i < len` and `slots[..len]` are initialised (INVARIANT on
+                // `slots`); `MaybeUninit<Slot<T>>` has `Slot<T>`'s layout.
+                .take_while(|&i| unsafe { &*base.add(i) }.is_stale(epoch))
+                .count();
+            let mut stale = Vec::with_capacity(count);
+            // SAFETY: `count <= len <= slots.len()`. The `count` initialised slots at
+            // the bottom are moved into `stale`'s fresh buffer (no overlap), then the
+            // `len - count` above them move down (`ptr::copy` handles the overlap).
+            // Bumping `removed` by `count` below makes `slots[..len - count]` the
+            // initialised prefix again, so nothing is read twice or leaked.
             unsafe {
-                let oldest = (*base).assume_init_read();
-                ptr::copy(base.add(1), base, len - 1);
-                Some(oldest)
+                ptr::copy_nonoverlapping(base, stale.as_mut_ptr(), count);
+                stale.set_len(count);
+                ptr::copy(base.add(count), base, len - count);
             }
-        })?;
-        self.counters.trimmed.bump();
-        self.removed.set(removed.wrapping_add(1));
-        Some(slot)
+            stale
+        });
+        if stale.is_empty() {
+            return;
+        }
+        self.counters.trimmed.bump_by(stale.len() as u64);
+        self.removed.set(removed.wrapping_add(stale.len() as u64));
+        // User code, no borrow held. If one `T::drop` panics, the `Vec`'s drop still
+        // drops the others before the panic goes on.
+        drop(stale);
     }
 
     /// Drops every idle object. The caller must have exclusive access to the stack
@@ -563,136 +620,192 @@ pub(crate) fn until_done_despite_panics(step: &mut dyn FnMut() -> bool) {
     mem::forget(resume);
 }
 
-/// Releases a node that this thread's registry held (thread exit, or a `DEAD` entry).
-fn release(node: NonNull<Header>) {
-    // SAFETY: a registry entry keeps its node alive: nobody frees a node in the OWNED
-    // state but the registry that holds it (this one).
-    let header = unsafe { node.as_ref() };
-    match header.state.compare_exchange(OWNED, FREE, Release, Acquire) {
+/// Releases a node that this thread's registry held (thread exit, or an entry of a
+/// dropped pool whose place a new pool takes): touches the header only, since the
+/// pool's drop frees the rest of the node.
+fn release(header: NonNull<Header>) {
+    // SAFETY: a registry entry keeps its header alive: nobody frees a header in the
+    // OWNED state but the registry that holds it (this one).
+    let header_ref = unsafe { header.as_ref() };
+    header_ref.touch.with(|_| ());
+    match header_ref
+        .state
+        .compare_exchange(OWNED, FREE, Release, Acquire)
+    {
         // The pool lives on and may hand the node (and its idle objects) to another
         // thread; this thread no longer touches it.
         Ok(_) => {}
         Err(state) => {
             debug_assert_eq!(state, DEAD);
-            // SAFETY: DEAD means the pool is gone: it emptied the stack before its
-            // `swap` (which the `Acquire` above synchronises with) and left the node to
-            // this registry, its last holder. The entry is dropped right after.
-            unsafe { (header.free)(node) };
+            // SAFETY: DEAD means the pool is gone and freed the rest of the node before
+            // its `swap` (which the `Acquire` above synchronises with), leaving the
+            // header to this registry, its last holder. `header` comes from `adopt`;
+            // the entry is dropped right after.
+            unsafe { Header::free(header) };
         }
     }
 }
 
-/// A `(pool id, node)` pair of the direct-mapped cache. Pool id 0: empty (and the
-/// node dangling: non-null even then, so that the compiler knows a hit is non-null).
-/// One `Cell` for both, so that a lookup is two plain TLS loads.
-struct Way(Cell<(u64, NonNull<Header>)>);
-
-/// The pair an empty [`Way`] holds.
-const EMPTY: (u64, NonNull<Header>) = (0, NonNull::dangling());
-
-impl Way {
-    fn clear(&self) {
-        self.0.set(EMPTY);
-    }
+/// One pool's place in a thread's table: the pool's never-reused id (0: empty), the
+/// thread's node for it, and that node's header.
+#[derive(Clone, Copy)]
+struct Entry {
+    id: u64,
+    /// A `Node<T>` for the pool's `T`; dangling when empty (non-null, so that the
+    /// compiler knows a hit is non-null).
+    node: NonNull<()>,
+    header: Option<NonNull<Header>>,
 }
 
-/// Ways of the direct-mapped cache in front of the registry.
-const WAYS: usize = 4;
+const EMPTY: Entry = Entry {
+    id: 0,
+    node: NonNull::dangling(),
+    header: None,
+};
 
-/// This thread's registry: every pool it has used, and its node for that pool.
+/// This thread's registry: its node for every pool it has used, at the pool's index.
 struct Registry {
-    /// INVARIANT: each node is `OWNED` by this thread (or `DEAD`, its pool gone) and
-    /// stays allocated while its entry exists; ids are unique.
-    entries: Vec<(u64, NonNull<Header>)>,
+    /// The table `TABLE` points into: `entries[index]` is the entry of the pool that
+    /// has `index`, or of a dropped pool that had it, or empty. Only ever replaced as a
+    /// whole (to grow it), never borrowed mutably, so the pointer in `TABLE` stays
+    /// valid until the next replacement.
+    /// INVARIANT: each entry's node is `OWNED` by this thread (or `DEAD`, its pool
+    /// gone, and then only the header is still allocated); ids are unique.
+    entries: Vec<Cell<Entry>>,
 }
 
 impl Registry {
-    fn find(&self, pool: u64) -> Option<NonNull<Header>> {
-        let (_, node) = self.entries.iter().find(|(id, _)| *id == pool)?;
-        remember(pool, *node);
-        Some(*node)
-    }
-
-    /// The node for `pool`, registering the one `adopt` gives if there is none.
+    /// The node for the pool with `index` and `id`, registering the one `adopt` gives
+    /// if there is none.
     fn find_or_insert(
         &mut self,
-        pool: u64,
-        adopt: impl FnOnce() -> NonNull<Header>,
-    ) -> NonNull<Header> {
-        if let Some(node) = self.find(pool) {
-            return node;
+        index: usize,
+        id: u64,
+        adopt: impl FnOnce(u64) -> (NonNull<()>, NonNull<Header>),
+    ) -> NonNull<()> {
+        if index >= self.entries.len() {
+            // Double (so that n pools cost O(n) copies), at least to `index`.
+            let len = (index + 1).max(self.entries.len() * 2).max(4);
+            let mut grown: Vec<Cell<Entry>> = Vec::with_capacity(len);
+            grown.extend(self.entries.iter().map(|entry| Cell::new(entry.get())));
+            grown.resize_with(len, || Cell::new(EMPTY));
+            let _ = TABLE.try_with(|table| table.set((grown.as_ptr(), grown.len())));
+            self.entries = grown;
         }
-        // Drop the entries of pools that are gone, so that a thread that uses many
-        // short-lived pools keeps a registry as long as the pools alive.
-        self.entries.retain(|&(id, node)| {
-            // SAFETY: INVARIANT on `entries`: the node is allocated.
-            let dead = unsafe { node.as_ref() }.state.load(Acquire) == DEAD;
-            if dead {
-                forget(id);
-                release(node);
-            }
-            !dead
+        let entry = &self.entries[index];
+        let old = entry.get();
+        if old.id == id {
+            return old.node;
+        }
+        // A dropped pool's entry (indexes of live pools are unique): its node was freed
+        // by the pool's drop, its header is this registry's to free.
+        if let Some(header) = old.header {
+            entry.set(EMPTY);
+            release(header);
+        }
+        let (node, header) = adopt(thread_id());
+        entry.set(Entry {
+            id,
+            node,
+            header: Some(header),
         });
-        let node = adopt();
-        self.entries.push((pool, node));
-        remember(pool, node);
         node
     }
 }
 
 impl Drop for Registry {
-    /// Thread exit: hands every node back to its pool (or frees it, pool gone).
+    /// Thread exit: hands every node back to its pool (or frees its header, pool gone).
     fn drop(&mut self) {
         // Under loom, a failed model's threads are dropped outside any execution,
         // where loom's types panic: leave the nodes (the model has failed anyway).
         if cfg!(loom) && std::thread::panicking() {
             return;
         }
-        // First make the fast path forget every node: a pool used from a later
-        // thread-local destructor must not reach a node this thread gave up. (Under
-        // loom the cache may already be gone, which is just as good.)
-        let _ = CACHE.try_with(|cache| cache.iter().for_each(Way::clear));
-        for (_, node) in self.entries.drain(..) {
-            release(node);
+        // First make the fast paths forget every node: a pool used from a later
+        // thread-local destructor must not reach a node this thread gave up, neither
+        // through the table nor through a guard that remembers its node. (Under loom
+        // the thread-locals may already be gone, which is just as good.)
+        let _ = TABLE.try_with(|table| table.set(NO_TABLE));
+        let _ = THREAD.try_with(|thread| thread.set(0));
+        for entry in &self.entries {
+            if let Some(header) = entry.replace(EMPTY).header {
+                release(header);
+            }
         }
     }
 }
 
+/// The table of a thread that has none (or no longer has one).
+const NO_TABLE: (*const Cell<Entry>, usize) = (NonNull::dangling().as_ptr(), 0);
+
 thread_local_const! {
-    /// The direct-mapped cache: `CACHE[id % WAYS]` may hold pool `id`'s node.
-    /// INVARIANT: a non-empty pair names a node that this thread's registry holds.
-    static CACHE: [Way; WAYS] = [const { Way(Cell::new(EMPTY)) }; WAYS];
+    /// The registry's table as the hot path reads it: pointer and length. A
+    /// thread-local without a destructor, so reading it is a plain TLS load with no
+    /// lazy-init or liveness check.
+    /// INVARIANT: `(ptr, len)` is `NO_TABLE` or this thread's `Registry::entries`.
+    static TABLE: Cell<(*const Cell<Entry>, usize)> = Cell::new(NO_TABLE);
+}
+
+thread_local_const! {
+    /// This thread's id for `Node::owner`: 0 until its registry is made and again once
+    /// the registry is gone.
+    static THREAD: Cell<u64> = Cell::new(0);
 }
 
 thread_local_const! {
     static REGISTRY: RefCell<Registry> = RefCell::new(Registry { entries: Vec::new() });
 }
 
-/// Puts `(pool, node)` in the direct-mapped cache. `node` must be in the registry.
-fn remember(pool: u64, node: NonNull<Header>) {
-    let _ = CACHE.try_with(|cache| {
-        cache[pool as usize % WAYS].0.set((pool, node));
-    });
+/// This thread's id for `Node::owner`, assigned on first use. Called with the registry
+/// borrowed, so never after the registry is gone.
+fn thread_id() -> u64 {
+    THREAD
+        .try_with(|thread| {
+            if thread.get() == 0 {
+                thread.set(unique_id());
+            }
+            thread.get()
+        })
+        .unwrap_or(0)
 }
 
-/// Removes `pool` from the direct-mapped cache (its entry is leaving the registry).
-fn forget(pool: u64) {
-    let _ = CACHE.try_with(|cache| {
-        let way = &cache[pool as usize % WAYS];
-        if way.0.get().0 == pool {
-            way.clear();
-        }
-    });
+/// The node a guard's object came from: a hint that lets its return skip the lookup
+/// when it is dropped on the thread that owns that node.
+pub(crate) struct Home<T>(Option<NonNull<Node<T>>>);
+
+// SAFETY: a `Home` is only dereferenced by `Caches::here`, which reads the node's
+// atomic `owner` and uses the stack only on the thread that owns the node.
+unsafe impl<T: Send> Send for Home<T> {}
+// SAFETY: as for `Send`; a `&Home` gives access to nothing.
+unsafe impl<T: Send> Sync for Home<T> {}
+
+// A `Home` is a hint into the pool, which is unwind-safe for an unwind-safe `T` (see
+// `Pool`'s docs: a panic leaves every node consistent).
+impl<T: std::panic::UnwindSafe> std::panic::UnwindSafe for Home<T> {}
+impl<T: std::panic::UnwindSafe> std::panic::RefUnwindSafe for Home<T> {}
+
+impl<T> Home<T> {
+    /// No node (the caller then looks the thread's node up).
+    pub(crate) const NONE: Self = Home(None);
+
+    /// `node`, remembered.
+    pub(crate) fn of(node: Option<&Node<T>>) -> Self {
+        Home(node.map(NonNull::from))
+    }
 }
 
-/// A pool's per-thread caches: the list of its nodes and its id in the registries.
+/// A pool's per-thread caches: the list of its nodes and its place in the registries.
 pub(crate) struct Caches<T> {
     /// Never reused by another pool, never 0.
     id: u64,
+    /// The pool's place in every thread's table: unique among live pools, reused
+    /// once the pool is dropped (so tables stay as long as the most pools alive at
+    /// once), held until this struct's drop.
+    index: DenseIndex,
     /// Slots per node (`thread_cache`).
     capacity: usize,
     /// The list of nodes, newest first. INVARIANT: every node in it was made by
-    /// `adopt` and stays allocated until `drop` (this struct's) hands it over.
+    /// `adopt` and stays allocated until `drop` (this struct's) frees it.
     head: AtomicPtr<Node<T>>,
     /// The pool owns its idle objects (for the drop check).
     _owns: PhantomData<T>,
@@ -700,7 +813,8 @@ pub(crate) struct Caches<T> {
 
 // SAFETY: objects only ever move between threads (`T: Send`), never are shared: a
 // node's stack is accessed by its owner alone (see the module docs), and what other
-// threads read through `&Caches` (states, counters, list links) is atomic or immutable.
+// threads read through `&Caches` (states, owners, counters, list links) is atomic or
+// immutable.
 unsafe impl<T: Send> Sync for Caches<T> {}
 
 // SAFETY: as for `Sync`; dropping the `Caches` (which drops idle objects) on another
@@ -711,6 +825,7 @@ impl<T: Send> Caches<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             id: unique_id(),
+            index: DenseIndex::new(),
             capacity,
             head: AtomicPtr::new(ptr::null_mut()),
             _owns: PhantomData,
@@ -722,22 +837,54 @@ impl<T: Send> Caches<T> {
         self.capacity
     }
 
-    /// This thread's node if the direct-mapped cache has it (the hot path; see
-    /// [`local`](Caches::local) for the rest).
+    /// This thread's node if it has one (the hot path; see [`local`](Caches::local)
+    /// to make one): the entry at the pool's index in the thread's table, if it is this
+    /// pool's. A bounds check and an id compare, whatever the number of pools.
     #[inline(always)]
     pub(crate) fn cached(&self) -> Option<&Node<T>> {
         // Infallible in a normal build (no destructor); under loom, `None` once gone.
-        let node = CACHE
-            .try_with(|cache| {
-                let (pool, node) = cache[self.id as usize % WAYS].0.get();
-                (pool == self.id).then_some(node)
-            })
-            .ok()??;
-        // SAFETY: INVARIANT on `CACHE`: a pair with this pool's id (never 0, never
-        // reused, so `self`) names a node this thread's registry holds for `self`: a
-        // live `Node<T>` that this thread owns, allocated while `self` lives (the
-        // pool's drop needs `&mut self`).
-        Some(unsafe { node.cast::<Node<T>>().as_ref() })
+        let (table, len) = TABLE.try_with(Cell::get).ok()?;
+        let index = self.index.get();
+        if index >= len {
+            return None;
+        }
+        debug_assert!(index < len, "table index {index} out of bounds ({len})");
+        // SAFETY: INVARIANT on `TABLE`: `table[..len]` are the live entries of this
+        // thread's registry, and `index < len`. Nothing borrows them mutably (the
+        // registry only replaces the whole table).
+        let entry = unsafe { (*table.add(index)).get() };
+        if entry.id != self.id {
+            return None;
+        }
+        // SAFETY: an entry with this pool's id (never 0, never reused, so `self`)
+        // names a node this thread's registry holds for `self`: a live `Node<T>` that
+        // this thread owns, allocated while `self` lives (the pool's drop needs `&mut
+        // self`).
+        Some(unsafe { entry.node.cast::<Node<T>>().as_ref() })
+    }
+
+    /// This thread's node, found through `home` (a guard's) if this thread owns that
+    /// node, otherwise through the table: one TLS load and one relaxed load when the
+    /// guard comes back to the thread that took it.
+    ///
+    /// # Safety
+    ///
+    /// `home` is `Home::NONE` or was made from a node of `self`.
+    #[inline(always)]
+    pub(crate) unsafe fn here(&self, home: &Home<T>) -> Option<&Node<T>> {
+        if let Some(node) = home.0 {
+            // SAFETY: by the contract, a node of `self`, which stays allocated while
+            // `self` lives.
+            let node = unsafe { node.as_ref() };
+            let me = THREAD.try_with(Cell::get).unwrap_or(0);
+            // Only the thread that adopted the node last wrote its id there, and ids
+            // are never reused: equal means this thread owns the node (its own write,
+            // which it sees). 0 (no registry) never matches an owner.
+            if node.owner.load(Relaxed) == me {
+                return Some(node);
+            }
+        }
+        self.cached()
     }
 
     /// This thread's cache, made (or adopted) on first use. `None` only while the
@@ -750,11 +897,12 @@ impl<T: Send> Caches<T> {
         }
     }
 
+    #[cold]
     fn register(&self) -> Option<&Node<T>> {
         let node = REGISTRY
             .try_with(|registry| {
                 let mut registry = registry.try_borrow_mut().ok()?;
-                Some(registry.find_or_insert(self.id, || self.adopt()))
+                Some(registry.find_or_insert(self.index.get(), self.id, |owner| self.adopt(owner)))
             })
             .ok()??;
         // SAFETY: as in `cached`: the registry holds `node` for this pool.
@@ -763,30 +911,30 @@ impl<T: Send> Caches<T> {
 
     /// This thread's cache if it has one (`trim` makes none).
     pub(crate) fn find(&self) -> Option<&Node<T>> {
-        if let Some(node) = self.cached() {
-            return Some(node);
-        }
-        let node = REGISTRY
-            .try_with(|registry| registry.try_borrow().ok()?.find(self.id))
-            .ok()??;
-        // SAFETY: as in `cached`: the registry holds `node` for this pool.
-        Some(unsafe { node.cast::<Node<T>>().as_ref() })
+        self.cached()
     }
 
-    /// A node for the calling thread: one a thread left behind at exit, or a new one.
-    fn adopt(&self) -> NonNull<Header> {
-        for node in self.nodes() {
-            // SAFETY: `nodes` yields allocated nodes.
-            let state = unsafe { &node.as_ref().header.state };
+    /// A node for the calling thread, whose id is `owner`: one a thread left behind
+    /// at exit, or a new one.
+    fn adopt(&self, owner: u64) -> (NonNull<()>, NonNull<Header>) {
+        for node in self.iter() {
+            // SAFETY: a listed node's header is allocated while the node is.
+            let state = &unsafe { node.header.as_ref() }.state;
             if state.load(Relaxed) == FREE
                 && state
                     .compare_exchange(FREE, OWNED, Acquire, Relaxed)
                     .is_ok()
             {
-                return node.cast();
+                node.owner.store(owner, Relaxed);
+                return (NonNull::from(node).cast(), node.header);
             }
         }
-        let node = Box::into_raw(Box::new(Node::new(self.capacity)));
+        let header = NonNull::from(Box::leak(Box::new(Header {
+            state: AtomicUsize::new(OWNED),
+            touch: UnsafeCell::new(()),
+            _track: LeakTrack::new(),
+        })));
+        let node = Box::into_raw(Box::new(Node::new(self.capacity, header, owner)));
         let mut head = self.head.load(Relaxed);
         loop {
             // SAFETY: `node` is not published yet: this thread is its only user.
@@ -800,7 +948,7 @@ impl<T: Send> Caches<T> {
             }
         }
         // SAFETY: `Box::into_raw` never returns null.
-        unsafe { NonNull::new_unchecked(node.cast::<Header>()) }
+        (unsafe { NonNull::new_unchecked(node.cast()) }, header)
     }
 
     /// Every node of the pool, in any state, as the pointers `adopt` made (whose
@@ -825,7 +973,8 @@ impl<T: Send> Caches<T> {
     /// objects age out like any other.
     pub(crate) fn reconcile_unowned(&self, epoch: u64) {
         for node in self.iter() {
-            let state = &node.header.state;
+            // SAFETY: a listed node's header is allocated while the node is.
+            let state = &unsafe { node.header.as_ref() }.state;
             if state.load(Relaxed) != FREE
                 || state
                     .compare_exchange(FREE, OWNED, Acquire, Relaxed)
@@ -841,13 +990,17 @@ impl<T: Send> Caches<T> {
                 }
             }
             let _unclaim = Unclaim(state);
-            // This thread owns the node until `_unclaim` drops.
+            // This thread owns the node until `_unclaim` drops. (Its `owner` still
+            // names the thread that exited, so no guard's return touches it.)
             node.reconcile(epoch);
         }
     }
 }
 
 impl<T> Drop for Caches<T> {
+    /// Frees every node (objects, slots and counters), so that what stays on a thread
+    /// that used the pool is the node's header alone, until that thread's registry
+    /// frees it.
     fn drop(&mut self) {
         // `&mut self`: no other thread uses the list (a load, for loom's `AtomicPtr`).
         let mut next = NonNull::new(self.head.load(Relaxed));
@@ -855,18 +1008,28 @@ impl<T> Drop for Caches<T> {
         // and the step runs again on it: every object and every node is still dropped.
         until_done_despite_panics(&mut || {
             let Some(ptr) = next else { return false };
-            // SAFETY: INVARIANT on `head`: a listed node is allocated until its state
-            // becomes DEAD below, and this reference is not used after that.
+            // SAFETY: INVARIANT on `head`: a listed node is allocated until it is
+            // freed below, and this reference is not used after that.
             let node = unsafe { ptr.as_ref() };
             // Exclusive access: see "pool drop" in the module docs.
             node.drain();
             next = NonNull::new(node.next);
-            match node.header.state.swap(DEAD, AcqRel) {
-                // SAFETY: FREE: no registry holds the node and the list is going away,
-                // so this is its last user; the stack was just emptied. `ptr` comes
-                // from `Box::into_raw` (through the list), so it may free the node.
-                FREE => unsafe { Node::<T>::free(ptr.cast()) },
-                // The registry that owns it frees it (`release`).
+            let header = node.header;
+            // SAFETY: `ptr` comes from `Box::into_raw` in `adopt` (through the list).
+            // Nobody else uses the node any more: other threads touched it only inside
+            // pool operations, all ordered before this drop, and a registry entry
+            // touches only the header. The stack was just emptied.
+            drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+            // SAFETY: the header outlives the node: freed below or by its registry.
+            let header_ref = unsafe { header.as_ref() };
+            header_ref.touch.with(|_| ());
+            match header_ref.state.swap(DEAD, AcqRel) {
+                // SAFETY: FREE: no registry holds the header (the `Acquire` orders the
+                // last one's release before this free) and the list is going away, so
+                // this is its last user. It comes from `adopt`.
+                FREE => unsafe { Header::free(header) },
+                // The registry that holds it frees it (`release`; the `Release` orders
+                // everything above before that free).
                 state => debug_assert_eq!(state, OWNED),
             }
             true

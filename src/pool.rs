@@ -38,17 +38,20 @@
 //!
 //! One round (a `get`, then the guard's drop) on a thread whose cache has room costs:
 //!
-//! - **find the cache**: a load of the pool's id and two thread-local loads (a
-//!   four-way direct-mapped cache of `(pool id, cache)` pairs, no lazy-init check);
-//!   one branch. Only a miss there (first use, or more than one pool sharing a way)
-//!   goes to the registry.
+//! - **find the cache** (get): the pool's index and id, two thread-local loads (the
+//!   pointer and length of the thread's table of `(pool id, cache)` entries, no
+//!   lazy-init check) and the entry; a bounds check and an id compare. The same
+//!   whatever the number of pools on the thread: each live pool has its own place in
+//!   the table. Only a thread's first use of a pool goes to the registry.
 //! - **trim check**: the pool's epoch and the cache's last seen epoch; one branch.
 //! - **get**: loads of two single-writer counters (the stack length is their
 //!   difference), the slot pointer and the object; one store (a counter); one branch.
 //! - **return**: the hook, inlined for a `T: Recycle` pool (the return path is
-//!   compiled once per kind of hook and reached through one indirect call); then the
-//!   same lookup and trim check, the two counters, and stores of the object, its epoch
-//!   tag and one counter; one branch for room.
+//!   compiled once per kind of hook and reached through one indirect call); the guard
+//!   remembers its cache, so the return only checks that the cache's owner is this
+//!   thread (one thread-local load, one load, one branch; a guard dropped on another
+//!   thread looks that thread's cache up instead); the trim check, the two counters,
+//!   and stores of the object, its epoch tag and one counter; one branch for room.
 //!
 //! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
 //! idle count are derived from the two counters), and the slow paths (registry, shared
@@ -84,14 +87,17 @@
 //! cache lines of counters, plus the slots the thread grew it to) for each thread that
 //! used it *at the same time* (an exited thread's cache is adopted by the next thread),
 //! until the pool is dropped. So the pool's own memory follows the peak number of
-//! threads that used it at once, not the number of threads that ever did.
+//! threads that used it at once, not the number of threads that ever did. The pool's
+//! drop frees all of them, and what stays on a thread that used it is a header of a
+//! few bytes (one word and the allocator's rounding), freed when the thread exits or
+//! when a new pool takes the dropped pool's place in the thread's table.
 
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
-use crate::local::{Caches, Counter, Counters, Node, Slot, until_done_despite_panics};
+use crate::local::{Caches, Counter, Counters, Home, Node, Slot, until_done_despite_panics};
 use crate::recycle::{Recycle, Reuse};
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -123,12 +129,12 @@ struct Hook<T> {
     /// function to measure with: `give_back_as::<ByTraitMeasured>` for a `T: Recycle`
     /// hook (whose own path calls `T::capacity` directly, so that nothing on it can
     /// unwind but the hook), the same `ByClosure` path for a closure.
-    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>),
+    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
     /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
     /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
     /// `T::capacity` directly. One indirect call per return. Same contract as
     /// `give_back_as`.
-    give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>),
+    give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
 }
 
 impl<T: Send> Hook<T> {
@@ -234,7 +240,8 @@ impl<T> Decide<T> for ByClosure {
 /// other down. The round costs about what a hand-written `thread_local!` free list
 /// costs, in instructions (callgrind on `bench/pool/benches/pool.rs`, 4 KiB
 /// `Vec<u8>`, `lto`; the counts are in the crate's `BENCHMARKS.md`, section 1), on one
-/// thread, with two threads sharing one pool, or with a thread holding 8 at once. The
+/// thread, with two threads sharing one pool, or with a thread holding 8 at once, and
+/// the same with one pool or 512 on the thread. The
 /// [module docs](crate::pool#the-hot-path) list what those instructions do.
 ///
 /// # Panics and unwind safety
@@ -297,12 +304,13 @@ impl<T> Pool<T> {
     ///
     /// # Safety
     ///
-    /// As for `give_back_as`: `value` is initialised and never used or dropped again.
+    /// As for `give_back_as`: `value` is initialised and never used or dropped again;
+    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
     #[inline]
-    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>) {
+    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
         // upholds its contract.
-        unsafe { (self.hook.give_back)(self, value) }
+        unsafe { (self.hook.give_back)(self, value, home) }
     }
 }
 
@@ -380,9 +388,21 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[inline]
     pub fn get(&self) -> Pooled<'_, T> {
-        Pooled {
-            pool: self,
-            value: ManuallyDrop::new(self.take()),
+        // Built in each arm rather than from a `(T, Home)`, which the compiler copied
+        // once more on its way into the guard.
+        match self.caches.cached() {
+            Some(node) => Pooled {
+                pool: self,
+                home: Home::of(Some(node)),
+                value: ManuallyDrop::new(
+                    node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
+                ),
+            },
+            None => Pooled {
+                pool: self,
+                home: Home::NONE,
+                value: ManuallyDrop::new(self.take_slow()),
+            },
         }
     }
 
@@ -408,8 +428,10 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[cfg(not(loom))]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T> {
+        let (value, home) = self.take_home();
         OwnedPooled {
-            value: ManuallyDrop::new(self.take()),
+            value: ManuallyDrop::new(value),
+            home,
             pool: Arc::clone(self),
         }
     }
@@ -419,8 +441,10 @@ impl<T: Send> Pool<T> {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn get_owned(this: &Arc<Self>) -> OwnedPooled<T> {
+        let (value, home) = this.take_home();
         OwnedPooled {
-            value: ManuallyDrop::new(this.take()),
+            value: ManuallyDrop::new(value),
+            home,
             pool: Arc::clone(this),
         }
     }
@@ -445,6 +469,8 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     pub fn try_get(&self) -> Option<Pooled<'_, T>> {
         self.try_take().map(|value| Pooled {
+            // Taken off the fast path: the return looks its node up.
+            home: Home::NONE,
             pool: self,
             value: ManuallyDrop::new(value),
         })
@@ -464,6 +490,8 @@ impl<T: Send> Pool<T> {
     #[cfg(not(loom))]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T>> {
         self.try_take().map(|value| OwnedPooled {
+            // Taken off the fast path: the return looks its node up.
+            home: Home::NONE,
             value: ManuallyDrop::new(value),
             pool: Arc::clone(self),
         })
@@ -497,7 +525,7 @@ impl<T: Send> Pool<T> {
     pub fn put(&self, value: T) {
         self.count(self.caches.local(), |c| &c.puts);
         // SAFETY: the `ManuallyDrop` is initialised and is a temporary: never used again.
-        unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
+        unsafe { self.give_back(&mut ManuallyDrop::new(value), &Home::NONE) };
     }
 
     /// A snapshot of the pool's counters, summed over all threads. See [`Stats`].
@@ -583,17 +611,22 @@ impl<T: Send> Pool<T> {
     }
 
     /// The get path: thread cache, shared tier, create. Counts a hit or a miss; the
-    /// caller counts nothing else.
-    #[inline]
-    fn take(&self) -> T {
+    /// caller counts nothing else. Also gives the node the object came from when the
+    /// thread's node was found on the fast path, for the guard to remember (see
+    /// `Caches::here`).
+    #[inline(always)]
+    fn take_home(&self) -> (T, Home<T>) {
         match self.caches.cached() {
-            Some(node) => node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
-            None => self.take_slow(),
+            Some(node) => (
+                node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
+                Home::of(Some(node)),
+            ),
+            None => (self.take_slow(), Home::NONE),
         }
     }
 
-    /// `take` off the fast path: the thread's cache is empty, not in the direct-mapped
-    /// cache, gone (thread exit), or a trim happened.
+    /// `take` off the fast path: the thread's cache is empty, not made yet, gone
+    /// (thread exit), or a trim happened.
     #[cold]
     #[inline(never)]
     fn take_slow(&self) -> T {
@@ -618,7 +651,8 @@ impl<T: Send> Pool<T> {
     ///
     /// `value` is initialised, and this call takes it: the caller never uses or drops
     /// it again. (A pointer rather than a `T`, which the caller would copy first.)
-    unsafe fn give_back_as<D: Decide<T>>(&self, value: &mut ManuallyDrop<T>) {
+    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
+    unsafe fn give_back_as<D: Decide<T>>(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: by the contract, `value` is initialised and ours to take.
         let mut value = unsafe { ManuallyDrop::take(value) };
         // The hook is user code and may use this pool; it runs before any borrow. If it
@@ -628,7 +662,8 @@ impl<T: Send> Pool<T> {
         let verdict = D::keep(&self.hook, &mut value);
         mem::forget(on_panic);
         if verdict == Verdict::Keep {
-            if let Some(node) = self.caches.cached() {
+            // SAFETY: by the contract, `home` is `NONE` or one of this pool's nodes.
+            if let Some(node) = unsafe { self.caches.here(home) } {
                 let epoch = self.epoch.load(Relaxed);
                 return node.push_or(value, epoch, |value| {
                     self.give_back_slow(value, Verdict::Keep);
@@ -639,7 +674,7 @@ impl<T: Send> Pool<T> {
     }
 
     /// `give_back_as` off the fast path: the object is refused, or the thread's cache
-    /// is full, not in the direct-mapped cache, gone (thread exit), or a trim happened.
+    /// is full, not made yet, gone (thread exit), or a trim happened.
     #[cold]
     #[inline(never)]
     fn give_back_slow(&self, value: T, verdict: Verdict) {
@@ -810,7 +845,9 @@ impl<T: Send> Builder<T> {
     /// if smaller) and grows, doubling, only when the thread returns more objects than
     /// it has room for, so a large `n` costs memory only on threads that hold that
     /// many. The room stays until the pool is dropped ([`Pool::trim`] frees objects,
-    /// not room).
+    /// not room); the pool's drop frees every thread's cache, room and all, and leaves
+    /// a few bytes per thread that used it until that thread exits or a new pool takes
+    /// the dropped one's place.
     ///
     /// [`build`](Builder::build) panics if `n` exceeds [`MAX_THREAD_CACHE`].
     pub fn thread_cache(mut self, n: usize) -> Self {
@@ -951,6 +988,9 @@ impl<T: Send> fmt::Debug for Builder<T> {
 /// thread's cache.
 pub struct Pooled<'a, T> {
     pool: &'a Pool<T>,
+    /// The node `value` came from, so that a return on the same thread finds it
+    /// without a lookup. INVARIANT: `NONE` or one of `pool`'s nodes.
+    home: Home<T>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
 }
@@ -997,7 +1037,7 @@ impl<T> Drop for Pooled<'_, T> {
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and `detach` forgets the guard instead of dropping
         // it, so `value` is initialised here and never used again.
-        unsafe { self.pool.give_back(&mut self.value) };
+        unsafe { self.pool.give_back(&mut self.value, &self.home) };
     }
 }
 
@@ -1014,6 +1054,8 @@ impl<T: fmt::Debug> fmt::Debug for Pooled<'_, T> {
 /// to the pool. Made by [`Pool::get_owned`].
 pub struct OwnedPooled<T> {
     pool: Arc<Pool<T>>,
+    /// As for [`Pooled`]. INVARIANT: `NONE` or one of `pool`'s nodes.
+    home: Home<T>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
 }
@@ -1069,7 +1111,7 @@ impl<T> Drop for OwnedPooled<T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: as for `Pooled`: `drop` runs once, `detach` forgets the guard.
-        unsafe { self.pool.give_back(&mut self.value) };
+        unsafe { self.pool.give_back(&mut self.value, &self.home) };
     }
 }
 

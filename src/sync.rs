@@ -54,6 +54,46 @@ pub(crate) fn unique_id() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A small index, unique among the live `DenseIndex`es of the process and reused,
+/// smallest first, once dropped: a pool's place in every thread's table (as the
+/// `thread_local` crate does for thread ids, the other way round), so tables stay as
+/// long as the most pools alive at once. A `std` mutex in every build: taken only to
+/// make or drop a pool, never on the hot path, and never held across a loom operation.
+pub(crate) struct DenseIndex(usize);
+
+/// `(next never-used index, dropped indexes)`.
+static INDEXES: std::sync::Mutex<(
+    usize,
+    std::collections::BinaryHeap<std::cmp::Reverse<usize>>,
+)> = std::sync::Mutex::new((0, std::collections::BinaryHeap::new()));
+
+impl DenseIndex {
+    pub(crate) fn new() -> Self {
+        // A poisoned lock still holds consistent data: nothing here panics midway.
+        let mut indexes = INDEXES.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, free) = &mut *indexes;
+        Self(free.pop().map_or_else(
+            || {
+                *next += 1;
+                *next - 1
+            },
+            |std::cmp::Reverse(index)| index,
+        ))
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self) -> usize {
+        self.0
+    }
+}
+
+impl Drop for DenseIndex {
+    fn drop(&mut self) {
+        let mut indexes = INDEXES.lock().unwrap_or_else(|e| e.into_inner());
+        indexes.1.push(std::cmp::Reverse(self.0));
+    }
+}
+
 #[cfg(not(loom))]
 mod inner {
     pub(crate) use crossbeam_queue::{ArrayQueue, SegQueue};
@@ -131,6 +171,12 @@ mod inner {
         /// Runs `f` with a unique pointer to the contents.
         #[inline(always)]
         pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with a shared pointer to the contents (loom checks it as a read).
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
             f(self.0.get())
         }
     }

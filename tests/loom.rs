@@ -446,28 +446,90 @@ mod models {
         });
     }
 
-    /// The registry's pruning: a thread that used a pool registers another after the
-    /// first was dropped, maybe on another thread at the same moment. Registering
-    /// frees the dropped pool's cache if its state is DEAD by then (else the thread's
-    /// exit does): exactly once (leak tracker, no double free), and only after the
-    /// pool's drop emptied it (the free writes the stack, which loom orders against
-    /// the drain).
+    /// A new pool takes a dropped pool's place (its dense index) in the table of a
+    /// thread that used the dropped one, maybe while that pool is being dropped on
+    /// another thread. Taking the place frees the dropped pool's header if its state
+    /// is DEAD by then (the pool's drop freed the rest of the node); otherwise (the
+    /// index was not free yet, so the new pool has another) the thread's exit does:
+    /// exactly once (leak tracker, no double free), and the pool's drop frees the node
+    /// only after the thread's last use of its stack (loom orders the free, which
+    /// writes the stack, against it).
     #[test]
-    fn registry_prunes_the_cache_of_a_dropped_pool() {
+    fn a_new_pool_takes_a_dropped_pools_place() {
         model(|| {
             let log = Arc::new(Log::default());
-            let (first, second) = (pool(&log, 1, 0), pool(&log, 1, 0));
+            let first = pool(&log, 1, 0);
             let worker = {
-                let (first, second) = (LoomArc::clone(&first), LoomArc::clone(&second));
+                let first = LoomArc::clone(&first);
+                let log = Arc::clone(&log);
                 thread::spawn(move || {
-                    drop(first.get()); // this thread's cache of `first` keeps it
+                    drop(first.get()); // this thread's table holds `first`'s node
                     drop(first); // maybe the last handle: `first` is dropped here
-                    drop(second.get()); // registering `second` prunes `first`'s entry
+                    // Maybe at `first`'s index, if its drop is over by now.
+                    let second = pool(&log, 1, 0);
+                    drop(second.get());
                 })
             };
-            drop(first); // or here, racing the worker's registration of `second`
+            drop(first); // or here, racing the worker
             worker.join().unwrap();
-            drop(second);
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// A guard dropped on another thread than the one that took it, while that thread
+    /// goes on using its own cache: the guard's node is not the dropping thread's (its
+    /// owner says so), so the object goes to the dropping thread's cache. A return
+    /// that trusted the guard's node would write the first thread's stack from the
+    /// second thread, which loom reports.
+    #[test]
+    fn guard_dropped_on_another_thread_leaves_the_takers_cache_alone() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 2, 0);
+            drop(pool.get()); // this thread's cache exists: the guard remembers it
+            let guard = Pool::get_owned(&pool);
+            let worker = thread::spawn(move || drop(guard));
+            drop(pool.get()); // this thread's own cache, at the same time
+            worker.join().unwrap();
+            let stats = pool.stats();
+            assert_eq!((stats.returns, stats.idle), (3, 2), "{stats:?}");
+            drop(pool);
+            assert_all_dropped_once(&log);
+        });
+    }
+
+    /// A guard outlives the thread that took it; another thread adopts that thread's
+    /// cache and drops the guard there (its node is now that thread's: the owner
+    /// matches and the return skips the lookup), while `trim` may claim the left cache
+    /// first (then the adopting thread makes a cache of its own, and the guard's node,
+    /// whose owner is the exited thread, is not used).
+    #[test]
+    fn guard_returns_to_its_node_after_another_thread_adopted_it() {
+        model(|| {
+            let log = Arc::new(Log::default());
+            let pool = pool(&log, 1, 0);
+            let guard = {
+                let pool = LoomArc::clone(&pool);
+                thread::spawn(move || Pool::get_owned(&pool))
+            }
+            .join()
+            .unwrap();
+            let adopter = {
+                let pool = LoomArc::clone(&pool);
+                thread::spawn(move || {
+                    let other = pool.get();
+                    other.acquire();
+                    other.release();
+                    drop(guard);
+                    drop(other);
+                })
+            };
+            pool.trim();
+            adopter.join().unwrap();
+            let stats = pool.stats();
+            assert_eq!(stats.returns, 2, "{stats:?}");
+            assert_eq!(stats.idle as u64 + stats.discards, 2, "{stats:?}");
+            drop(pool);
             assert_all_dropped_once(&log);
         });
     }

@@ -3,8 +3,15 @@
 //!
 //! - `fresh`: allocate a new buffer every time (no pool).
 //! - `mutex`: a `Mutex<Vec<Vec<u8>>>` pool.
-//! - `thread_local`: a bare `thread_local!` `RefCell<Vec<Vec<u8>>>` stack, the practical
-//!   lower bound for a per-thread cache (it cannot balance objects across threads).
+//! - `thread_local`: a bare `thread_local!` `RefCell<Vec<Vec<u8>>>` stack, what people
+//!   write by hand (it cannot balance objects across threads). Its `pop` copies the
+//!   `Vec` out 16 bytes at a time right after `push` wrote it 8 bytes at a time: a load
+//!   that spans two pending stores cannot be forwarded from the store buffer and waits
+//!   for them (a store-forwarding stall, some 20 to 30 cycles on the development
+//!   machine), so this row measures the hand-written stack *with* that stall.
+//! - `thread_local_words`: the same stack, but `pop` reads the `Vec` one 8-byte word at a
+//!   time (as the crate's own stack does): no stall. The floor for a per-thread cache,
+//!   and the baseline issue 19 measures the crate against.
 //! - `recycle-pool`: this crate, `Pool::builder(..).max_idle(64).build()`.
 //!
 //! With `--features comparisons` (`bench/pool-peers.sh` runs it and tabulates the
@@ -21,6 +28,11 @@
 //! - `2threads`: the `1thread` loop on two threads at once against one shared pool (a
 //!   thread-local pool, such as the `thread_local!` stack or `poolshark`, has one pool per
 //!   thread instead; `opool-local` is not `Sync` and is left out of this scenario).
+//! - `512pools`: the `1thread` round on each of 512 pools of the same kind in turn, on
+//!   one thread (a server with a pool per buffer kind and per message type). Only for
+//!   the pools that are instances: the `thread_local!` stacks and `poolshark` have one
+//!   pool per thread and type, so they have no such scenario. Compare it with the same
+//!   pool's `1thread`: a cost that is flat in the number of pools gives the same time.
 //!
 //! The bench profile builds with `lto = true, codegen-units = 1`, as a user's optimised
 //! release build would.
@@ -47,6 +59,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 const BUF: usize = 4096;
+/// Pools in the `512pools` scenario.
+const POOLS: usize = 512;
 /// Buffers held at once in the `hold8` scenario.
 const HOLD: usize = 8;
 
@@ -135,6 +149,60 @@ impl ThreadLocalStack {
 }
 take_give_pool!(ThreadLocalStack);
 
+thread_local! {
+    static WORDS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+/// [`ThreadLocalStack`] without the store-forwarding stall: `take` reads the `Vec` by
+/// 8-byte words (`read_volatile`, so that the compiler does not merge them back into
+/// 16-byte loads).
+struct ThreadLocalWords;
+impl ThreadLocalWords {
+    #[inline]
+    fn take(&self) -> Vec<u8> {
+        let popped = WORDS.with(|s| {
+            let mut s = s.borrow_mut();
+            let len = s.len().checked_sub(1)?;
+            // SAFETY: `len < s.len()`, so the element is initialised; `set_len` makes
+            // the stack forget it, so it is moved out exactly once. A `Vec<u8>` is three
+            // aligned words, copied word by word into `out`.
+            unsafe {
+                s.set_len(len);
+                let from = s.as_ptr().add(len).cast::<std::mem::MaybeUninit<u64>>();
+                let mut out = std::mem::MaybeUninit::<Vec<u8>>::uninit();
+                let to = out.as_mut_ptr().cast::<std::mem::MaybeUninit<u64>>();
+                for i in 0..size_of::<Vec<u8>>() / 8 {
+                    to.add(i).write(from.add(i).read_volatile());
+                }
+                Some(out.assume_init())
+            }
+        });
+        popped.unwrap_or_else(|| Vec::with_capacity(BUF))
+    }
+    #[inline]
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        WORDS.with(|s| s.borrow_mut().push(buf));
+    }
+}
+take_give_pool!(ThreadLocalWords);
+
+/// [`POOLS`] pools of one kind, used in turn: one `round` is a round on each.
+struct Many<P>(Vec<P>);
+impl<P: BufPool> BufPool for Many<P> {
+    #[inline]
+    fn round(&self) {
+        for pool in &self.0 {
+            pool.round();
+        }
+    }
+    #[inline]
+    fn round_hold(&self) {
+        for pool in &self.0 {
+            pool.round_hold();
+        }
+    }
+}
+
 /// A `BufPool` from a pool whose guard (dereferencing to the `Vec<u8>`) returns the
 /// buffer when dropped: `guard_pool!(Type, |pool| expression getting a guard)`.
 macro_rules! guard_pool {
@@ -173,19 +241,24 @@ enum Scenario {
     OneThread,
     Hold8,
     TwoThreads,
+    /// `1thread` on each of [`POOLS`] pools in turn.
+    ManyPools,
 }
 
 impl Scenario {
+    /// The scenarios on one pool.
     const ALL: [(Scenario, &'static str); 3] = [
         (Scenario::OneThread, "1thread"),
         (Scenario::Hold8, "hold8"),
         (Scenario::TwoThreads, "2threads"),
     ];
+    const MANY: (Scenario, &'static str) = (Scenario::ManyPools, "512pools");
 
     /// Objects per iteration, per thread.
     fn objects(self) -> u64 {
         match self {
             Scenario::Hold8 => HOLD as u64,
+            Scenario::ManyPools => POOLS as u64,
             _ => 1,
         }
     }
@@ -253,20 +326,21 @@ fn bench(
 
 fn with_pool(name: &str, f: &mut dyn FnMut(&dyn DynPool)) {
     match name {
-        "fresh" => f(&Fresh),
-        "mutex" => f(&MutexPool(Mutex::new(Vec::new()))),
+        "fresh" => f(&Instances(|| Fresh)),
+        "mutex" => f(&Instances(|| MutexPool(Mutex::new(Vec::new())))),
         "thread_local" => f(&ThreadLocalStack),
-        "recycle" => f(&recycle_pool()),
+        "thread_local_words" => f(&ThreadLocalWords),
+        "recycle" => f(&Instances(recycle_pool)),
         #[cfg(feature = "comparisons")]
-        "lockfree-object-pool" => f(&peers::lockfree_object_pool()),
+        "lockfree-object-pool" => f(&Instances(peers::lockfree_object_pool)),
         #[cfg(feature = "comparisons")]
-        "object-pool" => f(&peers::object_pool()),
+        "object-pool" => f(&Instances(peers::object_pool)),
         #[cfg(feature = "comparisons")]
-        "opool" => f(&peers::opool()),
+        "opool" => f(&Instances(peers::opool)),
         #[cfg(feature = "comparisons")]
         "opool-local" => f(&ThreadBound(peers::opool_local())),
         #[cfg(feature = "comparisons")]
-        "sharded-slab" => f(&peers::SlabPool::default()),
+        "sharded-slab" => f(&Instances(peers::SlabPool::default)),
         #[cfg(feature = "comparisons")]
         "poolshark" => f(&peers::Poolshark::new()),
         _ => panic!("unknown pool {name:?}: one of {}", pools().join(", ")),
@@ -286,7 +360,33 @@ impl<P: BufPool + Sync> DynPool for P {
         }
     }
     fn count(&self, scenario: Scenario, iters: u64) {
+        assert!(
+            !matches!(scenario, Scenario::ManyPools),
+            "one pool per thread: no 512pools scenario"
+        );
         scenario.run(self, iters);
+    }
+}
+
+/// A pool that can be made many times (`make` makes one): every scenario, `512pools`
+/// included.
+struct Instances<F>(F);
+
+impl<P: BufPool + Sync, F: Fn() -> P> DynPool for Instances<F> {
+    fn bench(&self, c: &mut Criterion, name: &str) {
+        (self.0)().bench(c, name);
+        let many = Many((0..POOLS).map(|_| (self.0)()).collect());
+        let (scenario, _) = Scenario::MANY;
+        bench(c, name, Scenario::MANY, |iters| scenario.run(&many, iters));
+    }
+    fn count(&self, scenario: Scenario, iters: u64) {
+        match scenario {
+            Scenario::ManyPools => {
+                let many = Many((0..POOLS).map(|_| (self.0)()).collect());
+                scenario.run(&many, iters);
+            }
+            _ => (self.0)().count(scenario, iters),
+        }
     }
 }
 
@@ -315,7 +415,13 @@ impl<P: BufPool> DynPool for ThreadBound<P> {
     }
 }
 
-const POOLS: [&str; 4] = ["fresh", "mutex", "thread_local", "recycle"];
+const OURS: [&str; 5] = [
+    "fresh",
+    "mutex",
+    "thread_local",
+    "thread_local_words",
+    "recycle",
+];
 #[cfg(feature = "comparisons")]
 const PEERS: [&str; 6] = [
     "lockfree-object-pool",
@@ -330,19 +436,20 @@ const PEERS: [&str; 0] = [];
 
 /// The names `with_pool` knows, in benchmark order.
 fn pools() -> Vec<&'static str> {
-    POOLS.into_iter().chain(PEERS).collect()
+    OURS.into_iter().chain(PEERS).collect()
 }
 
 /// `count SCENARIO POOL ITERS`: run one scenario outside criterion (for callgrind).
 fn count(args: &[String]) {
     let [scenario, pool, iters] = args else {
         panic!(
-            "usage: count <1thread|hold8|2threads> <{}> <iters>",
+            "usage: count <1thread|hold8|2threads|512pools> <{}> <iters>",
             pools().join("|")
         );
     };
     let (scenario, _) = Scenario::ALL
         .into_iter()
+        .chain([Scenario::MANY])
         .find(|(_, label)| label == scenario)
         .unwrap_or_else(|| panic!("unknown scenario {scenario:?}"));
     let iters: u64 = iters.parse().expect("iters: a number");
