@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{Response, parse_all, parse_response};
 use demo_server::app::App;
-use demo_server::http::Error;
+use demo_server::http::RequestError;
 use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
 use demo_server::state::{Limits, Shared};
 use recycle_pool::io::{ReadBuf, WriteBuf};
@@ -36,7 +36,7 @@ fn limits() -> Limits {
 struct Outcome {
     output: Vec<u8>,
     done: bool,
-    error: Option<Error>,
+    error: Option<RequestError>,
     /// Largest amount of output pending at once.
     peak_output: usize,
     /// Input left unprocessed at the end (the event loop times a head out, or answers
@@ -331,7 +331,7 @@ fn metrics_route_speaks_the_prometheus_text_format() {
 }
 
 /// Requests refused with a status, after which the connection is done.
-fn assert_refused(req: &[u8], status: u16, expected: Error) {
+fn assert_refused(req: &[u8], status: u16, expected: RequestError) {
     let (responses, outcome) = each_way(limits(), req);
     assert_eq!(responses.len(), 1, "{}", String::from_utf8_lossy(req));
     assert_eq!(
@@ -350,19 +350,19 @@ fn errors_answer_with_their_status_and_close() {
     assert_refused(
         b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
         400,
-        Error::Malformed,
+        RequestError::Malformed,
     );
-    assert_refused(b"GET / HTTP/1.1\r\n\r\n", 400, Error::Malformed);
-    assert_refused(b"GARBAGE\r\n\r\n", 400, Error::Malformed);
+    assert_refused(b"GET / HTTP/1.1\r\n\r\n", 400, RequestError::Malformed);
+    assert_refused(b"GARBAGE\r\n\r\n", 400, RequestError::Malformed);
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
         400,
-        Error::BadFraming,
+        RequestError::BadFraming,
     );
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
         400,
-        Error::BadFraming,
+        RequestError::BadFraming,
     );
     // Review item 6, RFC 9112 §6.3 item 4: chunked not final is a 400 and close; a
     // coding before the final chunked that this server cannot decode, a 501 (§6.1).
@@ -376,17 +376,17 @@ fn errors_answer_with_their_status_and_close() {
         "chunked;q=1, chunked",
     ] {
         let req = format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {coding}\r\n\r\n");
-        assert_refused(req.as_bytes(), 400, Error::BadFraming);
+        assert_refused(req.as_bytes(), 400, RequestError::BadFraming);
     }
     for coding in ["gzip, chunked", "x;p=\"a,b\", chunked"] {
         let req = format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {coding}\r\n\r\n");
-        assert_refused(req.as_bytes(), 501, Error::UnsupportedCoding);
+        assert_refused(req.as_bytes(), 501, RequestError::UnsupportedCoding);
     }
     // RFC 9112 §2.2: a bare LF line end, anywhere in the head.
     assert_refused(
         b"GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n",
         400,
-        Error::Malformed,
+        RequestError::Malformed,
     );
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(9000));
     let shared_limits = Limits {
@@ -396,7 +396,7 @@ fn errors_answer_with_their_status_and_close() {
     let (responses, outcome) = each_way(shared_limits, long_target.as_bytes());
     assert_eq!(
         (responses[0].status, outcome.error),
-        (414, Some(Error::UriTooLong))
+        (414, Some(RequestError::UriTooLong))
     );
     // A target longer than the whole head limit: 414 before the line even ends.
     let endless = format!("GET /{}", "x".repeat(9000));
@@ -412,22 +412,22 @@ fn errors_answer_with_their_status_and_close() {
         "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "v".repeat(5000)
     );
-    assert_refused(big_head.as_bytes(), 431, Error::HeadTooLarge);
+    assert_refused(big_head.as_bytes(), 431, RequestError::HeadTooLarge);
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
     assert_refused(
         format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").as_bytes(),
         431,
-        Error::HeadTooLarge,
+        RequestError::HeadTooLarge,
     );
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n",
         413,
-        Error::BodyTooLarge,
+        RequestError::BodyTooLarge,
     );
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: the-impossible\r\n\r\n",
         417,
-        Error::ExpectationFailed,
+        RequestError::ExpectationFailed,
     );
 }
 
@@ -445,11 +445,11 @@ fn broken_chunked_body_ends_the_response_unterminated() {
         "{text}"
     );
     assert!(out.done);
-    assert_eq!(out.error, Some(Error::Malformed));
+    assert_eq!(out.error, Some(RequestError::Malformed));
 
     let over = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n";
     let out = drive(&shared, over, 1, false);
-    assert_eq!(out.error, Some(Error::BodyTooLarge));
+    assert_eq!(out.error, Some(RequestError::BodyTooLarge));
     assert!(out.done);
 }
 
@@ -665,12 +665,12 @@ fn chunk_lines_that_a_front_end_could_read_differently_end_the_connection() {
         assert_eq!(responses.len(), 1, "{body:?}: only the 200, then close");
         assert_eq!(
             (outcome.done, outcome.error),
-            (true, Some(Error::Malformed))
+            (true, Some(RequestError::Malformed))
         );
     }
     // Before any response started, the error has its status.
     let req = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n";
-    assert_refused(req, 400, Error::Malformed);
+    assert_refused(req, 400, RequestError::Malformed);
 }
 
 /// Issue 14, item 4: RFC 9112 §3.2 (and RFC 9110 §7.2's `uri-host [ ":" port ]`).
@@ -694,7 +694,7 @@ fn an_invalid_host_is_a_400() {
         "[v1]",
     ] {
         let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        assert_refused(req.as_bytes(), 400, Error::Malformed);
+        assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
     for host in [
         "",
@@ -728,7 +728,7 @@ fn a_long_target_is_414_however_the_bytes_arrive() {
     let (responses, outcome) = each_way(limits.clone(), req.as_bytes());
     assert_eq!(
         (responses[0].status, outcome.error),
-        (414, Some(Error::UriTooLong))
+        (414, Some(RequestError::UriTooLong))
     );
     // A request line that fits, in a head that does not: 431 however it arrives.
     let req = format!(
@@ -739,7 +739,7 @@ fn a_long_target_is_414_however_the_bytes_arrive() {
     let (responses, outcome) = each_way(limits, req.as_bytes());
     assert_eq!(
         (responses[0].status, outcome.error),
-        (431, Some(Error::HeadTooLarge))
+        (431, Some(RequestError::HeadTooLarge))
     );
 }
 
@@ -802,7 +802,7 @@ fn a_chunk_size_line_must_start_with_a_digit() {
             "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}",
             get("/")
         );
-        assert_refused(req.as_bytes(), 400, Error::Malformed);
+        assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
 }
 
@@ -844,7 +844,7 @@ fn empty_lines_before_a_request_are_ignored() {
     assert_refused(
         b"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         400,
-        Error::Malformed,
+        RequestError::Malformed,
     );
 }
 
@@ -898,7 +898,7 @@ fn a_target_in_a_form_its_method_may_not_use_is_a_400() {
         "GET ftp://a/ HTTP/1.1",
     ] {
         let req = format!("{line}\r\nHost: a\r\n\r\n");
-        assert_refused(req.as_bytes(), 400, Error::Malformed);
+        assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
     // Valid but unusual: answered (404: no such resource here), and kept open.
     for line in [
@@ -927,12 +927,12 @@ fn another_major_version_is_a_505() {
         b"GET / HTTP/3.0\r\n\r\n",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     ] {
-        assert_refused(req, 505, Error::VersionNotSupported);
+        assert_refused(req, 505, RequestError::VersionNotSupported);
     }
     for req in [
         &b"GET / HTTP/2\r\nHost: a\r\n\r\n"[..],
         b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
     ] {
-        assert_refused(req, 400, Error::Malformed);
+        assert_refused(req, 400, RequestError::Malformed);
     }
 }

@@ -9,7 +9,7 @@
 //!   request, never part of this one;
 //! - keep-alive, `Expect: 100-continue`, and pipelining: one exchange at a time, so
 //!   responses go out in request order;
-//! - errors: one [`Error`] per refusal, mapped to its status by [`Error::status`],
+//! - errors: one [`RequestError`] per refusal, mapped to its status by [`RequestError::status`],
 //!   answered (without a body to HEAD) and followed by a close;
 //! - response framing ([`Response`]): `Content-Length`, chunked or close-delimited,
 //!   and no body for HEAD, 204 and 304, whatever the handler writes.
@@ -37,8 +37,9 @@ use recycle_pool::status::Version;
 
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
-use super::parse::{self, Codings, Framing, Method, Request};
-use super::{Error, TCHAR};
+use super::fields::{self, HeadOverLimit};
+use super::parse::{self, Codings, Method, Request, RequestFraming};
+use super::{RequestError, TCHAR};
 use crate::state::Ctx;
 
 /// Output size past which `process` stops producing and lets the driver flush.
@@ -566,7 +567,7 @@ impl Response<'_, '_> {
 
 /// How a request body is being read.
 #[derive(Clone, Debug)]
-enum BodyReader {
+enum RequestBodyReader {
     /// This many bytes are left.
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -610,11 +611,11 @@ pub struct Conn<H> {
     scanned: usize,
     ex: Exchange,
     /// The request body still to read; `None` once read (or if there is none).
-    body: Option<BodyReader>,
+    body: Option<RequestBodyReader>,
     /// The handler took only part of the body offered: read no more until it takes it.
     stalled: bool,
     /// Whether the connection ended on an error.
-    failed: Option<Error>,
+    failed: Option<RequestError>,
     requests: u64,
 }
 
@@ -679,7 +680,7 @@ impl<H: Handler> Conn<H> {
     }
 
     /// The error that ended the connection, if one did.
-    pub fn error(&self) -> Option<Error> {
+    pub fn error(&self) -> Option<RequestError> {
         self.failed
     }
 
@@ -725,9 +726,9 @@ impl<H: Handler> Conn<H> {
     ) {
         match self.phase {
             Phase::Head if !partial => self.phase = Phase::Done,
-            Phase::Head => self.fail(Error::Malformed, output, ctx, worker),
+            Phase::Head => self.fail(RequestError::Malformed, output, ctx, worker),
             Phase::Exchange if self.body.is_some() => {
-                self.fail(Error::Malformed, output, ctx, worker)
+                self.fail(RequestError::Malformed, output, ctx, worker)
             }
             Phase::Exchange | Phase::Done => {}
         }
@@ -741,7 +742,7 @@ impl<H: Handler> Conn<H> {
         worker: &mut H::Worker,
     ) {
         if self.phase == Phase::Head {
-            self.fail(Error::Timeout, output, ctx, worker);
+            self.fail(RequestError::Timeout, output, ctx, worker);
         }
     }
 
@@ -766,7 +767,7 @@ impl<H: Handler> Conn<H> {
     /// so the client sees it incomplete rather than wrongly complete.
     fn fail(
         &mut self,
-        error: Error,
+        error: RequestError,
         output: &mut WriteBuf,
         ctx: &mut Ctx<'_>,
         worker: &mut H::Worker,
@@ -810,30 +811,16 @@ impl<H: Handler> Conn<H> {
         // client at worst reads a few bytes it did not expect before the close, where
         // a GET client denied the body its Content-Length announced would wait for it.
         self.ex.head_request = buf.starts_with(b"HEAD ");
-        let Some(end) = parse::head_end(buf, self.scanned) else {
-            self.scanned = buf.len();
-            if buf.len() > limits.max_head_bytes {
-                self.fail(
-                    parse::oversized(buf, limits.max_head_bytes),
-                    output,
-                    ctx,
-                    worker,
-                );
+        let end = match fields::find_head(buf, &mut self.scanned, limits.max_head_bytes) {
+            Ok(Some(end)) => end,
+            Ok(None) => return false,
+            Err(HeadOverLimit) => {
+                let error = parse::oversized(buf, limits.max_head_bytes);
+                self.fail(error, output, ctx, worker);
                 return true;
             }
-            return false;
         };
-        self.scanned = 0;
-        if end > limits.max_head_bytes {
-            self.fail(
-                parse::oversized(buf, limits.max_head_bytes),
-                output,
-                ctx,
-                worker,
-            );
-            return true;
-        }
-        let mut headers = parse::header_storage();
+        let mut headers = fields::field_storage();
         let parsed = parse::parse(&buf[..end], &mut headers, limits.max_body_bytes, H::CODINGS);
         let (req, len) = match parsed {
             Ok(parsed) => parsed,
@@ -860,9 +847,9 @@ impl<H: Handler> Conn<H> {
             ..Exchange::NONE
         };
         self.body = match head.framing {
-            Framing::None | Framing::Length(0) => None,
-            Framing::Length(n) => Some(BodyReader::Length(n)),
-            Framing::Chunked => Some(BodyReader::Chunked(ChunkedDecoder::new(
+            RequestFraming::None | RequestFraming::Length(0) => None,
+            RequestFraming::Length(n) => Some(RequestBodyReader::Length(n)),
+            RequestFraming::Chunked => Some(RequestBodyReader::Chunked(ChunkedDecoder::new(
                 limits.max_body_bytes,
             ))),
         };
@@ -953,13 +940,13 @@ impl<H: Handler> Conn<H> {
         // are data, and whether the body ends with it.
         let framed = match &mut self.body {
             None => return false,
-            Some(BodyReader::Length(remaining)) => {
+            Some(RequestBodyReader::Length(remaining)) => {
                 let n = buf
                     .len()
                     .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                 Ok((n, n, n as u64 == *remaining))
             }
-            Some(BodyReader::Chunked(decoder)) => decoder
+            Some(RequestBodyReader::Chunked(decoder)) => decoder
                 .decode(buf)
                 .map(|(consumed, data)| (consumed, data.len(), decoder.is_done())),
         };
@@ -986,8 +973,8 @@ impl<H: Handler> Conn<H> {
         let left = data.len() - taken;
         self.stalled = left > 0;
         match &mut self.body {
-            Some(BodyReader::Length(remaining)) => *remaining -= taken as u64,
-            Some(BodyReader::Chunked(decoder)) => decoder.unread(left),
+            Some(RequestBodyReader::Length(remaining)) => *remaining -= taken as u64,
+            Some(RequestBodyReader::Chunked(decoder)) => decoder.unread(left),
             None => unreachable!(),
         }
         input.consume(consumed - left);
