@@ -40,6 +40,8 @@
 
 mod proxy;
 mod service;
+mod socket;
+mod tick;
 mod worker;
 
 use std::io;

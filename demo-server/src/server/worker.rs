@@ -24,7 +24,7 @@
 //! [`ProxyHandler`]: crate::proxy::handler::ProxyHandler
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,13 +32,15 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use recycle_pool::Pooled;
-use recycle_pool::io::{ReadBuf, TrustedRead, WriteBuf};
+use recycle_pool::io::{ReadBuf, WriteBuf};
 use slab::Slab;
 
 use super::service::{SERVICE_TOKEN, Service};
+use super::socket::{self, Socket};
+use super::tick::Tick;
 use super::{Config, TICK};
-use crate::http::conn::Conn;
-use crate::state::{Ctx, MAX_TIMEOUT, Shared};
+use crate::http::conn::{Conn, Handler};
+use crate::state::{Ctx, Shared};
 
 /// The listener's token; client connections use their slab key, and the service's own
 /// sockets [`SERVICE_TOKEN`] plus theirs.
@@ -89,47 +91,175 @@ struct Connection<'a, H> {
     queued: bool,
 }
 
-/// A time on the worker's clock, in milliseconds since the worker started: 4 bytes in
-/// every connection where an `Instant` takes 16 (a connection holds three).
-///
-/// The count wraps after 49.7 days, so ticks are compared by their wrapping
-/// difference: [`reached`](Tick::reached) and [`since`](Tick::since) are right while the
-/// two ticks are less than 24.8 days apart. They always are: every deadline is set at
-/// most [`MAX_TIMEOUT`] (a day) ahead, and the sweep acts on a passed deadline within a
-/// [`TICK`], so no connection keeps a tick much older than its longest timeout.
-///
-/// A tick is a whole millisecond (rounded down), so a client-side timeout may fire up
-/// to a millisecond before its exact `Duration`: far below any timeout one would set.
+/// What [`Worker::drive`] does after a round of a connection's turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Tick(u32);
-
-impl Tick {
-    /// `now` on the clock that started at `epoch`.
-    fn at(epoch: Instant, now: Instant) -> Tick {
-        // Truncating to 32 bits is the wrap-around.
-        Tick(now.saturating_duration_since(epoch).as_millis() as u32)
-    }
-
-    /// `d` later (at most [`MAX_TIMEOUT`] later: longer timeouts are refused by
-    /// `Limits::check`, and clamped here for the ticks' sake).
-    fn after(self, d: Duration) -> Tick {
-        Tick(self.0.wrapping_add(d.min(MAX_TIMEOUT).as_millis() as u32))
-    }
-
-    /// Whether `deadline` is now or past.
-    fn reached(self, deadline: Tick) -> bool {
-        self.0.wrapping_sub(deadline.0) < 1 << 31
-    }
-
-    /// Time elapsed since `earlier`.
-    fn since(self, earlier: Tick) -> Duration {
-        Duration::from_millis(u64::from(self.0.wrapping_sub(earlier.0)))
-    }
+enum Flow {
+    /// Something moved: go round again, if the turn's budget allows.
+    Again,
+    /// Nothing moved: wait for the next readiness event.
+    Yield,
+    /// Close the connection now.
+    Close,
 }
 
-impl<H> Connection<'_, H> {
+/// The read or write failed for good (reset by peer and the like): close.
+struct Failed;
+
+/// The steps of a round, in order (see [`Worker::round`]).
+impl<'a, H: Handler> Connection<'a, H> {
     fn pending_output(&self) -> bool {
         self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
+    }
+
+    /// Whether the client is gone while its request waits for a response: its
+    /// connection was reset (nginx's 499). The exchange is then aborted (the proxy
+    /// closes its upstream connection) rather than answered to no one. Bytes still to
+    /// read (pipelined) are read first, as usual. A plain end of stream is not enough:
+    /// a client may shut down its sending side and still wait for the answer (RFC 9112
+    /// §9.6), and until we write, a FIN from `close` looks the same as one from
+    /// `shutdown`.
+    fn client_gone(&self) -> bool {
+        self.hup
+            && self.http.awaiting_response()
+            && !self.http.wants_input(0)
+            && socket::hung_up(&self.stream)
+    }
+
+    /// Reads, bounded: a head never past its limit (+1 to detect it), a body never
+    /// more than [`READ_HIGH_WATER`] ahead of processing. Returns whether it read
+    /// anything.
+    fn read(&mut self, shared: &'a Shared, tick: Tick) -> Result<bool, Failed> {
+        let wlen = self.wbuf.as_ref().map_or(0, |w| w.len());
+        if !self.readable || self.read_closed || !self.http.wants_input(wlen) {
+            return Ok(false);
+        }
+        let cap = if self.http.awaiting_head() {
+            shared.limits.max_head_bytes + 1
+        } else {
+            READ_HIGH_WATER
+        };
+        let rbuf = self.rbuf.get_or_insert_with(|| shared.readers.get());
+        let mut progress = false;
+        while rbuf.len() < cap {
+            match rbuf.read_from_trusted(&mut Socket(&mut self.stream)) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    self.readable = false;
+                    return Ok(progress);
+                }
+                Ok(_) => {
+                    progress = true;
+                    self.last_active = tick;
+                    if rbuf.spare_capacity() > 0 && !self.hup {
+                        // A short read: the socket is drained for now, and new data
+                        // raises a new edge. Skipping the read that would say
+                        // WouldBlock saves a syscall per request (as tokio does on the
+                        // same platforms).
+                        self.readable = false;
+                        return Ok(progress);
+                    }
+                }
+                Err(e) if socket::would_block(&e) => {
+                    self.readable = false;
+                    return Ok(progress);
+                }
+                Err(e) if socket::interrupted(&e) => {}
+                Err(_) => return Err(Failed),
+            }
+        }
+        Ok(progress) // at the cap: `readable` stays set, more may be waiting
+    }
+
+    /// Processes, if there is anything to process: buffered input, a body to generate,
+    /// or an end of input to report. Returns whether input was consumed or output
+    /// written.
+    fn process(&mut self, shared: &'a Shared, ctx: &mut Ctx<'_>, worker: &mut H::Worker) -> bool {
+        let eof_pending = self.read_closed && !self.http.is_done();
+        if self.rbuf.is_none() && !self.http.is_responding() && !eof_pending {
+            return false;
+        }
+        let mut progress = false;
+        let wbuf = self.wbuf.get_or_insert_with(|| shared.writers.get());
+        let before = wbuf.len();
+        if self.rbuf.is_some() || self.http.is_responding() {
+            // A streaming response needs no input, but `process` takes a buffer: a
+            // pooled one costs a thread-local pop and push.
+            let rbuf = self.rbuf.get_or_insert_with(|| shared.readers.get());
+            let unread = rbuf.len();
+            self.http.process(rbuf, wbuf, ctx, worker);
+            progress |= rbuf.len() != unread;
+        }
+        let partial = self.rbuf.as_ref().is_some_and(|r| !r.is_empty());
+        if self.read_closed && self.http.wants_input(wbuf.len()) && !self.http.is_done() {
+            self.http.on_eof(partial, wbuf, ctx, worker);
+        }
+        progress | (wbuf.len() != before)
+    }
+
+    /// Writes what is pending. Returns whether any of it went.
+    fn write(&mut self, tick: Tick) -> Result<bool, Failed> {
+        let Some(wbuf) = self.wbuf.as_mut() else {
+            return Ok(false);
+        };
+        let unflushed = wbuf.len();
+        match wbuf.flush_to(&mut self.stream) {
+            Ok(()) => {}
+            Err(e) if socket::would_block(&e) => {}
+            Err(_) => return Err(Failed),
+        }
+        let progress = wbuf.len() != unflushed;
+        if progress {
+            self.last_active = tick;
+        }
+        Ok(progress)
+    }
+
+    /// Bytes the connection's buffers hold (for `/stats`).
+    fn buffered(&self) -> usize {
+        self.rbuf.as_ref().map_or(0, |r| r.len()) + self.wbuf.as_ref().map_or(0, |w| w.len())
+    }
+
+    /// Gives back buffers that hold nothing: an idle connection holds none.
+    fn release_idle_buffers(&mut self) {
+        if self.wbuf.as_ref().is_some_and(|w| w.is_empty()) {
+            self.wbuf = None;
+        }
+        if self.rbuf.as_ref().is_some_and(|r| r.is_empty()) {
+            self.rbuf = None;
+        }
+    }
+
+    /// The deadline for the head being read: set when its first bytes arrive (or the
+    /// connection opens), cleared once it is read, or while idle between requests.
+    fn update_head_deadline(&mut self, tick: Tick, header_timeout: Duration) {
+        if !self.http.awaiting_head() {
+            self.head_deadline = None;
+        } else if self.rbuf.is_some() && self.head_deadline.is_none() {
+            self.head_deadline = Some(tick.after(header_timeout));
+        } else if self.rbuf.is_none() && self.http.requests() > 0 {
+            self.head_deadline = None; // idle between requests
+        }
+    }
+
+    /// Done and flushed: close, or, while the client may still be sending, shut our
+    /// write side and linger first.
+    fn finish(&mut self, tick: Tick) -> Flow {
+        if self.read_closed {
+            return Flow::Close;
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.linger_until = Some(tick.after(LINGER));
+        self.readable = true;
+        self.linger()
+    }
+
+    /// Lingering: reads and drops what the client still sends, until its EOF.
+    fn linger(&mut self) -> Flow {
+        if socket::drain(&mut self.stream) {
+            Flow::Close
+        } else {
+            Flow::Yield
+        }
     }
 }
 
@@ -222,7 +352,7 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if socket::interrupted(&e) => continue,
                 Err(e) => return Err(e),
             }
             self.shared.dates.refresh();
@@ -329,12 +459,9 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                         self.shared.close();
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
-                    ) => {}
+                Err(e) if socket::would_block(&e) => return,
+                // A connection reset before it was accepted is no reason to stop.
+                Err(e) if socket::interrupted(&e) || e.kind() == ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: back off instead of spinning on a
                     // listener that stays readable.
@@ -375,178 +502,71 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
     /// Reads, processes and writes until nothing moves, or the turn's budget is spent
     /// (then the connection waits in the ready queue for another turn).
     fn drive(&mut self, key: usize) {
-        let shared = self.shared;
-        let limits = &shared.limits;
-        // One clock read per call: the loop's iterations are microseconds apart.
+        // One clock read per call: the rounds are microseconds apart.
         let now = Instant::now();
         let tick = Tick::at(self.epoch, now);
         let mut rounds = 0;
         loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
-            if conn.linger_until.is_some() {
-                if drain_linger(conn) {
+            match self.round(key, now, tick) {
+                Flow::Again => {
+                    rounds += 1;
+                    if rounds == ROUNDS_PER_TURN {
+                        self.requeue(key);
+                        break;
+                    }
+                }
+                Flow::Yield => break,
+                Flow::Close => {
                     self.close(key);
+                    return;
                 }
-                return;
-            }
-            let mut progress = false;
-
-            // 0. A client whose connection was reset while its request waits for a
-            //    response is gone (nginx's 499): the exchange is aborted (the proxy
-            //    closes its upstream connection) rather than answered to no one. Bytes
-            //    still to read (pipelined) are read first, as usual. A plain end of
-            //    stream is not enough: a client may shut down its sending side and
-            //    still wait for the answer (RFC 9112 §9.6), and until we write, a
-            //    FIN from `close` looks the same as one from `shutdown`.
-            if conn.hup
-                && conn.http.awaiting_response()
-                && !conn.http.wants_input(0)
-                && hung_up(&conn.stream)
-            {
-                self.close(key);
-                return;
-            }
-
-            // 1. Read, bounded: a head never past its limit (+1 to detect it), a body
-            //    never more than a high-water mark ahead of processing.
-            let wlen = conn.wbuf.as_ref().map_or(0, |w| w.len());
-            if conn.readable && !conn.read_closed && conn.http.wants_input(wlen) {
-                let cap = if conn.http.awaiting_head() {
-                    limits.max_head_bytes + 1
-                } else {
-                    READ_HIGH_WATER
-                };
-                let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
-                loop {
-                    if rbuf.len() >= cap {
-                        break; // `readable` stays set: more may be waiting
-                    }
-                    match rbuf.read_from_trusted(&mut Socket(&mut conn.stream)) {
-                        Ok(0) => {
-                            conn.read_closed = true;
-                            conn.readable = false;
-                            break;
-                        }
-                        Ok(_) => {
-                            progress = true;
-                            conn.last_active = tick;
-                            if rbuf.spare_capacity() > 0 && !conn.hup {
-                                // A short read: the socket is drained for now, and new
-                                // data raises a new edge. Skipping the read that would
-                                // say WouldBlock saves a syscall per request (as tokio
-                                // does on the same platforms).
-                                conn.readable = false;
-                                break;
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            conn.readable = false;
-                            break;
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) => {
-                            self.close(key); // reset by peer and the like
-                            return;
-                        }
-                    }
-                }
-            }
-
-            // 2. Process, if there is anything to process: buffered input, a body to
-            //    generate, or an end of input to report.
-            let eof_pending = conn.read_closed && !conn.http.is_done();
-            if conn.rbuf.is_some() || conn.http.is_responding() || eof_pending {
-                let wbuf = conn.wbuf.get_or_insert_with(|| shared.writers.get());
-                let before = wbuf.len();
-                if conn.rbuf.is_some() || conn.http.is_responding() {
-                    // A streaming response needs no input, but `process` takes a
-                    // buffer: a pooled one costs a thread-local pop and push.
-                    let rbuf = conn.rbuf.get_or_insert_with(|| shared.readers.get());
-                    let unread = rbuf.len();
-                    conn.http
-                        .process(rbuf, wbuf, &mut self.ctx, S::worker(&mut self.state));
-                    progress |= rbuf.len() != unread;
-                }
-                let partial = conn.rbuf.as_ref().is_some_and(|r| !r.is_empty());
-                if conn.read_closed && conn.http.wants_input(wbuf.len()) && !conn.http.is_done() {
-                    conn.http
-                        .on_eof(partial, wbuf, &mut self.ctx, S::worker(&mut self.state));
-                }
-                progress |= wbuf.len() != before;
-            }
-
-            // 2b. The service's own I/O for this exchange (the proxy's upstream side).
-            progress |= S::pump(&mut self.state, key, conn.http.handler_mut(), now);
-
-            // 3. Write.
-            if let Some(wbuf) = conn.wbuf.as_mut() {
-                let unflushed = wbuf.len();
-                match wbuf.flush_to(&mut conn.stream) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        self.close(key); // the dirty buffer goes back and is refused
-                        return;
-                    }
-                }
-                if wbuf.len() != unflushed {
-                    progress = true;
-                    conn.last_active = tick;
-                }
-            }
-
-            // 4. Note how much the connection holds (for `/stats`), then give back
-            //    buffers that hold nothing: an idle connection holds none.
-            self.ctx.note_buffered(
-                conn.rbuf.as_ref().map_or(0, |r| r.len())
-                    + conn.wbuf.as_ref().map_or(0, |w| w.len())
-                    + S::buffered(conn.http.handler()),
-            );
-            if conn.wbuf.as_ref().is_some_and(|w| w.is_empty()) {
-                conn.wbuf = None;
-            }
-            if conn.rbuf.as_ref().is_some_and(|r| r.is_empty()) {
-                conn.rbuf = None;
-            }
-
-            // 5. Deadlines for the head being read.
-            if !conn.http.awaiting_head() {
-                conn.head_deadline = None;
-            } else if conn.rbuf.is_some() && conn.head_deadline.is_none() {
-                conn.head_deadline = Some(tick.after(limits.header_timeout));
-            } else if conn.rbuf.is_none() && conn.http.requests() > 0 {
-                conn.head_deadline = None; // idle between requests
-            }
-
-            // 6. Done: flushed, then close (or linger first).
-            if conn.http.is_done() && !conn.pending_output() {
-                if conn.read_closed {
-                    self.close(key);
-                } else {
-                    let _ = conn.stream.shutdown(Shutdown::Write);
-                    conn.linger_until = Some(tick.after(LINGER));
-                    conn.readable = true;
-                    continue;
-                }
-                return;
-            }
-            if !progress {
-                break;
-            }
-            rounds += 1;
-            if rounds == ROUNDS_PER_TURN {
-                // Work left, and the budget is spent: the others first. (Edge-triggered
-                // readiness will not report bytes already waiting: the queue must.)
-                if !conn.queued {
-                    conn.queued = true;
-                    self.ready.push_back(key);
-                }
-                break;
             }
         }
         self.update_interest(key);
+    }
+
+    /// One round of a connection's turn: read, process, the service's own I/O, write,
+    /// then the bookkeeping; says whether to go round again.
+    fn round(&mut self, key: usize, now: Instant, tick: Tick) -> Flow {
+        let shared = self.shared;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Flow::Close; // closed already: nothing to close
+        };
+        if conn.linger_until.is_some() {
+            return conn.linger();
+        }
+        if conn.client_gone() {
+            return Flow::Close;
+        }
+        let Ok(mut progress) = conn.read(shared, tick) else {
+            return Flow::Close; // reset by peer and the like
+        };
+        progress |= conn.process(shared, &mut self.ctx, S::worker(&mut self.state));
+        // The service's own I/O for this exchange (the proxy's upstream side).
+        progress |= S::pump(&mut self.state, key, conn.http.handler_mut(), now);
+        let Ok(written) = conn.write(tick) else {
+            return Flow::Close; // the dirty buffer goes back and is refused
+        };
+        progress |= written;
+        self.ctx
+            .note_buffered(conn.buffered() + S::buffered(conn.http.handler()));
+        conn.release_idle_buffers();
+        conn.update_head_deadline(tick, shared.limits.header_timeout);
+        if conn.http.is_done() && !conn.pending_output() {
+            return conn.finish(tick);
+        }
+        if progress { Flow::Again } else { Flow::Yield }
+    }
+
+    /// Work left, and the turn's budget is spent: the others first. (Edge-triggered
+    /// readiness will not report bytes already waiting: the queue must.)
+    fn requeue(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.queued {
+                conn.queued = true;
+                self.ready.push_back(key);
+            }
+        }
     }
 
     /// WRITABLE only while output is pending.
@@ -641,48 +661,6 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
     }
 }
 
-/// Whether a client whose socket reported a hang-up has gone: its connection was
-/// reset (or failed otherwise). An end of stream alone is a half-close, after which
-/// the client may still read its answer (RFC 9112 §9.6); one that closed for good
-/// is found when the answer is written.
-fn hung_up(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    match stream.peek(&mut byte) {
-        Ok(_) => false,
-        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
-    }
-}
-
-/// Reads and drops what the client still sends after our last response. Returns
-/// whether the connection can be closed now (EOF, error, or too much).
-fn drain_linger<H>(conn: &mut Connection<'_, H>) -> bool {
-    let mut scratch = [0u8; 4096];
-    for _ in 0..16 {
-        match conn.stream.read(&mut scratch) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return true,
-        }
-    }
-    true // 64 KiB after the end: stop being polite
-}
-
-/// A client socket read through [`ReadBuf::read_from_trusted`]: `recv(2)` writes only
-/// the bytes it returns, so a returned read buffer needs only those zeroed, not its
-/// whole capacity (a 4 KiB `memset` per request saved).
-struct Socket<'s>(&'s mut TcpStream);
-
-impl Read for Socket<'_> {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl TrustedRead for Socket<'_> {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,40 +701,5 @@ mod tests {
             proxy <= IDLE_CONNECTION_BUDGET,
             "proxy: {proxy} B per connection"
         );
-    }
-
-    #[test]
-    fn ticks_compare_across_the_wrap_around() {
-        let before_wrap = Tick(u32::MAX - 5);
-        let deadline = before_wrap.after(Duration::from_millis(10));
-        assert_eq!(deadline, Tick(4), "wrapped");
-        assert!(!before_wrap.reached(deadline));
-        assert!(!Tick(u32::MAX).reached(deadline));
-        assert!(!Tick(3).reached(deadline));
-        assert!(Tick(4).reached(deadline));
-        assert!(Tick(5).reached(deadline));
-        // A deadline up to 24.8 days past still counts as past.
-        assert!(Tick(deadline.0.wrapping_add((1 << 31) - 1)).reached(deadline));
-        assert_eq!(Tick(3).since(before_wrap), Duration::from_millis(9));
-        assert_eq!(Tick(3).since(Tick(3)), Duration::ZERO);
-    }
-
-    #[test]
-    fn ticks_clamp_timeouts_to_a_day() {
-        let start = Tick(7);
-        let far = start.after(Duration::from_secs(40 * 24 * 60 * 60));
-        assert_eq!(far, start.after(MAX_TIMEOUT));
-        assert!(!start.reached(far), "40 days ahead is not already past");
-    }
-
-    #[test]
-    fn ticks_count_milliseconds_from_the_epoch() {
-        let epoch = Instant::now();
-        assert_eq!(Tick::at(epoch, epoch), Tick(0));
-        assert_eq!(
-            Tick::at(epoch, epoch + Duration::from_millis(1500)),
-            Tick(1500)
-        );
-        assert_eq!(Tick::at(epoch + Duration::from_secs(1), epoch), Tick(0));
     }
 }
