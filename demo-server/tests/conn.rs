@@ -936,3 +936,50 @@ fn another_major_version_is_a_505() {
         assert_refused(req, 400, RequestError::Malformed);
     }
 }
+
+/// The connection core knows no server: what it needs comes in `Settings`, and what
+/// the driver wants to see (each head, for an access log; each answered request, for
+/// its counters) goes out through the hook and the counter the driver lends it.
+#[test]
+fn settings_lend_the_core_its_limits_hook_and_counter() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+    use demo_server::http::conn::{Dates, Settings};
+    use demo_server::http::parse::Request;
+    use recycle_pool::status::{DateCache, StatusLines};
+
+    static HEADS: AtomicUsize = AtomicUsize::new(0);
+    fn seen(req: &Request<'_>) {
+        assert_eq!(req.method_name, "GET");
+        HEADS.fetch_add(1, Relaxed);
+    }
+
+    let shared = shared(limits());
+    let (lines, dates): (StatusLines, Dates) =
+        (StatusLines::new(), DateCache::with_clock(Box::new(Frozen)));
+    let answered = AtomicU64::new(0);
+    let mut settings = Settings::new(&lines, &dates);
+    settings.max_head_bytes = 256;
+    settings.on_request = Some(seen);
+    settings.answered = Some(&answered);
+    let mut conn = Conn::new(App::new(&shared));
+    let (mut rbuf, mut wbuf) = (ReadBuf::new(), WriteBuf::new());
+    rbuf.extend_from_slice(format!("{}{}", get("/"), get("/")).as_bytes());
+    conn.process(&mut rbuf, &mut wbuf, &mut settings, &mut ());
+    assert_eq!((HEADS.load(Relaxed), answered.load(Relaxed)), (2, 2));
+    let mut output = Vec::new();
+    wbuf.flush_to(&mut output).unwrap();
+    let responses = parse_all(&output);
+    assert_eq!(responses.len(), 2);
+    assert_eq!(
+        responses[0].header("date"),
+        Some("Sun, 06 Nov 1994 08:49:37 GMT")
+    );
+
+    // Its own limit, not the server's: a head over 256 bytes is refused.
+    let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(300));
+    rbuf.extend_from_slice(long.as_bytes());
+    conn.process(&mut rbuf, &mut wbuf, &mut settings, &mut ());
+    assert_eq!(conn.error(), Some(RequestError::UriTooLong));
+    assert_eq!(answered.load(Relaxed), 2, "a refusal is not an answer");
+}

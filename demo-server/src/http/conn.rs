@@ -32,18 +32,83 @@
 //! whenever something it may wait for changed: input arrived, output drained, or the
 //! handler's own source (an upstream socket) became ready.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
 use recycle_pool::io::{ReadBuf, WriteBuf};
-use recycle_pool::status::Version;
+use recycle_pool::status::{Clock, DateCache, LineReader, StatusLines, Version};
 
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
 use super::fields::{self, HeadOverLimit};
 use super::parse::{self, Codings, Method, Request, RequestFraming};
 use super::{RequestError, TCHAR};
-use crate::state::Ctx;
 
 /// Output size past which `process` stops producing and lets the driver flush.
 pub const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// Default [`Settings::max_head_bytes`].
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Default [`Settings::max_body_bytes`].
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The `Date` values a connection writes: a [`DateCache`] on any clock (tests freeze
+/// time with their own).
+pub type Dates = DateCache<Box<dyn Clock>>;
+
+/// What a connection needs from its driver on every call, and nothing of the server
+/// behind it (no pools, no counters, no log): the limits a request is held to, whether
+/// responses must close their connection, the writers of the status line and the
+/// `Date` field, and a hook the driver may set to see each request head (an access
+/// log) and a counter it may lend. As hyper's `Conn` takes its settings through
+/// setters.
+///
+/// The driver owns one per worker thread and lends it to every call.
+pub struct Settings<'a> {
+    /// Most bytes a request head may take (431 or 414 past it).
+    pub max_head_bytes: usize,
+    /// Most bytes a request body may take (413 past it).
+    pub max_body_bytes: u64,
+    /// Set when the server shuts down: responses close their connection.
+    pub closing: bool,
+    /// The status-line writer (this thread's reader of the shared cache).
+    pub lines: LineReader<'a>,
+    /// The `Date` field's value.
+    pub dates: &'a Dates,
+    /// Called with every request head that parsed, before its handler sees it.
+    pub on_request: Option<fn(&Request<'_>)>,
+    /// Counts every request answered, as soon as its exchange completes (so a
+    /// response to the next request on the connection, in the same call, already sees
+    /// it). This thread's counter: the only writer, so a load and a store.
+    pub answered: Option<&'a AtomicU64>,
+}
+
+impl<'a> Settings<'a> {
+    /// Settings with the default limits, not closing, with no hook.
+    pub fn new(lines: &'a StatusLines, dates: &'a Dates) -> Self {
+        Self {
+            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            closing: false,
+            lines: lines.reader(),
+            dates,
+            on_request: None,
+            answered: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("max_head_bytes", &self.max_head_bytes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("closing", &self.closing)
+            .field("on_request", &self.on_request.is_some())
+            .field("answered", &self.answered)
+            .finish_non_exhaustive()
+    }
+}
 
 /// An application behind a [`Conn`]: the demo routes, the proxy.
 ///
@@ -80,10 +145,10 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// A handler that answers later, when the driver hands it what it waited for:
 ///
 /// ```
-/// use demo_server::http::conn::{BodyLen, Conn, Handler, Response};
+/// use demo_server::http::conn::{BodyLen, Conn, Dates, Handler, Response, Settings};
 /// use demo_server::http::parse::Request;
-/// use demo_server::state::{Limits, Shared};
 /// use recycle_pool::io::{ReadBuf, WriteBuf};
+/// use recycle_pool::status::{DateCache, StatusLines, SystemClock};
 ///
 /// #[derive(Default)]
 /// struct Later {
@@ -104,16 +169,16 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 ///     }
 /// }
 ///
-/// let shared = Shared::new(Limits::default(), 1, false);
-/// let mut ctx = shared.context(0);
+/// let (lines, dates): (StatusLines, Dates) = (StatusLines::new(), DateCache::with_clock(Box::new(SystemClock)));
+/// let mut settings = Settings::new(&lines, &dates);
 /// let (mut input, mut output) = (ReadBuf::new(), WriteBuf::new());
 /// let mut conn = Conn::new(Later::default());
 /// input.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// conn.process(&mut input, &mut output, &mut settings, &mut ());
 /// assert!(output.is_empty() && conn.is_responding()); // pending
 ///
 /// conn.handler_mut().upstream = Some(b"later"); // the driver's I/O, elsewhere
-/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// conn.process(&mut input, &mut output, &mut settings, &mut ());
 /// assert!(output.unflushed().ends_with(b"\r\n\r\nlater"));
 /// assert_eq!(conn.requests(), 1);
 /// ```
@@ -244,7 +309,7 @@ impl Exchange {
 pub struct Response<'a, 'c> {
     out: &'a mut WriteBuf,
     ex: &'a mut Exchange,
-    ctx: &'a mut Ctx<'c>,
+    settings: &'a mut Settings<'c>,
 }
 
 impl Response<'_, '_> {
@@ -326,11 +391,11 @@ impl Response<'_, '_> {
                 OutBody::Close
             }
         };
-        self.ex.keep_alive &= !self.ctx.closing;
+        self.ex.keep_alive &= !self.settings.closing;
 
         let out = &mut *self.out;
         if self
-            .ctx
+            .settings
             .lines
             .write_line(status, self.ex.version, out)
             .is_err()
@@ -338,7 +403,7 @@ impl Response<'_, '_> {
             unreachable!("200..=599 are valid status codes");
         }
         out.extend_from_slice(b"Date: ");
-        self.ctx.shared.dates.write_cached(out);
+        self.settings.dates.write_cached(out);
         out.extend_from_slice(b"\r\n");
         match len {
             BodyLen::Known(_) if status == 204 => {}
@@ -436,7 +501,10 @@ impl Response<'_, '_> {
         if status == 100 {
             self.ex.expect_continue = false;
         }
-        let _ = self.ctx.lines.write_line(status, Version::Http11, self.out);
+        let _ = self
+            .settings
+            .lines
+            .write_line(status, Version::Http11, self.out);
         self.ex.head_open = true;
         for (name, value) in fields {
             self.header(name, value);
@@ -588,17 +656,28 @@ enum Phase {
 /// # Examples
 ///
 /// ```
-/// use demo_server::app::App;
-/// use demo_server::http::conn::Conn;
-/// use demo_server::state::{Limits, Shared};
+/// use demo_server::http::conn::{BodyLen, Conn, Dates, Handler, Response, Settings};
+/// use demo_server::http::parse::Request;
 /// use recycle_pool::io::{ReadBuf, WriteBuf};
+/// use recycle_pool::status::{DateCache, StatusLines, SystemClock};
 ///
-/// let shared = Shared::new(Limits::default(), 1, false);
-/// let mut ctx = shared.context(0);
+/// struct Hello;
+///
+/// impl Handler for Hello {
+///     type Worker = ();
+///
+///     fn on_request(&mut self, _: &Request<'_>, res: &mut Response<'_, '_>, _: &mut ()) {
+///         res.start(200, BodyLen::Known(13));
+///         res.write_all(b"Hello, World!");
+///     }
+/// }
+///
+/// let (lines, dates): (StatusLines, Dates) = (StatusLines::new(), DateCache::with_clock(Box::new(SystemClock)));
+/// let mut settings = Settings::new(&lines, &dates);
 /// let (mut input, mut output) = (ReadBuf::new(), WriteBuf::new());
-/// let mut conn = Conn::new(App::new(&shared));
+/// let mut conn = Conn::new(Hello);
 /// input.extend_from_slice(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
-/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// conn.process(&mut input, &mut output, &mut settings, &mut ());
 /// assert!(output.unflushed().starts_with(b"HTTP/1.1 200 OK\r\n"));
 /// assert!(output.unflushed().ends_with(b"\r\n\r\nHello, World!"));
 /// assert!(!conn.is_done(), "keep-alive: ready for the next request");
@@ -696,15 +775,16 @@ impl<H: Handler> Conn<H> {
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
+        settings: &mut Settings<'_>,
         worker: &mut H::Worker,
     ) {
         loop {
             let progressed = match self.phase {
                 Phase::Head => {
-                    output.len() < WRITE_HIGH_WATER && self.read_head(input, output, ctx, worker)
+                    output.len() < WRITE_HIGH_WATER
+                        && self.read_head(input, output, settings, worker)
                 }
-                Phase::Exchange => self.exchange(input, output, ctx, worker),
+                Phase::Exchange => self.exchange(input, output, settings, worker),
                 Phase::Done => false,
             };
             if !progressed {
@@ -721,14 +801,14 @@ impl<H: Handler> Conn<H> {
         &mut self,
         partial: bool,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
+        settings: &mut Settings<'_>,
         worker: &mut H::Worker,
     ) {
         match self.phase {
             Phase::Head if !partial => self.phase = Phase::Done,
-            Phase::Head => self.fail(RequestError::Malformed, output, ctx, worker),
+            Phase::Head => self.fail(RequestError::Malformed, output, settings, worker),
             Phase::Exchange if self.body.is_some() => {
-                self.fail(RequestError::Malformed, output, ctx, worker)
+                self.fail(RequestError::Malformed, output, settings, worker)
             }
             Phase::Exchange | Phase::Done => {}
         }
@@ -738,11 +818,11 @@ impl<H: Handler> Conn<H> {
     pub fn on_header_timeout(
         &mut self,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
+        settings: &mut Settings<'_>,
         worker: &mut H::Worker,
     ) {
         if self.phase == Phase::Head {
-            self.fail(RequestError::Timeout, output, ctx, worker);
+            self.fail(RequestError::Timeout, output, settings, worker);
         }
     }
 
@@ -769,7 +849,7 @@ impl<H: Handler> Conn<H> {
         &mut self,
         error: RequestError,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
+        settings: &mut Settings<'_>,
         worker: &mut H::Worker,
     ) {
         self.failed = Some(error);
@@ -780,7 +860,7 @@ impl<H: Handler> Conn<H> {
             let mut res = Response {
                 out: output,
                 ex: &mut self.ex,
-                ctx,
+                settings,
             };
             res.status_page(error.status());
         }
@@ -791,11 +871,9 @@ impl<H: Handler> Conn<H> {
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
+        settings: &mut Settings<'_>,
         worker: &mut H::Worker,
     ) -> bool {
-        let shared = ctx.shared;
-        let limits = &shared.limits;
         // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
         // send a CRLF after a body). Consumed, they leave the connection idle rather
         // than partly read: no 400 at EOF, no 408.
@@ -811,38 +889,37 @@ impl<H: Handler> Conn<H> {
         // client at worst reads a few bytes it did not expect before the close, where
         // a GET client denied the body its Content-Length announced would wait for it.
         self.ex.head_request = buf.starts_with(b"HEAD ");
-        let end = match fields::find_head(buf, &mut self.scanned, limits.max_head_bytes) {
+        let end = match fields::find_head(buf, &mut self.scanned, settings.max_head_bytes) {
             Ok(Some(end)) => end,
             Ok(None) => return false,
             Err(HeadOverLimit) => {
-                let error = parse::oversized(buf, limits.max_head_bytes);
-                self.fail(error, output, ctx, worker);
+                let error = parse::oversized(buf, settings.max_head_bytes);
+                self.fail(error, output, settings, worker);
                 return true;
             }
         };
         let mut headers = fields::field_storage();
-        let parsed = parse::parse(&buf[..end], &mut headers, limits.max_body_bytes, H::CODINGS);
+        let parsed = parse::parse(
+            &buf[..end],
+            &mut headers,
+            settings.max_body_bytes,
+            H::CODINGS,
+        );
         let (req, len) = match parsed {
             Ok(parsed) => parsed,
             Err(error) => {
-                self.fail(error, output, ctx, worker);
+                self.fail(error, output, settings, worker);
                 return true;
             }
         };
         let head = req.head;
-        if shared.access_log {
-            log::info!(
-                target: "access",
-                "{} {} {}",
-                req.method_name,
-                String::from_utf8_lossy(req.path),
-                head.version.as_str()
-            );
+        if let Some(on_request) = settings.on_request {
+            on_request(&req);
         }
         self.ex = Exchange {
             version: head.version,
             head_request: head.method == Method::Head,
-            keep_alive: head.keep_alive && !ctx.closing,
+            keep_alive: head.keep_alive && !settings.closing,
             expect_continue: head.expect_continue,
             ..Exchange::NONE
         };
@@ -850,7 +927,7 @@ impl<H: Handler> Conn<H> {
             RequestFraming::None | RequestFraming::Length(0) => None,
             RequestFraming::Length(n) => Some(RequestBodyReader::Length(n)),
             RequestFraming::Chunked => Some(RequestBodyReader::Chunked(ChunkedDecoder::new(
-                limits.max_body_bytes,
+                settings.max_body_bytes,
             ))),
         };
         self.stalled = false;
@@ -858,7 +935,7 @@ impl<H: Handler> Conn<H> {
         let mut res = Response {
             out: output,
             ex: &mut self.ex,
-            ctx,
+            settings,
         };
         self.handler.on_request(&req, &mut res, worker);
         res.close_head();
@@ -868,7 +945,7 @@ impl<H: Handler> Conn<H> {
         }
         input.consume(len);
         // Answered at once (the common case): done without another round.
-        self.complete(ctx);
+        self.complete(settings);
         true
     }
 
@@ -877,7 +954,7 @@ impl<H: Handler> Conn<H> {
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
+        settings: &mut Settings<'_>,
         worker: &mut H::Worker,
     ) -> bool {
         let mut progress = false;
@@ -887,14 +964,14 @@ impl<H: Handler> Conn<H> {
             let mut res = Response {
                 out: output,
                 ex: &mut self.ex,
-                ctx,
+                settings,
             };
             self.handler.poll_response(&mut res, worker);
             res.close_head();
             progress |= (output.len(), self.ex.body) != before;
         }
         if self.body.is_some() && !input.is_empty() && !self.ex.aborted {
-            progress |= self.read_body(input, output, ctx, worker);
+            progress |= self.read_body(input, output, settings, worker);
             if self.phase == Phase::Done {
                 return true; // the body was broken
             }
@@ -903,20 +980,22 @@ impl<H: Handler> Conn<H> {
             self.phase = Phase::Done;
             return true;
         }
-        self.complete(ctx) || progress
+        self.complete(settings) || progress
     }
 
     /// Ends the exchange if it is complete: the response is, and the body was read; or
     /// the response is, and the connection closes anyway (nothing after the body is
     /// read, so the rest of it need not be). Returns whether it ended.
     #[inline]
-    fn complete(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    fn complete(&mut self, settings: &Settings<'_>) -> bool {
         if self.ex.body != OutBody::Complete || (self.body.is_some() && self.ex.keep_alive) {
             return false;
         }
         self.requests += 1;
-        ctx.count_request();
-        self.phase = if self.ex.keep_alive && !ctx.closing {
+        if let Some(answered) = settings.answered {
+            answered.store(answered.load(Relaxed) + 1, Relaxed);
+        }
+        self.phase = if self.ex.keep_alive && !settings.closing {
             Phase::Head
         } else {
             Phase::Done
@@ -932,7 +1011,7 @@ impl<H: Handler> Conn<H> {
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
+        settings: &mut Settings<'_>,
         worker: &mut H::Worker,
     ) -> bool {
         let buf = input.filled();
@@ -953,7 +1032,7 @@ impl<H: Handler> Conn<H> {
         let (consumed, data_len, ended) = match framed {
             Ok(framed) => framed,
             Err(error) => {
-                self.fail(error, output, ctx, worker);
+                self.fail(error, output, settings, worker);
                 return true;
             }
         };
@@ -961,7 +1040,7 @@ impl<H: Handler> Conn<H> {
         let mut res = Response {
             out: output,
             ex: &mut self.ex,
-            ctx,
+            settings,
         };
         let wanted = !res.is_complete();
         let taken = if wanted && !data.is_empty() {
