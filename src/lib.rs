@@ -67,7 +67,9 @@
 //!   writers, blocking `Read`/`Write` adapters over them, and the [`io::BufferPool`]
 //!   hook with [`io::copy`].
 //! - [`status`]: a lock-free, bounded cache of HTTP status lines
-//!   ([`status::StatusLines`]) and the per-second `Date` header ([`status::DateCache`]).
+//!   ([`status::StatusLines`]);
+//! - [`date`]: the per-second `Date` header ([`date::DateCache`], also at
+//!   `status::DateCache`).
 //!
 //! # Concurrency checking
 //!
@@ -76,6 +78,7 @@
 #![warn(missing_docs, unsafe_op_in_unsafe_fn, unreachable_pub)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+pub mod date;
 pub mod io;
 mod local;
 pub mod pool;
