@@ -147,7 +147,7 @@ impl std::fmt::Debug for App<'_> {
 }
 
 impl Handler for App<'_> {
-    type Worker = ();
+    type Local = ();
 
     fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, _: &mut ()) {
         self.pending = Pending::None;

@@ -114,7 +114,7 @@ impl std::fmt::Debug for Settings<'_> {
 ///
 /// One value per connection, owned by the [`Conn`] (so per-connection state costs no
 /// allocation); per-worker state it needs on every call (the proxy's upstream pool and
-/// registry) comes in as [`Worker`](Handler::Worker), lent by the driver.
+/// registry) comes in as [`Local`](Handler::Local), lent by the driver.
 ///
 /// # The exchange
 ///
@@ -157,7 +157,7 @@ impl std::fmt::Debug for Settings<'_> {
 /// }
 ///
 /// impl Handler for Later {
-///     type Worker = ();
+///     type Local = ();
 ///
 ///     fn on_request(&mut self, _: &Request<'_>, _: &mut Response<'_, '_>, _: &mut ()) {}
 ///
@@ -183,9 +183,9 @@ impl std::fmt::Debug for Settings<'_> {
 /// assert_eq!(conn.requests(), 1);
 /// ```
 pub trait Handler {
-    /// State shared by the connections of one worker, lent to every call (`()` if
+    /// State shared by the connections of one local, lent to every call (`()` if
     /// none).
-    type Worker: ?Sized;
+    type Local: ?Sized;
 
     /// What the connection does with a request whose `Transfer-Encoding` lists codings
     /// before its final `chunked` (`gzip, chunked`): refuse it with 501 (the default:
@@ -204,7 +204,7 @@ pub trait Handler {
         &mut self,
         req: &Request<'_>,
         res: &mut Response<'_, '_>,
-        worker: &mut Self::Worker,
+        local: &mut Self::Local,
     );
 
     /// A piece of the request body (decoded: no chunk framing). Returns how many of
@@ -215,23 +215,23 @@ pub trait Handler {
         &mut self,
         data: &[u8],
         res: &mut Response<'_, '_>,
-        worker: &mut Self::Worker,
+        local: &mut Self::Local,
     ) -> usize {
-        let _ = (res, worker);
+        let _ = (res, local);
         data.len()
     }
 
     /// The request body ended: its last piece was taken (called only for requests
     /// with a body, and only while the response is not complete).
-    fn on_body_end(&mut self, res: &mut Response<'_, '_>, worker: &mut Self::Worker) {
-        let _ = (res, worker);
+    fn on_body_end(&mut self, res: &mut Response<'_, '_>, local: &mut Self::Local) {
+        let _ = (res, local);
     }
 
     /// The response may progress: write what is ready, as far as
     /// [`Response::room`] allows. Called on every [`Conn::process`] while the
     /// response is not complete, until a call writes nothing.
-    fn poll_response(&mut self, res: &mut Response<'_, '_>, worker: &mut Self::Worker) {
-        let _ = (res, worker);
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, local: &mut Self::Local) {
+        let _ = (res, local);
     }
 
     /// The exchange ended before its response was complete (a broken or truncated
@@ -239,8 +239,8 @@ pub trait Handler {
     /// drop what is held for it (the proxy closes its upstream connection rather than
     /// pooling it). Not called for a response the handler cut off itself
     /// ([`Response::abort`]), nor once the response is complete.
-    fn on_abort(&mut self, worker: &mut Self::Worker) {
-        let _ = worker;
+    fn on_abort(&mut self, local: &mut Self::Local) {
+        let _ = local;
     }
 }
 
@@ -664,7 +664,7 @@ enum Phase {
 /// struct Hello;
 ///
 /// impl Handler for Hello {
-///     type Worker = ();
+///     type Local = ();
 ///
 ///     fn on_request(&mut self, _: &Request<'_>, res: &mut Response<'_, '_>, _: &mut ()) {
 ///         res.start(200, BodyLen::Known(13));
@@ -776,15 +776,15 @@ impl<H: Handler> Conn<H> {
         input: &mut ReadBuf,
         output: &mut WriteBuf,
         settings: &mut Settings<'_>,
-        worker: &mut H::Worker,
+        local: &mut H::Local,
     ) {
         loop {
             let progressed = match self.phase {
                 Phase::Head => {
                     output.len() < WRITE_HIGH_WATER
-                        && self.read_head(input, output, settings, worker)
+                        && self.read_head(input, output, settings, local)
                 }
-                Phase::Exchange => self.exchange(input, output, settings, worker),
+                Phase::Exchange => self.exchange(input, output, settings, local),
                 Phase::Done => false,
             };
             if !progressed {
@@ -802,13 +802,13 @@ impl<H: Handler> Conn<H> {
         partial: bool,
         output: &mut WriteBuf,
         settings: &mut Settings<'_>,
-        worker: &mut H::Worker,
+        local: &mut H::Local,
     ) {
         match self.phase {
             Phase::Head if !partial => self.phase = Phase::Done,
-            Phase::Head => self.fail(RequestError::Malformed, output, settings, worker),
+            Phase::Head => self.fail(RequestError::Malformed, output, settings, local),
             Phase::Exchange if self.body.is_some() => {
-                self.fail(RequestError::Malformed, output, settings, worker)
+                self.fail(RequestError::Malformed, output, settings, local)
             }
             Phase::Exchange | Phase::Done => {}
         }
@@ -819,26 +819,26 @@ impl<H: Handler> Conn<H> {
         &mut self,
         output: &mut WriteBuf,
         settings: &mut Settings<'_>,
-        worker: &mut H::Worker,
+        local: &mut H::Local,
     ) {
         if self.phase == Phase::Head {
-            self.fail(RequestError::Timeout, output, settings, worker);
+            self.fail(RequestError::Timeout, output, settings, local);
         }
     }
 
     /// The driver drops the connection (an I/O error, a timeout): the handler drops
     /// what it holds for an exchange in progress ([`Handler::on_abort`]).
-    pub fn abort(&mut self, worker: &mut H::Worker) {
-        self.abort_handler(worker);
+    pub fn abort(&mut self, local: &mut H::Local) {
+        self.abort_handler(local);
         self.phase = Phase::Done;
     }
 
     /// Tells the handler its exchange ended early, if it is still part of it: its
     /// response is not complete. Once it is, the rest of the request body is the
     /// connection's alone to read and drop.
-    fn abort_handler(&mut self, worker: &mut H::Worker) {
+    fn abort_handler(&mut self, local: &mut H::Local) {
         if self.phase == Phase::Exchange && self.ex.body != OutBody::Complete {
-            self.handler.on_abort(worker);
+            self.handler.on_abort(local);
         }
     }
 
@@ -850,12 +850,12 @@ impl<H: Handler> Conn<H> {
         error: RequestError,
         output: &mut WriteBuf,
         settings: &mut Settings<'_>,
-        worker: &mut H::Worker,
+        local: &mut H::Local,
     ) {
         self.failed = Some(error);
         self.ex.keep_alive = false;
         self.ex.expect_continue = false;
-        self.abort_handler(worker);
+        self.abort_handler(local);
         if self.ex.body == OutBody::NotStarted {
             let mut res = Response {
                 out: output,
@@ -872,7 +872,7 @@ impl<H: Handler> Conn<H> {
         input: &mut ReadBuf,
         output: &mut WriteBuf,
         settings: &mut Settings<'_>,
-        worker: &mut H::Worker,
+        local: &mut H::Local,
     ) -> bool {
         // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
         // send a CRLF after a body). Consumed, they leave the connection idle rather
@@ -894,7 +894,7 @@ impl<H: Handler> Conn<H> {
             Ok(None) => return false,
             Err(HeadOverLimit) => {
                 let error = parse::oversized(buf, settings.max_head_bytes);
-                self.fail(error, output, settings, worker);
+                self.fail(error, output, settings, local);
                 return true;
             }
         };
@@ -908,7 +908,7 @@ impl<H: Handler> Conn<H> {
         let (req, len) = match parsed {
             Ok(parsed) => parsed,
             Err(error) => {
-                self.fail(error, output, settings, worker);
+                self.fail(error, output, settings, local);
                 return true;
             }
         };
@@ -937,7 +937,7 @@ impl<H: Handler> Conn<H> {
             ex: &mut self.ex,
             settings,
         };
-        self.handler.on_request(&req, &mut res, worker);
+        self.handler.on_request(&req, &mut res, local);
         res.close_head();
         if res.ex.expect_continue {
             // The handler wants the body (or has not decided): ask for it.
@@ -955,7 +955,7 @@ impl<H: Handler> Conn<H> {
         input: &mut ReadBuf,
         output: &mut WriteBuf,
         settings: &mut Settings<'_>,
-        worker: &mut H::Worker,
+        local: &mut H::Local,
     ) -> bool {
         let mut progress = false;
         if self.ex.body != OutBody::Complete && output.len() < WRITE_HIGH_WATER && !self.ex.aborted
@@ -966,12 +966,12 @@ impl<H: Handler> Conn<H> {
                 ex: &mut self.ex,
                 settings,
             };
-            self.handler.poll_response(&mut res, worker);
+            self.handler.poll_response(&mut res, local);
             res.close_head();
             progress |= (output.len(), self.ex.body) != before;
         }
         if self.body.is_some() && !input.is_empty() && !self.ex.aborted {
-            progress |= self.read_body(input, output, settings, worker);
+            progress |= self.read_body(input, output, settings, local);
             if self.phase == Phase::Done {
                 return true; // the body was broken
             }
@@ -1012,7 +1012,7 @@ impl<H: Handler> Conn<H> {
         input: &mut ReadBuf,
         output: &mut WriteBuf,
         settings: &mut Settings<'_>,
-        worker: &mut H::Worker,
+        local: &mut H::Local,
     ) -> bool {
         let buf = input.filled();
         // The framing: how many bytes this run takes, how many of them (at its end)
@@ -1032,7 +1032,7 @@ impl<H: Handler> Conn<H> {
         let (consumed, data_len, ended) = match framed {
             Ok(framed) => framed,
             Err(error) => {
-                self.fail(error, output, settings, worker);
+                self.fail(error, output, settings, local);
                 return true;
             }
         };
@@ -1044,7 +1044,7 @@ impl<H: Handler> Conn<H> {
         };
         let wanted = !res.is_complete();
         let taken = if wanted && !data.is_empty() {
-            self.handler.on_body(data, &mut res, worker).min(data.len())
+            self.handler.on_body(data, &mut res, local).min(data.len())
         } else {
             data.len()
         };
@@ -1060,7 +1060,7 @@ impl<H: Handler> Conn<H> {
         if ended && left == 0 {
             self.body = None;
             if wanted && !res.is_complete() {
-                self.handler.on_body_end(&mut res, worker);
+                self.handler.on_body_end(&mut res, local);
                 res.close_head();
             }
             return true;

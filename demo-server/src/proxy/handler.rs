@@ -1409,7 +1409,7 @@ impl ProxyHandler {
 }
 
 impl Handler for ProxyHandler {
-    type Worker = ProxyWorker;
+    type Local = ProxyWorker;
 
     /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
     /// need not understand them.

@@ -1,4 +1,5 @@
-//! One worker: a mio `Poll`, a listener, and a `Slab` of connections.
+//! The event loop of one worker thread: a mio `Poll`, a listener, and a `Slab` of
+//! connections.
 //!
 //! # Fairness
 //!
@@ -91,7 +92,7 @@ struct Connection<'a, H> {
     queued: bool,
 }
 
-/// What [`Worker::drive`] does after a round of a connection's turn.
+/// What [`EventLoop::drive`] does after a round of a connection's turn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flow {
     /// Something moved: go round again, if the turn's budget allows.
@@ -105,7 +106,7 @@ enum Flow {
 /// The read or write failed for good (reset by peer and the like): close.
 struct Failed;
 
-/// The steps of a round, in order (see [`Worker::round`]).
+/// The steps of a round, in order (see [`EventLoop::round`]).
 impl<'a, H: Handler> Connection<'a, H> {
     fn pending_output(&self) -> bool {
         self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
@@ -173,7 +174,7 @@ impl<'a, H: Handler> Connection<'a, H> {
     /// Processes, if there is anything to process: buffered input, a body to generate,
     /// or an end of input to report. Returns whether input was consumed or output
     /// written.
-    fn process(&mut self, shared: &'a Shared, ctx: &mut Ctx<'_>, worker: &mut H::Worker) -> bool {
+    fn process(&mut self, shared: &'a Shared, ctx: &mut Ctx<'_>, local: &mut H::Local) -> bool {
         let eof_pending = self.read_closed && !self.http.is_done();
         if self.rbuf.is_none() && !self.http.is_responding() && !eof_pending {
             return false;
@@ -186,12 +187,12 @@ impl<'a, H: Handler> Connection<'a, H> {
             // pooled one costs a thread-local pop and push.
             let rbuf = self.rbuf.get_or_insert_with(|| shared.readers.get());
             let unread = rbuf.len();
-            self.http.process(rbuf, wbuf, ctx, worker);
+            self.http.process(rbuf, wbuf, ctx, local);
             progress |= rbuf.len() != unread;
         }
         let partial = self.rbuf.as_ref().is_some_and(|r| !r.is_empty());
         if self.read_closed && self.http.wants_input(wbuf.len()) && !self.http.is_done() {
-            self.http.on_eof(partial, wbuf, ctx, worker);
+            self.http.on_eof(partial, wbuf, ctx, local);
         }
         progress | (wbuf.len() != before)
     }
@@ -263,12 +264,12 @@ impl<'a, H: Handler> Connection<'a, H> {
     }
 }
 
-pub(super) struct Worker<'a, S: Service<'a>> {
+pub(super) struct EventLoop<'a, S: Service<'a>> {
     listener: Option<TcpListener>,
     poll: Poll,
     conns: Slab<Connection<'a, S::Handler>>,
     service: S,
-    /// The service's per-worker state (the handlers' `Worker`, its own sockets).
+    /// The service's per-worker state (the handlers' `Local` state, its own sockets).
     state: S::State,
     shared: &'a Shared,
     ctx: Ctx<'a>,
@@ -297,7 +298,7 @@ enum Expiry {
     Service,
 }
 
-impl<'a, S: Service<'a>> Worker<'a, S> {
+impl<'a, S: Service<'a>> EventLoop<'a, S> {
     pub(super) fn new(
         index: usize,
         mut listener: TcpListener,
@@ -541,7 +542,7 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
         let Ok(mut progress) = conn.read(shared, tick) else {
             return Flow::Close; // reset by peer and the like
         };
-        progress |= conn.process(shared, &mut self.ctx, S::worker(&mut self.state));
+        progress |= conn.process(shared, &mut self.ctx, S::local(&mut self.state));
         // The service's own I/O for this exchange (the proxy's upstream side).
         progress |= S::pump(&mut self.state, key, conn.http.handler_mut(), now);
         let Ok(written) = conn.write(tick) else {
@@ -596,7 +597,7 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
-            conn.http.abort(S::worker(&mut self.state));
+            conn.http.abort(S::local(&mut self.state));
             S::pump(
                 &mut self.state,
                 key,
@@ -648,7 +649,7 @@ impl<'a, S: Service<'a>> Worker<'a, S> {
                     let conn = &mut self.conns[key];
                     let wbuf = conn.wbuf.get_or_insert_with(|| self.shared.writers.get());
                     conn.http
-                        .on_header_timeout(wbuf, &mut self.ctx, S::worker(&mut self.state));
+                        .on_header_timeout(wbuf, &mut self.ctx, S::local(&mut self.state));
                     self.drive(key);
                 }
                 Expiry::Service => {
