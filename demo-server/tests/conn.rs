@@ -364,10 +364,10 @@ fn errors_answer_with_their_status_and_close() {
         400,
         RequestError::BadFraming,
     );
-    // Review item 6, RFC 9112 §6.3 item 4: chunked not final is a 400 and close; a
-    // coding before the final chunked that this server cannot decode, a 501 (§6.1).
-    // Proxy review item 1: no split inside a quoted-string (RFC 9110 §5.6.4), so an
-    // unterminated one leaves no final chunked.
+    // RFC 9112 §6.3 item 4: chunked not final is a 400 and close; a coding before
+    // the final chunked that this server cannot decode, a 501 (§6.1). No split inside
+    // a quoted-string (RFC 9110 §5.6.4), so an unterminated one leaves no final
+    // chunked.
     for coding in [
         "gzip",
         "identity",
@@ -543,7 +543,7 @@ fn echo_never_holds_the_whole_body() {
     assert_eq!(parse_all(&out.output)[0].body, body);
 }
 
-// === issue 14 ===
+// === bodies, chunk framing, Host, oversized heads and HEAD, byte by byte ===
 
 /// Parses `bytes` as the responses to requests whose methods were `heads` (true for
 /// HEAD: no body follows, whatever the head says); panics on anything left over.
@@ -623,7 +623,8 @@ fn a_body_is_never_read_as_a_request_whatever_the_route_and_method() {
     }
 }
 
-/// Issue 14, item 1, byte for byte: the body of a streamed GET.
+/// Byte for byte: the body of a streamed GET is read and dropped, never answered as
+/// the next request.
 #[test]
 fn the_body_of_a_streamed_get_is_dropped() {
     let req = b"GET /bytes/3 HTTP/1.1\r\nHost: a\r\nContent-Length: 36\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -642,7 +643,7 @@ fn the_body_of_a_streamed_get_is_dropped() {
     assert!(!outcome.done);
 }
 
-/// Issue 14, items 2 and 7, through the connection: a chunk-size line with anything
+/// Through the connection: a chunk-size line with anything
 /// but `[ chunk-ext ]` after its digits, or a trailer that is not a field line, is a 400
 /// (or, once the response started, the end of it) and the end of the connection;
 /// nothing after it is answered.
@@ -673,7 +674,7 @@ fn chunk_lines_that_a_front_end_could_read_differently_end_the_connection() {
     assert_refused(req, 400, RequestError::Malformed);
 }
 
-/// Issue 14, item 4: RFC 9112 §3.2 (and RFC 9110 §7.2's `uri-host [ ":" port ]`).
+/// RFC 9112 §3.2 (and RFC 9110 §7.2's `uri-host [ ":" port ]`).
 #[test]
 fn an_invalid_host_is_a_400() {
     for host in [
@@ -686,7 +687,7 @@ fn an_invalid_host_is_a_400() {
         "a:b",
         "a:1:2",
         "a%zz",
-        // Review item 7: IP-literals are IPv6 addresses or IPvFuture (RFC 3986 §3.2.2).
+        // IP-literals are IPv6 addresses or IPvFuture (RFC 3986 §3.2.2).
         "[zzz]",
         "[::1%eth0]",
         "[:::::]:",
@@ -715,7 +716,7 @@ fn an_invalid_host_is_a_400() {
     }
 }
 
-/// Issue 14, item 5: 414 or 431 is decided from the request line, not from how much of
+/// 414 or 431 is decided from the request line, not from how much of
 /// the head one read happened to bring.
 #[test]
 fn a_long_target_is_414_however_the_bytes_arrive() {
@@ -743,7 +744,7 @@ fn a_long_target_is_414_however_the_bytes_arrive() {
     );
 }
 
-/// Issue 14, item 6: RFC 9110 §9.3.2, a response to HEAD has no content, errors
+/// RFC 9110 §9.3.2: a response to HEAD has no content, errors
 /// included (the head is that of the GET's response).
 #[test]
 fn errors_to_head_requests_have_no_body() {
@@ -751,7 +752,7 @@ fn errors_to_head_requests_have_no_body() {
         &b"HEAD / HTTP/1.1\r\n\r\n"[..],
         b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"HEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
-        // Review item 5: after empty lines (RFC 9112 §2.2), still a HEAD.
+        // After empty lines (RFC 9112 §2.2), still a HEAD.
         b"\r\nHEAD / HTTP/1.1\r\n\r\n",
         b"\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
         b"\nHEAD / HTTP/2.0\r\nHost: a\r\n\r\n",
@@ -785,7 +786,7 @@ fn status_route_is_limited_to_200_through_599() {
     }
 }
 
-/// Review item 2, through the connection: RFC 9112 §7.1, `chunk-size = 1*HEXDIG` starts
+/// Through the connection: RFC 9112 §7.1, `chunk-size = 1*HEXDIG` starts
 /// the line. An empty size line read as the last chunk would end the body at once and
 /// answer the bytes after it as a request; a sign or whitespace skipped before the
 /// digits would frame the body as a front end reading `-5` as an error would not.
@@ -806,7 +807,7 @@ fn a_chunk_size_line_must_start_with_a_digit() {
     }
 }
 
-/// Review item 3: RFC 9112 §2.2, a server SHOULD ignore at least one empty line (CRLF)
+/// RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF)
 /// received before the request-line (some clients send one after a body). Ignored
 /// whatever their number, bare LF included (§2.2 allows it as a line terminator), and
 /// consumed: a stray CRLF leaves the connection idle, not partly read, so the event
@@ -848,7 +849,7 @@ fn empty_lines_before_a_request_are_ignored() {
     );
 }
 
-/// Review item 5: a HEAD pipelined after a body and a stray CRLF gets its error
+/// A HEAD pipelined after a body and a stray CRLF gets its error
 /// without content (RFC 9110 §9.3.2), fed whole, in 7-byte pieces and byte by byte.
 /// Until the method is complete the request is not known to be a HEAD: a head timed
 /// out at `HEA` is answered as to a GET, with its body, then the close.

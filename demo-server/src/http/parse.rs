@@ -562,7 +562,7 @@ mod tests {
             "Transfer-Encoding: chunked;q=1",
             "Transfer-Encoding: ",
             "Content-Length: 1\r\nTransfer-Encoding: gzip, chunked",
-            // Review item 1: RFC 9110 §5.6.4, a comma in a quoted-string splits
+            // RFC 9110 §5.6.4: a comma in a quoted-string splits
             // nothing. Unterminated, the quoted-string runs to the end of the value:
             // no final chunked (a reader splitting at every comma would see one).
             "Transfer-Encoding: x;p=\"a, chunked",
@@ -784,7 +784,7 @@ mod tests {
             "a\\b",
             "a[b",
             "\u{80}",
-            // Review item 7: IP-literals outside RFC 3986 §3.2.2 (and RFC 6874 §2).
+            // IP-literals outside RFC 3986 §3.2.2 (and RFC 6874 §2).
             "[zzz]",
             "[::1%eth0]",
             "[:::::]:",

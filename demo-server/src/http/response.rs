@@ -585,7 +585,7 @@ mod tests {
             "Transfer-Encoding: chunked, gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
-            // Review item 1: a list read two ways (RFC 9110 §5.6.1, §5.6.4): an
+            // A list read two ways (RFC 9110 §5.6.1, §5.6.4): an
             // unterminated quoted-string, where a reader that splits at every comma
             // sees a final chunked; codings outside the grammar (RFC 9112 §7).
             "Transfer-Encoding: x;p=\"a, chunked",
