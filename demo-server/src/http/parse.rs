@@ -510,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn framing_rules() {
+    fn a_length_or_chunked_frames_the_body() {
         let h = parse_all("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").unwrap();
         assert_eq!(h.framing, RequestFraming::Length(5));
         // RFC 9112 §6.3 rule 5: a repeated identical length is one length, but the
@@ -542,6 +542,10 @@ mod tests {
         let h =
             parse_all("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
         assert_eq!(h.framing, RequestFraming::Chunked);
+    }
+
+    #[test]
+    fn framing_read_two_ways_or_not_at_all_is_a_400() {
         for bad in [
             "Content-Length: 5\r\nContent-Length: 6",
             "Content-Length: 5, 6",
@@ -588,6 +592,10 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn codings_before_chunked_are_a_501_or_forwarded() {
         // §6.1: codings before a final chunked are valid. A server that cannot decode
         // them answers 501; a proxy forwards them.
         for coded in [
@@ -612,6 +620,10 @@ mod tests {
                 "{coded}"
             );
         }
+    }
+
+    #[test]
+    fn transfer_encoding_in_http_1_0_is_a_400() {
         // §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, coded or not.
         for te in ["chunked", "gzip, chunked", "gzip"] {
             let req = format!("POST / HTTP/1.0\r\nTransfer-Encoding: {te}\r\n\r\n");
@@ -680,7 +692,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_and_other_errors() {
+    fn a_body_target_or_head_over_its_limit_is_refused() {
         let req = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n";
         assert_eq!(parse_all(req), Err(RequestError::BodyTooLarge));
         let long = format!(
@@ -691,6 +703,10 @@ mod tests {
         let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
         let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
         assert_eq!(parse_all(&req), Err(RequestError::HeadTooLarge));
+    }
+
+    #[test]
+    fn a_1_1_request_has_exactly_one_host() {
         assert_eq!(
             parse_all("GET / HTTP/1.1\r\n\r\n"),
             Err(RequestError::Malformed),
@@ -700,6 +716,10 @@ mod tests {
             parse_all("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
             Err(RequestError::Malformed)
         );
+    }
+
+    #[test]
+    fn another_major_version_is_a_505_an_ill_formed_one_a_400() {
         // RFC 9110 §15.6.6: a major version other than 1 is a 505; an ill-formed
         // version (RFC 9112 §2.3) a 400.
         for (line, error) in [
@@ -716,6 +736,10 @@ mod tests {
             let req = format!("\r\n{line}\r\nHost: a\r\n\r\n");
             assert_eq!(parse_all(&req), Err(error), "{line}");
         }
+    }
+
+    #[test]
+    fn obs_fold_and_a_bad_method_are_a_400() {
         assert_eq!(
             parse_all("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"),
             Err(RequestError::Malformed)
@@ -724,6 +748,10 @@ mod tests {
             parse_all("G@T / HTTP/1.1\r\nHost: a\r\n\r\n"),
             Err(RequestError::Malformed)
         );
+    }
+
+    #[test]
+    fn only_100_continue_is_an_expectation_met() {
         let req = "POST / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n";
         assert_eq!(parse_all(req), Err(RequestError::ExpectationFailed));
         let req = "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n";
@@ -731,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn host_values() {
+    fn every_valid_host_shape_is_taken() {
         // RFC 9110 §7.2, RFC 3986 §3.2.2: every path of `valid_host` (plain, with a
         // port, percent-encoded, IP-literal).
         for ok in [
@@ -763,6 +791,10 @@ mod tests {
         ] {
             assert!(valid_host(ok.as_bytes()), "{ok:?}");
         }
+    }
+
+    #[test]
+    fn a_host_outside_the_grammar_is_refused() {
         for bad in [
             "a b",
             "a/b",
@@ -843,7 +875,7 @@ mod tests {
     }
 
     #[test]
-    fn target_forms() {
+    fn each_target_form_is_for_its_methods() {
         // RFC 9112 §3.2: each form, with the methods that may use it.
         for (method, target) in [
             ("GET", "/"),
@@ -888,7 +920,7 @@ mod tests {
     }
 
     #[test]
-    fn targets() {
+    fn the_path_drops_the_authority_and_query() {
         assert_eq!(path_of(b"/echo?x=1"), b"/echo");
         assert_eq!(path_of(b"http://example.com/bytes/5?q"), b"/bytes/5");
         assert_eq!(path_of(b"HTTP://example.com"), b"/");

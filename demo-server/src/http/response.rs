@@ -654,7 +654,7 @@ mod tests {
     }
 
     #[test]
-    fn limits() {
+    fn more_than_max_headers_fields_is_too_large() {
         let fields_line =
             |n: usize| -> String { (0..n).map(|i| format!("X-{i}: v\r\n")).collect() };
         let at_limit = format!("HTTP/1.1 200 OK\r\n{}\r\n", fields_line(MAX_HEADERS));
@@ -667,7 +667,10 @@ mod tests {
         );
         let over = format!("HTTP/1.1 200 OK\r\n{}", fields_line(MAX_HEADERS + 1));
         assert_eq!(head(&over), Err(ResponseError::HeadTooLarge));
+    }
 
+    #[test]
+    fn a_head_past_the_byte_limit_is_too_large_even_unfinished() {
         // The byte limit: a head of exactly the limit passes, one byte more does not,
         // and an unfinished head is refused as soon as it passes the limit.
         let base = "HTTP/1.1 200 OK\r\nX: \r\n\r\n";
