@@ -41,7 +41,7 @@ use recycle_pool::status::{Clock, DateCache, LineReader, StatusLines, Version};
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
 use super::fields::{self, HeadOverLimit};
-use super::parse::{self, Codings, Method, Request, RequestFraming};
+use super::parse::{self, Codings, Method, Request, RequestFraming, RequestHead};
 use super::{RequestError, TCHAR};
 
 /// Output size past which `process` stops producing and lets the driver flush.
@@ -867,6 +867,28 @@ impl<H: Handler> Conn<H> {
         self.phase = Phase::Done;
     }
 
+    /// A head was read: the exchange starts, with the body its framing says.
+    // One call site, on every request: inlined, as when it was written there.
+    #[inline(always)]
+    fn begin_exchange(&mut self, head: &RequestHead, settings: &Settings<'_>) {
+        self.ex = Exchange {
+            version: head.version,
+            head_request: head.method == Method::Head,
+            keep_alive: head.keep_alive && !settings.closing,
+            expect_continue: head.expect_continue,
+            ..Exchange::NONE
+        };
+        self.body = match head.framing {
+            RequestFraming::None | RequestFraming::Length(0) => None,
+            RequestFraming::Length(n) => Some(RequestBodyReader::Length(n)),
+            RequestFraming::Chunked => Some(RequestBodyReader::Chunked(ChunkedDecoder::new(
+                settings.max_body_bytes,
+            ))),
+        };
+        self.stalled = false;
+        self.phase = Phase::Exchange;
+    }
+
     fn read_head(
         &mut self,
         input: &mut ReadBuf,
@@ -916,22 +938,7 @@ impl<H: Handler> Conn<H> {
         if let Some(on_request) = settings.on_request {
             on_request(&req);
         }
-        self.ex = Exchange {
-            version: head.version,
-            head_request: head.method == Method::Head,
-            keep_alive: head.keep_alive && !settings.closing,
-            expect_continue: head.expect_continue,
-            ..Exchange::NONE
-        };
-        self.body = match head.framing {
-            RequestFraming::None | RequestFraming::Length(0) => None,
-            RequestFraming::Length(n) => Some(RequestBodyReader::Length(n)),
-            RequestFraming::Chunked => Some(RequestBodyReader::Chunked(ChunkedDecoder::new(
-                settings.max_body_bytes,
-            ))),
-        };
-        self.stalled = false;
-        self.phase = Phase::Exchange;
+        self.begin_exchange(&head, settings);
         let mut res = Response {
             out: output,
             ex: &mut self.ex,

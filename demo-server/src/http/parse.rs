@@ -176,10 +176,43 @@ pub fn parse<'b>(
         _ => Method::Other,
     };
 
+    let (framing_fields, expect_continue) = read_fields(headers, version)?;
+    let framing = request_framing(&framing_fields, version, max_body, codings)?;
+    // A sender that repeats its `Content-Length` (with the same value: RFC 9110 §8.6
+    // makes it one value) is suspect: answered, then closed.
+    let suspect = framing_fields.repeated_length();
+    let keep_alive = !suspect && framing_fields.persistent(version);
+    let request = Request {
+        head: RequestHead {
+            method,
+            version,
+            keep_alive,
+            framing,
+            expect_continue: expect_continue && framing.has_body(),
+            suspect,
+        },
+        method_name,
+        target,
+        path: path_of(target.as_bytes()),
+        headers,
+    };
+    Ok((request, len))
+}
+
+/// Reads the fields: those that frame the message through [`FramingFields`], and the
+/// request's own, `Host` (exactly one on a 1.1 request, none invalid, never two: RFC
+/// 9112 §3.2) and `Expect` (only `100-continue`, on 1.1). Returns the framing fields
+/// and whether the client expects a 100.
+// One call site, on every request: inlined, as when it was written there.
+#[inline(always)]
+fn read_fields(
+    headers: &[httparse::Header<'_>],
+    version: Version,
+) -> Result<(FramingFields, bool), RequestError> {
     let mut framing_fields = FramingFields::default();
     let mut hosts = 0;
     let mut expect_continue = false;
-    for header in headers.iter() {
+    for header in headers {
         let name = header.name;
         let value = header.value;
         if framing_fields.add(name, value)? {
@@ -201,12 +234,25 @@ pub fn parse<'b>(
             }
         }
     }
-
     // RFC 9112 §3.2: a 1.1 request has exactly one Host; no request has two.
     if hosts > 1 || (version == Version::Http11 && hosts == 0) {
         return Err(RequestError::Malformed);
     }
-    let framing = match framing_fields.delimiter(version)? {
+    Ok((framing_fields, expect_continue))
+}
+
+/// The request's framing, from what its fields say ([`FramingFields::delimiter`]) and
+/// the rules only a request has: it cannot be close-delimited, its body has a limit,
+/// and a server may refuse codings it cannot decode.
+// One call site, on every request: inlined, as when it was written there.
+#[inline(always)]
+fn request_framing(
+    framing_fields: &FramingFields,
+    version: Version,
+    max_body: u64,
+    codings: Codings,
+) -> Result<RequestFraming, RequestError> {
+    Ok(match framing_fields.delimiter(version)? {
         // §6.3 rule 4: a request whose final coding is not chunked cannot be
         // delimited (400).
         Delimiter::Unchunked => return Err(RequestError::BadFraming),
@@ -219,26 +265,7 @@ pub fn parse<'b>(
         Delimiter::Length(n) if n > max_body => return Err(RequestError::BodyTooLarge),
         Delimiter::Length(n) => RequestFraming::Length(n),
         Delimiter::Absent => RequestFraming::None,
-    };
-    // A sender that repeats its `Content-Length` (with the same value: RFC 9110 §8.6
-    // makes it one value) is suspect: answered, then closed.
-    let suspect = framing_fields.repeated_length();
-    let keep_alive = !suspect && framing_fields.persistent(version);
-    let request = Request {
-        head: RequestHead {
-            method,
-            version,
-            keep_alive,
-            framing,
-            expect_continue: expect_continue && framing.has_body(),
-            suspect,
-        },
-        method_name,
-        target,
-        path: path_of(target.as_bytes()),
-        headers,
-    };
-    Ok((request, len))
+    })
 }
 
 /// The status for a head over the `max_head` byte limit, decided from its first

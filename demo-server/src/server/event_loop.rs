@@ -357,61 +357,9 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
                 Err(e) => return Err(e),
             }
             self.shared.dates.refresh();
-            // The service's own sockets first: what they said (an idle upstream
-            // connection closed or written to) is known before any client's request
-            // can take one of them.
-            for event in events.iter() {
-                let Token(token) = event.token();
-                if token != LISTENER.0 && token & SERVICE_TOKEN != 0 {
-                    if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event) {
-                        self.drive(key);
-                    }
-                }
-            }
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept(),
-                    Token(token) if token & SERVICE_TOKEN != 0 => {} // above
-                    Token(key) => {
-                        let Some(conn) = self.conns.get_mut(key) else {
-                            continue; // sporadic event for a closed connection
-                        };
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            conn.readable = true;
-                        }
-                        conn.hup |= event.is_read_closed() || event.is_error();
-                        self.drive(key);
-                    }
-                }
-            }
-            // Each waiting connection gets one more turn, behind the events above;
-            // one that uses it up again goes to the back.
-            for _ in 0..self.ready.len() {
-                let Some(key) = self.ready.pop_front() else {
-                    break;
-                };
-                match self.conns.get_mut(key) {
-                    Some(conn) if conn.queued => {
-                        conn.queued = false;
-                        self.drive(key);
-                    }
-                    _ => {} // closed (and maybe reused) since it was queued
-                }
-            }
-            let now = Instant::now();
-            if self.accept_paused_until.is_some_and(|until| now >= until) {
-                self.accept_paused_until = None;
-                self.accept();
-            }
-            if now.duration_since(self.last_sweep) >= TICK {
-                self.last_sweep = now;
-                self.sweep(now);
-            }
-            if self.index == 0 && now.duration_since(self.last_trim) >= TRIM_INTERVAL {
-                self.last_trim = now;
-                self.shared.readers.trim();
-                self.shared.writers.trim();
-            }
+            self.dispatch(&events);
+            self.serve_ready_queue();
+            self.timers(Instant::now());
         }
         // Whatever is left past the shutdown deadline is dropped; dirty write buffers
         // are refused by their pool.
@@ -419,6 +367,71 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
             self.close(key);
         }
         Ok(())
+    }
+
+    /// Acts on one poll's events: the service's own sockets first, so that what they
+    /// said (an idle upstream connection closed or written to) is known before any
+    /// client's request can take one of them; then the listener and the clients.
+    fn dispatch(&mut self, events: &Events) {
+        for event in events.iter() {
+            let Token(token) = event.token();
+            if token != LISTENER.0 && token & SERVICE_TOKEN != 0 {
+                if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event) {
+                    self.drive(key);
+                }
+            }
+        }
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept(),
+                Token(token) if token & SERVICE_TOKEN != 0 => {} // above
+                Token(key) => {
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        continue; // sporadic event for a closed connection
+                    };
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        conn.readable = true;
+                    }
+                    conn.hup |= event.is_read_closed() || event.is_error();
+                    self.drive(key);
+                }
+            }
+        }
+    }
+
+    /// Each waiting connection gets one more turn, behind the events just served; one
+    /// that uses it up again goes to the back.
+    fn serve_ready_queue(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            match self.conns.get_mut(key) {
+                Some(conn) if conn.queued => {
+                    conn.queued = false;
+                    self.drive(key);
+                }
+                _ => {} // closed (and maybe reused) since it was queued
+            }
+        }
+    }
+
+    /// The loop's timers: accepting again after a pause, the per-tick sweep of
+    /// deadlines, and (worker 0) the pools' trim.
+    fn timers(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+            self.accept();
+        }
+        if now.duration_since(self.last_sweep) >= TICK {
+            self.last_sweep = now;
+            self.sweep(now);
+        }
+        if self.index == 0 && now.duration_since(self.last_trim) >= TRIM_INTERVAL {
+            self.last_trim = now;
+            self.shared.readers.trim();
+            self.shared.writers.trim();
+        }
     }
 
     fn begin_shutdown(&mut self) {
