@@ -847,6 +847,26 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
         self.inner.as_ref().expect("inner is Some until into_inner")
     }
 
+    /// The wrapped writer, mutably (to set a socket option, say). Writing to it
+    /// directly puts those bytes *before* the ones still [buffered](Self::buffer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use recycle_pool::{Pool, io::{PooledWriter, WriteBuf}};
+    ///
+    /// let pool = Pool::new(WriteBuf::new);
+    /// let mut out = PooledWriter::new(Vec::new(), pool.get());
+    /// out.write_all(b" world")?;
+    /// out.get_mut().extend_from_slice(b"hello"); // not buffered: goes first
+    /// assert_eq!(out.into_inner()?, b"hello world");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_mut(&mut self) -> &mut W {
+        self.inner.as_mut().expect("inner is Some until into_inner")
+    }
+
     /// The bytes buffered and not yet written.
     pub fn buffer(&self) -> &[u8] {
         self.buf.unflushed()
@@ -1009,9 +1029,10 @@ impl<W> std::error::Error for IntoInnerError<W> {
 /// [`get`](BufferPool::get) hands out a buffer (its length does not matter; [`copy`]
 /// uses its capacity), [`put`](BufferPool::put) takes it back. `Pool<Vec<u8>>`
 /// implements it, so a pool built with a capacity bound is a ready-made copy buffer
-/// pool; in its [`Stats`](crate::Stats) a `get` counts as a hit or a miss and a `put`
-/// as a return, as a guard's get and drop do (a buffer never put back stays counted
-/// in use).
+/// pool. There, `get` is [`Pool::get`] then `detach`, and `put` is [`Pool::put`], so
+/// the two interfaces mix freely and [`Stats`](crate::Stats) stays exact: a lent
+/// buffer counts as detached (not in [`in_use`](crate::Stats::in_use), which counts
+/// live guards), a buffer put back as a put.
 ///
 /// # Examples
 ///
@@ -1032,17 +1053,14 @@ pub trait BufferPool: Send + Sync {
 }
 
 impl BufferPool for Pool<Vec<u8>> {
-    /// Counts a hit or a miss, as [`Pool::get`] does; the buffer is in use
-    /// ([`Stats::in_use`](crate::Stats::in_use)) until it is put back.
+    /// [`Pool::get`] and `detach`: counts a hit or a miss, and a detach.
     fn get(&self) -> Vec<u8> {
-        self.take()
+        Pool::get(self).detach()
     }
 
-    /// Runs the hook and counts a return, as dropping a guard does. Meant for buffers
-    /// from [`get`](BufferPool::get): one made elsewhere is kept all the same, but the
-    /// counters then read as if it had been lent ([`Pool::put`] counts it as a put).
+    /// [`Pool::put`]: runs the hook and counts a put.
     fn put(&self, buf: Vec<u8>) {
-        self.untake(buf);
+        Pool::put(self, buf);
     }
 }
 

@@ -377,9 +377,10 @@ impl StatusLines {
     /// current table and revalidates it with one relaxed load per line. Lines cached
     /// through any handle are seen by all.
     ///
-    /// This is the hot-path API: `cargo bench --bench status` measured 7.0 ns per line
-    /// through a reader against 7.0 ns for a `match` on static lines and 16.6 ns for
-    /// [`write_line`](Self::write_line) (one thread; 6.9, 7.0 and 20.2 ns with two).
+    /// This is the hot-path API: a line through a reader costs about what a `match` on
+    /// static lines does, and less than [`write_line`](Self::write_line) (one
+    /// `arc_swap` load per line); the measured numbers are in the crate's
+    /// `BENCHMARKS.md` (`bench/lib/benches/status.rs`).
     ///
     /// # Examples
     ///

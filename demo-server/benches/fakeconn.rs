@@ -30,7 +30,7 @@ use demo_server::proxy::handler::{Proxy, ProxyConfig};
 use demo_server::proxy::mem::MemProxy;
 use demo_server::state::{Ctx, Limits, Shared};
 
-#[path = "../../benches/support/counting_alloc.rs"]
+#[path = "../../bench/lib/benches/support/counting_alloc.rs"]
 mod counting_alloc;
 
 mod support {

@@ -433,3 +433,31 @@ fn simultaneous_starts_leave_one_server() {
         }
     }
 }
+
+/// Every help text reads as written: clap takes `{n}` in a doc comment for a line
+/// break, which once cut `GET /bytes/{n}` in two.
+#[test]
+fn help_texts_are_not_garbled() {
+    for command in [&["--help"][..], &["serve", "--help"], &["proxy", "--help"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_demo-server"))
+            .args(command)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{command:?}: {:?}", out.status);
+        let text = String::from_utf8(out.stdout).unwrap();
+        for line in text.lines() {
+            let line = line.trim_start();
+            assert!(
+                !line.starts_with(',') && !line.starts_with('.'),
+                "{command:?}: a line starts mid-sentence: {line:?}"
+            );
+        }
+        if command[0] == "serve" {
+            assert!(
+                text.contains("GET /status/CODE, GET /bytes/N, GET /stats"),
+                "{text}"
+            );
+        }
+    }
+}
