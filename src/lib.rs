@@ -70,7 +70,9 @@
 //!   `AsyncRead + AsyncBufRead` and `AsyncWrite` adapters over the same buffers (see
 //!   [below](#async-io-with-tokio)).
 //! - [`status`]: a lock-free, bounded cache of HTTP status lines
-//!   ([`status::StatusLines`]) and the per-second `Date` header ([`status::DateCache`]).
+//!   ([`status::StatusLines`]);
+//! - [`date`]: the per-second `Date` header ([`date::DateCache`], also at
+//!   `status::DateCache`).
 //!
 //! # Async I/O with tokio
 //!
@@ -97,6 +99,7 @@
 #![warn(missing_docs, unsafe_op_in_unsafe_fn, unreachable_pub)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+pub mod date;
 mod frozen;
 pub mod io;
 mod local;

@@ -209,7 +209,7 @@ fn a_trusted_pooled_reader_on_a_reused_plain_buffer_scrubs_it() {
     assert!(!leaks_secret(&spy.seen) && !leaks_secret(buf.filled()));
 }
 
-/// The review's reproduction: a reader made on a caller-managed buffer that another
+/// A reader made on a caller-managed buffer that another
 /// stream's reader used (here a plain `&mut ReadBuf`, never through a pool's hook)
 /// starts as a pooled one does: the old bytes scrubbed, EOF and error cleared.
 #[test]
@@ -1003,7 +1003,7 @@ impl Write for Switched {
     }
 }
 
-/// The review's reproduction: a flush that writes part of the buffer and then meets
+/// A flush that writes part of the buffer and then meets
 /// `WouldBlock` leaves a small written prefix before the unsent bytes; a write that
 /// fits the writer's bound must not make the buffer grow to fit behind them (it used
 /// to double, the pool kept the bigger buffer, and the next writer took its capacity
@@ -1038,7 +1038,7 @@ fn pooled_writer_never_grows_its_buffer_and_reuse_never_ratchets_the_bound() {
     assert_eq!(pool.stats().discards, 0, "every buffer came back clean");
 }
 
-/// The review's reproduction: a caller-managed buffer that saw another stream's write
+/// A caller-managed buffer that saw another stream's write
 /// error, then was emptied elsewhere, is empty but dirty. A writer made on it used to
 /// skip the drop-time flush (the error said the stream was broken) and lose the new
 /// stream's bytes without a word; it is refused, as unflushed bytes are.

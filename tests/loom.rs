@@ -372,7 +372,7 @@ mod models {
         });
     }
 
-    /// Issue 11, item 7: `trim` sweeps the shared tier while a return refills it. The
+    /// `trim` sweeps the shared tier while a return refills it. The
     /// young object the sweep took out may find no room to go back: it is dropped and
     /// counted as a discard, never as trimmed (nothing was idle through two trims).
     #[test]

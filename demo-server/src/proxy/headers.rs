@@ -12,7 +12,7 @@
 //!   fields) are never taken from the input, so a `Connection` field naming them
 //!   changes only what they append to, never the framing.
 //! - **The framing is written for the other side**: upstream, from the request's
-//!   [`parse::Framing`] (`Content-Length: n`, or `Transfer-Encoding` with the message's
+//!   [`RequestFraming`] (`Content-Length: n`, or `Transfer-Encoding` with the message's
 //!   other codings kept in order and `chunked` last); to the client, from
 //!   [`response_body`]. The input's own `Content-Length` and `Transfer-Encoding` are
 //!   never copied: the body is re-chunked, so the codings list is written anew, each
@@ -41,7 +41,7 @@
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
-//! use demo_server::http::parse::Framing;
+//! use demo_server::http::parse::RequestFraming;
 //! use demo_server::proxy::headers::{Request, write_request_head};
 //! use recycle_pool::Version;
 //!
@@ -61,7 +61,7 @@
 //!     max_forwards: None,
 //! };
 //! let mut out = Vec::new();
-//! write_request_head(&mut out, &request, Framing::None, false);
+//! write_request_head(&mut out, &request, RequestFraming::None, false);
 //! assert_eq!(
 //!     out,
 //!     &b"GET /a?b HTTP/1.1\r\n\
@@ -80,8 +80,9 @@ use httparse::Header;
 use recycle_pool::status::Version;
 
 use crate::http::conn::{BodyLen, Response};
-use crate::http::parse::{self, list};
-use crate::http::response;
+use crate::http::fields::{list, tokens};
+use crate::http::parse::{self, RequestFraming};
+use crate::http::response::{ResponseFraming, ResponseHead};
 
 /// The proxy's name in `Via` (RFC 9110 §7.6.3 allows a pseudonym for the host).
 pub const VIA_NAME: &str = "demo-server";
@@ -138,17 +139,13 @@ pub struct Request<'a> {
 ///   one, which has no chunking; a body that carries another transfer coding cannot
 ///   be forwarded to HTTP/1.0 at all (RFC 9112 §6.1: it cannot be told about it);
 /// - a tunnel (101, 2xx to CONNECT): `None`, the proxy asked for neither.
-pub fn response_body(head: &response::Head, client: Version) -> Option<BodyLen> {
+pub fn response_body(head: &ResponseHead, client: Version) -> Option<BodyLen> {
     match head.framing {
-        response::Framing::Tunnel => None,
-        response::Framing::None if head.status < 200 || head.status == 204 => {
-            Some(BodyLen::Known(0))
-        }
-        response::Framing::None => {
-            Some(head.content_length.map_or(BodyLen::Unknown, BodyLen::Known))
-        }
-        response::Framing::Length(n) => Some(BodyLen::Known(n)),
-        response::Framing::Chunked | response::Framing::Close => match client {
+        ResponseFraming::Tunnel => None,
+        ResponseFraming::None if head.status < 200 || head.status == 204 => Some(BodyLen::Known(0)),
+        ResponseFraming::None => Some(head.content_length.map_or(BodyLen::Unknown, BodyLen::Known)),
+        ResponseFraming::Length(n) => Some(BodyLen::Known(n)),
+        ResponseFraming::Chunked | ResponseFraming::Close => match client {
             Version::Http10 if head.transfer_coded => None,
             _ => Some(BodyLen::Unknown),
         },
@@ -307,7 +304,7 @@ fn max_forwards(fields: &[Header<'_>]) -> Result<Option<u64>, ()> {
 pub fn write_request_head(
     out: &mut Vec<u8>,
     request: &Request<'_>,
-    framing: parse::Framing,
+    framing: RequestFraming,
     close: bool,
 ) -> Option<std::ops::Range<usize>> {
     let fields = Fields::new(request.fields);
@@ -360,9 +357,9 @@ pub fn write_request_head(
         );
     }
     match framing {
-        parse::Framing::None => {}
-        parse::Framing::Length(n) => content_length(out, n),
-        parse::Framing::Chunked => fields.transfer_encoding(out, true),
+        RequestFraming::None => {}
+        RequestFraming::Length(n) => content_length(out, n),
+        RequestFraming::Chunked => fields.transfer_encoding(out, true),
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -403,9 +400,11 @@ impl<'a> Fields<'a> {
     /// Whether `name` is one of the options of some `Connection` field.
     fn named_by_connection(&self, name: &str) -> bool {
         self.has_connection
-            && self.all.iter().filter(|f| is(f, "connection")).any(|f| {
-                parse::tokens(f.value).any(|option| option.eq_ignore_ascii_case(name.as_bytes()))
-            })
+            && self
+                .all
+                .iter()
+                .filter(|f| is(f, "connection"))
+                .any(|f| tokens(f.value).any(|option| option.eq_ignore_ascii_case(name.as_bytes())))
     }
 
     /// Whether `f` may be forwarded: not hop-by-hop, not named by `Connection`.
@@ -580,7 +579,7 @@ mod tests {
         lines: &[(&'static str, &'static str)],
         target: &str,
         version: Version,
-        framing: parse::Framing,
+        framing: RequestFraming,
     ) -> (String, Vec<(String, String)>) {
         forwarded_as("POST", lines, target, version, framing, None)
     }
@@ -591,7 +590,7 @@ mod tests {
         lines: &[(&'static str, &'static str)],
         target: &str,
         version: Version,
-        framing: parse::Framing,
+        framing: RequestFraming,
         max_forwards: Option<u64>,
     ) -> (String, Vec<(String, String)>) {
         let fields = fields(lines);
@@ -639,7 +638,7 @@ mod tests {
     }
 
     fn request(lines: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
-        forwarded(lines, "/", Version::Http11, parse::Framing::None).1
+        forwarded(lines, "/", Version::Http11, RequestFraming::None).1
     }
 
     fn get<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
@@ -666,7 +665,7 @@ mod tests {
             ],
             "/p?q=%20x",
             Version::Http11,
-            parse::Framing::Length(12),
+            RequestFraming::Length(12),
         );
         assert_eq!(line, "POST /p?q=%20x HTTP/1.1");
         assert_eq!(
@@ -765,7 +764,7 @@ mod tests {
             ],
             "/",
             Version::Http11,
-            parse::Framing::Length(5),
+            RequestFraming::Length(5),
         );
         assert_eq!(get(&fields, "host"), ["h"]);
         assert_eq!(get(&fields, "content-length"), ["5"]);
@@ -832,7 +831,7 @@ mod tests {
             get(&fields, "via"),
             ["1.0 fred, 1.1 p.example (x), 2 nil, 1.1 demo-server"]
         );
-        let (line, fields) = forwarded(&[], "/", Version::Http10, parse::Framing::None);
+        let (line, fields) = forwarded(&[], "/", Version::Http10, RequestFraming::None);
         assert_eq!(
             line, "POST / HTTP/1.1",
             "the proxy speaks its own version upstream"
@@ -853,7 +852,7 @@ mod tests {
                 &[("Host", "b.example")],
                 target,
                 Version::Http11,
-                parse::Framing::None,
+                RequestFraming::None,
             );
             assert_eq!(got, line, "{target}");
             assert_eq!(get(&fields, "host"), [host], "{target}: RFC 9112 §3.2.2");
@@ -861,7 +860,7 @@ mod tests {
         }
         // An HTTP/1.0 request without Host: the upstream gets one, but nothing claims
         // the client asked for it.
-        let (_, fields) = forwarded(&[], "/", Version::Http10, parse::Framing::None);
+        let (_, fields) = forwarded(&[], "/", Version::Http10, RequestFraming::None);
         assert_eq!(get(&fields, "host"), ["upstream:8080"]);
         assert_eq!(get(&fields, "x-forwarded-host"), Vec::<&str>::new());
     }
@@ -886,7 +885,7 @@ mod tests {
                 &[("Host", "b.example")],
                 target,
                 Version::Http11,
-                parse::Framing::None,
+                RequestFraming::None,
                 None,
             );
             assert_eq!(got, line, "{method} {target}");
@@ -907,7 +906,7 @@ mod tests {
             &lines,
             "/",
             Version::Http11,
-            parse::Framing::None,
+            RequestFraming::None,
             Some(4),
         );
         assert_eq!(get(&fields, "max-forwards"), ["4"], "RFC 9110 §7.6.2");
@@ -916,7 +915,7 @@ mod tests {
             &lines,
             "/",
             Version::Http11,
-            parse::Framing::None,
+            RequestFraming::None,
             None,
         );
         assert_eq!(get(&fields, "max-forwards"), ["5"], "as it came");
@@ -978,25 +977,25 @@ mod tests {
         for (lines, framing, cl, te) in [
             (
                 &[("Host", "h"), ("Content-Length", "0")][..],
-                parse::Framing::Length(0),
+                RequestFraming::Length(0),
                 vec!["0"],
                 vec![],
             ),
             (
                 &[("Host", "h"), ("Content-Length", "5, 5")][..],
-                parse::Framing::Length(5),
+                RequestFraming::Length(5),
                 vec!["5"],
                 vec![],
             ),
             (
                 &[("Host", "h"), ("Transfer-Encoding", "chunked")][..],
-                parse::Framing::Chunked,
+                RequestFraming::Chunked,
                 vec![],
                 vec!["chunked"],
             ),
             (
                 &te[..],
-                parse::Framing::Chunked,
+                RequestFraming::Chunked,
                 vec![],
                 vec!["gzip, chunked"],
             ),
@@ -1007,13 +1006,13 @@ mod tests {
                     ("Transfer-Encoding", r#"x;p="a,b" , y;q="\",""#),
                     ("Transfer-Encoding", "chunked"),
                 ][..],
-                parse::Framing::Chunked,
+                RequestFraming::Chunked,
                 vec![],
                 vec![r#"x;p="a,b", y;q="\",", chunked"#],
             ),
             (
                 &[("Host", "h"), ("Content-Length", "5")][..],
-                parse::Framing::None,
+                RequestFraming::None,
                 vec![],
                 vec![],
             ),
@@ -1032,7 +1031,7 @@ mod tests {
             fallback_host: b"u",
             max_forwards: None,
         };
-        write_request_head(&mut out, &request, parse::Framing::None, true);
+        write_request_head(&mut out, &request, RequestFraming::None, true);
         assert!(out.windows(19).any(|w| w == b"Connection: close\r\n"));
     }
 
@@ -1114,7 +1113,7 @@ mod tests {
 
     #[test]
     fn response_body_decisions() {
-        let head = |status, framing, content_length, transfer_coded| response::Head {
+        let head = |status, framing, content_length, transfer_coded| ResponseHead {
             status,
             version: Version::Http11,
             keep_alive: true,
@@ -1122,7 +1121,7 @@ mod tests {
             content_length,
             transfer_coded,
         };
-        use response::Framing as Up;
+        use ResponseFraming as Up;
         #[rustfmt::skip]
         let cases = [
             (head(200, Up::Length(5), Some(5), false), Version::Http10, Some(BodyLen::Known(5))),

@@ -38,9 +38,11 @@
 //! `SO_REUSEPORT`, under the same user, between the probe and the workers' binds still
 //! shares it. Elsewhere than Linux there is no lock, only the probe.
 
+mod event_loop;
 mod proxy;
 mod service;
-mod worker;
+mod socket;
+mod tick;
 
 use std::io;
 use std::net::SocketAddr;
@@ -294,13 +296,17 @@ impl Server {
                         .spawn_scoped(scope, move || match proxy {
                             None => {
                                 let service = service::Serve { shared };
-                                worker::Worker::new(index, listener, service, shared, config, stop)?
-                                    .run()
+                                event_loop::EventLoop::new(
+                                    index, listener, service, shared, config, stop,
+                                )?
+                                .run()
                             }
                             Some(proxy) => {
                                 let service = proxy::ProxyService { shared, proxy };
-                                worker::Worker::new(index, listener, service, shared, config, stop)?
-                                    .run()
+                                event_loop::EventLoop::new(
+                                    index, listener, service, shared, config, stop,
+                                )?
+                                .run()
                             }
                         })
                 })
@@ -321,7 +327,7 @@ impl Server {
                             reported: shared,
                             proxy,
                         };
-                        worker::Worker::new(0, listener, service, &own, &config, stop)?.run()
+                        event_loop::EventLoop::new(0, listener, service, &own, &config, stop)?.run()
                     })?;
                 workers.push(thread);
             }
