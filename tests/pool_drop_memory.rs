@@ -4,7 +4,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread;
 
 use recycle_pool::{Pool, Reuse};
@@ -39,8 +39,6 @@ static GLOBAL: Counting = Counting;
 /// What the issue allows to stay per thread once the pool is gone.
 const PER_THREAD: isize = 256;
 
-/// One test at a time (the counter is global).
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Fills this thread's cache of `pool` to `n` objects.
 fn fill<T: Send>(pool: &Pool<T>, n: usize) {
@@ -48,9 +46,16 @@ fn fill<T: Send>(pool: &Pool<T>, n: usize) {
     drop(held);
 }
 
+/// One `#[test]` runs both cases in turn: the counter is process-wide, and the test
+/// harness allocates (and keeps, for a while) a thread of its own for each test, which
+/// a second `#[test]` starting beside the first would add to its count.
 #[test]
+fn a_dropped_pool_leaves_little_on_each_thread_that_used_it() {
+    a_dropped_pool_leaves_little_on_the_dropping_thread();
+    a_dropped_pool_of_big_objects_leaves_little_on_every_thread();
+}
+
 fn a_dropped_pool_leaves_little_on_the_dropping_thread() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Warm this thread's registry up with another pool, so that its own first-use
     // allocations are not counted against the pool under test.
     let other = Pool::new(Vec::<u8>::new);
@@ -71,9 +76,7 @@ fn a_dropped_pool_leaves_little_on_the_dropping_thread() {
     drop(other);
 }
 
-#[test]
 fn a_dropped_pool_of_big_objects_leaves_little_on_every_thread() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const THREADS: usize = 4;
     let pool = Arc::new(Pool::builder_with(|| [0u8; 65536], |_| Reuse::Keep).build());
     // warmed: each thread made its registry; go: the main thread measured; used:
