@@ -83,8 +83,8 @@ struct ProxyArgs {
     upstream_idle_timeout: Duration,
     /// Failed attempts (refused, reset, timed out, malformed response) within
     /// --fail-timeout that take an upstream out for --fail-timeout, as nginx's
-    /// max_fails (0 to 1000000; 0 never takes one out). With every upstream out, 503 at
-    /// once.
+    /// max_fails (0 to 1000000; 0 never takes one out; nor is a single upstream ever
+    /// taken out). With every upstream out, 503 at once.
     #[arg(
         long,
         default_value_t = 3,

@@ -1620,3 +1620,96 @@ fn a_written_request_held_for_a_retry_is_resent_whole() {
         assert_eq!(copy_buffers_in_use(&s), 0);
     }
 }
+
+/// An upload the upstream answers early (`413`, `Connection: close`) and then resets,
+/// its body unread: the answer is in the proxy's socket before the reset, so the client
+/// gets it, in whichever order the proxy meets the two (the failed write first, or the
+/// answer first), and the upstream that answered gets no failure mark.
+#[test]
+fn an_early_answer_then_a_reset_is_delivered_in_either_order() {
+    const EARLY: &[u8] =
+        b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!";
+    for write_fails_first in [true, false] {
+        let s = setup(1, |c| {
+            c.health = HealthPolicy {
+                max_fails: 1,
+                fail_timeout: Duration::from_secs(10),
+            }
+        });
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.upstream_room = 1000; // the upstream reads the head, then stops reading
+        let mut upload = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n".to_vec();
+        upload.resize(upload.len() + 200_000, b'u');
+        mem.client_sends(&upload[..60_000]);
+        mem.run();
+        let key = mem.current_connection().unwrap();
+        mem.upstream_sends(key, EARLY);
+        if write_fails_first {
+            mem.upstream_resets(key); // both arrive before the proxy runs again
+            mem.upstream_room = usize::MAX;
+            mem.run();
+        } else {
+            mem.run(); // the answer is read while the request is still being written
+            mem.upstream_resets(key);
+            mem.upstream_room = usize::MAX;
+            mem.run();
+        }
+        mem.client_sends(&upload[60_000..]);
+        mem.run();
+        let (responses, rest) = decode(mem.client_received());
+        assert_eq!(
+            (responses.len(), rest),
+            (1, 0),
+            "write fails first: {write_fails_first}: {:?}",
+            String::from_utf8_lossy(mem.client_received())
+        );
+        assert_eq!(
+            (responses[0].0, responses[0].2.as_slice()),
+            (413, &b"big!"[..]),
+            "write fails first: {write_fails_first}"
+        );
+        let stats = s.proxy.upstreams.stats(0);
+        assert_eq!(
+            (stats.failures, stats.retries),
+            (0, 0),
+            "write fails first: {write_fails_first}"
+        );
+        assert_eq!(s.proxy.upstreams.state(0), State::Up);
+        assert!(mem.upstream(key).closed && !mem.upstream(key).idle);
+    }
+}
+
+/// A group of one upstream is never taken out, as nginx ignores `max_fails` for a
+/// single server: taking it out answers every client 503 for `fail_timeout`, which a
+/// few failed requests of one client could then cause at will. Its failures are still
+/// counted, and each request still tries it.
+#[test]
+fn a_single_upstream_is_never_taken_out() {
+    let s = setup(1, |c| {
+        c.health = HealthPolicy {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    });
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused = vec![true];
+    for attempt in 1..=3 {
+        mem.clear_client_received();
+        mem.client_sends(GET);
+        mem.run();
+        assert!(
+            mem.client_received().starts_with(b"HTTP/1.1 502 "),
+            "attempt {attempt}: tried, not 503"
+        );
+        assert_eq!(s.proxy.upstreams.state(0), State::Up);
+    }
+    assert_eq!(
+        s.proxy.upstreams.stats(0).failures,
+        6,
+        "each try and its retry"
+    );
+    mem.refused = vec![false];
+    mem.clear_client_received();
+    mem.exchange(GET, OK);
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+}

@@ -45,7 +45,11 @@
 //!   `ENOMEM`, `EADDRNOTAVAIL`): 502 at once, no retry, and no mark against the
 //!   upstream's health ([`connect_failed_locally`](ProxyHandler::connect_failed_locally)).
 //! - Refused, reset or closed before any response byte: 502, after the retry rules
-//!   below.
+//!   below. A failed write is not yet a failure: an upstream that answers an upload
+//!   early and closes resets the connection over the unread body, but its answer is in
+//!   the socket ahead of the reset, so the connection is read first, and an answer
+//!   found there is delivered (the rest of the request body is dropped, as RFC 9112
+//!   §9.6 allows), with no mark against the upstream.
 //! - No complete response head within the upstream timeout: 504.
 //! - A malformed response head, invalid framing, a tunnel, more than [`MAX_INTERIM`]
 //!   interim responses: 502.
@@ -59,7 +63,9 @@
 //! Failed attempts (refused, reset, closed, timed out, malformed) count against the
 //! upstream's health, except a reset or close before any response byte on a pooled
 //! connection: the upstream closed it while it was idle, which says nothing of its
-//! health.
+//! health. An upstream that sent a complete response head is never marked failed for
+//! that exchange, and a single upstream is never taken out
+//! ([`HealthPolicy`](super::upstream::HealthPolicy)).
 //!
 //! # Retries
 //!
@@ -708,8 +714,12 @@ impl Forward {
         self.settle_out(w); // a response began: no retry will need the request
     }
 
-    fn read_blocked(&mut self, w: &ProxyWorker) {
+    fn read_blocked(&mut self, w: &mut ProxyWorker) {
         self.settle_inp(w);
+        if self.send_failed && !self.responded {
+            // The write failed and the connection holds no answer: a failed attempt.
+            self.fail(w, Failure::Reset);
+        }
     }
 
     fn connect_failed(&mut self, w: &mut ProxyWorker) {
@@ -720,12 +730,13 @@ impl Forward {
         self.fail(w, Failure::Local);
     }
 
-    fn write_failed(&mut self, w: &mut ProxyWorker) {
-        if self.responded {
-            self.send_failed = true;
-        } else {
-            self.fail(w, Failure::Reset);
-        }
+    fn write_failed(&mut self) {
+        // Write no more. What the upstream sent before it stopped reading (an early
+        // answer to an upload it will not read) sits in the socket ahead of the reset,
+        // so nothing is decided here: the driver reads next, and the read says whether a
+        // response came (`respond` delivers it) or not (`read_failed`, `upstream_closed`
+        // or `read_blocked` fail the attempt).
+        self.send_failed = true;
     }
 
     fn read_failed(&mut self, w: &mut ProxyWorker) {
@@ -762,7 +773,8 @@ impl Forward {
     /// holds bytes, of a head or a body, that the client's output had no room for:
     /// the upstream may owe nothing more).
     fn waits_on_client(&self) -> bool {
-        let for_body = self.body != Body::Done && self.sent == self.request().len();
+        let for_body =
+            self.body != Body::Done && self.sent == self.request().len() && !self.send_failed;
         let for_reader =
             self.client_full || (matches!(self.resp, Resp::Body(_)) && self.input_room() == 0);
         for_body || for_reader
@@ -832,6 +844,7 @@ impl Forward {
             self.attempts += 1;
             self.sent = 0;
             self.written = false;
+            self.send_failed = false;
             self.put_inp(w);
             self.resp = Resp::START;
             self.want = Some(false);
@@ -1199,6 +1212,11 @@ impl Forward {
     }
 
     fn on_body(&mut self, data: &[u8], w: &mut ProxyWorker) -> usize {
+        if self.active && self.send_failed && !self.responded && self.outcome.is_none() {
+            // The write failed, and the read that decides between an early answer and
+            // a retry (which needs every byte of the body) has not happened yet.
+            return 0;
+        }
         if !self.active || self.outcome.is_some() || self.send_failed {
             return data.len(); // nowhere to send it: the connection drops it
         }
@@ -1354,11 +1372,17 @@ impl ProxyHandler {
         self.with(w, |ex, w| ex.connect_failed_locally(w));
     }
 
-    /// Writing to the connection failed. Before any response this is a failed attempt;
-    /// after one began, the upstream only stopped reading the request (it answered
-    /// early): the response is read on, and the connection is not reused.
+    /// Writing to the connection failed: the upstream stopped reading the request,
+    /// perhaps because it answered early and closed (an upload it refuses: its kernel
+    /// resets the connection over the unread body). Nothing more is written, and the
+    /// connection is not reused; the driver then reads the connection as far as
+    /// [`input_room`](Self::input_room) allows, even without a readiness event: a
+    /// response that arrived before the reset is delivered (the rest of the request
+    /// body is dropped), and only a read that finds none
+    /// ([`read_blocked`](Self::read_blocked), [`read_failed`](Self::read_failed),
+    /// [`upstream_closed`](Self::upstream_closed)) makes it a failed attempt.
     pub fn write_failed(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.write_failed(w));
+        self.with(w, |ex, _| ex.write_failed());
     }
 
     /// Reading from the connection failed (reset).

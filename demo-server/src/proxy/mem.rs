@@ -243,7 +243,8 @@ impl<'s> MemProxy<'s> {
         self.wake_idle(key);
     }
 
-    /// Upstream connection `key` is reset: its next read or write fails.
+    /// Upstream connection `key` is reset: its next write fails, and so does its next
+    /// read once the proxy read what it sent before (as a kernel delivers it).
     pub fn upstream_resets(&mut self, key: usize) {
         self.upstreams[key].reset = true;
         self.wake_idle(key);
@@ -374,15 +375,16 @@ impl<'s> MemProxy<'s> {
             let up = &mut ups[key];
             let room = handler.input_room();
             let n = up.unread().min(room);
-            if up.reset && room > 0 {
-                handler.read_failed(w);
-                progress = true;
-            } else if n > 0 {
+            // As a kernel does, bytes that arrived before a reset are read before it.
+            if n > 0 {
                 if let Some(input) = handler.input(w) {
                     input.extend_from_slice(&up.sending[up.delivered..up.delivered + n]);
                 }
                 up.delivered += n;
                 handler.received(n, w);
+                progress = true;
+            } else if up.reset && room > 0 {
+                handler.read_failed(w);
                 progress = true;
             } else if up.eof && up.unread() == 0 && !up.eof_told && room > 0 {
                 up.eof_told = true;

@@ -5,7 +5,8 @@
 //!   with a [`RoundRobin`] cursor per worker), passive health checks as nginx does them
 //!   ([`HealthPolicy`]: `max_fails` failed attempts within `fail_timeout` take an
 //!   upstream out for `fail_timeout`; then one request probes it; when every upstream
-//!   is out, `select` says `None` at once and the proxy answers 503), and the counters
+//!   is out, `select` says `None` at once and the proxy answers 503; as in nginx, a
+//!   single upstream is never taken out), and the counters
 //!   that `/metrics` reports ([`UpstreamStats`]).
 //! - [`IdleConns`] is one worker's idle keep-alive connections, per upstream: LIFO
 //!   reuse (the most recently used connection is the likeliest still open and warm),
@@ -80,7 +81,8 @@ use crossbeam_utils::CachePadded;
 /// Passive health checking, as nginx's `max_fails` and `fail_timeout`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthPolicy {
-    /// Failed attempts within `fail_timeout` that take an upstream out; 0 never does.
+    /// Failed attempts within `fail_timeout` that take an upstream out; 0 never does,
+    /// nor does any number when there is only one upstream (as in nginx).
     pub max_fails: u32,
     /// The window in which failures count, and how long an upstream stays out.
     pub fail_timeout: Duration,
@@ -315,11 +317,15 @@ impl Upstreams {
 
     /// Records a failed attempt on upstream `i` (refused, reset, timed out before a
     /// response head, malformed response). Returns whether this failure took it out:
-    /// the `max_fails`-th within `fail_timeout`, or a failed probe.
+    /// the `max_fails`-th within `fail_timeout`, or a failed probe; never when it is the
+    /// only upstream.
     pub fn record_failure(&self, worker: usize, i: usize, now: Instant) -> bool {
         let upstream = &self.list[i];
         upstream.counters[worker].failures.fetch_add(1, Relaxed);
-        if self.policy.max_fails == 0 {
+        if self.policy.max_fails == 0 || self.list.len() == 1 {
+            // The only upstream is never taken out (nginx ignores `max_fails` for a
+            // single server): out, it would turn every request into a 503 for
+            // `fail_timeout`, however healthy it was meanwhile.
             return false;
         }
         let now = self.nanos(now);

@@ -244,19 +244,21 @@ impl ProxyState {
                 break;
             }
             match socket.stream.write(data) {
-                Ok(0) => {
-                    handler.write_failed(w);
-                    return true;
-                }
-                Ok(n) => {
+                Ok(n) if n > 0 => {
                     handler.sent(n, w);
                     progress = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => socket.writable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
+                Ok(_) | Err(_) => {
+                    // An upstream that answered early and closed resets the connection
+                    // over the unread request, but its answer is in the socket ahead of
+                    // the reset: read before deciding (`write_failed`).
                     handler.write_failed(w);
-                    return true;
+                    socket.writable = false;
+                    socket.readable = true;
+                    progress = true;
+                    break;
                 }
             }
         }
