@@ -236,7 +236,7 @@ impl Handler for App<'_> {
 
 /// A response with a small fixed text body (none for HEAD: the connection drops it).
 #[inline]
-fn fixed(res: &mut Response<'_, '_>, status: u16, allow: Option<&str>, body: &[u8]) {
+pub(crate) fn fixed(res: &mut Response<'_, '_>, status: u16, allow: Option<&str>, body: &[u8]) {
     res.start(status, BodyLen::Known(body.len() as u64));
     res.header("Content-Type", TEXT.as_bytes());
     if let Some(allow) = allow {

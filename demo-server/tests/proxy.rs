@@ -700,8 +700,18 @@ fn stats_and_metrics_are_on_the_admin_listener_and_every_path_goes_upstream() {
             .contains("\"upstreams\":[{\"upstream\":")
     );
     assert_eq!(admin.get("/").status, 404);
-    admin.send(b"POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
-    assert_eq!(admin.response().status, 405);
+    for path in ["/stats", "/metrics"] {
+        admin.send(
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        );
+        let r = admin.response();
+        // RFC 9110 §15.5.6: a 405 MUST say what is allowed.
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (405, Some("GET, HEAD")),
+            "{path}"
+        );
+    }
 }
 
 #[test]

@@ -1713,3 +1713,21 @@ fn a_single_upstream_is_never_taken_out() {
     mem.exchange(GET, OK);
     assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
 }
+
+/// A chunk size is `1*HEXDIG` (RFC 9112 §7.1): leading zeros are valid however many,
+/// and do not count against the 16 significant digits a size may have.
+#[test]
+fn a_chunk_size_with_many_leading_zeros_is_read_as_its_value() {
+    let zeros = "0".repeat(40);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n{zeros}2\r\nde\r\n{zeros}\r\n\r\n"
+    );
+    let run = each_way(one_upstream, GET, response.as_bytes(), false);
+    let (responses, rest) = decode(&run.client);
+    assert_eq!(rest, 0, "{:?}", String::from_utf8_lossy(&run.client));
+    assert_eq!(
+        (responses[0].0, responses[0].2.as_slice()),
+        (200, &b"abcde"[..])
+    );
+    assert!(!run.done, "the client's connection stays open");
+}
