@@ -453,6 +453,11 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
         b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n",
         b"GET / HTTP/1.1\r\n\r\n",
+        // RFC 9110 §4.2.1: an empty host in an http URI; RFC 9112 §3.2: raw non-ASCII
+        // bytes and a fragment in the target.
+        b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+        b"GET /caf\xC3\xA9 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /path#frag HTTP/1.1\r\nHost: h\r\n\r\n",
     ];
     for &request in cases {
         let run = each_way(one_upstream, request, OK, false);
@@ -471,6 +476,12 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
     assert!(run.upstream.is_empty(), "nothing forwarded");
     assert!(run.client.starts_with(b"HTTP/1.1 505 "));
     assert!(run.done, "closed after the 505");
+    // RFC 9112 §3: a method longer than any implemented is a 501, not a 414.
+    let long = format!("{} / HTTP/1.1\r\nHost: h\r\n\r\n", "M".repeat(100_000));
+    let run = each_way(one_upstream, long.as_bytes(), OK, false);
+    assert!(run.upstream.is_empty(), "nothing forwarded");
+    assert!(run.client.starts_with(b"HTTP/1.1 501 "));
+    assert!(run.done, "closed after the 501");
 }
 
 #[test]

@@ -70,6 +70,10 @@ pub enum Error {
     /// A transfer coding other than chunked, before the final chunked (the body is
     /// delimited, but this server cannot decode it; RFC 9112 §6.1): 501.
     UnsupportedCoding,
+    /// A method longer than [`parse::MAX_METHOD_LEN`], so longer than any this server
+    /// implements or forwards (RFC 9112 §3), whether or not the head fits the limit:
+    /// 501.
+    MethodTooLong,
     /// A request target over [`parse::MAX_URI_LEN`], or a request line that does not
     /// fit within the head limit: 414.
     UriTooLong,
@@ -97,7 +101,7 @@ impl Error {
             Error::UriTooLong => 414,
             Error::ExpectationFailed => 417,
             Error::HeadTooLarge => 431,
-            Error::UnsupportedCoding => 501,
+            Error::UnsupportedCoding | Error::MethodTooLong => 501,
             Error::VersionNotSupported => 505,
         }
     }
@@ -109,6 +113,7 @@ impl fmt::Display for Error {
             Error::Malformed => "malformed request",
             Error::BadFraming => "ambiguous or invalid message framing",
             Error::UnsupportedCoding => "unsupported transfer coding",
+            Error::MethodTooLong => "method too long",
             Error::UriTooLong => "request target too long",
             Error::HeadTooLarge => "request head too large",
             Error::BodyTooLarge => "request body too large",

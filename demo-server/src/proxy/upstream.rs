@@ -648,12 +648,12 @@ mod tests {
 
     #[test]
     fn failures_spread_wider_than_fail_timeout_do_not_add_up() {
-        let (u, t) = upstreams(1, 2);
+        let (u, t) = upstreams(2, 2);
         assert!(!u.record_failure(0, 0, t));
         assert!(!u.record_failure(0, 0, t + 11 * SEC), "a new window starts");
         assert!(u.record_failure(0, 0, t + 12 * SEC));
         // And a success in between forgets them.
-        let (u, t) = upstreams(1, 2);
+        let (u, t) = upstreams(2, 2);
         assert!(!u.record_failure(0, 0, t));
         u.record_success(0);
         assert!(!u.record_failure(0, 0, t + SEC));
@@ -714,16 +714,30 @@ mod tests {
     }
 
     #[test]
+    fn a_single_upstream_is_never_taken_out() {
+        let (u, t) = upstreams(1, 1);
+        for _ in 0..10 {
+            assert!(!u.record_failure(0, 0, t));
+        }
+        assert_eq!(u.state(0), State::Up);
+        assert_eq!(u.select(&mut u.cursor(0), t), Some(0));
+        assert_eq!(u.stats(0).failures, 10, "still counted");
+    }
+
+    #[test]
     fn exactly_one_probe_among_racing_workers() {
         for _ in 0..200 {
-            let (u, t) = upstreams(1, 1);
+            let (u, t) = upstreams(2, 1);
             u.record_failure(0, 0, t);
             let at = t + 10 * SEC;
             let admitted: usize = std::thread::scope(|s| {
                 let threads: Vec<_> = (0..2)
                     .map(|w| {
                         let u = &u;
-                        s.spawn(move || picks(u, &mut u.cursor(w), at, 3).iter().flatten().count())
+                        s.spawn(move || {
+                            let picked = picks(u, &mut u.cursor(w), at, 3);
+                            picked.iter().filter(|&&p| p == Some(0)).count()
+                        })
                     })
                     .collect();
                 threads.into_iter().map(|h| h.join().unwrap()).sum()
