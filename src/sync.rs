@@ -8,9 +8,10 @@
 //!
 //! - [`Queue`]: `crossbeam_queue::ArrayQueue` is not loom-instrumented; the stand-in is a
 //!   bounded `loom::sync::Mutex<VecDeque<T>>` with the same interface.
-//! - [`ArcCell`]: an `arc_swap::ArcSwap` with a compare-and-swap update loop; under loom
-//!   a `loom::sync::Mutex<Arc<T>>` whose update runs the same optimistic protocol
-//!   (build the new value outside any lock, install it only if nobody else did first).
+//! - [`ArcCell`]: an `arc_swap::ArcSwap`; under loom a `loom::sync::Mutex<Arc<T>>`.
+//!   As tokio's `src/loom/`, the facade provides only the primitives (`load_full`,
+//!   `compare_and_swap`, `with`, `cache`); the read-copy-update loop
+//!   ([`ArcCell::update`]) is written once above them, so loom checks the shipped loop.
 //!
 //! `Arc` goes through the facade because an owned guard's reference count is part of
 //! the pool's teardown protocol: the pool may drop other threads' idle objects only
@@ -82,19 +83,21 @@ mod inner {
             f(&self.0.load())
         }
 
-        /// Read-copy-update: `f` builds a replacement from the current value (or says
-        /// none is needed with `None`). If another writer replaced the value meanwhile,
-        /// `f` runs again on the newer one, so no update is ever lost.
-        pub(crate) fn update(&self, mut f: impl FnMut(&T) -> Option<T>) {
-            let mut current = self.0.load_full();
-            loop {
-                let Some(new) = f(&current) else { return };
-                let previous = self.0.compare_and_swap(&current, std::sync::Arc::new(new));
-                if std::sync::Arc::ptr_eq(&previous, &current) {
-                    return;
-                }
-                current = arc_swap::Guard::into_inner(previous);
-            }
+        /// The current value, as an owned reference.
+        #[inline]
+        pub(crate) fn load_full(&self) -> std::sync::Arc<T> {
+            self.0.load_full()
+        }
+
+        /// Installs `new` if the value is still `current` (by pointer); returns the
+        /// value that was there, which is `current` exactly when `new` was installed.
+        #[inline]
+        pub(crate) fn compare_and_swap(
+            &self,
+            current: &std::sync::Arc<T>,
+            new: std::sync::Arc<T>,
+        ) -> std::sync::Arc<T> {
+            arc_swap::Guard::into_inner(self.0.compare_and_swap(current, new))
         }
 
         /// A handle that keeps its own reference to the current value and revalidates
@@ -153,7 +156,9 @@ mod inner {
         }
     }
 
-    /// `ArcCell` for loom: the same update protocol over a loom mutex.
+    /// `ArcCell`'s primitives for loom, over a loom mutex: `load_full` and
+    /// `compare_and_swap` are each one critical section, so loom explores every
+    /// interleaving of the shared update loop ([`ArcCell::update`]) between them.
     pub(crate) struct ArcCell<T>(Mutex<std::sync::Arc<T>>);
 
     impl<T> ArcCell<T> {
@@ -162,21 +167,23 @@ mod inner {
         }
 
         pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-            let current = std::sync::Arc::clone(&self.0.lock().unwrap());
-            f(&current)
+            f(&self.load_full())
         }
 
-        pub(crate) fn update(&self, mut f: impl FnMut(&T) -> Option<T>) {
-            let mut current = std::sync::Arc::clone(&self.0.lock().unwrap());
-            loop {
-                // Built outside the lock, as the lock-free version does.
-                let Some(new) = f(&current) else { return };
-                let mut slot = self.0.lock().unwrap();
-                if std::sync::Arc::ptr_eq(&slot, &current) {
-                    *slot = std::sync::Arc::new(new);
-                    return;
-                }
-                current = std::sync::Arc::clone(&slot);
+        pub(crate) fn load_full(&self) -> std::sync::Arc<T> {
+            std::sync::Arc::clone(&self.0.lock().unwrap())
+        }
+
+        pub(crate) fn compare_and_swap(
+            &self,
+            current: &std::sync::Arc<T>,
+            new: std::sync::Arc<T>,
+        ) -> std::sync::Arc<T> {
+            let mut slot = self.0.lock().unwrap();
+            if std::sync::Arc::ptr_eq(&slot, current) {
+                std::mem::replace(&mut *slot, new)
+            } else {
+                std::sync::Arc::clone(&slot)
             }
         }
 
@@ -234,3 +241,24 @@ mod inner {
 
 pub(crate) use crossbeam_utils::CachePadded;
 pub(crate) use inner::*;
+
+impl<T> ArcCell<T> {
+    /// Read-copy-update: `f` builds a replacement from the current value (or says none
+    /// is needed with `None`). If another writer replaced the value meanwhile, `f` runs
+    /// again on the newer one, so no update is ever lost.
+    ///
+    /// Written once, above the facade's two primitives, so the loom models in
+    /// `tests/loom.rs` check this loop, the one that ships; only `load_full` and
+    /// `compare_and_swap` differ between the builds.
+    pub(crate) fn update(&self, mut f: impl FnMut(&T) -> Option<T>) {
+        let mut current = self.load_full();
+        loop {
+            let Some(new) = f(&current) else { return };
+            let previous = self.compare_and_swap(&current, std::sync::Arc::new(new));
+            if std::sync::Arc::ptr_eq(&previous, &current) {
+                return;
+            }
+            current = previous;
+        }
+    }
+}
