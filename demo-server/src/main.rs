@@ -100,6 +100,11 @@ struct ProxyArgs {
     /// of a pooled one (to measure what the pool saves).
     #[arg(long)]
     no_buffer_pool: bool,
+    /// Keep the clients' Forwarded, X-Forwarded-* and X-Real-IP fields and append to
+    /// Forwarded and X-Forwarded-For, for a proxy behind proxies it trusts. Without it
+    /// the proxy removes them (also spelt with _ for -) and sends only its own.
+    #[arg(long)]
+    trust_forwarded: bool,
     /// Address of the admin listener, which serves GET /stats (JSON) and GET /metrics
     /// (Prometheus text format); every path on --addr goes to the upstreams.
     #[arg(long, default_value = "127.0.0.1:9090")]
@@ -222,6 +227,7 @@ impl ProxyArgs {
                 fail_timeout: self.fail_timeout,
             },
             buffer_pool: !self.no_buffer_pool,
+            trust_forwarded: self.trust_forwarded,
         };
         (self.client.into_config(self.addr), proxy, self.admin)
     }

@@ -240,6 +240,7 @@ fn the_request_head_is_rewritten_for_the_upstream() {
             "Accept",
             "Via",
             "X-Forwarded-For",
+            "Forwarded",
             "X-Forwarded-Host",
             "X-Forwarded-Proto"
         ],
@@ -251,7 +252,12 @@ fn the_request_head_is_rewritten_for_the_upstream() {
         ["1.0 fred, 1.1 demo-server"],
         "RFC 9110 §7.6.3"
     );
-    assert_eq!(up.get("x-forwarded-for"), ["10.0.0.1, 10.0.0.2, 192.0.2.1"]);
+    // The client's forwarding fields are not trusted: the proxy's own replace them.
+    assert_eq!(up.get("x-forwarded-for"), ["192.0.2.1"]);
+    assert_eq!(
+        up.get("forwarded"),
+        ["for=192.0.2.1;host=example.com;proto=http"]
+    );
     assert_eq!(up.get("x-forwarded-host"), ["example.com"]);
     assert_eq!(up.get("x-forwarded-proto"), ["http"]);
     let response = &parse_all(&run.client)[0];
@@ -384,18 +390,15 @@ fn valid_but_unusual_requests_get_through_intact() {
     assert_eq!(up.get("transfer-encoding"), ["x;p=\"a,b\", chunked"]);
     assert_eq!(up.body, b"abc");
     assert_eq!(parse_all(&run.client)[0].status, 200);
-    // Review item D4: a field name with `_` is a token (RFC 9110 §5.1, §5.6.2), and
-    // goes as it came (nginx drops it by default; see the README).
+    // A field name with `_` is a token (RFC 9110 §5.1, §5.6.2), and goes as it came
+    // (nginx drops it by default; see the README), except one that CGI would read as a
+    // forwarding field: the client may not set those.
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nmy_field: v_1\r\n\r\n";
     let run = each_way(one_upstream, request, OK, false);
     let up = &forwarded(&run.upstream[0])[0];
     assert_eq!(up.get("my_field"), ["v_1"]);
-    assert_eq!(up.get("X_Forwarded_For"), ["6.6.6.6"]);
-    assert_eq!(
-        up.get("X-Forwarded-For"),
-        ["192.0.2.1"],
-        "a field of its own"
-    );
+    assert!(up.get("X_Forwarded_For").is_empty());
+    assert_eq!(up.get("X-Forwarded-For"), ["192.0.2.1"]);
     let line = b"\r\nmy_field: v_1\r\n";
     assert!(
         run.upstream[0].windows(line.len()).any(|w| w == line),
@@ -843,14 +846,15 @@ fn a_stray_quote_in_connection_hides_no_option() {
     assert!(run.done, "the client said close");
 }
 
-/// `Via` and `X-Forwarded-For` are appended to, never split: what the client sent goes
-/// on as it came (a quote in a `Via` comment is ctext, RFC 9110 §5.6.5), and the
-/// proxy's own element is the last one.
+/// `Via` and (from a trusted client) `X-Forwarded-For` are appended to, never split:
+/// what the client sent goes on as it came (a quote in a `Via` comment is ctext, RFC
+/// 9110 §5.6.5), and the proxy's own element is the last one.
 #[test]
 fn via_and_x_forwarded_for_are_appended_to_as_they_came() {
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4,, 5.6.7.8\r\n\
         X-Forwarded-For:\r\nVia: 1.0 a (\"hi, there)\r\n\r\n";
-    let run = each_way(one_upstream, request, OK, false);
+    let trusting = || setup(1, |c| c.trust_forwarded = true);
+    let run = each_way(trusting, request, OK, false);
     let up = &forwarded(&run.upstream[0])[0];
     assert_eq!(up.get("x-forwarded-for"), ["1.2.3.4,, 5.6.7.8, 192.0.2.1"]);
     assert_eq!(up.get("via"), ["1.0 a (\"hi, there), 1.1 demo-server"]);
@@ -1741,4 +1745,45 @@ fn a_chunk_size_with_many_leading_zeros_is_read_as_its_value() {
         (200, &b"abcde"[..])
     );
     assert!(!run.done, "the client's connection stays open");
+}
+
+/// By default the proxy is the trust boundary: a client's `Forwarded: for=9.9.9.9`,
+/// `X-Real-IP` and `X_Forwarded_For` (which CGI reads as `X-Forwarded-For`) never reach
+/// the upstream, and the proxy's own fields say who the client is. Behind trusted
+/// proxies (`--trust-forwarded`) they go on, appended to.
+#[test]
+fn forwarding_fields_a_client_sends_are_not_believed_unless_trusted() {
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=9.9.9.9;proto=https\r\n\
+        X-Real-IP: 8.8.8.8\r\nX_Forwarded_For: 7.7.7.7\r\nX-Forwarded-Proto: https\r\n\
+        X-Forwarded-Ssl: on\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    let names: Vec<_> = up.fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "Via",
+            "X-Forwarded-For",
+            "Forwarded",
+            "X-Forwarded-Host",
+            "X-Forwarded-Proto"
+        ]
+    );
+    assert_eq!(up.get("forwarded"), ["for=192.0.2.1;host=h;proto=http"]);
+    assert_eq!(up.get("x-forwarded-for"), ["192.0.2.1"]);
+    assert_eq!(up.get("x-forwarded-proto"), ["http"]);
+
+    let trusting = || setup(1, |c| c.trust_forwarded = true);
+    let run = each_way(trusting, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(
+        up.get("forwarded"),
+        ["for=9.9.9.9;proto=https, for=192.0.2.1;host=h;proto=http"]
+    );
+    assert_eq!(up.get("x-real-ip"), ["8.8.8.8"]);
+    assert_eq!(up.get("x_forwarded_for"), ["7.7.7.7"]);
+    assert_eq!(up.get("x-forwarded-for"), ["192.0.2.1"]);
+    assert_eq!(up.get("x-forwarded-proto"), ["https"]);
+    assert_eq!(up.get("x-forwarded-ssl"), ["on"]);
 }

@@ -213,6 +213,11 @@ pub struct ProxyConfig {
     /// buffer each time an exchange takes one, at least one per request, to measure what
     /// the pool saves).
     pub buffer_pool: bool,
+    /// Keep the clients' `Forwarded`, `X-Forwarded-*` and `X-Real-IP` fields and append
+    /// to them, for a proxy whose clients are proxies it trusts (`false`: remove them
+    /// and send only the proxy's own; see
+    /// [`headers`](super::headers#forwarding-fields)).
+    pub trust_forwarded: bool,
 }
 
 impl Default for ProxyConfig {
@@ -224,6 +229,7 @@ impl Default for ProxyConfig {
             upstream_idle_timeout: Duration::from_secs(60),
             health: HealthPolicy::default(),
             buffer_pool: true,
+            trust_forwarded: false,
         }
     }
 }
@@ -1178,6 +1184,7 @@ impl Forward {
             client,
             fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
+            trust_forwarded: config.trust_forwarded,
         };
         self.fallback_host = headers::write_request_head(
             &mut self.out,

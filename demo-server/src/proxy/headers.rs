@@ -26,16 +26,34 @@
 //!   client, the upstream's `Via` lines are kept and one more follows them, which is
 //!   the same list, §5.3).
 //!
-//! Upstream, the request also gets `X-Forwarded-For` (the client's address appended to
-//! the list it carried, several lines merged into one), `X-Forwarded-Host` (the
-//! client's `Host`) and `X-Forwarded-Proto: http`; whatever `X-Forwarded-Host` and
-//! `X-Forwarded-Proto` the client sent are replaced, not trusted. `Expect` is not
+//! Upstream, the request also gets the forwarding fields (below). `Expect` is not
 //! forwarded: the connection answers `100 Continue` itself. An absolute-form OPTIONS
 //! target with neither path nor query goes as `OPTIONS *` (RFC 9112 §3.2.4), and an
 //! OPTIONS request's `Max-Forwards` less one (RFC 9110 §7.6.2; which requests the proxy
 //! answers itself instead, CONNECT and TRACE among them, is [`disposition`]'s). Field
 //! names with `_` are tokens (RFC 9110 §5.1) and go as they came. To the client, the
 //! upstream's `Date` is replaced by the proxy's (as nginx does).
+//!
+//! # Forwarding fields
+//!
+//! By default the proxy is the trust boundary, as Go's `ReverseProxy.Rewrite` is: a
+//! client's `Forwarded`, `X-Forwarded-*` and `X-Real-IP` fields (in any case, and the
+//! names that read as them with `_` for `-`, as CGI folds them: `X_Forwarded_For`) are
+//! removed, so that an application reading them cannot be told a client's `for=` or
+//! `proto=https`, and the proxy sends its own:
+//!
+//! - `X-Forwarded-For`: the client's address;
+//! - `Forwarded` (RFC 7239): `for=` the client's address (an IPv6 address in brackets,
+//!   quoted: `for="[2001:db8::1]"`, §6), `host=` the request's `Host` (quoted when it
+//!   holds a `:` or brackets, which a token cannot), `proto=http`;
+//! - `X-Forwarded-Host` (the request's `Host`) and `X-Forwarded-Proto: http`.
+//!
+//! Without a `Host` (an HTTP/1.0 request), `host=` and `X-Forwarded-Host` are left
+//! out. A proxy behind other proxies that it trusts (`--trust-forwarded`,
+//! [`Request::trust_forwarded`]) keeps what they sent instead: the client's address is
+//! appended to `X-Forwarded-For` and its element to `Forwarded` (several lines merged
+//! into one list), an incoming `X-Forwarded-Host` or `-Proto` stays as it came (the
+//! first proxy knew the original request), and `X-Real-IP` goes on untouched.
 //!
 //! # Examples
 //!
@@ -59,6 +77,7 @@
 //!     client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
 //!     fallback_host: b"127.0.0.1:8080",
 //!     max_forwards: None,
+//!     trust_forwarded: false,
 //! };
 //! let mut out = Vec::new();
 //! write_request_head(&mut out, &request, Framing::None, false);
@@ -67,7 +86,8 @@
 //!     &b"GET /a?b HTTP/1.1\r\n\
 //!        Host: example.com\r\n\
 //!        Via: 1.1 demo-server\r\n\
-//!        X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n\
+//!        X-Forwarded-For: 192.0.2.7\r\n\
+//!        Forwarded: for=192.0.2.7;host=example.com;proto=http\r\n\
 //!        X-Forwarded-Host: example.com\r\n\
 //!        X-Forwarded-Proto: http\r\n\r\n"[..]
 //! );
@@ -124,6 +144,12 @@ pub struct Request<'a> {
     /// `Some(n)`: send `Max-Forwards: n` instead of the client's (the value
     /// [`Disposition::Forward`] gives); `None`: the client's, if any, as it came.
     pub max_forwards: Option<u64>,
+    /// Whether the client is a proxy trusted to tell the truth about the request:
+    /// its `Forwarded`, `X-Forwarded-*` and `X-Real-IP` go on, `Forwarded` and
+    /// `X-Forwarded-For` appended to. Otherwise (the default: this proxy is the trust
+    /// boundary) they are removed and only the proxy's own are sent (see
+    /// [Forwarding fields](self#forwarding-fields)).
+    pub trust_forwarded: bool,
 }
 
 /// How long the body of the upstream response `head` is, as the client that spoke
@@ -339,6 +365,10 @@ pub fn write_request_head(
     } else {
         ""
     };
+    let mut fields = fields;
+    if !request.trust_forwarded {
+        fields.dropped |= forwarding_fields(request.fields);
+    }
     fields.copy(
         out,
         &[
@@ -347,6 +377,7 @@ pub fn write_request_head(
             "expect",
             "via",
             "x-forwarded-for",
+            "forwarded",
             "x-forwarded-host",
             "x-forwarded-proto",
             max_forwards,
@@ -369,16 +400,72 @@ pub fn write_request_head(
     }
     fields.via(out, request.version);
     let mut ip = [0u8; 64];
-    fields.append(
-        out,
-        "X-Forwarded-For",
-        &[format_ip(request.client, &mut ip)],
-    );
+    let ip = format_ip(request.client, &mut ip);
+    fields.append(out, "X-Forwarded-For", &[ip]);
+    // RFC 7239 §4, §6: an IPv6 address in brackets, quoted; `host=` quoted where it
+    // is no token (a port's `:`, brackets). A valid Host holds no `"` or `\`.
+    let (open, close): (&[u8], &[u8]) = if request.client.to_canonical().is_ipv6() {
+        (b"\"[", b"]\"")
+    } else {
+        (b"", b"")
+    };
+    let mut element: [&[u8]; 9] = [b"for=", open, ip, close, b"", b"", b"", b"", b";proto=http"];
     if let Some(host) = host {
-        field(out, b"X-Forwarded-Host: ", host);
+        let quote: &[u8] = if host.iter().any(|b| matches!(b, b':' | b'[')) {
+            b"\""
+        } else {
+            b""
+        };
+        element[4..8].copy_from_slice(&[b";host=", quote, host, quote]);
     }
-    out.extend_from_slice(b"X-Forwarded-Proto: http\r\n\r\n");
+    fields.append(out, "Forwarded", &element);
+    // A trusted proxy's `X-Forwarded-Host` and `-Proto` describe the original request.
+    let kept = |name| {
+        request
+            .trust_forwarded
+            .then(|| fields.forwarded().find(|f| is(f, name)))
+            .flatten()
+    };
+    match (kept("x-forwarded-host"), host) {
+        (Some(f), _) => field(out, b"X-Forwarded-Host: ", f.value),
+        (None, Some(host)) => field(out, b"X-Forwarded-Host: ", host),
+        (None, None) => {}
+    }
+    match kept("x-forwarded-proto") {
+        Some(f) => field(out, b"X-Forwarded-Proto: ", f.value),
+        None => out.extend_from_slice(b"X-Forwarded-Proto: http\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
     fallback
+}
+
+/// The fields a client may not set when the proxy is the trust boundary, as bits by
+/// index: `Forwarded`, `X-Real-IP` and every `X-Forwarded-*`, in any case and with `_`
+/// read as `-` (CGI folds both to one variable: `HTTP_X_FORWARDED_FOR`).
+fn forwarding_fields(all: &[Header<'_>]) -> u128 {
+    // Whether `name` reads as `target` (lowercase), `_` as `-`.
+    fn folds_to(name: &[u8], target: &[u8]) -> bool {
+        name.len() == target.len()
+            && name.iter().zip(target).all(|(&a, &b)| {
+                let a = if a == b'_' {
+                    b'-'
+                } else {
+                    a.to_ascii_lowercase()
+                };
+                a == b
+            })
+    }
+    let mut found = 0;
+    for (i, f) in all.iter().enumerate() {
+        let name = f.name.as_bytes();
+        if folds_to(name, b"forwarded")
+            || folds_to(name, b"x-real-ip")
+            || (name.len() > 12 && folds_to(&name[..12], b"x-forwarded-"))
+        {
+            found |= 1 << i;
+        }
+    }
+    found
 }
 
 // === impl Fields ===
@@ -456,7 +543,7 @@ impl<'a> Fields<'a> {
                 out.extend_from_slice(b", ");
             }
         }
-        for piece in last {
+        for piece in last.iter().filter(|piece| !piece.is_empty()) {
             out.extend_from_slice(piece);
         }
         out.extend_from_slice(b"\r\n");
@@ -635,6 +722,19 @@ mod tests {
 
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
+    thread_local! {
+        /// `Request::trust_forwarded` for the heads [`forwarded_as`] writes.
+        static TRUST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// [`request`], as a proxy that trusts its client's forwarding fields writes it.
+    fn request_trusting(lines: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+        TRUST.set(true);
+        let fields = request(lines);
+        TRUST.set(false);
+        fields
+    }
+
     /// Fields from `Name: value` lines.
     fn fields(lines: &[(&'static str, &'static str)]) -> Vec<Header<'static>> {
         lines
@@ -676,6 +776,7 @@ mod tests {
             client: CLIENT,
             fallback_host: b"upstream:8080",
             max_forwards,
+            trust_forwarded: TRUST.get(),
         };
         let mut out = Vec::new();
         write_request_head(&mut out, &request, framing, false);
@@ -750,6 +851,7 @@ mod tests {
                 ("Content-Length", "12"),
                 ("Via", "1.1 demo-server"),
                 ("X-Forwarded-For", "192.0.2.7"),
+                ("Forwarded", "for=192.0.2.7;host=example.com;proto=http"),
                 ("X-Forwarded-Host", "example.com"),
                 ("X-Forwarded-Proto", "http"),
             ])
@@ -780,6 +882,7 @@ mod tests {
                 "X-End",
                 "Via",
                 "X-Forwarded-For",
+                "Forwarded",
                 "X-Forwarded-Host",
                 "X-Forwarded-Proto"
             ]
@@ -891,8 +994,113 @@ mod tests {
     }
 
     #[test]
+    fn a_clients_forwarding_fields_are_removed_and_the_proxys_own_sent() {
+        // Rack and Spring read `Forwarded` first; Django and PHP read the CGI names,
+        // where `X_Forwarded_For` and `X-Forwarded-For` are one variable.
+        let lines = [
+            ("Host", "site.example:8080"),
+            ("Forwarded", "for=9.9.9.9;proto=https"),
+            ("X-Real-IP", "8.8.8.8"),
+            ("X_Forwarded_For", "7.7.7.7"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("X-Forwarded-Host", "evil"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Port", "443"),
+            ("x_real_ip", "5.5.5.5"),
+            ("FORWARDED", "for=4.4.4.4"),
+            ("X-Forwarded", "kept: no such convention"),
+            ("X-Real-IPs", "kept: another name"),
+        ];
+        let fields = request(&lines);
+        assert_eq!(
+            fields,
+            [
+                ("Host", "site.example:8080"),
+                ("X-Forwarded", "kept: no such convention"),
+                ("X-Real-IPs", "kept: another name"),
+                ("Via", "1.1 demo-server"),
+                ("X-Forwarded-For", "192.0.2.7"),
+                (
+                    "Forwarded",
+                    "for=192.0.2.7;host=\"site.example:8080\";proto=http"
+                ),
+                ("X-Forwarded-Host", "site.example:8080"),
+                ("X-Forwarded-Proto", "http"),
+            ]
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
+        // Trusted, they stay, and the proxy's elements come last.
+        let fields = request_trusting(&lines);
+        assert_eq!(get(&fields, "x-real-ip"), ["8.8.8.8"]);
+        assert_eq!(get(&fields, "x_real_ip"), ["5.5.5.5"]);
+        assert_eq!(
+            get(&fields, "x_forwarded_for"),
+            ["7.7.7.7"],
+            "another name to HTTP"
+        );
+        assert_eq!(get(&fields, "x-forwarded-for"), ["6.6.6.6, 192.0.2.7"]);
+        assert_eq!(
+            get(&fields, "forwarded"),
+            [
+                "for=9.9.9.9;proto=https, for=4.4.4.4, for=192.0.2.7;host=\"site.example:8080\";proto=http"
+            ]
+        );
+        assert_eq!(
+            get(&fields, "x-forwarded-host"),
+            ["evil"],
+            "the first proxy's"
+        );
+        assert_eq!(get(&fields, "x-forwarded-proto"), ["https"]);
+        assert_eq!(get(&fields, "x-forwarded-port"), ["443"]);
+    }
+
+    #[test]
+    fn forwarded_quotes_ipv6_addresses_and_hosts_that_are_no_token() {
+        // RFC 7239 §6: `for="[2001:db8:cafe::17]"`; a Host without a port is a token.
+        let client = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xcafe, 0, 0, 0, 0, 0x17));
+        let lines = [Header {
+            name: "Host",
+            value: b"a.example",
+        }];
+        let request = Request {
+            method: b"GET",
+            target: b"/",
+            version: Version::Http11,
+            fields: &lines,
+            client,
+            fallback_host: b"u",
+            max_forwards: None,
+            trust_forwarded: false,
+        };
+        let mut out = Vec::new();
+        write_request_head(&mut out, &request, parse::Framing::None, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "\r\nForwarded: for=\"[2001:db8:cafe::17]\";host=a.example;proto=http\r\n"
+            ),
+            "{text}"
+        );
+        // An IPv4 client of a dual-stack listener is an IPv4 address; no Host, no host=.
+        let request = Request {
+            client: IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
+            version: Version::Http10,
+            fields: &[],
+            ..request
+        };
+        let mut out = Vec::new();
+        write_request_head(&mut out, &request, parse::Framing::None, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\r\nForwarded: for=192.0.2.1;proto=http\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("X-Forwarded-Host"), "{text}");
+    }
+
+    #[test]
     fn x_forwarded_for_appends_to_every_incoming_line() {
-        let fields = request(&[
+        let fields = request_trusting(&[
             ("Host", "h"),
             ("X-Forwarded-For", "a, b"),
             ("x-forwarded-for", " c ,, "),
@@ -1149,6 +1357,7 @@ mod tests {
             client: CLIENT,
             fallback_host: b"u",
             max_forwards: None,
+            trust_forwarded: false,
         };
         write_request_head(&mut out, &request, parse::Framing::None, true);
         assert!(out.windows(19).any(|w| w == b"Connection: close\r\n"));
