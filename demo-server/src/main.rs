@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
-use demo_server::proxy::handler::ProxyConfig;
+use demo_server::proxy::handler::{MAX_UPSTREAM_IDLE, ProxyConfig};
 use demo_server::proxy::upstream::HealthPolicy;
-use demo_server::server::{Config, MAX_UPSTREAM_IDLE, Server, check_proxy, default_threads};
+use demo_server::server::{Config, Server, default_threads};
 use demo_server::state::{
     Limits, MAX_CONNECTIONS, MAX_HEAD_BYTES, MAX_THREADS, MIN_HEAD_BYTES, MIN_TIMEOUT,
     check_timeout,
@@ -264,7 +264,7 @@ fn main() -> ExitCode {
             let (config, proxy, admin) = args.into_config();
             // What one flag cannot check alone (the upstreams together), as a usage
             // error like the others.
-            if let Err(e) = check_proxy(&proxy) {
+            if let Err(e) = proxy.check() {
                 eprintln!("demo-server: error: --upstream: {e}");
                 return ExitCode::from(2);
             }

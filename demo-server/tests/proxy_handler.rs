@@ -382,7 +382,7 @@ fn valid_but_unusual_requests_get_through_intact() {
     assert_eq!(up.line, "GET /%7e%2F?x=%00 HTTP/1.1");
     assert_eq!(up.get("host"), ["a.example:81"]);
     assert!(run.upstream[0].windows(5).any(|w| w == b"X: \xe9t"));
-    // Review item 1: a comma inside a quoted parameter value splits nothing (RFC 9110
+    // A comma inside a quoted parameter value splits nothing (RFC 9110
     // §5.6.4): the codings go on as they came, the body re-chunked after them.
     let request = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n3;e=\"1,2\"\r\nabc\r\n0\r\n\r\n";
     let run = each_way(one_upstream, request, OK, false);
@@ -430,7 +430,7 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
-        // Review item 1: a list that splits two ways (RFC 9110 §5.6.1, §5.6.4): read
+        // A list that splits two ways (RFC 9110 §5.6.1, §5.6.4): read
         // at every comma these end in chunked; a quoted-string that does not end makes
         // them one invalid coding (RFC 9112 §7).
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n0\r\n\r\n",
@@ -546,7 +546,7 @@ fn response_bodies_are_reframed_for_the_client() {
     let r = &parse_all(&run.client)[0];
     assert_eq!(r.header("transfer-encoding"), Some("gzip, chunked"));
     assert_eq!(r.body, b"\x1f\x8b");
-    // Review item 1: each coding as it came, a quoted comma and all.
+    // Each coding as it came, a quoted comma and all (RFC 9110 §5.6.4).
     let coded =
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n";
     let run = each_way(one_upstream, get, coded, false);
@@ -628,7 +628,7 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nok",
-        // Review item 1: split at every comma, this would end in chunked.
+        // Split at every comma, this would end in chunked (RFC 9110 §5.6.4).
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok",
@@ -667,7 +667,7 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
     assert_eq!(s.proxy.upstreams.stats(0).discarded, 1, "closed, not kept");
 }
 
-/// Review item 6: RFC 9112 §3.2.4, an absolute-form OPTIONS target with neither path
+/// RFC 9112 §3.2.4: an absolute-form OPTIONS target with neither path
 /// nor query is for the server as a whole: `*` at the origin.
 #[test]
 fn options_for_the_whole_server_goes_up_in_asterisk_form() {
@@ -688,7 +688,7 @@ fn options_for_the_whole_server_goes_up_in_asterisk_form() {
     }
 }
 
-/// Review item 7: RFC 9110 §7.6.2 (Max-Forwards), §9.3.6 (CONNECT), §9.3.8 (TRACE).
+/// RFC 9110 §7.6.2 (Max-Forwards), §9.3.6 (CONNECT), §9.3.8 (TRACE).
 /// What the proxy answers itself reaches no upstream.
 #[test]
 fn max_forwards_is_honoured_and_connect_and_trace_are_never_forwarded() {
@@ -1037,7 +1037,7 @@ fn every_upstream_down_is_503_at_once() {
     assert!(mem.client_received().starts_with(b"HTTP/1.1 503 "));
     assert_eq!(mem.connections().count(), opened, "no attempt made");
     // After fail_timeout, one request probes each; a success brings it back.
-    mem.worker.now += Duration::from_secs(11);
+    mem.local.now += Duration::from_secs(11);
     mem.refused = vec![false, false];
     mem.clear_client_received();
     let key = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", OK);
@@ -1114,11 +1114,11 @@ fn memory_stays_bounded_whatever_the_body_sizes() {
 fn idle_upstream_connections_expire() {
     let s = setup(1, |c| c.upstream_idle_timeout = Duration::from_secs(60));
     let (mut mem, key) = warmed(&s);
-    let later = mem.worker.now + Duration::from_secs(59);
-    mem.worker.expire(later);
+    let later = mem.local.now + Duration::from_secs(59);
+    mem.local.expire(later);
     mem.run();
     assert!(mem.upstream(key).idle, "not yet");
-    mem.worker.expire(later + Duration::from_secs(1));
+    mem.local.expire(later + Duration::from_secs(1));
     mem.run();
     assert!(
         mem.upstream(key).closed && !mem.upstream(key).idle,

@@ -1,5 +1,5 @@
 //! The pairing of a client connection with an upstream one: [`ProxyHandler`], the
-//! [`Handler`] of each client connection of `demo-server proxy`, and [`ProxyWorker`],
+//! [`Handler`] of each client connection of `demo-server proxy`, and [`ProxyLocal`],
 //! the state its worker lends it.
 //!
 //! Sans-I/O, like [`Conn`](crate::http::conn::Conn) itself: the handler rewrites the
@@ -9,12 +9,12 @@
 //! tests, benchmarks and fuzzing) moves bytes between those buffers and sockets, and
 //! tells the handler what the sockets said. What the handler needs from the driver
 //! it asks for: [`wants_connection`](ProxyHandler::wants_connection) (a connection to
-//! an upstream: an idle one from [`ProxyWorker::take_idle`] or a new one),
+//! an upstream: an idle one from [`ProxyLocal::take_idle`] or a new one),
 //! [`to_send`](ProxyHandler::to_send) (bytes to write), [`input_room`](ProxyHandler::input_room)
 //! (bytes it takes).
-//! Connections it is done with go back through [`ProxyWorker::next_released`] (clean
-//! or not: the driver checks the socket, then [`ProxyWorker::park`]s it) or
-//! [`ProxyWorker::next_closing`] (to close).
+//! Connections it is done with go back through [`ProxyLocal::next_released`] (clean
+//! or not: the driver checks the socket, then [`ProxyLocal::park`]s it) or
+//! [`ProxyLocal::next_closing`] (to close).
 //!
 //! # One exchange
 //!
@@ -34,7 +34,7 @@
 //!    driver stops reading the upstream.
 //! 4. When the response body ended, the upstream connection is released: kept for the
 //!    next request only if the request was sent whole, the response read to its end
-//!    with nothing after it, and both sides allow keep-alive (the seed's dirty-writer
+//!    with nothing after it, and both sides allow keep-alive (the dirty-writer
 //!    rule, [`Exchange`]); anything else is closed.
 //!
 //! # Errors
@@ -220,6 +220,46 @@ pub struct ProxyConfig {
     pub trust_forwarded: bool,
 }
 
+/// Most idle connections a worker keeps per upstream ([`ProxyConfig::upstream_idle`]).
+pub const MAX_UPSTREAM_IDLE: usize = 65_536;
+
+impl ProxyConfig {
+    /// Checks the settings, as [`Limits::check`](crate::state::Limits::check) checks
+    /// the server's: at least one upstream, none on port 0 and none twice, timeouts in
+    /// [`MIN_TIMEOUT`](crate::state::MIN_TIMEOUT)..=[`MAX_TIMEOUT`](crate::state::MAX_TIMEOUT),
+    /// at most [`MAX_UPSTREAM_IDLE`] idle connections per upstream.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the first setting out of range.
+    pub fn check(&self) -> Result<(), String> {
+        use crate::state::{MIN_TIMEOUT, check_timeout};
+        if self.upstreams.is_empty() {
+            return Err("at least one upstream is needed".into());
+        }
+        if let Some(addr) = self.upstreams.iter().find(|a| a.port() == 0) {
+            return Err(format!("upstream {addr} has no port"));
+        }
+        // Each upstream is one series in `/metrics`, labelled by its address.
+        for (i, addr) in self.upstreams.iter().enumerate() {
+            if self.upstreams[..i].contains(addr) {
+                return Err(format!("upstream {addr} is given twice"));
+            }
+        }
+        for (name, timeout) in [
+            ("upstream_timeout", self.upstream_timeout),
+            ("upstream_idle_timeout", self.upstream_idle_timeout),
+            ("fail_timeout", self.health.fail_timeout),
+        ] {
+            check_timeout(timeout, MIN_TIMEOUT).map_err(|e| format!("{name} {e}"))?;
+        }
+        if self.upstream_idle > MAX_UPSTREAM_IDLE {
+            return Err(format!("upstream_idle must be in 0..={MAX_UPSTREAM_IDLE}"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
@@ -283,9 +323,9 @@ impl Proxy {
         &self.config
     }
 
-    /// Worker `index`'s state.
-    pub fn worker(self: &Arc<Self>, index: usize) -> ProxyWorker {
-        ProxyWorker {
+    /// The state of event loop `index` (its worker thread), lent to its handlers.
+    pub fn local(self: &Arc<Self>, index: usize) -> ProxyLocal {
+        ProxyLocal {
             proxy: Arc::clone(self),
             index,
             now: Instant::now(),
@@ -331,12 +371,13 @@ pub struct Released {
     pub exchange: Exchange,
 }
 
-/// One worker's proxy state, lent to every handler call: the clock, the round-robin
-/// cursor, the idle upstream connections, and the connections handlers let go.
+/// One event loop's proxy state (local to its worker thread), lent to every handler
+/// call: the clock, the round-robin cursor, the idle upstream connections, and the
+/// connections handlers let go.
 ///
 /// Connections are named by a key of the driver's choosing (the event loop's slab key
 /// of the socket).
-pub struct ProxyWorker {
+pub struct ProxyLocal {
     proxy: Arc<Proxy>,
     index: usize,
     /// The time, as the driver last read it (set it before each round of calls).
@@ -351,7 +392,7 @@ pub struct ProxyWorker {
     spare: Vec<Box<Forward>>,
 }
 
-impl ProxyWorker {
+impl ProxyLocal {
     /// The shared proxy state.
     pub fn proxy(&self) -> &Proxy {
         &self.proxy
@@ -455,9 +496,9 @@ impl ProxyWorker {
     }
 }
 
-impl std::fmt::Debug for ProxyWorker {
+impl std::fmt::Debug for ProxyLocal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyWorker")
+        f.debug_struct("ProxyLocal")
             .field("index", &self.index)
             .field("idle", &self.idle)
             .finish_non_exhaustive()
@@ -650,7 +691,7 @@ impl Forward {
         self.want.map(|reuse| (self.upstream, reuse))
     }
 
-    fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
+    fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyLocal) {
         debug_assert!(self.want.is_some() && self.conn.is_none());
         self.want = None;
         self.conn = Some(Attached {
@@ -663,7 +704,7 @@ impl Forward {
         }
     }
 
-    fn connected(&mut self, w: &mut ProxyWorker) {
+    fn connected(&mut self, w: &mut ProxyLocal) {
         if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
             conn.connected = true;
             w.count(self.upstream, Event::Opened);
@@ -681,7 +722,7 @@ impl Forward {
         &self.request()[self.sent..]
     }
 
-    fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
+    fn sent(&mut self, n: usize, w: &mut ProxyLocal) {
         self.sent += n;
         self.written |= n > 0;
         if self.has_body {
@@ -697,7 +738,7 @@ impl Forward {
         COPY_BUF_SIZE.saturating_sub(self.inp.len())
     }
 
-    fn input(&mut self, w: &ProxyWorker) -> &mut Vec<u8> {
+    fn input(&mut self, w: &ProxyLocal) -> &mut Vec<u8> {
         if self.inp.capacity() == 0 {
             self.inp = w.proxy.buffers().get();
             self.inp.clear();
@@ -708,7 +749,7 @@ impl Forward {
         &mut self.inp
     }
 
-    fn received(&mut self, n: usize, w: &mut ProxyWorker) {
+    fn received(&mut self, n: usize, w: &mut ProxyLocal) {
         self.responded |= n > 0;
         if matches!(self.resp, Resp::Body(_)) {
             self.arm(w); // bytes of a head do not extend the time it may take
@@ -720,7 +761,7 @@ impl Forward {
         self.settle_out(w); // a response began: no retry will need the request
     }
 
-    fn read_blocked(&mut self, w: &mut ProxyWorker) {
+    fn read_blocked(&mut self, w: &mut ProxyLocal) {
         self.settle_inp(w);
         if self.send_failed && !self.responded {
             // The write failed and the connection holds no answer: a failed attempt.
@@ -728,11 +769,11 @@ impl Forward {
         }
     }
 
-    fn connect_failed(&mut self, w: &mut ProxyWorker) {
+    fn connect_failed(&mut self, w: &mut ProxyLocal) {
         self.fail(w, Failure::Refused);
     }
 
-    fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
+    fn connect_failed_locally(&mut self, w: &mut ProxyLocal) {
         self.fail(w, Failure::Local);
     }
 
@@ -745,7 +786,7 @@ impl Forward {
         self.send_failed = true;
     }
 
-    fn read_failed(&mut self, w: &mut ProxyWorker) {
+    fn read_failed(&mut self, w: &mut ProxyLocal) {
         if self.responded {
             // The bytes read before the reset may hold the rest of the response (the
             // kernel delivers them first: an upstream that answers early and closes
@@ -758,7 +799,7 @@ impl Forward {
         }
     }
 
-    fn upstream_closed(&mut self, w: &mut ProxyWorker) {
+    fn upstream_closed(&mut self, w: &mut ProxyLocal) {
         if self.responded {
             self.eof = true; // `poll_response` reads what is left, then decides
         } else {
@@ -786,7 +827,7 @@ impl Forward {
         for_body || for_reader
     }
 
-    fn timed_out(&mut self, w: &mut ProxyWorker) {
+    fn timed_out(&mut self, w: &mut ProxyLocal) {
         self.fail(w, Failure::Timeout);
     }
 
@@ -797,13 +838,13 @@ impl Forward {
     // === the exchange ===
 
     /// Starts the upstream timeout again (progress was made).
-    fn arm(&mut self, w: &ProxyWorker) {
+    fn arm(&mut self, w: &ProxyLocal) {
         self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
     }
 
     /// An attempt failed with `failure`: close its connection; retry, answer with a
     /// status, or cut the response off.
-    fn fail(&mut self, w: &mut ProxyWorker, failure: Failure) {
+    fn fail(&mut self, w: &mut ProxyLocal, failure: Failure) {
         if !self.active || self.outcome.is_some() {
             return;
         }
@@ -867,7 +908,7 @@ impl Forward {
 
     /// Sends the request to `upstream` instead (a retry): a `Host` that was the
     /// previous upstream's address becomes this one's.
-    fn retarget(&mut self, upstream: usize, w: &ProxyWorker) {
+    fn retarget(&mut self, upstream: usize, w: &ProxyLocal) {
         if upstream != self.upstream {
             if let Some(range) = self.fallback_host.take() {
                 let name = w.proxy.upstreams.name(upstream).as_bytes();
@@ -886,7 +927,7 @@ impl Forward {
 
     /// Ends the exchange: the connection is released (clean or not), the buffers go
     /// back.
-    fn finish(&mut self, w: &mut ProxyWorker) {
+    fn finish(&mut self, w: &mut ProxyLocal) {
         if let Some(conn) = self.conn.take() {
             let exchange = Exchange {
                 request_sent: self.body == Body::Done
@@ -909,7 +950,7 @@ impl Forward {
         self.deadline = None;
     }
 
-    fn drop_buffers(&mut self, w: &ProxyWorker) {
+    fn drop_buffers(&mut self, w: &ProxyLocal) {
         self.put_out(w);
         self.put_inp(w);
         self.replay.clear();
@@ -918,7 +959,7 @@ impl Forward {
     // === the copy buffers: held only while they have bytes to move ===
 
     /// Takes an output buffer, unless one is held.
-    fn take_out(&mut self, w: &ProxyWorker) {
+    fn take_out(&mut self, w: &ProxyLocal) {
         if self.out.capacity() == 0 {
             self.out = w.proxy.buffers().get();
             self.out.clear();
@@ -926,7 +967,7 @@ impl Forward {
     }
 
     /// Gives the output buffer back (if one is held).
-    fn put_out(&mut self, w: &ProxyWorker) {
+    fn put_out(&mut self, w: &ProxyLocal) {
         if self.out.capacity() > 0 {
             w.proxy.buffers().put(std::mem::take(&mut self.out));
         }
@@ -934,7 +975,7 @@ impl Forward {
     }
 
     /// Gives the input buffer back (if one is held), with whatever is left in it.
-    fn put_inp(&mut self, w: &ProxyWorker) {
+    fn put_inp(&mut self, w: &ProxyLocal) {
         if self.inp.capacity() > 0 {
             w.proxy.buffers().put(std::mem::take(&mut self.inp));
         }
@@ -943,7 +984,7 @@ impl Forward {
 
     /// Gives the input buffer back if it holds nothing (the exchange waits for the
     /// upstream again).
-    fn settle_inp(&mut self, w: &ProxyWorker) {
+    fn settle_inp(&mut self, w: &ProxyLocal) {
         if self.inp.is_empty() {
             self.put_inp(w);
         }
@@ -972,7 +1013,7 @@ impl Forward {
     /// kept for a retry); otherwise the buffer goes once all of it was written, unless a
     /// retry may need the request from it (then once a response byte arrives). `replay`
     /// is emptied once written and no retry may need it.
-    fn settle_out(&mut self, w: &ProxyWorker) {
+    fn settle_out(&mut self, w: &ProxyLocal) {
         let may_retry = self.may_retry();
         if self.out.capacity() == 0 {
             if !may_retry && self.sent == self.replay.len() {
@@ -1008,7 +1049,7 @@ impl Forward {
 
     /// The response: a failure's outcome, heads, then body, as far as the client's
     /// output has room.
-    fn respond(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+    fn respond(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyLocal) {
         self.client_full = false; // set again below if the client's output fills up
         if let Some(outcome) = self.outcome.take() {
             match outcome {
@@ -1070,7 +1111,7 @@ impl Forward {
 
     /// Drops the bytes of the input already used ([`compact`]), and gives the buffer
     /// back if that was all of them.
-    fn used_up(&mut self, w: &ProxyWorker) {
+    fn used_up(&mut self, w: &ProxyLocal) {
         compact(&mut self.inp, &mut self.consumed);
         self.settle_inp(w);
     }
@@ -1080,7 +1121,7 @@ impl Forward {
     fn read_heads(
         &mut self,
         res: &mut Response<'_, '_>,
-        w: &mut ProxyWorker,
+        w: &mut ProxyLocal,
     ) -> Result<(), Failure> {
         let Resp::Head { scanned, interims } = &mut self.resp else {
             return Ok(());
@@ -1149,7 +1190,7 @@ impl Forward {
         client: IpAddr,
         req: &Request<'_>,
         res: &mut Response<'_, '_>,
-        w: &mut ProxyWorker,
+        w: &mut ProxyLocal,
     ) {
         let max_forwards = match headers::disposition(req.method_name, req.headers) {
             Disposition::Forward { max_forwards } => max_forwards,
@@ -1218,7 +1259,7 @@ impl Forward {
         self.settle_out(w); // a short request without a body moves out of the buffer
     }
 
-    fn on_body(&mut self, data: &[u8], w: &mut ProxyWorker) -> usize {
+    fn on_body(&mut self, data: &[u8], w: &mut ProxyLocal) -> usize {
         if self.active && self.send_failed && !self.responded && self.outcome.is_none() {
             // The write failed, and the read that decides between an early answer and
             // a retry (which needs every byte of the body) has not happened yet.
@@ -1248,7 +1289,7 @@ impl Forward {
         n
     }
 
-    fn on_body_end(&mut self, w: &ProxyWorker) {
+    fn on_body_end(&mut self, w: &ProxyLocal) {
         if !self.active {
             return;
         }
@@ -1261,7 +1302,7 @@ impl Forward {
         self.settle_out(w); // it may all have been written already
     }
 
-    fn on_abort(&mut self, w: &mut ProxyWorker) {
+    fn on_abort(&mut self, w: &mut ProxyLocal) {
         if !self.active {
             return;
         }
@@ -1283,7 +1324,7 @@ impl Forward {
 ///
 /// Between requests it holds only the client's address: the upstream side of an
 /// exchange (`Forward`, some 200 bytes with its copy buffers' handles) is taken from
-/// the worker's spares ([`ProxyWorker`]) when a request is forwarded and given back
+/// the worker's spares ([`ProxyLocal`]) when a request is forwarded and given back
 /// when the exchange ends, so an idle client connection costs 32 bytes here, whatever
 /// it did before. The driver's calls below do nothing (or answer "nothing") while no
 /// exchange is in progress.
@@ -1303,7 +1344,7 @@ impl ProxyHandler {
     // === the driver's side ===
 
     /// The connection the handler needs: `Some((upstream, reuse))`, where `reuse` says
-    /// an idle one will do ([`ProxyWorker::take_idle`]); otherwise open a new one.
+    /// an idle one will do ([`ProxyLocal::take_idle`]); otherwise open a new one.
     /// Answer with [`attach`](Self::attach) or [`connect_failed`](Self::connect_failed).
     pub fn wants_connection(&self) -> Option<(usize, bool)> {
         self.ex.as_ref().and_then(|ex| ex.wants_connection())
@@ -1311,12 +1352,12 @@ impl ProxyHandler {
 
     /// Hands the handler the connection `key` it asked for: an idle one (`reused`) or
     /// one just opened (which may still be connecting: write to it once it is).
-    pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
+    pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.attach(key, reused, w));
     }
 
     /// The new connection attached is made (counted as opened): write to it.
-    pub fn connected(&mut self, w: &mut ProxyWorker) {
+    pub fn connected(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.connected(w));
     }
 
@@ -1336,7 +1377,7 @@ impl ProxyHandler {
     }
 
     /// `n` bytes of [`to_send`](Self::to_send) were written.
-    pub fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
+    pub fn sent(&mut self, n: usize, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.sent(n, w));
     }
 
@@ -1351,23 +1392,23 @@ impl ProxyHandler {
     /// A copy buffer is taken for it here if none is held: call this only with bytes to
     /// read, or say [`read_blocked`](Self::read_blocked) when the read found none.
     /// `None` with no exchange in progress (then `input_room` is 0).
-    pub fn input(&mut self, w: &ProxyWorker) -> Option<&mut Vec<u8>> {
+    pub fn input(&mut self, w: &ProxyLocal) -> Option<&mut Vec<u8>> {
         self.ex.as_deref_mut().map(|ex| ex.input(w))
     }
 
     /// The connection has nothing to read for now (the read would block): the input
     /// buffer [`input`](Self::input) took goes back if it holds nothing.
-    pub fn read_blocked(&mut self, w: &mut ProxyWorker) {
+    pub fn read_blocked(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.read_blocked(w));
     }
 
     /// `n` bytes were appended to [`input`](Self::input).
-    pub fn received(&mut self, n: usize, w: &mut ProxyWorker) {
+    pub fn received(&mut self, n: usize, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.received(n, w));
     }
 
     /// The connection could not be made: the upstream refused it or is unreachable.
-    pub fn connect_failed(&mut self, w: &mut ProxyWorker) {
+    pub fn connect_failed(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.connect_failed(w));
     }
 
@@ -1375,7 +1416,7 @@ impl ProxyHandler {
     /// descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
     /// `ENOMEM`, `EADDRNOTAVAIL`): 502 without a retry, and no mark against the
     /// upstream, which was never asked.
-    pub fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
+    pub fn connect_failed_locally(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.connect_failed_locally(w));
     }
 
@@ -1388,18 +1429,18 @@ impl ProxyHandler {
     /// body is dropped), and only a read that finds none
     /// ([`read_blocked`](Self::read_blocked), [`read_failed`](Self::read_failed),
     /// [`upstream_closed`](Self::upstream_closed)) makes it a failed attempt.
-    pub fn write_failed(&mut self, w: &mut ProxyWorker) {
+    pub fn write_failed(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, _| ex.write_failed());
     }
 
     /// Reading from the connection failed (reset).
-    pub fn read_failed(&mut self, w: &mut ProxyWorker) {
+    pub fn read_failed(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.read_failed(w));
     }
 
     /// The upstream closed its side: the end of a close-delimited body, a truncated
     /// one, or (before any response byte) a failed attempt.
-    pub fn upstream_closed(&mut self, w: &mut ProxyWorker) {
+    pub fn upstream_closed(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.upstream_closed(w));
     }
 
@@ -1411,7 +1452,7 @@ impl ProxyHandler {
 
     /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
     /// response after.
-    pub fn timed_out(&mut self, w: &mut ProxyWorker) {
+    pub fn timed_out(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.timed_out(w));
     }
 
@@ -1424,8 +1465,8 @@ impl ProxyHandler {
     /// state back to the worker if `f` ended it.
     fn with<R>(
         &mut self,
-        w: &mut ProxyWorker,
-        f: impl FnOnce(&mut Forward, &mut ProxyWorker) -> R,
+        w: &mut ProxyLocal,
+        f: impl FnOnce(&mut Forward, &mut ProxyLocal) -> R,
     ) -> Option<R> {
         let ex = self.ex.as_deref_mut()?;
         let r = f(ex, w);
@@ -1439,13 +1480,13 @@ impl ProxyHandler {
 }
 
 impl Handler for ProxyHandler {
-    type Worker = ProxyWorker;
+    type Worker = ProxyLocal;
 
     /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
     /// need not understand them.
     const CODINGS: Codings = Codings::Forward;
 
-    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, w: &mut ProxyLocal) {
         if self.ex.is_some() {
             // The connection starts a request only after the previous exchange ended,
             // which the handler always sees: a bug. Its connection is not kept.
@@ -1461,21 +1502,21 @@ impl Handler for ProxyHandler {
         }
     }
 
-    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, w: &mut ProxyWorker) -> usize {
+    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, w: &mut ProxyLocal) -> usize {
         // With no exchange there is nowhere to send it: the connection drops it.
         self.with(w, |ex, w| ex.on_body(data, w))
             .unwrap_or(data.len())
     }
 
-    fn on_body_end(&mut self, _: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+    fn on_body_end(&mut self, _: &mut Response<'_, '_>, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.on_body_end(w));
     }
 
-    fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.respond(res, w));
     }
 
-    fn on_abort(&mut self, w: &mut ProxyWorker) {
+    fn on_abort(&mut self, w: &mut ProxyLocal) {
         self.with(w, |ex, w| ex.on_abort(w));
     }
 }

@@ -1326,7 +1326,7 @@ mod tests {
                 vec![],
                 vec!["gzip, chunked"],
             ),
-            // Review item 1: each coding as it came, a quoted comma and all.
+            // Each coding as it came, a quoted comma and all (RFC 9110 §5.6.4).
             (
                 &[
                     ("Host", "h"),

@@ -12,7 +12,7 @@
 //!   reuse (the most recently used connection is the likeliest still open and warm),
 //!   at most `upstream_idle` per upstream (the least recently used is closed to make
 //!   room, as nginx's `keepalive` does), expiry after `upstream_idle_timeout`, and the
-//!   seed's dirty-writer rule: a connection whose request was not fully sent or whose
+//!   dirty-writer rule: a connection whose request was not fully sent or whose
 //!   response was not read to its end is never kept ([`Exchange`]).
 //!
 //! Time is always an [`Instant`] passed in, so no test sleeps.
