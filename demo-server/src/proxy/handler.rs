@@ -1,154 +1,18 @@
 //! The pairing of a client connection with an upstream one: [`ProxyHandler`], the
 //! [`Handler`] of each client connection of `demo-server proxy`, and [`ProxyLocal`],
-//! the state its worker lends it.
+//! the state its event loop lends it.
 //!
 //! Sans-I/O, like [`Conn`](crate::http::conn::Conn) itself: the handler rewrites the
 //! request head into an output buffer, streams the request body after it, parses the
 //! response from an input buffer and streams its body into the client's
-//! [`Response`]; the driver (the event loop in `server/`, or [`mem`](super::mem) in
-//! tests, benchmarks and fuzzing) moves bytes between those buffers and sockets, and
-//! tells the handler what the sockets said. What the handler needs from the driver
-//! it asks for: [`wants_connection`](ProxyHandler::wants_connection) (a connection to
-//! an upstream: an idle one from [`ProxyLocal::take_idle`] or a new one),
-//! [`to_send`](ProxyHandler::to_send) (bytes to write), [`input_room`](ProxyHandler::input_room)
-//! (bytes it takes).
-//! Connections it is done with go back through [`ProxyLocal::next_released`] (clean
-//! or not: the driver checks the socket, then [`ProxyLocal::park`]s it) or
-//! [`ProxyLocal::next_closing`] (to close).
+//! [`Response`]; a driver (the event loop's `server/upstream_io.rs`, or
+//! [`mem`](super::mem) in tests, benchmarks and fuzzing) moves bytes between those
+//! buffers and sockets as [`ProxyHandler`] describes.
 //!
-//! # One exchange
-//!
-//! 1. `on_request`: answer the requests that are not forwarded (CONNECT, TRACE, an
-//!    OPTIONS at `Max-Forwards: 0`: [`headers::disposition`]); choose an upstream
-//!    (round robin, passive health: none up is a 503 at once), write the rewritten
-//!    head ([`headers::write_request_head`]) into the output buffer, ask for a
-//!    connection.
-//! 2. `on_body`: each piece of the request body is appended (re-chunked if it came
-//!    chunked); when the output buffer is full, the handler takes fewer bytes, and the
-//!    connection stops reading the client until the upstream took some.
-//! 3. `poll_response`: interim heads are forwarded (except `100 Continue`, which the
-//!    connection sent the client itself), the final head is checked and started
-//!    through [`Response::start`] with each forwarded field, and the body is copied
-//!    from the input buffer into the client's output as far as
-//!    [`Response::room`] allows: a slow client leaves the input buffer full, so the
-//!    driver stops reading the upstream.
-//! 4. When the response body ended, the upstream connection is released: kept for the
-//!    next request only if the request was sent whole, the response read to its end
-//!    with nothing after it, and both sides allow keep-alive (the dirty-writer
-//!    rule, [`Exchange`]); anything else is closed.
-//!
-//! # Errors
-//!
-//! - No upstream up: 503, at once.
-//! - The proxy cannot open a connection for a reason of its own (out of file
-//!   descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
-//!   `ENOMEM`, `EADDRNOTAVAIL`): 502 at once, no retry, and no mark against the
-//!   upstream's health ([`connect_failed_locally`](ProxyHandler::connect_failed_locally)).
-//! - Refused, reset or closed before any response byte: 502, after the retry rules
-//!   below. A failed write is not yet a failure: an upstream that answers an upload
-//!   early and closes resets the connection over the unread body, but its answer is in
-//!   the socket ahead of the reset, so the connection is read first, and an answer
-//!   found there is delivered (the rest of the request body is dropped, as RFC 9112
-//!   §9.6 allows), with no mark against the upstream.
-//! - No complete response head within the upstream timeout: 504.
-//! - A malformed response head, invalid framing, a tunnel, more than [`MAX_INTERIM`]
-//!   interim responses: 502.
-//! - Any of these after the response started: the client's response is cut off (its
-//!   connection closes after what was written), never completed wrongly.
-//! - The client's connection is reset (or its request body breaks off) before the
-//!   response head: the upstream connection is closed, not pooled, and counted as a
-//!   client abort (nginx's 499); no mark against the upstream's health. A client
-//!   that only shut down its sending side is still answered (RFC 9112 §9.6).
-//!
-//! Failed attempts (refused, reset, closed, timed out, malformed) count against the
-//! upstream's health, except a reset or close before any response byte on a pooled
-//! connection: the upstream closed it while it was idle, which says nothing of its
-//! health. An upstream that sent a complete response head is never marked failed for
-//! that exchange, and a single upstream is never taken out
-//! ([`HealthPolicy`](super::upstream::HealthPolicy)).
-//!
-//! # Retries
-//!
-//! A request is retried at most once, on a new connection, and only while the proxy
-//! still has all of it (its body was not longer than the copy buffer: see
-//! [Memory](#memory-per-connection-pair) for where it is kept) and no byte of a
-//! response to it arrived. Within that:
-//!
-//! - a request of which nothing was written (the connection was refused, or failed
-//!   before the first write) is retried whatever its method;
-//! - an idempotent request (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
-//!   that was written is retried after a reset or close (it is safe to send twice);
-//! - a non-idempotent request (POST, PATCH, ...) that was written is never retried,
-//!   even on a pooled connection the upstream closed at that moment: the upstream may
-//!   have acted on it. That case is kept rare by discarding idle connections as soon as
-//!   their socket reports a byte or a close (the event loop reads those reports before
-//!   it lets a request take a connection).
-//! - timeouts and malformed responses are not retried (the request may be slow or
-//!   harmful to repeat), nor are local errors.
-//!
-//! The retry goes to the same upstream after a failed pooled connection (the upstream
-//! itself is fine), to the next upstream that is up otherwise (502 if none is). A
-//! request without `Host` (HTTP/1.0) retried on another upstream gets that upstream's
-//! address as its `Host`. `retries` is counted on the upstream of the failed attempt.
-//!
-//! # Timeouts
-//!
-//! The upstream timeout ([`ProxyConfig::upstream_timeout`]) bounds only what the
-//! upstream is waited for, never the client:
-//!
-//! - **Before the response head**, it bounds the attempt from its start: connecting,
-//!   writing a request without a body, and the whole response head (its bytes arriving
-//!   one by one do not extend it; interim heads neither). While a request body is
-//!   being written it starts again at each write the upstream takes, and it is
-//!   suspended while the proxy waits for more of the body from the client; the last
-//!   write of the body starts it once more for the response head. Past it: 504.
-//! - **During the response body**, it bounds how long the upstream may send nothing
-//!   while the proxy has room for its bytes (an idle timeout, as nginx's
-//!   `proxy_read_timeout`): it starts again whenever the upstream sends a byte or the
-//!   client takes one. Past it, the response is cut off.
-//! - It is suspended while the proxy waits on the client: a full input buffer (a
-//!   client reading slowly or not at all), or a request body still to come from the
-//!   client that the upstream may be waiting for. Then the client-side limits apply
-//!   (`--write-timeout` while output waits for the client, `--idle-timeout` while the
-//!   request body does), as for `serve`.
-//!
-//! # Memory per connection pair
-//!
-//! Between requests, none beyond the client connection's own: the handler holds the
-//! client's address and an empty handle (32 bytes). The upstream side of an exchange
-//! (its state, some 200 bytes, and the handles of its copy buffers) lives in a box the
-//! handler takes from its worker's spares when it forwards a request and gives back
-//! when the exchange ends; a worker keeps up to 1024 spares (its peak of exchanges in
-//! progress), so once warm a request allocates none. (A plain `Vec` of spares rather
-//! than a `recycle_pool::Pool`: the handler holds its box across calls with no borrow of a
-//! pool, and each worker's spares are its own, so there is nothing to share or
-//! synchronise.)
-//!
-//! While an exchange is in progress, up to two copy buffers of [`COPY_BUF_SIZE`]
-//! (32 KiB), each held only while it has bytes to move, so that an exchange waiting on
-//! its upstream (the request written, no response byte yet) holds none, however many
-//! are in progress (nor does the pool then keep a buffer per exchange that was waiting):
-//!
-//! - the output buffer is taken for the rewritten head and for each piece of request
-//!   body, and given back as soon as all of it was written. It holds at most 32 KiB of
-//!   request (a longer head than that is written whole, and its buffer is then not
-//!   pooled again). A whole request of at most `REPLAY_MAX` (2 KiB: a typical head
-//!   without a body) moves at once into the exchange state's own replay buffer, is
-//!   written from there (while the connection is being made, too) and kept there for a
-//!   retry. A longer one that a retry may still need (no response byte yet, and
-//!   idempotent) keeps its output buffer until a response byte arrives, and so does a
-//!   request body still to come from the client while the request is replayable.
-//! - the input buffer is taken when the upstream has bytes to read (the driver asks for
-//!   it with [`input`](ProxyHandler::input)) and given back as soon as what it holds is
-//!   used up: it holds at most 32 KiB of response, and none while the exchange waits.
-//!
-//! With the client's buffers (a read buffer of at most the head limit or 64 KiB of
-//! body, a write buffer of at most 64 KiB plus one write), a pair holds at most some
-//! 200 KiB plus its heads, however large the bodies. The replay buffer's capacity stays
-//! with the spare state (2 KiB, up to about twice that after a growth by doubling or a
-//! `Host` rewritten for a retry; with at most 1,024 spare states, at most some 4 MiB a
-//! worker), so a retry-able request allocates nothing once warm. With `--no-buffer-pool` ([`ProxyConfig::buffer_pool`] false), each taking
-//! of a copy buffer allocates a fresh one, dropped when given back.
+//! The rules of one exchange (its steps, its errors and what each costs the upstream's
+//! health, retries, the upstream timeout, and the memory an exchange holds) are
+//! written out in `docs/design.md`, "The proxy's exchange"; the items below state the
+//! part each enforces.
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -184,7 +48,7 @@ const MAX_SPARE: usize = 1024;
 
 /// Longest whole request (its head and any body) kept in the exchange's own state rather
 /// than in a copy buffer, written from there and kept for a retry (see
-/// [Memory](self#memory-per-connection-pair)). Below a page, so it never costs more than
+/// "Memory per connection pair" in `docs/design.md`). Below a page, so it never costs more than
 /// the buffer page it frees; the most each spare exchange state keeps allocated for it.
 const REPLAY_MAX: usize = 2048;
 
@@ -200,7 +64,7 @@ pub struct ProxyConfig {
     /// Connect plus time to a complete response head (504 past it); during a response
     /// body, the longest the upstream may send nothing while the proxy has room for it
     /// (then the response is cut off). Never applied while the proxy waits on the
-    /// client (see [Timeouts](self#timeouts)).
+    /// client (see "Timeouts" in `docs/design.md`).
     pub upstream_timeout: Duration,
     /// Most idle keep-alive connections kept per upstream per worker (0: none; each
     /// request then says `Connection: close` upstream).
@@ -592,7 +456,7 @@ enum Outcome {
 }
 
 /// The upstream side of one exchange: what a [`ProxyHandler`] holds only while an
-/// exchange is in progress (see [Memory](self#memory-per-connection-pair)).
+/// exchange is in progress (see "Memory per connection pair" in `docs/design.md`).
 #[derive(Debug)]
 struct Forward {
     /// The exchange has not ended (once it has, the handler gives this back).
@@ -871,7 +735,7 @@ impl Forward {
                 .upstreams
                 .record_failure(w.index, self.upstream, w.now);
         }
-        // The retry rules of the module docs.
+        // The retry rules ("Retries" in docs/design.md).
         let retry = self.may_retry()
             && !matches!(
                 failure,
@@ -991,7 +855,7 @@ impl Forward {
     }
 
     /// Whether a failed attempt may be retried, as far as the request goes (the
-    /// [Retries](self#retries) rules; the failure's kind decides the rest).
+    /// "Retries" rules of `docs/design.md`; the failure's kind decides the rest).
     fn may_retry(&self) -> bool {
         self.attempts == 1
             && !self.responded
@@ -1320,14 +1184,48 @@ impl Forward {
     }
 }
 
-/// The proxy's [`Handler`]: one per client connection. See the [module docs](self).
+/// The proxy's [`Handler`]: one per client connection.
 ///
 /// Between requests it holds only the client's address: the upstream side of an
 /// exchange (`Forward`, some 200 bytes with its copy buffers' handles) is taken from
-/// the worker's spares ([`ProxyLocal`]) when a request is forwarded and given back
+/// the event loop's spares ([`ProxyLocal`]) when a request is forwarded and given back
 /// when the exchange ends, so an idle client connection costs 32 bytes here, whatever
-/// it did before. The driver's calls below do nothing (or answer "nothing") while no
-/// exchange is in progress.
+/// it did before.
+///
+/// # The driver's protocol
+///
+/// The connection ([`Conn`](crate::http::conn::Conn)) calls the [`Handler`] methods;
+/// a driver (the event loop's upstream I/O, or [`MemProxy`](super::mem::MemProxy))
+/// makes the upstream side move, after each round of the connection and on each event
+/// of the upstream socket, in this order, with [`ProxyLocal::now`] set first:
+///
+/// 1. **Release**: each [`ProxyLocal::next_released`] connection is checked (bytes or
+///    an end of stream since its response make it dirty: clear
+///    [`Exchange::response_read`]) and given to [`ProxyLocal::park`], which may hand
+///    back a connection to close.
+/// 2. **Connect**: if [`wants_connection`](Self::wants_connection) says
+///    `(upstream, reuse)`, take [`ProxyLocal::take_idle`] when `reuse` allows, else
+///    open a new connection; then [`attach`](Self::attach) it, or report
+///    [`connect_failed`](Self::connect_failed) or
+///    [`connect_failed_locally`](Self::connect_failed_locally). A new connection is
+///    [`connected`](Self::connected) once made; nothing is written before.
+/// 3. **Write** [`to_send`](Self::to_send) while the socket takes bytes, reporting
+///    [`sent`](Self::sent). A failed write is [`write_failed`](Self::write_failed),
+///    and the driver goes on to read even without a readiness event.
+/// 4. **Read** while [`input_room`](Self::input_room) is above 0: at most that many
+///    bytes into the spare capacity of [`input`](Self::input), then
+///    [`received`](Self::received); a read that would block is
+///    [`read_blocked`](Self::read_blocked), an end of stream
+///    [`upstream_closed`](Self::upstream_closed), an error
+///    [`read_failed`](Self::read_failed). A room of 0 is backpressure: stop reading,
+///    and keep the readiness for later.
+/// 5. **Close** every [`ProxyLocal::next_closing`] connection.
+/// 6. **Time**: wake at [`deadline`](Self::deadline) (it changes after any call) and
+///    then call [`timed_out`](Self::timed_out). Idle connections expire through
+///    [`ProxyLocal::expire`].
+///
+/// Every call does nothing (or answers "nothing") while no exchange is in progress,
+/// so a driver need not know whether one is.
 #[derive(Debug)]
 pub struct ProxyHandler {
     client: IpAddr,
@@ -1445,7 +1343,7 @@ impl ProxyHandler {
     }
 
     /// When the upstream must have moved on: only while the handler waits on it, not
-    /// on the client (see [Timeouts](self#timeouts)).
+    /// on the client (see "Timeouts" in `docs/design.md`).
     pub fn deadline(&self) -> Option<Instant> {
         self.ex.as_ref().and_then(|ex| ex.deadline())
     }

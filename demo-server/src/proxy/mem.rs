@@ -1,7 +1,7 @@
 //! The proxy driven in memory: one client connection and its upstream connections as
-//! byte vectors, moved the way the event loop moves them between sockets. The
-//! sans-I/O tests, the allocation test, the fake-connection benchmark and the
-//! `proxy_headers` fuzz target all drive [`ProxyHandler`] through it.
+//! byte vectors, moved as the event loop moves them between sockets (the protocol on
+//! [`ProxyHandler`]). The sans-I/O tests, the allocation test, the fake-connection
+//! benchmark and the `proxy_headers` fuzz target all drive [`ProxyHandler`] through it.
 //!
 //! # Examples
 //!

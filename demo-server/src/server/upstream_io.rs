@@ -17,11 +17,9 @@
 //! reused request, and not close it either (bytes that arrive after the request are
 //! indistinguishable from its response, to any proxy).
 //!
-//! The handler ([`ProxyHandler`]) is sans-I/O; [`Service::pump`] here is its driver:
-//! it gives connections back to the idle set (after checking that nothing arrived on
-//! them after the response), hands out idle or new connections, writes what the
-//! handler has for the upstream, reads what it has room for (not zeroing the buffer:
-//! `recv` into its spare capacity), and reports end of stream and errors.
+//! The handler ([`ProxyHandler`]) is sans-I/O; [`Service::pump`] here is its driver,
+//! following the protocol documented on [`ProxyHandler`] with real sockets (reading
+//! with `recv` into the input buffer's spare capacity, so it is never zeroed).
 
 use std::io::{self, ErrorKind, Write};
 use std::mem::MaybeUninit;
