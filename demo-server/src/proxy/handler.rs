@@ -345,11 +345,15 @@ impl ProxyLocal {
     }
 
     /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
-    fn put_exchange(&mut self, ex: Box<Forward>) {
-        debug_assert!(!ex.active && ex.out.capacity() == 0 && ex.inp.capacity() == 0);
-        debug_assert!(ex.replay.is_empty());
+    fn put_exchange(&mut self, exchange: Box<Forward>) {
+        debug_assert!(
+            !exchange.active
+                && exchange.out.capacity() == 0
+                && exchange.from_upstream.capacity() == 0
+        );
+        debug_assert!(exchange.replay.is_empty());
         if self.spare.len() < MAX_SPARE {
-            self.spare.push(ex);
+            self.spare.push(exchange);
         }
     }
 
@@ -420,7 +424,7 @@ enum Body {
 
 /// Where the upstream's response is.
 #[derive(Clone, Debug)]
-enum Resp {
+enum ResponsePhase {
     /// Waiting for a (final) head; `scanned` bytes of the input were searched, after
     /// `interims` interim heads.
     Head { scanned: usize, interims: usize },
@@ -428,9 +432,9 @@ enum Resp {
     Body(BodyReader),
 }
 
-impl Resp {
+impl ResponsePhase {
     /// Before any head.
-    const START: Resp = Resp::Head {
+    const START: ResponsePhase = ResponsePhase::Head {
         scanned: 0,
         interims: 0,
     };
@@ -492,9 +496,9 @@ struct Forward {
     /// Where `out` holds the `Host` value written for a request without one (the
     /// upstream's address), to rewrite on a retry elsewhere.
     fallback_host: Option<Range<usize>>,
-    /// Bytes from the upstream: `inp[consumed..]` is still to parse. A copy buffer only
+    /// Bytes from the upstream: `from_upstream[consumed..]` is still to parse. A copy buffer only
     /// from a read to the moment it is used up; empty, with no capacity, otherwise.
-    inp: Vec<u8>,
+    from_upstream: Vec<u8>,
     consumed: usize,
     /// A byte of a response arrived in this attempt.
     responded: bool,
@@ -506,7 +510,7 @@ struct Forward {
     reset: bool,
     /// The upstream closed its side.
     eof: bool,
-    resp: Resp,
+    resp: ResponsePhase,
     /// The response head allows another request on the connection.
     keep_alive: bool,
     /// The proxy sent `Connection: close` upstream.
@@ -535,13 +539,13 @@ impl Forward {
             has_body: false,
             body: Body::Done,
             fallback_host: None,
-            inp: Vec::new(),
+            from_upstream: Vec::new(),
             consumed: 0,
             responded: false,
             client_full: false,
             reset: false,
             eof: false,
-            resp: Resp::START,
+            resp: ResponsePhase::START,
             keep_alive: false,
             close_upstream: false,
             outcome: None,
@@ -555,7 +559,7 @@ impl Forward {
         self.want.map(|reuse| (self.upstream, reuse))
     }
 
-    fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyLocal) {
+    fn attach(&mut self, key: usize, reused: bool, local: &mut ProxyLocal) {
         debug_assert!(self.want.is_some() && self.conn.is_none());
         self.want = None;
         self.conn = Some(Attached {
@@ -564,14 +568,14 @@ impl Forward {
             connected: reused,
         });
         if reused {
-            w.count(self.upstream, Event::Reused);
+            local.count(self.upstream, Event::Reused);
         }
     }
 
-    fn connected(&mut self, w: &mut ProxyLocal) {
+    fn connected(&mut self, local: &mut ProxyLocal) {
         if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
             conn.connected = true;
-            w.count(self.upstream, Event::Opened);
+            local.count(self.upstream, Event::Opened);
         }
     }
 
@@ -586,59 +590,60 @@ impl Forward {
         &self.request()[self.sent..]
     }
 
-    fn sent(&mut self, n: usize, w: &mut ProxyLocal) {
+    fn sent(&mut self, n: usize, local: &mut ProxyLocal) {
         self.sent += n;
         self.written |= n > 0;
         if self.has_body {
-            self.arm(w); // the upstream is taking the body: it is alive
+            self.arm(local); // the upstream is taking the body: it is alive
         }
-        self.settle_out(w);
+        self.settle_out(local);
     }
 
     fn input_room(&self) -> usize {
         if self.conn.is_none() || self.outcome.is_some() || self.eof {
             return 0;
         }
-        COPY_BUF_SIZE.saturating_sub(self.inp.len())
+        COPY_BUF_SIZE.saturating_sub(self.from_upstream.len())
     }
 
-    fn input(&mut self, w: &ProxyLocal) -> &mut Vec<u8> {
-        if self.inp.capacity() == 0 {
-            self.inp = w.proxy.buffers().get();
-            self.inp.clear();
+    fn input(&mut self, local: &ProxyLocal) -> &mut Vec<u8> {
+        if self.from_upstream.capacity() == 0 {
+            self.from_upstream = local.proxy.buffers().get();
+            self.from_upstream.clear();
         }
-        if self.inp.capacity() < COPY_BUF_SIZE {
-            self.inp.reserve_exact(COPY_BUF_SIZE - self.inp.len());
+        if self.from_upstream.capacity() < COPY_BUF_SIZE {
+            self.from_upstream
+                .reserve_exact(COPY_BUF_SIZE - self.from_upstream.len());
         }
-        &mut self.inp
+        &mut self.from_upstream
     }
 
-    fn received(&mut self, n: usize, w: &mut ProxyLocal) {
+    fn received(&mut self, n: usize, local: &mut ProxyLocal) {
         self.responded |= n > 0;
-        if matches!(self.resp, Resp::Body(_)) {
-            self.arm(w); // bytes of a head do not extend the time it may take
+        if matches!(self.resp, ResponsePhase::Body(_)) {
+            self.arm(local); // bytes of a head do not extend the time it may take
         }
         // Until `respond` passes them on: the connection does not ask for the response
         // while the client's output is past its high-water mark, and then the exchange
         // waits on the client, whatever the bytes are.
         self.client_full |= n > 0;
-        self.settle_out(w); // a response began: no retry will need the request
+        self.settle_out(local); // a response began: no retry will need the request
     }
 
-    fn read_blocked(&mut self, w: &mut ProxyLocal) {
-        self.settle_inp(w);
+    fn read_blocked(&mut self, local: &mut ProxyLocal) {
+        self.settle_inp(local);
         if self.send_failed && !self.responded {
             // The write failed and the connection holds no answer: a failed attempt.
-            self.fail(w, Failure::Reset);
+            self.fail(local, Failure::Reset);
         }
     }
 
-    fn connect_failed(&mut self, w: &mut ProxyLocal) {
-        self.fail(w, Failure::Refused);
+    fn connect_failed(&mut self, local: &mut ProxyLocal) {
+        self.fail(local, Failure::Refused);
     }
 
-    fn connect_failed_locally(&mut self, w: &mut ProxyLocal) {
-        self.fail(w, Failure::Local);
+    fn connect_failed_locally(&mut self, local: &mut ProxyLocal) {
+        self.fail(local, Failure::Local);
     }
 
     fn write_failed(&mut self) {
@@ -650,7 +655,7 @@ impl Forward {
         self.send_failed = true;
     }
 
-    fn read_failed(&mut self, w: &mut ProxyLocal) {
+    fn read_failed(&mut self, local: &mut ProxyLocal) {
         if self.responded {
             // The bytes read before the reset may hold the rest of the response (the
             // kernel delivers them first: an upstream that answers early and closes
@@ -659,15 +664,15 @@ impl Forward {
             self.eof = true;
             self.reset = true;
         } else {
-            self.fail(w, Failure::Reset);
+            self.fail(local, Failure::Reset);
         }
     }
 
-    fn upstream_closed(&mut self, w: &mut ProxyLocal) {
+    fn upstream_closed(&mut self, local: &mut ProxyLocal) {
         if self.responded {
             self.eof = true; // `poll_response` reads what is left, then decides
         } else {
-            self.fail(w, Failure::Closed);
+            self.fail(local, Failure::Closed);
         }
     }
 
@@ -686,41 +691,41 @@ impl Forward {
     fn waits_on_client(&self) -> bool {
         let for_body =
             self.body != Body::Done && self.sent == self.request().len() && !self.send_failed;
-        let for_reader =
-            self.client_full || (matches!(self.resp, Resp::Body(_)) && self.input_room() == 0);
+        let for_reader = self.client_full
+            || (matches!(self.resp, ResponsePhase::Body(_)) && self.input_room() == 0);
         for_body || for_reader
     }
 
-    fn timed_out(&mut self, w: &mut ProxyLocal) {
-        self.fail(w, Failure::Timeout);
+    fn timed_out(&mut self, local: &mut ProxyLocal) {
+        self.fail(local, Failure::Timeout);
     }
 
     fn buffered(&self) -> usize {
-        (self.request().len() - self.sent) + (self.inp.len() - self.consumed)
+        (self.request().len() - self.sent) + (self.from_upstream.len() - self.consumed)
     }
 
     // === the exchange ===
 
     /// Starts the upstream timeout again (progress was made).
-    fn arm(&mut self, w: &ProxyLocal) {
-        self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
+    fn arm(&mut self, local: &ProxyLocal) {
+        self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
     }
 
     /// An attempt failed with `failure`: close its connection; retry, answer with a
     /// status, or cut the response off.
-    fn fail(&mut self, w: &mut ProxyLocal, failure: Failure) {
+    fn fail(&mut self, local: &mut ProxyLocal, failure: Failure) {
         if !self.active || self.outcome.is_some() {
             return;
         }
         let attached = self.conn.take();
         if let Some(conn) = attached {
-            w.discard(self.upstream, conn.key);
+            local.discard(self.upstream, conn.key);
         }
         if attached.is_none_or(|c| !c.connected) {
-            w.count(self.upstream, Event::ConnectFailed);
+            local.count(self.upstream, Event::ConnectFailed);
         }
         self.want = None;
-        if matches!(self.resp, Resp::Body(_)) {
+        if matches!(self.resp, ResponsePhase::Body(_)) {
             // The response started: it can only be cut off.
             self.outcome = Some(Outcome::Cut);
             return;
@@ -731,9 +736,10 @@ impl Forward {
             && !self.responded
             && matches!(failure, Failure::Reset | Failure::Closed);
         if !stale && failure != Failure::Local {
-            w.proxy
+            local
+                .proxy
                 .upstreams
-                .record_failure(w.index, self.upstream, w.now);
+                .record_failure(local.index, self.upstream, local.now);
         }
         // The retry rules ("Retries" in docs/design.md).
         let retry = self.may_retry()
@@ -745,21 +751,22 @@ impl Forward {
             let failed = self.upstream;
             if !stale {
                 // The upstream itself failed: another may take the request.
-                let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
+                let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now)
+                else {
                     self.outcome = Some(Outcome::Status(502));
                     return;
                 };
-                self.retarget(upstream, w);
+                self.retarget(upstream, local);
             }
-            w.count(failed, Event::Retried);
+            local.count(failed, Event::Retried);
             self.attempts += 1;
             self.sent = 0;
             self.written = false;
             self.send_failed = false;
-            self.put_inp(w);
-            self.resp = Resp::START;
+            self.put_inp(local);
+            self.resp = ResponsePhase::START;
             self.want = Some(false);
-            self.arm(w);
+            self.arm(local);
             return;
         }
         let status = if failure == Failure::Timeout {
@@ -772,10 +779,10 @@ impl Forward {
 
     /// Sends the request to `upstream` instead (a retry): a `Host` that was the
     /// previous upstream's address becomes this one's.
-    fn retarget(&mut self, upstream: usize, w: &ProxyLocal) {
+    fn retarget(&mut self, upstream: usize, local: &ProxyLocal) {
         if upstream != self.upstream {
             if let Some(range) = self.fallback_host.take() {
-                let name = w.proxy.upstreams.name(upstream).as_bytes();
+                let name = local.proxy.upstreams.name(upstream).as_bytes();
                 let start = range.start;
                 let request = if self.out.capacity() > 0 {
                     &mut self.out
@@ -791,66 +798,69 @@ impl Forward {
 
     /// Ends the exchange: the connection is released (clean or not), the buffers go
     /// back.
-    fn finish(&mut self, w: &mut ProxyLocal) {
+    fn finish(&mut self, local: &mut ProxyLocal) {
         if let Some(conn) = self.conn.take() {
             let exchange = Exchange {
                 request_sent: self.body == Body::Done
                     && self.sent == self.request().len()
                     && !self.send_failed,
-                response_read: matches!(&self.resp, Resp::Body(body) if body.is_done())
-                    && self.consumed == self.inp.len()
+                response_read: matches!(&self.resp, ResponsePhase::Body(body) if body.is_done())
+                    && self.consumed == self.from_upstream.len()
                     && !self.eof,
                 keep_alive: self.keep_alive && !self.close_upstream,
             };
-            w.released.push(Released {
+            local.released.push(Released {
                 key: conn.key,
                 upstream: self.upstream,
                 exchange,
             });
         }
-        self.drop_buffers(w);
+        self.drop_buffers(local);
         self.active = false;
         self.want = None;
         self.deadline = None;
     }
 
-    fn drop_buffers(&mut self, w: &ProxyLocal) {
-        self.put_out(w);
-        self.put_inp(w);
+    fn drop_buffers(&mut self, local: &ProxyLocal) {
+        self.put_out(local);
+        self.put_inp(local);
         self.replay.clear();
     }
 
     // === the copy buffers: held only while they have bytes to move ===
 
     /// Takes an output buffer, unless one is held.
-    fn take_out(&mut self, w: &ProxyLocal) {
+    fn take_out(&mut self, local: &ProxyLocal) {
         if self.out.capacity() == 0 {
-            self.out = w.proxy.buffers().get();
+            self.out = local.proxy.buffers().get();
             self.out.clear();
         }
     }
 
     /// Gives the output buffer back (if one is held).
-    fn put_out(&mut self, w: &ProxyLocal) {
+    fn put_out(&mut self, local: &ProxyLocal) {
         if self.out.capacity() > 0 {
-            w.proxy.buffers().put(std::mem::take(&mut self.out));
+            local.proxy.buffers().put(std::mem::take(&mut self.out));
         }
         self.sent = 0;
     }
 
     /// Gives the input buffer back (if one is held), with whatever is left in it.
-    fn put_inp(&mut self, w: &ProxyLocal) {
-        if self.inp.capacity() > 0 {
-            w.proxy.buffers().put(std::mem::take(&mut self.inp));
+    fn put_inp(&mut self, local: &ProxyLocal) {
+        if self.from_upstream.capacity() > 0 {
+            local
+                .proxy
+                .buffers()
+                .put(std::mem::take(&mut self.from_upstream));
         }
         self.consumed = 0;
     }
 
     /// Gives the input buffer back if it holds nothing (the exchange waits for the
     /// upstream again).
-    fn settle_inp(&mut self, w: &ProxyLocal) {
-        if self.inp.is_empty() {
-            self.put_inp(w);
+    fn settle_inp(&mut self, local: &ProxyLocal) {
+        if self.from_upstream.is_empty() {
+            self.put_inp(local);
         }
     }
 
@@ -877,7 +887,7 @@ impl Forward {
     /// kept for a retry); otherwise the buffer goes once all of it was written, unless a
     /// retry may need the request from it (then once a response byte arrives). `replay`
     /// is emptied once written and no retry may need it.
-    fn settle_out(&mut self, w: &ProxyLocal) {
+    fn settle_out(&mut self, local: &ProxyLocal) {
         let may_retry = self.may_retry();
         if self.out.capacity() == 0 {
             if !may_retry && self.sent == self.replay.len() {
@@ -889,15 +899,15 @@ impl Forward {
         if self.body == Body::Done && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
             self.replay.extend_from_slice(&self.out);
             let sent = self.sent;
-            self.put_out(w);
+            self.put_out(local);
             self.sent = sent;
-            return self.settle_out(w);
+            return self.settle_out(local);
         }
         if self.sent < self.out.len() || may_retry {
             return;
         }
         self.replayable = false; // the bytes go: nothing will resend them
-        self.put_out(w);
+        self.put_out(local);
     }
 
     /// Frees the room an output buffer needs for `n` more bytes, by dropping what was
@@ -913,34 +923,34 @@ impl Forward {
 
     /// The response: a failure's outcome, heads, then body, as far as the client's
     /// output has room.
-    fn respond(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyLocal) {
+    fn respond(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
         self.client_full = false; // set again below if the client's output fills up
         if let Some(outcome) = self.outcome.take() {
             match outcome {
                 Outcome::Status(status) if !res.is_started() => res.status_page(status),
                 _ => res.abort(),
             }
-            self.finish(w);
+            self.finish(local);
             return;
         }
-        if let Resp::Head { .. } = self.resp {
-            let read = self.read_heads(res, w);
-            self.used_up(w);
+        if let ResponsePhase::Head { .. } = self.resp {
+            let read = self.read_heads(res, local);
+            self.used_up(local);
             if let Err(failure) = read {
-                self.fail(w, failure);
-                return self.respond(res, w);
+                self.fail(local, failure);
+                return self.respond(res, local);
             }
-            if let Resp::Body(_) = self.resp {
-                self.arm(w); // from here on, the upstream timeout bounds idleness
+            if let ResponsePhase::Body(_) = self.resp {
+                self.arm(local); // from here on, the upstream timeout bounds idleness
             }
         }
-        let Resp::Body(body) = &mut self.resp else {
+        let ResponsePhase::Body(body) = &mut self.resp else {
             return; // no head yet
         };
         let mut broken = false;
-        while !body.is_done() && res.room() > 0 && self.consumed < self.inp.len() {
-            let end = self.inp.len().min(self.consumed + res.room());
-            let Ok((used, data)) = body.decode(&self.inp[self.consumed..end]) else {
+        while !body.is_done() && res.room() > 0 && self.consumed < self.from_upstream.len() {
+            let end = self.from_upstream.len().min(self.consumed + res.room());
+            let Ok((used, data)) = body.decode(&self.from_upstream[self.consumed..end]) else {
                 broken = true;
                 break;
             };
@@ -948,36 +958,36 @@ impl Forward {
             debug_assert_eq!(taken, data.len(), "decoded at most `room` bytes");
             self.consumed += used;
             // The client took bytes: room for the upstream's, and time to send them.
-            self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
+            self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
         }
-        compact(&mut self.inp, &mut self.consumed);
-        self.client_full = res.room() == 0 && !self.inp.is_empty();
+        compact(&mut self.from_upstream, &mut self.consumed);
+        self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
         // The upstream closed: the end of a close-delimited body, or a truncated one.
         broken |= !body.is_done()
             && self.eof
-            && self.inp.is_empty()
+            && self.from_upstream.is_empty()
             && (self.reset || body.on_eof().is_err());
         let done = body.is_done();
-        self.settle_inp(w);
+        self.settle_inp(local);
         if broken {
             let failure = if self.reset {
                 Failure::Reset
             } else {
                 Failure::Malformed
             };
-            self.fail(w, failure);
-            self.respond(res, w);
+            self.fail(local, failure);
+            self.respond(res, local);
         } else if done {
             res.finish();
-            self.finish(w);
+            self.finish(local);
         }
     }
 
     /// Drops the bytes of the input already used ([`compact`]), and gives the buffer
     /// back if that was all of them.
-    fn used_up(&mut self, w: &ProxyLocal) {
-        compact(&mut self.inp, &mut self.consumed);
-        self.settle_inp(w);
+    fn used_up(&mut self, local: &ProxyLocal) {
+        compact(&mut self.from_upstream, &mut self.consumed);
+        self.settle_inp(local);
     }
 
     /// Reads the response heads in the input: forwards interim ones, starts the final
@@ -985,13 +995,13 @@ impl Forward {
     fn read_heads(
         &mut self,
         res: &mut Response<'_, '_>,
-        w: &mut ProxyLocal,
+        local: &mut ProxyLocal,
     ) -> Result<(), Failure> {
-        let Resp::Head { scanned, interims } = &mut self.resp else {
+        let ResponsePhase::Head { scanned, interims } = &mut self.resp else {
             return Ok(());
         };
         loop {
-            let input = &self.inp[self.consumed..];
+            let input = &self.from_upstream[self.consumed..];
             let end = match response::find_head(input, scanned, MAX_RESPONSE_HEAD) {
                 Ok(Some(end)) => end,
                 Ok(None) if self.eof && self.reset => return Err(Failure::Reset),
@@ -1036,10 +1046,10 @@ impl Forward {
             for (name, value) in forwarded() {
                 res.header(name, value);
             }
-            w.proxy.upstreams.record_success(self.upstream);
+            local.proxy.upstreams.record_success(self.upstream);
             self.consumed += parsed.len;
             self.keep_alive = head.keep_alive;
-            self.resp = Resp::Body(BodyReader::new(head.framing));
+            self.resp = ResponsePhase::Body(BodyReader::new(head.framing));
             return Ok(());
         }
     }
@@ -1054,17 +1064,17 @@ impl Forward {
         client: IpAddr,
         req: &Request<'_>,
         res: &mut Response<'_, '_>,
-        w: &mut ProxyLocal,
+        local: &mut ProxyLocal,
     ) {
         let max_forwards = match headers::disposition(req.method_name, req.headers) {
             Disposition::Forward { max_forwards } => max_forwards,
             local => return headers::answer(local, res), // CONNECT, TRACE, OPTIONS at 0
         };
-        let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
+        let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now) else {
             res.status_page(503); // every upstream is down: at once
             return;
         };
-        let config = &w.proxy.config;
+        let config = &local.proxy.config;
         self.upstream = upstream;
         self.version = req.head.version;
         self.method = match req.method_name {
@@ -1079,15 +1089,15 @@ impl Forward {
         );
         // A suspect head is answered, then both connections close.
         self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
-        debug_assert!(self.out.capacity() == 0 && self.inp.capacity() == 0);
-        self.take_out(w); // the input buffer is taken when the upstream has bytes
+        debug_assert!(self.out.capacity() == 0 && self.from_upstream.capacity() == 0);
+        self.take_out(local); // the input buffer is taken when the upstream has bytes
         let request = headers::Request {
             method: req.method_name.as_bytes(),
             target: req.target.as_bytes(),
             version: req.head.version,
             fields: req.headers,
             client,
-            fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
+            fallback_host: local.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
             trust_forwarded: config.trust_forwarded,
         };
@@ -1116,14 +1126,14 @@ impl Forward {
         self.client_full = false;
         self.reset = false;
         self.eof = false;
-        self.resp = Resp::START;
+        self.resp = ResponsePhase::START;
         self.keep_alive = false;
         self.outcome = None;
-        self.arm(w);
-        self.settle_out(w); // a short request without a body moves out of the buffer
+        self.arm(local);
+        self.settle_out(local); // a short request without a body moves out of the buffer
     }
 
-    fn on_body(&mut self, data: &[u8], w: &mut ProxyLocal) -> usize {
+    fn on_body(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
         if self.active && self.send_failed && !self.responded && self.outcome.is_none() {
             // The write failed, and the read that decides between an early answer and
             // a retry (which needs every byte of the body) has not happened yet.
@@ -1134,7 +1144,7 @@ impl Forward {
         }
         if self.sent == self.request().len() {
             // The upstream had all there was: from now on it is waited for again.
-            self.arm(w);
+            self.arm(local);
         }
         let chunked = self.body == Body::Chunked;
         let reserve = if chunked { CHUNK_RESERVE } else { 0 };
@@ -1144,7 +1154,7 @@ impl Forward {
         if n == 0 {
             return 0; // full: the connection stops reading the client
         }
-        self.take_out(w);
+        self.take_out(local);
         if chunked {
             encode::write_chunk(&mut self.out, &data[..n]);
         } else {
@@ -1153,30 +1163,30 @@ impl Forward {
         n
     }
 
-    fn on_body_end(&mut self, w: &ProxyLocal) {
+    fn on_body_end(&mut self, local: &ProxyLocal) {
         if !self.active {
             return;
         }
         if self.body == Body::Chunked {
             // Room was kept for it.
-            self.take_out(w);
+            self.take_out(local);
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
         self.body = Body::Done;
-        self.settle_out(w); // it may all have been written already
+        self.settle_out(local); // it may all have been written already
     }
 
-    fn on_abort(&mut self, w: &mut ProxyLocal) {
+    fn on_abort(&mut self, local: &mut ProxyLocal) {
         if !self.active {
             return;
         }
-        if matches!(self.resp, Resp::Head { .. }) {
-            w.count(self.upstream, Event::ClientAborted); // nginx's 499
+        if matches!(self.resp, ResponsePhase::Head { .. }) {
+            local.count(self.upstream, Event::ClientAborted); // nginx's 499
         }
         if let Some(conn) = self.conn.take() {
-            w.discard(self.upstream, conn.key);
+            local.discard(self.upstream, conn.key);
         }
-        self.drop_buffers(w);
+        self.drop_buffers(local);
         self.active = false;
         self.want = None;
         self.deadline = None;
@@ -1230,13 +1240,16 @@ impl Forward {
 pub struct ProxyHandler {
     client: IpAddr,
     /// The exchange in progress, if any.
-    ex: Option<Box<Forward>>,
+    exchange: Option<Box<Forward>>,
 }
 
 impl ProxyHandler {
     /// The handler of a connection from `client` (appended to `X-Forwarded-For`).
     pub const fn new(client: IpAddr) -> Self {
-        Self { client, ex: None }
+        Self {
+            client,
+            exchange: None,
+        }
     }
 
     // === the driver's side ===
@@ -1245,43 +1258,51 @@ impl ProxyHandler {
     /// an idle one will do ([`ProxyLocal::take_idle`]); otherwise open a new one.
     /// Answer with [`attach`](Self::attach) or [`connect_failed`](Self::connect_failed).
     pub fn wants_connection(&self) -> Option<(usize, bool)> {
-        self.ex.as_ref().and_then(|ex| ex.wants_connection())
+        self.exchange
+            .as_ref()
+            .and_then(|exchange| exchange.wants_connection())
     }
 
     /// Hands the handler the connection `key` it asked for: an idle one (`reused`) or
     /// one just opened (which may still be connecting: write to it once it is).
-    pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.attach(key, reused, w));
+    pub fn attach(&mut self, key: usize, reused: bool, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.attach(key, reused, local));
     }
 
     /// The new connection attached is made (counted as opened): write to it.
-    pub fn connected(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.connected(w));
+    pub fn connected(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.connected(local));
     }
 
     /// The connection in use, if any.
     pub fn connection(&self) -> Option<usize> {
-        self.ex.as_ref().and_then(|ex| ex.connection())
+        self.exchange
+            .as_ref()
+            .and_then(|exchange| exchange.connection())
     }
 
     /// The upstream of the exchange in progress, if one is.
     pub fn upstream(&self) -> Option<usize> {
-        self.ex.as_ref().map(|ex| ex.upstream)
+        self.exchange.as_ref().map(|exchange| exchange.upstream)
     }
 
     /// Bytes to write to the connection now (empty if none).
     pub fn to_send(&self) -> &[u8] {
-        self.ex.as_ref().map_or(&[], |ex| ex.to_send())
+        self.exchange
+            .as_ref()
+            .map_or(&[], |exchange| exchange.to_send())
     }
 
     /// `n` bytes of [`to_send`](Self::to_send) were written.
-    pub fn sent(&mut self, n: usize, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.sent(n, w));
+    pub fn sent(&mut self, n: usize, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.sent(n, local));
     }
 
     /// How many bytes the handler takes from the connection now (0: stop reading it).
     pub fn input_room(&self) -> usize {
-        self.ex.as_ref().map_or(0, |ex| ex.input_room())
+        self.exchange
+            .as_ref()
+            .map_or(0, |exchange| exchange.input_room())
     }
 
     /// The input buffer, for the driver to read into: at most
@@ -1290,32 +1311,36 @@ impl ProxyHandler {
     /// A copy buffer is taken for it here if none is held: call this only with bytes to
     /// read, or say [`read_blocked`](Self::read_blocked) when the read found none.
     /// `None` with no exchange in progress (then `input_room` is 0).
-    pub fn input(&mut self, w: &ProxyLocal) -> Option<&mut Vec<u8>> {
-        self.ex.as_deref_mut().map(|ex| ex.input(w))
+    pub fn input(&mut self, local: &ProxyLocal) -> Option<&mut Vec<u8>> {
+        self.exchange
+            .as_deref_mut()
+            .map(|exchange| exchange.input(local))
     }
 
     /// The connection has nothing to read for now (the read would block): the input
     /// buffer [`input`](Self::input) took goes back if it holds nothing.
-    pub fn read_blocked(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.read_blocked(w));
+    pub fn read_blocked(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.read_blocked(local));
     }
 
     /// `n` bytes were appended to [`input`](Self::input).
-    pub fn received(&mut self, n: usize, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.received(n, w));
+    pub fn received(&mut self, n: usize, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.received(n, local));
     }
 
     /// The connection could not be made: the upstream refused it or is unreachable.
-    pub fn connect_failed(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.connect_failed(w));
+    pub fn connect_failed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.connect_failed(local));
     }
 
     /// The proxy could not open a connection for a reason of its own (out of file
     /// descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
     /// `ENOMEM`, `EADDRNOTAVAIL`): 502 without a retry, and no mark against the
     /// upstream, which was never asked.
-    pub fn connect_failed_locally(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.connect_failed_locally(w));
+    pub fn connect_failed_locally(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| {
+            exchange.connect_failed_locally(local)
+        });
     }
 
     /// Writing to the connection failed: the upstream stopped reading the request,
@@ -1327,50 +1352,54 @@ impl ProxyHandler {
     /// body is dropped), and only a read that finds none
     /// ([`read_blocked`](Self::read_blocked), [`read_failed`](Self::read_failed),
     /// [`upstream_closed`](Self::upstream_closed)) makes it a failed attempt.
-    pub fn write_failed(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, _| ex.write_failed());
+    pub fn write_failed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, _| exchange.write_failed());
     }
 
     /// Reading from the connection failed (reset).
-    pub fn read_failed(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.read_failed(w));
+    pub fn read_failed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.read_failed(local));
     }
 
     /// The upstream closed its side: the end of a close-delimited body, a truncated
     /// one, or (before any response byte) a failed attempt.
-    pub fn upstream_closed(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.upstream_closed(w));
+    pub fn upstream_closed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.upstream_closed(local));
     }
 
     /// When the upstream must have moved on: only while the handler waits on it, not
     /// on the client (see "Timeouts" in `docs/design.md`).
     pub fn deadline(&self) -> Option<Instant> {
-        self.ex.as_ref().and_then(|ex| ex.deadline())
+        self.exchange
+            .as_ref()
+            .and_then(|exchange| exchange.deadline())
     }
 
     /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
     /// response after.
-    pub fn timed_out(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.timed_out(w));
+    pub fn timed_out(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.timed_out(local));
     }
 
     /// Bytes the exchange holds in its copy buffers right now.
     pub fn buffered(&self) -> usize {
-        self.ex.as_ref().map_or(0, |ex| ex.buffered())
+        self.exchange
+            .as_ref()
+            .map_or(0, |exchange| exchange.buffered())
     }
 
     /// Runs `f` on the exchange in progress (nothing if there is none), then gives its
     /// state back to the worker if `f` ended it.
     fn with<R>(
         &mut self,
-        w: &mut ProxyLocal,
+        local: &mut ProxyLocal,
         f: impl FnOnce(&mut Forward, &mut ProxyLocal) -> R,
     ) -> Option<R> {
-        let ex = self.ex.as_deref_mut()?;
-        let r = f(ex, w);
-        if !ex.active {
-            if let Some(ex) = self.ex.take() {
-                w.put_exchange(ex);
+        let exchange = self.exchange.as_deref_mut()?;
+        let r = f(exchange, local);
+        if !exchange.active {
+            if let Some(exchange) = self.exchange.take() {
+                local.put_exchange(exchange);
             }
         }
         Some(r)
@@ -1384,51 +1413,56 @@ impl Handler for ProxyHandler {
     /// need not understand them.
     const CODINGS: Codings = Codings::Forward;
 
-    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, w: &mut ProxyLocal) {
-        if self.ex.is_some() {
+    fn on_request(
+        &mut self,
+        req: &Request<'_>,
+        res: &mut Response<'_, '_>,
+        local: &mut ProxyLocal,
+    ) {
+        if self.exchange.is_some() {
             // The connection starts a request only after the previous exchange ended,
             // which the handler always sees: a bug. Its connection is not kept.
             debug_assert!(false, "a request during an exchange");
-            self.on_abort(w);
+            self.on_abort(local);
         }
-        let mut ex = w.take_exchange();
-        ex.on_request(self.client, req, res, w);
-        if ex.active {
-            self.ex = Some(ex);
+        let mut exchange = local.take_exchange();
+        exchange.on_request(self.client, req, res, local);
+        if exchange.active {
+            self.exchange = Some(exchange);
         } else {
-            w.put_exchange(ex); // answered at once
+            local.put_exchange(exchange); // answered at once
         }
     }
 
-    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, w: &mut ProxyLocal) -> usize {
+    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, local: &mut ProxyLocal) -> usize {
         // With no exchange there is nowhere to send it: the connection drops it.
-        self.with(w, |ex, w| ex.on_body(data, w))
+        self.with(local, |exchange, local| exchange.on_body(data, local))
             .unwrap_or(data.len())
     }
 
-    fn on_body_end(&mut self, _: &mut Response<'_, '_>, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.on_body_end(w));
+    fn on_body_end(&mut self, _: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.on_body_end(local));
     }
 
-    fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.respond(res, w));
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.respond(res, local));
     }
 
-    fn on_abort(&mut self, w: &mut ProxyLocal) {
-        self.with(w, |ex, w| ex.on_abort(w));
+    fn on_abort(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.on_abort(local));
     }
 }
 
-/// Drops the `consumed` bytes at the front of the input buffer `inp`, so that its room is
+/// Drops the `consumed` bytes at the front of the input buffer `from_upstream`, so that its room is
 /// never held by bytes already used (interim heads, body already copied): at once when
 /// all of it was, else once half of it was (then the rest of a head, at most
 /// [`MAX_RESPONSE_HEAD`], always fits after it).
-fn compact(inp: &mut Vec<u8>, consumed: &mut usize) {
-    if *consumed == inp.len() {
-        inp.clear();
+fn compact(from_upstream: &mut Vec<u8>, consumed: &mut usize) {
+    if *consumed == from_upstream.len() {
+        from_upstream.clear();
         *consumed = 0;
     } else if *consumed >= COPY_BUF_SIZE / 2 {
-        inp.drain(..*consumed);
+        from_upstream.drain(..*consumed);
         *consumed = 0;
     }
 }
