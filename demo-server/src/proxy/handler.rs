@@ -16,15 +16,14 @@
 
 use std::net::IpAddr;
 use std::ops::Range;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use recycle_pool::Pool;
-use recycle_pool::io::BufferPool;
 use recycle_pool::status::Version;
 
+pub use super::config::{MAX_UPSTREAM_IDLE, Proxy, ProxyConfig};
 use super::headers::{self, Disposition};
-use super::upstream::{Event, Exchange, HealthPolicy, IdleConns, RoundRobin, Upstreams};
+pub use super::local::{ProxyLocal, Released};
+use super::upstream::{Event, Exchange};
 use crate::http::conn::{Handler, Response};
 use crate::http::encode;
 use crate::http::parse::{Codings, Framing, Request};
@@ -56,296 +55,16 @@ const REPLAY_MAX: usize = 2048;
 /// last chunk: room kept free in the output buffer for them.
 const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
 
-/// The proxy's settings, as the command line gives them.
-#[derive(Clone, Debug)]
-pub struct ProxyConfig {
-    /// Where requests go, round robin.
-    pub upstreams: Vec<std::net::SocketAddr>,
-    /// Connect plus time to a complete response head (504 past it); during a response
-    /// body, the longest the upstream may send nothing while the proxy has room for it
-    /// (then the response is cut off). Never applied while the proxy waits on the
-    /// client (see "Timeouts" in `docs/design.md`).
-    pub upstream_timeout: Duration,
-    /// Most idle keep-alive connections kept per upstream per worker (0: none; each
-    /// request then says `Connection: close` upstream).
-    pub upstream_idle: usize,
-    /// How long an idle upstream connection is kept.
-    pub upstream_idle_timeout: Duration,
-    /// Passive health checks.
-    pub health: HealthPolicy,
-    /// Copy bodies through the library's pool of 32 KiB buffers (`false`: a fresh
-    /// buffer each time an exchange takes one, at least one per request, to measure what
-    /// the pool saves).
-    pub buffer_pool: bool,
-    /// Keep the clients' `Forwarded`, `X-Forwarded-*` and `X-Real-IP` fields and append
-    /// to them, for a proxy whose clients are proxies it trusts (`false`: remove them
-    /// and send only the proxy's own; see
-    /// [`headers`](super::headers#forwarding-fields)).
-    pub trust_forwarded: bool,
-}
-
-/// Most idle connections a worker keeps per upstream ([`ProxyConfig::upstream_idle`]).
-pub const MAX_UPSTREAM_IDLE: usize = 65_536;
-
-impl ProxyConfig {
-    /// Checks the settings, as [`Limits::check`](crate::state::Limits::check) checks
-    /// the server's: at least one upstream, none on port 0 and none twice, timeouts in
-    /// [`MIN_TIMEOUT`](crate::state::MIN_TIMEOUT)..=[`MAX_TIMEOUT`](crate::state::MAX_TIMEOUT),
-    /// at most [`MAX_UPSTREAM_IDLE`] idle connections per upstream.
-    ///
-    /// # Errors
-    ///
-    /// A message naming the first setting out of range.
-    pub fn check(&self) -> Result<(), String> {
-        use crate::state::{MIN_TIMEOUT, check_timeout};
-        if self.upstreams.is_empty() {
-            return Err("at least one upstream is needed".into());
-        }
-        if let Some(addr) = self.upstreams.iter().find(|a| a.port() == 0) {
-            return Err(format!("upstream {addr} has no port"));
-        }
-        // Each upstream is one series in `/metrics`, labelled by its address.
-        for (i, addr) in self.upstreams.iter().enumerate() {
-            if self.upstreams[..i].contains(addr) {
-                return Err(format!("upstream {addr} is given twice"));
-            }
-        }
-        for (name, timeout) in [
-            ("upstream_timeout", self.upstream_timeout),
-            ("upstream_idle_timeout", self.upstream_idle_timeout),
-            ("fail_timeout", self.health.fail_timeout),
-        ] {
-            check_timeout(timeout, MIN_TIMEOUT).map_err(|e| format!("{name} {e}"))?;
-        }
-        if self.upstream_idle > MAX_UPSTREAM_IDLE {
-            return Err(format!("upstream_idle must be in 0..={MAX_UPSTREAM_IDLE}"));
-        }
-        Ok(())
-    }
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        Self {
-            upstreams: Vec::new(),
-            upstream_timeout: Duration::from_secs(30),
-            upstream_idle: 64,
-            upstream_idle_timeout: Duration::from_secs(60),
-            health: HealthPolicy::default(),
-            buffer_pool: true,
-            trust_forwarded: false,
-        }
-    }
-}
-
-/// What the workers of a proxy share: the upstreams (health, counters), the copy
-/// buffer pool, the settings.
-pub struct Proxy {
-    /// The upstreams, their health and counters.
-    pub upstreams: Upstreams,
-    /// The 32 KiB copy buffers (Go's `ReverseProxy.BufferPool`).
-    pub buffers: Pool<Vec<u8>>,
-    config: ProxyConfig,
-}
-
-/// `--no-buffer-pool`: a fresh buffer each time an exchange takes one (for the request
-/// head, a piece of body, a read of the response), dropped when it is given back (Go's
-/// `ReverseProxy` without a `BufferPool`).
-struct Fresh;
-
-impl BufferPool for Fresh {
-    fn get(&self) -> Vec<u8> {
-        Vec::with_capacity(COPY_BUF_SIZE)
-    }
-
-    fn put(&self, buf: Vec<u8>) {
-        drop(buf);
-    }
-}
-
-impl Proxy {
-    /// The shared state for `workers` workers.
-    ///
-    /// # Panics
-    ///
-    /// If `config.upstreams` is empty or `workers` is 0.
-    pub fn new(config: ProxyConfig, workers: usize) -> Self {
-        let upstreams = Upstreams::new(&config.upstreams, config.health, workers, Instant::now());
-        let buffers = Pool::builder(|| Vec::with_capacity(COPY_BUF_SIZE))
-            .max_capacity(COPY_BUF_SIZE)
-            .max_idle(1024)
-            .build();
-        Self {
-            upstreams,
-            buffers,
-            config,
-        }
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &ProxyConfig {
-        &self.config
-    }
-
-    /// The state of event loop `index` (its worker thread), lent to its handlers.
-    pub fn local(self: &Arc<Self>, index: usize) -> ProxyLocal {
-        ProxyLocal {
-            proxy: Arc::clone(self),
-            index,
-            now: Instant::now(),
-            cursor: self.upstreams.cursor(index),
-            idle: IdleConns::new(
-                self.upstreams.len(),
-                self.config.upstream_idle,
-                self.config.upstream_idle_timeout,
-            ),
-            released: Vec::with_capacity(8),
-            closing: Vec::with_capacity(8),
-            spare: Vec::new(),
-        }
-    }
-
-    /// Where copy buffers come from: the pool, or fresh ones.
-    fn buffers(&self) -> &dyn BufferPool {
-        if self.config.buffer_pool {
-            &self.buffers
-        } else {
-            &Fresh
-        }
-    }
-}
-
-impl std::fmt::Debug for Proxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy")
-            .field("upstreams", &self.upstreams)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An upstream connection a handler is done with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Released {
-    /// The driver's key for the connection.
-    pub key: usize,
-    /// Its upstream.
-    pub upstream: usize,
-    /// How its exchange went: only a clean one is kept.
-    pub exchange: Exchange,
-}
-
-/// One event loop's proxy state (local to its worker thread), lent to every handler
-/// call: the clock, the round-robin cursor, the idle upstream connections, and the
-/// connections handlers let go.
-///
-/// Connections are named by a key of the driver's choosing (the event loop's slab key
-/// of the socket).
-pub struct ProxyLocal {
-    proxy: Arc<Proxy>,
-    index: usize,
-    /// The time, as the driver last read it (set it before each round of calls).
-    pub now: Instant,
-    cursor: RoundRobin,
-    idle: IdleConns<usize>,
-    released: Vec<Released>,
-    closing: Vec<usize>,
-    /// Exchange states handlers gave back, for the next requests to take. Boxed: a
-    /// box moves between here and a handler as it is, never allocated again.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<Forward>>,
-}
-
+/// The spare exchange states of an event loop.
 impl ProxyLocal {
-    /// The shared proxy state.
-    pub fn proxy(&self) -> &Proxy {
-        &self.proxy
-    }
-
-    /// A connection a handler let go, for the driver to check (a socket that became
-    /// readable is not clean, whatever the exchange says) and then [`park`](Self::park).
-    pub fn next_released(&mut self) -> Option<Released> {
-        self.released.pop()
-    }
-
-    /// Keeps a released connection idle for the next request to its upstream, if its
-    /// exchange was clean and there is room; otherwise returns the key of a connection
-    /// to close (it, or the least recently used idle one), counted as discarded.
-    #[must_use = "a connection handed back must be closed"]
-    pub fn park(&mut self, released: Released) -> Option<usize> {
-        let closed = self
-            .idle
-            .put(released.upstream, released.key, released.exchange, self.now);
-        if closed.is_some() {
-            self.count(released.upstream, Event::Discarded);
-        }
-        closed
-    }
-
-    /// An idle connection to `upstream`, if one has not expired (expired ones go to
-    /// [`next_closing`](Self::next_closing)).
-    pub fn take_idle(&mut self, upstream: usize) -> Option<usize> {
-        let (closing, now) = (&mut self.closing, self.now);
-        let mut expired = 0;
-        let key = self.idle.take(upstream, now, |key| {
-            closing.push(key);
-            expired += 1;
-        });
-        for _ in 0..expired {
-            self.count(upstream, Event::Discarded);
-        }
-        key
-    }
-
-    /// Forgets the idle connection `key` to `upstream` (its socket said the upstream
-    /// closed it or wrote to it while idle); returns whether it was idle. The caller
-    /// closes it.
-    pub fn remove_idle(&mut self, upstream: usize, key: usize) -> bool {
-        let removed = self.idle.remove(upstream, |&k| k == key).is_some();
-        if removed {
-            self.count(upstream, Event::Discarded);
-        }
-        removed
-    }
-
-    /// A connection to close (given up by a handler, expired, evicted).
-    pub fn next_closing(&mut self) -> Option<usize> {
-        self.closing.pop()
-    }
-
-    /// Closes the idle connections that expired by `now` (through
-    /// [`next_closing`](Self::next_closing)).
-    pub fn expire(&mut self, now: Instant) {
-        self.now = now;
-        let mut expired = std::mem::take(&mut self.closing);
-        self.idle.expire(now, |upstream, key| {
-            expired.push(key);
-            self.proxy
-                .upstreams
-                .count(self.index, upstream, Event::Discarded);
-        });
-        self.closing = expired;
-    }
-
-    /// Closes every idle connection (the worker is shutting down).
-    pub fn drain_idle(&mut self) {
-        let closing = &mut self.closing;
-        self.idle.drain(|_, key| closing.push(key));
-    }
-
-    /// Counts `event` on `upstream`.
-    fn count(&self, upstream: usize, event: Event) {
-        self.proxy.upstreams.count(self.index, upstream, event);
-    }
-
     /// An exchange state for a request: a spare one, or (while the worker's peak of
     /// exchanges in progress is still rising) a new one.
-    fn take_exchange(&mut self) -> Box<Forward> {
+    pub(super) fn take_exchange(&mut self) -> Box<Forward> {
         self.spare.pop().unwrap_or_else(|| Box::new(Forward::new()))
     }
 
     /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
-    fn put_exchange(&mut self, exchange: Box<Forward>) {
+    pub(super) fn put_exchange(&mut self, exchange: Box<Forward>) {
         debug_assert!(
             !exchange.active
                 && exchange.out.capacity() == 0
@@ -355,21 +74,6 @@ impl ProxyLocal {
         if self.spare.len() < MAX_SPARE {
             self.spare.push(exchange);
         }
-    }
-
-    /// Closes `key`, an upstream connection a handler gives up.
-    fn discard(&mut self, upstream: usize, key: usize) {
-        self.count(upstream, Event::Discarded);
-        self.closing.push(key);
-    }
-}
-
-impl std::fmt::Debug for ProxyLocal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyLocal")
-            .field("index", &self.index)
-            .field("idle", &self.idle)
-            .finish_non_exhaustive()
     }
 }
 
@@ -462,7 +166,7 @@ enum Outcome {
 /// The upstream side of one exchange: what a [`ProxyHandler`] holds only while an
 /// exchange is in progress (see "Memory per connection pair" in `docs/design.md`).
 #[derive(Debug)]
-struct Forward {
+pub(super) struct Forward {
     /// The exchange has not ended (once it has, the handler gives this back).
     active: bool,
     version: Version,
