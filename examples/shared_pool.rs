@@ -38,20 +38,25 @@ fn main() {
     let stats = pool.stats();
     println!("checksum {checksum}");
     println!(
-        "gets {} (hits {}, misses {}), returns {}, discards {}, idle {}",
+        "gets {} (hits {}, misses {}), returns {}, discards {} (over max_capacity {}, no room {})",
         stats.hits + stats.misses,
         stats.hits,
         stats.misses,
         stats.returns,
         stats.discards,
+        stats.over_capacity,
+        stats.no_room,
+    );
+    // The workers have exited; their caches (at most `thread_cache` objects each) are
+    // still the pool's, and `trim` sweeps them like the shared tier.
+    println!(
+        "idle {} (exited workers' caches and the shared tier)",
         stats.idle
     );
     pool.trim();
     pool.trim();
-    // What is left sits in the caches of the exited workers: at most
-    // `thread_cache` objects per thread that used the pool.
     println!(
-        "after two trims: idle {} (in exited workers' caches)",
+        "after two trims: idle {} (all of it was idle through both)",
         pool.stats().idle
     );
 }

@@ -11,6 +11,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# fuzz/Cargo.lock is committed: it must already say what a build resolves, or every
+# fuzz build would rewrite it.
+cargo metadata --locked --format-version 1 >/dev/null
 cargo fuzz build -s none
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT

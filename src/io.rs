@@ -5,11 +5,8 @@
 //! 8 KB and 6 allocations per connection) in a form that also fits an event loop:
 //!
 //! - [`ReadBuf`] holds bytes read from a source and not yet consumed. Its hook
-//!   **drains** it: unread bytes are gone, the bytes any connection ever wrote into it
-//!   are zeroed, EOF and error state are cleared, the capacity is kept. Bytes one
-//!   connection sent can never be read by the next. A source that writes only the
-//!   bytes it reports ([`TrustedRead`]: sockets) is read with
-//!   [`ReadBuf::read_from_trusted`], and then only those bytes need zeroing.
+//!   **drains** it, so bytes one connection sent can never be read by the next (see
+//!   [`ReadBuf`'s scrubbing](ReadBuf#scrubbing)).
 //! - [`WriteBuf`] holds bytes waiting for a sink that may take only part of them, and
 //!   grows with the bytes pending, not with the bytes written. Its hook **rejects** it
 //!   ([`Reuse::Discard`]) when it still holds unflushed bytes or saw a write error: a
@@ -85,6 +82,8 @@ fn write_once<W: Write + ?Sized>(sink: &mut W, bytes: &[u8]) -> io::Result<usize
 /// The storage is initialised once, when the buffer is made, and then used as a
 /// window: reads never zero memory, consuming advances a cursor, and the unread bytes
 /// are moved to the front only when the free space at the end runs out.
+///
+/// # Scrubbing
 ///
 /// Its [`Recycle`] hook drains it: every unread byte is dropped, every byte that may
 /// have been written into it since the last reuse is zeroed, EOF and error state are
@@ -234,11 +233,9 @@ impl ReadBuf {
 
     /// Reads once from `source` into the free space, growing the buffer if it is full.
     ///
-    /// The whole free space is handed to `source`, which may write anywhere in it, not
-    /// only the bytes it reports; so all of it counts as dirty and is zeroed when the
-    /// buffer is recycled (one `memset` of the capacity per reuse). For a source known
-    /// to write only what it reports (a socket), [`read_from_trusted`] scrubs only
-    /// those bytes.
+    /// The whole free space is handed to `source`, so all of it counts as dirty
+    /// ([scrubbing](Self#scrubbing): one `memset` of the capacity per reuse); for a
+    /// source that writes only what it reports (a socket), use [`read_from_trusted`].
     ///
     /// Returns what `source.read` returned. `Ok(0)` marks end of stream
     /// ([`is_eof`](Self::is_eof)); an error other than `WouldBlock` or `Interrupted` is
@@ -254,8 +251,7 @@ impl ReadBuf {
     }
 
     /// [`read_from`](Self::read_from) for a [`TrustedRead`] source: only the bytes the
-    /// source reports count as dirty, so recycling the buffer zeroes what was received
-    /// instead of the whole capacity.
+    /// source reports count as dirty ([scrubbing](Self#scrubbing)).
     ///
     /// # Errors
     ///
@@ -344,9 +340,9 @@ impl ReadBuf {
 ///
 /// `std::io::Read` lets an implementation write anywhere in the slice it is handed, so
 /// this is a promise the type makes beyond `Read`. Breaking it is not undefined
-/// behaviour, but bytes a previous user of a pooled [`ReadBuf`] received could then
-/// survive its reuse: implement it only for sources that copy exactly what they report,
-/// such as a socket's `recv(2)`. Implemented here for std's sockets and byte slices.
+/// behaviour, but it breaks [`ReadBuf`'s scrubbing](ReadBuf#scrubbing): implement it
+/// only for sources that copy exactly what they report, such as a socket's `recv(2)`.
+/// Implemented here for std's sockets and byte slices.
 pub trait TrustedRead: Read {}
 
 impl TrustedRead for &[u8] {}
@@ -366,8 +362,7 @@ impl Default for ReadBuf {
 }
 
 impl Recycle for ReadBuf {
-    /// Drains the buffer: drops unread bytes, zeroes every byte that may have been
-    /// written since the last reuse, clears EOF and error. Always [`Reuse::Keep`].
+    /// Drains the buffer ([scrubbing](ReadBuf#scrubbing)). Always [`Reuse::Keep`].
     fn recycle(&mut self) -> Reuse {
         self.drain();
         Reuse::Keep
@@ -657,12 +652,11 @@ impl std::fmt::Debug for WriteBuf {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
-/// A reader made with [`new`](Self::new) reads through [`ReadBuf::read_from`], which
-/// must assume `inner` wrote anywhere in the slice it was handed: the buffer's whole
-/// capacity is zeroed when it is recycled (4 KiB for a default buffer). Over a
-/// [`TrustedRead`] source (a socket, a byte slice), [`trusted`](Self::trusted) reads
-/// through [`ReadBuf::read_from_trusted`] and only the bytes received are zeroed (up to
-/// the furthest any read reached).
+/// A reader made with [`new`](Self::new) reads through [`ReadBuf::read_from`]; over a
+/// [`TrustedRead`] source (a socket, a byte slice), one made with
+/// [`trusted`](Self::trusted) reads through [`ReadBuf::read_from_trusted`], and
+/// recycling its buffer zeroes only the bytes received, not the whole capacity (4 KiB
+/// for a default buffer; [scrubbing](ReadBuf#scrubbing)).
 pub struct PooledReader<R, B> {
     inner: R,
     buf: B,
@@ -673,8 +667,8 @@ pub struct PooledReader<R, B> {
 }
 
 impl<R: TrustedRead, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
-    /// As [`new`](Self::new), for a source that writes only the bytes it reports:
-    /// recycling the buffer then zeroes only what was read, not its whole capacity.
+    /// As [`new`](Self::new), for a source that writes only the bytes it reports (see
+    /// the type's docs).
     ///
     /// # Examples
     ///
@@ -696,10 +690,9 @@ impl<R: TrustedRead, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
 
 impl<R: Read, B: DerefMut<Target = ReadBuf>> PooledReader<R, B> {
     /// Wraps `inner`, buffering through `buf`, which is first drained as its pool's
-    /// hook drains it: its unread bytes are dropped, every byte an earlier stream may
-    /// have written into it is zeroed, and EOF and error are cleared. So a buffer the
-    /// caller manages (a `&mut ReadBuf` or a `Box` reused by hand) starts as a pooled
-    /// one does; a pooled one, drained already, costs nothing more.
+    /// hook drains it ([scrubbing](ReadBuf#scrubbing)). So a buffer the caller manages
+    /// (a `&mut ReadBuf` or a `Box` reused by hand) starts as a pooled one does; a
+    /// pooled one, drained already, costs nothing more.
     pub fn new(inner: R, buf: B) -> Self {
         Self::with(inner, buf, false)
     }
@@ -852,6 +845,26 @@ impl<W: Write, B: DerefMut<Target = WriteBuf>> PooledWriter<W, B> {
     /// The wrapped writer.
     pub fn get_ref(&self) -> &W {
         self.inner.as_ref().expect("inner is Some until into_inner")
+    }
+
+    /// The wrapped writer, mutably (to set a socket option, say). Writing to it
+    /// directly puts those bytes *before* the ones still [buffered](Self::buffer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use recycle_pool::{Pool, io::{PooledWriter, WriteBuf}};
+    ///
+    /// let pool = Pool::new(WriteBuf::new);
+    /// let mut out = PooledWriter::new(Vec::new(), pool.get());
+    /// out.write_all(b" world")?;
+    /// out.get_mut().extend_from_slice(b"hello"); // not buffered: goes first
+    /// assert_eq!(out.into_inner()?, b"hello world");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_mut(&mut self) -> &mut W {
+        self.inner.as_mut().expect("inner is Some until into_inner")
     }
 
     /// The bytes buffered and not yet written.
@@ -1016,9 +1029,10 @@ impl<W> std::error::Error for IntoInnerError<W> {
 /// [`get`](BufferPool::get) hands out a buffer (its length does not matter; [`copy`]
 /// uses its capacity), [`put`](BufferPool::put) takes it back. `Pool<Vec<u8>>`
 /// implements it, so a pool built with a capacity bound is a ready-made copy buffer
-/// pool; in its [`Stats`](crate::Stats) a `get` counts as a hit or a miss and a `put`
-/// as a return, as a guard's get and drop do (a buffer never put back stays counted
-/// in use).
+/// pool. There, `get` is [`Pool::get`] then `detach`, and `put` is [`Pool::put`], so
+/// the two interfaces mix freely and [`Stats`](crate::Stats) stays exact: a lent
+/// buffer counts as detached (not in [`in_use`](crate::Stats::in_use), which counts
+/// live guards), a buffer put back as a put.
 ///
 /// # Examples
 ///
@@ -1039,17 +1053,14 @@ pub trait BufferPool: Send + Sync {
 }
 
 impl BufferPool for Pool<Vec<u8>> {
-    /// Counts a hit or a miss, as [`Pool::get`] does; the buffer is in use
-    /// ([`Stats::in_use`](crate::Stats::in_use)) until it is put back.
+    /// [`Pool::get`] and `detach`: counts a hit or a miss, and a detach.
     fn get(&self) -> Vec<u8> {
-        self.take()
+        Pool::get(self).detach()
     }
 
-    /// Runs the hook and counts a return, as dropping a guard does. Meant for buffers
-    /// from [`get`](BufferPool::get): one made elsewhere is kept all the same, but the
-    /// counters then read as if it had been lent ([`Pool::put`] counts it as a put).
+    /// [`Pool::put`]: runs the hook and counts a put.
     fn put(&self, buf: Vec<u8>) {
-        self.untake(buf);
+        Pool::put(self, buf);
     }
 }
 

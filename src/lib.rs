@@ -62,12 +62,15 @@
 //! - [`Pooled`], [`OwnedPooled`]: guards that return the object on drop.
 //! - [`Recycle`], [`Reuse`]: the reset-on-return hook, implemented for `Vec`, `String`,
 //!   `VecDeque`, `HashMap`, `HashSet` and `bytes::BytesMut`.
-//! - [`Stats`]: what the pool did (hits, misses, returns, discards, idle).
+//! - [`Stats`]: what the pool did (hits, misses, returns, idle, discards by cause);
+//!   `Serialize`/`Deserialize` with the `serde` feature.
 //! - [`io`]: pooled read and write buffers whose hooks drain input and refuse dirty
 //!   writers, blocking `Read`/`Write` adapters over them, and the [`io::BufferPool`]
 //!   hook with [`io::copy`].
 //! - [`status`]: a lock-free, bounded cache of HTTP status lines
-//!   ([`status::StatusLines`]) and the per-second `Date` header ([`status::DateCache`]).
+//!   ([`status::StatusLines`]);
+//! - [`date`]: the per-second `Date` header ([`date::DateCache`], also at
+//!   `status::DateCache`).
 //!
 //! # Concurrency checking
 //!
@@ -76,10 +79,12 @@
 #![warn(missing_docs, unsafe_op_in_unsafe_fn, unreachable_pub)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+pub mod date;
 pub mod io;
 mod local;
 pub mod pool;
 mod recycle;
+mod shared;
 mod stats;
 pub mod status;
 mod sync;
@@ -107,6 +112,42 @@ pub mod __loom {
         counter.bump();
         handle.join().unwrap();
         counter.get()
+    }
+
+    /// The shared tier's bound (`src/shared.rs`) under a race: a tier of one place
+    /// holding one object; one thread pops it and pushes it back, two others push.
+    /// Checks that the tier never holds more than one object and that its count
+    /// matches what it holds once all are done, then returns the objects it ended
+    /// with. With `weak`, the reservation is a check then an add, which the bound
+    /// does not survive.
+    pub fn shared_tier_race(weak: bool) -> usize {
+        use crate::shared::Shared;
+        #[allow(unused_mut)]
+        let mut tier = Shared::new(1);
+        tier.weak = weak;
+        tier.push(0u32).unwrap();
+        let tier = Arc::new(tier);
+        let popper = {
+            let tier = Arc::clone(&tier);
+            loom::thread::spawn(move || {
+                if let Some(value) = tier.pop() {
+                    let _ = tier.push(value);
+                }
+            })
+        };
+        let pusher = {
+            let tier = Arc::clone(&tier);
+            loom::thread::spawn(move || tier.push(1).is_ok())
+        };
+        let mine = tier.push(2).is_ok();
+        popper.join().unwrap();
+        let theirs = pusher.join().unwrap();
+        let held = tier.items_len();
+        assert!(held <= 1, "over the bound: {held} objects in one place");
+        assert_eq!(tier.len(), held, "the count follows what is held");
+        // The object popped went back or was refused; at most one push got in.
+        assert!(usize::from(mine) + usize::from(theirs) <= 1);
+        held
     }
 }
 
@@ -144,6 +185,90 @@ pub mod __loom {
 /// fn assert_sync<T: Sync>(_: T) {}
 /// let pool = std::sync::Arc::new(recycle_pool::Pool::builder_with(|| std::cell::Cell::new(0u8), |_| recycle_pool::Reuse::Keep).build());
 /// assert_sync(pool.get_owned());
+/// ```
+///
+/// `Pool` is `UnwindSafe` and `RefUnwindSafe` for an unwind-safe `T`, so it works
+/// inside `catch_unwind`, and a guard dropped by the unwinding goes back through the
+/// hook:
+///
+/// ```
+/// use std::panic::{RefUnwindSafe, UnwindSafe, catch_unwind};
+/// use std::sync::Arc;
+/// use recycle_pool::{OwnedPooled, Pool, Pooled};
+///
+/// fn assert_unwind_safe<T: UnwindSafe + RefUnwindSafe>() {}
+/// assert_unwind_safe::<Pool<Vec<u8>>>();
+/// assert_unwind_safe::<Pooled<'static, Vec<u8>>>();
+/// assert_unwind_safe::<OwnedPooled<Vec<u8>>>();
+///
+/// let pool = Pool::new(Vec::<u8>::new);
+/// let result = catch_unwind(|| {
+///     let mut buf = pool.get();
+///     buf.push(1);
+///     panic!("half-way through");
+/// });
+/// assert!(result.is_err());
+/// assert!(pool.get().is_empty()); // reset by the hook on the way back
+/// assert_eq!(pool.stats().in_use(), 0);
+///
+/// let owned = Arc::new(Pool::new(String::new));
+/// let guard = owned.get_owned();
+/// catch_unwind(move || drop(guard)).unwrap();
+/// ```
+///
+/// but not for an object that is not unwind safe (a `&mut`):
+///
+/// ```compile_fail,E0277
+/// fn assert_unwind_safe<T: std::panic::UnwindSafe>() {}
+/// assert_unwind_safe::<recycle_pool::Pool<&'static mut Vec<u8>>>();
+/// ```
+///
+/// ```compile_fail,E0277
+/// fn assert_ref_unwind_safe<T: std::panic::RefUnwindSafe>() {}
+/// assert_ref_unwind_safe::<recycle_pool::Pool<&'static mut Vec<u8>>>();
+/// ```
+///
+/// The `T: Send` bounds sit on the impls, not on the types (as std's do), so a type
+/// generic over `T` can hold a pool, a builder or a guard without repeating them:
+///
+/// ```
+/// use recycle_pool::{Builder, OwnedPooled, Pool, Pooled, Recycle};
+///
+/// struct Cache<T> {
+///     pool: Pool<T>,
+/// }
+/// struct Pending<T> {
+///     builder: Option<Builder<T>>,
+///     owned: Vec<OwnedPooled<T>>,
+/// }
+/// struct Borrowed<'a, T> {
+///     guard: Pooled<'a, T>,
+/// }
+///
+/// impl<T: Recycle + Send + Default + 'static> Cache<T> {
+///     fn new() -> Self {
+///         Cache { pool: Pool::new(T::default) }
+///     }
+/// }
+/// let cache = Cache::<String>::new();
+/// let _b = Borrowed { guard: cache.pool.get() };
+/// let _p = Pending::<String> { builder: None, owned: Vec::new() };
+/// ```
+///
+/// A type without `Recycle` cannot go into `Pool::new` (the error points to
+/// `Pool::builder_with`):
+///
+/// ```compile_fail,E0277
+/// struct Connection;
+/// let pool = recycle_pool::Pool::new(|| Connection);
+/// ```
+///
+/// and with `builder_with` it can:
+///
+/// ```
+/// struct Connection;
+/// let pool = recycle_pool::Pool::builder_with(|| Connection, |_| recycle_pool::Reuse::Keep).build();
+/// # drop(pool.get());
 /// ```
 ///
 /// A borrowed guard cannot outlive its pool:

@@ -211,9 +211,13 @@ pub(crate) struct Counters {
     pub(crate) misses: Counter,
     /// Returns kept in the shared tier.
     pub(crate) kept: Counter,
-    /// Returns dropped: refused by the hook or the capacity bound, no room, or the hook
-    /// (or capacity check) panicked.
+    /// Returns dropped for want of room in either tier (or because sweeping the
+    /// thread's cache first panicked in a `T::drop`).
     pub(crate) discards: Counter,
+    /// Returns the hook refused, or whose hook (or capacity check) panicked.
+    pub(crate) refused: Counter,
+    /// Returns over `max_capacity`.
+    pub(crate) over_capacity: Counter,
     /// Young idle objects `trim` had to drop (pool only; see `Pool::trim`).
     pub(crate) evicted: Counter,
     pub(crate) detached: Counter,
@@ -225,8 +229,14 @@ impl Counters {
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         stats.hits += self.hits.get();
         stats.misses += self.misses.get();
-        stats.returns += self.kept.get() + self.discards.get();
-        stats.discards += self.discards.get() + self.evicted.get();
+        let (no_room, refused) = (self.discards.get(), self.refused.get());
+        let (over_capacity, evicted) = (self.over_capacity.get(), self.evicted.get());
+        stats.returns += self.kept.get() + no_room + refused + over_capacity;
+        stats.discards += no_room + refused + over_capacity + evicted;
+        stats.no_room += no_room;
+        stats.refused += refused;
+        stats.over_capacity += over_capacity;
+        stats.evicted += evicted;
         stats.trimmed += self.trimmed.get();
         stats.detached += self.detached.get();
         stats.puts += self.puts.get();

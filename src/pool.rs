@@ -9,10 +9,13 @@
 //!    thread), found through a per-thread registry of the crate's own (`src/local.rs`
 //!    describes it), whose room grows as the thread returns objects. A `get` and a
 //!    return on the same thread touch nothing shared and do no atomic read-modify-write.
-//! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a bounded
-//!    `crossbeam_queue::ArrayQueue`. It absorbs what a full thread cache overflows and
-//!    feeds threads whose cache is empty, so an object returned on a thread that never
-//!    calls `get` (a consumer at the end of a channel) flows back to the producers.
+//! 2. **Shared tier** (`max_idle` objects, default [`DEFAULT_MAX_IDLE`]): a lock-free
+//!    `crossbeam_queue::SegQueue` bounded by an atomic count of reserved places, whose
+//!    memory follows the objects it holds (blocks of 31 slots, allocated as they fill
+//!    and freed as they empty: a large `max_idle` is a ceiling, not a reservation). It
+//!    absorbs what a full thread cache overflows and feeds threads whose cache is
+//!    empty, so an object returned on a thread that never calls `get` (a consumer at
+//!    the end of a channel) flows back to the producers.
 //!
 //! A miss calls the create function. A return runs the hook *first*, on the returning
 //! thread, then tries that thread's cache (a guard dropped on another thread than the
@@ -49,8 +52,10 @@
 //! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
 //! idle count are derived from the two counters), and the slow paths (registry, shared
 //! tier, create, trim) are out of line. On x86-64 with `lto`, a round on a 4 KiB
-//! `Vec<u8>` (get, push a byte, return) executes 88 instructions where a bare
-//! `thread_local!` `RefCell<Vec<_>>` stack executes 87 (callgrind, `bench/pool/benches/pool.rs`).
+//! `Vec<u8>` (get, push a byte, return) executes about as many instructions as a bare
+//! `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
+//! `bench/pool/benches/pool.rs`) are in the crate's `BENCHMARKS.md`, section 1, their
+//! one source.
 //!
 //! # Thread exit
 //!
@@ -83,11 +88,13 @@
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use crate::local::{Caches, Counter, Counters, Node, Slot, until_done_despite_panics};
 use crate::recycle::{Recycle, Reuse};
+use crate::shared::Shared;
 use crate::stats::Stats;
-use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed, Queue};
+use crate::sync::{Arc, AtomicU64, CachePadded, Ordering::Relaxed};
 
 /// Idle objects each thread keeps for itself unless [`Builder::thread_cache`] says
 /// otherwise.
@@ -107,10 +114,15 @@ type RecycleFn<T> = dyn Fn(&mut T) -> Reuse + Send + Sync;
 type CapacityBound<T> = (usize, fn(&T) -> usize);
 
 /// The hook a pool runs on every return, and the return path compiled for it.
-struct Hook<T: Send> {
+struct Hook<T> {
     /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
     custom: Option<Box<RecycleFn<T>>>,
     max_capacity: Option<CapacityBound<T>>,
+    /// The return path to switch to when [`Builder::max_capacity_with`] gives a
+    /// function to measure with: `give_back_as::<ByTraitMeasured>` for a `T: Recycle`
+    /// hook (whose own path calls `T::capacity` directly, so that nothing on it can
+    /// unwind but the hook), the same `ByClosure` path for a closure.
+    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>),
     /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
     /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
     /// `T::capacity` directly. One indirect call per return. Same contract as
@@ -127,6 +139,7 @@ impl<T: Send> Hook<T> {
             custom: None,
             max_capacity: None,
             give_back: Pool::give_back_as::<ByTrait>,
+            give_back_measured: Pool::give_back_as::<ByTraitMeasured>,
         }
     }
 
@@ -135,41 +148,76 @@ impl<T: Send> Hook<T> {
             custom: Some(recycle),
             max_capacity,
             give_back: Pool::give_back_as::<ByClosure>,
+            give_back_measured: Pool::give_back_as::<ByClosure>,
         }
     }
 }
 
-/// How a return decides whether to keep the object (runs the hook and checks the
-/// capacity bound); one impl per kind of hook.
-trait Decide<T: Send> {
-    fn keep(hook: &Hook<T>, value: &mut T) -> bool;
+/// What a return's hook and capacity bound decided, and so how a discard is counted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// The hook said [`Reuse::Discard`].
+    Refused,
+    /// Over [`Builder::max_capacity`].
+    OverCapacity,
 }
 
-/// `T`'s own [`Recycle`] impl.
+/// How a return decides whether to keep the object (runs the hook and checks the
+/// capacity bound); one impl per kind of hook.
+trait Decide<T> {
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict;
+}
+
+/// Checks the capacity bound, after the hook said `Keep`: `capacity` is the
+/// object's.
+#[inline(always)]
+fn within_capacity<T>(hook: &Hook<T>, capacity: impl FnOnce() -> usize) -> Verdict {
+    match &hook.max_capacity {
+        Some((bound, _)) if capacity() > *bound => Verdict::OverCapacity,
+        _ => Verdict::Keep,
+    }
+}
+
+/// `T`'s own [`Recycle`] impl, bounded by [`Recycle::capacity`].
 enum ByTrait {}
+
+/// `T`'s own [`Recycle`] impl, bounded by the function given to
+/// [`Builder::max_capacity_with`].
+enum ByTraitMeasured {}
 
 /// A closure from `builder_with` or `recycle_with`.
 enum ByClosure {}
 
-impl<T: Recycle + Send> Decide<T> for ByTrait {
+impl<T: Recycle> Decide<T> for ByTrait {
     #[inline(always)]
-    fn keep(hook: &Hook<T>, value: &mut T) -> bool {
-        value.recycle() == Reuse::Keep
-            && hook
-                .max_capacity
-                .is_none_or(|(bound, _)| value.capacity() <= bound)
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        if value.recycle() == Reuse::Discard {
+            return Verdict::Refused;
+        }
+        within_capacity(hook, || value.capacity())
     }
 }
 
-impl<T: Send> Decide<T> for ByClosure {
+impl<T: Recycle> Decide<T> for ByTraitMeasured {
     #[inline(always)]
-    fn keep(hook: &Hook<T>, value: &mut T) -> bool {
-        hook.custom
-            .as_ref()
-            .is_none_or(|recycle| recycle(value) == Reuse::Keep)
-            && hook
-                .max_capacity
-                .is_none_or(|(bound, capacity_of)| capacity_of(value) <= bound)
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        if value.recycle() == Reuse::Discard {
+            return Verdict::Refused;
+        }
+        within_capacity(hook, || hook.max_capacity.map_or(0, |(_, of)| of(value)))
+    }
+}
+
+impl<T> Decide<T> for ByClosure {
+    #[inline(always)]
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        if let Some(recycle) = &hook.custom {
+            if recycle(value) == Reuse::Discard {
+                return Verdict::Refused;
+            }
+        }
+        within_capacity(hook, || hook.max_capacity.map_or(0, |(_, of)| of(value)))
     }
 }
 
@@ -183,11 +231,25 @@ impl<T: Send> Decide<T> for ByClosure {
 /// A `get` and its return on the same thread touch only that thread's cache: no
 /// atomic read-modify-write and no shared cache line, so threads do not slow each
 /// other down. The round costs about what a hand-written `thread_local!` free list
-/// costs: counted with callgrind on `cargo bench --bench pool` (4 KiB `Vec<u8>`,
-/// `lto`), 88 instructions per get+return against 87 for a bare `thread_local!`
-/// `RefCell<Vec<_>>` stack, on one thread or with two threads sharing one pool, and 93
-/// against 87 per object when a thread holds 8 at once. The [module
-/// docs](crate::pool#the-hot-path) list what those instructions do.
+/// costs, in instructions (callgrind on `bench/pool/benches/pool.rs`, 4 KiB
+/// `Vec<u8>`, `lto`; the counts are in the crate's `BENCHMARKS.md`, section 1), on one
+/// thread, with two threads sharing one pool, or with a thread holding 8 at once. The
+/// [module docs](crate::pool#the-hot-path) list what those instructions do.
+///
+/// # Panics and unwind safety
+///
+/// `Pool<T>` is [`UnwindSafe`] and [`RefUnwindSafe`] when `T` is [`UnwindSafe`], so a
+/// pool (or a guard) can be used inside [`catch_unwind`](std::panic::catch_unwind).
+/// A panic in user code (the create function, the hook, [`Recycle::capacity`],
+/// `T::drop`) or while a guard is held leaves the pool consistent: no object is handed
+/// out twice or dropped twice, the [`Stats`] identities hold, and the pool goes on
+/// working. What a panic can leave half-done is an *object*: a guard dropped by the
+/// unwinding returns its object through the hook like any other return, so with a hook
+/// that resets the object (every `Recycle` impl of this crate does; `WriteBuf`'s
+/// refuses a writer with unflushed bytes) the next `get` never sees the half-made
+/// change. A hook that keeps state across returns decides what a half-done change
+/// means. The create function and the hook are `Send + Sync`, so whatever they share
+/// is behind atomics or locks already.
 ///
 /// # Examples
 ///
@@ -203,7 +265,7 @@ impl<T: Send> Decide<T> for ByClosure {
 /// assert!(buf.is_empty());
 /// assert!(buf.capacity() >= 4096);
 /// ```
-pub struct Pool<T: Send> {
+pub struct Pool<T> {
     /// The per-thread tier.
     caches: Caches<T>,
     /// The trim epoch; see `local.rs`. Only `trim` writes it.
@@ -211,7 +273,7 @@ pub struct Pool<T: Send> {
     create: Box<CreateFn<T>>,
     hook: Hook<T>,
     /// `None` when `max_idle` is zero.
-    shared: Option<Queue<Slot<T>>>,
+    shared: Option<Shared<Slot<T>>>,
     /// What no thread's cache can count: the shared tier's trims and evictions, and
     /// operations during thread exit or that panicked. Padded away from the read-mostly
     /// fields above, which every operation reads.
@@ -219,6 +281,22 @@ pub struct Pool<T: Send> {
 }
 
 // === impl Pool ===
+
+impl<T> Pool<T> {
+    /// Returns `value` through the hook. Here, with no `T: Send` bound, for the guards'
+    /// `Drop` (which must have their struct's bounds); every `Pool` was built with
+    /// `T: Send`.
+    ///
+    /// # Safety
+    ///
+    /// As for `give_back_as`: `value` is initialised and never used or dropped again.
+    #[inline]
+    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>) {
+        // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
+        // upholds its contract.
+        unsafe { (self.hook.give_back)(self, value) }
+    }
+}
 
 impl<T: Recycle + Send> Pool<T> {
     /// Creates a pool with default bounds that makes new objects with `create` and
@@ -356,26 +434,6 @@ impl<T: Send> Pool<T> {
         unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
     }
 
-    /// Takes back an object lent by [`take`](Self::take) (the crate's `BufferPool`):
-    /// counted as a guard's return, not as a put, so a lent object is in use until it
-    /// comes back.
-    pub(crate) fn untake(&self, value: T) {
-        // SAFETY: the `ManuallyDrop` is initialised and is a temporary: never used again.
-        unsafe { self.give_back(&mut ManuallyDrop::new(value)) };
-    }
-
-    /// Returns `value` through the hook.
-    ///
-    /// # Safety
-    ///
-    /// As for `give_back_as`: `value` is initialised and never used or dropped again.
-    #[inline]
-    unsafe fn give_back(&self, value: &mut ManuallyDrop<T>) {
-        // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
-        // upholds its contract.
-        unsafe { (self.hook.give_back)(self, value) }
-    }
-
     /// A snapshot of the pool's counters, summed over all threads. See [`Stats`].
     ///
     /// # Examples
@@ -461,7 +519,7 @@ impl<T: Send> Pool<T> {
     /// The get path: thread cache, shared tier, create. Counts a hit or a miss; the
     /// caller counts nothing else.
     #[inline]
-    pub(crate) fn take(&self) -> T {
+    fn take(&self) -> T {
         match self.caches.cached() {
             Some(node) => node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
             None => self.take_slow(),
@@ -477,7 +535,7 @@ impl<T: Send> Pool<T> {
         if let Some(value) = local.and_then(|node| node.pop(self.epoch.load(Relaxed))) {
             return value;
         }
-        if let Some(slot) = self.shared.as_ref().and_then(Queue::pop) {
+        if let Some(slot) = self.shared.as_ref().and_then(Shared::pop) {
             self.count(local, |c| &c.hits);
             return slot.value;
         }
@@ -500,26 +558,33 @@ impl<T: Send> Pool<T> {
         // The hook is user code and may use this pool; it runs before any borrow. If it
         // (or the capacity check) panics, `value` is dropped by the unwinding and
         // `on_panic` counts it as returned and discarded.
-        let on_panic = CountOnDrop(&self.cold.discards);
-        let keep = D::keep(&self.hook, &mut value);
+        let on_panic = CountOnDrop(&self.cold.refused);
+        let verdict = D::keep(&self.hook, &mut value);
         mem::forget(on_panic);
-        match self.caches.cached() {
-            Some(node) if keep => {
+        if verdict == Verdict::Keep {
+            if let Some(node) = self.caches.cached() {
                 let epoch = self.epoch.load(Relaxed);
-                node.push_or(value, epoch, |value| self.give_back_slow(value, true));
+                return node.push_or(value, epoch, |value| {
+                    self.give_back_slow(value, Verdict::Keep);
+                });
             }
-            _ => self.give_back_slow(value, keep),
         }
+        self.give_back_slow(value, verdict);
     }
 
     /// `give_back_as` off the fast path: the object is refused, or the thread's cache
     /// is full, not in the direct-mapped cache, gone (thread exit), or a trim happened.
     #[cold]
     #[inline(never)]
-    fn give_back_slow(&self, value: T, keep: bool) {
+    fn give_back_slow(&self, value: T, verdict: Verdict) {
         let local = self.caches.local();
+        match verdict {
+            Verdict::Keep => {}
+            Verdict::Refused => return self.discard(local, value, |c| &c.refused),
+            Verdict::OverCapacity => return self.discard(local, value, |c| &c.over_capacity),
+        }
         let value = match local {
-            Some(node) if keep => {
+            Some(node) => {
                 // Reconciling the stack drops stale objects: user code (`T::drop`). If
                 // one panics, `value` is dropped by the unwinding and `on_panic` counts
                 // it as returned and discarded.
@@ -531,22 +596,21 @@ impl<T: Send> Pool<T> {
                     Err(value) => value,
                 }
             }
-            _ => value,
+            None => value,
         };
-        if keep {
-            if let Some(shared) = &self.shared {
-                let epoch = self.epoch.load(Relaxed);
-                match shared.push(Slot { value, epoch }) {
-                    Ok(()) => return self.count(local, |c| &c.kept),
-                    Err(slot) => return self.discard(local, slot.value),
-                }
+        if let Some(shared) = &self.shared {
+            let epoch = self.epoch.load(Relaxed);
+            match shared.push(Slot { value, epoch }) {
+                Ok(()) => return self.count(local, |c| &c.kept),
+                Err(slot) => return self.discard(local, slot.value, |c| &c.discards),
             }
         }
-        self.discard(local, value);
+        self.discard(local, value, |c| &c.discards);
     }
 
-    fn discard(&self, local: Option<&Node<T>>, value: T) {
-        self.count(local, |c| &c.discards);
+    /// Drops a returned object, counted by `cause`.
+    fn discard(&self, local: Option<&Node<T>>, value: T, cause: fn(&Counters) -> &Counter) {
+        self.count(local, cause);
         drop(value); // user code (`T::drop`): no borrow is held
     }
 
@@ -567,7 +631,7 @@ impl Drop for CountOnDrop<'_> {
     }
 }
 
-impl<T: Send> Drop for Pool<T> {
+impl<T> Drop for Pool<T> {
     fn drop(&mut self) {
         // The shared tier's objects, one at a time and carrying on past a panicking
         // `T::drop` (the queue's own drop would stop at the first and leak the rest).
@@ -590,6 +654,11 @@ impl<T: Send> fmt::Debug for Pool<T> {
     }
 }
 
+// The auto traits do not see this (the create function and the hook are `dyn Fn`, the
+// tiers use `UnsafeCell`), but it holds: see "Panics and unwind safety" on `Pool`.
+impl<T: UnwindSafe> UnwindSafe for Pool<T> {}
+impl<T: UnwindSafe> RefUnwindSafe for Pool<T> {}
+
 // === impl Builder ===
 
 /// Configures a [`Pool`] before building it. Made by [`Pool::builder`] or
@@ -610,7 +679,7 @@ impl<T: Send> fmt::Debug for Pool<T> {
 /// drop(buf);
 /// assert_eq!(pool.stats().discards, 1);
 /// ```
-pub struct Builder<T: Send> {
+pub struct Builder<T> {
     create: Box<CreateFn<T>>,
     hook: Hook<T>,
     thread_cache: usize,
@@ -629,8 +698,10 @@ impl<T: Send> Builder<T> {
 
     /// Bounds the shared tier to `n` idle objects (default [`DEFAULT_MAX_IDLE`]).
     /// `0` disables the shared tier: objects then live only in thread caches and a
-    /// full thread cache drops what it cannot hold. The shared tier's `n` slots (each
-    /// a `T` and two words) are allocated when the pool is built.
+    /// full thread cache drops what it cannot hold. `n` is a ceiling: the shared tier
+    /// allocates room as objects come in (blocks of 31 slots, each slot a `T` and two
+    /// words) and frees it as they leave, so a pool with a large `n` that is never
+    /// used costs nothing more than one with a small one.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
         self
@@ -700,7 +771,7 @@ impl<T: Send> Builder<T> {
             epoch: AtomicU64::new(0),
             create: self.create,
             hook: self.hook,
-            shared: (self.max_idle > 0).then(|| Queue::new(self.max_idle)),
+            shared: (self.max_idle > 0).then(|| Shared::new(self.max_idle)),
             cold: CachePadded::new(Counters::default()),
         }
     }
@@ -709,9 +780,47 @@ impl<T: Send> Builder<T> {
 impl<T: Recycle + Send> Builder<T> {
     /// Discards, instead of keeping, a returned object whose [`Recycle::capacity`]
     /// exceeds `n` (checked after the hook ran), so that one huge request never pins a
-    /// huge buffer for the life of the pool. Unbounded by default.
+    /// huge buffer for the life of the pool. Unbounded by default. Counted in
+    /// [`Stats::over_capacity`].
+    ///
+    /// For a type without [`Recycle`], see
+    /// [`max_capacity_with`](Builder::max_capacity_with).
     pub fn max_capacity(mut self, n: usize) -> Self {
         self.hook.max_capacity = Some((n, <T as Recycle>::capacity));
+        if self.hook.custom.is_none() {
+            // Back to `T::capacity`, called directly, if `max_capacity_with` was set.
+            self.hook.give_back = Pool::give_back_as::<ByTrait>;
+        }
+        self
+    }
+}
+
+impl<T: Send> Builder<T> {
+    /// Like [`max_capacity`](Builder::max_capacity), with `capacity` measuring an
+    /// object: for a pool of a type that does not implement [`Recycle`] (made with
+    /// [`Pool::builder_with`]), or to measure differently from
+    /// [`Recycle::capacity`]. Checked after the hook ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use recycle_pool::{Pool, Reuse};
+    /// use std::collections::HashMap;
+    ///
+    /// let pool = Pool::builder_with(HashMap::<u32, u32>::new, |map| {
+    ///     map.clear();
+    ///     Reuse::Keep
+    /// })
+    /// .max_capacity_with(1024, HashMap::capacity)
+    /// .build();
+    /// pool.get().extend((0..10_000).map(|i| (i, i))); // grew past 1024: dropped
+    /// assert_eq!(pool.stats().over_capacity, 1);
+    /// pool.get().insert(1, 1); // small: kept
+    /// assert_eq!(pool.stats().idle, 1);
+    /// ```
+    pub fn max_capacity_with(mut self, n: usize, capacity: fn(&T) -> usize) -> Self {
+        self.hook.max_capacity = Some((n, capacity));
+        self.hook.give_back = self.hook.give_back_measured;
         self
     }
 }
@@ -734,7 +843,7 @@ impl<T: Send> fmt::Debug for Builder<T> {
 /// `Pooled<T>` is `Send` for `T: Send`, so it may be dropped on another thread than
 /// the one that took it (a scoped thread, say); the object then lands in that
 /// thread's cache.
-pub struct Pooled<'a, T: Send> {
+pub struct Pooled<'a, T> {
     pool: &'a Pool<T>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
@@ -761,7 +870,7 @@ impl<T: Send> Pooled<'_, T> {
     }
 }
 
-impl<T: Send> Deref for Pooled<'_, T> {
+impl<T> Deref for Pooled<'_, T> {
     type Target = T;
 
     #[inline]
@@ -770,14 +879,14 @@ impl<T: Send> Deref for Pooled<'_, T> {
     }
 }
 
-impl<T: Send> DerefMut for Pooled<'_, T> {
+impl<T> DerefMut for Pooled<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         &mut self.value
     }
 }
 
-impl<T: Send> Drop for Pooled<'_, T> {
+impl<T> Drop for Pooled<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: `drop` runs once and `detach` forgets the guard instead of dropping
@@ -786,7 +895,7 @@ impl<T: Send> Drop for Pooled<'_, T> {
     }
 }
 
-impl<T: Send + fmt::Debug> fmt::Debug for Pooled<'_, T> {
+impl<T: fmt::Debug> fmt::Debug for Pooled<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
@@ -797,7 +906,7 @@ impl<T: Send + fmt::Debug> fmt::Debug for Pooled<'_, T> {
 /// A pooled object that owns a reference count of its [`Pool`]: like [`Pooled`], but
 /// `'static`, so it can live in structs, cross threads and outlive every other handle
 /// to the pool. Made by [`Pool::get_owned`].
-pub struct OwnedPooled<T: Send> {
+pub struct OwnedPooled<T> {
     pool: Arc<Pool<T>>,
     /// INVARIANT: initialised until `drop` or `detach` takes it out, exactly once.
     value: ManuallyDrop<T>,
@@ -834,7 +943,7 @@ impl<T: Send> OwnedPooled<T> {
     }
 }
 
-impl<T: Send> Deref for OwnedPooled<T> {
+impl<T> Deref for OwnedPooled<T> {
     type Target = T;
 
     #[inline]
@@ -843,14 +952,14 @@ impl<T: Send> Deref for OwnedPooled<T> {
     }
 }
 
-impl<T: Send> DerefMut for OwnedPooled<T> {
+impl<T> DerefMut for OwnedPooled<T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         &mut self.value
     }
 }
 
-impl<T: Send> Drop for OwnedPooled<T> {
+impl<T> Drop for OwnedPooled<T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: as for `Pooled`: `drop` runs once, `detach` forgets the guard.
@@ -858,7 +967,7 @@ impl<T: Send> Drop for OwnedPooled<T> {
     }
 }
 
-impl<T: Send + fmt::Debug> fmt::Debug for OwnedPooled<T> {
+impl<T: fmt::Debug> fmt::Debug for OwnedPooled<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }

@@ -62,6 +62,11 @@ pub enum Reuse {
 /// drop(req); // the hook clears it on the way back
 /// assert!(pool.get().path.is_empty());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Recycle`, which `Pool::new` and `Pool::builder` use to reset returned objects",
+    label = "no `Recycle` impl for `{Self}`",
+    note = "for a type you cannot implement `Recycle` on (one from another crate), build the pool with `Pool::builder_with(create, |obj| {{ /* reset obj */ Reuse::Keep }})`"
+)]
 pub trait Recycle {
     /// Resets `self` for the next user, or refuses it.
     fn recycle(&mut self) -> Reuse;

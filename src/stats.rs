@@ -21,29 +21,35 @@
 ///    put, so it cancels out.
 /// 3. **Objects made**: `misses` is the number of objects the create function
 ///    returned.
+/// 4. **Discards by cause**: `discards == refused + over_capacity + no_room + evicted`.
+///    The first three are returns that were not kept, `evicted` objects that had
+///    been kept (idle) before `trim` dropped them, so identity 1 also reads
+///    `idle == (returns - refused - over_capacity - no_room) - hits - trimmed - evicted`.
 ///
 /// What happens on the edges:
 ///
 /// - A **create function that panics** counts nothing (no object came to exist).
 /// - A **hook that panics** (or a [`Recycle::capacity`] that panics) counts a return
-///   and a discard: the object is dropped by the unwinding.
+///   and a discard (`refused`): the object is dropped by the unwinding.
 /// - A **`T::drop` that panics** while the pool frees an idle object counts that
 ///   object as it would have been counted (trimmed, or discarded). If that happens
 ///   while a return sweeps the returning thread's cache (after a trim), the object
-///   being returned is dropped by the unwinding and counted as a return and a discard,
-///   like an object whose hook panicked.
+///   being returned is dropped by the unwinding and counted as a return and a discard
+///   (`no_room`: it found no place before the unwinding dropped it).
 /// - A return **during thread exit**, after the pool's per-thread state is gone, goes
 ///   to the shared tier or is discarded, and is counted like any other.
 /// - `trim` sweeps the shared tier by taking objects out and putting the young ones
 ///   back; a young object that concurrent returns left no room for is dropped and
-///   counted as a discard (it is not a return, so in that case `discards` can exceed
-///   the returns refused).
+///   counted as a discard (`evicted`; it is not a return).
 ///
 /// [`trim`]: crate::Pool::trim
 /// [`put`]: crate::Pool::put
 /// [`Pooled`]: crate::Pooled
 /// [`OwnedPooled`]: crate::OwnedPooled
 /// [`Recycle::capacity`]: crate::Recycle::capacity
+///
+/// With the `serde` feature, `Stats` is `Serialize` and `Deserialize` (its fields,
+/// by name; [`in_use`](Stats::in_use) is derived, not stored).
 ///
 /// # Examples
 ///
@@ -62,6 +68,7 @@
 /// # drop(held);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// Gets served by an idle object from the per-thread or the shared tier.
@@ -71,11 +78,22 @@ pub struct Stats {
     /// Objects that came back to the pool (guard drop or [`Pool::put`](crate::Pool::put)),
     /// kept or not.
     pub returns: u64,
-    /// Objects dropped instead of kept: returns that the hook refused
-    /// ([`Reuse::Discard`](crate::Reuse)), that were over
-    /// [`max_capacity`](crate::Builder::max_capacity), that fit in no tier, or whose hook
-    /// panicked; and young idle objects `trim` found no room to put back.
+    /// Objects dropped instead of kept, all causes:
+    /// `refused + over_capacity + no_room + evicted`.
     pub discards: u64,
+    /// Returns the hook refused ([`Reuse::Discard`](crate::Reuse)), or whose hook (or
+    /// [`Recycle::capacity`](crate::Recycle::capacity)) panicked.
+    pub refused: u64,
+    /// Returns the hook kept but whose capacity was over
+    /// [`max_capacity`](crate::Builder::max_capacity).
+    pub over_capacity: u64,
+    /// Returns kept by the hook that found no room in this thread's cache nor in the
+    /// shared tier ([`max_idle`](crate::Builder::max_idle)).
+    pub no_room: u64,
+    /// Young idle objects that [`Pool::trim`](crate::Pool::trim), sweeping the shared
+    /// tier, found no room to put back (concurrent returns filled it meanwhile). Not
+    /// returns: objects freed because they *aged* are counted in `trimmed`.
+    pub evicted: u64,
     /// Idle objects freed by [`Pool::trim`](crate::Pool::trim).
     pub trimmed: u64,
     /// Objects taken out for good with `detach`.

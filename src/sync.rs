@@ -1,13 +1,14 @@
 //! The loom facade: every concurrency primitive the crate uses, behind one name.
 //!
 //! Built normally, this module re-exports `std`'s atomics, `Arc` and `thread_local!`,
-//! and `crossbeam_queue::ArrayQueue`. Built with `RUSTFLAGS="--cfg loom"`, it swaps in
+//! and `crossbeam_queue::SegQueue`. Built with `RUSTFLAGS="--cfg loom"`, it swaps in
 //! loom's instrumented atomics, `Arc`, `UnsafeCell` and mock `thread_local!` (whose
 //! destructors run when a model thread ends), plus two stand-ins that loom can see
 //! through:
 //!
-//! - [`Queue`]: `crossbeam_queue::ArrayQueue` is not loom-instrumented; the stand-in is a
-//!   bounded `loom::sync::Mutex<VecDeque<T>>` with the same interface.
+//! - [`SegQueue`]: `crossbeam_queue::SegQueue` is not loom-instrumented; the stand-in is
+//!   a `loom::sync::Mutex<VecDeque<T>>` with the same interface. (The bound on top of
+//!   it, `src/shared.rs`, is the crate's own and goes through loom's atomics.)
 //! - [`ArcCell`]: an `arc_swap::ArcSwap`; under loom a `loom::sync::Mutex<Arc<T>>`.
 //!   As tokio's `src/loom/`, the facade provides only the primitives (`load_full`,
 //!   `compare_and_swap`, `with`, `cache`); the read-copy-update loop
@@ -23,9 +24,9 @@
 //! (its `UnsafeCell` accesses are tracked, so a second thread touching another thread's
 //! cache is reported), the per-thread registry and its hand-over of caches at thread
 //! exit and pool drop (every cache carries a leak tracker), the trim epoch, the
-//! single-writer counters and the guards. The shared tier is checked as a black box
-//! with `ArrayQueue`'s contract (bounded, MPMC, each element popped at most once);
-//! crossbeam's algorithm itself is not re-checked here. `arc_swap`'s internals are
+//! single-writer counters, the guards and the shared tier's bound. The queue under
+//! that bound is checked as a black box with `SegQueue`'s contract (MPMC, each element
+//! popped at most once); crossbeam's algorithm itself is not re-checked here. `arc_swap`'s internals are
 //! likewise trusted, not modelled: the models check the read-copy-update protocol
 //! written on top of it (`ArcCell::update`).
 //!
@@ -55,7 +56,7 @@ pub(crate) fn unique_id() -> u64 {
 
 #[cfg(not(loom))]
 mod inner {
-    pub(crate) use crossbeam_queue::ArrayQueue as Queue;
+    pub(crate) use crossbeam_queue::SegQueue;
     pub(crate) use std::sync::Arc;
     pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
@@ -201,40 +202,26 @@ mod inner {
         }
     }
 
-    /// A bounded MPMC queue with `crossbeam_queue::ArrayQueue`'s interface.
-    pub(crate) struct Queue<T> {
-        capacity: usize,
-        items: Mutex<VecDeque<T>>,
-    }
+    /// An unbounded MPMC queue with `crossbeam_queue::SegQueue`'s interface.
+    pub(crate) struct SegQueue<T>(Mutex<VecDeque<T>>);
 
-    impl<T> Queue<T> {
-        pub(crate) fn new(capacity: usize) -> Self {
-            assert!(capacity > 0, "capacity must be non-zero");
-            Self {
-                capacity,
-                items: Mutex::new(VecDeque::with_capacity(capacity)),
-            }
+    impl<T> SegQueue<T> {
+        pub(crate) fn new() -> Self {
+            Self(Mutex::new(VecDeque::new()))
         }
 
-        pub(crate) fn push(&self, value: T) -> Result<(), T> {
-            let mut items = self.items.lock().unwrap();
-            if items.len() == self.capacity {
-                return Err(value);
-            }
-            items.push_back(value);
-            Ok(())
+        pub(crate) fn push(&self, value: T) {
+            self.0.lock().unwrap().push_back(value);
         }
 
         pub(crate) fn pop(&self) -> Option<T> {
-            self.items.lock().unwrap().pop_front()
+            self.0.lock().unwrap().pop_front()
         }
 
+        /// For the models' checks only (`SegQueue::len` exists, the pool does not use
+        /// it).
         pub(crate) fn len(&self) -> usize {
-            self.items.lock().unwrap().len()
-        }
-
-        pub(crate) fn capacity(&self) -> usize {
-            self.capacity
+            self.0.lock().unwrap().len()
         }
     }
 }

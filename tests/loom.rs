@@ -372,11 +372,13 @@ mod models {
         });
     }
 
-    /// Issue 11, item 7: `trim` sweeps the shared tier while a return refills it. The
+    /// `trim` sweeps the shared tier while a return refills it. The
     /// young object the sweep took out may find no room to go back: it is dropped and
     /// counted as a discard, never as trimmed (nothing was idle through two trims).
     #[test]
     fn trim_never_counts_a_young_object_as_trimmed() {
+        // Whether some interleaving took the eviction path (checked after the model).
+        static EVICTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         model(|| {
             let log = Arc::new(Log::default());
             let pool = pool(&log, 0, 1);
@@ -398,9 +400,20 @@ mod models {
                 stats.idle as u64,
                 stats.returns - stats.discards - stats.hits - stats.trimmed
             );
+            // The one drop is the put finding no room, or the sweep's young object
+            // finding none (evicted): never both, never another cause.
+            assert_eq!(stats.discards, stats.no_room + stats.evicted, "{stats:?}");
+            assert_eq!((stats.refused, stats.over_capacity), (0, 0), "{stats:?}");
+            if stats.evicted == 1 {
+                EVICTED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             drop(pool);
             assert_all_dropped_once(&log);
         });
+        assert!(
+            EVICTED.load(std::sync::atomic::Ordering::Relaxed),
+            "no interleaving evicted a young object"
+        );
     }
 
     /// Two trims overlap and one thread returns an object after its trim: the sweep of
@@ -530,6 +543,25 @@ mod models {
         loom::model(|| {
             let total = recycle_pool::__loom::single_writer_counter_bumped_by_two_threads();
             assert_eq!(total, 2, "lost update");
+        });
+    }
+
+    /// The shared tier's bound: a compare-and-swap reservation before the push and a
+    /// release after the pop keep it, in every interleaving.
+    #[test]
+    fn shared_tier_bound_holds_under_a_race() {
+        model(|| {
+            recycle_pool::__loom::shared_tier_race(false);
+        });
+    }
+
+    /// The same race with the reservation weakened to a check, then an add: two
+    /// pushers both see the free place, and the tier holds two objects in one place.
+    #[test]
+    #[should_panic(expected = "over the bound")]
+    fn shared_tier_bound_fails_with_a_check_then_add() {
+        loom::model(|| {
+            recycle_pool::__loom::shared_tier_race(true);
         });
     }
 

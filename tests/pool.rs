@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex, Weak, mpsc};
 use std::thread;
 
+use recycle_pool::pool::MAX_THREAD_CACHE;
 use recycle_pool::{Pool, Recycle, Reuse};
 
 /// A process-wide allocator that counts, per thread, the bytes each thread allocates
@@ -634,6 +635,7 @@ fn a_return_is_counted_when_a_stale_objects_drop_panics() {
             (2, 1, 1, 0),
             "put: {put}: {s:?}"
         );
+        assert_eq!((s.no_room, s.refused), (1, 0), "counted as no room: {s:?}");
         assert_identities(&s, 0);
         // The pool goes on working on this thread.
         drop(pool.get());
@@ -1024,15 +1026,16 @@ fn stats_identities_hold_for_a_buffer_pool() {
     use recycle_pool::io::BufferPool;
     let pool = Pool::new(|| Vec::<u8>::with_capacity(64));
     let buffers: &dyn BufferPool = &pool;
-    // A lent buffer is in use until it comes back, as a guard's object is.
+    // A lent buffer is detached until it is put back.
     let buf = buffers.get();
-    assert_identities(&pool.stats(), 1);
+    assert_identities(&pool.stats(), 0);
+    assert_eq!(pool.stats().detached, 1);
     buffers.put(buf);
     let stats = pool.stats();
-    assert_eq!((stats.returns, stats.puts, stats.idle), (1, 0, 1));
+    assert_eq!((stats.returns, stats.puts, stats.idle), (1, 1, 1));
     assert_identities(&stats, 0);
     let (a, b) = (buffers.get(), buffers.get());
-    assert_identities(&pool.stats(), 2);
+    assert_identities(&pool.stats(), 0);
     buffers.put(a);
     buffers.put(b);
     assert_identities(&pool.stats(), 0);
@@ -1116,4 +1119,232 @@ fn objects_of_every_layout_come_back_intact() {
     round_trip(|| [0u8; 3], |i| [i as u8; 3]); // not whole words
     round_trip(|| 0u32, |i| i as u32); // less than a word
     round_trip(|| (), |_| ()); // zero-sized
+}
+
+/// `Pool<Vec<u8>>` is also a `BufferPool`, whose `get`/`put` share names with the
+/// inherent ones: every mix of the two interfaces keeps the identities exact, with
+/// `in_use` counting live guards.
+#[test]
+fn stats_stay_exact_for_every_mix_of_buffer_pool_and_guards() {
+    use recycle_pool::io::BufferPool;
+
+    #[derive(Clone, Copy, Debug)]
+    enum Take {
+        Guard,
+        Owned,
+        Lend,
+    }
+    #[derive(Clone, Copy, Debug)]
+    enum Give {
+        /// Drop the guard (a lent buffer: `BufferPool::put`).
+        Drop,
+        /// `Pool::put` (a guard is detached first).
+        Put,
+        /// `BufferPool::put` (a guard is detached first).
+        BufferPut,
+        /// Detach a guard / keep a lent buffer for good.
+        Keep,
+    }
+    for take in [Take::Guard, Take::Owned, Take::Lend] {
+        for give in [Give::Drop, Give::Put, Give::BufferPut, Give::Keep] {
+            let pool = Arc::new(Pool::new(|| Vec::<u8>::with_capacity(64)));
+            let held = pool.get(); // one live guard throughout
+            let mut kept = Vec::new();
+            for round in 0..3 {
+                let (buf, guard) = match take {
+                    Take::Guard => (None, Some(Err(pool.get()))),
+                    Take::Owned => (None, Some(Ok(pool.get_owned()))),
+                    Take::Lend => (Some(BufferPool::get(&*pool)), None),
+                };
+                let live = 1 + u64::from(guard.is_some());
+                assert_identities(&pool.stats(), live);
+                let detach = |g: Result<_, _>| match g {
+                    Ok(owned) => recycle_pool::OwnedPooled::detach(owned),
+                    Err(borrowed) => recycle_pool::Pooled::detach(borrowed),
+                };
+                match (give, buf, guard) {
+                    (Give::Drop, Some(buf), None) => BufferPool::put(&*pool, buf),
+                    (Give::Drop, None, Some(g)) => drop(g),
+                    (Give::Put, Some(buf), None) => pool.put(buf),
+                    (Give::Put, None, Some(g)) => pool.put(detach(g)),
+                    (Give::BufferPut, Some(buf), None) => BufferPool::put(&*pool, buf),
+                    (Give::BufferPut, None, Some(g)) => BufferPool::put(&*pool, detach(g)),
+                    (Give::Keep, Some(buf), None) => kept.push(buf),
+                    (Give::Keep, None, Some(g)) => kept.push(detach(g)),
+                    _ => unreachable!(),
+                }
+                let stats = pool.stats();
+                assert_identities(&stats, 1);
+                assert_eq!(
+                    stats.in_use(),
+                    1,
+                    "{take:?} {give:?} round {round}: {stats:?}"
+                );
+            }
+            // And the other way round: a guard's object through `BufferPool::put`,
+            // a lent buffer through `Pool::put`.
+            BufferPool::put(&*pool, pool.get().detach());
+            pool.put(BufferPool::get(&*pool));
+            assert_identities(&pool.stats(), 1);
+            drop(held);
+            assert_identities(&pool.stats(), 0);
+        }
+    }
+}
+
+/// Each discard is counted under its cause, and the causes add up to `discards`.
+#[test]
+fn discards_are_counted_by_cause() {
+    let log = Arc::new(Log::default());
+    let pool = log
+        .pool()
+        .thread_cache(1)
+        .max_idle(1)
+        .max_capacity(0)
+        .build();
+    // Refused by the hook, twice.
+    for _ in 0..2 {
+        let mut poisoned = pool.get();
+        poisoned.poison = true;
+    }
+    // No room: three returns for two places (one per tier).
+    drop((pool.get(), pool.get(), pool.get()));
+    let s = pool.stats();
+    assert_eq!(
+        (s.refused, s.over_capacity, s.no_room, s.evicted),
+        (2, 0, 1, 0),
+        "{s:?}"
+    );
+    assert_eq!(s.discards, 3);
+    assert_identities(&s, 0);
+
+    // Over capacity, in a pool of a type measured by a function of the user's.
+    let bounded = Pool::builder_with(Vec::<u8>::new, |v| {
+        v.clear();
+        Reuse::Keep
+    })
+    .max_capacity_with(16, Vec::capacity)
+    .build();
+    bounded.get().reserve(100);
+    bounded.get().reserve(100);
+    bounded.get().push(1);
+    let s = bounded.stats();
+    assert_eq!(
+        (s.refused, s.over_capacity, s.no_room, s.discards),
+        (0, 2, 0, 2),
+        "{s:?}"
+    );
+    assert_identities(&s, 0);
+}
+
+/// A panicking hook counts as refused, a panicking `T::drop` during a return's sweep
+/// as no room: the causes still add up.
+#[test]
+fn discards_by_cause_add_up_when_user_code_panics() {
+    let pool = Pool::builder_with(Vec::<u8>::new, |v| {
+        if v.len() == 7 {
+            panic!("hook fails on 7 bytes");
+        }
+        Reuse::Keep
+    })
+    .build();
+    let mut guard = pool.get();
+    guard.extend_from_slice(&[0; 7]);
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(guard))).is_err());
+    let s = pool.stats();
+    assert_eq!((s.returns, s.refused, s.discards), (1, 1, 1), "{s:?}");
+    assert_eq!(
+        s.discards,
+        s.refused + s.over_capacity + s.no_room + s.evicted
+    );
+    assert_identities(&s, 0);
+}
+
+/// With the `serde` feature, `Stats` goes to JSON and back, fields by name.
+#[cfg(feature = "serde")]
+#[test]
+fn stats_round_trip_through_serde() {
+    let pool = Pool::builder(Vec::<u8>::new).max_capacity(0).build();
+    pool.get().reserve(8); // over capacity
+    drop(pool.get());
+    let stats = pool.stats();
+    let json = serde_json::to_value(stats).unwrap();
+    assert_eq!(json["misses"], 2);
+    assert_eq!(json["over_capacity"], 1);
+    assert_eq!(json["discards"], 1);
+    let back: recycle_pool::Stats = serde_json::from_value(json).unwrap();
+    assert_eq!(back, stats);
+}
+
+/// A large `max_idle` is a ceiling, not a reservation: a pool that was never used
+/// costs a few bytes, and the shared tier's memory follows the objects it holds.
+#[test]
+fn memory_follows_what_is_held_not_the_bounds() {
+    let before = heap::live();
+    let pool = Pool::builder(Vec::<u8>::new)
+        .max_idle(1 << 22)
+        .thread_cache(MAX_THREAD_CACHE)
+        .build();
+    let unused = heap::live() - before;
+    assert!(unused <= 4096, "an unused pool holds {unused} bytes");
+    drop(pool);
+
+    // 1,000 idle (empty, so unallocated) vecs in the shared tier: room for them, and
+    // not for the four million the bound allows.
+    let pool = Pool::builder(Vec::<u8>::new)
+        .max_idle(1 << 22)
+        .thread_cache(0)
+        .build();
+    let before = heap::live();
+    for _ in 0..1000 {
+        pool.put(Vec::new());
+    }
+    let held = heap::live() - before;
+    let per_object = held / 1000;
+    println!("unused pool: {unused} B; 1,000 idle objects: {held} B ({per_object} B each)");
+    assert!(
+        (24..=64).contains(&per_object),
+        "{held} bytes for 1,000 idle objects"
+    );
+    assert_eq!(pool.stats().idle, 1000);
+    // Taken out again: the room goes with them.
+    let taken: Vec<_> = (0..1000).map(|_| pool.get().detach()).collect();
+    drop(taken);
+    // What stays: the queue's current block (31 slots) and this thread's entry in
+    // the pool's registry.
+    let left = heap::live() - before;
+    assert!(left <= 4096, "{left} bytes held by an empty shared tier");
+    drop(pool);
+}
+
+/// `max_capacity_with` on a `Recycle` type measures with the given function, and a
+/// later `max_capacity` goes back to `Recycle::capacity` (and the other way round).
+#[test]
+fn max_capacity_with_measures_a_recycle_type_too() {
+    // Measured by length: a hook that keeps the bytes, and a vec that holds 5.
+    let by_len = Pool::builder(Vec::<u8>::new)
+        .recycle_with(|_| Reuse::Keep)
+        .max_capacity_with(4, Vec::len)
+        .build();
+    by_len.get().extend_from_slice(&[1; 5]);
+    assert_eq!(by_len.stats().over_capacity, 1);
+
+    let measured = Pool::builder(Vec::<u8>::new)
+        .max_capacity_with(0, |_| 1) // everything is over
+        .build();
+    drop(measured.get());
+    assert_eq!(measured.stats().over_capacity, 1);
+
+    let back_to_capacity = Pool::builder(Vec::<u8>::new)
+        .max_capacity_with(0, |_| 1)
+        .max_capacity(16) // `Vec::capacity` again: an empty vec is kept
+        .build();
+    drop(back_to_capacity.get());
+    let mut big = back_to_capacity.get();
+    big.reserve(100);
+    drop(big);
+    let s = back_to_capacity.stats();
+    assert_eq!((s.over_capacity, s.idle), (1, 0), "{s:?}");
+    drop(back_to_capacity.get());
+    assert_eq!(back_to_capacity.stats().idle, 1);
 }

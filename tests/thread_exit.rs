@@ -1,4 +1,4 @@
-//! Issue 11, item 4: a pool used from thread-local destructors, at thread exit.
+//! A pool used from thread-local destructors, at thread exit.
 //!
 //! In its own test binary because the bug it guards against aborted the process
 //! ("fatal runtime error: thread local panicked on drop"). Nothing here panics inside

@@ -30,23 +30,16 @@ use demo_server::proxy::handler::{Proxy, ProxyConfig};
 use demo_server::proxy::mem::MemProxy;
 use demo_server::state::{Ctx, Limits, Shared};
 
-#[path = "../../benches/support/counting_alloc.rs"]
+#[path = "../../bench/lib/benches/support/counting_alloc.rs"]
 mod counting_alloc;
+
+mod support {
+    pub(crate) mod requests;
+}
+use support::requests::{BROWSER_REQUEST, LITE_REQUEST, UPSTREAM_RESPONSE};
 
 #[global_allocator]
 static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
-
-/// Go's request for `BenchmarkServerFakeConnNoKeepAlive`.
-const BROWSER_REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\
-Host: golang.org\r\n\
-Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
-User-Agent: Mozilla/5.0 (Macintosh; Intel Mac OS X 10_8_2) AppleWebKit/537.17 (KHTML, like Gecko) Chrome/24.0.1312.52 Safari/537.17\r\n\
-Accept-Encoding: gzip,deflate,sdch\r\n\
-Accept-Language: en-US,en;q=0.8\r\n\
-Accept-Charset: ISO-8859-1,utf-8;q=0.7,*;q=0.3\r\n\r\n";
-
-/// Go's request for `BenchmarkServerFakeConnWithKeepAliveLite`.
-const LITE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: golang.org\r\n\r\n";
 
 /// The fake connection's write side: a reusable in-memory sink.
 struct Sink(Vec<u8>);
@@ -113,11 +106,6 @@ fn fakeconn(c: &mut Criterion) {
     });
     group.finish();
 }
-
-/// What the fake upstream answers: a small response, as a typical API's.
-const UPSTREAM_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: upstream\r\n\
-Content-Type: text/plain; charset=utf-8\r\nDate: Tue, 15 Nov 1994 08:12:31 GMT\r\n\
-Content-Length: 13\r\n\r\nHello, World!";
 
 /// One proxied keep-alive request through `mem`.
 fn proxied(mem: &mut MemProxy<'_>) {

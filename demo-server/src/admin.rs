@@ -36,7 +36,7 @@ impl std::fmt::Debug for Admin<'_> {
 }
 
 impl Handler for Admin<'_> {
-    type Worker = ();
+    type Local = ();
 
     fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, _: &mut ()) {
         let read = matches!(req.head.method, Method::Get | Method::Head);

@@ -9,7 +9,7 @@
 
 use crate::http::conn::{BodyLen, Handler, Response};
 use crate::http::encode::TEXT;
-use crate::http::parse::{Framing, Method, Request};
+use crate::http::parse::{Method, Request, RequestFraming};
 use crate::metrics;
 use crate::state::Shared;
 
@@ -150,7 +150,7 @@ impl std::fmt::Debug for App<'_> {
 }
 
 impl Handler for App<'_> {
-    type Worker = ();
+    type Local = ();
 
     fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, _: &mut ()) {
         self.pending = Pending::None;
@@ -175,12 +175,12 @@ impl Handler for App<'_> {
         match route(req.head.method, req.path) {
             Route::Hello => fixed(res, 200, None, b"Hello, World!"),
             Route::Echo => match req.head.framing {
-                Framing::None | Framing::Length(0) => {
+                RequestFraming::None | RequestFraming::Length(0) => {
                     res.start(200, BodyLen::Known(0));
                     res.header("Content-Type", OCTETS);
                 }
-                Framing::Length(n) => self.pending = Pending::Echo(BodyLen::Known(n)),
-                Framing::Chunked => self.pending = Pending::Echo(BodyLen::Unknown),
+                RequestFraming::Length(n) => self.pending = Pending::Echo(BodyLen::Known(n)),
+                RequestFraming::Chunked => self.pending = Pending::Echo(BodyLen::Unknown),
             },
             Route::Status(code) => {
                 // 204 and 304 have no body; the connection sends no length for them.

@@ -19,7 +19,7 @@ use demo_server::state::{
 };
 
 #[derive(Parser, Debug)]
-#[command(version, about = "An HTTP/1.1 server and demo of the recycle object pool", long_about = None)]
+#[command(version, about = "An HTTP/1.1 server and reverse proxy, a demo of the recycle-pool object pool", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -30,7 +30,7 @@ enum Command {
     /// Serve HTTP/1.1 (the default when no command is given).
     ///
     /// Routes: GET / ("Hello, World!"), POST /echo (streams the body back),
-    /// GET /status/{code}, GET /bytes/{n}, GET /stats (pool and server counters, JSON),
+    /// GET /status/CODE, GET /bytes/N, GET /stats (pool and server counters, JSON),
     /// GET /metrics (the same and more, Prometheus text format).
     Serve(ServeArgs),
     /// Reverse-proxy HTTP/1.1 to one or more upstreams, round robin.

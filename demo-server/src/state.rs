@@ -6,12 +6,12 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use recycle_pool::Pool;
 use recycle_pool::io::{ReadBuf, WriteBuf};
-use recycle_pool::status::{Clock, DateCache, LineReader, StatusLines, SystemClock};
+use recycle_pool::status::{Clock, DateCache, StatusLines, SystemClock};
 
-/// Default `--max-head-bytes`.
-pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
-/// Default `--max-body-bytes`.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+use crate::http::conn::Settings;
+use crate::http::parse::Request;
+
+pub use crate::http::conn::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEAD_BYTES};
 
 /// Timeouts are at most a day: longer than any sensible deadline, and far from where
 /// `Instant + Duration` overflows.
@@ -167,14 +167,21 @@ impl Shared {
         }
     }
 
-    /// A worker's view: its own status-line reader and counter.
+    /// A worker's view: the [`Settings`] it lends its connections (its own
+    /// status-line reader) and its counters.
     pub fn context(&self, worker: usize) -> Ctx<'_> {
         assert!(worker < self.served.len(), "worker {worker} out of range");
+        let mut settings = Settings::new(&self.lines, &self.dates);
+        settings.max_head_bytes = self.limits.max_head_bytes;
+        settings.max_body_bytes = self.limits.max_body_bytes;
+        settings.answered = Some(&self.served[worker]);
+        if self.access_log {
+            settings.on_request = Some(log_access);
+        }
         Ctx {
+            settings,
             shared: self,
-            lines: self.lines.reader(),
             worker,
-            closing: false,
         }
     }
 
@@ -210,24 +217,32 @@ impl Shared {
     }
 }
 
-/// One worker's handle on the shared state, passed to the connection state machine.
+/// One worker's handle on the shared state: the [`Settings`] it lends its connections
+/// (a `&mut Ctx` passes for a `&mut Settings`), and the counters it keeps for them.
 pub struct Ctx<'a> {
-    /// The shared state.
-    pub shared: &'a Shared,
-    /// This worker's status-line reader.
-    pub lines: LineReader<'a>,
+    /// What the connections see.
+    pub settings: Settings<'a>,
+    shared: &'a Shared,
     worker: usize,
-    /// Set when the server shuts down: responses close their connection.
-    pub closing: bool,
+}
+
+impl<'a> std::ops::Deref for Ctx<'a> {
+    type Target = Settings<'a>;
+
+    #[inline]
+    fn deref(&self) -> &Settings<'a> {
+        &self.settings
+    }
+}
+
+impl<'a> std::ops::DerefMut for Ctx<'a> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Settings<'a> {
+        &mut self.settings
+    }
 }
 
 impl Ctx<'_> {
-    /// Counts one request served by this worker (a load and a store: one writer).
-    pub fn count_request(&self) {
-        let counter = &self.shared.served[self.worker];
-        counter.store(counter.load(Relaxed) + 1, Relaxed);
-    }
-
     /// Notes that a connection holds `bytes` buffered (for
     /// [`Shared::peak_buffered`]).
     #[inline]
@@ -237,4 +252,16 @@ impl Ctx<'_> {
             peak.store(bytes, Relaxed);
         }
     }
+}
+
+/// The access log: one line per request head, at `info` under the `access` target
+/// (`--access-log`).
+fn log_access(req: &Request<'_>) {
+    log::info!(
+        target: "access",
+        "{} {} {}",
+        req.method_name,
+        String::from_utf8_lossy(req.path),
+        req.head.version.as_str()
+    );
 }

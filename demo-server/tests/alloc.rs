@@ -148,7 +148,7 @@ fn the_counter_sees_allocations() {
     assert_eq!(allocations() - before, 1, "the counting allocator works");
 }
 
-/// Review item 4: a status without a registered reason phrase (`/status/299`, 420,
+/// A status without a registered reason phrase (`/status/299`, 420,
 /// 599) is as free as one with (404 above): its status line is not built anew per
 /// request.
 #[test]

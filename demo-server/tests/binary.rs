@@ -1,5 +1,5 @@
-//! The `demo-server` binary as an operator meets it: flags checked at startup (issue
-//! 14, item 8) and a busy address refused (item 9). Every child process is waited for
+//! The `demo-server` binary as an operator meets it: flags checked at startup and a
+//! busy address refused, with the flag that names it. Every child process is waited for
 //! with a deadline and killed by its handle if it outlives it, so a server that starts
 //! when it should not fails the test instead of hanging it.
 
@@ -69,7 +69,7 @@ fn refused_as(command: &[&str], flags: &[&str], flag: &str) {
 
 #[test]
 fn out_of_range_flags_exit_2_with_a_clear_message() {
-    // Issue 14, item 8: these started a server that then failed (a worker panicked on
+    // Each would start a server that then failed (a worker panicked on
     // `Instant + Duration` overflow, or a head limit wrapped to 0).
     refused(
         &["--header-timeout", "400000000000years"],
@@ -239,7 +239,7 @@ fn a_second_server_on_a_busy_address_fails_like_any_server() {
     assert!(served, "the first server kept serving");
 }
 
-/// Review item 9: a busy `--admin` address is reported as `--admin`, a busy `--addr` as
+/// A busy `--admin` address is reported as `--admin`, a busy `--addr` as
 /// `--addr`: the operator is told which flag to change.
 #[test]
 fn a_busy_proxy_address_names_its_flag() {
@@ -354,7 +354,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Review item 1: servers binding one address at the same moment. A probe that binds
+/// Servers binding one address at the same moment. A probe that binds
 /// and lets go cannot decide it alone (two probes can both run before either server
 /// listens); one server, and only one, must come out bound.
 #[test]
@@ -388,7 +388,7 @@ fn simultaneous_binds_of_one_address_leave_one_server() {
     }
 }
 
-/// Review item 1, as an operator starts them: several `demo-server` processes on one
+/// As an operator starts them: several `demo-server` processes on one
 /// port at once. One serves; every other exits 1 with "address already in use". Only
 /// the children started here are killed, through their handles.
 #[test]
@@ -429,6 +429,34 @@ fn simultaneous_starts_leave_one_server() {
             assert!(
                 stderr.contains("address already in use"),
                 "round {round}: {stderr}"
+            );
+        }
+    }
+}
+
+/// Every help text reads as written: clap takes `{n}` in a doc comment for a line
+/// break, which once cut `GET /bytes/{n}` in two.
+#[test]
+fn help_texts_are_not_garbled() {
+    for command in [&["--help"][..], &["serve", "--help"], &["proxy", "--help"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_demo-server"))
+            .args(command)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs");
+        assert!(out.status.success(), "{command:?}: {:?}", out.status);
+        let text = String::from_utf8(out.stdout).unwrap();
+        for line in text.lines() {
+            let line = line.trim_start();
+            assert!(
+                !line.starts_with(',') && !line.starts_with('.'),
+                "{command:?}: a line starts mid-sentence: {line:?}"
+            );
+        }
+        if command[0] == "serve" {
+            assert!(
+                text.contains("GET /status/CODE, GET /bytes/N, GET /stats"),
+                "{text}"
             );
         }
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{Response, parse_all, parse_response};
 use demo_server::app::App;
-use demo_server::http::Error;
+use demo_server::http::RequestError;
 use demo_server::http::conn::{Conn, WRITE_HIGH_WATER};
 use demo_server::state::{Limits, Shared};
 use recycle_pool::io::{ReadBuf, WriteBuf};
@@ -36,7 +36,7 @@ fn limits() -> Limits {
 struct Outcome {
     output: Vec<u8>,
     done: bool,
-    error: Option<Error>,
+    error: Option<RequestError>,
     /// Largest amount of output pending at once.
     peak_output: usize,
     /// Input left unprocessed at the end (the event loop times a head out, or answers
@@ -331,7 +331,7 @@ fn metrics_route_speaks_the_prometheus_text_format() {
 }
 
 /// Requests refused with a status, after which the connection is done.
-fn assert_refused(req: &[u8], status: u16, expected: Error) {
+fn assert_refused(req: &[u8], status: u16, expected: RequestError) {
     let (responses, outcome) = each_way(limits(), req);
     assert_eq!(responses.len(), 1, "{}", String::from_utf8_lossy(req));
     assert_eq!(
@@ -350,24 +350,24 @@ fn errors_answer_with_their_status_and_close() {
     assert_refused(
         b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
         400,
-        Error::Malformed,
+        RequestError::Malformed,
     );
-    assert_refused(b"GET / HTTP/1.1\r\n\r\n", 400, Error::Malformed);
-    assert_refused(b"GARBAGE\r\n\r\n", 400, Error::Malformed);
+    assert_refused(b"GET / HTTP/1.1\r\n\r\n", 400, RequestError::Malformed);
+    assert_refused(b"GARBAGE\r\n\r\n", 400, RequestError::Malformed);
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
         400,
-        Error::BadFraming,
+        RequestError::BadFraming,
     );
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
         400,
-        Error::BadFraming,
+        RequestError::BadFraming,
     );
-    // Review item 6, RFC 9112 §6.3 item 4: chunked not final is a 400 and close; a
-    // coding before the final chunked that this server cannot decode, a 501 (§6.1).
-    // Proxy review item 1: no split inside a quoted-string (RFC 9110 §5.6.4), so an
-    // unterminated one leaves no final chunked.
+    // RFC 9112 §6.3 item 4: chunked not final is a 400 and close; a coding before
+    // the final chunked that this server cannot decode, a 501 (§6.1). No split inside
+    // a quoted-string (RFC 9110 §5.6.4), so an unterminated one leaves no final
+    // chunked.
     for coding in [
         "gzip",
         "identity",
@@ -376,17 +376,17 @@ fn errors_answer_with_their_status_and_close() {
         "chunked;q=1, chunked",
     ] {
         let req = format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {coding}\r\n\r\n");
-        assert_refused(req.as_bytes(), 400, Error::BadFraming);
+        assert_refused(req.as_bytes(), 400, RequestError::BadFraming);
     }
     for coding in ["gzip, chunked", "x;p=\"a,b\", chunked"] {
         let req = format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: {coding}\r\n\r\n");
-        assert_refused(req.as_bytes(), 501, Error::UnsupportedCoding);
+        assert_refused(req.as_bytes(), 501, RequestError::UnsupportedCoding);
     }
     // RFC 9112 §2.2: a bare LF line end, anywhere in the head.
     assert_refused(
         b"GET / HTTP/1.1\r\nHost: t\nX: y\r\n\r\n",
         400,
-        Error::Malformed,
+        RequestError::Malformed,
     );
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "x".repeat(9000));
     let shared_limits = Limits {
@@ -396,7 +396,7 @@ fn errors_answer_with_their_status_and_close() {
     let (responses, outcome) = each_way(shared_limits, long_target.as_bytes());
     assert_eq!(
         (responses[0].status, outcome.error),
-        (414, Some(Error::UriTooLong))
+        (414, Some(RequestError::UriTooLong))
     );
     // A target longer than the whole head limit: 414 before the line even ends.
     let endless = format!("GET /{}", "x".repeat(9000));
@@ -412,22 +412,22 @@ fn errors_answer_with_their_status_and_close() {
         "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
         "v".repeat(5000)
     );
-    assert_refused(big_head.as_bytes(), 431, Error::HeadTooLarge);
+    assert_refused(big_head.as_bytes(), 431, RequestError::HeadTooLarge);
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
     assert_refused(
         format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").as_bytes(),
         431,
-        Error::HeadTooLarge,
+        RequestError::HeadTooLarge,
     );
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n",
         413,
-        Error::BodyTooLarge,
+        RequestError::BodyTooLarge,
     );
     assert_refused(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: the-impossible\r\n\r\n",
         417,
-        Error::ExpectationFailed,
+        RequestError::ExpectationFailed,
     );
 }
 
@@ -445,11 +445,11 @@ fn broken_chunked_body_ends_the_response_unterminated() {
         "{text}"
     );
     assert!(out.done);
-    assert_eq!(out.error, Some(Error::Malformed));
+    assert_eq!(out.error, Some(RequestError::Malformed));
 
     let over = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n";
     let out = drive(&shared, over, 1, false);
-    assert_eq!(out.error, Some(Error::BodyTooLarge));
+    assert_eq!(out.error, Some(RequestError::BodyTooLarge));
     assert!(out.done);
 }
 
@@ -543,7 +543,7 @@ fn echo_never_holds_the_whole_body() {
     assert_eq!(parse_all(&out.output)[0].body, body);
 }
 
-// === issue 14 ===
+// === bodies, chunk framing, Host, oversized heads and HEAD, byte by byte ===
 
 /// Parses `bytes` as the responses to requests whose methods were `heads` (true for
 /// HEAD: no body follows, whatever the head says); panics on anything left over.
@@ -623,7 +623,8 @@ fn a_body_is_never_read_as_a_request_whatever_the_route_and_method() {
     }
 }
 
-/// Issue 14, item 1, byte for byte: the body of a streamed GET.
+/// Byte for byte: the body of a streamed GET is read and dropped, never answered as
+/// the next request.
 #[test]
 fn the_body_of_a_streamed_get_is_dropped() {
     let req = b"GET /bytes/3 HTTP/1.1\r\nHost: a\r\nContent-Length: 36\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -642,7 +643,7 @@ fn the_body_of_a_streamed_get_is_dropped() {
     assert!(!outcome.done);
 }
 
-/// Issue 14, items 2 and 7, through the connection: a chunk-size line with anything
+/// Through the connection: a chunk-size line with anything
 /// but `[ chunk-ext ]` after its digits, or a trailer that is not a field line, is a 400
 /// (or, once the response started, the end of it) and the end of the connection;
 /// nothing after it is answered.
@@ -665,15 +666,15 @@ fn chunk_lines_that_a_front_end_could_read_differently_end_the_connection() {
         assert_eq!(responses.len(), 1, "{body:?}: only the 200, then close");
         assert_eq!(
             (outcome.done, outcome.error),
-            (true, Some(Error::Malformed))
+            (true, Some(RequestError::Malformed))
         );
     }
     // Before any response started, the error has its status.
     let req = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n";
-    assert_refused(req, 400, Error::Malformed);
+    assert_refused(req, 400, RequestError::Malformed);
 }
 
-/// Issue 14, item 4: RFC 9112 §3.2 (and RFC 9110 §7.2's `uri-host [ ":" port ]`).
+/// RFC 9112 §3.2 (and RFC 9110 §7.2's `uri-host [ ":" port ]`).
 #[test]
 fn an_invalid_host_is_a_400() {
     for host in [
@@ -686,7 +687,7 @@ fn an_invalid_host_is_a_400() {
         "a:b",
         "a:1:2",
         "a%zz",
-        // Review item 7: IP-literals are IPv6 addresses or IPvFuture (RFC 3986 §3.2.2).
+        // IP-literals are IPv6 addresses or IPvFuture (RFC 3986 §3.2.2).
         "[zzz]",
         "[::1%eth0]",
         "[:::::]:",
@@ -694,7 +695,7 @@ fn an_invalid_host_is_a_400() {
         "[v1]",
     ] {
         let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        assert_refused(req.as_bytes(), 400, Error::Malformed);
+        assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
     for host in [
         "a",
@@ -714,7 +715,7 @@ fn an_invalid_host_is_a_400() {
     }
 }
 
-/// Issue 14, item 5: 414 or 431 is decided from the request line, not from how much of
+/// 414 or 431 is decided from the request line, not from how much of
 /// the head one read happened to bring.
 #[test]
 fn a_long_target_is_414_however_the_bytes_arrive() {
@@ -727,7 +728,7 @@ fn a_long_target_is_414_however_the_bytes_arrive() {
     let (responses, outcome) = each_way(limits.clone(), req.as_bytes());
     assert_eq!(
         (responses[0].status, outcome.error),
-        (414, Some(Error::UriTooLong))
+        (414, Some(RequestError::UriTooLong))
     );
     // A request line that fits, in a head that does not: 431 however it arrives.
     let req = format!(
@@ -738,11 +739,11 @@ fn a_long_target_is_414_however_the_bytes_arrive() {
     let (responses, outcome) = each_way(limits, req.as_bytes());
     assert_eq!(
         (responses[0].status, outcome.error),
-        (431, Some(Error::HeadTooLarge))
+        (431, Some(RequestError::HeadTooLarge))
     );
 }
 
-/// Issue 14, item 6: RFC 9110 §9.3.2, a response to HEAD has no content, errors
+/// RFC 9110 §9.3.2: a response to HEAD has no content, errors
 /// included (the head is that of the GET's response).
 #[test]
 fn errors_to_head_requests_have_no_body() {
@@ -750,7 +751,7 @@ fn errors_to_head_requests_have_no_body() {
         &b"HEAD / HTTP/1.1\r\n\r\n"[..],
         b"HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         b"HEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
-        // Review item 5: after empty lines (RFC 9112 §2.2), still a HEAD.
+        // After empty lines (RFC 9112 §2.2), still a HEAD.
         b"\r\nHEAD / HTTP/1.1\r\n\r\n",
         b"\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n",
         b"\nHEAD / HTTP/2.0\r\nHost: a\r\n\r\n",
@@ -784,7 +785,7 @@ fn status_route_is_limited_to_200_through_599() {
     }
 }
 
-/// Review item 2, through the connection: RFC 9112 §7.1, `chunk-size = 1*HEXDIG` starts
+/// Through the connection: RFC 9112 §7.1, `chunk-size = 1*HEXDIG` starts
 /// the line. An empty size line read as the last chunk would end the body at once and
 /// answer the bytes after it as a request; a sign or whitespace skipped before the
 /// digits would frame the body as a front end reading `-5` as an error would not.
@@ -801,11 +802,11 @@ fn a_chunk_size_line_must_start_with_a_digit() {
             "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}",
             get("/")
         );
-        assert_refused(req.as_bytes(), 400, Error::Malformed);
+        assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
 }
 
-/// Review item 3: RFC 9112 §2.2, a server SHOULD ignore at least one empty line (CRLF)
+/// RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF)
 /// received before the request-line (some clients send one after a body). Ignored
 /// whatever their number, bare LF included (§2.2 allows it as a line terminator), and
 /// consumed: a stray CRLF leaves the connection idle, not partly read, so the event
@@ -843,11 +844,11 @@ fn empty_lines_before_a_request_are_ignored() {
     assert_refused(
         b"\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
         400,
-        Error::Malformed,
+        RequestError::Malformed,
     );
 }
 
-/// Review item 5: a HEAD pipelined after a body and a stray CRLF gets its error
+/// A HEAD pipelined after a body and a stray CRLF gets its error
 /// without content (RFC 9110 §9.3.2), fed whole, in 7-byte pieces and byte by byte.
 /// Until the method is complete the request is not known to be a HEAD: a head timed
 /// out at `HEA` is answered as to a GET, with its body, then the close.
@@ -897,7 +898,7 @@ fn a_target_in_a_form_its_method_may_not_use_is_a_400() {
         "GET ftp://a/ HTTP/1.1",
     ] {
         let req = format!("{line}\r\nHost: a\r\n\r\n");
-        assert_refused(req.as_bytes(), 400, Error::Malformed);
+        assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
     // Valid but unusual. `OPTIONS *` asks about the server (RFC 9110 §9.3.7): 200,
     // with what it allows, kept open. CONNECT asks for a tunnel, which an origin
@@ -932,13 +933,13 @@ fn another_major_version_is_a_505() {
         b"GET / HTTP/3.0\r\n\r\n",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     ] {
-        assert_refused(req, 505, Error::VersionNotSupported);
+        assert_refused(req, 505, RequestError::VersionNotSupported);
     }
     for req in [
         &b"GET / HTTP/2\r\nHost: a\r\n\r\n"[..],
         b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
     ] {
-        assert_refused(req, 400, Error::Malformed);
+        assert_refused(req, 400, RequestError::Malformed);
     }
 }
 
@@ -955,7 +956,7 @@ fn request_line_and_host_rules() {
         b"GET / HTTP/1.0\r\nHost:\r\n\r\n",
         b"OPTIONS * HTTP/1.1\r\nHost:\r\n\r\n",
     ] {
-        assert_refused(req, 400, Error::Malformed);
+        assert_refused(req, 400, RequestError::Malformed);
     }
     // RFC 9112 §3.2: the target is URI characters only (no raw non-ASCII byte), and
     // origin-form (RFC 9112 §3.2.1) and absolute-form (RFC 9110 §4.1) carry no fragment.
@@ -966,14 +967,14 @@ fn request_line_and_host_rules() {
         b"GET /# HTTP/1.1\r\nHost: a\r\n\r\n",
         b"GET http://a/p#f HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
-        assert_refused(req, 400, Error::Malformed);
+        assert_refused(req, 400, RequestError::Malformed);
     }
     // RFC 9112 §3: a method longer than any the server implements is a 501, not a 414
     // (which is about the target), whether the head fits the limit or not.
     let long = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(65));
-    assert_refused(long.as_bytes(), 501, Error::MethodTooLong);
+    assert_refused(long.as_bytes(), 501, RequestError::MethodTooLong);
     let huge = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(100_000));
-    assert_refused(huge.as_bytes(), 501, Error::MethodTooLong);
+    assert_refused(huge.as_bytes(), 501, RequestError::MethodTooLong);
     // Still valid: an absolute-form target names its host (RFC 9112 §3.2.2: its `Host`
     // is not used), a method of 64 bytes, an HTTP/1.0 request without `Host`, and
     // percent-encoded UTF-8.
@@ -987,4 +988,51 @@ fn request_line_and_host_rules() {
         assert_ne!(responses[0].status, 400, "{req}");
         assert_ne!(responses[0].status, 501, "{req}");
     }
+}
+
+/// The connection core knows no server: what it needs comes in `Settings`, and what
+/// the driver wants to see (each head, for an access log; each answered request, for
+/// its counters) goes out through the hook and the counter the driver lends it.
+#[test]
+fn settings_lend_the_core_its_limits_hook_and_counter() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+    use demo_server::http::conn::{Dates, Settings};
+    use demo_server::http::parse::Request;
+    use recycle_pool::status::{DateCache, StatusLines};
+
+    static HEADS: AtomicUsize = AtomicUsize::new(0);
+    fn seen(req: &Request<'_>) {
+        assert_eq!(req.method_name, "GET");
+        HEADS.fetch_add(1, Relaxed);
+    }
+
+    let shared = shared(limits());
+    let (lines, dates): (StatusLines, Dates) =
+        (StatusLines::new(), DateCache::with_clock(Box::new(Frozen)));
+    let answered = AtomicU64::new(0);
+    let mut settings = Settings::new(&lines, &dates);
+    settings.max_head_bytes = 256;
+    settings.on_request = Some(seen);
+    settings.answered = Some(&answered);
+    let mut conn = Conn::new(App::new(&shared));
+    let (mut rbuf, mut wbuf) = (ReadBuf::new(), WriteBuf::new());
+    rbuf.extend_from_slice(format!("{}{}", get("/"), get("/")).as_bytes());
+    conn.process(&mut rbuf, &mut wbuf, &mut settings, &mut ());
+    assert_eq!((HEADS.load(Relaxed), answered.load(Relaxed)), (2, 2));
+    let mut output = Vec::new();
+    wbuf.flush_to(&mut output).unwrap();
+    let responses = parse_all(&output);
+    assert_eq!(responses.len(), 2);
+    assert_eq!(
+        responses[0].header("date"),
+        Some("Sun, 06 Nov 1994 08:49:37 GMT")
+    );
+
+    // Its own limit, not the server's: a head over 256 bytes is refused.
+    let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(300));
+    rbuf.extend_from_slice(long.as_bytes());
+    conn.process(&mut rbuf, &mut wbuf, &mut settings, &mut ());
+    assert_eq!(conn.error(), Some(RequestError::UriTooLong));
+    assert_eq!(answered.load(Relaxed), 2, "a refusal is not an answer");
 }

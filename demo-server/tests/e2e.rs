@@ -388,7 +388,7 @@ fn half_closed_client_still_gets_its_response() {
     assert_eq!(r.body.len(), 100_000);
 }
 
-/// Review item 3, over a socket: a CRLF after a body (RFC 9112 §2.2: ignored before a
+/// Over a socket: a CRLF after a body (RFC 9112 §2.2: ignored before a
 /// request line) leaves the connection idle, so it is neither timed out as a partial
 /// head (408) while open nor refused (400) when the client half-closes.
 #[test]

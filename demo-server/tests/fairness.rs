@@ -1,5 +1,4 @@
-//! One fast client must not starve the other connections of its worker (issue 14,
-//! item 3): each readiness event gets a budget, then the connection waits behind the
+//! One fast client must not starve the other connections of its worker: each readiness event gets a budget, then the connection waits behind the
 //! others.
 //!
 //! The busy client asks for 32 GiB and reads it as fast as it comes. Whenever it keeps

@@ -59,7 +59,7 @@ struct Relay {
 
 impl Handler for Relay {
     /// Per-worker state lent to every call: here, a count of the calls.
-    type Worker = u64;
+    type Local = u64;
 
     fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, calls: &mut u64) {
         *calls += 1;

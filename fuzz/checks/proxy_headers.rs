@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use demo_server::http::conn::WRITE_HIGH_WATER;
+use demo_server::http::fields;
 use demo_server::http::parse::{self, Codings};
 use demo_server::proxy::handler::{COPY_BUF_SIZE, Proxy, ProxyConfig};
 use demo_server::proxy::mem::MemProxy;
@@ -186,10 +187,10 @@ fn check_forwarded(mut bytes: &[u8]) -> bool {
 
 /// Whether the request parser refuses the first head of `client` (if it has one).
 fn head_refused(client: &[u8]) -> bool {
-    let Some(end) = parse::head_end(client, 0) else {
+    let Some(end) = fields::head_end(client, 0) else {
         return false;
     };
-    let mut fields = parse::header_storage();
+    let mut fields = fields::field_storage();
     end > MAX_HEAD || parse::parse(&client[..end], &mut fields, 1 << 16, Codings::Forward).is_err()
 }
 

@@ -1,5 +1,6 @@
 //! get + return of a 4 KiB `Vec<u8>`: `recycle_pool::Pool` beside the ways people do it
-//! today, in the three scenarios of issue 12.
+//! today, in three scenarios: one thread getting and returning one buffer, one thread
+//! holding eight at once, and two threads sharing one pool.
 //!
 //! - `fresh`: allocate a new buffer every time (no pool).
 //! - `mutex`: a `Mutex<Vec<Vec<u8>>>` pool.

@@ -7,7 +7,7 @@
 //! `field-line` grammar (§7.1.2). Extensions and trailers are accepted and dropped, but
 //! capped.
 
-use super::{Error, TCHAR};
+use super::{RequestError, TCHAR};
 
 /// Most bytes of chunk extensions accepted over a whole body.
 pub const CHUNKED_EXTENSIONS_LIMIT: u64 = 16 * 1024;
@@ -118,9 +118,9 @@ impl ChunkedDecoder {
     ///
     /// # Errors
     ///
-    /// [`Error::Malformed`] for broken framing, [`Error::BodyTooLarge`] past the
-    /// budget, [`Error::HeadTooLarge`] past the extension or trailer caps.
-    pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, &'a [u8]), Error> {
+    /// [`RequestError::Malformed`] for broken framing, [`RequestError::BodyTooLarge`] past the
+    /// budget, [`RequestError::HeadTooLarge`] past the extension or trailer caps.
+    pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, &'a [u8]), RequestError> {
         let mut i = 0;
         while i < input.len() {
             match self.state {
@@ -159,7 +159,7 @@ impl ChunkedDecoder {
     }
 
     /// One framing byte (any state but `Data`): the next state.
-    fn step(&mut self, b: u8) -> Result<State, Error> {
+    fn step(&mut self, b: u8) -> Result<State, RequestError> {
         use State::*;
         Ok(match self.state {
             Size { digits } => match hex(b) {
@@ -174,12 +174,12 @@ impl ChunkedDecoder {
                     self.remaining = u64::from(d);
                     Size { digits: 1 }
                 }
-                Some(_) if digits == 16 => return Err(Error::Malformed),
+                Some(_) if digits == 16 => return Err(RequestError::Malformed),
                 Some(d) => {
                     self.remaining = self.remaining << 4 | u64::from(d);
                     Size { digits: digits + 1 }
                 }
-                None if digits == 0 => return Err(Error::Malformed),
+                None if digits == 0 => return Err(RequestError::Malformed),
                 None if b == b'\r' => SizeLf,
                 None => {
                     self.count_extension()?;
@@ -195,14 +195,14 @@ impl ChunkedDecoder {
             }
             SizeLf => {
                 if b != b'\n' {
-                    return Err(Error::Malformed);
+                    return Err(RequestError::Malformed);
                 }
                 if self.remaining == 0 {
                     TrailerStart
                 } else {
                     self.total = self.total.saturating_add(self.remaining);
                     if self.total > self.max_body {
-                        return Err(Error::BodyTooLarge);
+                        return Err(RequestError::BodyTooLarge);
                     }
                     Data
                 }
@@ -215,7 +215,7 @@ impl ChunkedDecoder {
             TrailerStart | TrailerName | TrailerValue => {
                 self.trailers += 1;
                 if self.trailers > TRAILER_LIMIT {
-                    return Err(Error::HeadTooLarge);
+                    return Err(RequestError::HeadTooLarge);
                 }
                 trailer(self.state, b)?
             }
@@ -224,10 +224,10 @@ impl ChunkedDecoder {
         })
     }
 
-    fn count_extension(&mut self) -> Result<(), Error> {
+    fn count_extension(&mut self) -> Result<(), RequestError> {
         self.extensions += 1;
         if self.extensions > CHUNKED_EXTENSIONS_LIMIT {
-            return Err(Error::HeadTooLarge);
+            return Err(RequestError::HeadTooLarge);
         }
         Ok(())
     }
@@ -235,7 +235,7 @@ impl ChunkedDecoder {
 
 /// The next state inside a chunk extension (RFC 9112 §7.1.1), for any byte but a CR
 /// that ends the line. Whitespace is BWS: allowed around `;` and `=`, nowhere else.
-fn extension(state: State, b: u8) -> Result<State, Error> {
+fn extension(state: State, b: u8) -> Result<State, RequestError> {
     use State::*;
     let ws = b == b' ' || b == b'\t';
     Ok(match (state, b) {
@@ -255,7 +255,7 @@ fn extension(state: State, b: u8) -> Result<State, Error> {
         (ExtQuoted, _) if ws || (b >= 0x21 && b != 0x7f) => ExtQuoted,
         // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
         (ExtQuotedPair, _) if ws || (b >= 0x21 && b != 0x7f) => ExtQuoted,
-        _ => return Err(Error::Malformed),
+        _ => return Err(RequestError::Malformed),
     })
 }
 
@@ -281,22 +281,22 @@ pub(super) fn valid_transfer_parameters(parameters: &[u8]) -> bool {
 /// The next state inside a trailer line (RFC 9112 §7.1.2: a `field-line`, RFC 9112
 /// §5: `field-name ":" OWS field-value OWS`), for any byte but a CR that ends it. No
 /// whitespace before the colon (§5.1) and no obs-fold (§5.2).
-fn trailer(state: State, b: u8) -> Result<State, Error> {
+fn trailer(state: State, b: u8) -> Result<State, RequestError> {
     use State::*;
     Ok(match state {
         TrailerStart | TrailerName if TCHAR.contains(b) => TrailerName,
         TrailerName if b == b':' => TrailerValue,
         // field-vchar, SP and HTAB (RFC 9110 §5.5); no other control character.
         TrailerValue if b == b'\t' || (b >= 0x20 && b != 0x7f) => TrailerValue,
-        _ => return Err(Error::Malformed),
+        _ => return Err(RequestError::Malformed),
     })
 }
 
-fn expect(b: u8, wanted: u8, next: State) -> Result<State, Error> {
+fn expect(b: u8, wanted: u8, next: State) -> Result<State, RequestError> {
     if b == wanted {
         Ok(next)
     } else {
-        Err(Error::Malformed)
+        Err(RequestError::Malformed)
     }
 }
 
@@ -321,7 +321,7 @@ mod tests {
         /// The input ran out before the body ended (neither accepted nor rejected).
         Incomplete,
         /// The decoder refused the input.
-        Rejected(Error),
+        Rejected(RequestError),
     }
 
     /// Decodes `input` fed in pieces of `step` bytes.
@@ -380,17 +380,17 @@ mod tests {
         let over = format!("0{}\r\n", "1".repeat(17));
         assert_ne!(
             decode_in_steps(max.as_bytes(), 1),
-            Decoded::Rejected(Error::Malformed)
+            Decoded::Rejected(RequestError::Malformed)
         );
         assert_eq!(
             decode_in_steps(over.as_bytes(), 1),
-            Decoded::Rejected(Error::Malformed)
+            Decoded::Rejected(RequestError::Malformed)
         );
         // Zeros are bounded as extensions are.
         let endless = "0".repeat(CHUNKED_EXTENSIONS_LIMIT as usize + 2);
         assert_eq!(
             decode_in_steps(endless.as_bytes(), 1),
-            Decoded::Rejected(Error::HeadTooLarge)
+            Decoded::Rejected(RequestError::HeadTooLarge)
         );
     }
 
@@ -442,7 +442,7 @@ mod tests {
                 // decides would pass whatever the decoder does.
                 assert_eq!(
                     decode_in_steps(bad, step),
-                    Decoded::Rejected(Error::Malformed),
+                    Decoded::Rejected(RequestError::Malformed),
                     "{:?} in {step}-byte pieces",
                     String::from_utf8_lossy(bad)
                 );
@@ -489,7 +489,7 @@ mod tests {
     }
 
     /// Feeds all of `input` to `decoder`.
-    fn feed(decoder: &mut ChunkedDecoder, mut input: &[u8]) -> Result<(), Error> {
+    fn feed(decoder: &mut ChunkedDecoder, mut input: &[u8]) -> Result<(), RequestError> {
         while !input.is_empty() && !decoder.is_done() {
             let (consumed, _) = decoder.decode(input)?;
             input = &input[consumed..];
@@ -501,7 +501,7 @@ mod tests {
     fn enforces_budgets() {
         assert_eq!(
             feed(&mut ChunkedDecoder::new(10), b"b\r\n"),
-            Err(Error::BodyTooLarge)
+            Err(RequestError::BodyTooLarge)
         );
         let mut decoder = ChunkedDecoder::new(10);
         assert_eq!(
@@ -512,7 +512,7 @@ mod tests {
         let over = b"5\r\n12345\r\n6\r\n";
         assert_eq!(
             feed(&mut ChunkedDecoder::new(10), over),
-            Err(Error::BodyTooLarge)
+            Err(RequestError::BodyTooLarge)
         );
         let ext = format!(
             "1;{}\r\n",
@@ -520,12 +520,12 @@ mod tests {
         );
         assert_eq!(
             feed(&mut ChunkedDecoder::new(10), ext.as_bytes()),
-            Err(Error::HeadTooLarge)
+            Err(RequestError::HeadTooLarge)
         );
         let trailer = format!("0\r\nX: {}\r\n", "t".repeat(TRAILER_LIMIT as usize));
         assert_eq!(
             feed(&mut ChunkedDecoder::new(10), trailer.as_bytes()),
-            Err(Error::HeadTooLarge)
+            Err(RequestError::HeadTooLarge)
         );
     }
 }

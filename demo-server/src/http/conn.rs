@@ -9,7 +9,7 @@
 //!   request, never part of this one;
 //! - keep-alive, `Expect: 100-continue`, and pipelining: one exchange at a time, so
 //!   responses go out in request order;
-//! - errors: one [`Error`] per refusal, mapped to its status by [`Error::status`],
+//! - errors: one [`RequestError`] per refusal, mapped to its status by [`RequestError::status`],
 //!   answered (without a body to HEAD) and followed by a close;
 //! - response framing ([`Response`]): `Content-Length`, chunked or close-delimited,
 //!   and no body for HEAD, 204 and 304, whatever the handler writes.
@@ -32,23 +32,89 @@
 //! whenever something it may wait for changed: input arrived, output drained, or the
 //! handler's own source (an upstream socket) became ready.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
 use recycle_pool::io::{ReadBuf, WriteBuf};
-use recycle_pool::status::Version;
+use recycle_pool::status::{Clock, DateCache, LineReader, StatusLines, Version};
 
 use super::body::ChunkedDecoder;
 use super::encode::{self, TEXT};
-use super::parse::{self, Codings, Framing, Method, Request};
-use super::{Error, TCHAR};
-use crate::state::Ctx;
+use super::fields::{self, HeadOverLimit};
+use super::parse::{self, Codings, Method, Request, RequestFraming, RequestHead};
+use super::{RequestError, TCHAR};
 
 /// Output size past which `process` stops producing and lets the driver flush.
 pub const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+/// Default [`Settings::max_head_bytes`].
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Default [`Settings::max_body_bytes`].
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The `Date` values a connection writes: a [`DateCache`] on any clock (tests freeze
+/// time with their own).
+pub type Dates = DateCache<Box<dyn Clock>>;
+
+/// What a connection needs from its driver on every call, and nothing of the server
+/// behind it (no pools, no counters, no log): the limits a request is held to, whether
+/// responses must close their connection, the writers of the status line and the
+/// `Date` field, and a hook the driver may set to see each request head (an access
+/// log) and a counter it may lend. As hyper's `Conn` takes its settings through
+/// setters.
+///
+/// The driver owns one per worker thread and lends it to every call.
+pub struct Settings<'a> {
+    /// Most bytes a request head may take (431 or 414 past it).
+    pub max_head_bytes: usize,
+    /// Most bytes a request body may take (413 past it).
+    pub max_body_bytes: u64,
+    /// Set when the server shuts down: responses close their connection.
+    pub closing: bool,
+    /// The status-line writer (this thread's reader of the shared cache).
+    pub lines: LineReader<'a>,
+    /// The `Date` field's value.
+    pub dates: &'a Dates,
+    /// Called with every request head that parsed, before its handler sees it.
+    pub on_request: Option<fn(&Request<'_>)>,
+    /// Counts every request answered, as soon as its exchange completes (so a
+    /// response to the next request on the connection, in the same call, already sees
+    /// it). This thread's counter: the only writer, so a load and a store.
+    pub answered: Option<&'a AtomicU64>,
+}
+
+impl<'a> Settings<'a> {
+    /// Settings with the default limits, not closing, with no hook.
+    pub fn new(lines: &'a StatusLines, dates: &'a Dates) -> Self {
+        Self {
+            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            closing: false,
+            lines: lines.reader(),
+            dates,
+            on_request: None,
+            answered: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("max_head_bytes", &self.max_head_bytes)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("closing", &self.closing)
+            .field("on_request", &self.on_request.is_some())
+            .field("answered", &self.answered)
+            .finish_non_exhaustive()
+    }
+}
 
 /// An application behind a [`Conn`]: the demo routes, the proxy.
 ///
 /// One value per connection, owned by the [`Conn`] (so per-connection state costs no
 /// allocation); per-worker state it needs on every call (the proxy's upstream pool and
-/// registry) comes in as [`Worker`](Handler::Worker), lent by the driver.
+/// registry) comes in as [`Local`](Handler::Local), lent by the driver.
 ///
 /// # The exchange
 ///
@@ -79,10 +145,10 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// A handler that answers later, when the driver hands it what it waited for:
 ///
 /// ```
-/// use demo_server::http::conn::{BodyLen, Conn, Handler, Response};
+/// use demo_server::http::conn::{BodyLen, Conn, Dates, Handler, Response, Settings};
 /// use demo_server::http::parse::Request;
-/// use demo_server::state::{Limits, Shared};
 /// use recycle_pool::io::{ReadBuf, WriteBuf};
+/// use recycle_pool::status::{DateCache, StatusLines, SystemClock};
 ///
 /// #[derive(Default)]
 /// struct Later {
@@ -91,7 +157,7 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// }
 ///
 /// impl Handler for Later {
-///     type Worker = ();
+///     type Local = ();
 ///
 ///     fn on_request(&mut self, _: &Request<'_>, _: &mut Response<'_, '_>, _: &mut ()) {}
 ///
@@ -103,23 +169,23 @@ pub const WRITE_HIGH_WATER: usize = 64 * 1024;
 ///     }
 /// }
 ///
-/// let shared = Shared::new(Limits::default(), 1, false);
-/// let mut ctx = shared.context(0);
+/// let (lines, dates): (StatusLines, Dates) = (StatusLines::new(), DateCache::with_clock(Box::new(SystemClock)));
+/// let mut settings = Settings::new(&lines, &dates);
 /// let (mut input, mut output) = (ReadBuf::new(), WriteBuf::new());
 /// let mut conn = Conn::new(Later::default());
 /// input.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// conn.process(&mut input, &mut output, &mut settings, &mut ());
 /// assert!(output.is_empty() && conn.is_responding()); // pending
 ///
 /// conn.handler_mut().upstream = Some(b"later"); // the driver's I/O, elsewhere
-/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// conn.process(&mut input, &mut output, &mut settings, &mut ());
 /// assert!(output.unflushed().ends_with(b"\r\n\r\nlater"));
 /// assert_eq!(conn.requests(), 1);
 /// ```
 pub trait Handler {
-    /// State shared by the connections of one worker, lent to every call (`()` if
+    /// State shared by the connections of one local, lent to every call (`()` if
     /// none).
-    type Worker: ?Sized;
+    type Local: ?Sized;
 
     /// What the connection does with a request whose `Transfer-Encoding` lists codings
     /// before its final `chunked` (`gzip, chunked`): refuse it with 501 (the default:
@@ -138,7 +204,7 @@ pub trait Handler {
         &mut self,
         req: &Request<'_>,
         res: &mut Response<'_, '_>,
-        worker: &mut Self::Worker,
+        local: &mut Self::Local,
     );
 
     /// A piece of the request body (decoded: no chunk framing). Returns how many of
@@ -149,23 +215,23 @@ pub trait Handler {
         &mut self,
         data: &[u8],
         res: &mut Response<'_, '_>,
-        worker: &mut Self::Worker,
+        local: &mut Self::Local,
     ) -> usize {
-        let _ = (res, worker);
+        let _ = (res, local);
         data.len()
     }
 
     /// The request body ended: its last piece was taken (called only for requests
     /// with a body, and only while the response is not complete).
-    fn on_body_end(&mut self, res: &mut Response<'_, '_>, worker: &mut Self::Worker) {
-        let _ = (res, worker);
+    fn on_body_end(&mut self, res: &mut Response<'_, '_>, local: &mut Self::Local) {
+        let _ = (res, local);
     }
 
     /// The response may progress: write what is ready, as far as
     /// [`Response::room`] allows. Called on every [`Conn::process`] while the
     /// response is not complete, until a call writes nothing.
-    fn poll_response(&mut self, res: &mut Response<'_, '_>, worker: &mut Self::Worker) {
-        let _ = (res, worker);
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, local: &mut Self::Local) {
+        let _ = (res, local);
     }
 
     /// The exchange ended before its response was complete (a broken or truncated
@@ -173,8 +239,8 @@ pub trait Handler {
     /// drop what is held for it (the proxy closes its upstream connection rather than
     /// pooling it). Not called for a response the handler cut off itself
     /// ([`Response::abort`]), nor once the response is complete.
-    fn on_abort(&mut self, worker: &mut Self::Worker) {
-        let _ = worker;
+    fn on_abort(&mut self, local: &mut Self::Local) {
+        let _ = local;
     }
 }
 
@@ -243,7 +309,7 @@ impl Exchange {
 pub struct Response<'a, 'c> {
     out: &'a mut WriteBuf,
     ex: &'a mut Exchange,
-    ctx: &'a mut Ctx<'c>,
+    settings: &'a mut Settings<'c>,
 }
 
 impl Response<'_, '_> {
@@ -325,11 +391,11 @@ impl Response<'_, '_> {
                 OutBody::Close
             }
         };
-        self.ex.keep_alive &= !self.ctx.closing;
+        self.ex.keep_alive &= !self.settings.closing;
 
         let out = &mut *self.out;
         if self
-            .ctx
+            .settings
             .lines
             .write_line(status, self.ex.version, out)
             .is_err()
@@ -337,7 +403,7 @@ impl Response<'_, '_> {
             unreachable!("200..=599 are valid status codes");
         }
         out.extend_from_slice(b"Date: ");
-        self.ctx.shared.dates.write_cached(out);
+        self.settings.dates.write_cached(out);
         out.extend_from_slice(b"\r\n");
         match len {
             BodyLen::Known(_) if status == 204 => {}
@@ -435,7 +501,10 @@ impl Response<'_, '_> {
         if status == 100 {
             self.ex.expect_continue = false;
         }
-        let _ = self.ctx.lines.write_line(status, Version::Http11, self.out);
+        let _ = self
+            .settings
+            .lines
+            .write_line(status, Version::Http11, self.out);
         self.ex.head_open = true;
         for (name, value) in fields {
             self.header(name, value);
@@ -566,7 +635,7 @@ impl Response<'_, '_> {
 
 /// How a request body is being read.
 #[derive(Clone, Debug)]
-enum BodyReader {
+enum RequestBodyReader {
     /// This many bytes are left.
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -587,17 +656,28 @@ enum Phase {
 /// # Examples
 ///
 /// ```
-/// use demo_server::app::App;
-/// use demo_server::http::conn::Conn;
-/// use demo_server::state::{Limits, Shared};
+/// use demo_server::http::conn::{BodyLen, Conn, Dates, Handler, Response, Settings};
+/// use demo_server::http::parse::Request;
 /// use recycle_pool::io::{ReadBuf, WriteBuf};
+/// use recycle_pool::status::{DateCache, StatusLines, SystemClock};
 ///
-/// let shared = Shared::new(Limits::default(), 1, false);
-/// let mut ctx = shared.context(0);
+/// struct Hello;
+///
+/// impl Handler for Hello {
+///     type Local = ();
+///
+///     fn on_request(&mut self, _: &Request<'_>, res: &mut Response<'_, '_>, _: &mut ()) {
+///         res.start(200, BodyLen::Known(13));
+///         res.write_all(b"Hello, World!");
+///     }
+/// }
+///
+/// let (lines, dates): (StatusLines, Dates) = (StatusLines::new(), DateCache::with_clock(Box::new(SystemClock)));
+/// let mut settings = Settings::new(&lines, &dates);
 /// let (mut input, mut output) = (ReadBuf::new(), WriteBuf::new());
-/// let mut conn = Conn::new(App::new(&shared));
+/// let mut conn = Conn::new(Hello);
 /// input.extend_from_slice(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
-/// conn.process(&mut input, &mut output, &mut ctx, &mut ());
+/// conn.process(&mut input, &mut output, &mut settings, &mut ());
 /// assert!(output.unflushed().starts_with(b"HTTP/1.1 200 OK\r\n"));
 /// assert!(output.unflushed().ends_with(b"\r\n\r\nHello, World!"));
 /// assert!(!conn.is_done(), "keep-alive: ready for the next request");
@@ -610,11 +690,11 @@ pub struct Conn<H> {
     scanned: usize,
     ex: Exchange,
     /// The request body still to read; `None` once read (or if there is none).
-    body: Option<BodyReader>,
+    body: Option<RequestBodyReader>,
     /// The handler took only part of the body offered: read no more until it takes it.
     stalled: bool,
     /// Whether the connection ended on an error.
-    failed: Option<Error>,
+    failed: Option<RequestError>,
     requests: u64,
 }
 
@@ -679,7 +759,7 @@ impl<H: Handler> Conn<H> {
     }
 
     /// The error that ended the connection, if one did.
-    pub fn error(&self) -> Option<Error> {
+    pub fn error(&self) -> Option<RequestError> {
         self.failed
     }
 
@@ -695,15 +775,16 @@ impl<H: Handler> Conn<H> {
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        worker: &mut H::Worker,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
     ) {
         loop {
             let progressed = match self.phase {
                 Phase::Head => {
-                    output.len() < WRITE_HIGH_WATER && self.read_head(input, output, ctx, worker)
+                    output.len() < WRITE_HIGH_WATER
+                        && self.read_head(input, output, settings, local)
                 }
-                Phase::Exchange => self.exchange(input, output, ctx, worker),
+                Phase::Exchange => self.exchange(input, output, settings, local),
                 Phase::Done => false,
             };
             if !progressed {
@@ -720,14 +801,14 @@ impl<H: Handler> Conn<H> {
         &mut self,
         partial: bool,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        worker: &mut H::Worker,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
     ) {
         match self.phase {
             Phase::Head if !partial => self.phase = Phase::Done,
-            Phase::Head => self.fail(Error::Malformed, output, ctx, worker),
+            Phase::Head => self.fail(RequestError::Malformed, output, settings, local),
             Phase::Exchange if self.body.is_some() => {
-                self.fail(Error::Malformed, output, ctx, worker)
+                self.fail(RequestError::Malformed, output, settings, local)
             }
             Phase::Exchange | Phase::Done => {}
         }
@@ -737,27 +818,27 @@ impl<H: Handler> Conn<H> {
     pub fn on_header_timeout(
         &mut self,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        worker: &mut H::Worker,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
     ) {
         if self.phase == Phase::Head {
-            self.fail(Error::Timeout, output, ctx, worker);
+            self.fail(RequestError::Timeout, output, settings, local);
         }
     }
 
     /// The driver drops the connection (an I/O error, a timeout): the handler drops
     /// what it holds for an exchange in progress ([`Handler::on_abort`]).
-    pub fn abort(&mut self, worker: &mut H::Worker) {
-        self.abort_handler(worker);
+    pub fn abort(&mut self, local: &mut H::Local) {
+        self.abort_handler(local);
         self.phase = Phase::Done;
     }
 
     /// Tells the handler its exchange ended early, if it is still part of it: its
     /// response is not complete. Once it is, the rest of the request body is the
     /// connection's alone to read and drop.
-    fn abort_handler(&mut self, worker: &mut H::Worker) {
+    fn abort_handler(&mut self, local: &mut H::Local) {
         if self.phase == Phase::Exchange && self.ex.body != OutBody::Complete {
-            self.handler.on_abort(worker);
+            self.handler.on_abort(local);
         }
     }
 
@@ -766,35 +847,55 @@ impl<H: Handler> Conn<H> {
     /// so the client sees it incomplete rather than wrongly complete.
     fn fail(
         &mut self,
-        error: Error,
+        error: RequestError,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        worker: &mut H::Worker,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
     ) {
         self.failed = Some(error);
         self.ex.keep_alive = false;
         self.ex.expect_continue = false;
-        self.abort_handler(worker);
+        self.abort_handler(local);
         if self.ex.body == OutBody::NotStarted {
             let mut res = Response {
                 out: output,
                 ex: &mut self.ex,
-                ctx,
+                settings,
             };
             res.status_page(error.status());
         }
         self.phase = Phase::Done;
     }
 
+    /// A head was read: the exchange starts, with the body its framing says.
+    // One call site, on every request: inlined, as when it was written there.
+    #[inline(always)]
+    fn begin_exchange(&mut self, head: &RequestHead, settings: &Settings<'_>) {
+        self.ex = Exchange {
+            version: head.version,
+            head_request: head.method == Method::Head,
+            keep_alive: head.keep_alive && !settings.closing,
+            expect_continue: head.expect_continue,
+            ..Exchange::NONE
+        };
+        self.body = match head.framing {
+            RequestFraming::None | RequestFraming::Length(0) => None,
+            RequestFraming::Length(n) => Some(RequestBodyReader::Length(n)),
+            RequestFraming::Chunked => Some(RequestBodyReader::Chunked(ChunkedDecoder::new(
+                settings.max_body_bytes,
+            ))),
+        };
+        self.stalled = false;
+        self.phase = Phase::Exchange;
+    }
+
     fn read_head(
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        worker: &mut H::Worker,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
     ) -> bool {
-        let shared = ctx.shared;
-        let limits = &shared.limits;
         // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
         // send a CRLF after a body). Consumed, they leave the connection idle rather
         // than partly read: no 400 at EOF, no 408.
@@ -810,70 +911,40 @@ impl<H: Handler> Conn<H> {
         // client at worst reads a few bytes it did not expect before the close, where
         // a GET client denied the body its Content-Length announced would wait for it.
         self.ex.head_request = buf.starts_with(b"HEAD ");
-        let Some(end) = parse::head_end(buf, self.scanned) else {
-            self.scanned = buf.len();
-            if buf.len() > limits.max_head_bytes {
-                self.fail(
-                    parse::oversized(buf, limits.max_head_bytes),
-                    output,
-                    ctx,
-                    worker,
-                );
+        let end = match fields::find_head(buf, &mut self.scanned, settings.max_head_bytes) {
+            Ok(Some(end)) => end,
+            Ok(None) => return false,
+            Err(HeadOverLimit) => {
+                let error = parse::oversized(buf, settings.max_head_bytes);
+                self.fail(error, output, settings, local);
                 return true;
             }
-            return false;
         };
-        self.scanned = 0;
-        if end > limits.max_head_bytes {
-            self.fail(
-                parse::oversized(buf, limits.max_head_bytes),
-                output,
-                ctx,
-                worker,
-            );
-            return true;
-        }
-        let mut headers = parse::header_storage();
-        let parsed = parse::parse(&buf[..end], &mut headers, limits.max_body_bytes, H::CODINGS);
+        let mut headers = fields::field_storage();
+        let parsed = parse::parse(
+            &buf[..end],
+            &mut headers,
+            settings.max_body_bytes,
+            H::CODINGS,
+        );
         let (req, len) = match parsed {
             Ok(parsed) => parsed,
             Err(error) => {
-                self.fail(error, output, ctx, worker);
+                self.fail(error, output, settings, local);
                 return true;
             }
         };
         let head = req.head;
-        if shared.access_log {
-            log::info!(
-                target: "access",
-                "{} {} {}",
-                req.method_name,
-                String::from_utf8_lossy(req.path),
-                head.version.as_str()
-            );
+        if let Some(on_request) = settings.on_request {
+            on_request(&req);
         }
-        self.ex = Exchange {
-            version: head.version,
-            head_request: head.method == Method::Head,
-            keep_alive: head.keep_alive && !ctx.closing,
-            expect_continue: head.expect_continue,
-            ..Exchange::NONE
-        };
-        self.body = match head.framing {
-            Framing::None | Framing::Length(0) => None,
-            Framing::Length(n) => Some(BodyReader::Length(n)),
-            Framing::Chunked => Some(BodyReader::Chunked(ChunkedDecoder::new(
-                limits.max_body_bytes,
-            ))),
-        };
-        self.stalled = false;
-        self.phase = Phase::Exchange;
+        self.begin_exchange(&head, settings);
         let mut res = Response {
             out: output,
             ex: &mut self.ex,
-            ctx,
+            settings,
         };
-        self.handler.on_request(&req, &mut res, worker);
+        self.handler.on_request(&req, &mut res, local);
         res.close_head();
         if res.ex.expect_continue {
             // The handler wants the body (or has not decided): ask for it.
@@ -881,7 +952,7 @@ impl<H: Handler> Conn<H> {
         }
         input.consume(len);
         // Answered at once (the common case): done without another round.
-        self.complete(ctx);
+        self.complete(settings);
         true
     }
 
@@ -890,8 +961,8 @@ impl<H: Handler> Conn<H> {
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        worker: &mut H::Worker,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
     ) -> bool {
         let mut progress = false;
         if self.ex.body != OutBody::Complete && output.len() < WRITE_HIGH_WATER && !self.ex.aborted
@@ -900,14 +971,14 @@ impl<H: Handler> Conn<H> {
             let mut res = Response {
                 out: output,
                 ex: &mut self.ex,
-                ctx,
+                settings,
             };
-            self.handler.poll_response(&mut res, worker);
+            self.handler.poll_response(&mut res, local);
             res.close_head();
             progress |= (output.len(), self.ex.body) != before;
         }
         if self.body.is_some() && !input.is_empty() && !self.ex.aborted {
-            progress |= self.read_body(input, output, ctx, worker);
+            progress |= self.read_body(input, output, settings, local);
             if self.phase == Phase::Done {
                 return true; // the body was broken
             }
@@ -916,20 +987,22 @@ impl<H: Handler> Conn<H> {
             self.phase = Phase::Done;
             return true;
         }
-        self.complete(ctx) || progress
+        self.complete(settings) || progress
     }
 
     /// Ends the exchange if it is complete: the response is, and the body was read; or
     /// the response is, and the connection closes anyway (nothing after the body is
     /// read, so the rest of it need not be). Returns whether it ended.
     #[inline]
-    fn complete(&mut self, ctx: &mut Ctx<'_>) -> bool {
+    fn complete(&mut self, settings: &Settings<'_>) -> bool {
         if self.ex.body != OutBody::Complete || (self.body.is_some() && self.ex.keep_alive) {
             return false;
         }
         self.requests += 1;
-        ctx.count_request();
-        self.phase = if self.ex.keep_alive && !ctx.closing {
+        if let Some(answered) = settings.answered {
+            answered.store(answered.load(Relaxed) + 1, Relaxed);
+        }
+        self.phase = if self.ex.keep_alive && !settings.closing {
             Phase::Head
         } else {
             Phase::Done
@@ -945,28 +1018,28 @@ impl<H: Handler> Conn<H> {
         &mut self,
         input: &mut ReadBuf,
         output: &mut WriteBuf,
-        ctx: &mut Ctx<'_>,
-        worker: &mut H::Worker,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
     ) -> bool {
         let buf = input.filled();
         // The framing: how many bytes this run takes, how many of them (at its end)
         // are data, and whether the body ends with it.
         let framed = match &mut self.body {
             None => return false,
-            Some(BodyReader::Length(remaining)) => {
+            Some(RequestBodyReader::Length(remaining)) => {
                 let n = buf
                     .len()
                     .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                 Ok((n, n, n as u64 == *remaining))
             }
-            Some(BodyReader::Chunked(decoder)) => decoder
+            Some(RequestBodyReader::Chunked(decoder)) => decoder
                 .decode(buf)
                 .map(|(consumed, data)| (consumed, data.len(), decoder.is_done())),
         };
         let (consumed, data_len, ended) = match framed {
             Ok(framed) => framed,
             Err(error) => {
-                self.fail(error, output, ctx, worker);
+                self.fail(error, output, settings, local);
                 return true;
             }
         };
@@ -974,11 +1047,11 @@ impl<H: Handler> Conn<H> {
         let mut res = Response {
             out: output,
             ex: &mut self.ex,
-            ctx,
+            settings,
         };
         let wanted = !res.is_complete();
         let taken = if wanted && !data.is_empty() {
-            self.handler.on_body(data, &mut res, worker).min(data.len())
+            self.handler.on_body(data, &mut res, local).min(data.len())
         } else {
             data.len()
         };
@@ -986,15 +1059,15 @@ impl<H: Handler> Conn<H> {
         let left = data.len() - taken;
         self.stalled = left > 0;
         match &mut self.body {
-            Some(BodyReader::Length(remaining)) => *remaining -= taken as u64,
-            Some(BodyReader::Chunked(decoder)) => decoder.unread(left),
+            Some(RequestBodyReader::Length(remaining)) => *remaining -= taken as u64,
+            Some(RequestBodyReader::Chunked(decoder)) => decoder.unread(left),
             None => unreachable!(),
         }
         input.consume(consumed - left);
         if ended && left == 0 {
             self.body = None;
             if wanted && !res.is_complete() {
-                self.handler.on_body_end(&mut res, worker);
+                self.handler.on_body_end(&mut res, local);
                 res.close_head();
             }
             return true;

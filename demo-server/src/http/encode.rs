@@ -1,6 +1,7 @@
 //! Byte-level encoders for what [`conn::Response`](super::conn::Response) writes:
 //! header field lines and chunks.
 
+use bytes::BufMut;
 use recycle_pool::io::WriteBuf;
 
 /// Plain-text content type of the demo's bodies and of error responses.
@@ -14,29 +15,10 @@ pub fn field(out: &mut WriteBuf, name_colon: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Where the encoders write: the connection's [`WriteBuf`], or the proxy's upstream
-/// output buffer.
-pub trait Out {
-    /// Appends `bytes`.
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl Out for WriteBuf {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl Out for Vec<u8> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-/// Appends one chunk of a chunked body (`len` in hex, CRLF, data, CRLF).
-pub fn write_chunk(out: &mut impl Out, data: &[u8]) {
+/// Appends one chunk of a chunked body (`len` in hex, CRLF, data, CRLF) to any
+/// [`BufMut`]: the connection's [`WriteBuf`], or the proxy's upstream output buffer
+/// (a `Vec<u8>`).
+pub fn write_chunk(out: &mut impl BufMut, data: &[u8]) {
     if data.is_empty() {
         return; // an empty chunk would end the body
     }
@@ -48,10 +30,10 @@ pub fn write_chunk(out: &mut impl Out, data: &[u8]) {
         digits[i] = b"0123456789abcdef"[n & 0xf];
         n >>= 4;
     }
-    out.put(&digits[i..]);
-    out.put(b"\r\n");
-    out.put(data);
-    out.put(b"\r\n");
+    out.put_slice(&digits[i..]);
+    out.put_slice(b"\r\n");
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
 }
 
 /// The last chunk, with no trailers.

@@ -1,7 +1,13 @@
 //! The sans-I/O HTTP/1.1 core: bytes in, bytes out, no sockets.
 //!
-//! - [`parse`]: request heads (`httparse` plus RFC 9112's framing rules and limits);
-//! - [`body`]: the chunked decoder;
+//! - [`fields`]: what both roles share: the head-end scan, the CRLF rule, the field
+//!   storage, and the one reading of `Content-Length`, `Transfer-Encoding` and
+//!   `Connection` that frames a message;
+//! - [`parse`]: request heads (the server role: the request line, `Host`, `Expect`,
+//!   the body limit), [`RequestHead`](parse::RequestHead);
+//! - [`response`]: response heads and bodies (the proxy's client role: the status and
+//!   the request method decide the framing), [`ResponseHead`](response::ResponseHead);
+//! - [`body`]: the chunked decoder, for both roles;
 //! - [`conn`]: the per-connection state machine that the event loop, the tests, the
 //!   fuzz targets and the benchmarks all drive, the [`Handler`](conn::Handler)
 //!   interface it hands requests to, and the [`Response`](conn::Response) it frames;
@@ -12,6 +18,7 @@
 pub mod body;
 pub mod conn;
 pub mod encode;
+pub mod fields;
 pub mod parse;
 pub mod response;
 
@@ -53,11 +60,11 @@ pub(crate) static TCHAR: ByteSet = ByteSet::new(true, b"!#$%&'*+-.^_`|~");
 /// percent-encodings, and of an IP-literal besides `:`.
 pub(crate) static REG_NAME: ByteSet = ByteSet::new(true, b"-._~!$&'()*+,;=");
 
-/// Why a request was refused. Each maps to one status ([`Error::status`]); every one
+/// Why a request was refused. Each maps to one status ([`RequestError::status`]); every one
 /// of them ends the connection after the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Error {
+pub enum RequestError {
     /// Syntax the parser refuses (an ill-formed version, a request target in a form
     /// its method may not use), a missing, repeated or invalid `Host`, or broken
     /// chunked framing (a chunk-size line or trailer outside the grammar, a bare LF):
@@ -77,7 +84,7 @@ pub enum Error {
     /// A request target over [`parse::MAX_URI_LEN`], or a request line that does not
     /// fit within the head limit: 414.
     UriTooLong,
-    /// A head over the configured byte limit or [`parse::MAX_HEADERS`] fields, or chunk
+    /// A head over the configured byte limit or [`fields::MAX_HEADERS`] fields, or chunk
     /// extensions or trailers over their caps: 431.
     HeadTooLarge,
     /// A body over the configured limit: 413.
@@ -91,37 +98,37 @@ pub enum Error {
     VersionNotSupported,
 }
 
-impl Error {
+impl RequestError {
     /// The status code sent for this error.
     pub const fn status(self) -> u16 {
         match self {
-            Error::Malformed | Error::BadFraming => 400,
-            Error::Timeout => 408,
-            Error::BodyTooLarge => 413,
-            Error::UriTooLong => 414,
-            Error::ExpectationFailed => 417,
-            Error::HeadTooLarge => 431,
-            Error::UnsupportedCoding | Error::MethodTooLong => 501,
-            Error::VersionNotSupported => 505,
+            RequestError::Malformed | RequestError::BadFraming => 400,
+            RequestError::Timeout => 408,
+            RequestError::BodyTooLarge => 413,
+            RequestError::UriTooLong => 414,
+            RequestError::ExpectationFailed => 417,
+            RequestError::HeadTooLarge => 431,
+            RequestError::UnsupportedCoding | RequestError::MethodTooLong => 501,
+            RequestError::VersionNotSupported => 505,
         }
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Error::Malformed => "malformed request",
-            Error::BadFraming => "ambiguous or invalid message framing",
-            Error::UnsupportedCoding => "unsupported transfer coding",
-            Error::MethodTooLong => "method too long",
-            Error::UriTooLong => "request target too long",
-            Error::HeadTooLarge => "request head too large",
-            Error::BodyTooLarge => "request body too large",
-            Error::ExpectationFailed => "unsupported expectation",
-            Error::Timeout => "request head timed out",
-            Error::VersionNotSupported => "unsupported HTTP version",
+            RequestError::Malformed => "malformed request",
+            RequestError::BadFraming => "ambiguous or invalid message framing",
+            RequestError::UnsupportedCoding => "unsupported transfer coding",
+            RequestError::MethodTooLong => "method too long",
+            RequestError::UriTooLong => "request target too long",
+            RequestError::HeadTooLarge => "request head too large",
+            RequestError::BodyTooLarge => "request body too large",
+            RequestError::ExpectationFailed => "unsupported expectation",
+            RequestError::Timeout => "request head timed out",
+            RequestError::VersionNotSupported => "unsupported HTTP version",
         })
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for RequestError {}

@@ -1,18 +1,16 @@
 //! Request heads: `httparse` plus the limits and framing rules of RFC 9112.
 //!
 //! Pure functions over a byte slice: no I/O, no allocation. The caller owns the
-//! buffer; a head is parsed only once [`head_end`] has found its blank line, so a slow
-//! client costs one scan of the new bytes per read, not a re-parse of the whole head.
-
-use std::mem::MaybeUninit;
+//! buffer; a head is parsed only once [`fields::find_head`] has found its blank line,
+//! so a slow client costs one scan of the new bytes per read, not a re-parse of the
+//! whole head. The fields that frame the message are read by [`FramingFields`], as a
+//! response's are ([`response`](super::response)); this module adds what only a request
+//! has: the request line, `Host`, `Expect`, the body limit.
 
 use recycle_pool::status::Version;
 
-use super::body::valid_transfer_parameters;
-use super::{Error, REG_NAME, TCHAR};
-
-/// Most header fields a request head may have; one more is a 431.
-pub const MAX_HEADERS: usize = 100;
+use super::fields::{self, Delimiter, FieldStorage, FramingError, FramingFields, memchr_lf};
+use super::{REG_NAME, RequestError};
 
 /// Longest request target accepted; a longer one is a 414.
 pub const MAX_URI_LEN: usize = 8 * 1024;
@@ -36,7 +34,7 @@ pub enum Method {
 
 /// How the request body is delimited (RFC 9112 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub enum RequestFraming {
     /// No body: neither `Content-Length` nor `Transfer-Encoding`.
     None,
     /// `Content-Length: n`. `Length(0)` is a body of no bytes: the connection reads
@@ -48,7 +46,7 @@ pub enum Framing {
 
 /// What a request head says that the connection acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Head {
+pub struct RequestHead {
     /// The method.
     pub method: Method,
     /// `HTTP/1.0` or `HTTP/1.1`.
@@ -58,7 +56,7 @@ pub struct Head {
     /// `Content-Length` repeated with the same value, RFC 9112 §6.3 rule 5).
     pub keep_alive: bool,
     /// How the body is delimited.
-    pub framing: Framing,
+    pub framing: RequestFraming,
     /// `Expect: 100-continue` on an HTTP/1.1 request with a body.
     pub expect_continue: bool,
     /// The framing was read unambiguously, but the head is suspect (it repeats its
@@ -67,10 +65,10 @@ pub struct Head {
     pub suspect: bool,
 }
 
-impl Framing {
+impl RequestFraming {
     /// Whether there are body bytes to read: a `Content-Length` over 0, or chunked.
     pub const fn has_body(self) -> bool {
-        !matches!(self, Framing::None | Framing::Length(0))
+        !matches!(self, RequestFraming::None | RequestFraming::Length(0))
     }
 }
 
@@ -84,27 +82,6 @@ pub enum Codings {
     /// Take it: the body is read per its chunked framing and handed on still coded
     /// (a proxy forwards the codings with it).
     Forward,
-}
-
-/// Where the head ends (the index just past its blank line), scanning only from
-/// `from` (minus 3 bytes of overlap): call it with the previous length of the buffer so
-/// that a head arriving byte by byte costs linear, not quadratic, time.
-#[inline]
-pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let start = from.saturating_sub(3);
-    let mut i = start;
-    while let Some(pos) = memchr_lf(&buf[i..]) {
-        let lf = i + pos;
-        // "\n\n" or "\n\r\n" ends the head (httparse accepts a bare LF line ending).
-        if buf.get(lf + 1) == Some(&b'\n') {
-            return Some(lf + 2);
-        }
-        if buf.get(lf + 1) == Some(&b'\r') && buf.get(lf + 2) == Some(&b'\n') {
-            return Some(lf + 3);
-        }
-        i = lf + 1;
-    }
-    None
 }
 
 /// How many bytes of empty lines (CRLF, or a bare LF as httparse accepts in a head)
@@ -121,19 +98,12 @@ pub fn empty_lines(buf: &[u8]) -> usize {
     }
 }
 
-/// SIMD search: a scalar loop here took a third of the time of a 430-byte browser
-/// request in `benches/fakeconn.rs`.
-#[inline]
-fn memchr_lf(bytes: &[u8]) -> Option<usize> {
-    memchr::memchr(b'\n', bytes)
-}
-
 /// A parsed request head, as a handler sees it: every field borrowed from the
 /// connection's read buffer (nothing copied to the heap).
 #[derive(Debug)]
 pub struct Request<'b> {
     /// What the connection needs to know (method, version, keep-alive, framing).
-    pub head: Head,
+    pub head: RequestHead,
     /// The method as sent (`"GET"`, `"PATCH"`, …), for methods [`Method`] lumps
     /// together as [`Method::Other`].
     pub method_name: &'b str,
@@ -155,48 +125,37 @@ impl<'b> Request<'b> {
     }
 }
 
-/// Storage for the header fields of one head, filled by [`parse`]: on the caller's
-/// stack, uninitialised (zeroing 100 headers, 3.2 KB, cost a third of the time of a
-/// small request in `benches/fakeconn.rs`).
-pub type HeaderStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
-
-/// Fresh [`HeaderStorage`].
-pub const fn header_storage<'b>() -> HeaderStorage<'b> {
-    [const { MaybeUninit::uninit() }; MAX_HEADERS]
-}
-
-/// Parses a complete head (`buf[..end]`, with `end` from [`head_end`]) into `headers`;
+/// Parses a complete head (`buf[..end]`, with `end` from [`fields::find_head`]) into
+/// `headers`;
 /// returns the request and the bytes its head took.
 ///
 /// # Errors
 ///
-/// The [`Error`] that decides the status: malformed syntax (including a bare LF line
+/// The [`RequestError`] that decides the status: malformed syntax (including a bare LF line
 /// end, obs-fold, whitespace before a colon, control bytes in a value or the target),
 /// an invalid or missing `Host`, an invalid absolute-form authority, framing that could
 /// be read two ways, a coding refused per `codings`, too many headers, a target too
 /// long, a body over `max_body`, an unknown expectation.
 pub fn parse<'b>(
     buf: &'b [u8],
-    headers: &'b mut HeaderStorage<'b>,
+    headers: &'b mut FieldStorage<'b>,
     max_body: u64,
     codings: Codings,
-) -> Result<(Request<'b>, usize), Error> {
+) -> Result<(Request<'b>, usize), RequestError> {
     let mut req = httparse::Request::new(&mut []);
     // httparse refuses obs-fold, whitespace between a field name and its colon, and
     // CR, LF, NUL or other controls inside a value or the target (RFC 9112 §5.1, §5.2,
     // §3.2, RFC 9110 §5.5): each is a 400 here, never a request read two ways.
     let len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Err(Error::Malformed),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+        Ok(httparse::Status::Partial) => return Err(RequestError::Malformed),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
         Err(httparse::Error::Version) => return Err(version_error(buf)),
-        Err(_) => return Err(Error::Malformed),
+        Err(_) => return Err(RequestError::Malformed),
     };
-    // RFC 9112 §2.2 lets a recipient take a bare LF as a line end; httparse does. A
-    // proxy that did so in front of a server that does not would frame the request
-    // differently from it, so every line must end in CRLF.
-    if memchr::memchr_iter(b'\n', &buf[..len]).any(|lf| lf == 0 || buf[lf - 1] != b'\r') {
-        return Err(Error::Malformed);
+    // Every line ends in CRLF, as in a response: see [`fields::crlf_only`].
+    if !fields::crlf_only(&buf[..len]) {
+        return Err(RequestError::Malformed);
     }
     let httparse::Request {
         method: Some(method_name),
@@ -205,13 +164,13 @@ pub fn parse<'b>(
         headers,
     } = req
     else {
-        return Err(Error::Malformed);
+        return Err(RequestError::Malformed);
     };
     if method_name.len() > MAX_METHOD_LEN {
-        return Err(Error::MethodTooLong);
+        return Err(RequestError::MethodTooLong);
     }
     if target.len() > MAX_URI_LEN {
-        return Err(Error::UriTooLong);
+        return Err(RequestError::UriTooLong);
     }
     // RFC 9112 §3.2: URI characters only, so no raw non-ASCII byte (httparse lets
     // them through); and no fragment, which neither origin-form (§3.2.1) nor
@@ -219,17 +178,13 @@ pub fn parse<'b>(
     if !valid_target(method_name, target.as_bytes())
         || target.bytes().any(|b| b >= 0x80 || b == b'#')
     {
-        return Err(Error::Malformed);
+        return Err(RequestError::Malformed);
     }
     // The forms whose host is the `Host` field's: all but absolute-form (RFC 9112
     // §3.2.2: a server takes the host from the target and ignores `Host`).
     let host_from_field =
         method_name == "CONNECT" || matches!(target.as_bytes().first(), Some(b'/' | b'*'));
-    let version = if minor == 1 {
-        Version::Http11
-    } else {
-        Version::Http10
-    };
+    let version = fields::version(minor);
     let method = match method_name {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
@@ -237,93 +192,20 @@ pub fn parse<'b>(
         _ => Method::Other,
     };
 
-    let mut content_length: Option<u64> = None;
-    let mut repeated_length = false;
-    let mut transfer_codings = TransferCodings::default();
-    let mut close = false;
-    let mut keep_alive_token = false;
-    let mut hosts = 0;
-    let mut expect_continue = false;
-    for header in headers.iter() {
-        let name = header.name;
-        let value = header.value;
-        if name.eq_ignore_ascii_case("content-length") {
-            for item in tokens(value) {
-                let n = parse_content_length(item)?;
-                // Repeated identical values are one value (RFC 9110 §8.6), but a sender
-                // that repeats it is suspect: answered, then closed. Differing ones
-                // could be read two ways (RFC 9112 §6.3 rule 5).
-                match content_length {
-                    Some(prev) if prev != n => return Err(Error::BadFraming),
-                    Some(_) => repeated_length = true,
-                    None => content_length = Some(n),
-                }
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_codings.add(value)?;
-        } else if name.eq_ignore_ascii_case("connection") {
-            // By length first: a `Connection` may list thousands of options.
-            each_token(value, |token| match token.len() {
-                5 => close |= token.eq_ignore_ascii_case(b"close"),
-                10 => keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive"),
-                _ => {}
-            });
-        } else if name.eq_ignore_ascii_case("host") {
-            // RFC 9112 §3.2: a Host with an invalid value is a 400; so is an empty one
-            // naming the host of an `http` URI (RFC 9110 §4.2.1: a recipient MUST
-            // reject an http URI with an empty host).
-            let no_host = value.first().is_none_or(|&b| b == b':');
-            if !valid_host(value) || (no_host && host_from_field) {
-                return Err(Error::Malformed);
-            }
-            hosts += 1;
-        } else if name.eq_ignore_ascii_case("expect") {
-            if version == Version::Http11
-                && value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
-            {
-                expect_continue = true;
-            } else if version == Version::Http11 {
-                return Err(Error::ExpectationFailed);
-            }
-        }
-    }
-
-    // RFC 9112 §3.2: a 1.1 request has exactly one Host; no request has two.
-    if hosts > 1 || (version == Version::Http11 && hosts == 0) {
-        return Err(Error::Malformed);
-    }
-    let framing = if transfer_codings.present {
-        // §6.1: TE in a 1.0 message, or TE beside Content-Length, is faulty framing;
-        // §6.3 rule 4: TE whose final coding is not chunked cannot be delimited (400).
-        if version == Version::Http10 || content_length.is_some() || !transfer_codings.chunked {
-            return Err(Error::BadFraming);
-        }
-        // §6.1: a coding the server does not understand is a 501 (the framing is
-        // sound: a proxy forwards it).
-        if transfer_codings.coded && codings == Codings::Refuse {
-            return Err(Error::UnsupportedCoding);
-        }
-        Framing::Chunked
-    } else {
-        match content_length {
-            Some(n) if n > max_body => return Err(Error::BodyTooLarge),
-            Some(n) => Framing::Length(n),
-            None => Framing::None,
-        }
-    };
-    let keep_alive = !repeated_length
-        && match version {
-            Version::Http11 => !close,
-            Version::Http10 => keep_alive_token && !close,
-        };
+    let (framing_fields, expect_continue) = read_fields(headers, version, host_from_field)?;
+    let framing = request_framing(&framing_fields, version, max_body, codings)?;
+    // A sender that repeats its `Content-Length` (with the same value: RFC 9110 §8.6
+    // makes it one value) is suspect: answered, then closed.
+    let suspect = framing_fields.repeated_length();
+    let keep_alive = !suspect && framing_fields.persistent(version);
     let request = Request {
-        head: Head {
+        head: RequestHead {
             method,
             version,
             keep_alive,
             framing,
             expect_continue: expect_continue && framing.has_body(),
-            suspect: repeated_length,
+            suspect,
         },
         method_name,
         target,
@@ -333,20 +215,93 @@ pub fn parse<'b>(
     Ok((request, len))
 }
 
+/// Reads the fields: those that frame the message through [`FramingFields`], and the
+/// request's own, `Host` (exactly one on a 1.1 request, none invalid, never two: RFC
+/// 9112 §3.2) and `Expect` (only `100-continue`, on 1.1). Returns the framing fields
+/// and whether the client expects a 100.
+// One call site, on every request: inlined, as when it was written there.
+#[inline(always)]
+fn read_fields(
+    headers: &[httparse::Header<'_>],
+    version: Version,
+    host_from_field: bool,
+) -> Result<(FramingFields, bool), RequestError> {
+    let mut framing_fields = FramingFields::default();
+    let mut hosts = 0;
+    let mut expect_continue = false;
+    for header in headers {
+        let name = header.name;
+        let value = header.value;
+        if framing_fields.add(name, value)? {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("host") {
+            // RFC 9112 §3.2: a Host with an invalid value is a 400; so is an empty one
+            // naming the host of an `http` URI (RFC 9110 §4.2.1: a recipient MUST
+            // reject an http URI with an empty host).
+            let no_host = value.first().is_none_or(|&b| b == b':');
+            if !valid_host(value) || (no_host && host_from_field) {
+                return Err(RequestError::Malformed);
+            }
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("expect") {
+            if version == Version::Http11
+                && value.trim_ascii().eq_ignore_ascii_case(b"100-continue")
+            {
+                expect_continue = true;
+            } else if version == Version::Http11 {
+                return Err(RequestError::ExpectationFailed);
+            }
+        }
+    }
+    // RFC 9112 §3.2: a 1.1 request has exactly one Host; no request has two.
+    if hosts > 1 || (version == Version::Http11 && hosts == 0) {
+        return Err(RequestError::Malformed);
+    }
+    Ok((framing_fields, expect_continue))
+}
+
+/// The request's framing, from what its fields say ([`FramingFields::delimiter`]) and
+/// the rules only a request has: it cannot be close-delimited, its body has a limit,
+/// and a server may refuse codings it cannot decode.
+// One call site, on every request: inlined, as when it was written there.
+#[inline(always)]
+fn request_framing(
+    framing_fields: &FramingFields,
+    version: Version,
+    max_body: u64,
+    codings: Codings,
+) -> Result<RequestFraming, RequestError> {
+    Ok(match framing_fields.delimiter(version)? {
+        // §6.3 rule 4: a request whose final coding is not chunked cannot be
+        // delimited (400).
+        Delimiter::Unchunked => return Err(RequestError::BadFraming),
+        // §6.1: a coding the server does not understand is a 501 (the framing is
+        // sound: a proxy forwards it).
+        Delimiter::Chunked { coded: true } if codings == Codings::Refuse => {
+            return Err(RequestError::UnsupportedCoding);
+        }
+        Delimiter::Chunked { .. } => RequestFraming::Chunked,
+        Delimiter::Length(n) if n > max_body => return Err(RequestError::BodyTooLarge),
+        Delimiter::Length(n) => RequestFraming::Length(n),
+        Delimiter::Absent => RequestFraming::None,
+    })
+}
+
 /// The status for a head over the `max_head` byte limit, decided from its first
 /// `max_head` bytes only (so not from how the bytes happened to arrive): 501 if the
 /// method does not end within [`MAX_METHOD_LEN`] bytes; 414 if the request line does
 /// not end within them or its target is over [`MAX_URI_LEN`], as nginx answers a
 /// request line longer than its header buffer; 431 otherwise.
-pub fn oversized(buf: &[u8], max_head: usize) -> Error {
+pub fn oversized(buf: &[u8], max_head: usize) -> RequestError {
     let seen = &buf[..buf.len().min(max_head)];
     // No space within the longest method accepted: the method is too long, whatever
     // the rest (RFC 9112 §3: 501, not a 414, which is about the target).
     if seen.len() > MAX_METHOD_LEN && !seen[..=MAX_METHOD_LEN].contains(&b' ') {
-        return Error::MethodTooLong;
+        return RequestError::MethodTooLong;
     }
     let Some(line_end) = memchr_lf(seen) else {
-        return Error::UriTooLong;
+        return RequestError::UriTooLong;
     };
     let line = &seen[..line_end];
     let target = match (
@@ -357,9 +312,9 @@ pub fn oversized(buf: &[u8], max_head: usize) -> Error {
         _ => &[][..],
     };
     if target.len() > MAX_URI_LEN {
-        Error::UriTooLong
+        RequestError::UriTooLong
     } else {
-        Error::HeadTooLarge
+        RequestError::HeadTooLarge
     }
 }
 
@@ -481,145 +436,6 @@ fn valid_host_slow(value: &[u8]) -> bool {
     }
 }
 
-/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), at most 19 digits so it fits a u64
-/// with room to spare: a sign, hex, spaces or nothing are refused.
-pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, Error> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return Err(Error::BadFraming);
-    }
-    Ok(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
-}
-
-/// The elements of a comma-separated list of tokens (RFC 9110 §5.6.1, §5.6.2:
-/// `Connection`, `Content-Length`), each without its surrounding OWS; empty elements
-/// included.
-///
-/// A token holds no quote, so every comma splits: in `Connection: a"b, close` the
-/// first element is simply not a token and `close` is still seen. (Reading the `"` as
-/// the start of a quoted-string, as [`list`] does, would hide `close`, or a field
-/// name that `Connection` asks to remove.)
-pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
-}
-
-/// Calls `f` with each element of a comma-separated list of tokens, as [`tokens`]
-/// yields them, in one tight pass: for `Connection`, whose options a client may list
-/// by the thousand (one byte and a comma each), so that reading them costs about what
-/// reading any other bytes of the head does.
-#[inline]
-pub(crate) fn each_token(value: &[u8], mut f: impl FnMut(&[u8])) {
-    let mut rest = value;
-    loop {
-        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
-        let mut token = &rest[..end];
-        // OWS around an element is rare: trimmed only where there is some (httparse
-        // lets no CR, LF or FF into a value, so this trims what `tokens` trims).
-        if let [b' ' | b'\t', ..] = token {
-            token = token.trim_ascii_start();
-        }
-        if let [.., b' ' | b'\t'] = token {
-            token = token.trim_ascii_end();
-        }
-        f(token);
-        match rest.get(end + 1..) {
-            Some(after) => rest = after,
-            None => return,
-        }
-    }
-}
-
-/// The elements of a comma-separated field value whose elements may hold
-/// quoted-strings (RFC 9110 §5.6.1; here `Transfer-Encoding`, whose codings take
-/// parameters, §5.6.6), each without its surrounding OWS; empty elements included.
-///
-/// A comma inside a quoted-string (§5.6.4: `"` to `"`, a backslash taking the next
-/// byte as it is) does not split: `x;p="a,b", chunked` is two elements, `x;p="a,b"`
-/// and `chunked`. A quoted-string that does not end runs to the end of the value, one
-/// element (`x;p="a, chunked` is one): it matches no token, and no transfer coding
-/// ([`TransferCodings`] refuses it).
-///
-/// `trim_ascii` also trims CR, LF and FF, none of which httparse lets into a value, so
-/// on a parsed value it trims exactly OWS (SP and HTAB).
-pub(crate) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(value);
-    std::iter::from_fn(move || {
-        let value = rest?;
-        let (element, after) = match element_end(value) {
-            Some(comma) => (&value[..comma], Some(&value[comma + 1..])),
-            None => (value, None),
-        };
-        rest = after;
-        Some(element.trim_ascii())
-    })
-}
-
-/// Where the first list element of `value` ends: the index of the first comma outside
-/// a quoted-string, if any.
-fn element_end(value: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    loop {
-        i += memchr::memchr2(b',', b'"', value.get(i..)?)?;
-        if value[i] == b',' {
-            return Some(i);
-        }
-        i += 1; // the opening quote
-        // Inside the quoted-string: to its closing quote, over quoted-pairs.
-        loop {
-            i += memchr::memchr2(b'"', b'\\', value.get(i..)?)?;
-            if value[i] == b'"' {
-                i += 1;
-                break;
-            }
-            i += 2;
-        }
-    }
-}
-
-/// What the `Transfer-Encoding` fields of a message say (RFC 9112 §6.1, §7), read one
-/// field at a time with [`add`](Self::add). Shared by requests and responses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TransferCodings {
-    /// The message has a `Transfer-Encoding` field.
-    pub(crate) present: bool,
-    /// The last coding so far is `chunked`.
-    pub(crate) chunked: bool,
-    /// A coding other than `chunked` is listed.
-    pub(crate) coded: bool,
-}
-
-impl TransferCodings {
-    /// Reads the codings of one `Transfer-Encoding` value, skipping empty elements
-    /// (RFC 9110 §5.6.1).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::BadFraming`] for framing no one could delimit, or that two recipients
-    /// could read two ways: a coding that is not `token *( OWS ";" OWS
-    /// transfer-parameter )` (§7; an unterminated quoted-string among its parameters,
-    /// say), `chunked` with parameters (§7.1: "Their presence SHOULD be treated as an
-    /// error"), any coding after `chunked` (§7: it is applied once, and last).
-    pub(crate) fn add(&mut self, value: &[u8]) -> Result<(), Error> {
-        self.present = true;
-        for coding in list(value).filter(|coding| !coding.is_empty()) {
-            let name_len = coding
-                .iter()
-                .position(|&b| !TCHAR.contains(b))
-                .unwrap_or(coding.len());
-            let (name, parameters) = coding.split_at(name_len);
-            if self.chunked || name.is_empty() || !valid_transfer_parameters(parameters) {
-                return Err(Error::BadFraming);
-            }
-            // §7: coding names are case-insensitive.
-            self.chunked = name.eq_ignore_ascii_case(b"chunked");
-            if self.chunked && !parameters.is_empty() {
-                return Err(Error::BadFraming);
-            }
-            self.coded |= !self.chunked;
-        }
-        Ok(())
-    }
-}
-
 /// An absolute-form `http` or `https` target split into its authority (possibly
 /// empty) and the rest, path and query (possibly empty): `http://host:1/p?q` →
 /// `(host:1, /p?q)`. `None` for any other form of target.
@@ -643,7 +459,7 @@ pub(crate) fn split_absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
 /// DIGIT`, case-sensitive) of another major version is one this server does not
 /// support, 505 (RFC 9110 §15.6.6); anything else is a 400. (`HTTP/1.2` is a 400 too,
 /// though RFC 9110 §2.5 would have it read as 1.1: httparse does not parse it.)
-fn version_error(buf: &[u8]) -> Error {
+fn version_error(buf: &[u8]) -> RequestError {
     let line = &buf[empty_lines(buf)..];
     let line = &line[..memchr_lf(line).unwrap_or(line.len())];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -651,9 +467,9 @@ fn version_error(buf: &[u8]) -> Error {
         Some(&[b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
             if major.is_ascii_digit() && minor.is_ascii_digit() && major != b'1' =>
         {
-            Error::VersionNotSupported
+            RequestError::VersionNotSupported
         }
-        _ => Error::Malformed,
+        _ => RequestError::Malformed,
     }
 }
 
@@ -695,37 +511,31 @@ fn path_of(target: &[u8]) -> &[u8] {
     }
 }
 
+impl From<FramingError> for RequestError {
+    fn from(FramingError: FramingError) -> Self {
+        RequestError::BadFraming
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::fields::{MAX_HEADERS, field_storage, head_end};
 
-    fn parse_with(req: &str, codings: Codings) -> Result<Head, Error> {
+    fn parse_with(req: &str, codings: Codings) -> Result<RequestHead, RequestError> {
         let end = head_end(req.as_bytes(), 0).expect("complete head");
-        let mut headers = header_storage();
+        let mut headers = field_storage();
         parse(&req.as_bytes()[..end], &mut headers, 1 << 20, codings).map(|(r, _)| r.head)
     }
 
     /// As a server that cannot decode codings before chunked parses.
-    fn parse_all(req: &str) -> Result<Head, Error> {
+    fn parse_all(req: &str) -> Result<RequestHead, RequestError> {
         parse_with(req, Codings::Refuse)
     }
 
     /// As a proxy parses: codings before chunked are forwarded.
-    fn parse_forwarding(req: &str) -> Result<Head, Error> {
+    fn parse_forwarding(req: &str) -> Result<RequestHead, RequestError> {
         parse_with(req, Codings::Forward)
-    }
-
-    #[test]
-    fn head_end_scans_only_new_bytes_and_finds_every_ending() {
-        let req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
-        let end = req.len() - 4;
-        assert_eq!(head_end(req, 0), Some(end));
-        // Fed one byte at a time, resuming from the previous length.
-        let found = (1..=req.len()).find_map(|n| head_end(&req[..n], n - 1));
-        assert_eq!(found, Some(end));
-        // A bare LF ends the head too (the parse then refuses it, with a status).
-        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
     }
 
     #[test]
@@ -754,9 +564,9 @@ mod tests {
     }
 
     #[test]
-    fn framing_rules() {
+    fn a_length_or_chunked_frames_the_body() {
         let h = parse_all("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").unwrap();
-        assert_eq!(h.framing, Framing::Length(5));
+        assert_eq!(h.framing, RequestFraming::Length(5));
         // RFC 9112 §6.3 rule 5: a repeated identical length is one length, but the
         // sender is suspect: the connection closes after the response.
         for repeated in [
@@ -767,7 +577,7 @@ mod tests {
             let h = h.unwrap();
             assert_eq!(
                 (h.framing, h.keep_alive),
-                (Framing::Length(5), false),
+                (RequestFraming::Length(5), false),
                 "{repeated}"
             );
         }
@@ -775,17 +585,21 @@ mod tests {
         let h = parse_all("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!(
             (h.framing, h.framing.has_body()),
-            (Framing::Length(0), false)
+            (RequestFraming::Length(0), false)
         );
         let h = parse_all("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 000\r\n\r\n").unwrap();
-        assert_eq!(h.framing, Framing::Length(0));
+        assert_eq!(h.framing, RequestFraming::Length(0));
         let h = parse_all(
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
         );
         assert!(!h.unwrap().expect_continue, "no body to ask for");
         let h =
             parse_all("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        assert_eq!(h.framing, Framing::Chunked);
+        assert_eq!(h.framing, RequestFraming::Chunked);
+    }
+
+    #[test]
+    fn framing_read_two_ways_or_not_at_all_is_a_400() {
         for bad in [
             "Content-Length: 5\r\nContent-Length: 6",
             "Content-Length: 5, 6",
@@ -806,7 +620,7 @@ mod tests {
             "Transfer-Encoding: chunked;q=1",
             "Transfer-Encoding: ",
             "Content-Length: 1\r\nTransfer-Encoding: gzip, chunked",
-            // Review item 1: RFC 9110 §5.6.4, a comma in a quoted-string splits
+            // RFC 9110 §5.6.4: a comma in a quoted-string splits
             // nothing. Unterminated, the quoted-string runs to the end of the value:
             // no final chunked (a reader splitting at every comma would see one).
             "Transfer-Encoding: x;p=\"a, chunked",
@@ -825,9 +639,17 @@ mod tests {
             "Transfer-Encoding: ;p=v, chunked",
         ] {
             let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{bad}\r\n\r\n");
-            assert_eq!(parse_all(&req), Err(Error::BadFraming), "{bad}");
-            assert_eq!(parse_forwarding(&req), Err(Error::BadFraming), "{bad}");
+            assert_eq!(parse_all(&req), Err(RequestError::BadFraming), "{bad}");
+            assert_eq!(
+                parse_forwarding(&req),
+                Err(RequestError::BadFraming),
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn codings_before_chunked_are_a_501_or_forwarded() {
         // §6.1: codings before a final chunked are valid. A server that cannot decode
         // them answers 501; a proxy forwards them.
         for coded in [
@@ -840,44 +662,32 @@ mod tests {
             "Transfer-Encoding: gzip;level=9\t, ,chunked",
         ] {
             let req = format!("POST / HTTP/1.1\r\nHost: a\r\n{coded}\r\n\r\n");
-            assert_eq!(parse_all(&req), Err(Error::UnsupportedCoding), "{coded}");
+            assert_eq!(
+                parse_all(&req),
+                Err(RequestError::UnsupportedCoding),
+                "{coded}"
+            );
             let head = parse_forwarding(&req).unwrap();
             assert_eq!(
                 (head.framing, head.keep_alive),
-                (Framing::Chunked, true),
+                (RequestFraming::Chunked, true),
                 "{coded}"
             );
-        }
-        // §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, coded or not.
-        for te in ["chunked", "gzip, chunked", "gzip"] {
-            let req = format!("POST / HTTP/1.0\r\nTransfer-Encoding: {te}\r\n\r\n");
-            assert_eq!(parse_all(&req), Err(Error::BadFraming), "{te}");
-            assert_eq!(parse_forwarding(&req), Err(Error::BadFraming), "{te}");
         }
     }
 
     #[test]
-    fn lists_split_outside_quoted_strings_only() {
-        // RFC 9110 §5.6.1 (OWS around elements, empty ones kept), §5.6.4 (quoted-string,
-        // quoted-pair).
-        let elements = |value: &str| -> Vec<String> {
-            list(value.as_bytes())
-                .map(|e| String::from_utf8(e.to_vec()).unwrap())
-                .collect()
-        };
-        assert_eq!(elements("a, b ,\tc"), ["a", "b", "c"]);
-        assert_eq!(elements(" , a,,"), ["", "a", "", ""]);
-        assert_eq!(elements(""), [""]);
-        assert_eq!(elements("x;p=\"a,b\", chunked"), ["x;p=\"a,b\"", "chunked"]);
-        assert_eq!(elements(r#""a\",b", c"#), [r#""a\",b""#, "c"]);
-        assert_eq!(elements(r#""a\\", b"#), [r#""a\\""#, "b"]);
-        assert_eq!(elements("\"\", \"\""), ["\"\"", "\"\""]);
-        // Unterminated: one element to the end, whatever follows.
-        assert_eq!(elements("x;p=\"a, chunked"), ["x;p=\"a, chunked"]);
-        assert_eq!(elements("a, \"b, c"), ["a", "\"b, c"]);
-        // A backslash outside a quoted-string is a byte like any other.
-        assert_eq!(elements(r#"a\, b\"c, d"#), [r#"a\"#, r#"b\"c, d"#]);
-        assert_eq!(elements("\"a\\"), ["\"a\\"]);
+    fn transfer_encoding_in_http_1_0_is_a_400() {
+        // §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing, coded or not.
+        for te in ["chunked", "gzip, chunked", "gzip"] {
+            let req = format!("POST / HTTP/1.0\r\nTransfer-Encoding: {te}\r\n\r\n");
+            assert_eq!(parse_all(&req), Err(RequestError::BadFraming), "{te}");
+            assert_eq!(
+                parse_forwarding(&req),
+                Err(RequestError::BadFraming),
+                "{te}"
+            );
+        }
     }
 
     #[test]
@@ -919,11 +729,11 @@ mod tests {
             b"GET http://a b/ HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET http://a:x/ HTTP/1.1\r\nHost: a\r\n\r\n",
         ] {
-            let mut headers = header_storage();
+            let mut headers = field_storage();
             let end = head_end(bad, 0).unwrap_or(bad.len());
             assert_eq!(
                 parse(&bad[..end], &mut headers, 1 << 20, Codings::Forward).map(|(r, _)| r.head),
-                Err(Error::Malformed),
+                Err(RequestError::Malformed),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
@@ -936,58 +746,74 @@ mod tests {
     }
 
     #[test]
-    fn limits_and_other_errors() {
+    fn a_body_target_or_head_over_its_limit_is_refused() {
         let req = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n";
-        assert_eq!(parse_all(req), Err(Error::BodyTooLarge));
+        assert_eq!(parse_all(req), Err(RequestError::BodyTooLarge));
         let long = format!(
             "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
             "a".repeat(MAX_URI_LEN)
         );
-        assert_eq!(parse_all(&long), Err(Error::UriTooLong));
+        assert_eq!(parse_all(&long), Err(RequestError::UriTooLong));
         let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
         let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
-        assert_eq!(parse_all(&req), Err(Error::HeadTooLarge));
+        assert_eq!(parse_all(&req), Err(RequestError::HeadTooLarge));
+    }
+
+    #[test]
+    fn a_1_1_request_has_exactly_one_host() {
         assert_eq!(
             parse_all("GET / HTTP/1.1\r\n\r\n"),
-            Err(Error::Malformed),
+            Err(RequestError::Malformed),
             "no Host"
         );
         assert_eq!(
             parse_all("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
-            Err(Error::Malformed)
+            Err(RequestError::Malformed)
         );
+    }
+
+    #[test]
+    fn another_major_version_is_a_505_an_ill_formed_one_a_400() {
         // RFC 9110 §15.6.6: a major version other than 1 is a 505; an ill-formed
         // version (RFC 9112 §2.3) a 400.
         for (line, error) in [
-            ("GET / HTTP/2.0", Error::VersionNotSupported),
-            ("GET / HTTP/3.0", Error::VersionNotSupported),
-            ("GET / HTTP/0.9", Error::VersionNotSupported),
-            ("PRI * HTTP/2.0", Error::VersionNotSupported),
-            ("GET / HTTP/2", Error::Malformed),
-            ("GET / http/2.0", Error::Malformed),
-            ("GET / HTTP/2.0 x", Error::Malformed),
-            ("GET / HTTP/22.0", Error::Malformed),
-            ("GET / HTTP/1.2", Error::Malformed),
+            ("GET / HTTP/2.0", RequestError::VersionNotSupported),
+            ("GET / HTTP/3.0", RequestError::VersionNotSupported),
+            ("GET / HTTP/0.9", RequestError::VersionNotSupported),
+            ("PRI * HTTP/2.0", RequestError::VersionNotSupported),
+            ("GET / HTTP/2", RequestError::Malformed),
+            ("GET / http/2.0", RequestError::Malformed),
+            ("GET / HTTP/2.0 x", RequestError::Malformed),
+            ("GET / HTTP/22.0", RequestError::Malformed),
+            ("GET / HTTP/1.2", RequestError::Malformed),
         ] {
             let req = format!("\r\n{line}\r\nHost: a\r\n\r\n");
             assert_eq!(parse_all(&req), Err(error), "{line}");
         }
+    }
+
+    #[test]
+    fn obs_fold_and_a_bad_method_are_a_400() {
         assert_eq!(
             parse_all("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"),
-            Err(Error::Malformed)
+            Err(RequestError::Malformed)
         );
         assert_eq!(
             parse_all("G@T / HTTP/1.1\r\nHost: a\r\n\r\n"),
-            Err(Error::Malformed)
+            Err(RequestError::Malformed)
         );
+    }
+
+    #[test]
+    fn only_100_continue_is_an_expectation_met() {
         let req = "POST / HTTP/1.1\r\nHost: a\r\nExpect: something\r\n\r\n";
-        assert_eq!(parse_all(req), Err(Error::ExpectationFailed));
+        assert_eq!(parse_all(req), Err(RequestError::ExpectationFailed));
         let req = "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n";
         assert!(parse_all(req).unwrap().expect_continue);
     }
 
     #[test]
-    fn host_values() {
+    fn every_valid_host_shape_is_taken() {
         // RFC 9110 §7.2, RFC 3986 §3.2.2: every path of `valid_host` (plain, with a
         // port, percent-encoded, IP-literal).
         for ok in [
@@ -1019,6 +845,10 @@ mod tests {
         ] {
             assert!(valid_host(ok.as_bytes()), "{ok:?}");
         }
+    }
+
+    #[test]
+    fn a_host_outside_the_grammar_is_refused() {
         for bad in [
             "a b",
             "a/b",
@@ -1040,7 +870,7 @@ mod tests {
             "a\\b",
             "a[b",
             "\u{80}",
-            // Review item 7: IP-literals outside RFC 3986 §3.2.2 (and RFC 6874 §2).
+            // IP-literals outside RFC 3986 §3.2.2 (and RFC 6874 §2).
             "[zzz]",
             "[::1%eth0]",
             "[:::::]:",
@@ -1075,25 +905,31 @@ mod tests {
     fn oversized_heads_are_414_or_431_from_the_request_line() {
         let line = |target: usize| format!("GET /{} HTTP/1.1\r\nHost: a\r\n", "x".repeat(target));
         // The request line does not end within the limit: 414.
-        assert_eq!(oversized(line(100).as_bytes(), 50), Error::UriTooLong);
+        assert_eq!(
+            oversized(line(100).as_bytes(), 50),
+            RequestError::UriTooLong
+        );
         // It does, with a short target: 431, however much more was read.
         let head = line(10) + &"X: y\r\n".repeat(100);
-        assert_eq!(oversized(head.as_bytes(), 64), Error::HeadTooLarge);
+        assert_eq!(oversized(head.as_bytes(), 64), RequestError::HeadTooLarge);
         // It does, with a target over MAX_URI_LEN (a head limit above it): 414.
         let head = line(MAX_URI_LEN + 1) + &"X: y\r\n".repeat(100);
         assert_eq!(
             oversized(head.as_bytes(), MAX_URI_LEN + 100),
-            Error::UriTooLong
+            RequestError::UriTooLong
         );
         // Only the first `max_head` bytes count: a CRLF just past them does not.
         let head = line(100);
         let lf = head.find('\n').unwrap();
-        assert_eq!(oversized(head.as_bytes(), lf), Error::UriTooLong);
-        assert_eq!(oversized(head.as_bytes(), lf + 1), Error::HeadTooLarge);
+        assert_eq!(oversized(head.as_bytes(), lf), RequestError::UriTooLong);
+        assert_eq!(
+            oversized(head.as_bytes(), lf + 1),
+            RequestError::HeadTooLarge
+        );
     }
 
     #[test]
-    fn target_forms() {
+    fn each_target_form_is_for_its_methods() {
         // RFC 9112 §3.2: each form, with the methods that may use it.
         for (method, target) in [
             ("GET", "/"),
@@ -1138,7 +974,7 @@ mod tests {
     }
 
     #[test]
-    fn targets() {
+    fn the_path_drops_the_authority_and_query() {
         assert_eq!(path_of(b"/echo?x=1"), b"/echo");
         assert_eq!(path_of(b"http://example.com/bytes/5?q"), b"/bytes/5");
         assert_eq!(path_of(b"HTTP://example.com"), b"/");

@@ -1,11 +1,11 @@
 //! Response heads and bodies, for the proxy's upstream side: `httparse::Response` plus
 //! the framing rules of RFC 9112 §6.3 and the limits requests are held to.
 //!
-//! The same conventions as [`parse`](super::parse): pure functions over a byte slice,
-//! no I/O, no allocation. The caller owns the buffer and the field storage
-//! ([`Fields`]); [`find_head`] scans only new bytes for the blank line that ends a head,
-//! [`parse`] then reads the head once, and [`BodyReader`] delimits the body that
-//! follows it.
+//! The same conventions as [`parse`](super::parse), and the same shared core
+//! ([`fields`]): pure functions over a byte slice, no I/O, no allocation. The caller
+//! owns the buffer and the field storage ([`FieldStorage`]); [`fields::find_head`]
+//! scans only new bytes for the blank line that ends a head, [`parse`] then reads the
+//! head once, and [`ResponseBodyReader`] delimits the body that follows it.
 //!
 //! Strict where leniency would let one upstream message be read two ways (RFC 9112
 //! §6.3, §11.2): every line ends in CRLF, no obs-fold, no whitespace before a field's
@@ -16,74 +16,75 @@
 //! # Examples
 //!
 //! ```
-//! use demo_server::http::response::{self, BodyReader, Framing};
+//! use demo_server::http::fields;
+//! use demo_server::http::response::{self, ResponseBodyReader, ResponseFraming};
 //!
 //! let input = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 //! let mut buf = &input[..];
 //! let mut scanned = 0;
-//! let mut fields = response::fields();
+//! let mut fields = fields::field_storage();
 //! let head = loop {
-//!     let end = response::find_head(buf, &mut scanned, 16 * 1024)?.expect("a whole head");
+//!     let end = fields::find_head(buf, &mut scanned, 16 * 1024)?.expect("a whole head");
 //!     let parsed = response::parse(&buf[..end], b"GET", &mut fields)?;
 //!     buf = &buf[parsed.len..];
 //!     if !parsed.head.is_interim() {
 //!         break parsed.head; // a 1xx is forwarded, then the next head is read
 //!     }
 //! };
-//! assert_eq!((head.status, head.framing), (200, Framing::Length(5)));
-//! let mut body = BodyReader::new(head.framing);
+//! assert_eq!((head.status, head.framing), (200, ResponseFraming::Length(5)));
+//! let mut body = ResponseBodyReader::new(head.framing);
 //! let (used, data) = body.decode(buf)?;
 //! assert_eq!((used, data), (5, &b"hello"[..]));
 //! assert!(body.is_done());
-//! # Ok::<(), response::Error>(())
+//! # Ok::<(), response::ResponseError>(())
 //! ```
 
 use std::fmt;
-use std::mem::MaybeUninit;
 
+use super::RequestError;
+use super::body::ChunkedDecoder;
 use recycle_pool::status::Version;
 
-use super::body::ChunkedDecoder;
-use super::parse::{MAX_HEADERS, TransferCodings, head_end, parse_content_length, tokens};
+use super::fields::{self, Delimiter, FieldStorage, FramingError, FramingFields, HeadOverLimit};
 
 /// Why an upstream response was refused. Before any of the response went to the
 /// client the proxy answers each with 502; after, it cuts the client's response off.
 /// The upstream connection is closed either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ResponseError {
     /// Syntax `httparse` refuses (an invalid status line, bad field-name or field-value
     /// bytes, obs-fold, whitespace before a colon), a bare LF line ending, a blank line
     /// before the status line, a status outside `100..=599`.
     Malformed,
-    /// Framing that could be read two ways or not at all (RFC 9112 §6.3): both
+    /// ResponseFraming that could be read two ways or not at all (RFC 9112 §6.3): both
     /// `Content-Length` and `Transfer-Encoding`, lengths that differ or are not all
     /// digits, `chunked` applied twice or before another coding, `Transfer-Encoding` in
     /// an HTTP/1.0 response, broken chunked framing.
     BadFraming,
-    /// A head over the byte limit or with more than [`MAX_HEADERS`] fields, or chunk
+    /// A head over the byte limit or with more than [`MAX_HEADERS`](fields::MAX_HEADERS) fields, or chunk
     /// extensions or trailers over their caps.
     HeadTooLarge,
     /// The upstream closed the connection before the body's end.
     Truncated,
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for ResponseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Error::Malformed => "malformed response",
-            Error::BadFraming => "ambiguous or invalid response framing",
-            Error::HeadTooLarge => "response head too large",
-            Error::Truncated => "response body cut short",
+            ResponseError::Malformed => "malformed response",
+            ResponseError::BadFraming => "ambiguous or invalid response framing",
+            ResponseError::HeadTooLarge => "response head too large",
+            ResponseError::Truncated => "response body cut short",
         })
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for ResponseError {}
 
 /// How a response body is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub enum ResponseFraming {
     /// No body, whatever the fields say: the response to a HEAD request, a 1xx
     /// (other than 101), 204 or 304 (§6.3 rule 1).
     None,
@@ -102,7 +103,7 @@ pub enum Framing {
 
 /// What a response head says about the message, minus its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Head {
+pub struct ResponseHead {
     /// The status code, `100..=599`.
     pub status: u16,
     /// `HTTP/1.0` or `HTTP/1.1`.
@@ -112,7 +113,7 @@ pub struct Head {
     /// body not delimited by the close itself.
     pub keep_alive: bool,
     /// How the body is delimited.
-    pub framing: Framing,
+    pub framing: ResponseFraming,
     /// The `Content-Length` value, if one was sent, even where it delimits nothing (a
     /// HEAD response or a 304 states the length a GET would get).
     pub content_length: Option<u64>,
@@ -121,7 +122,7 @@ pub struct Head {
     pub transfer_coded: bool,
 }
 
-impl Head {
+impl ResponseHead {
     /// Whether this is an interim response (1xx other than 101): forward it, then parse
     /// the final response that follows on the same connection.
     pub fn is_interim(&self) -> bool {
@@ -129,21 +130,11 @@ impl Head {
     }
 }
 
-/// Storage for the fields of one head, owned by the caller so that parsing allocates
-/// nothing; make it with [`fields()`].
-pub type Fields<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
-
-/// Uninitialised storage for [`parse`]: nothing is zeroed, as in
-/// [`parse::parse`](super::parse::parse).
-pub const fn fields<'b>() -> Fields<'b> {
-    [const { MaybeUninit::uninit() }; MAX_HEADERS]
-}
-
 /// One parsed response head.
 #[derive(Debug)]
 pub struct Parsed<'h, 'b> {
     /// What the head says.
-    pub head: Head,
+    pub head: ResponseHead,
     /// The reason phrase as sent (possibly empty; obs-text kept as is).
     pub reason: &'b [u8],
     /// The header fields, in order, borrowed from the buffer.
@@ -152,143 +143,79 @@ pub struct Parsed<'h, 'b> {
     pub len: usize,
 }
 
-/// Looks for the end of the head at the front of `buf` (the index just past its blank
-/// line), scanning only the bytes after `*scanned` and recording how far it got.
-///
-/// Reset `*scanned` to 0 after each head. `Ok(None)` means "read more".
-///
-/// # Errors
-///
-/// [`Error::HeadTooLarge`] when the head is (or already is, unfinished) longer than
-/// `max_head_bytes`.
-pub fn find_head(
-    buf: &[u8],
-    scanned: &mut usize,
-    max_head_bytes: usize,
-) -> Result<Option<usize>, Error> {
-    match head_end(buf, *scanned) {
-        Some(end) if end > max_head_bytes => Err(Error::HeadTooLarge),
-        Some(end) => {
-            *scanned = 0;
-            Ok(Some(end))
-        }
-        None if buf.len() > max_head_bytes => Err(Error::HeadTooLarge),
-        None => {
-            *scanned = buf.len();
-            Ok(None)
-        }
-    }
-}
-
-/// Parses a complete response head (`buf[..end]`, with `end` from [`find_head`]) to a
+/// Parses a complete response head (`buf[..end]`, with `end` from
+/// [`fields::find_head`]) to a
 /// request made with `method` (case-sensitive, as on the wire: `b"HEAD"`).
 ///
 /// # Errors
 ///
-/// [`Error::Malformed`], [`Error::BadFraming`] or [`Error::HeadTooLarge`] (more than
-/// [`MAX_HEADERS`] fields); see [`Error`] for each case.
+/// [`ResponseError::Malformed`], [`ResponseError::BadFraming`] or [`ResponseError::HeadTooLarge`] (more than
+/// [`MAX_HEADERS`](fields::MAX_HEADERS) fields); see [`ResponseError`] for each case.
 pub fn parse<'h, 'b>(
     buf: &'b [u8],
     method: &[u8],
-    fields: &'h mut Fields<'b>,
-) -> Result<Parsed<'h, 'b>, Error> {
+    fields: &'h mut FieldStorage<'b>,
+) -> Result<Parsed<'h, 'b>, ResponseError> {
     // httparse skips blank lines before the status line; RFC 9112 §2.2 allows that only
     // before a request line, and after a response they mean the previous body was
     // longer than its framing said.
     if !buf.starts_with(b"HTTP/") {
-        return Err(Error::Malformed);
+        return Err(ResponseError::Malformed);
     }
     let mut res = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default()
         .parse_response_with_uninit_headers(&mut res, buf, fields)
     {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Err(Error::Malformed),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
-        Err(_) => return Err(Error::Malformed),
+        Ok(httparse::Status::Partial) => return Err(ResponseError::Malformed),
+        Err(httparse::Error::TooManyHeaders) => return Err(ResponseError::HeadTooLarge),
+        Err(_) => return Err(ResponseError::Malformed),
     };
-    // httparse accepts a bare LF as a line end; RFC 9112 §2.2 lets a recipient do so,
-    // but a proxy that reads lines differently from the next hop can be desynchronised.
-    if memchr::memchr_iter(b'\n', &buf[..len]).any(|lf| lf == 0 || buf[lf - 1] != b'\r') {
-        return Err(Error::Malformed);
+    // Every line ends in CRLF, as in a request: see [`fields::crlf_only`].
+    if !fields::crlf_only(&buf[..len]) {
+        return Err(ResponseError::Malformed);
     }
     let (Some(minor), Some(status)) = (res.version, res.code) else {
-        return Err(Error::Malformed);
+        return Err(ResponseError::Malformed);
     };
     // RFC 9110 §15: codes outside 100..=599 are invalid.
     if !(100..=599).contains(&status) {
-        return Err(Error::Malformed);
+        return Err(ResponseError::Malformed);
     }
-    let version = if minor == 1 {
-        Version::Http11
-    } else {
-        Version::Http10
-    };
+    let version = fields::version(minor);
     // "HTTP/1.1 200 OK\r\n": the reason starts after the code's space (httparse
     // replaces a reason holding obs-text with "", the raw bytes are kept here).
     let line_end = memchr::memchr(b'\r', buf).unwrap_or(0);
     let reason = buf.get(13..line_end).unwrap_or(b"");
 
-    let mut content_length: Option<u64> = None;
-    let mut codings = TransferCodings::default();
-    let mut close = false;
-    let mut keep_alive_option = false;
+    let mut framing_fields = FramingFields::default();
     for field in res.headers.iter() {
-        let name = field.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            for item in tokens(field.value) {
-                let n = parse_content_length(item).map_err(|_| Error::BadFraming)?;
-                // Repeated identical values are one value (RFC 9110 §8.6).
-                if content_length.is_some_and(|previous| previous != n) {
-                    return Err(Error::BadFraming);
-                }
-                content_length = Some(n);
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // As in a request: a coding after chunked is refused (a body chunked and
-            // then coded again could be forwarded only unchanged and close-delimited),
-            // and so is a list that could be split two ways.
-            codings.add(field.value).map_err(|_| Error::BadFraming)?;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for option in tokens(field.value) {
-                close |= option.eq_ignore_ascii_case(b"close");
-                keep_alive_option |= option.eq_ignore_ascii_case(b"keep-alive");
-            }
-        }
+        framing_fields.add(field.name, field.value)?;
     }
-    if codings.present && (content_length.is_some() || version == Version::Http10) {
-        // §6.3 rule 3: both is "ought to be handled as an error"; §6.1: a 1.0 message
-        // with Transfer-Encoding has faulty framing.
-        return Err(Error::BadFraming);
-    }
+    let delimiter = framing_fields.delimiter(version)?;
 
     let connect = method == b"CONNECT";
     let framing = if status == 101 || (connect && (200..300).contains(&status)) {
-        Framing::Tunnel
+        ResponseFraming::Tunnel
     } else if method == b"HEAD" || status < 200 || status == 204 || status == 304 {
-        Framing::None
-    } else if codings.present && codings.chunked {
-        Framing::Chunked
-    } else if codings.present {
-        Framing::Close
-    } else if let Some(n) = content_length {
-        Framing::Length(n)
+        ResponseFraming::None
     } else {
-        Framing::Close
+        match delimiter {
+            Delimiter::Chunked { .. } => ResponseFraming::Chunked,
+            Delimiter::Length(n) => ResponseFraming::Length(n),
+            Delimiter::Unchunked | Delimiter::Absent => ResponseFraming::Close,
+        }
     };
-    let persistent = match version {
-        Version::Http11 => !close,
-        Version::Http10 => keep_alive_option && !close,
-    };
-    let keep_alive = persistent && !matches!(framing, Framing::Close | Framing::Tunnel);
+    let keep_alive = framing_fields.persistent(version)
+        && !matches!(framing, ResponseFraming::Close | ResponseFraming::Tunnel);
     Ok(Parsed {
-        head: Head {
+        head: ResponseHead {
             status,
             version,
             keep_alive,
             framing,
-            content_length,
-            transfer_coded: codings.coded,
+            content_length: framing_fields.content_length(),
+            transfer_coded: framing_fields.transfer_coded(),
         },
         reason,
         fields: res.headers,
@@ -296,17 +223,17 @@ pub fn parse<'h, 'b>(
     })
 }
 
-// === impl BodyReader ===
+// === impl ResponseBodyReader ===
 
 /// Delimits a response body from the bytes after its head, whatever its
-/// [`Framing`]: pass it what the upstream sent, it hands back the body data and says
+/// [`ResponseFraming`]: pass it what the upstream sent, it hands back the body data and says
 /// when the body ended.
 ///
 /// Whether [`is_done`](Self::is_done) holds when the exchange ends is what decides if
 /// an upstream connection may be reused: one whose response was not read to its end
 /// never is.
 #[derive(Clone, Debug)]
-pub struct BodyReader {
+pub struct ResponseBodyReader {
     state: BodyState,
 }
 
@@ -320,16 +247,18 @@ enum BodyState {
     Done,
 }
 
-impl BodyReader {
-    /// A reader for a body framed as `framing` ([`Framing::None`] and
-    /// [`Framing::Tunnel`] have none: the reader is done at once).
-    pub fn new(framing: Framing) -> Self {
+impl ResponseBodyReader {
+    /// A reader for a body framed as `framing` ([`ResponseFraming::None`] and
+    /// [`ResponseFraming::Tunnel`] have none: the reader is done at once).
+    pub fn new(framing: ResponseFraming) -> Self {
         let state = match framing {
-            Framing::None | Framing::Tunnel | Framing::Length(0) => BodyState::Done,
-            Framing::Length(n) => BodyState::Length(n),
+            ResponseFraming::None | ResponseFraming::Tunnel | ResponseFraming::Length(0) => {
+                BodyState::Done
+            }
+            ResponseFraming::Length(n) => BodyState::Length(n),
             // An upstream's body is not held to the client-side body limit; it streams.
-            Framing::Chunked => BodyState::Chunked(ChunkedDecoder::new(u64::MAX)),
-            Framing::Close => BodyState::Close,
+            ResponseFraming::Chunked => BodyState::Chunked(ChunkedDecoder::new(u64::MAX)),
+            ResponseFraming::Close => BodyState::Close,
         };
         Self { state }
     }
@@ -349,9 +278,9 @@ impl BodyReader {
     ///
     /// # Errors
     ///
-    /// [`Error::BadFraming`] for broken chunked framing, [`Error::HeadTooLarge`] for
+    /// [`ResponseError::BadFraming`] for broken chunked framing, [`ResponseError::HeadTooLarge`] for
     /// chunk extensions or trailers over their caps.
-    pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, &'a [u8]), Error> {
+    pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, &'a [u8]), ResponseError> {
         match &mut self.state {
             BodyState::Done => Ok((0, &[])),
             BodyState::Length(remaining) => {
@@ -365,8 +294,8 @@ impl BodyReader {
                 Ok((n, &input[..n]))
             }
             BodyState::Chunked(decoder) => decoder.decode(input).map_err(|error| match error {
-                super::Error::HeadTooLarge => Error::HeadTooLarge,
-                _ => Error::BadFraming,
+                RequestError::HeadTooLarge => ResponseError::HeadTooLarge,
+                _ => ResponseError::BadFraming,
             }),
             BodyState::Close => Ok((input.len(), input)),
         }
@@ -376,29 +305,51 @@ impl BodyReader {
     ///
     /// # Errors
     ///
-    /// [`Error::Truncated`] if the body was delimited otherwise and had not ended.
-    pub fn on_eof(&mut self) -> Result<(), Error> {
+    /// [`ResponseError::Truncated`] if the body was delimited otherwise and had not ended.
+    pub fn on_eof(&mut self) -> Result<(), ResponseError> {
         if matches!(self.state, BodyState::Close) {
             self.state = BodyState::Done;
         }
         if self.is_done() {
             Ok(())
         } else {
-            Err(Error::Truncated)
+            Err(ResponseError::Truncated)
         }
+    }
+}
+
+impl From<FramingError> for ResponseError {
+    fn from(FramingError: FramingError) -> Self {
+        ResponseError::BadFraming
+    }
+}
+
+impl From<HeadOverLimit> for ResponseError {
+    fn from(HeadOverLimit: HeadOverLimit) -> Self {
+        ResponseError::HeadTooLarge
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::fields::{MAX_HEADERS, field_storage};
+
+    /// [`fields::find_head`] with its error as the proxy reads it.
+    fn find_head(
+        buf: &[u8],
+        scanned: &mut usize,
+        max_head_bytes: usize,
+    ) -> Result<Option<usize>, ResponseError> {
+        Ok(fields::find_head(buf, scanned, max_head_bytes)?)
+    }
 
     const MAX_HEAD: usize = 4096;
 
     /// A parsed head with its fields copied out, so that runs can be compared.
     #[derive(Debug, PartialEq)]
     struct Owned {
-        head: Head,
+        head: ResponseHead,
         reason: Vec<u8>,
         fields: Vec<(String, Vec<u8>)>,
     }
@@ -410,7 +361,7 @@ mod tests {
         input: &[u8],
         step: usize,
         method: &[u8],
-    ) -> Result<(Vec<Owned>, Vec<u8>), Error> {
+    ) -> Result<(Vec<Owned>, Vec<u8>), ResponseError> {
         let mut buf = Vec::new();
         let mut scanned = 0;
         let mut heads = Vec::new();
@@ -419,11 +370,11 @@ mod tests {
             let Some(end) = find_head(&buf, &mut scanned, MAX_HEAD)? else {
                 match pieces.next() {
                     Some(piece) => buf.extend_from_slice(piece),
-                    None => return Err(Error::Truncated), // input ended inside a head
+                    None => return Err(ResponseError::Truncated), // input ended inside a head
                 }
                 continue;
             };
-            let mut storage = fields();
+            let mut storage = field_storage();
             let parsed = parse(&buf[..end], method, &mut storage)?;
             let owned = Owned {
                 head: parsed.head,
@@ -446,7 +397,7 @@ mod tests {
 
     /// Runs `input` whole, in 7-byte pieces and byte by byte; checks the three agree and
     /// returns the whole-input result.
-    fn heads(input: &str, method: &str) -> Result<(Vec<Owned>, Vec<u8>), Error> {
+    fn heads(input: &str, method: &str) -> Result<(Vec<Owned>, Vec<u8>), ResponseError> {
         let whole = read_heads(input.as_bytes(), input.len(), method.as_bytes());
         for step in [7, 1] {
             let run = read_heads(input.as_bytes(), step, method.as_bytes());
@@ -456,11 +407,11 @@ mod tests {
     }
 
     /// The final head of a response to GET.
-    fn head(input: &str) -> Result<Head, Error> {
+    fn head(input: &str) -> Result<ResponseHead, ResponseError> {
         head_to(input, "GET")
     }
 
-    fn head_to(input: &str, method: &str) -> Result<Head, Error> {
+    fn head_to(input: &str, method: &str) -> Result<ResponseHead, ResponseError> {
         let input = format!("{input}\r\n");
         heads(&input, method).map(|(heads, _)| heads.last().unwrap().head)
     }
@@ -468,7 +419,7 @@ mod tests {
     #[test]
     fn status_line_reason_and_fields_without_copies() {
         let input = b"HTTP/1.1 404 Not \xe9 Found\r\nServer: up\r\nX-A:  b c \r\n\r\nbody";
-        let mut storage = fields();
+        let mut storage = field_storage();
         let end = find_head(input, &mut 0, MAX_HEAD).unwrap().unwrap();
         let parsed = parse(&input[..end], b"GET", &mut storage).unwrap();
         assert_eq!(parsed.head.status, 404);
@@ -492,38 +443,38 @@ mod tests {
     #[test]
     fn framing_per_rfc9112_6_3() {
         #[rustfmt::skip]
-        let cases: &[(&str, &str, Framing)] = &[
-            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", Framing::Length(5)),
-            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", Framing::Length(0)),
-            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n", Framing::Length(5)),
-            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5 , 5\r\n", Framing::Length(5)),
-            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 007\r\n", Framing::Length(7)),
-            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", Framing::Chunked),
-            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n", Framing::Chunked),
-            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n", Framing::Chunked),
-            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", Framing::Chunked),
+        let cases: &[(&str, &str, ResponseFraming)] = &[
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", ResponseFraming::Length(5)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", ResponseFraming::Length(0)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n", ResponseFraming::Length(5)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5 , 5\r\n", ResponseFraming::Length(5)),
+            ("GET", "HTTP/1.1 200 OK\r\nContent-Length: 007\r\n", ResponseFraming::Length(7)),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", ResponseFraming::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n", ResponseFraming::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n", ResponseFraming::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", ResponseFraming::Chunked),
             // A comma inside a quoted parameter value splits nothing (RFC 9110 §5.6.4).
-            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n", Framing::Chunked),
-            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a\\\",chunked\"\r\n", Framing::Close),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n", ResponseFraming::Chunked),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a\\\",chunked\"\r\n", ResponseFraming::Close),
             // §6.3 rule 4: final coding not chunked → read until close.
-            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n", Framing::Close),
+            ("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n", ResponseFraming::Close),
             // Rule 8: neither field.
-            ("GET", "HTTP/1.1 200 OK\r\n", Framing::Close),
-            ("GET", "HTTP/1.0 200 OK\r\n", Framing::Close),
-            ("POST", "HTTP/1.1 500 Oops\r\n", Framing::Close),
+            ("GET", "HTTP/1.1 200 OK\r\n", ResponseFraming::Close),
+            ("GET", "HTTP/1.0 200 OK\r\n", ResponseFraming::Close),
+            ("POST", "HTTP/1.1 500 Oops\r\n", ResponseFraming::Close),
             // Rule 1: no body whatever the fields say.
-            ("HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n", Framing::None),
-            ("HEAD", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", Framing::None),
-            ("HEAD", "HTTP/1.1 404 Not Found\r\n", Framing::None),
-            ("GET", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n", Framing::None),
-            ("GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n", Framing::None),
-            ("GET", "HTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\n", Framing::Length(0)),
+            ("HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n", ResponseFraming::None),
+            ("HEAD", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", ResponseFraming::None),
+            ("HEAD", "HTTP/1.1 404 Not Found\r\n", ResponseFraming::None),
+            ("GET", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n", ResponseFraming::None),
+            ("GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n", ResponseFraming::None),
+            ("GET", "HTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\n", ResponseFraming::Length(0)),
             // Rule 2: tunnels.
-            ("CONNECT", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", Framing::Tunnel),
-            ("CONNECT", "HTTP/1.1 407 Auth\r\nContent-Length: 5\r\n", Framing::Length(5)),
-            ("GET", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n", Framing::Tunnel),
+            ("CONNECT", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", ResponseFraming::Tunnel),
+            ("CONNECT", "HTTP/1.1 407 Auth\r\nContent-Length: 5\r\n", ResponseFraming::Length(5)),
+            ("GET", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n", ResponseFraming::Tunnel),
             // Methods are case-sensitive (RFC 9110 §9.1): "head" is not HEAD.
-            ("head", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", Framing::Length(1)),
+            ("head", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", ResponseFraming::Length(1)),
         ];
         for &(method, response, framing) in cases {
             assert_eq!(
@@ -604,7 +555,7 @@ mod tests {
             .collect();
         assert_eq!(statuses, [(100, true), (103, true), (200, false)]);
         assert_eq!(heads[1].fields, [("Link".to_owned(), b"</s.css>".to_vec())]);
-        assert_eq!(heads[0].head.framing, Framing::None);
+        assert_eq!(heads[0].head.framing, ResponseFraming::None);
         assert_eq!(
             rest, b"okHTTP/1.1",
             "the body and what follows are left alone"
@@ -634,7 +585,7 @@ mod tests {
             "Transfer-Encoding: chunked, gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
             "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
-            // Review item 1: a list read two ways (RFC 9110 §5.6.1, §5.6.4): an
+            // A list read two ways (RFC 9110 §5.6.1, §5.6.4): an
             // unterminated quoted-string, where a reader that splits at every comma
             // sees a final chunked; codings outside the grammar (RFC 9112 §7).
             "Transfer-Encoding: x;p=\"a, chunked",
@@ -645,7 +596,7 @@ mod tests {
             "Transfer-Encoding: x;p, chunked",
         ] {
             let response = format!("HTTP/1.1 200 OK\r\n{bad}\r\n");
-            assert_eq!(head(&response), Err(Error::BadFraming), "{bad:?}");
+            assert_eq!(head(&response), Err(ResponseError::BadFraming), "{bad:?}");
         }
         // Checked whatever the status or method: a conflict means the upstream is
         // confused about framing, body or not.
@@ -654,12 +605,12 @@ mod tests {
                 "HTTP/1.1 304 Not Modified\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n",
                 "HEAD"
             ),
-            Err(Error::BadFraming)
+            Err(ResponseError::BadFraming)
         );
         // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
         assert_eq!(
             head("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"),
-            Err(Error::BadFraming)
+            Err(ResponseError::BadFraming)
         );
     }
 
@@ -696,27 +647,30 @@ mod tests {
         ] {
             assert_eq!(
                 heads(bad, "GET").map(|_| ()),
-                Err(Error::Malformed),
+                Err(ResponseError::Malformed),
                 "{bad:?}"
             );
         }
     }
 
     #[test]
-    fn limits() {
+    fn more_than_max_headers_fields_is_too_large() {
         let fields_line =
             |n: usize| -> String { (0..n).map(|i| format!("X-{i}: v\r\n")).collect() };
         let at_limit = format!("HTTP/1.1 200 OK\r\n{}\r\n", fields_line(MAX_HEADERS));
         assert_eq!(
-            parse(at_limit.as_bytes(), b"GET", &mut fields())
+            parse(at_limit.as_bytes(), b"GET", &mut field_storage())
                 .unwrap()
                 .fields
                 .len(),
             MAX_HEADERS
         );
         let over = format!("HTTP/1.1 200 OK\r\n{}", fields_line(MAX_HEADERS + 1));
-        assert_eq!(head(&over), Err(Error::HeadTooLarge));
+        assert_eq!(head(&over), Err(ResponseError::HeadTooLarge));
+    }
 
+    #[test]
+    fn a_head_past_the_byte_limit_is_too_large_even_unfinished() {
         // The byte limit: a head of exactly the limit passes, one byte more does not,
         // and an unfinished head is refused as soon as it passes the limit.
         let base = "HTTP/1.1 200 OK\r\nX: \r\n\r\n";
@@ -730,7 +684,7 @@ mod tests {
         let over = exact.replace("X: ", "X: v");
         assert_eq!(
             find_head(over.as_bytes(), &mut 0, MAX_HEAD),
-            Err(Error::HeadTooLarge)
+            Err(ResponseError::HeadTooLarge)
         );
         let unfinished = format!("HTTP/1.1 200 OK\r\nX: {}", "v".repeat(MAX_HEAD));
         let unfinished = unfinished.as_bytes();
@@ -740,16 +694,18 @@ mod tests {
         );
         assert_eq!(
             find_head(&unfinished[..=MAX_HEAD], &mut 0, MAX_HEAD),
-            Err(Error::HeadTooLarge)
+            Err(ResponseError::HeadTooLarge)
         );
     }
 
     /// Decodes the body after `response`'s head, fed in pieces of `step` bytes, then
     /// (if `eof`) ends the input. Returns the body and the bytes left after it.
-    fn body(response: &[u8], step: usize, eof: bool) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn body(response: &[u8], step: usize, eof: bool) -> Result<(Vec<u8>, Vec<u8>), ResponseError> {
         let end = find_head(response, &mut 0, MAX_HEAD)?.unwrap();
-        let framing = parse(&response[..end], b"GET", &mut fields())?.head.framing;
-        let mut reader = BodyReader::new(framing);
+        let framing = parse(&response[..end], b"GET", &mut field_storage())?
+            .head
+            .framing;
+        let mut reader = ResponseBodyReader::new(framing);
         let (mut body, mut pending) = (Vec::new(), Vec::new());
         for piece in response[end..].chunks(step) {
             pending.extend_from_slice(piece);
@@ -766,12 +722,12 @@ mod tests {
             reader.on_eof()?;
         }
         if !reader.is_done() {
-            return Err(Error::Truncated);
+            return Err(ResponseError::Truncated);
         }
         Ok((body, pending))
     }
 
-    fn body_in_steps(response: &[u8], eof: bool) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    fn body_in_steps(response: &[u8], eof: bool) -> Result<(Vec<u8>, Vec<u8>), ResponseError> {
         let whole = body(response, response.len(), eof);
         for step in [7, 1] {
             assert_eq!(body(response, step, eof), whole, "step {step}");
@@ -786,7 +742,7 @@ mod tests {
         assert_eq!(data, &response[30..], "everything up to the close is body");
         assert!(rest.is_empty());
         // Not done until the close.
-        let mut reader = BodyReader::new(Framing::Close);
+        let mut reader = ResponseBodyReader::new(ResponseFraming::Close);
         assert_eq!(reader.decode(b"abc"), Ok((3, &b"abc"[..])));
         assert!(!reader.is_done());
         assert_eq!(reader.on_eof(), Ok(()));
@@ -826,11 +782,11 @@ mod tests {
         ];
         for response in truncated {
             let end = find_head(response, &mut 0, MAX_HEAD).unwrap().unwrap();
-            let framing = parse(&response[..end], b"GET", &mut fields())
+            let framing = parse(&response[..end], b"GET", &mut field_storage())
                 .unwrap()
                 .head
                 .framing;
-            let mut reader = BodyReader::new(framing);
+            let mut reader = ResponseBodyReader::new(framing);
             let mut rest = &response[end..];
             while !rest.is_empty() {
                 rest = &rest[reader.decode(rest).unwrap().0..];
@@ -838,16 +794,16 @@ mod tests {
             assert!(!reader.is_done());
             assert_eq!(
                 reader.on_eof(),
-                Err(Error::Truncated),
+                Err(ResponseError::Truncated),
                 "{:?}",
                 String::from_utf8_lossy(response)
             );
         }
         for (bad, error) in [
-            (&b"5\nhello\r\n0\r\n\r\n"[..], Error::BadFraming),
-            (b"5\r\nhelloX\r\n0\r\n\r\n", Error::BadFraming),
-            (b"x\r\n", Error::BadFraming),
-            (b"11111111111111111\r\n", Error::BadFraming),
+            (&b"5\nhello\r\n0\r\n\r\n"[..], ResponseError::BadFraming),
+            (b"5\r\nhelloX\r\n0\r\n\r\n", ResponseError::BadFraming),
+            (b"x\r\n", ResponseError::BadFraming),
+            (b"11111111111111111\r\n", ResponseError::BadFraming),
         ] {
             let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             response.extend_from_slice(bad);
@@ -865,7 +821,7 @@ mod tests {
         ));
         assert_eq!(
             body(&trailer, trailer.len(), false),
-            Err(Error::HeadTooLarge)
+            Err(ResponseError::HeadTooLarge)
         );
     }
 }

@@ -26,8 +26,9 @@ pub use super::local::{ProxyLocal, Released};
 use super::upstream::{Event, Exchange};
 use crate::http::conn::{Handler, Response};
 use crate::http::encode;
-use crate::http::parse::{Codings, Framing, Request};
-use crate::http::response::{self, BodyReader};
+use crate::http::fields;
+use crate::http::parse::{Codings, Request, RequestFraming};
+use crate::http::response::{self, ResponseBodyReader, ResponseFraming};
 
 /// Size of a copy buffer: 32 KiB, as Go's `ReverseProxy` and `io.Copy`.
 pub const COPY_BUF_SIZE: usize = recycle_pool::io::COPY_BUF_SIZE;
@@ -133,7 +134,7 @@ enum ResponsePhase {
     /// `interims` interim heads.
     Head { scanned: usize, interims: usize },
     /// Copying the body to the client.
-    Body(BodyReader),
+    Body(ResponseBodyReader),
 }
 
 impl ResponsePhase {
@@ -706,14 +707,14 @@ impl Forward {
         };
         loop {
             let input = &self.from_upstream[self.consumed..];
-            let end = match response::find_head(input, scanned, MAX_RESPONSE_HEAD) {
+            let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
                 Ok(Some(end)) => end,
                 Ok(None) if self.eof && self.reset => return Err(Failure::Reset),
                 Ok(None) if self.eof => return Err(Failure::Closed),
                 Ok(None) => return Ok(()),
                 Err(_) => return Err(Failure::Malformed),
             };
-            let mut fields = response::fields();
+            let mut fields = fields::field_storage();
             let parsed = response::parse(&input[..end], self.method.as_bytes(), &mut fields)
                 .map_err(|_| Failure::Malformed)?;
             let head = parsed.head;
@@ -739,7 +740,7 @@ impl Forward {
             let Some(len) = headers::response_body(&head, self.version) else {
                 return Err(Failure::Malformed);
             };
-            if head.transfer_coded && head.framing != response::Framing::None {
+            if head.transfer_coded && head.framing != ResponseFraming::None {
                 let mut buf = [0u8; 128];
                 let codings =
                     headers::response_codings(parsed.fields, &mut buf).ok_or(Failure::Malformed)?;
@@ -753,7 +754,7 @@ impl Forward {
             local.proxy.upstreams.record_success(self.upstream);
             self.consumed += parsed.len;
             self.keep_alive = head.keep_alive;
-            self.resp = ResponsePhase::Body(BodyReader::new(head.framing));
+            self.resp = ResponsePhase::Body(ResponseBodyReader::new(head.framing));
             return Ok(());
         }
     }
@@ -812,9 +813,9 @@ impl Forward {
             self.close_upstream,
         );
         self.body = match req.head.framing {
-            Framing::None | Framing::Length(0) => Body::Done,
-            Framing::Length(_) => Body::Raw,
-            Framing::Chunked => Body::Chunked,
+            RequestFraming::None | RequestFraming::Length(0) => Body::Done,
+            RequestFraming::Length(_) => Body::Raw,
+            RequestFraming::Chunked => Body::Chunked,
         };
         self.has_body = self.body != Body::Done;
         self.active = true;
@@ -1111,7 +1112,7 @@ impl ProxyHandler {
 }
 
 impl Handler for ProxyHandler {
-    type Worker = ProxyLocal;
+    type Local = ProxyLocal;
 
     /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
     /// need not understand them.

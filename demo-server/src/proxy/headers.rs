@@ -12,7 +12,7 @@
 //!   fields) are never taken from the input, so a `Connection` field naming them
 //!   changes only what they append to, never the framing.
 //! - **The framing is written for the other side**: upstream, from the request's
-//!   [`parse::Framing`] (`Content-Length: n`, or `Transfer-Encoding` with the message's
+//!   [`RequestFraming`] (`Content-Length: n`, or `Transfer-Encoding` with the message's
 //!   other codings kept in order and `chunked` last); to the client, from
 //!   [`response_body`]. The input's own `Content-Length` and `Transfer-Encoding` are
 //!   never copied: the body is re-chunked, so the codings list is written anew, each
@@ -59,7 +59,7 @@
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
-//! use demo_server::http::parse::Framing;
+//! use demo_server::http::parse::RequestFraming;
 //! use demo_server::proxy::headers::{Request, write_request_head};
 //! use recycle_pool::Version;
 //!
@@ -80,7 +80,7 @@
 //!     trust_forwarded: false,
 //! };
 //! let mut out = Vec::new();
-//! write_request_head(&mut out, &request, Framing::None, false);
+//! write_request_head(&mut out, &request, RequestFraming::None, false);
 //! assert_eq!(
 //!     out,
 //!     &b"GET /a?b HTTP/1.1\r\n\
@@ -100,8 +100,9 @@ use httparse::Header;
 use recycle_pool::status::Version;
 
 use crate::http::conn::{BodyLen, Response};
-use crate::http::parse::{self, list};
-use crate::http::response;
+use crate::http::fields::{self, list};
+use crate::http::parse::{self, RequestFraming};
+use crate::http::response::{ResponseFraming, ResponseHead};
 
 /// The proxy's name in `Via` (RFC 9110 §7.6.3 allows a pseudonym for the host).
 pub const VIA_NAME: &str = "demo-server";
@@ -164,17 +165,13 @@ pub struct Request<'a> {
 ///   one, which has no chunking; a body that carries another transfer coding cannot
 ///   be forwarded to HTTP/1.0 at all (RFC 9112 §6.1: it cannot be told about it);
 /// - a tunnel (101, 2xx to CONNECT): `None`, the proxy asked for neither.
-pub fn response_body(head: &response::Head, client: Version) -> Option<BodyLen> {
+pub fn response_body(head: &ResponseHead, client: Version) -> Option<BodyLen> {
     match head.framing {
-        response::Framing::Tunnel => None,
-        response::Framing::None if head.status < 200 || head.status == 204 => {
-            Some(BodyLen::Known(0))
-        }
-        response::Framing::None => {
-            Some(head.content_length.map_or(BodyLen::Unknown, BodyLen::Known))
-        }
-        response::Framing::Length(n) => Some(BodyLen::Known(n)),
-        response::Framing::Chunked | response::Framing::Close => match client {
+        ResponseFraming::Tunnel => None,
+        ResponseFraming::None if head.status < 200 || head.status == 204 => Some(BodyLen::Known(0)),
+        ResponseFraming::None => Some(head.content_length.map_or(BodyLen::Unknown, BodyLen::Known)),
+        ResponseFraming::Length(n) => Some(BodyLen::Known(n)),
+        ResponseFraming::Chunked | ResponseFraming::Close => match client {
             Version::Http10 if head.transfer_coded => None,
             _ => Some(BodyLen::Unknown),
         },
@@ -333,7 +330,7 @@ fn max_forwards(fields: &[Header<'_>]) -> Result<Option<u64>, ()> {
 pub fn write_request_head(
     out: &mut Vec<u8>,
     request: &Request<'_>,
-    framing: parse::Framing,
+    framing: RequestFraming,
     close: bool,
 ) -> Option<std::ops::Range<usize>> {
     let fields = Fields::new(request.fields);
@@ -391,9 +388,9 @@ pub fn write_request_head(
         );
     }
     match framing {
-        parse::Framing::None => {}
-        parse::Framing::Length(n) => content_length(out, n),
-        parse::Framing::Chunked => fields.transfer_encoding(out, true),
+        RequestFraming::None => {}
+        RequestFraming::Length(n) => content_length(out, n),
+        RequestFraming::Chunked => fields.transfer_encoding(out, true),
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -481,7 +478,7 @@ struct Fields<'a> {
 }
 
 // A field's index fits `Fields::dropped`, and `Options`' slots (`u8`, `EMPTY` free).
-const _: () = assert!(parse::MAX_HEADERS <= 128);
+const _: () = assert!(fields::MAX_HEADERS <= 128);
 
 impl<'a> Fields<'a> {
     fn new(all: &'a [Header<'a>]) -> Self {
@@ -596,7 +593,7 @@ fn connection_named(all: &[Header<'_>], key: u64, compared: &mut usize) -> u128 
     let mut table = None;
     let mut named = 0;
     for f in all.iter().filter(|f| is(f, "connection")) {
-        parse::each_token(f.value, |option| {
+        fields::each_token(f.value, |option| {
             if lengths & 1 << option.len().min(63) == 0 || option.is_empty() {
                 return; // no field has a name that long
             }
@@ -752,7 +749,7 @@ mod tests {
         lines: &[(&'static str, &'static str)],
         target: &str,
         version: Version,
-        framing: parse::Framing,
+        framing: RequestFraming,
     ) -> (String, Vec<(String, String)>) {
         forwarded_as("POST", lines, target, version, framing, None)
     }
@@ -763,7 +760,7 @@ mod tests {
         lines: &[(&'static str, &'static str)],
         target: &str,
         version: Version,
-        framing: parse::Framing,
+        framing: RequestFraming,
         max_forwards: Option<u64>,
     ) -> (String, Vec<(String, String)>) {
         let fields = fields(lines);
@@ -812,7 +809,7 @@ mod tests {
     }
 
     fn request(lines: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
-        forwarded(lines, "/", Version::Http11, parse::Framing::None).1
+        forwarded(lines, "/", Version::Http11, RequestFraming::None).1
     }
 
     fn get<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
@@ -839,7 +836,7 @@ mod tests {
             ],
             "/p?q=%20x",
             Version::Http11,
-            parse::Framing::Length(12),
+            RequestFraming::Length(12),
         );
         assert_eq!(line, "POST /p?q=%20x HTTP/1.1");
         assert_eq!(
@@ -986,7 +983,7 @@ mod tests {
             ],
             "/",
             Version::Http11,
-            parse::Framing::Length(5),
+            RequestFraming::Length(5),
         );
         assert_eq!(get(&fields, "host"), ["h"]);
         assert_eq!(get(&fields, "content-length"), ["5"]);
@@ -1073,7 +1070,7 @@ mod tests {
             trust_forwarded: false,
         };
         let mut out = Vec::new();
-        write_request_head(&mut out, &request, parse::Framing::None, false);
+        write_request_head(&mut out, &request, RequestFraming::None, false);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains(
@@ -1089,7 +1086,7 @@ mod tests {
             ..request
         };
         let mut out = Vec::new();
-        write_request_head(&mut out, &request, parse::Framing::None, false);
+        write_request_head(&mut out, &request, RequestFraming::None, false);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains("\r\nForwarded: for=192.0.2.1;proto=http\r\n"),
@@ -1158,7 +1155,7 @@ mod tests {
             get(&fields, "via"),
             ["1.0 fred, 1.1 p.example (x), 2 nil, 1.1 demo-server"]
         );
-        let (line, fields) = forwarded(&[], "/", Version::Http10, parse::Framing::None);
+        let (line, fields) = forwarded(&[], "/", Version::Http10, RequestFraming::None);
         assert_eq!(
             line, "POST / HTTP/1.1",
             "the proxy speaks its own version upstream"
@@ -1179,7 +1176,7 @@ mod tests {
                 &[("Host", "b.example")],
                 target,
                 Version::Http11,
-                parse::Framing::None,
+                RequestFraming::None,
             );
             assert_eq!(got, line, "{target}");
             assert_eq!(get(&fields, "host"), [host], "{target}: RFC 9112 §3.2.2");
@@ -1187,7 +1184,7 @@ mod tests {
         }
         // An HTTP/1.0 request without Host: the upstream gets one, but nothing claims
         // the client asked for it.
-        let (_, fields) = forwarded(&[], "/", Version::Http10, parse::Framing::None);
+        let (_, fields) = forwarded(&[], "/", Version::Http10, RequestFraming::None);
         assert_eq!(get(&fields, "host"), ["upstream:8080"]);
         assert_eq!(get(&fields, "x-forwarded-host"), Vec::<&str>::new());
     }
@@ -1212,7 +1209,7 @@ mod tests {
                 &[("Host", "b.example")],
                 target,
                 Version::Http11,
-                parse::Framing::None,
+                RequestFraming::None,
                 None,
             );
             assert_eq!(got, line, "{method} {target}");
@@ -1233,7 +1230,7 @@ mod tests {
             &lines,
             "/",
             Version::Http11,
-            parse::Framing::None,
+            RequestFraming::None,
             Some(4),
         );
         assert_eq!(get(&fields, "max-forwards"), ["4"], "RFC 9110 §7.6.2");
@@ -1242,7 +1239,7 @@ mod tests {
             &lines,
             "/",
             Version::Http11,
-            parse::Framing::None,
+            RequestFraming::None,
             None,
         );
         assert_eq!(get(&fields, "max-forwards"), ["5"], "as it came");
@@ -1304,25 +1301,25 @@ mod tests {
         for (lines, framing, cl, te) in [
             (
                 &[("Host", "h"), ("Content-Length", "0")][..],
-                parse::Framing::Length(0),
+                RequestFraming::Length(0),
                 vec!["0"],
                 vec![],
             ),
             (
                 &[("Host", "h"), ("Content-Length", "5, 5")][..],
-                parse::Framing::Length(5),
+                RequestFraming::Length(5),
                 vec!["5"],
                 vec![],
             ),
             (
                 &[("Host", "h"), ("Transfer-Encoding", "chunked")][..],
-                parse::Framing::Chunked,
+                RequestFraming::Chunked,
                 vec![],
                 vec!["chunked"],
             ),
             (
                 &te[..],
-                parse::Framing::Chunked,
+                RequestFraming::Chunked,
                 vec![],
                 vec!["gzip, chunked"],
             ),
@@ -1333,13 +1330,13 @@ mod tests {
                     ("Transfer-Encoding", r#"x;p="a,b" , y;q="\",""#),
                     ("Transfer-Encoding", "chunked"),
                 ][..],
-                parse::Framing::Chunked,
+                RequestFraming::Chunked,
                 vec![],
                 vec![r#"x;p="a,b", y;q="\",", chunked"#],
             ),
             (
                 &[("Host", "h"), ("Content-Length", "5")][..],
-                parse::Framing::None,
+                RequestFraming::None,
                 vec![],
                 vec![],
             ),
@@ -1359,7 +1356,7 @@ mod tests {
             max_forwards: None,
             trust_forwarded: false,
         };
-        write_request_head(&mut out, &request, parse::Framing::None, true);
+        write_request_head(&mut out, &request, RequestFraming::None, true);
         assert!(out.windows(19).any(|w| w == b"Connection: close\r\n"));
     }
 
@@ -1441,7 +1438,7 @@ mod tests {
 
     #[test]
     fn response_body_decisions() {
-        let head = |status, framing, content_length, transfer_coded| response::Head {
+        let head = |status, framing, content_length, transfer_coded| ResponseHead {
             status,
             version: Version::Http11,
             keep_alive: true,
@@ -1449,7 +1446,7 @@ mod tests {
             content_length,
             transfer_coded,
         };
-        use response::Framing as Up;
+        use ResponseFraming as Up;
         #[rustfmt::skip]
         let cases = [
             (head(200, Up::Length(5), Some(5), false), Version::Http10, Some(BodyLen::Known(5))),

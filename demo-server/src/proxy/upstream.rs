@@ -438,7 +438,7 @@ pub struct Exchange {
     /// Every byte of the request, head and body, was written to the socket.
     pub request_sent: bool,
     /// The response was read to its end
-    /// ([`BodyReader::is_done`](crate::http::response::BodyReader::is_done)) and
+    /// ([`ResponseBodyReader::is_done`](crate::http::response::ResponseBodyReader::is_done)) and
     /// nothing arrived after it.
     pub response_read: bool,
     /// Both sides allow another request: the response's `keep_alive`, and the proxy

@@ -38,9 +38,11 @@
 //! `SO_REUSEPORT`, under the same user, between the probe and the workers' binds still
 //! shares it. Elsewhere than Linux there is no lock, only the probe.
 
+mod event_loop;
 mod service;
+mod socket;
+mod tick;
 mod upstream_io;
-mod worker;
 
 use std::io;
 use std::net::SocketAddr;
@@ -296,13 +298,17 @@ impl Server {
                         .spawn_scoped(scope, move || match proxy {
                             None => {
                                 let service = service::Serve { shared };
-                                worker::Worker::new(index, listener, service, shared, config, stop)?
-                                    .run()
+                                event_loop::EventLoop::new(
+                                    index, listener, service, shared, config, stop,
+                                )?
+                                .run()
                             }
                             Some(proxy) => {
                                 let service = upstream_io::ProxyService { shared, proxy };
-                                worker::Worker::new(index, listener, service, shared, config, stop)?
-                                    .run()
+                                event_loop::EventLoop::new(
+                                    index, listener, service, shared, config, stop,
+                                )?
+                                .run()
                             }
                         })
                 })
@@ -323,7 +329,7 @@ impl Server {
                             reported: shared,
                             proxy,
                         };
-                        worker::Worker::new(0, listener, service, &own, &config, stop)?.run()
+                        event_loop::EventLoop::new(0, listener, service, &own, &config, stop)?.run()
                     })?;
                 workers.push(thread);
             }

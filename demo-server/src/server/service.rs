@@ -33,7 +33,7 @@ pub(crate) const SERVICE_TOKEN: usize = 1 << (usize::BITS - 2);
 pub(crate) trait Service<'a>: Copy + Send + Sync + 'a {
     /// The handler of one client connection.
     type Handler: Handler;
-    /// One worker's state: the handler's [`Handler::Worker`] and whatever I/O the
+    /// One worker's state: the handler's [`Handler::Local`] and whatever I/O the
     /// service does itself.
     type State;
 
@@ -44,7 +44,7 @@ pub(crate) trait Service<'a>: Copy + Send + Sync + 'a {
     fn handler(self, peer: SocketAddr) -> Self::Handler;
 
     /// The part of `state` the handler is lent.
-    fn worker(state: &mut Self::State) -> &mut <Self::Handler as Handler>::Worker;
+    fn local(state: &mut Self::State) -> &mut <Self::Handler as Handler>::Local;
 
     /// After `process` on client connection `key`: the service's own I/O for it.
     /// Returns whether anything moved (then the worker processes the connection again).
@@ -115,7 +115,7 @@ impl<'a> Service<'a> for Serve<'a> {
     }
 
     #[inline]
-    fn worker(state: &mut ()) -> &mut () {
+    fn local(state: &mut ()) -> &mut () {
         state
     }
 }
@@ -140,7 +140,7 @@ impl<'a> Service<'a> for AdminService<'a> {
         Admin::new(self.reported, self.proxy)
     }
 
-    fn worker(state: &mut ()) -> &mut () {
+    fn local(state: &mut ()) -> &mut () {
         state
     }
 }

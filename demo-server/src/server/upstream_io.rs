@@ -87,7 +87,7 @@ impl<'a> Service<'a> for ProxyService<'a> {
     }
 
     #[inline]
-    fn worker(state: &mut ProxyState) -> &mut <ProxyHandler as Handler>::Worker {
+    fn local(state: &mut ProxyState) -> &mut <ProxyHandler as Handler>::Local {
         &mut state.local
     }
 

@@ -10,10 +10,12 @@
 //! - the idle count never exceeds `thread_cache + max_idle` (one thread);
 //! - the stats add up: hits + misses = gets, returns = guard drops + puts, puts = puts,
 //!   the objects created equal misses, and the identities documented on `Stats` hold
-//!   exactly (`idle = returns - discards - hits - trimmed`, `in_use()` = live guards);
+//!   exactly (`idle = returns - discards - hits - trimmed`, `in_use()` = live guards),
+//!   and the discards the hook refused are counted as `refused`, the rest as `no_room`;
 //! - in the end, every object created is dropped exactly once.
 //!
-//! Shared by `fuzz_targets/pool_ops.rs` and `tests/fuzz_replay.rs`.
+//! Shared by `fuzz/fuzz_targets/pool_ops.rs` and `tests/fuzz_replay.rs`; it lives here,
+//! in `tests/`, so that the published crate, which leaves `fuzz/` out, has it.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -74,7 +76,7 @@ pub(crate) fn check(data: &[u8]) {
     let mut guards = Vec::new();
     let mut owned = Vec::new();
     let mut detached: Vec<Item> = Vec::new();
-    let (mut gets, mut returns, mut puts) = (0u64, 0u64, 0u64);
+    let (mut gets, mut returns, mut puts, mut refused) = (0u64, 0u64, 0u64, 0u64);
 
     let take = |id: usize, gone: &HashSet<usize>| {
         assert!(held_ids.borrow_mut().insert(id), "object {id} held twice");
@@ -115,6 +117,7 @@ pub(crate) fn check(data: &[u8]) {
                 gone.insert(guard.id);
                 drop(guard);
                 returns += 1;
+                refused += 1;
             }
             6 if owned.len() < 64 => {
                 let guard = pool.get_owned();
@@ -139,6 +142,10 @@ pub(crate) fn check(data: &[u8]) {
         assert_eq!(stats.hits + stats.misses, gets, "{stats:?}");
         assert_eq!(stats.returns, returns, "{stats:?}");
         assert_eq!(stats.puts, puts, "{stats:?}");
+        // One thread, no capacity bound: every discard is a refusal or found no room.
+        assert_eq!(stats.refused, refused, "{stats:?}");
+        assert_eq!((stats.over_capacity, stats.evicted), (0, 0), "{stats:?}");
+        assert_eq!(stats.discards, stats.refused + stats.no_room, "{stats:?}");
         assert_eq!(stats.misses, created.load(Relaxed) as u64);
         assert_eq!(
             stats.idle as u64,

@@ -1,0 +1,515 @@
+//! What requests and responses share: the head-end scan, the line-ending rule, the
+//! field storage, and the one reading of the fields that delimit a message and say
+//! whether its connection persists.
+//!
+//! As hyper's `proto/h1` shares its header handling between `role::Server` and
+//! `role::Client`, [`parse`](super::parse) (requests) and
+//! [`response`](super::response) (responses) both read their framing through
+//! [`FramingFields`] and [`FramingFields::delimiter`]: a rule against a message that
+//! could be read two ways (RFC 9112 §6.3, §11.2) is written here once and holds for
+//! both roles. Each role then adds only what is its own: `Host`, `Expect` and the body
+//! limit for a request; the status code and the request method for a response.
+//!
+//! Pure functions over byte slices: no I/O, no allocation.
+
+use std::mem::MaybeUninit;
+
+use recycle_pool::status::Version;
+
+use super::TCHAR;
+use super::body::valid_transfer_parameters;
+
+/// Most header fields a head may have; one more is a 431 for a request, a
+/// [`ResponseError::HeadTooLarge`](super::response::ResponseError::HeadTooLarge) for a
+/// response.
+pub const MAX_HEADERS: usize = 100;
+
+/// Storage for the header fields of one head, filled by the parser: on the caller's
+/// stack, uninitialised (zeroing 100 headers, 3.2 KB, cost a third of the time of a
+/// small request in `benches/fakeconn.rs`).
+pub type FieldStorage<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+/// Fresh [`FieldStorage`]: nothing is zeroed.
+pub const fn field_storage<'b>() -> FieldStorage<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+/// The head being scanned is already over its byte limit (see [`find_head`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadOverLimit;
+
+/// Looks for the end of the head at the front of `buf` (the index just past its blank
+/// line), scanning only the bytes after `*scanned` and recording how far it got, so a
+/// head arriving byte by byte costs linear, not quadratic, time.
+///
+/// `*scanned` is 0 again once a head is found. `Ok(None)` means "read more".
+///
+/// # Errors
+///
+/// [`HeadOverLimit`] when the head is (or already is, unfinished) longer than
+/// `max_head_bytes`; each role answers that in its own way.
+#[inline]
+pub fn find_head(
+    buf: &[u8],
+    scanned: &mut usize,
+    max_head_bytes: usize,
+) -> Result<Option<usize>, HeadOverLimit> {
+    match head_end(buf, *scanned) {
+        Some(end) if end > max_head_bytes => Err(HeadOverLimit),
+        Some(end) => {
+            *scanned = 0;
+            Ok(Some(end))
+        }
+        None if buf.len() > max_head_bytes => Err(HeadOverLimit),
+        None => {
+            *scanned = buf.len();
+            Ok(None)
+        }
+    }
+}
+
+/// Where the head ends (the index just past its blank line), scanning only from
+/// `from` (minus 3 bytes of overlap): call it with the previous length of the buffer.
+#[inline]
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3);
+    let mut i = start;
+    while let Some(pos) = memchr_lf(&buf[i..]) {
+        let lf = i + pos;
+        // "\n\n" or "\n\r\n" ends the head (httparse accepts a bare LF line ending;
+        // [`crlf_only`] then refuses the head).
+        if buf.get(lf + 1) == Some(&b'\n') {
+            return Some(lf + 2);
+        }
+        if buf.get(lf + 1) == Some(&b'\r') && buf.get(lf + 2) == Some(&b'\n') {
+            return Some(lf + 3);
+        }
+        i = lf + 1;
+    }
+    None
+}
+
+/// SIMD search: a scalar loop here took a third of the time of a 430-byte browser
+/// request in `benches/fakeconn.rs`.
+#[inline]
+pub(crate) fn memchr_lf(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr(b'\n', bytes)
+}
+
+/// Whether every line of a parsed head ends in CRLF.
+///
+/// RFC 9112 §2.2 lets a recipient take a bare LF as a line end, and httparse does. A
+/// proxy that did so in front of a server that does not (or behind an upstream whose
+/// next hop does not) would frame the message differently from it, so both roles
+/// refuse a head with a bare LF.
+#[inline]
+pub(crate) fn crlf_only(head: &[u8]) -> bool {
+    !memchr::memchr_iter(b'\n', head).any(|lf| lf == 0 || head[lf - 1] != b'\r')
+}
+
+/// The version httparse read, by its minor digit (it knows only `HTTP/1.0` and
+/// `HTTP/1.1`).
+#[inline]
+pub(crate) fn version(minor: u8) -> Version {
+    if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    }
+}
+
+/// The message's fields could be read two ways, or delimit nothing: a request's
+/// [`BadFraming`](super::RequestError::BadFraming), a response's
+/// [`BadFraming`](super::response::ResponseError::BadFraming).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramingError;
+
+/// How the fields alone delimit a body (RFC 9112 §6.3 rules 3 to 8), before each role
+/// applies its own rules (a request's body limit, a response's status and method).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delimiter {
+    /// Neither `Content-Length` nor `Transfer-Encoding`.
+    Absent,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// A `Transfer-Encoding` whose final coding is `chunked`; `coded` if another coding
+    /// comes before it.
+    Chunked {
+        /// A coding other than `chunked` is listed.
+        coded: bool,
+    },
+    /// A `Transfer-Encoding` whose final coding is not `chunked`: a request cannot be
+    /// delimited (400), a response runs to the close (§6.3 rule 4).
+    Unchunked,
+}
+
+/// The fields of one head that frame the message and decide whether its connection
+/// persists (`Content-Length`, `Transfer-Encoding`, `Connection`), read one field at a
+/// time with [`add`](Self::add), the same way for requests and responses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FramingFields {
+    content_length: Option<u64>,
+    repeated_length: bool,
+    codings: TransferCodings,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl FramingFields {
+    /// Reads one field; returns whether it was one of the fields this reads (the
+    /// caller then has nothing more to do with it).
+    ///
+    /// # Errors
+    ///
+    /// [`FramingError`] for a `Content-Length` that is not all digits or that differs
+    /// from an earlier one (RFC 9112 §6.3 rule 5), or a `Transfer-Encoding` that
+    /// `TransferCodings::add` refuses.
+    // Always inlined: called for every field of every head, it is as cheap as the
+    // chain of comparisons it replaced only when it is part of the caller's loop.
+    #[inline(always)]
+    pub fn add(&mut self, name: &str, value: &[u8]) -> Result<bool, FramingError> {
+        if name.eq_ignore_ascii_case("content-length") {
+            for item in tokens(value) {
+                let n = parse_content_length(item)?;
+                // Repeated identical values are one value (RFC 9110 §8.6); differing
+                // ones could be read two ways (RFC 9112 §6.3 rule 5).
+                match self.content_length {
+                    Some(previous) if previous != n => return Err(FramingError),
+                    Some(_) => self.repeated_length = true,
+                    None => self.content_length = Some(n),
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            self.codings.add(value)?;
+        } else if name.eq_ignore_ascii_case("connection") {
+            // By length first: a `Connection` may list thousands of options.
+            each_token(value, |option| match option.len() {
+                5 => self.close |= option.eq_ignore_ascii_case(b"close"),
+                10 => self.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive"),
+                _ => {}
+            });
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The `Content-Length` value, if one was sent.
+    #[inline]
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// Whether `Content-Length` was sent more than once (with the same value): the
+    /// sender is suspect.
+    #[inline]
+    pub fn repeated_length(&self) -> bool {
+        self.repeated_length
+    }
+
+    /// Whether the fields let the connection persist after this message (RFC 9112
+    /// §9.3): no `close` option, and HTTP/1.1 or an HTTP/1.0 `keep-alive` option.
+    #[inline]
+    pub fn persistent(&self, version: Version) -> bool {
+        match version {
+            Version::Http11 => !self.close,
+            Version::Http10 => self.keep_alive && !self.close,
+        }
+    }
+
+    /// How the fields delimit the body.
+    ///
+    /// # Errors
+    ///
+    /// [`FramingError`] for `Transfer-Encoding` beside `Content-Length` (§6.3 rule 3:
+    /// "ought to be handled as an error") or in an HTTP/1.0 message (§6.1: faulty
+    /// framing).
+    #[inline]
+    pub fn delimiter(&self, version: Version) -> Result<Delimiter, FramingError> {
+        let codings = self.codings;
+        if !codings.present {
+            return Ok(match self.content_length {
+                Some(n) => Delimiter::Length(n),
+                None => Delimiter::Absent,
+            });
+        }
+        if self.content_length.is_some() || version == Version::Http10 {
+            return Err(FramingError);
+        }
+        Ok(if codings.chunked {
+            Delimiter::Chunked {
+                coded: codings.coded,
+            }
+        } else {
+            Delimiter::Unchunked
+        })
+    }
+
+    /// Whether `Transfer-Encoding` lists a coding other than `chunked`.
+    #[inline]
+    pub fn transfer_coded(&self) -> bool {
+        self.codings.coded
+    }
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), at most 19 digits so it fits a u64
+/// with room to spare: a sign, hex, spaces or nothing are refused.
+pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, FramingError> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(FramingError);
+    }
+    Ok(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// The elements of a comma-separated list of tokens (RFC 9110 §5.6.1, §5.6.2:
+/// `Connection`, `Content-Length`), each without its surrounding OWS; empty elements
+/// included.
+///
+/// A token holds no quote, so every comma splits: in `Connection: a"b, close` the
+/// first element is simply not a token and `close` is still seen. (Reading the `"` as
+/// the start of a quoted-string, as [`list`] does, would hide `close`, or a field
+/// name that `Connection` asks to remove.)
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Calls `f` with each element of a comma-separated list of tokens, as [`tokens`]
+/// yields them, in one tight pass: for `Connection`, whose options a client may list
+/// by the thousand (one byte and a comma each), so that reading them costs about what
+/// reading any other bytes of the head does.
+#[inline]
+pub(crate) fn each_token(value: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut rest = value;
+    loop {
+        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
+        let mut token = &rest[..end];
+        // OWS around an element is rare: trimmed only where there is some (httparse
+        // lets no CR, LF or FF into a value, so this trims what `tokens` trims).
+        if let [b' ' | b'\t', ..] = token {
+            token = token.trim_ascii_start();
+        }
+        if let [.., b' ' | b'\t'] = token {
+            token = token.trim_ascii_end();
+        }
+        f(token);
+        match rest.get(end + 1..) {
+            Some(after) => rest = after,
+            None => return,
+        }
+    }
+}
+
+/// The elements of a comma-separated field value whose elements may hold
+/// quoted-strings (RFC 9110 §5.6.1; here `Transfer-Encoding`, whose codings take
+/// parameters, §5.6.6), each without its surrounding OWS; empty elements included.
+///
+/// A comma inside a quoted-string (§5.6.4: `"` to `"`, a backslash taking the next
+/// byte as it is) does not split: `x;p="a,b", chunked` is two elements, `x;p="a,b"`
+/// and `chunked`. A quoted-string that does not end runs to the end of the value, one
+/// element (`x;p="a, chunked` is one): it matches no token, and no transfer coding
+/// ([`TransferCodings`] refuses it).
+///
+/// `trim_ascii` also trims CR, LF and FF, none of which httparse lets into a value, so
+/// on a parsed value it trims exactly OWS (SP and HTAB).
+pub(crate) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let value = rest?;
+        let (element, after) = match element_end(value) {
+            Some(comma) => (&value[..comma], Some(&value[comma + 1..])),
+            None => (value, None),
+        };
+        rest = after;
+        Some(element.trim_ascii())
+    })
+}
+
+/// Where the first list element of `value` ends: the index of the first comma outside
+/// a quoted-string, if any.
+fn element_end(value: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        i += memchr::memchr2(b',', b'"', value.get(i..)?)?;
+        if value[i] == b',' {
+            return Some(i);
+        }
+        i += 1; // the opening quote
+        // Inside the quoted-string: to its closing quote, over quoted-pairs.
+        loop {
+            i += memchr::memchr2(b'"', b'\\', value.get(i..)?)?;
+            if value[i] == b'"' {
+                i += 1;
+                break;
+            }
+            i += 2;
+        }
+    }
+}
+
+/// What the `Transfer-Encoding` fields of a message say (RFC 9112 §6.1, §7), read one
+/// field at a time with [`add`](Self::add).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TransferCodings {
+    /// The message has a `Transfer-Encoding` field.
+    pub(crate) present: bool,
+    /// The last coding so far is `chunked`.
+    pub(crate) chunked: bool,
+    /// A coding other than `chunked` is listed.
+    pub(crate) coded: bool,
+}
+
+impl TransferCodings {
+    /// Reads the codings of one `Transfer-Encoding` value, skipping empty elements
+    /// (RFC 9110 §5.6.1).
+    ///
+    /// # Errors
+    ///
+    /// [`FramingError`] for framing no one could delimit, or that two recipients could
+    /// read two ways: a coding that is not `token *( OWS ";" OWS transfer-parameter )`
+    /// (§7; an unterminated quoted-string among its parameters, say), `chunked` with
+    /// parameters (§7.1: "Their presence SHOULD be treated as an error"), any coding
+    /// after `chunked` (§7: it is applied once, and last; a body chunked and then coded
+    /// again could be forwarded only unchanged and close-delimited).
+    pub(crate) fn add(&mut self, value: &[u8]) -> Result<(), FramingError> {
+        self.present = true;
+        for coding in list(value).filter(|coding| !coding.is_empty()) {
+            let name_len = coding
+                .iter()
+                .position(|&b| !TCHAR.contains(b))
+                .unwrap_or(coding.len());
+            let (name, parameters) = coding.split_at(name_len);
+            if self.chunked || name.is_empty() || !valid_transfer_parameters(parameters) {
+                return Err(FramingError);
+            }
+            // §7: coding names are case-insensitive.
+            self.chunked = name.eq_ignore_ascii_case(b"chunked");
+            if self.chunked && !parameters.is_empty() {
+                return Err(FramingError);
+            }
+            self.coded |= !self.chunked;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_end_scans_only_new_bytes_and_finds_every_ending() {
+        let req = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
+        let end = req.len() - 4;
+        assert_eq!(head_end(req, 0), Some(end));
+        // Fed one byte at a time, resuming from the previous length.
+        let found = (1..=req.len()).find_map(|n| head_end(&req[..n], n - 1));
+        assert_eq!(found, Some(end));
+        // A bare LF ends the head too (the parse then refuses it, with a status).
+        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: a\n\n", 0), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0), None);
+    }
+
+    #[test]
+    fn lists_split_outside_quoted_strings_only() {
+        // RFC 9110 §5.6.1 (OWS around elements, empty ones kept), §5.6.4 (quoted-string,
+        // quoted-pair).
+        let elements = |value: &str| -> Vec<String> {
+            list(value.as_bytes())
+                .map(|e| String::from_utf8(e.to_vec()).unwrap())
+                .collect()
+        };
+        assert_eq!(elements("a, b ,\tc"), ["a", "b", "c"]);
+        assert_eq!(elements(" , a,,"), ["", "a", "", ""]);
+        assert_eq!(elements(""), [""]);
+        assert_eq!(elements("x;p=\"a,b\", chunked"), ["x;p=\"a,b\"", "chunked"]);
+        assert_eq!(elements(r#""a\",b", c"#), [r#""a\",b""#, "c"]);
+        assert_eq!(elements(r#""a\\", b"#), [r#""a\\""#, "b"]);
+        assert_eq!(elements("\"\", \"\""), ["\"\"", "\"\""]);
+        // Unterminated: one element to the end, whatever follows.
+        assert_eq!(elements("x;p=\"a, chunked"), ["x;p=\"a, chunked"]);
+        assert_eq!(elements("a, \"b, c"), ["a", "\"b, c"]);
+        // A backslash outside a quoted-string is a byte like any other.
+        assert_eq!(elements(r#"a\, b\"c, d"#), [r#"a\"#, r#"b\"c, d"#]);
+        assert_eq!(elements("\"a\\"), ["\"a\\"]);
+    }
+
+    #[test]
+    fn find_head_scans_only_new_bytes_and_holds_the_limit() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut scanned = 0;
+        for n in 1..head.len() {
+            assert_eq!(find_head(&head[..n], &mut scanned, 64), Ok(None));
+            assert_eq!(scanned, n);
+        }
+        assert_eq!(find_head(head, &mut scanned, 64), Ok(Some(head.len())));
+        assert_eq!(scanned, 0, "ready for the next head");
+        assert_eq!(find_head(head, &mut 0, head.len() - 1), Err(HeadOverLimit));
+        assert_eq!(find_head(&head[..20], &mut 0, 19), Err(HeadOverLimit));
+        assert_eq!(find_head(&head[..20], &mut 0, 20), Ok(None));
+    }
+
+    #[test]
+    fn bare_lf_anywhere_in_a_head_is_refused() {
+        assert!(crlf_only(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!crlf_only(b"GET / HTTP/1.1\nHost: a\r\n\r\n"));
+        assert!(!crlf_only(b"GET / HTTP/1.1\r\nHost: a\r\n\n"));
+        assert!(!crlf_only(b"\n"));
+    }
+
+    fn read(fields: &[(&str, &str)]) -> Result<FramingFields, FramingError> {
+        let mut framing = FramingFields::default();
+        for (name, value) in fields {
+            framing.add(name, value.as_bytes())?;
+        }
+        Ok(framing)
+    }
+
+    #[test]
+    fn both_roles_read_the_same_delimiter_from_the_same_fields() {
+        let v11 = Version::Http11;
+        let delimiter = |fields: &[(&str, &str)]| read(fields)?.delimiter(v11);
+        assert_eq!(delimiter(&[]), Ok(Delimiter::Absent));
+        assert_eq!(
+            delimiter(&[("Content-Length", "5")]),
+            Ok(Delimiter::Length(5))
+        );
+        assert_eq!(
+            delimiter(&[("Content-Length", "5, 5")]),
+            Ok(Delimiter::Length(5))
+        );
+        assert_eq!(
+            delimiter(&[("Content-Length", "5"), ("content-length", "6")]),
+            Err(FramingError)
+        );
+        assert_eq!(
+            delimiter(&[("Transfer-Encoding", "gzip, chunked")]),
+            Ok(Delimiter::Chunked { coded: true })
+        );
+        assert_eq!(
+            delimiter(&[("Transfer-Encoding", "gzip")]),
+            Ok(Delimiter::Unchunked)
+        );
+        assert_eq!(
+            delimiter(&[("Transfer-Encoding", "chunked"), ("Content-Length", "5")]),
+            Err(FramingError)
+        );
+        assert_eq!(
+            delimiter(&[("Transfer-Encoding", "chunked, gzip")]),
+            Err(FramingError)
+        );
+        let te = read(&[("Transfer-Encoding", "chunked")]).unwrap();
+        assert_eq!(te.delimiter(Version::Http10), Err(FramingError));
+    }
+
+    #[test]
+    fn persistence_follows_the_version_and_connection_options() {
+        let keep = |version, fields: &[(&str, &str)]| read(fields).unwrap().persistent(version);
+        assert!(keep(Version::Http11, &[]));
+        assert!(!keep(
+            Version::Http11,
+            &[("Connection", "Keep-Alive, close")]
+        ));
+        assert!(!keep(Version::Http10, &[]));
+        assert!(keep(Version::Http10, &[("Connection", "keep-alive")]));
+    }
+}
