@@ -29,18 +29,21 @@ LOAD=$(newest 'load-*.csv')
 IDLE=$(newest 'idle-*.csv')
 POOL=
 [ -f "$RESULTS/pool.csv" ] && POOL=$RESULTS/pool.csv
+SIZED=
+[ -f "$RESULTS/sized.csv" ] && SIZED=$RESULTS/sized.csv
 OUT=$BENCH/plots
 while [ $# -gt 0 ]; do
     case $1 in
     --load) LOAD=$2 ;;
     --idle) IDLE=$2 ;;
     --pool) POOL=$2 ;;
+    --sized) SIZED=$2 ;;
     --out) OUT=$2 ;;
-    *) die "usage: bench/plot.sh [--load CSV] [--idle CSV] [--pool CSV] [--out DIR]" ;;
+    *) die "usage: bench/plot.sh [--load CSV] [--idle CSV] [--pool CSV] [--sized CSV] [--out DIR]" ;;
     esac
     shift 2
 done
-[ -n "$LOAD$IDLE$POOL" ] || die "no results yet: run bench/load.sh or bench/idle-conns.sh first"
+[ -n "$LOAD$IDLE$POOL$SIZED" ] || die "no results yet: run bench/load.sh or bench/idle-conns.sh first"
 
 ensure_tools python3 gnuplot
 mkdir -p "$OUT"
@@ -49,7 +52,8 @@ args=()
 [ -z "$LOAD" ] || args+=(--load "$LOAD")
 [ -z "$IDLE" ] || args+=(--idle "$IDLE")
 [ -z "$POOL" ] || args+=(--pool "$POOL")
-python3 "$BENCH/summarize.py" plotdata "$DATA" "${args[@]}" >/dev/null
+mkdir -p "$DATA"
+[ ${#args[@]} -eq 0 ] || python3 "$BENCH/summarize.py" plotdata "$DATA" "${args[@]}" >/dev/null
 
 COMMON='
 set terminal svg size 1000,720 dynamic noenhanced font "sans,11" background "white"
@@ -126,4 +130,17 @@ if [ -f "$DATA/idle.dat" ]; then
 fi
 if [ -f "$DATA/pool.dat" ]; then
     histogram_plot "$DATA/pool.dat" "$OUT/pool.svg" "pool: ns per object (get, write a byte, return)" "ns per object"
+fi
+if [ -n "$SIZED" ]; then
+    # sized.csv (benches/sized.rs, columns variant,ns,allocs_per_op,held_mib_warm,
+    # held_mib_after_burst): time per get+return, and the heap held before and after
+    # a burst of 1 MiB requests.
+    awk -F, 'NR == 1 { print "\"variant\" \"ns per get+return\"" } NR > 1 { print $1, $2 }' \
+        "$SIZED" >"$DATA/sized-ns.dat"
+    awk -F, 'NR == 1 { print "\"variant\" \"warm\" \"after a 64 MiB burst and 200,000 ops\"" }
+        NR > 1 { print $1, $4, $5 }' "$SIZED" >"$DATA/sized-held.dat"
+    histogram_plot "$DATA/sized-ns.dat" "$OUT/sized-ns.svg" \
+        "mixed sizes 64 B - 1 MiB: ns per get, fill, return (${SIZED##*/})" "ns per op"
+    histogram_plot "$DATA/sized-held.dat" "$OUT/sized-held.svg" \
+        "mixed sizes: heap held by the buffers (${SIZED##*/})" "MiB"
 fi

@@ -48,6 +48,9 @@ use std::ops::DerefMut;
 use crate::pool::Pool;
 use crate::recycle::{Recycle, Reuse};
 
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
 /// Capacity of [`ReadBuf::new`] and [`WriteBuf::new`]: 4 KiB, the size Go's server
 /// pooled.
 pub const DEFAULT_BUF_SIZE: usize = 4 * 1024;
@@ -57,7 +60,7 @@ pub const DEFAULT_BUF_SIZE: usize = 4 * 1024;
 pub const COPY_BUF_SIZE: usize = 32 * 1024;
 
 /// Whether an I/O error is a "try again" rather than a failure.
-fn is_transient(kind: ErrorKind) -> bool {
+pub(crate) fn is_transient(kind: ErrorKind) -> bool {
     matches!(kind, ErrorKind::WouldBlock | ErrorKind::Interrupted)
 }
 
@@ -275,21 +278,35 @@ impl ReadBuf {
     }
 
     fn read_with<R: Read + ?Sized>(&mut self, source: &mut R, trusted: bool) -> io::Result<usize> {
+        let result = source.read(self.spare_for_read(trusted));
+        self.after_read(result)
+    }
+
+    /// The free space a read may fill (made if there is none), marked as written
+    /// unless `trusted` (a source that writes only the bytes it reports). Marked before
+    /// the read: a reader may also fail or panic after writing. Follow with
+    /// [`after_read`](Self::after_read).
+    pub(crate) fn spare_for_read(&mut self, trusted: bool) -> &mut [u8] {
         if self.end == self.buf.len() {
             self.reserve(1);
         }
         if !trusted {
-            // Marked before the call: a reader may also fail or panic after writing.
             self.dirty = self.buf.len();
         }
-        match source.read(&mut self.buf[self.end..]) {
+        &mut self.buf[self.end..]
+    }
+
+    /// Records what a read into [`spare_for_read`](Self::spare_for_read) did: `Ok(0)`
+    /// is EOF, `Ok(n)` appends `n` bytes (clamped to the space: a reader claiming more
+    /// than it was given is buggy, never trusted past the slice), a lasting error is
+    /// kept.
+    pub(crate) fn after_read(&mut self, result: io::Result<usize>) -> io::Result<usize> {
+        match result {
             Ok(0) => {
                 self.eof = true;
                 Ok(0)
             }
             Ok(n) => {
-                // A `Read` impl that claims more than it was given is buggy; never
-                // trust it past the slice.
                 let n = n.min(self.buf.len() - self.end);
                 self.end += n;
                 self.dirty = self.dirty.max(self.end);
@@ -316,7 +333,7 @@ impl ReadBuf {
     }
 
     /// The hook's work: back to the state of a new buffer, capacity kept.
-    fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         self.buf[..self.dirty].fill(0);
         self.start = 0;
         self.end = 0;
@@ -479,7 +496,7 @@ impl WriteBuf {
     /// Appends `bytes` without ever growing the storage: if they do not fit behind the
     /// unflushed bytes, those are moved to the front first. The caller makes sure they
     /// fit beside them (`len() + bytes.len() <= capacity()`).
-    fn extend_within_capacity(&mut self, bytes: &[u8]) {
+    pub(crate) fn extend_within_capacity(&mut self, bytes: &[u8]) {
         debug_assert!(self.len() + bytes.len() <= self.capacity());
         if bytes.len() > self.buf.capacity() - self.buf.len() {
             self.compact();
@@ -536,16 +553,21 @@ impl WriteBuf {
             return Ok(0);
         }
         let n = write_once(sink, &self.buf[self.pos..]).inspect_err(|e| self.record(e))?;
-        self.pos += n;
+        self.advance_flushed(n);
+        Ok(n)
+    }
+
+    /// Marks the first `n` unflushed bytes as written (clamped to `len()`).
+    pub(crate) fn advance_flushed(&mut self, n: usize) {
+        self.pos += n.min(self.len());
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
         }
-        Ok(n)
     }
 
     /// Remembers a write error on this buffer's stream, unless it means "try again".
-    fn record(&mut self, error: &io::Error) {
+    pub(crate) fn record(&mut self, error: &io::Error) {
         if !is_transient(error.kind()) {
             self.error = Some(error.kind());
         }

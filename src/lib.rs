@@ -66,11 +66,31 @@
 //!   `Serialize`/`Deserialize` with the `serde` feature.
 //! - [`io`]: pooled read and write buffers whose hooks drain input and refuse dirty
 //!   writers, blocking `Read`/`Write` adapters over them, and the [`io::BufferPool`]
-//!   hook with [`io::copy`].
+//!   hook with [`io::copy`]. With the `tokio` feature, `io::tokio` adds
+//!   `AsyncRead + AsyncBufRead` and `AsyncWrite` adapters over the same buffers (see
+//!   [below](#async-io-with-tokio)).
 //! - [`status`]: a lock-free, bounded cache of HTTP status lines
 //!   ([`status::StatusLines`]);
 //! - [`date`]: the per-second `Date` header ([`date::DateCache`], also at
 //!   `status::DateCache`).
+//!
+//! # Async I/O with tokio
+//!
+//! With the `tokio` feature (off by default: the default build gains no dependency),
+//! `recycle_pool::io::tokio` has `AsyncPooledReader` (`AsyncRead + AsyncBufRead`) and
+//! `AsyncPooledWriter` (`AsyncWrite`) over pooled [`io::ReadBuf`] and [`io::WriteBuf`]
+//! buffers, with the blocking adapters' promises: the read buffer is drained when it
+//! goes home, a writer with unflushed bytes or a write error is refused by its pool (so
+//! a task cancelled mid-write never hands its bytes on), and `poll_shutdown` flushes
+//! first. `examples/tokio_echo.rs` serves TCP echo on the multi-thread runtime with
+//! them:
+//!
+//! ```toml
+//! recycle-pool = { version = "0.1", features = ["tokio"] }
+//! ```
+//!
+//! This crate's `ReadBuf` and `tokio::io::ReadBuf` share a name: import one of them
+//! under another (`use tokio::io::ReadBuf as TokioReadBuf;`).
 //!
 //! # Concurrency checking
 //!
@@ -80,11 +100,13 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod date;
+mod frozen;
 pub mod io;
 mod local;
 pub mod pool;
 mod recycle;
 mod shared;
+pub mod sized;
 mod stats;
 pub mod status;
 mod sync;
@@ -92,6 +114,7 @@ mod sync;
 pub use io::BufferPool;
 pub use pool::{Builder, OwnedPooled, Pool, Pooled};
 pub use recycle::{Recycle, Reuse};
+pub use sized::SizedPool;
 pub use stats::Stats;
 pub use status::{StatusLines, Version};
 

@@ -222,6 +222,10 @@ pub(crate) struct Counters {
     pub(crate) evicted: Counter,
     pub(crate) detached: Counter,
     pub(crate) puts: Counter,
+    /// `try_get` calls that found no idle object.
+    pub(crate) empty_tries: Counter,
+    /// Objects `Builder::prefill` made (pool only).
+    pub(crate) prefilled: Counter,
 }
 
 impl Counters {
@@ -240,6 +244,8 @@ impl Counters {
         stats.trimmed += self.trimmed.get();
         stats.detached += self.detached.get();
         stats.puts += self.puts.get();
+        stats.empty_tries += self.empty_tries.get();
+        stats.prefilled += self.prefilled.get();
     }
 }
 

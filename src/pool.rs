@@ -417,6 +417,64 @@ impl<T: Send> Pool<T> {
         }
     }
 
+    /// Takes an idle object if there is one, wrapped in a guard like [`get`](Pool::get)'s;
+    /// `None` if neither this thread's cache nor the shared tier holds one. Never calls
+    /// the create function (object-pool's `try_pull`): for a caller that would rather
+    /// wait, shed load or allocate something else than make a new object.
+    ///
+    /// Counted as a hit when it finds one, and in [`Stats::empty_tries`] when not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = recycle_pool::Pool::new(|| Vec::<u8>::with_capacity(64));
+    /// assert!(pool.try_get().is_none()); // nothing idle, nothing created
+    /// drop(pool.get());
+    /// assert!(pool.try_get().is_some()); // the one just returned
+    /// let s = pool.stats();
+    /// assert_eq!((s.misses, s.hits, s.empty_tries), (1, 1, 1));
+    /// ```
+    #[must_use = "dropping the guard returns the object at once"]
+    pub fn try_get(&self) -> Option<Pooled<'_, T>> {
+        self.try_take().map(|value| Pooled {
+            pool: self,
+            value: ManuallyDrop::new(value),
+        })
+    }
+
+    /// [`try_get`](Pool::try_get) with an owned guard, as [`get_owned`](Pool::get_owned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = std::sync::Arc::new(recycle_pool::Pool::builder(String::new).prefill(1).build());
+    /// let owned = pool.try_get_owned().expect("prefilled");
+    /// assert!(pool.try_get_owned().is_none());
+    /// # drop(owned);
+    /// ```
+    #[must_use = "dropping the guard returns the object at once"]
+    #[cfg(not(loom))]
+    pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T>> {
+        self.try_take().map(|value| OwnedPooled {
+            value: ManuallyDrop::new(value),
+            pool: Arc::clone(self),
+        })
+    }
+
+    /// `take` without the create function: counts a hit, or an empty try.
+    fn try_take(&self) -> Option<T> {
+        let local = self.caches.local();
+        if let Some(value) = local.and_then(|node| node.pop(self.epoch.load(Relaxed))) {
+            return Some(value); // counted by the node as a hit
+        }
+        if let Some(slot) = self.shared.as_ref().and_then(Shared::pop) {
+            self.count(local, |c| &c.hits);
+            return Some(slot.value);
+        }
+        self.count(local, |c| &c.empty_tries);
+        None
+    }
+
     /// Returns an object to the pool explicitly: runs the hook, then keeps the object
     /// if the hook said [`Reuse::Keep`] and there is room. Objects need not have come
     /// from this pool (a detached one, or one made elsewhere).
@@ -684,6 +742,7 @@ pub struct Builder<T> {
     hook: Hook<T>,
     thread_cache: usize,
     max_idle: usize,
+    prefill: usize,
 }
 
 impl<T: Send> Builder<T> {
@@ -693,7 +752,33 @@ impl<T: Send> Builder<T> {
             hook,
             thread_cache: DEFAULT_THREAD_CACHE,
             max_idle: DEFAULT_MAX_IDLE,
+            prefill: 0,
         }
+    }
+
+    /// Makes `n` objects with the create function when the pool is built and keeps
+    /// them idle in the shared tier (opool's `new_prefilled`), so the first `n` gets,
+    /// on any thread, are hits and a [`Pool::try_get`] finds them. At most
+    /// [`max_idle`](Builder::max_idle) objects are made: the shared tier holds no
+    /// more. Counted in [`Stats::prefilled`]; [`Pool::trim`] ages them out like any
+    /// idle object.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = recycle_pool::Pool::builder(|| Vec::<u8>::with_capacity(4096))
+    ///     .prefill(4)
+    ///     .build();
+    /// assert_eq!(pool.stats().idle, 4);
+    /// let bufs: Vec<_> = (0..4).map(|_| pool.try_get().expect("prefilled")).collect();
+    /// assert!(pool.try_get().is_none());
+    /// let s = pool.stats();
+    /// assert_eq!((s.prefilled, s.hits, s.misses), (4, 4, 0));
+    /// # drop(bufs);
+    /// ```
+    pub fn prefill(mut self, n: usize) -> Self {
+        self.prefill = n;
+        self
     }
 
     /// Bounds the shared tier to `n` idle objects (default [`DEFAULT_MAX_IDLE`]).
@@ -766,14 +851,27 @@ impl<T: Send> Builder<T> {
             "thread_cache {} is over MAX_THREAD_CACHE ({MAX_THREAD_CACHE})",
             self.thread_cache
         );
-        Pool {
+        let pool = Pool {
             caches: Caches::new(self.thread_cache),
             epoch: AtomicU64::new(0),
             create: self.create,
             hook: self.hook,
             shared: (self.max_idle > 0).then(|| Shared::new(self.max_idle)),
             cold: CachePadded::new(Counters::default()),
+        };
+        if let Some(shared) = &pool.shared {
+            for _ in 0..self.prefill.min(shared.capacity()) {
+                // User code; if it panics, the pool drops with what was made so far.
+                let value = (pool.create)();
+                pool.cold.prefilled.add();
+                if let Err(slot) = shared.push(Slot { value, epoch: 0 }) {
+                    // Unreachable (no other thread sees the pool yet); counted all the same.
+                    pool.cold.evicted.add();
+                    drop(slot);
+                }
+            }
         }
+        pool
     }
 }
 

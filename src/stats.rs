@@ -12,19 +12,21 @@
 /// Once no other thread is using the pool (or in a snapshot of counts that only the
 /// calling thread changed), these hold exactly, panics included:
 ///
-/// 1. **Idle objects**: `idle == returns - discards - hits - trimmed`. Every returned
-///    object that is kept stays idle until a get takes it (a hit) or [`trim`] frees it.
+/// 1. **Idle objects**: `idle == prefilled + returns - discards - hits - trimmed`.
+///    Every prefilled object, and every returned object that is kept, stays idle until
+///    a get (or a successful [`try_get`]) takes it (a hit) or [`trim`] frees it.
 /// 2. **Objects in use**: `hits + misses == (returns - puts) + detached + in_use()`,
 ///    where [`in_use`](Stats::in_use) is the number of live guards ([`Pooled`],
 ///    [`OwnedPooled`]). Guards end by a drop (a return that is not a put) or a
 ///    `detach`; an object detached and later [`put`] back counts as detached and as a
 ///    put, so it cancels out.
-/// 3. **Objects made**: `misses` is the number of objects the create function
-///    returned.
+/// 3. **Objects made**: `misses + prefilled` is the number of objects the create
+///    function returned ([`try_get`] never calls it).
 /// 4. **Discards by cause**: `discards == refused + over_capacity + no_room + evicted`.
 ///    The first three are returns that were not kept, `evicted` objects that had
 ///    been kept (idle) before `trim` dropped them, so identity 1 also reads
-///    `idle == (returns - refused - over_capacity - no_room) - hits - trimmed - evicted`.
+///    `idle == prefilled + (returns - refused - over_capacity - no_room) - hits -
+///    trimmed - evicted`.
 ///
 /// What happens on the edges:
 ///
@@ -43,6 +45,7 @@
 ///   counted as a discard (`evicted`; it is not a return).
 ///
 /// [`trim`]: crate::Pool::trim
+/// [`try_get`]: crate::Pool::try_get
 /// [`put`]: crate::Pool::put
 /// [`Pooled`]: crate::Pooled
 /// [`OwnedPooled`]: crate::OwnedPooled
@@ -62,7 +65,7 @@
 /// pool.put(Vec::new()); // a put: kept
 /// let s = pool.stats();
 /// assert_eq!((s.hits, s.misses, s.returns, s.puts, s.idle), (1, 1, 2, 1, 1));
-/// assert_eq!(s.idle as u64, s.returns - s.discards - s.hits - s.trimmed);
+/// assert_eq!(s.idle as u64, s.prefilled + s.returns - s.discards - s.hits - s.trimmed);
 /// assert_eq!(s.hits + s.misses, (s.returns - s.puts) + s.detached + s.in_use());
 /// assert_eq!(s.in_use(), 1);
 /// # drop(held);
@@ -100,6 +103,12 @@ pub struct Stats {
     pub detached: u64,
     /// Returns made through [`Pool::put`](crate::Pool::put) (also counted in `returns`).
     pub puts: u64,
+    /// [`Pool::try_get`](crate::Pool::try_get) calls that found no idle object (and so
+    /// returned `None` without creating one). A `try_get` that found one is a hit.
+    pub empty_tries: u64,
+    /// Objects made at build time by [`Builder::prefill`](crate::Builder::prefill) (not
+    /// counted in `misses`, which counts gets).
+    pub prefilled: u64,
     /// Idle objects held right now, in all tiers (approximate while threads are busy).
     pub idle: usize,
 }

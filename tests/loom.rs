@@ -645,4 +645,42 @@ mod models {
             );
         });
     }
+
+    /// `SizedPool` calibration: two threads request and calibrate at once. The
+    /// calibrator's state (the request counts it last saw) sits behind a try-lock
+    /// (acquire on taking it, release on giving it back); loom reports an unordered
+    /// access to that state if either ordering is weakened to `Relaxed`. A thread that
+    /// finds the lock taken does not wait (its `calibrate` returns false), and one of
+    /// the two always calibrates.
+    #[test]
+    fn sized_calibrations_from_two_threads() {
+        model(|| {
+            let pool = Arc::new(
+                recycle_pool::sized::SizedPool::builder()
+                    .max_size(128)
+                    .max_idle(1)
+                    .thread_cache(0)
+                    .build(),
+            );
+            let other = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    drop(pool.get(100));
+                    pool.calibrate()
+                })
+            };
+            drop(pool.get(10));
+            let mine = pool.calibrate();
+            let theirs = other.join().unwrap();
+            let stats = pool.stats();
+            assert_eq!(
+                stats.calibrations,
+                u64::from(mine) + u64::from(theirs),
+                "{stats:?}"
+            );
+            assert!(mine || theirs, "one of them saw at least its own request");
+            assert!([64, 128].contains(&stats.default_size));
+            assert!(stats.ceiling >= stats.default_size);
+        });
+    }
 }

@@ -787,7 +787,7 @@ fn debug_impls() {
 fn assert_identities(stats: &recycle_pool::Stats, live: u64) {
     assert_eq!(
         stats.idle as u64,
-        stats.returns - stats.discards - stats.hits - stats.trimmed,
+        stats.prefilled + stats.returns - stats.discards - stats.hits - stats.trimmed,
         "idle identity: {stats:?}"
     );
     assert_eq!(stats.in_use(), live, "in_use: {stats:?}");
@@ -1119,6 +1119,109 @@ fn objects_of_every_layout_come_back_intact() {
     round_trip(|| [0u8; 3], |i| [i as u8; 3]); // not whole words
     round_trip(|| 0u32, |i| i as u32); // less than a word
     round_trip(|| (), |_| ()); // zero-sized
+}
+
+#[test]
+fn prefill_fills_the_shared_tier_and_never_more_than_max_idle() {
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&made);
+    let pool = Pool::builder(move || {
+        counter.fetch_add(1, SeqCst);
+        Vec::<u8>::with_capacity(128)
+    })
+    .thread_cache(0)
+    .max_idle(3)
+    .prefill(10)
+    .build();
+    assert_eq!(made.load(SeqCst), 3, "only max_idle objects are made");
+    let s = pool.stats();
+    assert_eq!((s.prefilled, s.idle, s.misses), (3, 3, 0));
+    assert_identities(&s, 0);
+    // Another thread finds them: they sit in the shared tier, not in a thread cache.
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let held: Vec<_> = (0..3).map(|_| pool.get()).collect();
+            assert!(held.iter().all(|b| b.capacity() >= 128));
+        });
+    });
+    assert_eq!(made.load(SeqCst), 3, "the three gets were hits");
+    let s = pool.stats();
+    assert_eq!((s.hits, s.misses), (3, 0));
+    assert_identities(&s, 0);
+    // Trim ages prefilled objects like any idle object.
+    pool.trim();
+    pool.trim();
+    assert_eq!(pool.stats().idle, 0);
+    assert_identities(&pool.stats(), 0);
+}
+
+#[test]
+fn prefill_without_a_shared_tier_makes_nothing() {
+    let pool = Pool::builder(Vec::<u8>::new).max_idle(0).prefill(5).build();
+    assert_eq!((pool.stats().prefilled, pool.stats().idle), (0, 0));
+}
+
+#[test]
+fn try_get_never_creates_and_counts_empty_tries() {
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&made);
+    let pool = Arc::new(Pool::new(move || {
+        counter.fetch_add(1, SeqCst);
+        String::new()
+    }));
+    assert!(pool.try_get().is_none());
+    assert!(pool.try_get_owned().is_none());
+    assert_eq!(made.load(SeqCst), 0);
+    let mut s = pool.get();
+    s.push_str("dirty");
+    drop(s);
+    let again = pool.try_get().expect("the returned one is idle");
+    assert!(again.is_empty(), "it went through the hook");
+    assert!(pool.try_get().is_none(), "only one exists");
+    drop(again);
+    let stats = pool.stats();
+    assert_eq!((stats.misses, stats.hits, stats.empty_tries), (1, 1, 3));
+    assert_identities(&stats, 0);
+    assert_eq!(made.load(SeqCst), 1);
+}
+
+#[test]
+fn try_get_from_two_threads_hands_each_object_out_once() {
+    let pool = Pool::builder(|| Vec::<u8>::with_capacity(8))
+        .thread_cache(0)
+        .max_idle(4)
+        .prefill(4)
+        .build();
+    let barrier = std::sync::Barrier::new(2);
+    let got: Vec<usize> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                sc.spawn(|| {
+                    barrier.wait();
+                    let mut mine = Vec::new();
+                    while let Some(b) = pool.try_get() {
+                        mine.push(b.detach());
+                    }
+                    mine.iter().map(|v| v.as_ptr() as usize).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut unique = got.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        (got.len(), unique.len()),
+        (4, 4),
+        "each prefilled buffer once"
+    );
+    let s = pool.stats();
+    assert_eq!((s.hits, s.misses, s.detached), (4, 0, 4));
+    assert!(s.empty_tries >= 2);
 }
 
 /// `Pool<Vec<u8>>` is also a `BufferPool`, whose `get`/`put` share names with the

@@ -9,6 +9,13 @@ pub(crate) struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// Heap bytes allocated and not yet freed, process-wide.
+#[allow(dead_code)] // not every bench reads it
+pub(crate) fn live_bytes() -> u64 {
+    LIVE.load(Relaxed)
+}
 
 /// Allocations and bytes allocated so far, process-wide.
 fn snapshot() -> (u64, u64) {
@@ -33,16 +40,20 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
+        LIVE.fetch_add(layout.size() as u64, Relaxed);
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as u64, Relaxed);
         // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(new_size as u64, Relaxed);
+        LIVE.fetch_add(new_size as u64, Relaxed);
+        LIVE.fetch_sub(layout.size() as u64, Relaxed);
         // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
