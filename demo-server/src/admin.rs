@@ -43,7 +43,8 @@ impl Handler for Admin<'_> {
         self.scratch.clear();
         match req.path {
             b"/stats" | b"/metrics" if !read => {
-                res.status_page(405);
+                // RFC 9110 §15.5.6: a 405 lists the methods the target allows.
+                crate::app::fixed(res, 405, Some("GET, HEAD"), b"Method Not Allowed\n");
             }
             b"/stats" => {
                 metrics::write_json(&mut self.scratch, self.shared, Some(self.proxy));

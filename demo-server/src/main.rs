@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
-use demo_server::proxy::handler::ProxyConfig;
+use demo_server::proxy::handler::{MAX_UPSTREAM_IDLE, ProxyConfig};
 use demo_server::proxy::upstream::HealthPolicy;
-use demo_server::server::{Config, MAX_UPSTREAM_IDLE, Server, check_proxy, default_threads};
+use demo_server::server::{Config, Server, default_threads};
 use demo_server::state::{
     Limits, MAX_CONNECTIONS, MAX_HEAD_BYTES, MAX_THREADS, MIN_HEAD_BYTES, MIN_TIMEOUT,
     check_timeout,
@@ -83,8 +83,8 @@ struct ProxyArgs {
     upstream_idle_timeout: Duration,
     /// Failed attempts (refused, reset, timed out, malformed response) within
     /// --fail-timeout that take an upstream out for --fail-timeout, as nginx's
-    /// max_fails (0 to 1000000; 0 never takes one out). With every upstream out, 503 at
-    /// once.
+    /// max_fails (0 to 1000000; 0 never takes one out; nor is a single upstream ever
+    /// taken out). With every upstream out, 503 at once.
     #[arg(
         long,
         default_value_t = 3,
@@ -100,6 +100,11 @@ struct ProxyArgs {
     /// of a pooled one (to measure what the pool saves).
     #[arg(long)]
     no_buffer_pool: bool,
+    /// Keep the clients' Forwarded, X-Forwarded-* and X-Real-IP fields and append to
+    /// Forwarded and X-Forwarded-For, for a proxy behind proxies it trusts. Without it
+    /// the proxy removes them (also spelt with _ for -) and sends only its own.
+    #[arg(long)]
+    trust_forwarded: bool,
     /// Address of the admin listener, which serves GET /stats (JSON) and GET /metrics
     /// (Prometheus text format); every path on --addr goes to the upstreams.
     #[arg(long, default_value = "127.0.0.1:9090")]
@@ -222,6 +227,7 @@ impl ProxyArgs {
                 fail_timeout: self.fail_timeout,
             },
             buffer_pool: !self.no_buffer_pool,
+            trust_forwarded: self.trust_forwarded,
         };
         (self.client.into_config(self.addr), proxy, self.admin)
     }
@@ -258,7 +264,7 @@ fn main() -> ExitCode {
             let (config, proxy, admin) = args.into_config();
             // What one flag cannot check alone (the upstreams together), as a usage
             // error like the others.
-            if let Err(e) = check_proxy(&proxy) {
+            if let Err(e) = proxy.check() {
                 eprintln!("demo-server: error: --upstream: {e}");
                 return ExitCode::from(2);
             }

@@ -698,7 +698,6 @@ fn an_invalid_host_is_a_400() {
         assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
     for host in [
-        "",
         "a",
         "a.example:8080",
         "a:",
@@ -901,16 +900,22 @@ fn a_target_in_a_form_its_method_may_not_use_is_a_400() {
         let req = format!("{line}\r\nHost: a\r\n\r\n");
         assert_refused(req.as_bytes(), 400, RequestError::Malformed);
     }
-    // Valid but unusual: answered (404: no such resource here), and kept open.
-    for line in [
-        "OPTIONS * HTTP/1.1",
-        "CONNECT a:443 HTTP/1.1",
-        "CONNECT [::1]:443 HTTP/1.1",
-    ] {
+    // Valid but unusual. `OPTIONS *` asks about the server (RFC 9110 §9.3.7): 200,
+    // with what it allows, kept open. CONNECT asks for a tunnel, which an origin
+    // server that makes none refuses with 501 (§9.3.6, §15.6.2), then closes (the
+    // client may already be sending what it meant for the tunnel).
+    let (responses, outcome) = each_way(limits(), b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        (responses[0].status, responses[0].header("allow")),
+        (200, Some("GET, HEAD, POST, OPTIONS"))
+    );
+    assert_eq!(responses[0].header("content-length"), Some("0"));
+    assert!(!outcome.done);
+    for line in ["CONNECT a:443 HTTP/1.1", "CONNECT [::1]:443 HTTP/1.1"] {
         let req = format!("{line}\r\nHost: a\r\n\r\n");
         let (responses, outcome) = each_way(limits(), req.as_bytes());
-        assert_eq!(responses[0].status, 404, "{line}");
-        assert!(!outcome.done, "{line}");
+        assert_eq!(responses[0].status, 501, "{line}");
+        assert!(responses[0].closes() && outcome.done, "{line}");
     }
     let req = b"GET HTTPS://A.example:8443/bytes/3?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
     let (responses, _) = each_way(limits(), req);
@@ -935,6 +940,53 @@ fn another_major_version_is_a_505() {
         b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
     ] {
         assert_refused(req, 400, RequestError::Malformed);
+    }
+}
+
+/// The request-line and `Host` rules the parser shares with the proxy, with the exact
+/// bytes of each request.
+#[test]
+fn request_line_and_host_rules() {
+    // RFC 9110 §4.2.1: an `http` URI with an empty host is invalid, and a recipient
+    // MUST reject it; in origin-form the host is the `Host` field's.
+    for req in [
+        &b"GET / HTTP/1.1\r\nHost:\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: :80\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost:\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost:\r\n\r\n",
+    ] {
+        assert_refused(req, 400, RequestError::Malformed);
+    }
+    // RFC 9112 §3.2: the target is URI characters only (no raw non-ASCII byte), and
+    // origin-form (RFC 9112 §3.2.1) and absolute-form (RFC 9110 §4.1) carry no fragment.
+    for req in [
+        &b"GET /caf\xC3\xA9 HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /path#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /# HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://a/p#f HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_refused(req, 400, RequestError::Malformed);
+    }
+    // RFC 9112 §3: a method longer than any the server implements is a 501, not a 414
+    // (which is about the target), whether the head fits the limit or not.
+    let long = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(65));
+    assert_refused(long.as_bytes(), 501, RequestError::MethodTooLong);
+    let huge = format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(100_000));
+    assert_refused(huge.as_bytes(), 501, RequestError::MethodTooLong);
+    // Still valid: an absolute-form target names its host (RFC 9112 §3.2.2: its `Host`
+    // is not used), a method of 64 bytes, an HTTP/1.0 request without `Host`, and
+    // percent-encoded UTF-8.
+    for req in [
+        "GET http://a/ HTTP/1.1\r\nHost:\r\n\r\n".to_owned(),
+        format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(64)),
+        "GET / HTTP/1.0\r\n\r\n".to_owned(),
+        "GET /caf%C3%A9 HTTP/1.1\r\nHost: a\r\n\r\n".to_owned(),
+    ] {
+        let (responses, _) = each_way(limits(), req.as_bytes());
+        assert_ne!(responses[0].status, 400, "{req}");
+        assert_ne!(responses[0].status, 501, "{req}");
     }
 }
 

@@ -568,7 +568,12 @@ fn hop_by_hop_fields_go_and_forwarding_fields_come() {
         assert!(field(fields, gone).is_empty(), "{gone} forwarded");
     }
     assert_eq!(field(fields, "x-kept"), ["yes"]);
-    assert_eq!(field(fields, "x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    // The client's X-Forwarded-For is not believed (the proxy is the trust boundary).
+    assert_eq!(field(fields, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(
+        field(fields, "forwarded"),
+        ["for=127.0.0.1;host=site.example;proto=http"]
+    );
     assert_eq!(field(fields, "x-forwarded-host"), ["site.example"]);
     assert_eq!(field(fields, "via"), ["1.1 demo-server"]);
 }
@@ -700,8 +705,18 @@ fn stats_and_metrics_are_on_the_admin_listener_and_every_path_goes_upstream() {
             .contains("\"upstreams\":[{\"upstream\":")
     );
     assert_eq!(admin.get("/").status, 404);
-    admin.send(b"POST /stats HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
-    assert_eq!(admin.response().status, 405);
+    for path in ["/stats", "/metrics"] {
+        admin.send(
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        );
+        let r = admin.response();
+        // RFC 9110 §15.5.6: a 405 MUST say what is allowed.
+        assert_eq!(
+            (r.status, r.header("allow")),
+            (405, Some("GET, HEAD")),
+            "{path}"
+        );
+    }
 }
 
 #[test]
@@ -906,4 +921,62 @@ fn bytes_an_upstream_sends_on_an_idle_connection_never_reach_a_client() {
         2,
         "the connection written to while idle was dropped: {stats}"
     );
+}
+
+/// The availability attack of an early answer: an upstream that reads only the head of
+/// a 4 MB upload, answers `413` with `Connection: close` and closes, its kernel
+/// resetting the connection over the unread body. The proxy's next write fails; the
+/// answer is already in its socket and reaches the client, 20 times of 20, whether the
+/// upstream closes at once (the proxy usually meets the failed write first) or after a
+/// pause (it reads the answer first), and the single upstream is never marked failed or
+/// taken out.
+#[test]
+fn an_early_answer_to_an_upload_then_a_reset_is_never_a_502() {
+    for pause in [Duration::ZERO, Duration::from_millis(30)] {
+        let upstream = TestUpstream::start(move |stream, rec| {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return,
+                }
+            }
+            rec.received.lock().unwrap().extend_from_slice(&head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!",
+            );
+            thread::sleep(pause);
+            // Dropped with the body unread: the kernel resets the connection.
+        });
+        let proxy = proxy(&[upstream.addr], |c| {
+            c.health = HealthPolicy {
+                max_fails: 1,
+                fail_timeout: Duration::from_secs(60),
+            }
+        });
+        for i in 0..20 {
+            let mut client = proxy.client();
+            let mut upload =
+                b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 4000000\r\n\r\n".to_vec();
+            upload.resize(upload.len() + 4_000_000, b'u');
+            let mut writer = client.stream.try_clone().unwrap();
+            // The proxy may close the client's connection once it answered: a failed
+            // write of the rest of the upload is no error here.
+            let sender = thread::spawn(move || {
+                let _ = writer.write_all(&upload);
+            });
+            let r = client.response();
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (413, "big!"),
+                "upload {i}, pause {pause:?}"
+            );
+            drop(client);
+            sender.join().unwrap();
+        }
+        let stats = proxy.stats();
+        assert_eq!(stat(&stats, "\"upstreams\"", "failures"), 0, "{stats}");
+        assert!(stats.contains("\"state\":\"up\""), "{stats}");
+    }
 }

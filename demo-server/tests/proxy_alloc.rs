@@ -108,7 +108,7 @@ fn proxied_keep_alive_requests_allocate_nothing_with_the_buffer_pool() {
 #[test]
 fn without_the_buffer_pool_each_request_allocates_its_two_copy_buffers() {
     let (allocations, rounds) = allocations_per_exchange(false);
-    assert_eq!(allocations, 2 * rounds, "the seed's saving, measured");
+    assert_eq!(allocations, 2 * rounds, "what the pool saves, measured");
 }
 
 #[test]

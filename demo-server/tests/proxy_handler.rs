@@ -240,6 +240,7 @@ fn the_request_head_is_rewritten_for_the_upstream() {
             "Accept",
             "Via",
             "X-Forwarded-For",
+            "Forwarded",
             "X-Forwarded-Host",
             "X-Forwarded-Proto"
         ],
@@ -251,7 +252,12 @@ fn the_request_head_is_rewritten_for_the_upstream() {
         ["1.0 fred, 1.1 demo-server"],
         "RFC 9110 §7.6.3"
     );
-    assert_eq!(up.get("x-forwarded-for"), ["10.0.0.1, 10.0.0.2, 192.0.2.1"]);
+    // The client's forwarding fields are not trusted: the proxy's own replace them.
+    assert_eq!(up.get("x-forwarded-for"), ["192.0.2.1"]);
+    assert_eq!(
+        up.get("forwarded"),
+        ["for=192.0.2.1;host=example.com;proto=http"]
+    );
     assert_eq!(up.get("x-forwarded-host"), ["example.com"]);
     assert_eq!(up.get("x-forwarded-proto"), ["http"]);
     let response = &parse_all(&run.client)[0];
@@ -376,7 +382,7 @@ fn valid_but_unusual_requests_get_through_intact() {
     assert_eq!(up.line, "GET /%7e%2F?x=%00 HTTP/1.1");
     assert_eq!(up.get("host"), ["a.example:81"]);
     assert!(run.upstream[0].windows(5).any(|w| w == b"X: \xe9t"));
-    // Review item 1: a comma inside a quoted parameter value splits nothing (RFC 9110
+    // A comma inside a quoted parameter value splits nothing (RFC 9110
     // §5.6.4): the codings go on as they came, the body re-chunked after them.
     let request = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n3;e=\"1,2\"\r\nabc\r\n0\r\n\r\n";
     let run = each_way(one_upstream, request, OK, false);
@@ -384,18 +390,15 @@ fn valid_but_unusual_requests_get_through_intact() {
     assert_eq!(up.get("transfer-encoding"), ["x;p=\"a,b\", chunked"]);
     assert_eq!(up.body, b"abc");
     assert_eq!(parse_all(&run.client)[0].status, 200);
-    // Review item D4: a field name with `_` is a token (RFC 9110 §5.1, §5.6.2), and
-    // goes as it came (nginx drops it by default; see the README).
+    // A field name with `_` is a token (RFC 9110 §5.1, §5.6.2), and goes as it came
+    // (nginx drops it by default; see the README), except one that CGI would read as a
+    // forwarding field: the client may not set those.
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nmy_field: v_1\r\n\r\n";
     let run = each_way(one_upstream, request, OK, false);
     let up = &forwarded(&run.upstream[0])[0];
     assert_eq!(up.get("my_field"), ["v_1"]);
-    assert_eq!(up.get("X_Forwarded_For"), ["6.6.6.6"]);
-    assert_eq!(
-        up.get("X-Forwarded-For"),
-        ["192.0.2.1"],
-        "a field of its own"
-    );
+    assert!(up.get("X_Forwarded_For").is_empty());
+    assert_eq!(up.get("X-Forwarded-For"), ["192.0.2.1"]);
     let line = b"\r\nmy_field: v_1\r\n";
     assert!(
         run.upstream[0].windows(line.len()).any(|w| w == line),
@@ -427,7 +430,7 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
-        // Review item 1: a list that splits two ways (RFC 9110 §5.6.1, §5.6.4): read
+        // A list that splits two ways (RFC 9110 §5.6.1, §5.6.4): read
         // at every comma these end in chunked; a quoted-string that does not end makes
         // them one invalid coding (RFC 9112 §7).
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n0\r\n\r\n",
@@ -453,6 +456,11 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
         b"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n",
         b"GET / HTTP/1.1\r\n\r\n",
+        // RFC 9110 §4.2.1: an empty host in an http URI; RFC 9112 §3.2: raw non-ASCII
+        // bytes and a fragment in the target.
+        b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+        b"GET /caf\xC3\xA9 HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /path#frag HTTP/1.1\r\nHost: h\r\n\r\n",
     ];
     for &request in cases {
         let run = each_way(one_upstream, request, OK, false);
@@ -471,6 +479,12 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
     assert!(run.upstream.is_empty(), "nothing forwarded");
     assert!(run.client.starts_with(b"HTTP/1.1 505 "));
     assert!(run.done, "closed after the 505");
+    // RFC 9112 §3: a method longer than any implemented is a 501, not a 414.
+    let long = format!("{} / HTTP/1.1\r\nHost: h\r\n\r\n", "M".repeat(100_000));
+    let run = each_way(one_upstream, long.as_bytes(), OK, false);
+    assert!(run.upstream.is_empty(), "nothing forwarded");
+    assert!(run.client.starts_with(b"HTTP/1.1 501 "));
+    assert!(run.done, "closed after the 501");
 }
 
 #[test]
@@ -532,7 +546,7 @@ fn response_bodies_are_reframed_for_the_client() {
     let r = &parse_all(&run.client)[0];
     assert_eq!(r.header("transfer-encoding"), Some("gzip, chunked"));
     assert_eq!(r.body, b"\x1f\x8b");
-    // Review item 1: each coding as it came, a quoted comma and all.
+    // Each coding as it came, a quoted comma and all (RFC 9110 §5.6.4).
     let coded =
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a,b\", chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n";
     let run = each_way(one_upstream, get, coded, false);
@@ -614,7 +628,7 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nok",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nok",
-        // Review item 1: split at every comma, this would end in chunked.
+        // Split at every comma, this would end in chunked (RFC 9110 §5.6.4).
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x;p=\"a, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok",
@@ -653,7 +667,7 @@ fn malformed_responses_are_502_and_the_connection_is_closed() {
     assert_eq!(s.proxy.upstreams.stats(0).discarded, 1, "closed, not kept");
 }
 
-/// Review item 6: RFC 9112 §3.2.4, an absolute-form OPTIONS target with neither path
+/// RFC 9112 §3.2.4: an absolute-form OPTIONS target with neither path
 /// nor query is for the server as a whole: `*` at the origin.
 #[test]
 fn options_for_the_whole_server_goes_up_in_asterisk_form() {
@@ -674,7 +688,7 @@ fn options_for_the_whole_server_goes_up_in_asterisk_form() {
     }
 }
 
-/// Review item 7: RFC 9110 §7.6.2 (Max-Forwards), §9.3.6 (CONNECT), §9.3.8 (TRACE).
+/// RFC 9110 §7.6.2 (Max-Forwards), §9.3.6 (CONNECT), §9.3.8 (TRACE).
 /// What the proxy answers itself reaches no upstream.
 #[test]
 fn max_forwards_is_honoured_and_connect_and_trace_are_never_forwarded() {
@@ -832,14 +846,15 @@ fn a_stray_quote_in_connection_hides_no_option() {
     assert!(run.done, "the client said close");
 }
 
-/// `Via` and `X-Forwarded-For` are appended to, never split: what the client sent goes
-/// on as it came (a quote in a `Via` comment is ctext, RFC 9110 §5.6.5), and the
-/// proxy's own element is the last one.
+/// `Via` and (from a trusted client) `X-Forwarded-For` are appended to, never split:
+/// what the client sent goes on as it came (a quote in a `Via` comment is ctext, RFC
+/// 9110 §5.6.5), and the proxy's own element is the last one.
 #[test]
 fn via_and_x_forwarded_for_are_appended_to_as_they_came() {
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4,, 5.6.7.8\r\n\
         X-Forwarded-For:\r\nVia: 1.0 a (\"hi, there)\r\n\r\n";
-    let run = each_way(one_upstream, request, OK, false);
+    let trusting = || setup(1, |c| c.trust_forwarded = true);
+    let run = each_way(trusting, request, OK, false);
     let up = &forwarded(&run.upstream[0])[0];
     assert_eq!(up.get("x-forwarded-for"), ["1.2.3.4,, 5.6.7.8, 192.0.2.1"]);
     assert_eq!(up.get("via"), ["1.0 a (\"hi, there), 1.1 demo-server"]);
@@ -1022,7 +1037,7 @@ fn every_upstream_down_is_503_at_once() {
     assert!(mem.client_received().starts_with(b"HTTP/1.1 503 "));
     assert_eq!(mem.connections().count(), opened, "no attempt made");
     // After fail_timeout, one request probes each; a success brings it back.
-    mem.worker.now += Duration::from_secs(11);
+    mem.local.now += Duration::from_secs(11);
     mem.refused = vec![false, false];
     mem.clear_client_received();
     let key = mem.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", OK);
@@ -1099,11 +1114,11 @@ fn memory_stays_bounded_whatever_the_body_sizes() {
 fn idle_upstream_connections_expire() {
     let s = setup(1, |c| c.upstream_idle_timeout = Duration::from_secs(60));
     let (mut mem, key) = warmed(&s);
-    let later = mem.worker.now + Duration::from_secs(59);
-    mem.worker.expire(later);
+    let later = mem.local.now + Duration::from_secs(59);
+    mem.local.expire(later);
     mem.run();
     assert!(mem.upstream(key).idle, "not yet");
-    mem.worker.expire(later + Duration::from_secs(1));
+    mem.local.expire(later + Duration::from_secs(1));
     mem.run();
     assert!(
         mem.upstream(key).closed && !mem.upstream(key).idle,
@@ -1619,4 +1634,156 @@ fn a_written_request_held_for_a_retry_is_resent_whole() {
         assert_eq!(s.proxy.upstreams.stats(0).retries, 1);
         assert_eq!(copy_buffers_in_use(&s), 0);
     }
+}
+
+/// An upload the upstream answers early (`413`, `Connection: close`) and then resets,
+/// its body unread: the answer is in the proxy's socket before the reset, so the client
+/// gets it, in whichever order the proxy meets the two (the failed write first, or the
+/// answer first), and the upstream that answered gets no failure mark.
+#[test]
+fn an_early_answer_then_a_reset_is_delivered_in_either_order() {
+    const EARLY: &[u8] =
+        b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbig!";
+    for write_fails_first in [true, false] {
+        let s = setup(1, |c| {
+            c.health = HealthPolicy {
+                max_fails: 1,
+                fail_timeout: Duration::from_secs(10),
+            }
+        });
+        let mut mem = MemProxy::new(&s.shared, &s.proxy);
+        mem.upstream_room = 1000; // the upstream reads the head, then stops reading
+        let mut upload = b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n".to_vec();
+        upload.resize(upload.len() + 200_000, b'u');
+        mem.client_sends(&upload[..60_000]);
+        mem.run();
+        let key = mem.current_connection().unwrap();
+        mem.upstream_sends(key, EARLY);
+        if write_fails_first {
+            mem.upstream_resets(key); // both arrive before the proxy runs again
+            mem.upstream_room = usize::MAX;
+            mem.run();
+        } else {
+            mem.run(); // the answer is read while the request is still being written
+            mem.upstream_resets(key);
+            mem.upstream_room = usize::MAX;
+            mem.run();
+        }
+        mem.client_sends(&upload[60_000..]);
+        mem.run();
+        let (responses, rest) = decode(mem.client_received());
+        assert_eq!(
+            (responses.len(), rest),
+            (1, 0),
+            "write fails first: {write_fails_first}: {:?}",
+            String::from_utf8_lossy(mem.client_received())
+        );
+        assert_eq!(
+            (responses[0].0, responses[0].2.as_slice()),
+            (413, &b"big!"[..]),
+            "write fails first: {write_fails_first}"
+        );
+        let stats = s.proxy.upstreams.stats(0);
+        assert_eq!(
+            (stats.failures, stats.retries),
+            (0, 0),
+            "write fails first: {write_fails_first}"
+        );
+        assert_eq!(s.proxy.upstreams.state(0), State::Up);
+        assert!(mem.upstream(key).closed && !mem.upstream(key).idle);
+    }
+}
+
+/// A group of one upstream is never taken out, as nginx ignores `max_fails` for a
+/// single server: taking it out answers every client 503 for `fail_timeout`, which a
+/// few failed requests of one client could then cause at will. Its failures are still
+/// counted, and each request still tries it.
+#[test]
+fn a_single_upstream_is_never_taken_out() {
+    let s = setup(1, |c| {
+        c.health = HealthPolicy {
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+        }
+    });
+    let mut mem = MemProxy::new(&s.shared, &s.proxy);
+    mem.refused = vec![true];
+    for attempt in 1..=3 {
+        mem.clear_client_received();
+        mem.client_sends(GET);
+        mem.run();
+        assert!(
+            mem.client_received().starts_with(b"HTTP/1.1 502 "),
+            "attempt {attempt}: tried, not 503"
+        );
+        assert_eq!(s.proxy.upstreams.state(0), State::Up);
+    }
+    assert_eq!(
+        s.proxy.upstreams.stats(0).failures,
+        6,
+        "each try and its retry"
+    );
+    mem.refused = vec![false];
+    mem.clear_client_received();
+    mem.exchange(GET, OK);
+    assert!(mem.client_received().starts_with(b"HTTP/1.1 200 "));
+}
+
+/// A chunk size is `1*HEXDIG` (RFC 9112 §7.1): leading zeros are valid however many,
+/// and do not count against the 16 significant digits a size may have.
+#[test]
+fn a_chunk_size_with_many_leading_zeros_is_read_as_its_value() {
+    let zeros = "0".repeat(40);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n{zeros}2\r\nde\r\n{zeros}\r\n\r\n"
+    );
+    let run = each_way(one_upstream, GET, response.as_bytes(), false);
+    let (responses, rest) = decode(&run.client);
+    assert_eq!(rest, 0, "{:?}", String::from_utf8_lossy(&run.client));
+    assert_eq!(
+        (responses[0].0, responses[0].2.as_slice()),
+        (200, &b"abcde"[..])
+    );
+    assert!(!run.done, "the client's connection stays open");
+}
+
+/// By default the proxy is the trust boundary: a client's `Forwarded: for=9.9.9.9`,
+/// `X-Real-IP` and `X_Forwarded_For` (which CGI reads as `X-Forwarded-For`) never reach
+/// the upstream, and the proxy's own fields say who the client is. Behind trusted
+/// proxies (`--trust-forwarded`) they go on, appended to.
+#[test]
+fn forwarding_fields_a_client_sends_are_not_believed_unless_trusted() {
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=9.9.9.9;proto=https\r\n\
+        X-Real-IP: 8.8.8.8\r\nX_Forwarded_For: 7.7.7.7\r\nX-Forwarded-Proto: https\r\n\
+        X-Forwarded-Ssl: on\r\n\r\n";
+    let run = each_way(one_upstream, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    let names: Vec<_> = up.fields.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "Via",
+            "X-Forwarded-For",
+            "Forwarded",
+            "X-Forwarded-Host",
+            "X-Forwarded-Proto"
+        ]
+    );
+    assert_eq!(up.get("forwarded"), ["for=192.0.2.1;host=h;proto=http"]);
+    assert_eq!(up.get("x-forwarded-for"), ["192.0.2.1"]);
+    assert_eq!(up.get("x-forwarded-proto"), ["http"]);
+
+    let trusting = || setup(1, |c| c.trust_forwarded = true);
+    let run = each_way(trusting, request, OK, false);
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(
+        up.get("forwarded"),
+        ["for=9.9.9.9;proto=https, for=192.0.2.1;host=h;proto=http"]
+    );
+    assert_eq!(up.get("x-real-ip"), ["8.8.8.8"]);
+    assert_eq!(up.get("x_forwarded_for"), ["7.7.7.7"]);
+    assert_eq!(up.get("x-forwarded-for"), ["192.0.2.1"]);
+    assert_eq!(up.get("x-forwarded-proto"), ["https"]);
+    assert_eq!(up.get("x-forwarded-ssl"), ["on"]);
 }

@@ -162,7 +162,8 @@ fn capped(
 }
 
 /// RFC 9112 §7.1, read top-down, with the same limits as the server: sizes of 1 to 16
-/// hex digits, extensions per §7.1.1, trailer lines per §7.1.2, CRLF line ends only.
+/// significant hex digits (leading zeros count against the extension cap), extensions
+/// per §7.1.1, trailer lines per §7.1.2, CRLF line ends only.
 fn reference(input: &[u8]) -> Outcome {
     match reference_body(&mut Cursor { input, i: 0 }) {
         Ok((body, end)) => Outcome::Complete(body, end),
@@ -179,7 +180,19 @@ fn reference_body(c: &mut Cursor<'_>) -> Result<(Vec<u8>, usize), Stop> {
             .iter()
             .take_while(|b| b.is_ascii_hexdigit())
             .count();
-        if digits > 16 {
+        // `1*HEXDIG`: leading zeros are valid however many; past the first digit they
+        // are not significant and count against the extension cap instead.
+        let zeros = c.input[c.i..c.i + digits]
+            .iter()
+            .take_while(|&&b| b == b'0')
+            .count();
+        let (counted, significant) = if zeros == digits {
+            (digits.saturating_sub(1), 0)
+        } else {
+            (zeros.saturating_sub(1), digits - zeros)
+        };
+        extensions += counted as u64;
+        if significant > 16 || extensions > CHUNKED_EXTENSIONS_LIMIT {
             return Err(Stop::Invalid);
         }
         if c.i + digits == c.input.len() {

@@ -1,7 +1,8 @@
 //! Request bodies: the chunked decoder (RFC 9112 §7.1) and the body-length budget.
 //!
 //! Strict where leniency has been a request-smuggling vector: every framing line ends
-//! in CRLF (a bare LF is an error), chunk sizes are at most 16 hex digits, the rest of
+//! in CRLF (a bare LF is an error), chunk sizes are at most 16 significant hex digits
+//! (leading zeros, valid however many, count against the extension cap), the rest of
 //! a size line must follow the `chunk-ext` grammar (§7.1.1) and every trailer line the
 //! `field-line` grammar (§7.1.2). Extensions and trailers are accepted and dropped, but
 //! capped.
@@ -162,6 +163,17 @@ impl ChunkedDecoder {
         use State::*;
         Ok(match self.state {
             Size { digits } => match hex(b) {
+                // A leading zero after the first (`1*HEXDIG` allows any number) is not
+                // a significant digit; it counts against the extension budget, so a
+                // size line stays bounded.
+                Some(0) if digits > 0 && self.remaining == 0 => {
+                    self.count_extension()?;
+                    Size { digits: 1 }
+                }
+                Some(d) if digits > 0 && self.remaining == 0 => {
+                    self.remaining = u64::from(d);
+                    Size { digits: 1 }
+                }
                 Some(_) if digits == 16 => return Err(RequestError::Malformed),
                 Some(d) => {
                     self.remaining = self.remaining << 4 | u64::from(d);
@@ -347,6 +359,39 @@ mod tests {
                 "the body, and the next request's bytes left alone (step {step})"
             );
         }
+    }
+
+    #[test]
+    fn leading_zeros_of_a_chunk_size_are_not_significant_digits() {
+        let zeros = "0".repeat(100);
+        let input = format!(
+            "00000000000000003\r\nabc\r\n{zeros}10\r\n{}\r\n{zeros}\r\n\r\n",
+            "x".repeat(16)
+        );
+        for step in [1, 7, input.len()] {
+            assert_eq!(
+                decode_in_steps(input.as_bytes(), step),
+                Decoded::Done([&b"abc"[..], &[b'x'; 16]].concat(), 0),
+                "step {step}"
+            );
+        }
+        // Sixteen significant digits after the zeros still fit; seventeen do not.
+        let max = format!("0{}\r\n", "f".repeat(16));
+        let over = format!("0{}\r\n", "1".repeat(17));
+        assert_ne!(
+            decode_in_steps(max.as_bytes(), 1),
+            Decoded::Rejected(RequestError::Malformed)
+        );
+        assert_eq!(
+            decode_in_steps(over.as_bytes(), 1),
+            Decoded::Rejected(RequestError::Malformed)
+        );
+        // Zeros are bounded as extensions are.
+        let endless = "0".repeat(CHUNKED_EXTENSIONS_LIMIT as usize + 2);
+        assert_eq!(
+            decode_in_steps(endless.as_bytes(), 1),
+            Decoded::Rejected(RequestError::HeadTooLarge)
+        );
     }
 
     #[test]

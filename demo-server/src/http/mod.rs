@@ -77,6 +77,10 @@ pub enum RequestError {
     /// A transfer coding other than chunked, before the final chunked (the body is
     /// delimited, but this server cannot decode it; RFC 9112 §6.1): 501.
     UnsupportedCoding,
+    /// A method longer than [`parse::MAX_METHOD_LEN`], so longer than any this server
+    /// implements or forwards (RFC 9112 §3), whether or not the head fits the limit:
+    /// 501.
+    MethodTooLong,
     /// A request target over [`parse::MAX_URI_LEN`], or a request line that does not
     /// fit within the head limit: 414.
     UriTooLong,
@@ -104,7 +108,7 @@ impl RequestError {
             RequestError::UriTooLong => 414,
             RequestError::ExpectationFailed => 417,
             RequestError::HeadTooLarge => 431,
-            RequestError::UnsupportedCoding => 501,
+            RequestError::UnsupportedCoding | RequestError::MethodTooLong => 501,
             RequestError::VersionNotSupported => 505,
         }
     }
@@ -116,6 +120,7 @@ impl fmt::Display for RequestError {
             RequestError::Malformed => "malformed request",
             RequestError::BadFraming => "ambiguous or invalid message framing",
             RequestError::UnsupportedCoding => "unsupported transfer coding",
+            RequestError::MethodTooLong => "method too long",
             RequestError::UriTooLong => "request target too long",
             RequestError::HeadTooLarge => "request head too large",
             RequestError::BodyTooLarge => "request body too large",

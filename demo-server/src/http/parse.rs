@@ -15,6 +15,10 @@ use super::{REG_NAME, RequestError};
 /// Longest request target accepted; a longer one is a 414.
 pub const MAX_URI_LEN: usize = 8 * 1024;
 
+/// Longest method accepted (the longest registered one, `UPDATEREDIRECTREF`, has 17
+/// bytes); a longer one is a 501 (RFC 9112 §3).
+pub const MAX_METHOD_LEN: usize = 64;
+
 /// Request methods the demo routes distinguish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -162,12 +166,24 @@ pub fn parse<'b>(
     else {
         return Err(RequestError::Malformed);
     };
+    if method_name.len() > MAX_METHOD_LEN {
+        return Err(RequestError::MethodTooLong);
+    }
     if target.len() > MAX_URI_LEN {
         return Err(RequestError::UriTooLong);
     }
-    if !valid_target(method_name, target.as_bytes()) {
+    // RFC 9112 §3.2: URI characters only, so no raw non-ASCII byte (httparse lets
+    // them through); and no fragment, which neither origin-form (§3.2.1) nor
+    // absolute-form (RFC 9110 §4.1) carries.
+    if !valid_target(method_name, target.as_bytes())
+        || target.bytes().any(|b| b >= 0x80 || b == b'#')
+    {
         return Err(RequestError::Malformed);
     }
+    // The forms whose host is the `Host` field's: all but absolute-form (RFC 9112
+    // §3.2.2: a server takes the host from the target and ignores `Host`).
+    let host_from_field =
+        method_name == "CONNECT" || matches!(target.as_bytes().first(), Some(b'/' | b'*'));
     let version = fields::version(minor);
     let method = match method_name {
         "GET" => Method::Get,
@@ -176,7 +192,7 @@ pub fn parse<'b>(
         _ => Method::Other,
     };
 
-    let (framing_fields, expect_continue) = read_fields(headers, version)?;
+    let (framing_fields, expect_continue) = read_fields(headers, version, host_from_field)?;
     let framing = request_framing(&framing_fields, version, max_body, codings)?;
     // A sender that repeats its `Content-Length` (with the same value: RFC 9110 §8.6
     // makes it one value) is suspect: answered, then closed.
@@ -208,6 +224,7 @@ pub fn parse<'b>(
 fn read_fields(
     headers: &[httparse::Header<'_>],
     version: Version,
+    host_from_field: bool,
 ) -> Result<(FramingFields, bool), RequestError> {
     let mut framing_fields = FramingFields::default();
     let mut hosts = 0;
@@ -219,8 +236,11 @@ fn read_fields(
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
-            // RFC 9112 §3.2: a Host with an invalid value is a 400.
-            if !valid_host(value) {
+            // RFC 9112 §3.2: a Host with an invalid value is a 400; so is an empty one
+            // naming the host of an `http` URI (RFC 9110 §4.2.1: a recipient MUST
+            // reject an http URI with an empty host).
+            let no_host = value.first().is_none_or(|&b| b == b':');
+            if !valid_host(value) || (no_host && host_from_field) {
                 return Err(RequestError::Malformed);
             }
             hosts += 1;
@@ -269,11 +289,17 @@ fn request_framing(
 }
 
 /// The status for a head over the `max_head` byte limit, decided from its first
-/// `max_head` bytes only (so not from how the bytes happened to arrive): 414 if the
-/// request line does not end within them or its target is over [`MAX_URI_LEN`], as
-/// nginx answers a request line longer than its header buffer; 431 otherwise.
+/// `max_head` bytes only (so not from how the bytes happened to arrive): 501 if the
+/// method does not end within [`MAX_METHOD_LEN`] bytes; 414 if the request line does
+/// not end within them or its target is over [`MAX_URI_LEN`], as nginx answers a
+/// request line longer than its header buffer; 431 otherwise.
 pub fn oversized(buf: &[u8], max_head: usize) -> RequestError {
     let seen = &buf[..buf.len().min(max_head)];
+    // No space within the longest method accepted: the method is too long, whatever
+    // the rest (RFC 9112 §3: 501, not a 414, which is about the target).
+    if seen.len() > MAX_METHOD_LEN && !seen[..=MAX_METHOD_LEN].contains(&b' ') {
+        return RequestError::MethodTooLong;
+    }
     let Some(line_end) = memchr_lf(seen) else {
         return RequestError::UriTooLong;
     };
@@ -294,8 +320,9 @@ pub fn oversized(buf: &[u8], max_head: usize) -> RequestError {
 
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), with `uri-host` an IP-literal in
 /// brackets or a `reg-name` (RFC 3986 §3.2.2: unreserved, pct-encoded and sub-delims,
-/// which takes in IPv4 addresses) and `port = *DIGIT`. Empty is valid (§7.2: a target
-/// without authority). `value` comes from httparse, trimmed.
+/// which takes in IPv4 addresses) and `port = *DIGIT`. Empty is valid syntax (§7.2: a
+/// target without authority), which [`parse`] refuses for an `http` target (§4.2.1).
+/// `value` comes from httparse, trimmed.
 fn valid_host(value: &[u8]) -> bool {
     let port = if value.first() == Some(&b'[') {
         let Some(close) = value.iter().position(|&b| b == b']') else {

@@ -1,160 +1,29 @@
 //! The pairing of a client connection with an upstream one: [`ProxyHandler`], the
-//! [`Handler`] of each client connection of `demo-server proxy`, and [`ProxyWorker`],
-//! the state its worker lends it.
+//! [`Handler`] of each client connection of `demo-server proxy`, and [`ProxyLocal`],
+//! the state its event loop lends it.
 //!
 //! Sans-I/O, like [`Conn`](crate::http::conn::Conn) itself: the handler rewrites the
 //! request head into an output buffer, streams the request body after it, parses the
 //! response from an input buffer and streams its body into the client's
-//! [`Response`]; the driver (the event loop in `server/`, or [`mem`](super::mem) in
-//! tests, benchmarks and fuzzing) moves bytes between those buffers and sockets, and
-//! tells the handler what the sockets said. What the handler needs from the driver
-//! it asks for: [`wants_connection`](ProxyHandler::wants_connection) (a connection to
-//! an upstream: an idle one from [`ProxyWorker::take_idle`] or a new one),
-//! [`to_send`](ProxyHandler::to_send) (bytes to write), [`input_room`](ProxyHandler::input_room)
-//! (bytes it takes).
-//! Connections it is done with go back through [`ProxyWorker::next_released`] (clean
-//! or not: the driver checks the socket, then [`ProxyWorker::park`]s it) or
-//! [`ProxyWorker::next_closing`] (to close).
+//! [`Response`]; a driver (the event loop's `server/upstream_io.rs`, or
+//! [`mem`](super::mem) in tests, benchmarks and fuzzing) moves bytes between those
+//! buffers and sockets as [`ProxyHandler`] describes.
 //!
-//! # One exchange
-//!
-//! 1. `on_request`: answer the requests that are not forwarded (CONNECT, TRACE, an
-//!    OPTIONS at `Max-Forwards: 0`: [`headers::disposition`]); choose an upstream
-//!    (round robin, passive health: none up is a 503 at once), write the rewritten
-//!    head ([`headers::write_request_head`]) into the output buffer, ask for a
-//!    connection.
-//! 2. `on_body`: each piece of the request body is appended (re-chunked if it came
-//!    chunked); when the output buffer is full, the handler takes fewer bytes, and the
-//!    connection stops reading the client until the upstream took some.
-//! 3. `poll_response`: interim heads are forwarded (except `100 Continue`, which the
-//!    connection sent the client itself), the final head is checked and started
-//!    through [`Response::start`] with each forwarded field, and the body is copied
-//!    from the input buffer into the client's output as far as
-//!    [`Response::room`] allows: a slow client leaves the input buffer full, so the
-//!    driver stops reading the upstream.
-//! 4. When the response body ended, the upstream connection is released: kept for the
-//!    next request only if the request was sent whole, the response read to its end
-//!    with nothing after it, and both sides allow keep-alive (the seed's dirty-writer
-//!    rule, [`Exchange`]); anything else is closed.
-//!
-//! # Errors
-//!
-//! - No upstream up: 503, at once.
-//! - The proxy cannot open a connection for a reason of its own (out of file
-//!   descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
-//!   `ENOMEM`, `EADDRNOTAVAIL`): 502 at once, no retry, and no mark against the
-//!   upstream's health ([`connect_failed_locally`](ProxyHandler::connect_failed_locally)).
-//! - Refused, reset or closed before any response byte: 502, after the retry rules
-//!   below.
-//! - No complete response head within the upstream timeout: 504.
-//! - A malformed response head, invalid framing, a tunnel, more than [`MAX_INTERIM`]
-//!   interim responses: 502.
-//! - Any of these after the response started: the client's response is cut off (its
-//!   connection closes after what was written), never completed wrongly.
-//! - The client's connection is reset (or its request body breaks off) before the
-//!   response head: the upstream connection is closed, not pooled, and counted as a
-//!   client abort (nginx's 499); no mark against the upstream's health. A client
-//!   that only shut down its sending side is still answered (RFC 9112 §9.6).
-//!
-//! Failed attempts (refused, reset, closed, timed out, malformed) count against the
-//! upstream's health, except a reset or close before any response byte on a pooled
-//! connection: the upstream closed it while it was idle, which says nothing of its
-//! health.
-//!
-//! # Retries
-//!
-//! A request is retried at most once, on a new connection, and only while the proxy
-//! still has all of it (its body was not longer than the copy buffer: see
-//! [Memory](#memory-per-connection-pair) for where it is kept) and no byte of a
-//! response to it arrived. Within that:
-//!
-//! - a request of which nothing was written (the connection was refused, or failed
-//!   before the first write) is retried whatever its method;
-//! - an idempotent request (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
-//!   that was written is retried after a reset or close (it is safe to send twice);
-//! - a non-idempotent request (POST, PATCH, ...) that was written is never retried,
-//!   even on a pooled connection the upstream closed at that moment: the upstream may
-//!   have acted on it. That case is kept rare by discarding idle connections as soon as
-//!   their socket reports a byte or a close (the event loop reads those reports before
-//!   it lets a request take a connection).
-//! - timeouts and malformed responses are not retried (the request may be slow or
-//!   harmful to repeat), nor are local errors.
-//!
-//! The retry goes to the same upstream after a failed pooled connection (the upstream
-//! itself is fine), to the next upstream that is up otherwise (502 if none is). A
-//! request without `Host` (HTTP/1.0) retried on another upstream gets that upstream's
-//! address as its `Host`. `retries` is counted on the upstream of the failed attempt.
-//!
-//! # Timeouts
-//!
-//! The upstream timeout ([`ProxyConfig::upstream_timeout`]) bounds only what the
-//! upstream is waited for, never the client:
-//!
-//! - **Before the response head**, it bounds the attempt from its start: connecting,
-//!   writing a request without a body, and the whole response head (its bytes arriving
-//!   one by one do not extend it; interim heads neither). While a request body is
-//!   being written it starts again at each write the upstream takes, and it is
-//!   suspended while the proxy waits for more of the body from the client; the last
-//!   write of the body starts it once more for the response head. Past it: 504.
-//! - **During the response body**, it bounds how long the upstream may send nothing
-//!   while the proxy has room for its bytes (an idle timeout, as nginx's
-//!   `proxy_read_timeout`): it starts again whenever the upstream sends a byte or the
-//!   client takes one. Past it, the response is cut off.
-//! - It is suspended while the proxy waits on the client: a full input buffer (a
-//!   client reading slowly or not at all), or a request body still to come from the
-//!   client that the upstream may be waiting for. Then the client-side limits apply
-//!   (`--write-timeout` while output waits for the client, `--idle-timeout` while the
-//!   request body does), as for `serve`.
-//!
-//! # Memory per connection pair
-//!
-//! Between requests, none beyond the client connection's own: the handler holds the
-//! client's address and an empty handle (32 bytes). The upstream side of an exchange
-//! (its state, some 200 bytes, and the handles of its copy buffers) lives in a box the
-//! handler takes from its worker's spares when it forwards a request and gives back
-//! when the exchange ends; a worker keeps up to 1024 spares (its peak of exchanges in
-//! progress), so once warm a request allocates none. (A plain `Vec` of spares rather
-//! than a `recycle_pool::Pool`: the handler holds its box across calls with no borrow of a
-//! pool, and each worker's spares are its own, so there is nothing to share or
-//! synchronise.)
-//!
-//! While an exchange is in progress, up to two copy buffers of [`COPY_BUF_SIZE`]
-//! (32 KiB), each held only while it has bytes to move, so that an exchange waiting on
-//! its upstream (the request written, no response byte yet) holds none, however many
-//! are in progress (nor does the pool then keep a buffer per exchange that was waiting):
-//!
-//! - the output buffer is taken for the rewritten head and for each piece of request
-//!   body, and given back as soon as all of it was written. It holds at most 32 KiB of
-//!   request (a longer head than that is written whole, and its buffer is then not
-//!   pooled again). A whole request of at most `REPLAY_MAX` (2 KiB: a typical head
-//!   without a body) moves at once into the exchange state's own replay buffer, is
-//!   written from there (while the connection is being made, too) and kept there for a
-//!   retry. A longer one that a retry may still need (no response byte yet, and
-//!   idempotent) keeps its output buffer until a response byte arrives, and so does a
-//!   request body still to come from the client while the request is replayable.
-//! - the input buffer is taken when the upstream has bytes to read (the driver asks for
-//!   it with [`input`](ProxyHandler::input)) and given back as soon as what it holds is
-//!   used up: it holds at most 32 KiB of response, and none while the exchange waits.
-//!
-//! With the client's buffers (a read buffer of at most the head limit or 64 KiB of
-//! body, a write buffer of at most 64 KiB plus one write), a pair holds at most some
-//! 200 KiB plus its heads, however large the bodies. The replay buffer's capacity stays
-//! with the spare state (2 KiB, up to about twice that after a growth by doubling or a
-//! `Host` rewritten for a retry; with at most 1,024 spare states, at most some 4 MiB a
-//! worker), so a retry-able request allocates nothing once warm. With `--no-buffer-pool` ([`ProxyConfig::buffer_pool`] false), each taking
-//! of a copy buffer allocates a fresh one, dropped when given back.
+//! The rules of one exchange (its steps, its errors and what each costs the upstream's
+//! health, retries, the upstream timeout, and the memory an exchange holds) are
+//! written out in `docs/design.md`, "The proxy's exchange"; the items below state the
+//! part each enforces.
 
 use std::net::IpAddr;
 use std::ops::Range;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use recycle_pool::Pool;
-use recycle_pool::io::BufferPool;
 use recycle_pool::status::Version;
 
+pub use super::config::{MAX_UPSTREAM_IDLE, Proxy, ProxyConfig};
 use super::headers::{self, Disposition};
-use super::upstream::{Event, Exchange, HealthPolicy, IdleConns, RoundRobin, Upstreams};
+pub use super::local::{ProxyLocal, Released};
+use super::upstream::{Event, Exchange};
 use crate::http::conn::{Handler, Response};
 use crate::http::encode;
 use crate::http::fields;
@@ -179,7 +48,7 @@ const MAX_SPARE: usize = 1024;
 
 /// Longest whole request (its head and any body) kept in the exchange's own state rather
 /// than in a copy buffer, written from there and kept for a retry (see
-/// [Memory](self#memory-per-connection-pair)). Below a page, so it never costs more than
+/// "Memory per connection pair" in `docs/design.md`). Below a page, so it never costs more than
 /// the buffer page it frees; the most each spare exchange state keeps allocated for it.
 const REPLAY_MAX: usize = 2048;
 
@@ -187,269 +56,25 @@ const REPLAY_MAX: usize = 2048;
 /// last chunk: room kept free in the output buffer for them.
 const CHUNK_RESERVE: usize = 20 + encode::LAST_CHUNK.len();
 
-/// The proxy's settings, as the command line gives them.
-#[derive(Clone, Debug)]
-pub struct ProxyConfig {
-    /// Where requests go, round robin.
-    pub upstreams: Vec<std::net::SocketAddr>,
-    /// Connect plus time to a complete response head (504 past it); during a response
-    /// body, the longest the upstream may send nothing while the proxy has room for it
-    /// (then the response is cut off). Never applied while the proxy waits on the
-    /// client (see [Timeouts](self#timeouts)).
-    pub upstream_timeout: Duration,
-    /// Most idle keep-alive connections kept per upstream per worker (0: none; each
-    /// request then says `Connection: close` upstream).
-    pub upstream_idle: usize,
-    /// How long an idle upstream connection is kept.
-    pub upstream_idle_timeout: Duration,
-    /// Passive health checks.
-    pub health: HealthPolicy,
-    /// Copy bodies through the library's pool of 32 KiB buffers (`false`: a fresh
-    /// buffer each time an exchange takes one, at least one per request, to measure what
-    /// the pool saves).
-    pub buffer_pool: bool,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        Self {
-            upstreams: Vec::new(),
-            upstream_timeout: Duration::from_secs(30),
-            upstream_idle: 64,
-            upstream_idle_timeout: Duration::from_secs(60),
-            health: HealthPolicy::default(),
-            buffer_pool: true,
-        }
-    }
-}
-
-/// What the workers of a proxy share: the upstreams (health, counters), the copy
-/// buffer pool, the settings.
-pub struct Proxy {
-    /// The upstreams, their health and counters.
-    pub upstreams: Upstreams,
-    /// The 32 KiB copy buffers (Go's `ReverseProxy.BufferPool`).
-    pub buffers: Pool<Vec<u8>>,
-    config: ProxyConfig,
-}
-
-/// `--no-buffer-pool`: a fresh buffer each time an exchange takes one (for the request
-/// head, a piece of body, a read of the response), dropped when it is given back (Go's
-/// `ReverseProxy` without a `BufferPool`).
-struct Fresh;
-
-impl BufferPool for Fresh {
-    fn get(&self) -> Vec<u8> {
-        Vec::with_capacity(COPY_BUF_SIZE)
-    }
-
-    fn put(&self, buf: Vec<u8>) {
-        drop(buf);
-    }
-}
-
-impl Proxy {
-    /// The shared state for `workers` workers.
-    ///
-    /// # Panics
-    ///
-    /// If `config.upstreams` is empty or `workers` is 0.
-    pub fn new(config: ProxyConfig, workers: usize) -> Self {
-        let upstreams = Upstreams::new(&config.upstreams, config.health, workers, Instant::now());
-        let buffers = Pool::builder(|| Vec::with_capacity(COPY_BUF_SIZE))
-            .max_capacity(COPY_BUF_SIZE)
-            .max_idle(1024)
-            .build();
-        Self {
-            upstreams,
-            buffers,
-            config,
-        }
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &ProxyConfig {
-        &self.config
-    }
-
-    /// Worker `index`'s state.
-    pub fn worker(self: &Arc<Self>, index: usize) -> ProxyWorker {
-        ProxyWorker {
-            proxy: Arc::clone(self),
-            index,
-            now: Instant::now(),
-            cursor: self.upstreams.cursor(index),
-            idle: IdleConns::new(
-                self.upstreams.len(),
-                self.config.upstream_idle,
-                self.config.upstream_idle_timeout,
-            ),
-            released: Vec::with_capacity(8),
-            closing: Vec::with_capacity(8),
-            spare: Vec::new(),
-        }
-    }
-
-    /// Where copy buffers come from: the pool, or fresh ones.
-    fn buffers(&self) -> &dyn BufferPool {
-        if self.config.buffer_pool {
-            &self.buffers
-        } else {
-            &Fresh
-        }
-    }
-}
-
-impl std::fmt::Debug for Proxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy")
-            .field("upstreams", &self.upstreams)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An upstream connection a handler is done with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Released {
-    /// The driver's key for the connection.
-    pub key: usize,
-    /// Its upstream.
-    pub upstream: usize,
-    /// How its exchange went: only a clean one is kept.
-    pub exchange: Exchange,
-}
-
-/// One worker's proxy state, lent to every handler call: the clock, the round-robin
-/// cursor, the idle upstream connections, and the connections handlers let go.
-///
-/// Connections are named by a key of the driver's choosing (the event loop's slab key
-/// of the socket).
-pub struct ProxyWorker {
-    proxy: Arc<Proxy>,
-    index: usize,
-    /// The time, as the driver last read it (set it before each round of calls).
-    pub now: Instant,
-    cursor: RoundRobin,
-    idle: IdleConns<usize>,
-    released: Vec<Released>,
-    closing: Vec<usize>,
-    /// Exchange states handlers gave back, for the next requests to take. Boxed: a
-    /// box moves between here and a handler as it is, never allocated again.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<Forward>>,
-}
-
-impl ProxyWorker {
-    /// The shared proxy state.
-    pub fn proxy(&self) -> &Proxy {
-        &self.proxy
-    }
-
-    /// A connection a handler let go, for the driver to check (a socket that became
-    /// readable is not clean, whatever the exchange says) and then [`park`](Self::park).
-    pub fn next_released(&mut self) -> Option<Released> {
-        self.released.pop()
-    }
-
-    /// Keeps a released connection idle for the next request to its upstream, if its
-    /// exchange was clean and there is room; otherwise returns the key of a connection
-    /// to close (it, or the least recently used idle one), counted as discarded.
-    #[must_use = "a connection handed back must be closed"]
-    pub fn park(&mut self, released: Released) -> Option<usize> {
-        let closed = self
-            .idle
-            .put(released.upstream, released.key, released.exchange, self.now);
-        if closed.is_some() {
-            self.count(released.upstream, Event::Discarded);
-        }
-        closed
-    }
-
-    /// An idle connection to `upstream`, if one has not expired (expired ones go to
-    /// [`next_closing`](Self::next_closing)).
-    pub fn take_idle(&mut self, upstream: usize) -> Option<usize> {
-        let (closing, now) = (&mut self.closing, self.now);
-        let mut expired = 0;
-        let key = self.idle.take(upstream, now, |key| {
-            closing.push(key);
-            expired += 1;
-        });
-        for _ in 0..expired {
-            self.count(upstream, Event::Discarded);
-        }
-        key
-    }
-
-    /// Forgets the idle connection `key` to `upstream` (its socket said the upstream
-    /// closed it or wrote to it while idle); returns whether it was idle. The caller
-    /// closes it.
-    pub fn remove_idle(&mut self, upstream: usize, key: usize) -> bool {
-        let removed = self.idle.remove(upstream, |&k| k == key).is_some();
-        if removed {
-            self.count(upstream, Event::Discarded);
-        }
-        removed
-    }
-
-    /// A connection to close (given up by a handler, expired, evicted).
-    pub fn next_closing(&mut self) -> Option<usize> {
-        self.closing.pop()
-    }
-
-    /// Closes the idle connections that expired by `now` (through
-    /// [`next_closing`](Self::next_closing)).
-    pub fn expire(&mut self, now: Instant) {
-        self.now = now;
-        let mut expired = std::mem::take(&mut self.closing);
-        self.idle.expire(now, |upstream, key| {
-            expired.push(key);
-            self.proxy
-                .upstreams
-                .count(self.index, upstream, Event::Discarded);
-        });
-        self.closing = expired;
-    }
-
-    /// Closes every idle connection (the worker is shutting down).
-    pub fn drain_idle(&mut self) {
-        let closing = &mut self.closing;
-        self.idle.drain(|_, key| closing.push(key));
-    }
-
-    /// Counts `event` on `upstream`.
-    fn count(&self, upstream: usize, event: Event) {
-        self.proxy.upstreams.count(self.index, upstream, event);
-    }
-
+/// The spare exchange states of an event loop.
+impl ProxyLocal {
     /// An exchange state for a request: a spare one, or (while the worker's peak of
     /// exchanges in progress is still rising) a new one.
-    fn take_exchange(&mut self) -> Box<Forward> {
+    pub(super) fn take_exchange(&mut self) -> Box<Forward> {
         self.spare.pop().unwrap_or_else(|| Box::new(Forward::new()))
     }
 
     /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
-    fn put_exchange(&mut self, ex: Box<Forward>) {
-        debug_assert!(!ex.active && ex.out.capacity() == 0 && ex.inp.capacity() == 0);
-        debug_assert!(ex.replay.is_empty());
+    pub(super) fn put_exchange(&mut self, exchange: Box<Forward>) {
+        debug_assert!(
+            !exchange.active
+                && exchange.out.capacity() == 0
+                && exchange.from_upstream.capacity() == 0
+        );
+        debug_assert!(exchange.replay.is_empty());
         if self.spare.len() < MAX_SPARE {
-            self.spare.push(ex);
+            self.spare.push(exchange);
         }
-    }
-
-    /// Closes `key`, an upstream connection a handler gives up.
-    fn discard(&mut self, upstream: usize, key: usize) {
-        self.count(upstream, Event::Discarded);
-        self.closing.push(key);
-    }
-}
-
-impl std::fmt::Debug for ProxyWorker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyWorker")
-            .field("index", &self.index)
-            .field("idle", &self.idle)
-            .finish_non_exhaustive()
     }
 }
 
@@ -504,7 +129,7 @@ enum Body {
 
 /// Where the upstream's response is.
 #[derive(Clone, Debug)]
-enum Resp {
+enum ResponsePhase {
     /// Waiting for a (final) head; `scanned` bytes of the input were searched, after
     /// `interims` interim heads.
     Head { scanned: usize, interims: usize },
@@ -512,9 +137,9 @@ enum Resp {
     Body(ResponseBodyReader),
 }
 
-impl Resp {
+impl ResponsePhase {
     /// Before any head.
-    const START: Resp = Resp::Head {
+    const START: ResponsePhase = ResponsePhase::Head {
         scanned: 0,
         interims: 0,
     };
@@ -540,9 +165,9 @@ enum Outcome {
 }
 
 /// The upstream side of one exchange: what a [`ProxyHandler`] holds only while an
-/// exchange is in progress (see [Memory](self#memory-per-connection-pair)).
+/// exchange is in progress (see "Memory per connection pair" in `docs/design.md`).
 #[derive(Debug)]
-struct Forward {
+pub(super) struct Forward {
     /// The exchange has not ended (once it has, the handler gives this back).
     active: bool,
     version: Version,
@@ -576,9 +201,9 @@ struct Forward {
     /// Where `out` holds the `Host` value written for a request without one (the
     /// upstream's address), to rewrite on a retry elsewhere.
     fallback_host: Option<Range<usize>>,
-    /// Bytes from the upstream: `inp[consumed..]` is still to parse. A copy buffer only
+    /// Bytes from the upstream: `from_upstream[consumed..]` is still to parse. A copy buffer only
     /// from a read to the moment it is used up; empty, with no capacity, otherwise.
-    inp: Vec<u8>,
+    from_upstream: Vec<u8>,
     consumed: usize,
     /// A byte of a response arrived in this attempt.
     responded: bool,
@@ -590,7 +215,7 @@ struct Forward {
     reset: bool,
     /// The upstream closed its side.
     eof: bool,
-    resp: Resp,
+    resp: ResponsePhase,
     /// The response head allows another request on the connection.
     keep_alive: bool,
     /// The proxy sent `Connection: close` upstream.
@@ -619,13 +244,13 @@ impl Forward {
             has_body: false,
             body: Body::Done,
             fallback_host: None,
-            inp: Vec::new(),
+            from_upstream: Vec::new(),
             consumed: 0,
             responded: false,
             client_full: false,
             reset: false,
             eof: false,
-            resp: Resp::START,
+            resp: ResponsePhase::START,
             keep_alive: false,
             close_upstream: false,
             outcome: None,
@@ -639,7 +264,7 @@ impl Forward {
         self.want.map(|reuse| (self.upstream, reuse))
     }
 
-    fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
+    fn attach(&mut self, key: usize, reused: bool, local: &mut ProxyLocal) {
         debug_assert!(self.want.is_some() && self.conn.is_none());
         self.want = None;
         self.conn = Some(Attached {
@@ -648,14 +273,14 @@ impl Forward {
             connected: reused,
         });
         if reused {
-            w.count(self.upstream, Event::Reused);
+            local.count(self.upstream, Event::Reused);
         }
     }
 
-    fn connected(&mut self, w: &mut ProxyWorker) {
+    fn connected(&mut self, local: &mut ProxyLocal) {
         if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
             conn.connected = true;
-            w.count(self.upstream, Event::Opened);
+            local.count(self.upstream, Event::Opened);
         }
     }
 
@@ -670,66 +295,72 @@ impl Forward {
         &self.request()[self.sent..]
     }
 
-    fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
+    fn sent(&mut self, n: usize, local: &mut ProxyLocal) {
         self.sent += n;
         self.written |= n > 0;
         if self.has_body {
-            self.arm(w); // the upstream is taking the body: it is alive
+            self.arm(local); // the upstream is taking the body: it is alive
         }
-        self.settle_out(w);
+        self.settle_out(local);
     }
 
     fn input_room(&self) -> usize {
         if self.conn.is_none() || self.outcome.is_some() || self.eof {
             return 0;
         }
-        COPY_BUF_SIZE.saturating_sub(self.inp.len())
+        COPY_BUF_SIZE.saturating_sub(self.from_upstream.len())
     }
 
-    fn input(&mut self, w: &ProxyWorker) -> &mut Vec<u8> {
-        if self.inp.capacity() == 0 {
-            self.inp = w.proxy.buffers().get();
-            self.inp.clear();
+    fn input(&mut self, local: &ProxyLocal) -> &mut Vec<u8> {
+        if self.from_upstream.capacity() == 0 {
+            self.from_upstream = local.proxy.buffers().get();
+            self.from_upstream.clear();
         }
-        if self.inp.capacity() < COPY_BUF_SIZE {
-            self.inp.reserve_exact(COPY_BUF_SIZE - self.inp.len());
+        if self.from_upstream.capacity() < COPY_BUF_SIZE {
+            self.from_upstream
+                .reserve_exact(COPY_BUF_SIZE - self.from_upstream.len());
         }
-        &mut self.inp
+        &mut self.from_upstream
     }
 
-    fn received(&mut self, n: usize, w: &mut ProxyWorker) {
+    fn received(&mut self, n: usize, local: &mut ProxyLocal) {
         self.responded |= n > 0;
-        if matches!(self.resp, Resp::Body(_)) {
-            self.arm(w); // bytes of a head do not extend the time it may take
+        if matches!(self.resp, ResponsePhase::Body(_)) {
+            self.arm(local); // bytes of a head do not extend the time it may take
         }
         // Until `respond` passes them on: the connection does not ask for the response
         // while the client's output is past its high-water mark, and then the exchange
         // waits on the client, whatever the bytes are.
         self.client_full |= n > 0;
-        self.settle_out(w); // a response began: no retry will need the request
+        self.settle_out(local); // a response began: no retry will need the request
     }
 
-    fn read_blocked(&mut self, w: &ProxyWorker) {
-        self.settle_inp(w);
-    }
-
-    fn connect_failed(&mut self, w: &mut ProxyWorker) {
-        self.fail(w, Failure::Refused);
-    }
-
-    fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
-        self.fail(w, Failure::Local);
-    }
-
-    fn write_failed(&mut self, w: &mut ProxyWorker) {
-        if self.responded {
-            self.send_failed = true;
-        } else {
-            self.fail(w, Failure::Reset);
+    fn read_blocked(&mut self, local: &mut ProxyLocal) {
+        self.settle_inp(local);
+        if self.send_failed && !self.responded {
+            // The write failed and the connection holds no answer: a failed attempt.
+            self.fail(local, Failure::Reset);
         }
     }
 
-    fn read_failed(&mut self, w: &mut ProxyWorker) {
+    fn connect_failed(&mut self, local: &mut ProxyLocal) {
+        self.fail(local, Failure::Refused);
+    }
+
+    fn connect_failed_locally(&mut self, local: &mut ProxyLocal) {
+        self.fail(local, Failure::Local);
+    }
+
+    fn write_failed(&mut self) {
+        // Write no more. What the upstream sent before it stopped reading (an early
+        // answer to an upload it will not read) sits in the socket ahead of the reset,
+        // so nothing is decided here: the driver reads next, and the read says whether a
+        // response came (`respond` delivers it) or not (`read_failed`, `upstream_closed`
+        // or `read_blocked` fail the attempt).
+        self.send_failed = true;
+    }
+
+    fn read_failed(&mut self, local: &mut ProxyLocal) {
         if self.responded {
             // The bytes read before the reset may hold the rest of the response (the
             // kernel delivers them first: an upstream that answers early and closes
@@ -738,15 +369,15 @@ impl Forward {
             self.eof = true;
             self.reset = true;
         } else {
-            self.fail(w, Failure::Reset);
+            self.fail(local, Failure::Reset);
         }
     }
 
-    fn upstream_closed(&mut self, w: &mut ProxyWorker) {
+    fn upstream_closed(&mut self, local: &mut ProxyLocal) {
         if self.responded {
             self.eof = true; // `poll_response` reads what is left, then decides
         } else {
-            self.fail(w, Failure::Closed);
+            self.fail(local, Failure::Closed);
         }
     }
 
@@ -763,42 +394,43 @@ impl Forward {
     /// holds bytes, of a head or a body, that the client's output had no room for:
     /// the upstream may owe nothing more).
     fn waits_on_client(&self) -> bool {
-        let for_body = self.body != Body::Done && self.sent == self.request().len();
-        let for_reader =
-            self.client_full || (matches!(self.resp, Resp::Body(_)) && self.input_room() == 0);
+        let for_body =
+            self.body != Body::Done && self.sent == self.request().len() && !self.send_failed;
+        let for_reader = self.client_full
+            || (matches!(self.resp, ResponsePhase::Body(_)) && self.input_room() == 0);
         for_body || for_reader
     }
 
-    fn timed_out(&mut self, w: &mut ProxyWorker) {
-        self.fail(w, Failure::Timeout);
+    fn timed_out(&mut self, local: &mut ProxyLocal) {
+        self.fail(local, Failure::Timeout);
     }
 
     fn buffered(&self) -> usize {
-        (self.request().len() - self.sent) + (self.inp.len() - self.consumed)
+        (self.request().len() - self.sent) + (self.from_upstream.len() - self.consumed)
     }
 
     // === the exchange ===
 
     /// Starts the upstream timeout again (progress was made).
-    fn arm(&mut self, w: &ProxyWorker) {
-        self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
+    fn arm(&mut self, local: &ProxyLocal) {
+        self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
     }
 
     /// An attempt failed with `failure`: close its connection; retry, answer with a
     /// status, or cut the response off.
-    fn fail(&mut self, w: &mut ProxyWorker, failure: Failure) {
+    fn fail(&mut self, local: &mut ProxyLocal, failure: Failure) {
         if !self.active || self.outcome.is_some() {
             return;
         }
         let attached = self.conn.take();
         if let Some(conn) = attached {
-            w.discard(self.upstream, conn.key);
+            local.discard(self.upstream, conn.key);
         }
         if attached.is_none_or(|c| !c.connected) {
-            w.count(self.upstream, Event::ConnectFailed);
+            local.count(self.upstream, Event::ConnectFailed);
         }
         self.want = None;
-        if matches!(self.resp, Resp::Body(_)) {
+        if matches!(self.resp, ResponsePhase::Body(_)) {
             // The response started: it can only be cut off.
             self.outcome = Some(Outcome::Cut);
             return;
@@ -809,11 +441,12 @@ impl Forward {
             && !self.responded
             && matches!(failure, Failure::Reset | Failure::Closed);
         if !stale && failure != Failure::Local {
-            w.proxy
+            local
+                .proxy
                 .upstreams
-                .record_failure(w.index, self.upstream, w.now);
+                .record_failure(local.index, self.upstream, local.now);
         }
-        // The retry rules of the module docs.
+        // The retry rules ("Retries" in docs/design.md).
         let retry = self.may_retry()
             && !matches!(
                 failure,
@@ -823,20 +456,22 @@ impl Forward {
             let failed = self.upstream;
             if !stale {
                 // The upstream itself failed: another may take the request.
-                let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
+                let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now)
+                else {
                     self.outcome = Some(Outcome::Status(502));
                     return;
                 };
-                self.retarget(upstream, w);
+                self.retarget(upstream, local);
             }
-            w.count(failed, Event::Retried);
+            local.count(failed, Event::Retried);
             self.attempts += 1;
             self.sent = 0;
             self.written = false;
-            self.put_inp(w);
-            self.resp = Resp::START;
+            self.send_failed = false;
+            self.put_inp(local);
+            self.resp = ResponsePhase::START;
             self.want = Some(false);
-            self.arm(w);
+            self.arm(local);
             return;
         }
         let status = if failure == Failure::Timeout {
@@ -849,10 +484,10 @@ impl Forward {
 
     /// Sends the request to `upstream` instead (a retry): a `Host` that was the
     /// previous upstream's address becomes this one's.
-    fn retarget(&mut self, upstream: usize, w: &ProxyWorker) {
+    fn retarget(&mut self, upstream: usize, local: &ProxyLocal) {
         if upstream != self.upstream {
             if let Some(range) = self.fallback_host.take() {
-                let name = w.proxy.upstreams.name(upstream).as_bytes();
+                let name = local.proxy.upstreams.name(upstream).as_bytes();
                 let start = range.start;
                 let request = if self.out.capacity() > 0 {
                     &mut self.out
@@ -868,71 +503,74 @@ impl Forward {
 
     /// Ends the exchange: the connection is released (clean or not), the buffers go
     /// back.
-    fn finish(&mut self, w: &mut ProxyWorker) {
+    fn finish(&mut self, local: &mut ProxyLocal) {
         if let Some(conn) = self.conn.take() {
             let exchange = Exchange {
                 request_sent: self.body == Body::Done
                     && self.sent == self.request().len()
                     && !self.send_failed,
-                response_read: matches!(&self.resp, Resp::Body(body) if body.is_done())
-                    && self.consumed == self.inp.len()
+                response_read: matches!(&self.resp, ResponsePhase::Body(body) if body.is_done())
+                    && self.consumed == self.from_upstream.len()
                     && !self.eof,
                 keep_alive: self.keep_alive && !self.close_upstream,
             };
-            w.released.push(Released {
+            local.released.push(Released {
                 key: conn.key,
                 upstream: self.upstream,
                 exchange,
             });
         }
-        self.drop_buffers(w);
+        self.drop_buffers(local);
         self.active = false;
         self.want = None;
         self.deadline = None;
     }
 
-    fn drop_buffers(&mut self, w: &ProxyWorker) {
-        self.put_out(w);
-        self.put_inp(w);
+    fn drop_buffers(&mut self, local: &ProxyLocal) {
+        self.put_out(local);
+        self.put_inp(local);
         self.replay.clear();
     }
 
     // === the copy buffers: held only while they have bytes to move ===
 
     /// Takes an output buffer, unless one is held.
-    fn take_out(&mut self, w: &ProxyWorker) {
+    fn take_out(&mut self, local: &ProxyLocal) {
         if self.out.capacity() == 0 {
-            self.out = w.proxy.buffers().get();
+            self.out = local.proxy.buffers().get();
             self.out.clear();
         }
     }
 
     /// Gives the output buffer back (if one is held).
-    fn put_out(&mut self, w: &ProxyWorker) {
+    fn put_out(&mut self, local: &ProxyLocal) {
         if self.out.capacity() > 0 {
-            w.proxy.buffers().put(std::mem::take(&mut self.out));
+            local.proxy.buffers().put(std::mem::take(&mut self.out));
         }
         self.sent = 0;
     }
 
     /// Gives the input buffer back (if one is held), with whatever is left in it.
-    fn put_inp(&mut self, w: &ProxyWorker) {
-        if self.inp.capacity() > 0 {
-            w.proxy.buffers().put(std::mem::take(&mut self.inp));
+    fn put_inp(&mut self, local: &ProxyLocal) {
+        if self.from_upstream.capacity() > 0 {
+            local
+                .proxy
+                .buffers()
+                .put(std::mem::take(&mut self.from_upstream));
         }
         self.consumed = 0;
     }
 
     /// Gives the input buffer back if it holds nothing (the exchange waits for the
     /// upstream again).
-    fn settle_inp(&mut self, w: &ProxyWorker) {
-        if self.inp.is_empty() {
-            self.put_inp(w);
+    fn settle_inp(&mut self, local: &ProxyLocal) {
+        if self.from_upstream.is_empty() {
+            self.put_inp(local);
         }
     }
 
     /// Whether a failed attempt may be retried, as far as the request goes (the
-    /// [Retries](self#retries) rules; the failure's kind decides the rest).
+    /// "Retries" rules of `docs/design.md`; the failure's kind decides the rest).
     fn may_retry(&self) -> bool {
         self.attempts == 1
             && !self.responded
@@ -954,7 +592,7 @@ impl Forward {
     /// kept for a retry); otherwise the buffer goes once all of it was written, unless a
     /// retry may need the request from it (then once a response byte arrives). `replay`
     /// is emptied once written and no retry may need it.
-    fn settle_out(&mut self, w: &ProxyWorker) {
+    fn settle_out(&mut self, local: &ProxyLocal) {
         let may_retry = self.may_retry();
         if self.out.capacity() == 0 {
             if !may_retry && self.sent == self.replay.len() {
@@ -966,15 +604,15 @@ impl Forward {
         if self.body == Body::Done && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
             self.replay.extend_from_slice(&self.out);
             let sent = self.sent;
-            self.put_out(w);
+            self.put_out(local);
             self.sent = sent;
-            return self.settle_out(w);
+            return self.settle_out(local);
         }
         if self.sent < self.out.len() || may_retry {
             return;
         }
         self.replayable = false; // the bytes go: nothing will resend them
-        self.put_out(w);
+        self.put_out(local);
     }
 
     /// Frees the room an output buffer needs for `n` more bytes, by dropping what was
@@ -990,34 +628,34 @@ impl Forward {
 
     /// The response: a failure's outcome, heads, then body, as far as the client's
     /// output has room.
-    fn respond(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
+    fn respond(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
         self.client_full = false; // set again below if the client's output fills up
         if let Some(outcome) = self.outcome.take() {
             match outcome {
                 Outcome::Status(status) if !res.is_started() => res.status_page(status),
                 _ => res.abort(),
             }
-            self.finish(w);
+            self.finish(local);
             return;
         }
-        if let Resp::Head { .. } = self.resp {
-            let read = self.read_heads(res, w);
-            self.used_up(w);
+        if let ResponsePhase::Head { .. } = self.resp {
+            let read = self.read_heads(res, local);
+            self.used_up(local);
             if let Err(failure) = read {
-                self.fail(w, failure);
-                return self.respond(res, w);
+                self.fail(local, failure);
+                return self.respond(res, local);
             }
-            if let Resp::Body(_) = self.resp {
-                self.arm(w); // from here on, the upstream timeout bounds idleness
+            if let ResponsePhase::Body(_) = self.resp {
+                self.arm(local); // from here on, the upstream timeout bounds idleness
             }
         }
-        let Resp::Body(body) = &mut self.resp else {
+        let ResponsePhase::Body(body) = &mut self.resp else {
             return; // no head yet
         };
         let mut broken = false;
-        while !body.is_done() && res.room() > 0 && self.consumed < self.inp.len() {
-            let end = self.inp.len().min(self.consumed + res.room());
-            let Ok((used, data)) = body.decode(&self.inp[self.consumed..end]) else {
+        while !body.is_done() && res.room() > 0 && self.consumed < self.from_upstream.len() {
+            let end = self.from_upstream.len().min(self.consumed + res.room());
+            let Ok((used, data)) = body.decode(&self.from_upstream[self.consumed..end]) else {
                 broken = true;
                 break;
             };
@@ -1025,36 +663,36 @@ impl Forward {
             debug_assert_eq!(taken, data.len(), "decoded at most `room` bytes");
             self.consumed += used;
             // The client took bytes: room for the upstream's, and time to send them.
-            self.deadline = Some(w.now + w.proxy.config.upstream_timeout);
+            self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
         }
-        compact(&mut self.inp, &mut self.consumed);
-        self.client_full = res.room() == 0 && !self.inp.is_empty();
+        compact(&mut self.from_upstream, &mut self.consumed);
+        self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
         // The upstream closed: the end of a close-delimited body, or a truncated one.
         broken |= !body.is_done()
             && self.eof
-            && self.inp.is_empty()
+            && self.from_upstream.is_empty()
             && (self.reset || body.on_eof().is_err());
         let done = body.is_done();
-        self.settle_inp(w);
+        self.settle_inp(local);
         if broken {
             let failure = if self.reset {
                 Failure::Reset
             } else {
                 Failure::Malformed
             };
-            self.fail(w, failure);
-            self.respond(res, w);
+            self.fail(local, failure);
+            self.respond(res, local);
         } else if done {
             res.finish();
-            self.finish(w);
+            self.finish(local);
         }
     }
 
     /// Drops the bytes of the input already used ([`compact`]), and gives the buffer
     /// back if that was all of them.
-    fn used_up(&mut self, w: &ProxyWorker) {
-        compact(&mut self.inp, &mut self.consumed);
-        self.settle_inp(w);
+    fn used_up(&mut self, local: &ProxyLocal) {
+        compact(&mut self.from_upstream, &mut self.consumed);
+        self.settle_inp(local);
     }
 
     /// Reads the response heads in the input: forwards interim ones, starts the final
@@ -1062,13 +700,13 @@ impl Forward {
     fn read_heads(
         &mut self,
         res: &mut Response<'_, '_>,
-        w: &mut ProxyWorker,
+        local: &mut ProxyLocal,
     ) -> Result<(), Failure> {
-        let Resp::Head { scanned, interims } = &mut self.resp else {
+        let ResponsePhase::Head { scanned, interims } = &mut self.resp else {
             return Ok(());
         };
         loop {
-            let input = &self.inp[self.consumed..];
+            let input = &self.from_upstream[self.consumed..];
             let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
                 Ok(Some(end)) => end,
                 Ok(None) if self.eof && self.reset => return Err(Failure::Reset),
@@ -1113,10 +751,10 @@ impl Forward {
             for (name, value) in forwarded() {
                 res.header(name, value);
             }
-            w.proxy.upstreams.record_success(self.upstream);
+            local.proxy.upstreams.record_success(self.upstream);
             self.consumed += parsed.len;
             self.keep_alive = head.keep_alive;
-            self.resp = Resp::Body(ResponseBodyReader::new(head.framing));
+            self.resp = ResponsePhase::Body(ResponseBodyReader::new(head.framing));
             return Ok(());
         }
     }
@@ -1131,17 +769,17 @@ impl Forward {
         client: IpAddr,
         req: &Request<'_>,
         res: &mut Response<'_, '_>,
-        w: &mut ProxyWorker,
+        local: &mut ProxyLocal,
     ) {
         let max_forwards = match headers::disposition(req.method_name, req.headers) {
             Disposition::Forward { max_forwards } => max_forwards,
             local => return headers::answer(local, res), // CONNECT, TRACE, OPTIONS at 0
         };
-        let Some(upstream) = w.proxy.upstreams.select(&mut w.cursor, w.now) else {
+        let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now) else {
             res.status_page(503); // every upstream is down: at once
             return;
         };
-        let config = &w.proxy.config;
+        let config = &local.proxy.config;
         self.upstream = upstream;
         self.version = req.head.version;
         self.method = match req.method_name {
@@ -1156,16 +794,17 @@ impl Forward {
         );
         // A suspect head is answered, then both connections close.
         self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
-        debug_assert!(self.out.capacity() == 0 && self.inp.capacity() == 0);
-        self.take_out(w); // the input buffer is taken when the upstream has bytes
+        debug_assert!(self.out.capacity() == 0 && self.from_upstream.capacity() == 0);
+        self.take_out(local); // the input buffer is taken when the upstream has bytes
         let request = headers::Request {
             method: req.method_name.as_bytes(),
             target: req.target.as_bytes(),
             version: req.head.version,
             fields: req.headers,
             client,
-            fallback_host: w.proxy.upstreams.name(upstream).as_bytes(),
+            fallback_host: local.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
+            trust_forwarded: config.trust_forwarded,
         };
         self.fallback_host = headers::write_request_head(
             &mut self.out,
@@ -1192,20 +831,25 @@ impl Forward {
         self.client_full = false;
         self.reset = false;
         self.eof = false;
-        self.resp = Resp::START;
+        self.resp = ResponsePhase::START;
         self.keep_alive = false;
         self.outcome = None;
-        self.arm(w);
-        self.settle_out(w); // a short request without a body moves out of the buffer
+        self.arm(local);
+        self.settle_out(local); // a short request without a body moves out of the buffer
     }
 
-    fn on_body(&mut self, data: &[u8], w: &mut ProxyWorker) -> usize {
+    fn on_body(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
+        if self.active && self.send_failed && !self.responded && self.outcome.is_none() {
+            // The write failed, and the read that decides between an early answer and
+            // a retry (which needs every byte of the body) has not happened yet.
+            return 0;
+        }
         if !self.active || self.outcome.is_some() || self.send_failed {
             return data.len(); // nowhere to send it: the connection drops it
         }
         if self.sent == self.request().len() {
             // The upstream had all there was: from now on it is waited for again.
-            self.arm(w);
+            self.arm(local);
         }
         let chunked = self.body == Body::Chunked;
         let reserve = if chunked { CHUNK_RESERVE } else { 0 };
@@ -1215,7 +859,7 @@ impl Forward {
         if n == 0 {
             return 0; // full: the connection stops reading the client
         }
-        self.take_out(w);
+        self.take_out(local);
         if chunked {
             encode::write_chunk(&mut self.out, &data[..n]);
         } else {
@@ -1224,30 +868,30 @@ impl Forward {
         n
     }
 
-    fn on_body_end(&mut self, w: &ProxyWorker) {
+    fn on_body_end(&mut self, local: &ProxyLocal) {
         if !self.active {
             return;
         }
         if self.body == Body::Chunked {
             // Room was kept for it.
-            self.take_out(w);
+            self.take_out(local);
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
         self.body = Body::Done;
-        self.settle_out(w); // it may all have been written already
+        self.settle_out(local); // it may all have been written already
     }
 
-    fn on_abort(&mut self, w: &mut ProxyWorker) {
+    fn on_abort(&mut self, local: &mut ProxyLocal) {
         if !self.active {
             return;
         }
-        if matches!(self.resp, Resp::Head { .. }) {
-            w.count(self.upstream, Event::ClientAborted); // nginx's 499
+        if matches!(self.resp, ResponsePhase::Head { .. }) {
+            local.count(self.upstream, Event::ClientAborted); // nginx's 499
         }
         if let Some(conn) = self.conn.take() {
-            w.discard(self.upstream, conn.key);
+            local.discard(self.upstream, conn.key);
         }
-        self.drop_buffers(w);
+        self.drop_buffers(local);
         self.active = false;
         self.want = None;
         self.deadline = None;
@@ -1255,70 +899,115 @@ impl Forward {
     }
 }
 
-/// The proxy's [`Handler`]: one per client connection. See the [module docs](self).
+/// The proxy's [`Handler`]: one per client connection.
 ///
 /// Between requests it holds only the client's address: the upstream side of an
 /// exchange (`Forward`, some 200 bytes with its copy buffers' handles) is taken from
-/// the worker's spares ([`ProxyWorker`]) when a request is forwarded and given back
+/// the event loop's spares ([`ProxyLocal`]) when a request is forwarded and given back
 /// when the exchange ends, so an idle client connection costs 32 bytes here, whatever
-/// it did before. The driver's calls below do nothing (or answer "nothing") while no
-/// exchange is in progress.
+/// it did before.
+///
+/// # The driver's protocol
+///
+/// The connection ([`Conn`](crate::http::conn::Conn)) calls the [`Handler`] methods;
+/// a driver (the event loop's upstream I/O, or [`MemProxy`](super::mem::MemProxy))
+/// makes the upstream side move, after each round of the connection and on each event
+/// of the upstream socket, in this order, with [`ProxyLocal::now`] set first:
+///
+/// 1. **Release**: each [`ProxyLocal::next_released`] connection is checked (bytes or
+///    an end of stream since its response make it dirty: clear
+///    [`Exchange::response_read`]) and given to [`ProxyLocal::park`], which may hand
+///    back a connection to close.
+/// 2. **Connect**: if [`wants_connection`](Self::wants_connection) says
+///    `(upstream, reuse)`, take [`ProxyLocal::take_idle`] when `reuse` allows, else
+///    open a new connection; then [`attach`](Self::attach) it, or report
+///    [`connect_failed`](Self::connect_failed) or
+///    [`connect_failed_locally`](Self::connect_failed_locally). A new connection is
+///    [`connected`](Self::connected) once made; nothing is written before.
+/// 3. **Write** [`to_send`](Self::to_send) while the socket takes bytes, reporting
+///    [`sent`](Self::sent). A failed write is [`write_failed`](Self::write_failed),
+///    and the driver goes on to read even without a readiness event.
+/// 4. **Read** while [`input_room`](Self::input_room) is above 0: at most that many
+///    bytes into the spare capacity of [`input`](Self::input), then
+///    [`received`](Self::received); a read that would block is
+///    [`read_blocked`](Self::read_blocked), an end of stream
+///    [`upstream_closed`](Self::upstream_closed), an error
+///    [`read_failed`](Self::read_failed). A room of 0 is backpressure: stop reading,
+///    and keep the readiness for later.
+/// 5. **Close** every [`ProxyLocal::next_closing`] connection.
+/// 6. **Time**: wake at [`deadline`](Self::deadline) (it changes after any call) and
+///    then call [`timed_out`](Self::timed_out). Idle connections expire through
+///    [`ProxyLocal::expire`].
+///
+/// Every call does nothing (or answers "nothing") while no exchange is in progress,
+/// so a driver need not know whether one is.
 #[derive(Debug)]
 pub struct ProxyHandler {
     client: IpAddr,
     /// The exchange in progress, if any.
-    ex: Option<Box<Forward>>,
+    exchange: Option<Box<Forward>>,
 }
 
 impl ProxyHandler {
     /// The handler of a connection from `client` (appended to `X-Forwarded-For`).
     pub const fn new(client: IpAddr) -> Self {
-        Self { client, ex: None }
+        Self {
+            client,
+            exchange: None,
+        }
     }
 
     // === the driver's side ===
 
     /// The connection the handler needs: `Some((upstream, reuse))`, where `reuse` says
-    /// an idle one will do ([`ProxyWorker::take_idle`]); otherwise open a new one.
+    /// an idle one will do ([`ProxyLocal::take_idle`]); otherwise open a new one.
     /// Answer with [`attach`](Self::attach) or [`connect_failed`](Self::connect_failed).
     pub fn wants_connection(&self) -> Option<(usize, bool)> {
-        self.ex.as_ref().and_then(|ex| ex.wants_connection())
+        self.exchange
+            .as_ref()
+            .and_then(|exchange| exchange.wants_connection())
     }
 
     /// Hands the handler the connection `key` it asked for: an idle one (`reused`) or
     /// one just opened (which may still be connecting: write to it once it is).
-    pub fn attach(&mut self, key: usize, reused: bool, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.attach(key, reused, w));
+    pub fn attach(&mut self, key: usize, reused: bool, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.attach(key, reused, local));
     }
 
     /// The new connection attached is made (counted as opened): write to it.
-    pub fn connected(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.connected(w));
+    pub fn connected(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.connected(local));
     }
 
     /// The connection in use, if any.
     pub fn connection(&self) -> Option<usize> {
-        self.ex.as_ref().and_then(|ex| ex.connection())
+        self.exchange
+            .as_ref()
+            .and_then(|exchange| exchange.connection())
     }
 
     /// The upstream of the exchange in progress, if one is.
     pub fn upstream(&self) -> Option<usize> {
-        self.ex.as_ref().map(|ex| ex.upstream)
+        self.exchange.as_ref().map(|exchange| exchange.upstream)
     }
 
     /// Bytes to write to the connection now (empty if none).
     pub fn to_send(&self) -> &[u8] {
-        self.ex.as_ref().map_or(&[], |ex| ex.to_send())
+        self.exchange
+            .as_ref()
+            .map_or(&[], |exchange| exchange.to_send())
     }
 
     /// `n` bytes of [`to_send`](Self::to_send) were written.
-    pub fn sent(&mut self, n: usize, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.sent(n, w));
+    pub fn sent(&mut self, n: usize, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.sent(n, local));
     }
 
     /// How many bytes the handler takes from the connection now (0: stop reading it).
     pub fn input_room(&self) -> usize {
-        self.ex.as_ref().map_or(0, |ex| ex.input_room())
+        self.exchange
+            .as_ref()
+            .map_or(0, |exchange| exchange.input_room())
     }
 
     /// The input buffer, for the driver to read into: at most
@@ -1327,81 +1016,95 @@ impl ProxyHandler {
     /// A copy buffer is taken for it here if none is held: call this only with bytes to
     /// read, or say [`read_blocked`](Self::read_blocked) when the read found none.
     /// `None` with no exchange in progress (then `input_room` is 0).
-    pub fn input(&mut self, w: &ProxyWorker) -> Option<&mut Vec<u8>> {
-        self.ex.as_deref_mut().map(|ex| ex.input(w))
+    pub fn input(&mut self, local: &ProxyLocal) -> Option<&mut Vec<u8>> {
+        self.exchange
+            .as_deref_mut()
+            .map(|exchange| exchange.input(local))
     }
 
     /// The connection has nothing to read for now (the read would block): the input
     /// buffer [`input`](Self::input) took goes back if it holds nothing.
-    pub fn read_blocked(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.read_blocked(w));
+    pub fn read_blocked(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.read_blocked(local));
     }
 
     /// `n` bytes were appended to [`input`](Self::input).
-    pub fn received(&mut self, n: usize, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.received(n, w));
+    pub fn received(&mut self, n: usize, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.received(n, local));
     }
 
     /// The connection could not be made: the upstream refused it or is unreachable.
-    pub fn connect_failed(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.connect_failed(w));
+    pub fn connect_failed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.connect_failed(local));
     }
 
     /// The proxy could not open a connection for a reason of its own (out of file
     /// descriptors, socket buffers or local ports: `EMFILE`, `ENFILE`, `ENOBUFS`,
     /// `ENOMEM`, `EADDRNOTAVAIL`): 502 without a retry, and no mark against the
     /// upstream, which was never asked.
-    pub fn connect_failed_locally(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.connect_failed_locally(w));
+    pub fn connect_failed_locally(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| {
+            exchange.connect_failed_locally(local)
+        });
     }
 
-    /// Writing to the connection failed. Before any response this is a failed attempt;
-    /// after one began, the upstream only stopped reading the request (it answered
-    /// early): the response is read on, and the connection is not reused.
-    pub fn write_failed(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.write_failed(w));
+    /// Writing to the connection failed: the upstream stopped reading the request,
+    /// perhaps because it answered early and closed (an upload it refuses: its kernel
+    /// resets the connection over the unread body). Nothing more is written, and the
+    /// connection is not reused; the driver then reads the connection as far as
+    /// [`input_room`](Self::input_room) allows, even without a readiness event: a
+    /// response that arrived before the reset is delivered (the rest of the request
+    /// body is dropped), and only a read that finds none
+    /// ([`read_blocked`](Self::read_blocked), [`read_failed`](Self::read_failed),
+    /// [`upstream_closed`](Self::upstream_closed)) makes it a failed attempt.
+    pub fn write_failed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, _| exchange.write_failed());
     }
 
     /// Reading from the connection failed (reset).
-    pub fn read_failed(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.read_failed(w));
+    pub fn read_failed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.read_failed(local));
     }
 
     /// The upstream closed its side: the end of a close-delimited body, a truncated
     /// one, or (before any response byte) a failed attempt.
-    pub fn upstream_closed(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.upstream_closed(w));
+    pub fn upstream_closed(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.upstream_closed(local));
     }
 
     /// When the upstream must have moved on: only while the handler waits on it, not
-    /// on the client (see [Timeouts](self#timeouts)).
+    /// on the client (see "Timeouts" in `docs/design.md`).
     pub fn deadline(&self) -> Option<Instant> {
-        self.ex.as_ref().and_then(|ex| ex.deadline())
+        self.exchange
+            .as_ref()
+            .and_then(|exchange| exchange.deadline())
     }
 
     /// The [`deadline`](Self::deadline) passed: 504 before the response head, a cut-off
     /// response after.
-    pub fn timed_out(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.timed_out(w));
+    pub fn timed_out(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.timed_out(local));
     }
 
     /// Bytes the exchange holds in its copy buffers right now.
     pub fn buffered(&self) -> usize {
-        self.ex.as_ref().map_or(0, |ex| ex.buffered())
+        self.exchange
+            .as_ref()
+            .map_or(0, |exchange| exchange.buffered())
     }
 
     /// Runs `f` on the exchange in progress (nothing if there is none), then gives its
     /// state back to the worker if `f` ended it.
     fn with<R>(
         &mut self,
-        w: &mut ProxyWorker,
-        f: impl FnOnce(&mut Forward, &mut ProxyWorker) -> R,
+        local: &mut ProxyLocal,
+        f: impl FnOnce(&mut Forward, &mut ProxyLocal) -> R,
     ) -> Option<R> {
-        let ex = self.ex.as_deref_mut()?;
-        let r = f(ex, w);
-        if !ex.active {
-            if let Some(ex) = self.ex.take() {
-                w.put_exchange(ex);
+        let exchange = self.exchange.as_deref_mut()?;
+        let r = f(exchange, local);
+        if !exchange.active {
+            if let Some(exchange) = self.exchange.take() {
+                local.put_exchange(exchange);
             }
         }
         Some(r)
@@ -1409,57 +1112,62 @@ impl ProxyHandler {
 }
 
 impl Handler for ProxyHandler {
-    type Local = ProxyWorker;
+    type Local = ProxyLocal;
 
     /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
     /// need not understand them.
     const CODINGS: Codings = Codings::Forward;
 
-    fn on_request(&mut self, req: &Request<'_>, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
-        if self.ex.is_some() {
+    fn on_request(
+        &mut self,
+        req: &Request<'_>,
+        res: &mut Response<'_, '_>,
+        local: &mut ProxyLocal,
+    ) {
+        if self.exchange.is_some() {
             // The connection starts a request only after the previous exchange ended,
             // which the handler always sees: a bug. Its connection is not kept.
             debug_assert!(false, "a request during an exchange");
-            self.on_abort(w);
+            self.on_abort(local);
         }
-        let mut ex = w.take_exchange();
-        ex.on_request(self.client, req, res, w);
-        if ex.active {
-            self.ex = Some(ex);
+        let mut exchange = local.take_exchange();
+        exchange.on_request(self.client, req, res, local);
+        if exchange.active {
+            self.exchange = Some(exchange);
         } else {
-            w.put_exchange(ex); // answered at once
+            local.put_exchange(exchange); // answered at once
         }
     }
 
-    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, w: &mut ProxyWorker) -> usize {
+    fn on_body(&mut self, data: &[u8], _: &mut Response<'_, '_>, local: &mut ProxyLocal) -> usize {
         // With no exchange there is nowhere to send it: the connection drops it.
-        self.with(w, |ex, w| ex.on_body(data, w))
+        self.with(local, |exchange, local| exchange.on_body(data, local))
             .unwrap_or(data.len())
     }
 
-    fn on_body_end(&mut self, _: &mut Response<'_, '_>, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.on_body_end(w));
+    fn on_body_end(&mut self, _: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.on_body_end(local));
     }
 
-    fn poll_response(&mut self, res: &mut Response<'_, '_>, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.respond(res, w));
+    fn poll_response(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.respond(res, local));
     }
 
-    fn on_abort(&mut self, w: &mut ProxyWorker) {
-        self.with(w, |ex, w| ex.on_abort(w));
+    fn on_abort(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, local| exchange.on_abort(local));
     }
 }
 
-/// Drops the `consumed` bytes at the front of the input buffer `inp`, so that its room is
+/// Drops the `consumed` bytes at the front of the input buffer `from_upstream`, so that its room is
 /// never held by bytes already used (interim heads, body already copied): at once when
 /// all of it was, else once half of it was (then the rest of a head, at most
 /// [`MAX_RESPONSE_HEAD`], always fits after it).
-fn compact(inp: &mut Vec<u8>, consumed: &mut usize) {
-    if *consumed == inp.len() {
-        inp.clear();
+fn compact(from_upstream: &mut Vec<u8>, consumed: &mut usize) {
+    if *consumed == from_upstream.len() {
+        from_upstream.clear();
         *consumed = 0;
     } else if *consumed >= COPY_BUF_SIZE / 2 {
-        inp.drain(..*consumed);
+        from_upstream.drain(..*consumed);
         *consumed = 0;
     }
 }

@@ -26,16 +26,34 @@
 //!   client, the upstream's `Via` lines are kept and one more follows them, which is
 //!   the same list, §5.3).
 //!
-//! Upstream, the request also gets `X-Forwarded-For` (the client's address appended to
-//! the list it carried, several lines merged into one), `X-Forwarded-Host` (the
-//! client's `Host`) and `X-Forwarded-Proto: http`; whatever `X-Forwarded-Host` and
-//! `X-Forwarded-Proto` the client sent are replaced, not trusted. `Expect` is not
+//! Upstream, the request also gets the forwarding fields (below). `Expect` is not
 //! forwarded: the connection answers `100 Continue` itself. An absolute-form OPTIONS
 //! target with neither path nor query goes as `OPTIONS *` (RFC 9112 §3.2.4), and an
 //! OPTIONS request's `Max-Forwards` less one (RFC 9110 §7.6.2; which requests the proxy
 //! answers itself instead, CONNECT and TRACE among them, is [`disposition`]'s). Field
 //! names with `_` are tokens (RFC 9110 §5.1) and go as they came. To the client, the
 //! upstream's `Date` is replaced by the proxy's (as nginx does).
+//!
+//! # Forwarding fields
+//!
+//! By default the proxy is the trust boundary, as Go's `ReverseProxy.Rewrite` is: a
+//! client's `Forwarded`, `X-Forwarded-*` and `X-Real-IP` fields (in any case, and the
+//! names that read as them with `_` for `-`, as CGI folds them: `X_Forwarded_For`) are
+//! removed, so that an application reading them cannot be told a client's `for=` or
+//! `proto=https`, and the proxy sends its own:
+//!
+//! - `X-Forwarded-For`: the client's address;
+//! - `Forwarded` (RFC 7239): `for=` the client's address (an IPv6 address in brackets,
+//!   quoted: `for="[2001:db8::1]"`, §6), `host=` the request's `Host` (quoted when it
+//!   holds a `:` or brackets, which a token cannot), `proto=http`;
+//! - `X-Forwarded-Host` (the request's `Host`) and `X-Forwarded-Proto: http`.
+//!
+//! Without a `Host` (an HTTP/1.0 request), `host=` and `X-Forwarded-Host` are left
+//! out. A proxy behind other proxies that it trusts (`--trust-forwarded`,
+//! [`Request::trust_forwarded`]) keeps what they sent instead: the client's address is
+//! appended to `X-Forwarded-For` and its element to `Forwarded` (several lines merged
+//! into one list), an incoming `X-Forwarded-Host` or `-Proto` stays as it came (the
+//! first proxy knew the original request), and `X-Real-IP` goes on untouched.
 //!
 //! # Examples
 //!
@@ -59,6 +77,7 @@
 //!     client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
 //!     fallback_host: b"127.0.0.1:8080",
 //!     max_forwards: None,
+//!     trust_forwarded: false,
 //! };
 //! let mut out = Vec::new();
 //! write_request_head(&mut out, &request, RequestFraming::None, false);
@@ -67,7 +86,8 @@
 //!     &b"GET /a?b HTTP/1.1\r\n\
 //!        Host: example.com\r\n\
 //!        Via: 1.1 demo-server\r\n\
-//!        X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n\
+//!        X-Forwarded-For: 192.0.2.7\r\n\
+//!        Forwarded: for=192.0.2.7;host=example.com;proto=http\r\n\
 //!        X-Forwarded-Host: example.com\r\n\
 //!        X-Forwarded-Proto: http\r\n\r\n"[..]
 //! );
@@ -80,7 +100,7 @@ use httparse::Header;
 use recycle_pool::status::Version;
 
 use crate::http::conn::{BodyLen, Response};
-use crate::http::fields::{list, tokens};
+use crate::http::fields::{self, list};
 use crate::http::parse::{self, RequestFraming};
 use crate::http::response::{ResponseFraming, ResponseHead};
 
@@ -125,6 +145,12 @@ pub struct Request<'a> {
     /// `Some(n)`: send `Max-Forwards: n` instead of the client's (the value
     /// [`Disposition::Forward`] gives); `None`: the client's, if any, as it came.
     pub max_forwards: Option<u64>,
+    /// Whether the client is a proxy trusted to tell the truth about the request:
+    /// its `Forwarded`, `X-Forwarded-*` and `X-Real-IP` go on, `Forwarded` and
+    /// `X-Forwarded-For` appended to. Otherwise (the default: this proxy is the trust
+    /// boundary) they are removed and only the proxy's own are sent (see
+    /// [Forwarding fields](self#forwarding-fields)).
+    pub trust_forwarded: bool,
 }
 
 /// How long the body of the upstream response `head` is, as the client that spoke
@@ -156,11 +182,11 @@ pub fn response_body(head: &ResponseHead, client: Version) -> Option<BodyLen> {
 /// order: not hop-by-hop, not named by `Connection`, and not the ones the connection
 /// writes itself (`Content-Length`, `Date`). Follow them with [`via`].
 pub fn response_fields<'a>(fields: &'a [Header<'a>]) -> impl Iterator<Item = &'a Header<'a>> {
-    let fields = Fields::new(fields);
-    fields
-        .all
-        .iter()
-        .filter(move |f| !is(f, "content-length") && !is(f, "date") && fields.is_forwarded(f))
+    let Fields { all, dropped } = Fields::new(fields);
+    (0..all.len())
+        .filter(move |&i| dropped & (1 << i) == 0)
+        .map(move |i| &all[i])
+        .filter(|f| !is(f, "content-length") && !is(f, "date"))
 }
 
 /// The `Via` element the proxy adds for a message received as `received` (RFC 9110
@@ -336,6 +362,10 @@ pub fn write_request_head(
     } else {
         ""
     };
+    let mut fields = fields;
+    if !request.trust_forwarded {
+        fields.dropped |= forwarding_fields(request.fields);
+    }
     fields.copy(
         out,
         &[
@@ -344,6 +374,7 @@ pub fn write_request_head(
             "expect",
             "via",
             "x-forwarded-for",
+            "forwarded",
             "x-forwarded-host",
             "x-forwarded-proto",
             max_forwards,
@@ -366,55 +397,111 @@ pub fn write_request_head(
     }
     fields.via(out, request.version);
     let mut ip = [0u8; 64];
-    fields.append(
-        out,
-        "X-Forwarded-For",
-        &[format_ip(request.client, &mut ip)],
-    );
+    let ip = format_ip(request.client, &mut ip);
+    fields.append(out, "X-Forwarded-For", &[ip]);
+    // RFC 7239 §4, §6: an IPv6 address in brackets, quoted; `host=` quoted where it
+    // is no token (a port's `:`, brackets). A valid Host holds no `"` or `\`.
+    let (open, close): (&[u8], &[u8]) = if request.client.to_canonical().is_ipv6() {
+        (b"\"[", b"]\"")
+    } else {
+        (b"", b"")
+    };
+    let mut element: [&[u8]; 9] = [b"for=", open, ip, close, b"", b"", b"", b"", b";proto=http"];
     if let Some(host) = host {
-        field(out, b"X-Forwarded-Host: ", host);
+        let quote: &[u8] = if host.iter().any(|b| matches!(b, b':' | b'[')) {
+            b"\""
+        } else {
+            b""
+        };
+        element[4..8].copy_from_slice(&[b";host=", quote, host, quote]);
     }
-    out.extend_from_slice(b"X-Forwarded-Proto: http\r\n\r\n");
+    fields.append(out, "Forwarded", &element);
+    // A trusted proxy's `X-Forwarded-Host` and `-Proto` describe the original request.
+    let kept = |name| {
+        request
+            .trust_forwarded
+            .then(|| fields.forwarded().find(|f| is(f, name)))
+            .flatten()
+    };
+    match (kept("x-forwarded-host"), host) {
+        (Some(f), _) => field(out, b"X-Forwarded-Host: ", f.value),
+        (None, Some(host)) => field(out, b"X-Forwarded-Host: ", host),
+        (None, None) => {}
+    }
+    match kept("x-forwarded-proto") {
+        Some(f) => field(out, b"X-Forwarded-Proto: ", f.value),
+        None => out.extend_from_slice(b"X-Forwarded-Proto: http\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
     fallback
+}
+
+/// The fields a client may not set when the proxy is the trust boundary, as bits by
+/// index: `Forwarded`, `X-Real-IP` and every `X-Forwarded-*`, in any case and with `_`
+/// read as `-` (CGI folds both to one variable: `HTTP_X_FORWARDED_FOR`).
+fn forwarding_fields(all: &[Header<'_>]) -> u128 {
+    // Whether `name` reads as `target` (lowercase), `_` as `-`.
+    fn folds_to(name: &[u8], target: &[u8]) -> bool {
+        name.len() == target.len()
+            && name.iter().zip(target).all(|(&a, &b)| {
+                let a = if a == b'_' {
+                    b'-'
+                } else {
+                    a.to_ascii_lowercase()
+                };
+                a == b
+            })
+    }
+    let mut found = 0;
+    for (i, f) in all.iter().enumerate() {
+        let name = f.name.as_bytes();
+        if folds_to(name, b"forwarded")
+            || folds_to(name, b"x-real-ip")
+            || (name.len() > 12 && folds_to(&name[..12], b"x-forwarded-"))
+        {
+            found |= 1 << i;
+        }
+    }
+    found
 }
 
 // === impl Fields ===
 
-/// The fields of one message, with what it takes to tell which may be forwarded.
+/// The fields of one message, with which of them may be forwarded, decided once per
+/// head: the work is linear in the head's size, however many fields and `Connection`
+/// options it has (a `Connection` re-read for every field would cost fields × options:
+/// seconds of a worker's time for a 1 MiB head).
 struct Fields<'a> {
     all: &'a [Header<'a>],
-    /// Whether any `Connection` field exists: without one, nothing is named in one,
-    /// and no field has to be looked up.
-    has_connection: bool,
+    /// Bit `i` set: field `i` is not forwarded (hop-by-hop, or named by `Connection`).
+    dropped: u128,
 }
+
+// A field's index fits `Fields::dropped`, and `Options`' slots (`u8`, `EMPTY` free).
+const _: () = assert!(fields::MAX_HEADERS <= 128);
 
 impl<'a> Fields<'a> {
     fn new(all: &'a [Header<'a>]) -> Self {
-        let has_connection = all.iter().any(|f| is(f, "connection"));
-        Self {
-            all,
-            has_connection,
+        let mut dropped = 0;
+        let mut has_connection = false;
+        for (i, f) in all.iter().enumerate() {
+            if HOP_BY_HOP.iter().any(|&hop| is(f, hop)) {
+                dropped |= 1 << i;
+                has_connection |= is(f, "connection");
+            }
         }
-    }
-
-    /// Whether `name` is one of the options of some `Connection` field.
-    fn named_by_connection(&self, name: &str) -> bool {
-        self.has_connection
-            && self
-                .all
-                .iter()
-                .filter(|f| is(f, "connection"))
-                .any(|f| tokens(f.value).any(|option| option.eq_ignore_ascii_case(name.as_bytes())))
-    }
-
-    /// Whether `f` may be forwarded: not hop-by-hop, not named by `Connection`.
-    fn is_forwarded(&self, f: &Header<'_>) -> bool {
-        !HOP_BY_HOP.iter().any(|&hop| is(f, hop)) && !self.named_by_connection(f.name)
+        if has_connection {
+            dropped |= connection_named(all, option_key(), &mut 0);
+        }
+        Self { all, dropped }
     }
 
     /// The fields that may be forwarded.
     fn forwarded(&self) -> impl Iterator<Item = &'a Header<'a>> + '_ {
-        self.all.iter().filter(|f| self.is_forwarded(f))
+        let all = self.all;
+        (0..all.len())
+            .filter(|&i| self.dropped & (1 << i) == 0)
+            .map(move |i| &all[i])
     }
 
     /// Writes every forwarded field except those named in `written`: the ones the
@@ -453,7 +540,7 @@ impl<'a> Fields<'a> {
                 out.extend_from_slice(b", ");
             }
         }
-        for piece in last {
+        for piece in last.iter().filter(|piece| !piece.is_empty()) {
             out.extend_from_slice(piece);
         }
         out.extend_from_slice(b"\r\n");
@@ -482,6 +569,76 @@ impl<'a> Fields<'a> {
         }
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// Slots of [`connection_named`]'s table: four per field at most, so that a lookup
+/// meets few others (linear probing at a load of a quarter at most).
+const SLOTS: usize = 512;
+
+/// A free slot.
+const EMPTY: u8 = u8::MAX;
+
+/// The fields of `all` that its `Connection` options name (RFC 9110 §7.6.1), as bits
+/// by index, found in time linear in the head: an option of a length no field name has
+/// is passed over at once; the others are looked up in a small hash table of the field
+/// names on the stack, made at the first such option. The hash is keyed with `key` (a
+/// per-process random key, [`option_key`]), so a client cannot choose names that all
+/// land in one slot. `compared` counts the name comparisons made (the work that would
+/// grow with fields × options).
+fn connection_named(all: &[Header<'_>], key: u64, compared: &mut usize) -> u128 {
+    // Bit `n` (at most 63) set: some field name is `n` bytes long.
+    let lengths: u64 = all
+        .iter()
+        .fold(0, |lengths, f| lengths | 1 << f.name.len().min(63));
+    let mut table = None;
+    let mut named = 0;
+    for f in all.iter().filter(|f| is(f, "connection")) {
+        fields::each_token(f.value, |option| {
+            if lengths & 1 << option.len().min(63) == 0 || option.is_empty() {
+                return; // no field has a name that long
+            }
+            let slots = table.get_or_insert_with(|| {
+                let mut slots = [EMPTY; SLOTS];
+                for (i, f) in all.iter().enumerate().take(EMPTY.into()) {
+                    let mut at = slot(f.name.as_bytes(), key);
+                    while slots[at] != EMPTY {
+                        at = (at + 1) % SLOTS;
+                    }
+                    slots[at] = i as u8;
+                }
+                slots
+            });
+            // Every field so named: those with the same name sit in one run of slots.
+            let mut probe = slot(option, key);
+            while slots[probe] != EMPTY {
+                let i = usize::from(slots[probe]);
+                *compared += 1;
+                if all[i].name.as_bytes().eq_ignore_ascii_case(option) {
+                    named |= 1 << i;
+                }
+                probe = (probe + 1) % SLOTS;
+            }
+        });
+    }
+    named
+}
+
+/// The slot of a field name in [`connection_named`]'s table, in any case: a
+/// multiply-xor hash keyed by `key` (odd), its top bits.
+fn slot(name: &[u8], key: u64) -> usize {
+    let mut h = key;
+    for &b in name {
+        h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(key);
+    }
+    h = (h ^ (h >> 29)).wrapping_mul(key);
+    (h >> (64 - SLOTS.trailing_zeros())) as usize
+}
+
+/// The process's key for [`slot`]: random, odd, made once.
+fn option_key() -> u64 {
+    use std::hash::BuildHasher as _;
+    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| std::hash::RandomState::new().hash_one(0x5eed_u64) | 1)
 }
 
 /// The transfer codings of a message other than `chunked`, in order, each as it was
@@ -562,6 +719,19 @@ mod tests {
 
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
+    thread_local! {
+        /// `Request::trust_forwarded` for the heads [`forwarded_as`] writes.
+        static TRUST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// [`request`], as a proxy that trusts its client's forwarding fields writes it.
+    fn request_trusting(lines: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+        TRUST.set(true);
+        let fields = request(lines);
+        TRUST.set(false);
+        fields
+    }
+
     /// Fields from `Name: value` lines.
     fn fields(lines: &[(&'static str, &'static str)]) -> Vec<Header<'static>> {
         lines
@@ -603,6 +773,7 @@ mod tests {
             client: CLIENT,
             fallback_host: b"upstream:8080",
             max_forwards,
+            trust_forwarded: TRUST.get(),
         };
         let mut out = Vec::new();
         write_request_head(&mut out, &request, framing, false);
@@ -677,6 +848,7 @@ mod tests {
                 ("Content-Length", "12"),
                 ("Via", "1.1 demo-server"),
                 ("X-Forwarded-For", "192.0.2.7"),
+                ("Forwarded", "for=192.0.2.7;host=example.com;proto=http"),
                 ("X-Forwarded-Host", "example.com"),
                 ("X-Forwarded-Proto", "http"),
             ])
@@ -707,10 +879,57 @@ mod tests {
                 "X-End",
                 "Via",
                 "X-Forwarded-For",
+                "Forwarded",
                 "X-Forwarded-Host",
                 "X-Forwarded-Proto"
             ]
         );
+    }
+
+    #[test]
+    fn connection_options_cost_one_lookup_each_however_many() {
+        // 96 fields and a `Connection` of 7,700 options: one option repeated, distinct
+        // options naming nothing, and options naming every field over and over. Read
+        // for every field, as before, these cost 96 × 7,700 comparisons per pass.
+        let names: Vec<String> = (0..96).map(|i| format!("X-Field-{i:02}")).collect();
+        let repeated = vec!["a"; 7700].join(",");
+        let distinct = (0..7700)
+            .map(|i| format!("o{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let naming = (0..7700)
+            .map(|i| names[i % 96].to_lowercase())
+            .collect::<Vec<_>>()
+            .join(",");
+        for (case, options) in [
+            ("repeated", &repeated),
+            ("distinct", &distinct),
+            ("naming", &naming),
+        ] {
+            let mut all: Vec<Header<'_>> = names
+                .iter()
+                .map(|name| Header { name, value: b"v" })
+                .collect();
+            all.push(Header {
+                name: "Connection",
+                value: options.as_bytes(),
+            });
+            let mut worst = 0;
+            // The key is random in a process; here, sixteen fixed ones.
+            for k in 0..16u64 {
+                let key = (k + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                let mut compared = 0;
+                let named = connection_named(&all, key, &mut compared);
+                let expected: u128 = if case == "naming" { (1 << 96) - 1 } else { 0 };
+                assert_eq!(named, expected, "{case}, key {key:#x}");
+                worst = worst.max(compared);
+            }
+            // A lookup meets the field it names, plus a few others at most.
+            assert!(
+                worst <= 4 * 7700,
+                "{case}: {worst} comparisons for 7,700 options"
+            );
+        }
     }
 
     #[test]
@@ -772,8 +991,113 @@ mod tests {
     }
 
     #[test]
+    fn a_clients_forwarding_fields_are_removed_and_the_proxys_own_sent() {
+        // Rack and Spring read `Forwarded` first; Django and PHP read the CGI names,
+        // where `X_Forwarded_For` and `X-Forwarded-For` are one variable.
+        let lines = [
+            ("Host", "site.example:8080"),
+            ("Forwarded", "for=9.9.9.9;proto=https"),
+            ("X-Real-IP", "8.8.8.8"),
+            ("X_Forwarded_For", "7.7.7.7"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("X-Forwarded-Host", "evil"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Port", "443"),
+            ("x_real_ip", "5.5.5.5"),
+            ("FORWARDED", "for=4.4.4.4"),
+            ("X-Forwarded", "kept: no such convention"),
+            ("X-Real-IPs", "kept: another name"),
+        ];
+        let fields = request(&lines);
+        assert_eq!(
+            fields,
+            [
+                ("Host", "site.example:8080"),
+                ("X-Forwarded", "kept: no such convention"),
+                ("X-Real-IPs", "kept: another name"),
+                ("Via", "1.1 demo-server"),
+                ("X-Forwarded-For", "192.0.2.7"),
+                (
+                    "Forwarded",
+                    "for=192.0.2.7;host=\"site.example:8080\";proto=http"
+                ),
+                ("X-Forwarded-Host", "site.example:8080"),
+                ("X-Forwarded-Proto", "http"),
+            ]
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
+        // Trusted, they stay, and the proxy's elements come last.
+        let fields = request_trusting(&lines);
+        assert_eq!(get(&fields, "x-real-ip"), ["8.8.8.8"]);
+        assert_eq!(get(&fields, "x_real_ip"), ["5.5.5.5"]);
+        assert_eq!(
+            get(&fields, "x_forwarded_for"),
+            ["7.7.7.7"],
+            "another name to HTTP"
+        );
+        assert_eq!(get(&fields, "x-forwarded-for"), ["6.6.6.6, 192.0.2.7"]);
+        assert_eq!(
+            get(&fields, "forwarded"),
+            [
+                "for=9.9.9.9;proto=https, for=4.4.4.4, for=192.0.2.7;host=\"site.example:8080\";proto=http"
+            ]
+        );
+        assert_eq!(
+            get(&fields, "x-forwarded-host"),
+            ["evil"],
+            "the first proxy's"
+        );
+        assert_eq!(get(&fields, "x-forwarded-proto"), ["https"]);
+        assert_eq!(get(&fields, "x-forwarded-port"), ["443"]);
+    }
+
+    #[test]
+    fn forwarded_quotes_ipv6_addresses_and_hosts_that_are_no_token() {
+        // RFC 7239 §6: `for="[2001:db8:cafe::17]"`; a Host without a port is a token.
+        let client = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xcafe, 0, 0, 0, 0, 0x17));
+        let lines = [Header {
+            name: "Host",
+            value: b"a.example",
+        }];
+        let request = Request {
+            method: b"GET",
+            target: b"/",
+            version: Version::Http11,
+            fields: &lines,
+            client,
+            fallback_host: b"u",
+            max_forwards: None,
+            trust_forwarded: false,
+        };
+        let mut out = Vec::new();
+        write_request_head(&mut out, &request, RequestFraming::None, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "\r\nForwarded: for=\"[2001:db8:cafe::17]\";host=a.example;proto=http\r\n"
+            ),
+            "{text}"
+        );
+        // An IPv4 client of a dual-stack listener is an IPv4 address; no Host, no host=.
+        let request = Request {
+            client: IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
+            version: Version::Http10,
+            fields: &[],
+            ..request
+        };
+        let mut out = Vec::new();
+        write_request_head(&mut out, &request, RequestFraming::None, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\r\nForwarded: for=192.0.2.1;proto=http\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("X-Forwarded-Host"), "{text}");
+    }
+
+    #[test]
     fn x_forwarded_for_appends_to_every_incoming_line() {
-        let fields = request(&[
+        let fields = request_trusting(&[
             ("Host", "h"),
             ("X-Forwarded-For", "a, b"),
             ("x-forwarded-for", " c ,, "),
@@ -999,7 +1323,7 @@ mod tests {
                 vec![],
                 vec!["gzip, chunked"],
             ),
-            // Review item 1: each coding as it came, a quoted comma and all.
+            // Each coding as it came, a quoted comma and all (RFC 9110 §5.6.4).
             (
                 &[
                     ("Host", "h"),
@@ -1030,6 +1354,7 @@ mod tests {
             client: CLIENT,
             fallback_host: b"u",
             max_forwards: None,
+            trust_forwarded: false,
         };
         write_request_head(&mut out, &request, RequestFraming::None, true);
         assert!(out.windows(19).any(|w| w == b"Connection: close\r\n"));

@@ -1,7 +1,7 @@
 //! The proxy driven in memory: one client connection and its upstream connections as
-//! byte vectors, moved the way the event loop moves them between sockets. The
-//! sans-I/O tests, the allocation test, the fake-connection benchmark and the
-//! `proxy_headers` fuzz target all drive [`ProxyHandler`] through it.
+//! byte vectors, moved as the event loop moves them between sockets (the protocol on
+//! [`ProxyHandler`]). The sans-I/O tests, the allocation test, the fake-connection
+//! benchmark and the `proxy_headers` fuzz target all drive [`ProxyHandler`] through it.
 //!
 //! # Examples
 //!
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use recycle_pool::io::{ReadBuf, WriteBuf};
 use slab::Slab;
 
-use super::handler::{Proxy, ProxyHandler, ProxyWorker};
+use super::handler::{Proxy, ProxyHandler, ProxyLocal};
 use crate::http::conn::Conn;
 use crate::state::{Ctx, Shared};
 
@@ -69,8 +69,8 @@ impl MemUpstream {
 pub struct MemProxy<'s> {
     conn: Conn<ProxyHandler>,
     ctx: Ctx<'s>,
-    /// The worker state the handler is lent (its clock is `worker.now`).
-    pub worker: ProxyWorker,
+    /// The worker state the handler is lent (its clock is `local.now`).
+    pub local: ProxyLocal,
     rbuf: ReadBuf,
     wbuf: WriteBuf,
     output: Vec<u8>,
@@ -126,7 +126,7 @@ impl<'s> MemProxy<'s> {
                 std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
             )),
             ctx: shared.context(0),
-            worker: proxy.worker(0),
+            local: proxy.local(0),
             rbuf: ReadBuf::with_capacity(16 * 1024),
             wbuf: WriteBuf::with_capacity(16 * 1024),
             output: Vec::with_capacity(64 * 1024),
@@ -161,7 +161,7 @@ impl<'s> MemProxy<'s> {
     /// The client goes away: the connection is dropped, as the event loop drops one
     /// whose socket failed.
     pub fn client_resets(&mut self) {
-        self.conn.abort(&mut self.worker);
+        self.conn.abort(&mut self.local);
         self.pump();
     }
 
@@ -243,7 +243,8 @@ impl<'s> MemProxy<'s> {
         self.wake_idle(key);
     }
 
-    /// Upstream connection `key` is reset: its next read or write fails.
+    /// Upstream connection `key` is reset: its next write fails, and so does its next
+    /// read once the proxy read what it sent before (as a kernel delivers it).
     pub fn upstream_resets(&mut self, key: usize) {
         self.upstreams[key].reset = true;
         self.wake_idle(key);
@@ -252,7 +253,7 @@ impl<'s> MemProxy<'s> {
     /// The upstream deadline of the exchange passed (if it has one).
     pub fn upstream_timeout(&mut self) {
         if self.conn.handler().deadline().is_some() {
-            self.conn.handler_mut().timed_out(&mut self.worker);
+            self.conn.handler_mut().timed_out(&mut self.local);
         }
     }
 
@@ -260,10 +261,10 @@ impl<'s> MemProxy<'s> {
     /// the exchange fires if that passed it, as the event loop's sweep fires it; then
     /// [`run`](Self::run).
     pub fn advance(&mut self, by: std::time::Duration) {
-        self.worker.now += by;
-        let now = self.worker.now;
+        self.local.now += by;
+        let now = self.local.now;
         if self.conn.handler().deadline().is_some_and(|d| now >= d) {
-            self.conn.handler_mut().timed_out(&mut self.worker);
+            self.conn.handler_mut().timed_out(&mut self.local);
         }
         self.run();
     }
@@ -272,7 +273,7 @@ impl<'s> MemProxy<'s> {
     /// loop closes one whose socket says so.
     fn wake_idle(&mut self, key: usize) {
         let up = &mut self.upstreams[key];
-        if up.idle && self.worker.remove_idle(up.upstream, key) {
+        if up.idle && self.local.remove_idle(up.upstream, key) {
             up.idle = false;
             up.closed = true;
         }
@@ -288,13 +289,13 @@ impl<'s> MemProxy<'s> {
                 &mut self.rbuf,
                 &mut self.wbuf,
                 &mut self.ctx,
-                &mut self.worker,
+                &mut self.local,
             );
             let mut progress = (self.rbuf.len(), self.wbuf.len()) != before;
             if self.client_eof && self.conn.wants_input(self.wbuf.len()) && !self.conn.is_done() {
                 let partial = !self.rbuf.is_empty();
                 self.conn
-                    .on_eof(partial, &mut self.wbuf, &mut self.ctx, &mut self.worker);
+                    .on_eof(partial, &mut self.wbuf, &mut self.ctx, &mut self.local);
                 progress = true;
             }
             progress |= self.pump();
@@ -320,7 +321,7 @@ impl<'s> MemProxy<'s> {
     /// The upstream side, as the event loop's: releases, connections, writes, reads,
     /// closes. Returns whether anything moved.
     fn pump(&mut self) -> bool {
-        let (w, ups) = (&mut self.worker, &mut self.upstreams);
+        let (w, ups) = (&mut self.local, &mut self.upstreams);
         let handler = self.conn.handler_mut();
         let mut progress = false;
         while let Some(mut released) = w.next_released() {
@@ -374,15 +375,16 @@ impl<'s> MemProxy<'s> {
             let up = &mut ups[key];
             let room = handler.input_room();
             let n = up.unread().min(room);
-            if up.reset && room > 0 {
-                handler.read_failed(w);
-                progress = true;
-            } else if n > 0 {
+            // As a kernel does, bytes that arrived before a reset are read before it.
+            if n > 0 {
                 if let Some(input) = handler.input(w) {
                     input.extend_from_slice(&up.sending[up.delivered..up.delivered + n]);
                 }
                 up.delivered += n;
                 handler.received(n, w);
+                progress = true;
+            } else if up.reset && room > 0 {
+                handler.read_failed(w);
                 progress = true;
             } else if up.eof && up.unread() == 0 && !up.eof_told && room > 0 {
                 up.eof_told = true;

@@ -2,8 +2,11 @@
 //! that parses and frames both sides:
 //!
 //! - [`handler`]: [`ProxyHandler`](handler::ProxyHandler), the pairing of a client
-//!   connection with an upstream one (the connection's handler), and the per-worker
-//!   state it is lent;
+//!   connection with an upstream one (the connection's handler), and the exchange's
+//!   state; it re-exports the settings and shared state
+//!   ([`ProxyConfig`](handler::ProxyConfig), [`Proxy`](handler::Proxy), from
+//!   `config.rs`) and the event loop's state it is lent
+//!   ([`ProxyLocal`](handler::ProxyLocal), from `local.rs`);
 //! - [`headers`]: the request head sent upstream and the response fields sent to the
 //!   client (hop-by-hop fields out, `Via` and `X-Forwarded-*` in, the framing written
 //!   for the other side), without allocating;
@@ -19,7 +22,9 @@
 //!
 //! [`Instant`]: std::time::Instant
 
+mod config;
 pub mod handler;
 pub mod headers;
+mod local;
 pub mod mem;
 pub mod upstream;

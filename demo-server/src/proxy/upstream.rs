@@ -5,13 +5,14 @@
 //!   with a [`RoundRobin`] cursor per worker), passive health checks as nginx does them
 //!   ([`HealthPolicy`]: `max_fails` failed attempts within `fail_timeout` take an
 //!   upstream out for `fail_timeout`; then one request probes it; when every upstream
-//!   is out, `select` says `None` at once and the proxy answers 503), and the counters
+//!   is out, `select` says `None` at once and the proxy answers 503; as in nginx, a
+//!   single upstream is never taken out), and the counters
 //!   that `/metrics` reports ([`UpstreamStats`]).
 //! - [`IdleConns`] is one worker's idle keep-alive connections, per upstream: LIFO
 //!   reuse (the most recently used connection is the likeliest still open and warm),
 //!   at most `upstream_idle` per upstream (the least recently used is closed to make
 //!   room, as nginx's `keepalive` does), expiry after `upstream_idle_timeout`, and the
-//!   seed's dirty-writer rule: a connection whose request was not fully sent or whose
+//!   dirty-writer rule: a connection whose request was not fully sent or whose
 //!   response was not read to its end is never kept ([`Exchange`]).
 //!
 //! Time is always an [`Instant`] passed in, so no test sleeps.
@@ -80,7 +81,8 @@ use crossbeam_utils::CachePadded;
 /// Passive health checking, as nginx's `max_fails` and `fail_timeout`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthPolicy {
-    /// Failed attempts within `fail_timeout` that take an upstream out; 0 never does.
+    /// Failed attempts within `fail_timeout` that take an upstream out; 0 never does,
+    /// nor does any number when there is only one upstream (as in nginx).
     pub max_fails: u32,
     /// The window in which failures count, and how long an upstream stays out.
     pub fail_timeout: Duration,
@@ -315,11 +317,15 @@ impl Upstreams {
 
     /// Records a failed attempt on upstream `i` (refused, reset, timed out before a
     /// response head, malformed response). Returns whether this failure took it out:
-    /// the `max_fails`-th within `fail_timeout`, or a failed probe.
+    /// the `max_fails`-th within `fail_timeout`, or a failed probe; never when it is the
+    /// only upstream.
     pub fn record_failure(&self, worker: usize, i: usize, now: Instant) -> bool {
         let upstream = &self.list[i];
         upstream.counters[worker].failures.fetch_add(1, Relaxed);
-        if self.policy.max_fails == 0 {
+        if self.policy.max_fails == 0 || self.list.len() == 1 {
+            // The only upstream is never taken out (nginx ignores `max_fails` for a
+            // single server): out, it would turn every request into a 503 for
+            // `fail_timeout`, however healthy it was meanwhile.
             return false;
         }
         let now = self.nanos(now);
@@ -642,12 +648,12 @@ mod tests {
 
     #[test]
     fn failures_spread_wider_than_fail_timeout_do_not_add_up() {
-        let (u, t) = upstreams(1, 2);
+        let (u, t) = upstreams(2, 2);
         assert!(!u.record_failure(0, 0, t));
         assert!(!u.record_failure(0, 0, t + 11 * SEC), "a new window starts");
         assert!(u.record_failure(0, 0, t + 12 * SEC));
         // And a success in between forgets them.
-        let (u, t) = upstreams(1, 2);
+        let (u, t) = upstreams(2, 2);
         assert!(!u.record_failure(0, 0, t));
         u.record_success(0);
         assert!(!u.record_failure(0, 0, t + SEC));
@@ -708,16 +714,30 @@ mod tests {
     }
 
     #[test]
+    fn a_single_upstream_is_never_taken_out() {
+        let (u, t) = upstreams(1, 1);
+        for _ in 0..10 {
+            assert!(!u.record_failure(0, 0, t));
+        }
+        assert_eq!(u.state(0), State::Up);
+        assert_eq!(u.select(&mut u.cursor(0), t), Some(0));
+        assert_eq!(u.stats(0).failures, 10, "still counted");
+    }
+
+    #[test]
     fn exactly_one_probe_among_racing_workers() {
         for _ in 0..200 {
-            let (u, t) = upstreams(1, 1);
+            let (u, t) = upstreams(2, 1);
             u.record_failure(0, 0, t);
             let at = t + 10 * SEC;
             let admitted: usize = std::thread::scope(|s| {
                 let threads: Vec<_> = (0..2)
                     .map(|w| {
                         let u = &u;
-                        s.spawn(move || picks(u, &mut u.cursor(w), at, 3).iter().flatten().count())
+                        s.spawn(move || {
+                            let picked = picks(u, &mut u.cursor(w), at, 3);
+                            picked.iter().filter(|&&p| p == Some(0)).count()
+                        })
                     })
                     .collect();
                 threads.into_iter().map(|h| h.join().unwrap()).sum()

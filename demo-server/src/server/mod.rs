@@ -39,10 +39,10 @@
 //! shares it. Elsewhere than Linux there is no lock, only the probe.
 
 mod event_loop;
-mod proxy;
 mod service;
 mod socket;
 mod tick;
+mod upstream_io;
 
 use std::io;
 use std::net::SocketAddr;
@@ -160,9 +160,11 @@ impl Server {
     /// # Errors
     ///
     /// As [`bind`](Server::bind), and `InvalidInput` if there is no upstream or a
-    /// proxy setting is out of range ([`check_proxy`]).
+    /// proxy setting is out of range ([`ProxyConfig::check`]).
     pub fn proxy(config: Config, proxy: ProxyConfig) -> io::Result<Server> {
-        check_proxy(&proxy).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        proxy
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let workers = config.threads.clamp(1, MAX_THREADS);
         Self::bind_with(config, Some(Arc::new(Proxy::new(proxy, workers))))
     }
@@ -302,7 +304,7 @@ impl Server {
                                 .run()
                             }
                             Some(proxy) => {
-                                let service = proxy::ProxyService { shared, proxy };
+                                let service = upstream_io::ProxyService { shared, proxy };
                                 event_loop::EventLoop::new(
                                     index, listener, service, shared, config, stop,
                                 )?
@@ -373,44 +375,6 @@ fn port_lock(port: u16) -> io::Result<Option<UnixDatagram>> {
 fn port_lock(_port: u16) -> io::Result<Option<UnixDatagram>> {
     Ok(None)
 }
-
-/// Checks a proxy's settings: at least one upstream, none on port 0 and none twice,
-/// timeouts in
-/// [`MIN_TIMEOUT`](crate::state::MIN_TIMEOUT)..=[`MAX_TIMEOUT`](crate::state::MAX_TIMEOUT),
-/// at most [`MAX_UPSTREAM_IDLE`] idle connections per upstream.
-///
-/// # Errors
-///
-/// A message naming the first setting out of range.
-pub fn check_proxy(proxy: &ProxyConfig) -> Result<(), String> {
-    use crate::state::MIN_TIMEOUT;
-    if proxy.upstreams.is_empty() {
-        return Err("at least one upstream is needed".into());
-    }
-    if let Some(addr) = proxy.upstreams.iter().find(|a| a.port() == 0) {
-        return Err(format!("upstream {addr} has no port"));
-    }
-    // Each upstream is one series in `/metrics`, labelled by its address.
-    for (i, addr) in proxy.upstreams.iter().enumerate() {
-        if proxy.upstreams[..i].contains(addr) {
-            return Err(format!("upstream {addr} is given twice"));
-        }
-    }
-    for (name, timeout) in [
-        ("upstream_timeout", proxy.upstream_timeout),
-        ("upstream_idle_timeout", proxy.upstream_idle_timeout),
-        ("fail_timeout", proxy.health.fail_timeout),
-    ] {
-        check_timeout(timeout, MIN_TIMEOUT).map_err(|e| format!("{name} {e}"))?;
-    }
-    if proxy.upstream_idle > MAX_UPSTREAM_IDLE {
-        return Err(format!("upstream_idle must be in 0..={MAX_UPSTREAM_IDLE}"));
-    }
-    Ok(())
-}
-
-/// Most idle connections a worker keeps per upstream.
-pub const MAX_UPSTREAM_IDLE: usize = 65_536;
 
 /// Binds `addr` without `SO_REUSEPORT` and lets it go: fails with `AddrInUse` if any
 /// socket listens there (with `SO_REUSEPORT` or not), and resolves port 0 to a free

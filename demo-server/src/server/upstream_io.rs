@@ -1,11 +1,11 @@
-//! `proxy`: the [`Service`] whose handlers forward to upstreams, with the upstream
-//! sockets in the worker's own `Poll`.
+//! The upstream socket I/O of `proxy`: the [`Service`] whose handlers forward to
+//! upstreams, with the upstream sockets in the worker's own `Poll`.
 //!
 //! Each worker keeps its upstream connections in a `Slab`, registered under
 //! [`SERVICE_TOKEN`](super::service::SERVICE_TOKEN) plus their key, readable and
 //! writable (edge-triggered: a flag per direction remembers readiness not yet used
 //! up). A connection belongs to the client connection whose handler uses it, or to
-//! the idle set ([`ProxyWorker::take_idle`]); a readiness event on an idle one means
+//! the idle set ([`ProxyLocal::take_idle`]); a readiness event on an idle one means
 //! the upstream closed it or wrote to it unasked, and it is closed at once, so a
 //! request never meets a connection already known dead. The worker applies the events
 //! of its upstream sockets before those of its clients in each poll, so a byte or a
@@ -17,11 +17,9 @@
 //! reused request, and not close it either (bytes that arrive after the request are
 //! indistinguishable from its response, to any proxy).
 //!
-//! The handler ([`ProxyHandler`]) is sans-I/O; [`Service::pump`] here is its driver:
-//! it gives connections back to the idle set (after checking that nothing arrived on
-//! them after the response), hands out idle or new connections, writes what the
-//! handler has for the upstream, reads what it has room for (not zeroing the buffer:
-//! `recv` into its spare capacity), and reports end of stream and errors.
+//! The handler ([`ProxyHandler`]) is sans-I/O; [`Service::pump`] here is its driver,
+//! following the protocol documented on [`ProxyHandler`] with real sockets (reading
+//! with `recv` into the input buffer's spare capacity, so it is never zeroed).
 
 use std::io::{self, ErrorKind, Write};
 use std::mem::MaybeUninit;
@@ -37,7 +35,7 @@ use socket2::SockRef;
 
 use super::service::{SERVICE_TOKEN, Service};
 use crate::http::conn::Handler;
-use crate::proxy::handler::{Proxy, ProxyHandler, ProxyWorker};
+use crate::proxy::handler::{Proxy, ProxyHandler, ProxyLocal};
 use crate::state::Shared;
 
 /// `proxy`: a [`ProxyHandler`] per client connection.
@@ -47,9 +45,9 @@ pub(crate) struct ProxyService<'a> {
     pub(crate) proxy: &'a Arc<Proxy>,
 }
 
-/// One worker's proxy state: the handlers' [`ProxyWorker`] and the upstream sockets.
+/// One worker's proxy state: the handlers' [`ProxyLocal`] and the upstream sockets.
 pub(crate) struct ProxyState {
-    worker: ProxyWorker,
+    local: ProxyLocal,
     sockets: Slab<Upstream>,
     registry: Registry,
 }
@@ -77,7 +75,7 @@ impl<'a> Service<'a> for ProxyService<'a> {
     fn state(self, index: usize, registry: &Registry) -> io::Result<ProxyState> {
         let per_worker = self.shared.limits.max_connections / self.proxy.upstreams.len().max(1);
         Ok(ProxyState {
-            worker: self.proxy.worker(index),
+            local: self.proxy.local(index),
             sockets: Slab::with_capacity(per_worker.clamp(16, 4096)),
             registry: registry.try_clone()?,
         })
@@ -90,11 +88,11 @@ impl<'a> Service<'a> for ProxyService<'a> {
 
     #[inline]
     fn local(state: &mut ProxyState) -> &mut <ProxyHandler as Handler>::Local {
-        &mut state.worker
+        &mut state.local
     }
 
     fn pump(state: &mut ProxyState, key: usize, handler: &mut ProxyHandler, now: Instant) -> bool {
-        state.worker.now = now;
+        state.local.now = now;
         let mut progress = state.park_released();
         if let Some((upstream, reuse)) = handler.wants_connection() {
             state.connect(key, upstream, reuse, handler);
@@ -117,7 +115,7 @@ impl<'a> Service<'a> for ProxyService<'a> {
             None => {
                 // Idle: the upstream closed it, or wrote to it unasked. Either way it
                 // cannot carry another request.
-                if socket.readable && state.worker.remove_idle(socket.upstream, token) {
+                if socket.readable && state.local.remove_idle(socket.upstream, token) {
                     state.close(token);
                 }
                 None
@@ -134,17 +132,17 @@ impl<'a> Service<'a> for ProxyService<'a> {
     }
 
     fn on_deadline(state: &mut ProxyState, handler: &mut ProxyHandler, now: Instant) {
-        state.worker.now = now;
-        handler.timed_out(&mut state.worker);
+        state.local.now = now;
+        handler.timed_out(&mut state.local);
     }
 
     fn tick(state: &mut ProxyState, now: Instant) {
-        state.worker.expire(now);
+        state.local.expire(now);
         state.close_given_up();
     }
 
     fn shutdown(state: &mut ProxyState) {
-        state.worker.drain_idle();
+        state.local.drain_idle();
         state.close_given_up();
     }
 }
@@ -154,14 +152,14 @@ impl ProxyState {
     /// the response), closed otherwise.
     fn park_released(&mut self) -> bool {
         let mut progress = false;
-        while let Some(mut released) = self.worker.next_released() {
+        while let Some(mut released) = self.local.next_released() {
             progress = true;
             let socket = &mut self.sockets[released.key];
             socket.owner = None;
             if !socket.is_quiet() {
                 released.exchange.response_read = false;
             }
-            if let Some(closed) = self.worker.park(released) {
+            if let Some(closed) = self.local.park(released) {
                 self.close(closed);
             }
         }
@@ -171,7 +169,7 @@ impl ProxyState {
     /// Gives client `key`'s handler a connection to `upstream`: an idle one if `reuse`
     /// and there is one, else a new one.
     fn connect(&mut self, key: usize, upstream: usize, reuse: bool, handler: &mut ProxyHandler) {
-        let (w, sockets) = (&mut self.worker, &mut self.sockets);
+        let (w, sockets) = (&mut self.local, &mut self.sockets);
         if let Some(conn) = reuse.then(|| w.take_idle(upstream)).flatten() {
             sockets[conn].owner = Some(key);
             handler.attach(conn, true, w);
@@ -214,7 +212,7 @@ impl ProxyState {
 
     /// Writes and reads connection `conn` for `handler`. Returns whether anything moved.
     fn transfer(&mut self, conn: usize, handler: &mut ProxyHandler) -> bool {
-        let w = &mut self.worker;
+        let w = &mut self.local;
         let socket = &mut self.sockets[conn];
         if socket.connecting {
             if !(socket.writable || socket.readable) {
@@ -244,19 +242,21 @@ impl ProxyState {
                 break;
             }
             match socket.stream.write(data) {
-                Ok(0) => {
-                    handler.write_failed(w);
-                    return true;
-                }
-                Ok(n) => {
+                Ok(n) if n > 0 => {
                     handler.sent(n, w);
                     progress = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => socket.writable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
+                Ok(_) | Err(_) => {
+                    // An upstream that answered early and closed resets the connection
+                    // over the unread request, but its answer is in the socket ahead of
+                    // the reset: read before deciding (`write_failed`).
                     handler.write_failed(w);
-                    return true;
+                    socket.writable = false;
+                    socket.readable = true;
+                    progress = true;
+                    break;
                 }
             }
         }
@@ -310,7 +310,7 @@ impl ProxyState {
     /// Closes the connections the worker gave up. Returns whether there were any.
     fn close_given_up(&mut self) -> bool {
         let mut any = false;
-        while let Some(conn) = self.worker.next_closing() {
+        while let Some(conn) = self.local.next_closing() {
             self.close(conn);
             any = true;
         }
@@ -337,7 +337,7 @@ fn is_local(e: &io::Error) -> bool {
 
 /// Tells `handler` that its connection to `upstream` could not be made, and whose fault
 /// that was.
-fn connect_failed(handler: &mut ProxyHandler, w: &mut ProxyWorker, upstream: usize, e: &io::Error) {
+fn connect_failed(handler: &mut ProxyHandler, w: &mut ProxyLocal, upstream: usize, e: &io::Error) {
     if is_local(e) {
         log::warn!("cannot connect to upstream {upstream}: {e} (the proxy's own limit)");
         handler.connect_failed_locally(w);
