@@ -44,8 +44,10 @@
 //!
 //! - `X-Forwarded-For`: the client's address;
 //! - `Forwarded` (RFC 7239): `for=` the client's address (an IPv6 address in brackets,
-//!   quoted: `for="[2001:db8::1]"`, §6), `host=` the request's `Host` (quoted when it
-//!   holds a `:` or brackets, which a token cannot), `proto=http`;
+//!   quoted: `for="[2001:db8::1]"`, §6), `host=` the request's `Host` (a token if
+//!   every byte is a `tchar`, otherwise quoted: a port's `:`, brackets, and the
+//!   sub-delims `;`, `,`, `=`, `(`, `)` that a Host may hold and that would otherwise
+//!   start a parameter or an element of their own), `proto=http`;
 //! - `X-Forwarded-Host` (the request's `Host`) and `X-Forwarded-Proto: http`.
 //!
 //! Without a `Host` (an HTTP/1.0 request), `host=` and `X-Forwarded-Host` are left
@@ -398,24 +400,24 @@ pub fn write_request_head(
     fields.via(out, request.version);
     let mut ip = [0u8; 64];
     let ip = format_ip(request.client, &mut ip);
-    fields.append(out, "X-Forwarded-For", &[ip]);
-    // RFC 7239 §4, §6: an IPv6 address in brackets, quoted; `host=` quoted where it
-    // is no token (a port's `:`, brackets). A valid Host holds no `"` or `\`.
-    let (open, close): (&[u8], &[u8]) = if request.client.to_canonical().is_ipv6() {
-        (b"\"[", b"]\"")
-    } else {
-        (b"", b"")
-    };
-    let mut element: [&[u8]; 9] = [b"for=", open, ip, close, b"", b"", b"", b"", b";proto=http"];
-    if let Some(host) = host {
-        let quote: &[u8] = if host.iter().any(|b| matches!(b, b':' | b'[')) {
-            b"\""
+    fields.append(out, "X-Forwarded-For", |out| out.extend_from_slice(ip));
+    // RFC 7239 §4, §6: an IPv6 address in brackets, quoted; `host=` a token only if
+    // every byte is a tchar, else quoted (a Host may hold sub-delims: `a;proto=https`).
+    fields.append(out, "Forwarded", |out| {
+        out.extend_from_slice(b"for=");
+        if request.client.to_canonical().is_ipv6() {
+            out.extend_from_slice(b"\"[");
+            out.extend_from_slice(ip);
+            out.extend_from_slice(b"]\"");
         } else {
-            b""
-        };
-        element[4..8].copy_from_slice(&[b";host=", quote, host, quote]);
-    }
-    fields.append(out, "Forwarded", &element);
+            out.extend_from_slice(ip);
+        }
+        if let Some(host) = host {
+            out.extend_from_slice(b";host=");
+            token_or_quoted(out, host);
+        }
+        out.extend_from_slice(b";proto=http");
+    });
     // A trusted proxy's `X-Forwarded-Host` and `-Proto` describe the original request.
     let kept = |name| {
         request
@@ -434,6 +436,26 @@ pub fn write_request_head(
     }
     out.extend_from_slice(b"\r\n");
     fallback
+}
+
+/// Writes `value` as an RFC 7239 §4 value: bare if it is a `token` (every byte a
+/// `tchar`, RFC 9110 §5.6.2), otherwise a `quoted-string` (§5.6.4) with `"` and `\`
+/// escaped as `quoted-pair`s, so that nothing in it can end the string, a parameter
+/// (`;`) or an element (`,`) early. A valid `Host` holds neither `"` nor `\`; they are
+/// escaped all the same.
+fn token_or_quoted(out: &mut Vec<u8>, value: &[u8]) {
+    if !value.is_empty() && value.iter().all(|&b| crate::http::TCHAR.contains(b)) {
+        out.extend_from_slice(value);
+        return;
+    }
+    out.push(b'"');
+    for &b in value {
+        if matches!(b, b'"' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// The fields a client may not set when the proxy is the trust boundary, as bits by
@@ -517,12 +539,12 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Writes `name: <every forwarded field so named>, <last>`, with `last` written as
-    /// one element from its pieces: the field lines combined into one list as RFC 9110
+    /// Writes `name: <every forwarded field so named>, <last>`, with `last` writing
+    /// the proxy's own element: the field lines combined into one list as RFC 9110
     /// §5.3 allows, each value as it came but for empty elements at its ends. Nothing is split, so
     /// nothing depends on how a reader splits: a `Via` comment holding a `"` (ctext,
     /// §5.6.5) or a comma comes through unchanged.
-    fn append(&self, out: &mut Vec<u8>, name: &str, last: &[&[u8]]) {
+    fn append(&self, out: &mut Vec<u8>, name: &str, last: impl FnOnce(&mut Vec<u8>)) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         for f in self.forwarded().filter(|f| is(f, name)) {
@@ -540,15 +562,13 @@ impl<'a> Fields<'a> {
                 out.extend_from_slice(b", ");
             }
         }
-        for piece in last.iter().filter(|piece| !piece.is_empty()) {
-            out.extend_from_slice(piece);
-        }
+        last(out);
         out.extend_from_slice(b"\r\n");
     }
 
     /// `Via: ..., 1.1 demo-server`, with the version the message was received in.
     fn via(&self, out: &mut Vec<u8>, received: Version) {
-        self.append(out, "Via", &[via(received)]);
+        self.append(out, "Via", |out| out.extend_from_slice(via(received)));
     }
 
     /// `Transfer-Encoding`: the message's codings other than `chunked`, in order, then
@@ -883,6 +903,56 @@ mod tests {
                 "X-Forwarded-Host",
                 "X-Forwarded-Proto"
             ]
+        );
+    }
+
+    /// RFC 7239 §4: a value is a token or a quoted-string. A valid `Host` may hold
+    /// RFC 3986 sub-delims (`;`, `,`, `=`, `(`, `)`), which are no `tchar`: sent bare,
+    /// `Host: a;proto=https` would plant a parameter the upstream believes, and
+    /// `Host: a,for=9.9.9.9` a whole element. (The reviewer's reproduction, extended.)
+    #[test]
+    fn forwarded_host_with_sub_delims_is_quoted() {
+        for (host, element) in [
+            (
+                "a;proto=https",
+                r#"for=192.0.2.7;host="a;proto=https";proto=http"#,
+            ),
+            (
+                "a,for=9.9.9.9",
+                r#"for=192.0.2.7;host="a,for=9.9.9.9";proto=http"#,
+            ),
+            ("a=b", r#"for=192.0.2.7;host="a=b";proto=http"#),
+            ("(x)", r#"for=192.0.2.7;host="(x)";proto=http"#),
+            ("h:81", r#"for=192.0.2.7;host="h:81";proto=http"#),
+            ("[::1]:81", r#"for=192.0.2.7;host="[::1]:81";proto=http"#),
+            // Every byte a tchar: a token, bare.
+            ("a.example", "for=192.0.2.7;host=a.example;proto=http"),
+            ("a-b_c~d", "for=192.0.2.7;host=a-b_c~d;proto=http"),
+            // `!$&'*+` are sub-delims and tchars too: a token still, nothing planted.
+            ("a!b", "for=192.0.2.7;host=a!b;proto=http"),
+            ("a$&'*+b", "for=192.0.2.7;host=a$&'*+b;proto=http"),
+        ] {
+            let fields = request(&[("Host", host)]);
+            assert_eq!(get(&fields, "forwarded"), [element], "Host: {host}");
+            assert_eq!(get(&fields, "x-forwarded-host"), [host], "as it came");
+        }
+        // The authority of an absolute-form target becomes the Host, quoted the same.
+        let (_, fields) = forwarded(
+            &[("Host", "b")],
+            "http://x;for=1.1.1.1/p",
+            Version::Http11,
+            RequestFraming::None,
+        );
+        assert_eq!(
+            get(&fields, "forwarded"),
+            [r#"for=192.0.2.7;host="x;for=1.1.1.1";proto=http"#]
+        );
+        // A valid Host holds no `"` or `\`; were one to come, it is escaped (§4:
+        // quoted-pair), so the quoted-string still ends where the proxy ended it.
+        let fields = request(&[("Host", r#"a"b\c"#)]);
+        assert_eq!(
+            get(&fields, "forwarded"),
+            [r#"for=192.0.2.7;host="a\"b\\c";proto=http"#]
         );
     }
 
