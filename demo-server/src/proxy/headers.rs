@@ -267,6 +267,12 @@ pub enum Disposition {
 /// - Anything else is forwarded. `Max-Forwards` on other methods goes as it came
 ///   (§7.6.2: a recipient MAY ignore it).
 pub fn disposition(method: &str, fields: &[Header<'_>]) -> Disposition {
+    if fields.iter().any(|f| folds_to_framing(f.name.as_bytes())) {
+        return Disposition::Refuse {
+            status: 400,
+            close: true,
+        };
+    }
     match method {
         "CONNECT" => Disposition::Refuse {
             status: 501,
@@ -458,22 +464,44 @@ fn token_or_quoted(out: &mut Vec<u8>, value: &[u8]) {
     out.push(b'"');
 }
 
+/// The fields that frame a request or concern one connection, lowercase: a name that
+/// folds to one of them with `_` read as `-` but is not it is refused
+/// ([`disposition`]).
+pub const FRAMING_NAMES: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Whether `name` reads as one of [`FRAMING_NAMES`] only with a `_` read as `-`.
+fn folds_to_framing(name: &[u8]) -> bool {
+    name.contains(&b'_') && FRAMING_NAMES.iter().any(|t| folds_to(name, t.as_bytes()))
+}
+
+/// Whether `name` reads as `target` (lowercase) with `_` read as `-` and case ignored,
+/// as CGI folds names into one variable (RFC 3875 §4.1.18).
+fn folds_to(name: &[u8], target: &[u8]) -> bool {
+    name.len() == target.len()
+        && name.iter().zip(target).all(|(&a, &b)| {
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
+            a == b
+        })
+}
+
 /// The fields a client may not set when the proxy is the trust boundary, as bits by
 /// index: `Forwarded`, `X-Real-IP` and every `X-Forwarded-*`, in any case and with `_`
 /// read as `-` (CGI folds both to one variable: `HTTP_X_FORWARDED_FOR`).
 fn forwarding_fields(all: &[Header<'_>]) -> u128 {
-    // Whether `name` reads as `target` (lowercase), `_` as `-`.
-    fn folds_to(name: &[u8], target: &[u8]) -> bool {
-        name.len() == target.len()
-            && name.iter().zip(target).all(|(&a, &b)| {
-                let a = if a == b'_' {
-                    b'-'
-                } else {
-                    a.to_ascii_lowercase()
-                };
-                a == b
-            })
-    }
     let mut found = 0;
     for (i, f) in all.iter().enumerate() {
         let name = f.name.as_bytes();
