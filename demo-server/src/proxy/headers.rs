@@ -54,7 +54,8 @@
 //! out. A proxy behind other proxies that it trusts (`--trust-forwarded`,
 //! [`Request::trust_forwarded`]) keeps what they sent instead: the client's address is
 //! appended to `X-Forwarded-For` and its element to `Forwarded` (several lines merged
-//! into one list), an incoming `X-Forwarded-Host` or `-Proto` stays as it came (the
+//! into one list; a `Forwarded` line whose quoted-string does not end is dropped, so
+//! that it cannot take the proxy's element into it), an incoming `X-Forwarded-Host` or `-Proto` stays as it came (the
 //! first proxy knew the original request), and `X-Real-IP` goes on untouched.
 //!
 //! # Examples
@@ -371,7 +372,9 @@ pub fn write_request_head(
         ""
     };
     let mut fields = fields;
-    if !request.trust_forwarded {
+    if request.trust_forwarded {
+        fields.dropped |= open_forwarded(request.fields);
+    } else {
         fields.dropped |= forwarding_fields(request.fields);
     }
     fields.copy(
@@ -496,6 +499,32 @@ fn folds_to(name: &[u8], target: &[u8]) -> bool {
             };
             a == b
         })
+}
+
+/// The `Forwarded` lines whose last quoted-string does not end (RFC 9110 §5.6.4, a
+/// `\` escaping the byte after it), as bits by index: appended to as they came, they
+/// would take the proxy's own element into the string. They are dropped, even from a
+/// trusted proxy: no reading of them is sure.
+fn open_forwarded(all: &[Header<'_>]) -> u128 {
+    let mut found = 0;
+    for (i, f) in all.iter().enumerate() {
+        if !is(f, "forwarded") {
+            continue;
+        }
+        let (mut quoted, mut escaped) = (false, false);
+        for &b in f.value {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                _ => {}
+            }
+        }
+        if quoted {
+            found |= 1 << i;
+        }
+    }
+    found
 }
 
 /// The fields a client may not set when the proxy is the trust boundary, as bits by
@@ -981,6 +1010,23 @@ mod tests {
         assert_eq!(
             get(&fields, "forwarded"),
             [r#"for=192.0.2.7;host="a\"b\\c";proto=http"#]
+        );
+    }
+
+    /// Behind trusted proxies, an incoming `Forwarded` line whose quoted-string does
+    /// not end would swallow the proxy's own element into it (`proto="https, for=...`):
+    /// such a line is dropped, so the proxy's element stays its own.
+    #[test]
+    fn a_trusted_forwarded_line_with_an_open_quote_is_dropped() {
+        let fields = request_trusting(&[
+            ("Host", "h"),
+            ("Forwarded", r#"for=10.0.0.1;proto="https"#),
+            ("Forwarded", r#"for="[2001:db8::1]";host="a\"b""#),
+            ("forwarded", r#"for=10.0.0.2;host="a\""#),
+        ]);
+        assert_eq!(
+            get(&fields, "forwarded"),
+            [r#"for="[2001:db8::1]";host="a\"b", for=192.0.2.7;host=h;proto=http"#]
         );
     }
 
