@@ -658,10 +658,12 @@ const EMPTY: u8 = u8::MAX;
 /// The fields of `all` that its `Connection` options name (RFC 9110 §7.6.1), as bits
 /// by index, found in time linear in the head: an option of a length no field name has
 /// is passed over at once; the others are looked up in a small hash table of the field
-/// names on the stack, made at the first such option. The hash is keyed with `key` (a
+/// names on the stack, made at the first such option, which holds each distinct name
+/// once with the fields that carry it (97 fields all named `a` are one entry, not a
+/// run of 97 that every `a` option would walk). The hash is keyed with `key` (a
 /// per-process random key, [`option_key`]), so a client cannot choose names that all
-/// land in one slot. `compared` counts the name comparisons made (the work that would
-/// grow with fields × options).
+/// land in one slot. `compared` counts the name comparisons made, building the table
+/// and looking options up (the work that would grow with fields × options).
 fn connection_named(all: &[Header<'_>], key: u64, compared: &mut usize) -> u128 {
     // Bit `n` (at most 63) set: some field name is `n` bytes long.
     let lengths: u64 = all
@@ -674,24 +676,39 @@ fn connection_named(all: &[Header<'_>], key: u64, compared: &mut usize) -> u128 
             if lengths & 1 << option.len().min(63) == 0 || option.is_empty() {
                 return; // no field has a name that long
             }
-            let slots = table.get_or_insert_with(|| {
+            let (slots, carriers) = table.get_or_insert_with(|| {
+                // Each distinct name (in any case) once, at the index of its first
+                // field; `carriers[i]`: the fields named as field `i` is.
                 let mut slots = [EMPTY; SLOTS];
+                let mut carriers = [0u128; EMPTY as usize];
                 for (i, f) in all.iter().enumerate().take(EMPTY.into()) {
-                    let mut at = slot(f.name.as_bytes(), key);
-                    while slots[at] != EMPTY {
+                    let name = f.name.as_bytes();
+                    let mut at = slot(name, key);
+                    loop {
+                        let first = usize::from(slots[at]);
+                        if slots[at] == EMPTY {
+                            slots[at] = i as u8;
+                            carriers[i] = 1 << i;
+                            break;
+                        }
+                        *compared += 1;
+                        if all[first].name.as_bytes().eq_ignore_ascii_case(name) {
+                            carriers[first] |= 1 << i;
+                            break;
+                        }
                         at = (at + 1) % SLOTS;
                     }
-                    slots[at] = i as u8;
                 }
-                slots
+                (slots, carriers)
             });
-            // Every field so named: those with the same name sit in one run of slots.
+            // The run of slots from the option's own holds its name at most once.
             let mut probe = slot(option, key);
             while slots[probe] != EMPTY {
                 let i = usize::from(slots[probe]);
                 *compared += 1;
                 if all[i].name.as_bytes().eq_ignore_ascii_case(option) {
-                    named |= 1 << i;
+                    named |= carriers[i];
+                    break;
                 }
                 probe = (probe + 1) % SLOTS;
             }
@@ -1035,44 +1052,58 @@ mod tests {
         // 96 fields and a `Connection` of 7,700 options: one option repeated, distinct
         // options naming nothing, and options naming every field over and over. Read
         // for every field, as before, these cost 96 × 7,700 comparisons per pass.
-        let names: Vec<String> = (0..96).map(|i| format!("X-Field-{i:02}")).collect();
-        let repeated = vec!["a"; 7700].join(",");
-        let distinct = (0..7700)
-            .map(|i| format!("o{i}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let naming = (0..7700)
-            .map(|i| names[i % 96].to_lowercase())
-            .collect::<Vec<_>>()
-            .join(",");
-        for (case, options) in [
-            ("repeated", &repeated),
-            ("distinct", &distinct),
-            ("naming", &naming),
-        ] {
-            let mut all: Vec<Header<'_>> = names
-                .iter()
-                .map(|name| Header { name, value: b"v" })
-                .collect();
-            all.push(Header {
-                name: "Connection",
-                value: options.as_bytes(),
-            });
-            let mut worst = 0;
-            // The key is random in a process; here, sixteen fixed ones.
-            for k in 0..16u64 {
-                let key = (k + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-                let mut compared = 0;
-                let named = connection_named(&all, key, &mut compared);
-                let expected: u128 = if case == "naming" { (1 << 96) - 1 } else { 0 };
-                assert_eq!(named, expected, "{case}, key {key:#x}");
-                worst = worst.max(compared);
+        let distinct_names: Vec<String> = (0..96).map(|i| format!("X-Field-{i:02}")).collect();
+        // The same, with every field named alike (in mixed case): one name in the
+        // table, however many fields carry it.
+        let same_names: Vec<String> = (0..96)
+            .map(|i| if i % 2 == 0 { "a" } else { "A" }.to_string())
+            .collect();
+        for names in [&distinct_names, &same_names] {
+            let same = names[0].eq_ignore_ascii_case(&names[1]);
+            let repeated = vec!["a"; 7700].join(",");
+            let distinct = (0..7700)
+                .map(|i| format!("o{i}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let naming = (0..7700)
+                .map(|i| names[i % 96].to_lowercase())
+                .collect::<Vec<_>>()
+                .join(",");
+            for (case, options) in [
+                ("repeated", &repeated),
+                ("distinct", &distinct),
+                ("naming", &naming),
+            ] {
+                let mut all: Vec<Header<'_>> = names
+                    .iter()
+                    .map(|name| Header { name, value: b"v" })
+                    .collect();
+                all.push(Header {
+                    name: "Connection",
+                    value: options.as_bytes(),
+                });
+                let mut worst = 0;
+                // The key is random in a process; here, sixteen fixed ones.
+                for k in 0..16u64 {
+                    let key = (k + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                    let mut compared = 0;
+                    let named = connection_named(&all, key, &mut compared);
+                    // Every field is named when the options name them, or when they are all
+                    // `a`, which the repeated option is.
+                    let expected: u128 = if case == "naming" || (same && case == "repeated") {
+                        (1 << 96) - 1
+                    } else {
+                        0
+                    };
+                    assert_eq!(named, expected, "{case}, same {same}, key {key:#x}");
+                    worst = worst.max(compared);
+                }
+                // A lookup meets the field it names, plus a few others at most.
+                assert!(
+                    worst <= 4 * 7700,
+                    "{case}, same {same}: {worst} comparisons for 7,700 options"
+                );
             }
-            // A lookup meets the field it names, plus a few others at most.
-            assert!(
-                worst <= 4 * 7700,
-                "{case}: {worst} comparisons for 7,700 options"
-            );
         }
     }
 
