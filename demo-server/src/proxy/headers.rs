@@ -58,6 +58,21 @@
 //! that it cannot take the proxy's element into it), an incoming `X-Forwarded-Host` or `-Proto` stays as it came (the
 //! first proxy knew the original request), and `X-Real-IP` goes on untouched.
 //!
+//! A field whose name folds to a framing or hop-by-hop field only through a `_`
+//! (`Content_Length`) makes the request a 400 ([`disposition`]).
+//!
+//! # Around the head
+//!
+//! Two rules of the proxy live outside this module and are stated here with the
+//! others. An empty `Host` (or one that is only a port) on an origin-form or
+//! `OPTIONS *` request is refused with 400 by the request parser: stricter than RFC
+//! 9112 §3.2, which allows an empty `Host` when the target has no authority, because
+//! every request is taken as one for an `http` URI, whose host may not be empty (RFC
+//! 9110 §4.2.1). And an upstream that answers early and resets the connection (an
+//! upload it refuses: its kernel resets a socket closed with data unread) has that
+//! answer delivered, not a 502, with no failure counted against it; a single upstream
+//! is never taken out by failures (see `proxy::handler` and `proxy::upstream`).
+//!
 //! # Examples
 //!
 //! ```
