@@ -33,12 +33,13 @@
 //! - the **ceiling**: the largest class among the most requested classes that together
 //!   make up 95% of the requests ([`SizedBuilder::percentile`]). A returned buffer
 //!   bigger than the ceiling is dropped instead of kept, and a calibration that lowers
-//!   the ceiling frees the idle buffers of the classes above it. So a burst of 50 MiB
-//!   requests, or of 1 MiB ones among 4 KiB traffic, does not pin their memory once
-//!   the traffic is normal again.
+//!   the ceiling frees the idle buffers of the classes above it. So a burst of 50 MiB requests, or of 1 MiB ones among 4 KiB
+//!   traffic, does not pin their memory once the traffic is normal again.
 //!
 //! A calibration looks at the requests made since the previous one and runs once
-//! [`SizedBuilder::calibrate_every`] requests (16,384 by default) have been made. As in
+//! [`SizedBuilder::calibrate_every`] requests (16,384 by default) have been made, at
+//! every [`SizedPool::trim`] (call it on a timer: traffic too thin to reach
+//! `calibrate_every` then calibrates too), or when [`SizedPool::calibrate`] is called. As in
 //! bytebufferpool, the largest class among the classes that together cover the
 //! percentile is the ceiling, so a class that is rare but not rarer than the top 5%
 //! keeps its buffers.
@@ -48,12 +49,14 @@
 //! bytebufferpool adds one to a shared atomic counter per call, which two threads
 //! then fight over. Here the requests are not counted again at all: each class's pool
 //! already counts its gets per thread (single-writer counters, see [`Stats`]), and a
-//! calibration reads those. What remains per get is one thread-local counter
-//! increment; every [`CHECK_EVERY`] gets, the thread adds that many to a shared
-//! estimate of the pool's requests (one shared add per 1,024 gets), and once the
-//! estimate says `calibrate_every` more requests were made, it attempts a calibration
-//! (a try-lock: a thread that finds another one calibrating goes on at once). The
-//! ceiling is one relaxed load per return. `benches/sized.rs` (`sized/counting`)
+//! calibration reads those. They also trigger it: after a get, the thread reads its
+//! own count of gets from that class (per pool, class and thread; no shared write),
+//! and at 1, 2, 4, … 1,024 gets and then every [`CHECK_EVERY`] (1,024), it adds the
+//! gets since the previous such point to a shared estimate of the pool's requests
+//! (about one shared add per 1,024 gets; a short-lived thread still credits more
+//! than half of its gets). Once the estimate says `calibrate_every` more requests were
+//! made, it attempts a calibration (a try-lock: a thread that finds another one
+//! calibrating goes on at once). The ceiling is one relaxed load per return. `benches/sized.rs` (`sized/counting`)
 //! measures both ways on two threads.
 //!
 //! # Examples
@@ -87,7 +90,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::pool::Pool;
 use crate::stats::Stats;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell, thread_local_const};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
 /// The smallest class: 64 bytes (a cache line; smaller requests get 64).
 pub const MIN_CLASS: usize = 64;
@@ -134,12 +137,6 @@ fn class_for_capacity(capacity: usize) -> usize {
 #[inline]
 fn class_size(index: usize) -> usize {
     MIN_CLASS << index
-}
-
-thread_local_const! {
-    /// Gets this thread made from any `SizedPool`: every `CHECK_EVERY`, it checks
-    /// whether the pool in hand is due for a calibration.
-    static TICKS: std::cell::Cell<u32> = std::cell::Cell::new(0);
 }
 
 /// A mutual exclusion that never waits: [`try_with`](TryLock::try_with) runs `f` on
@@ -220,8 +217,8 @@ pub struct SizedPool {
     /// Returns dropped because they were above the largest class or below the smallest.
     out_of_classes: AtomicU64,
     calibrations: AtomicU64,
-    /// `CHECK_EVERY` per check a thread made on this pool: about the gets made, counted
-    /// with one shared add per `CHECK_EVERY` gets of a thread.
+    /// The gets credited at the (class, thread) credit points (see `tick`): more than
+    /// half the gets made, with about one shared add per `CHECK_EVERY` gets.
     ticks: AtomicU64,
     /// `ticks` at which the next check tries to calibrate.
     due_at: AtomicU64,
@@ -287,7 +284,8 @@ impl SizedBuilder {
 
     /// How many requests a calibration waits for (default
     /// [`DEFAULT_CALIBRATE_EVERY`]; at least 1). Checked every [`CHECK_EVERY`] gets
-    /// per thread, and by [`SizedPool::calibrate`] never.
+    /// per class and thread (and at 1, 2, 4, … gets before); [`SizedPool::calibrate`]
+    /// and [`SizedPool::trim`] calibrate from any number of requests but none.
     pub fn calibrate_every(mut self, requests: u64) -> Self {
         self.calibrate_every = requests.max(1);
         self
@@ -415,14 +413,17 @@ impl SizedPool {
 
     #[inline]
     fn take(&self, n: usize) -> Vec<u8> {
-        if self.calibrate {
-            tick(self);
-        }
         let index = class_for_request(n);
         match self.classes.get(index) {
-            // Taken out of the class's guard: it returns to the class its capacity
-            // fits, through `put`, which need not be this one.
-            Some(class) => class.get().detach(),
+            Some(class) => {
+                // Taken out of the class's guard: it returns to the class its capacity
+                // fits, through `put`, which need not be this one.
+                let buf = class.get().detach();
+                if self.calibrate {
+                    tick(self, class.local_gets());
+                }
+                buf
+            }
             None => self.take_huge(n),
         }
     }
@@ -527,8 +528,14 @@ impl SizedPool {
     }
 
     /// Frees the idle buffers that stayed idle since the call before last, in every
-    /// class ([`Pool::trim`]).
+    /// class ([`Pool::trim`]), after attempting a calibration from the requests made
+    /// since the last one (if any were, and unless built with `calibrate(false)`):
+    /// call it on a timer and traffic too thin or too spread over short-lived threads
+    /// to reach [`SizedBuilder::calibrate_every`] still calibrates.
     pub fn trim(&self) {
+        if self.calibrate {
+            self.calibrate_if(1);
+        }
         for class in self.classes.iter() {
             class.trim();
         }
@@ -553,26 +560,32 @@ impl SizedPool {
     }
 }
 
-/// Counts a get on this thread; every [`CHECK_EVERY`], checks whether `pool` is due.
+/// After a get: `gets` is this thread's count of gets from the class just used (its
+/// cache's single-writer counter, so per pool, class and thread). At 1, 2, 4, … up to
+/// [`CHECK_EVERY`] and then every `CHECK_EVERY`, credits the pool with the gets since
+/// the previous such point and checks whether a calibration is due: a thread that
+/// makes `n` gets from a class credits more than `n / 2` of them, whatever `n`.
 #[inline]
-fn tick(pool: &SizedPool) {
-    let due = TICKS.with(|ticks| {
-        let n = ticks.get().wrapping_add(1);
-        ticks.set(n);
-        n % CHECK_EVERY == 0
-    });
-    if due {
-        check(pool);
+fn tick(pool: &SizedPool, gets: u64) {
+    let every = u64::from(CHECK_EVERY);
+    if gets != 0 && (gets % every == 0 || gets.is_power_of_two()) {
+        check(
+            pool,
+            if gets <= every {
+                gets - gets / 2
+            } else {
+                every
+            },
+        );
     }
 }
 
-/// Every `CHECK_EVERY` gets of a thread: one shared add, and, once about
+/// At a credit point of a (class, thread): one shared add, and, once about
 /// `calibrate_every` gets were made since the last attempt, an attempt (which reads
 /// the classes' counters and calibrates if enough requests were really made).
 #[cold]
 #[inline(never)]
-fn check(pool: &SizedPool) {
-    let step = u64::from(CHECK_EVERY);
+fn check(pool: &SizedPool, step: u64) {
     let ticks = pool.ticks.fetch_add(step, Ordering::Relaxed) + step;
     if ticks < pool.due_at.load(Ordering::Relaxed) {
         return;

@@ -267,3 +267,66 @@ fn owned_guards_go_home_from_other_threads() {
     drop(detached); // never comes back
     assert_eq!(pool.stats().classes[4].1.returns, 1);
 }
+
+/// Two pools used in turn by one thread: each counts its own gets, so both calibrate
+/// (a counter shared by every pool on the thread landed its checks on one of them).
+#[test]
+fn two_pools_used_in_turn_both_calibrate() {
+    let a = SizedPool::builder().calibrate_every(1000).build();
+    let b = SizedPool::builder().calibrate_every(1000).build();
+    drop((0..4).map(|_| a.get(1 << 20)).collect::<Vec<_>>());
+    drop((0..4).map(|_| b.get(1 << 20)).collect::<Vec<_>>());
+    for _ in 0..(CHECK_EVERY as usize * 8) {
+        drop(a.get(4000));
+        drop(b.get(4000));
+    }
+    for (name, pool) in [("a", &a), ("b", &b)] {
+        let s = pool.stats();
+        assert!(s.calibrations > 0, "pool {name} never calibrated: {s:?}");
+        assert_eq!(s.ceiling, 4096, "pool {name}");
+        assert_eq!(s.idle_bytes_in(1 << 20), 0, "pool {name}");
+    }
+}
+
+/// Thread-per-connection: threads that each make fewer than `CHECK_EVERY` gets still
+/// add up to a calibration, and a burst's buffers are freed.
+#[test]
+fn short_lived_threads_still_calibrate() {
+    let pool = Arc::new(SizedPool::new());
+    drop((0..4).map(|_| pool.get(1 << 20)).collect::<Vec<_>>());
+    for _ in 0..200 {
+        let pool = Arc::clone(&pool);
+        thread::spawn(move || {
+            for _ in 0..500 {
+                drop(pool.get(4000));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    let s = pool.stats();
+    assert!(
+        s.calibrations > 0,
+        "100,000 requests, no calibration: {s:?}"
+    );
+    assert_eq!(s.ceiling, 4096);
+    assert_eq!(s.idle_bytes_in(1 << 20), 0);
+}
+
+/// Traffic too thin to reach `calibrate_every` calibrates on the user's trim timer.
+#[test]
+fn trim_calibrates_idle_traffic() {
+    let pool = SizedPool::new();
+    drop((0..4).map(|_| pool.get(1 << 20)).collect::<Vec<_>>());
+    for _ in 0..100 {
+        drop(pool.get(4000));
+    }
+    assert_eq!(pool.stats().calibrations, 0);
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!(s.calibrations, 1);
+    assert_eq!(s.ceiling, 4096);
+    assert_eq!(s.idle_bytes_in(1 << 20), 0);
+    pool.trim(); // no request since: nothing to learn from, nothing changes
+    assert_eq!(pool.stats().calibrations, 1);
+}
