@@ -32,8 +32,8 @@
 //!   calibration);
 //! - the **ceiling**: the largest class among the most requested classes that together
 //!   make up 95% of the requests ([`SizedBuilder::percentile`]). A returned buffer
-//!   bigger than the ceiling is dropped instead of kept, and a calibration that lowers
-//!   the ceiling frees the idle buffers of the classes above it. So a burst of 50 MiB requests, or of 1 MiB ones among 4 KiB
+//!   bigger than the ceiling is dropped instead of kept, and every calibration frees
+//!   the idle buffers of the classes above the ceiling. So a burst of 50 MiB requests, or of 1 MiB ones among 4 KiB
 //!   traffic, does not pin their memory once the traffic is normal again.
 //!
 //! A calibration looks at the requests made since the previous one and runs once
@@ -490,16 +490,17 @@ impl SizedPool {
             calibrator.seen = now;
             let (default_size, ceiling) = self.learn(&delta, total);
             self.default_size.store(default_size, Ordering::Relaxed);
-            let previous = self.ceiling.swap(ceiling, Ordering::Relaxed);
+            self.ceiling.store(ceiling, Ordering::Relaxed);
             self.calibrations.fetch_add(1, Ordering::Relaxed);
-            if ceiling < previous {
-                // Free the idle buffers the new ceiling no longer keeps: two trims
-                // free everything idle in the shared tier and this thread's cache
-                // (classes this big have no per-thread tier by default).
-                for class in self.classes.iter().skip(class_for_capacity(ceiling) + 1) {
-                    class.trim();
-                    class.trim();
-                }
+            // Free the idle buffers the ceiling does not keep: two trims free
+            // everything idle in the shared tier, this thread's cache and exited
+            // threads' caches (classes this big have no per-thread tier by
+            // default). At every calibration, not only when the ceiling
+            // drops: a return that read the old ceiling may have kept a buffer above
+            // the new one after the previous calibration's trims.
+            for class in self.classes.iter().skip(class_for_capacity(ceiling) + 1) {
+                class.trim();
+                class.trim();
             }
             true
         });
