@@ -16,10 +16,11 @@
 //! largest class is dropped, so nothing bigger than the largest class is ever kept.
 //!
 //! Big classes hold few buffers: each class's shared tier holds at most
-//! [`CLASS_IDLE_BYTES`] (4 MiB) worth (and at most [`DEFAULT_MAX_IDLE`] buffers), and its
-//! per-thread caches at most 256 KiB worth per thread, so classes of 512 KiB and up
-//! have no per-thread tier and [`SizedPool::trim`] frees all of their idle buffers
-//! wherever they sit.
+//! [`CLASS_IDLE_BYTES`] (4 MiB) worth (and at most [`DEFAULT_MAX_IDLE`] buffers), and
+//! only classes up to [`THREAD_CACHE_MAX_CLASS`] (16 KiB) have per-thread caches, of
+//! at most [`THREAD_IDLE_BYTES`] (256 KiB) worth per thread. So classes above 16 KiB
+//! keep their idle buffers in the shared tier only, where a calibration or two
+//! [`SizedPool::trim`]s free them from any thread.
 //!
 //! # Calibration
 //!
@@ -33,7 +34,11 @@
 //! - the **ceiling**: the largest class among the most requested classes that together
 //!   make up 95% of the requests ([`SizedBuilder::percentile`]). A returned buffer
 //!   bigger than the ceiling is dropped instead of kept, and every calibration frees
-//!   the idle buffers of the classes above the ceiling. So a burst of 50 MiB requests, or of 1 MiB ones among 4 KiB
+//!   the idle buffers of the classes above the ceiling: all of them for classes above
+//!   16 KiB; for the classes up to 16 KiB, those in the shared tier, in the
+//!   calibrating thread's cache and in exited threads' caches, while another live
+//!   thread's cache (at most 256 KiB per class) is freed the next time that thread
+//!   gets from the class. So a burst of 50 MiB requests, or of 1 MiB ones among 4 KiB
 //!   traffic, does not pin their memory once the traffic is normal again.
 //!
 //! A calibration looks at the requests made since the previous one and runs once
@@ -104,6 +109,10 @@ pub const CLASS_IDLE_BYTES: usize = 4 << 20;
 /// A class's per-thread cache keeps at most this many bytes of idle buffers per
 /// thread: 256 KiB.
 pub const THREAD_IDLE_BYTES: usize = 256 << 10;
+/// The largest class with a per-thread tier: 16 KiB. Bigger classes keep their idle
+/// buffers in the shared tier only, where a calibration (or two [`SizedPool::trim`]s)
+/// frees them from any thread.
+pub const THREAD_CACHE_MAX_CLASS: usize = 16 << 10;
 /// The default for [`SizedBuilder::max_idle`]: the most idle buffers a class's shared
 /// tier keeps.
 pub const DEFAULT_MAX_IDLE: usize = 64;
@@ -267,8 +276,8 @@ impl SizedBuilder {
 
     /// The most idle buffers each class keeps per thread (default
     /// [`DEFAULT_THREAD_CACHE`](crate::pool::DEFAULT_THREAD_CACHE)); a class also keeps
-    /// no more than [`THREAD_IDLE_BYTES`] worth per thread, so classes of 512 KiB and
-    /// up have no per-thread tier.
+    /// no more than [`THREAD_IDLE_BYTES`] worth per thread, and classes above
+    /// [`THREAD_CACHE_MAX_CLASS`] have no per-thread tier.
     pub fn thread_cache(mut self, n: usize) -> Self {
         self.thread_cache = n;
         self
@@ -306,7 +315,11 @@ impl SizedBuilder {
                 let size = class_size(index);
                 Pool::builder(move || Vec::with_capacity(size))
                     .max_idle(self.max_idle.min(CLASS_IDLE_BYTES / size).max(1))
-                    .thread_cache(self.thread_cache.min(THREAD_IDLE_BYTES / size))
+                    .thread_cache(if size <= THREAD_CACHE_MAX_CLASS {
+                        self.thread_cache.min(THREAD_IDLE_BYTES / size)
+                    } else {
+                        0
+                    })
                     .build()
             })
             .collect();
@@ -494,8 +507,8 @@ impl SizedPool {
             self.calibrations.fetch_add(1, Ordering::Relaxed);
             // Free the idle buffers the ceiling does not keep: two trims free
             // everything idle in the shared tier, this thread's cache and exited
-            // threads' caches (classes this big have no per-thread tier by
-            // default). At every calibration, not only when the ceiling
+            // threads' caches (classes above THREAD_CACHE_MAX_CLASS have no
+            // per-thread tier). At every calibration, not only when the ceiling
             // drops: a return that read the old ceiling may have kept a buffer above
             // the new one after the previous calibration's trims.
             for class in self.classes.iter().skip(class_for_capacity(ceiling) + 1) {

@@ -330,3 +330,31 @@ fn trim_calibrates_idle_traffic() {
     pool.trim(); // no request since: nothing to learn from, nothing changes
     assert_eq!(pool.stats().calibrations, 1);
 }
+
+/// A burst of 128 KiB buffers on a thread that stays alive, then normal traffic; the
+/// calibration runs on another thread and frees them (classes this big keep no
+/// per-thread cache, where only their owner could free them).
+#[test]
+fn a_calibration_frees_a_live_threads_big_buffers() {
+    let pool = Arc::new(SizedPool::builder().calibrate_every(u64::MAX / 4).build());
+    let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+    let (to_main, from_worker) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let pool = Arc::clone(&pool);
+        thread::spawn(move || {
+            drop((0..2).map(|_| pool.get(128 << 10)).collect::<Vec<_>>());
+            for _ in 0..1000 {
+                drop(pool.get(4000));
+            }
+            to_main.send(()).unwrap();
+            from_main.recv().unwrap(); // alive, idle
+        })
+    };
+    from_worker.recv().unwrap();
+    assert!(pool.calibrate());
+    let s = pool.stats();
+    to_worker.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(s.ceiling, 4096);
+    assert_eq!(s.idle_bytes_in(128 << 10), 0, "{s:?}");
+}
