@@ -16,7 +16,8 @@
 //! largest class is dropped, so nothing bigger than the largest class is ever kept.
 //!
 //! Big classes hold few buffers: each class's shared tier holds at most
-//! [`CLASS_IDLE_BYTES`] (4 MiB) worth (and at most [`DEFAULT_MAX_IDLE`] buffers), and
+//! [`CLASS_IDLE_BYTES`] (4 MiB) worth counted at the class's size (at most
+//! [`DEFAULT_MAX_IDLE`] buffers, each of capacity under twice the class), and
 //! only classes up to [`THREAD_CACHE_MAX_CLASS`] (16 KiB) have per-thread caches, of
 //! at most [`THREAD_IDLE_BYTES`] (256 KiB) worth per thread. So classes above 16 KiB
 //! keep their idle buffers in the shared tier only, where a calibration or two
@@ -103,11 +104,14 @@ pub const MIN_CLASS: usize = 64;
 pub const MAX_CLASS: usize = 4 << 20;
 /// The largest class [`SizedBuilder::max_size`] accepts: 1 GiB.
 pub const MAX_CLASS_LIMIT: usize = 1 << 30;
-/// A class's shared tier keeps at most this many bytes of idle buffers (and at most
-/// [`DEFAULT_MAX_IDLE`] buffers): 4 MiB.
+/// A class's shared tier keeps at most this many bytes of idle buffers counted at the
+/// class's size (and at most [`DEFAULT_MAX_IDLE`] buffers): 4 MiB. A buffer in a class
+/// has less than twice the class's size (one that grew, or one given to
+/// [`SizedPool::put`]), so the memory really held is under 8 MiB per class.
 pub const CLASS_IDLE_BYTES: usize = 4 << 20;
 /// A class's per-thread cache keeps at most this many bytes of idle buffers per
-/// thread: 256 KiB.
+/// thread, counted at the class's size: 256 KiB (under 512 KiB really held, as for
+/// [`CLASS_IDLE_BYTES`]).
 pub const THREAD_IDLE_BYTES: usize = 256 << 10;
 /// The largest class with a per-thread tier: 16 KiB. Bigger classes keep their idle
 /// buffers in the shared tier only, where a calibration (or two [`SizedPool::trim`]s)
@@ -268,7 +272,7 @@ impl SizedBuilder {
 
     /// The most idle buffers each class's shared tier keeps (default
     /// [`DEFAULT_MAX_IDLE`]); a class also keeps no more than [`CLASS_IDLE_BYTES`]
-    /// worth (and at least one buffer).
+    /// worth counted at the class's size (and at least one buffer).
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
         self
