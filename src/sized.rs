@@ -384,6 +384,12 @@ impl SizedPool {
 
     /// A buffer with capacity at least `n`, empty, from the smallest class that fits
     /// (a fresh allocation above the largest class).
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds `isize::MAX` bytes, as [`Vec::with_capacity`] does (such a
+    /// request is above every class, so it is a fresh allocation); and if the
+    /// allocator fails, it aborts as `Vec` does.
     #[must_use = "dropping the guard returns the buffer at once"]
     #[inline]
     pub fn get(&self, n: usize) -> SizedBuf<'_> {
@@ -402,6 +408,10 @@ impl SizedPool {
 
     /// [`get`](SizedPool::get) with a guard that owns an `Arc` of the pool, to store in
     /// structs, send to other threads, or [`freeze`](OwnedSizedBuf::freeze).
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](SizedPool::get): if `n` exceeds `isize::MAX` bytes.
     #[must_use = "dropping the guard returns the buffer at once"]
     #[cfg(not(loom))]
     pub fn get_owned(self: &Arc<Self>, n: usize) -> OwnedSizedBuf {

@@ -358,3 +358,15 @@ fn a_calibration_frees_a_live_threads_big_buffers() {
     assert_eq!(s.ceiling, 4096);
     assert_eq!(s.idle_bytes_in(128 << 10), 0, "{s:?}");
 }
+
+/// A request above `isize::MAX` bytes panics (as `Vec::with_capacity`), as documented,
+/// and leaves the pool usable.
+#[test]
+fn a_request_above_isize_max_panics() {
+    let pool = SizedPool::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(pool.get(isize::MAX as usize + 1))
+    }));
+    assert!(r.is_err());
+    assert!(pool.get(100).capacity() >= 100);
+}
