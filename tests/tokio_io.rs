@@ -223,6 +223,15 @@ fn unread_bytes_are_drained_and_never_reach_the_next_reader() {
         assert_eq!(line, "line one\n");
         assert_eq!(first.buffer(), b"secret rest");
         drop(first);
+        // The buffer as it comes back from the pool, before any constructor drains it:
+        // the return hook emptied it.
+        let back = readers.try_get().expect("the reader's buffer came home");
+        assert!(
+            back.filled().is_empty(),
+            "kept undrained: {:?}",
+            back.filled()
+        );
+        drop(back);
         let mut second = AsyncPooledReader::trusted(&b""[..], readers.get_owned());
         assert!(second.buffer().is_empty());
         let mut rest = Vec::new();
