@@ -39,7 +39,6 @@ static GLOBAL: Counting = Counting;
 /// What the issue allows to stay per thread once the pool is gone.
 const PER_THREAD: isize = 256;
 
-
 /// Fills this thread's cache of `pool` to `n` objects.
 fn fill<T: Send>(pool: &Pool<T>, n: usize) {
     let held: Vec<_> = (0..n).map(|_| pool.get()).collect();
