@@ -552,6 +552,14 @@ impl<T: Send> Pool<T> {
         stats
     }
 
+    /// The gets this thread made from the pool, counted in its cache's single-writer
+    /// counters (0 when the thread has no cache, e.g. during its exit). For
+    /// `SizedPool`'s calibration trigger: no shared write, no new counter.
+    #[inline]
+    pub(crate) fn local_gets(&self) -> u64 {
+        self.caches.cached().map_or(0, Node::gets)
+    }
+
     /// Frees the objects that have stayed idle since the call before last.
     ///
     /// Each call starts a new trim epoch. An idle object is freed once it has been idle
