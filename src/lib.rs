@@ -69,10 +69,80 @@
 //!   hook with [`io::copy`]. With the `tokio` feature, `io::tokio` adds
 //!   `AsyncRead + AsyncBufRead` and `AsyncWrite` adapters over the same buffers (see
 //!   [below](#async-io-with-tokio)).
+//! - [`sized`]: [`SizedPool`], byte buffers in power-of-two size classes that
+//!   calibrate a default size and a ceiling from the sizes asked for (see
+//!   [below](#buffers-of-every-size)).
+//! - Pooled `Bytes`: [`OwnedPooled::freeze`] and
+//!   [`OwnedSizedBuf::freeze`](sized::OwnedSizedBuf::freeze) turn a pooled buffer into
+//!   a `bytes::Bytes` that goes home when its last view drops (see
+//!   [below](#pooled-bytes)).
 //! - [`status`]: a lock-free, bounded cache of HTTP status lines
 //!   ([`status::StatusLines`]);
 //! - [`date`]: the per-second `Date` header ([`date::DateCache`], also at
 //!   `status::DateCache`).
+//!
+//! # Buffers of every size
+//!
+//! A [`SizedPool`] keeps `Vec<u8>` buffers in classes of 64 B, 128 B, … 4 MiB, each a
+//! bounded [`Pool`]: [`get(n)`](SizedPool::get) hands out the smallest class that fits,
+//! a buffer comes back to the class its capacity fits, and nothing above the largest
+//! class is kept. From the sizes requested it learns a default size and a ceiling
+//! above which returned buffers are dropped, so a burst of huge requests does not pin
+//! its memory (details in [`sized`]).
+//!
+//! ```
+//! use recycle_pool::SizedPool;
+//!
+//! let pool = SizedPool::new();
+//! let mut buf = pool.get(1500); // from the 2 KiB class
+//! buf.extend_from_slice(b"a body");
+//! drop(buf); // cleared, back in its class
+//! assert_eq!(pool.stats().idle_bytes_in(1500), 2048);
+//! ```
+//!
+//! # Pooled `Bytes`
+//!
+//! An owned guard of bytes ([`OwnedPooled`] of a `Vec<u8>` and the like, or a
+//! [`sized::OwnedSizedBuf`]) freezes into a `bytes::Bytes` without copying
+//! (`Bytes::from_owner`): clones and slices share the buffer, and when the last of
+//! them drops the buffer goes back to its pool, its hook running on that thread. Each
+//! freeze allocates `Bytes`' shared header (40 bytes), never the buffer.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use recycle_pool::Pool;
+//!
+//! let pool = Arc::new(Pool::new(|| Vec::<u8>::with_capacity(4096)));
+//! let mut buf = pool.get_owned();
+//! buf.extend_from_slice(b"hello, world");
+//! let bytes: bytes::Bytes = buf.freeze(); // no copy
+//! let hello = bytes.slice(..5);
+//! drop(bytes);
+//! assert_eq!(pool.stats().idle, 0); // `hello` still holds the buffer
+//! drop(hello); // the last view: the buffer is home
+//! assert_eq!(pool.stats().idle, 1);
+//! ```
+//!
+//! A pooled `bytes::BytesMut` works differently: the handle stays in its guard.
+//! `split().freeze()` hands out a `Bytes` over part of its storage, and the storage
+//! comes home through the **handle's `reserve`**, which reclaims it once every frozen
+//! part has dropped; freezing the handle itself (`BytesMut::freeze`) would give the
+//! storage away for good, so it is not how a pooled `BytesMut` returns.
+//!
+//! ```
+//! use recycle_pool::Pool;
+//!
+//! let pool = Pool::new(|| bytes::BytesMut::with_capacity(4096));
+//! let mut buf = pool.get();
+//! let at = buf.as_ptr();
+//! buf.extend_from_slice(b"a frame");
+//! let frame: bytes::Bytes = buf.split().freeze(); // shares the storage
+//! drop(frame);
+//! buf.reserve(4096); // the frame is gone: the storage is reclaimed, not reallocated
+//! assert_eq!(buf.as_ptr(), at);
+//! drop(buf); // back in the pool, cleared
+//! assert_eq!(pool.stats().idle, 1);
+//! ```
 //!
 //! # Async I/O with tokio
 //!

@@ -395,6 +395,19 @@ impl<T> Node<T> {
         (pushes, removed, pushes.wrapping_sub(removed) as usize)
     }
 
+    /// Gets this node's thread made from the pool while it owned the node (stack
+    /// pops, shared-tier hits and creations; a trim's removals are not gets). Owning
+    /// thread only for an exact count; a single-writer read, no shared write.
+    #[inline]
+    pub(crate) fn gets(&self) -> u64 {
+        let c = &self.counters;
+        self.removed
+            .get()
+            .wrapping_sub(c.trimmed.get())
+            .wrapping_add(c.hits.get())
+            .wrapping_add(c.misses.get())
+    }
+
     /// Adds this node's counters to `stats`, its stack's share included.
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         self.counters.add_to(stats);

@@ -90,7 +90,10 @@
 //! threads that used it at once, not the number of threads that ever did. The pool's
 //! drop frees all of them, and what stays on a thread that used it is a header of a
 //! few bytes (one word and the allocator's rounding), freed when the thread exits or
-//! when a new pool takes the dropped pool's place in the thread's table.
+//! when that thread first uses a new pool that took the dropped pool's place in its
+//! table. The table itself (24 bytes a place) is sized by the highest place among the
+//! pools alive when the thread used one, and stays until the thread exits: a thread
+//! that uses one pool while 4,096 others are alive holds a table of some 96 KiB.
 
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
@@ -549,6 +552,14 @@ impl<T: Send> Pool<T> {
         stats
     }
 
+    /// The gets this thread made from the pool, counted in its cache's single-writer
+    /// counters (0 when the thread has no cache, e.g. during its exit). For
+    /// `SizedPool`'s calibration trigger: no shared write, no new counter.
+    #[inline]
+    pub(crate) fn local_gets(&self) -> u64 {
+        self.caches.cached().map_or(0, Node::gets)
+    }
+
     /// Frees the objects that have stayed idle since the call before last.
     ///
     /// Each call starts a new trim epoch. An idle object is freed once it has been idle
@@ -846,8 +857,9 @@ impl<T: Send> Builder<T> {
     /// it has room for, so a large `n` costs memory only on threads that hold that
     /// many. The room stays until the pool is dropped ([`Pool::trim`] frees objects,
     /// not room); the pool's drop frees every thread's cache, room and all, and leaves
-    /// a few bytes per thread that used it until that thread exits or a new pool takes
-    /// the dropped one's place.
+    /// a few bytes per thread that used it until that thread exits or uses a new pool
+    /// that took the dropped one's place (see the [module docs](crate::pool) for the
+    /// per-thread table).
     ///
     /// [`build`](Builder::build) panics if `n` exceeds [`MAX_THREAD_CACHE`].
     pub fn thread_cache(mut self, n: usize) -> Self {

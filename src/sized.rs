@@ -16,10 +16,12 @@
 //! largest class is dropped, so nothing bigger than the largest class is ever kept.
 //!
 //! Big classes hold few buffers: each class's shared tier holds at most
-//! [`CLASS_IDLE_BYTES`] (4 MiB) worth (and at most [`DEFAULT_MAX_IDLE`] buffers), and its
-//! per-thread caches at most 256 KiB worth per thread, so classes of 512 KiB and up
-//! have no per-thread tier and [`SizedPool::trim`] frees all of their idle buffers
-//! wherever they sit.
+//! [`CLASS_IDLE_BYTES`] (4 MiB) worth counted at the class's size (at most
+//! [`DEFAULT_MAX_IDLE`] buffers, each of capacity under twice the class), and
+//! only classes up to [`THREAD_CACHE_MAX_CLASS`] (16 KiB) have per-thread caches, of
+//! at most [`THREAD_IDLE_BYTES`] (256 KiB) worth per thread. So classes above 16 KiB
+//! keep their idle buffers in the shared tier only, where a calibration or two
+//! [`SizedPool::trim`]s free them from any thread.
 //!
 //! # Calibration
 //!
@@ -32,13 +34,18 @@
 //!   calibration);
 //! - the **ceiling**: the largest class among the most requested classes that together
 //!   make up 95% of the requests ([`SizedBuilder::percentile`]). A returned buffer
-//!   bigger than the ceiling is dropped instead of kept, and a calibration that lowers
-//!   the ceiling frees the idle buffers of the classes above it. So a burst of 50 MiB
-//!   requests, or of 1 MiB ones among 4 KiB traffic, does not pin their memory once
-//!   the traffic is normal again.
+//!   bigger than the ceiling is dropped instead of kept, and every calibration frees
+//!   the idle buffers of the classes above the ceiling: all of them for classes above
+//!   16 KiB; for the classes up to 16 KiB, those in the shared tier, in the
+//!   calibrating thread's cache and in exited threads' caches, while another live
+//!   thread's cache (at most 256 KiB per class) is freed the next time that thread
+//!   gets from the class. So a burst of 50 MiB requests, or of 1 MiB ones among 4 KiB
+//!   traffic, does not pin their memory once the traffic is normal again.
 //!
 //! A calibration looks at the requests made since the previous one and runs once
-//! [`SizedBuilder::calibrate_every`] requests (16,384 by default) have been made. As in
+//! [`SizedBuilder::calibrate_every`] requests (16,384 by default) have been made, at
+//! every [`SizedPool::trim`] (call it on a timer: traffic too thin to reach
+//! `calibrate_every` then calibrates too), or when [`SizedPool::calibrate`] is called. As in
 //! bytebufferpool, the largest class among the classes that together cover the
 //! percentile is the ceiling, so a class that is rare but not rarer than the top 5%
 //! keeps its buffers.
@@ -48,12 +55,14 @@
 //! bytebufferpool adds one to a shared atomic counter per call, which two threads
 //! then fight over. Here the requests are not counted again at all: each class's pool
 //! already counts its gets per thread (single-writer counters, see [`Stats`]), and a
-//! calibration reads those. What remains per get is one thread-local counter
-//! increment; every [`CHECK_EVERY`] gets, the thread adds that many to a shared
-//! estimate of the pool's requests (one shared add per 1,024 gets), and once the
-//! estimate says `calibrate_every` more requests were made, it attempts a calibration
-//! (a try-lock: a thread that finds another one calibrating goes on at once). The
-//! ceiling is one relaxed load per return. `benches/sized.rs` (`sized/counting`)
+//! calibration reads those. They also trigger it: after a get, the thread reads its
+//! own count of gets from that class (per pool, class and thread; no shared write),
+//! and at 1, 2, 4, … 1,024 gets and then every [`CHECK_EVERY`] (1,024), it adds the
+//! gets since the previous such point to a shared estimate of the pool's requests
+//! (about one shared add per 1,024 gets; a short-lived thread still credits more
+//! than half of its gets). Once the estimate says `calibrate_every` more requests were
+//! made, it attempts a calibration (a try-lock: a thread that finds another one
+//! calibrating goes on at once). The ceiling is one relaxed load per return. `benches/sized.rs` (`sized/counting`)
 //! measures both ways on two threads.
 //!
 //! # Examples
@@ -87,7 +96,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::pool::Pool;
 use crate::stats::Stats;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell, thread_local_const};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
 /// The smallest class: 64 bytes (a cache line; smaller requests get 64).
 pub const MIN_CLASS: usize = 64;
@@ -95,12 +104,19 @@ pub const MIN_CLASS: usize = 64;
 pub const MAX_CLASS: usize = 4 << 20;
 /// The largest class [`SizedBuilder::max_size`] accepts: 1 GiB.
 pub const MAX_CLASS_LIMIT: usize = 1 << 30;
-/// A class's shared tier keeps at most this many bytes of idle buffers (and at most
-/// [`DEFAULT_MAX_IDLE`] buffers): 4 MiB.
+/// A class's shared tier keeps at most this many bytes of idle buffers counted at the
+/// class's size (and at most [`DEFAULT_MAX_IDLE`] buffers): 4 MiB. A buffer in a class
+/// has less than twice the class's size (one that grew, or one given to
+/// [`SizedPool::put`]), so the memory really held is under 8 MiB per class.
 pub const CLASS_IDLE_BYTES: usize = 4 << 20;
 /// A class's per-thread cache keeps at most this many bytes of idle buffers per
-/// thread: 256 KiB.
+/// thread, counted at the class's size: 256 KiB (under 512 KiB really held, as for
+/// [`CLASS_IDLE_BYTES`]).
 pub const THREAD_IDLE_BYTES: usize = 256 << 10;
+/// The largest class with a per-thread tier: 16 KiB. Bigger classes keep their idle
+/// buffers in the shared tier only, where a calibration (or two [`SizedPool::trim`]s)
+/// frees them from any thread.
+pub const THREAD_CACHE_MAX_CLASS: usize = 16 << 10;
 /// The default for [`SizedBuilder::max_idle`]: the most idle buffers a class's shared
 /// tier keeps.
 pub const DEFAULT_MAX_IDLE: usize = 64;
@@ -134,12 +150,6 @@ fn class_for_capacity(capacity: usize) -> usize {
 #[inline]
 fn class_size(index: usize) -> usize {
     MIN_CLASS << index
-}
-
-thread_local_const! {
-    /// Gets this thread made from any `SizedPool`: every `CHECK_EVERY`, it checks
-    /// whether the pool in hand is due for a calibration.
-    static TICKS: std::cell::Cell<u32> = std::cell::Cell::new(0);
 }
 
 /// A mutual exclusion that never waits: [`try_with`](TryLock::try_with) runs `f` on
@@ -220,8 +230,8 @@ pub struct SizedPool {
     /// Returns dropped because they were above the largest class or below the smallest.
     out_of_classes: AtomicU64,
     calibrations: AtomicU64,
-    /// `CHECK_EVERY` per check a thread made on this pool: about the gets made, counted
-    /// with one shared add per `CHECK_EVERY` gets of a thread.
+    /// The gets credited at the (class, thread) credit points (see `tick`): more than
+    /// half the gets made, with about one shared add per `CHECK_EVERY` gets.
     ticks: AtomicU64,
     /// `ticks` at which the next check tries to calibrate.
     due_at: AtomicU64,
@@ -262,7 +272,7 @@ impl SizedBuilder {
 
     /// The most idle buffers each class's shared tier keeps (default
     /// [`DEFAULT_MAX_IDLE`]); a class also keeps no more than [`CLASS_IDLE_BYTES`]
-    /// worth (and at least one buffer).
+    /// worth counted at the class's size (and at least one buffer).
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
         self
@@ -270,8 +280,8 @@ impl SizedBuilder {
 
     /// The most idle buffers each class keeps per thread (default
     /// [`DEFAULT_THREAD_CACHE`](crate::pool::DEFAULT_THREAD_CACHE)); a class also keeps
-    /// no more than [`THREAD_IDLE_BYTES`] worth per thread, so classes of 512 KiB and
-    /// up have no per-thread tier.
+    /// no more than [`THREAD_IDLE_BYTES`] worth per thread, and classes above
+    /// [`THREAD_CACHE_MAX_CLASS`] have no per-thread tier.
     pub fn thread_cache(mut self, n: usize) -> Self {
         self.thread_cache = n;
         self
@@ -287,7 +297,8 @@ impl SizedBuilder {
 
     /// How many requests a calibration waits for (default
     /// [`DEFAULT_CALIBRATE_EVERY`]; at least 1). Checked every [`CHECK_EVERY`] gets
-    /// per thread, and by [`SizedPool::calibrate`] never.
+    /// per class and thread (and at 1, 2, 4, … gets before); [`SizedPool::calibrate`]
+    /// and [`SizedPool::trim`] calibrate from any number of requests but none.
     pub fn calibrate_every(mut self, requests: u64) -> Self {
         self.calibrate_every = requests.max(1);
         self
@@ -308,7 +319,11 @@ impl SizedBuilder {
                 let size = class_size(index);
                 Pool::builder(move || Vec::with_capacity(size))
                     .max_idle(self.max_idle.min(CLASS_IDLE_BYTES / size).max(1))
-                    .thread_cache(self.thread_cache.min(THREAD_IDLE_BYTES / size))
+                    .thread_cache(if size <= THREAD_CACHE_MAX_CLASS {
+                        self.thread_cache.min(THREAD_IDLE_BYTES / size)
+                    } else {
+                        0
+                    })
                     .build()
             })
             .collect();
@@ -369,6 +384,12 @@ impl SizedPool {
 
     /// A buffer with capacity at least `n`, empty, from the smallest class that fits
     /// (a fresh allocation above the largest class).
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds `isize::MAX` bytes, as [`Vec::with_capacity`] does (such a
+    /// request is above every class, so it is a fresh allocation); and if the
+    /// allocator fails, it aborts as `Vec` does.
     #[must_use = "dropping the guard returns the buffer at once"]
     #[inline]
     pub fn get(&self, n: usize) -> SizedBuf<'_> {
@@ -387,6 +408,10 @@ impl SizedPool {
 
     /// [`get`](SizedPool::get) with a guard that owns an `Arc` of the pool, to store in
     /// structs, send to other threads, or [`freeze`](OwnedSizedBuf::freeze).
+    ///
+    /// # Panics
+    ///
+    /// As [`get`](SizedPool::get): if `n` exceeds `isize::MAX` bytes.
     #[must_use = "dropping the guard returns the buffer at once"]
     #[cfg(not(loom))]
     pub fn get_owned(self: &Arc<Self>, n: usize) -> OwnedSizedBuf {
@@ -415,14 +440,17 @@ impl SizedPool {
 
     #[inline]
     fn take(&self, n: usize) -> Vec<u8> {
-        if self.calibrate {
-            tick(self);
-        }
         let index = class_for_request(n);
         match self.classes.get(index) {
-            // Taken out of the class's guard: it returns to the class its capacity
-            // fits, through `put`, which need not be this one.
-            Some(class) => class.get().detach(),
+            Some(class) => {
+                // Taken out of the class's guard: it returns to the class its capacity
+                // fits, through `put`, which need not be this one.
+                let buf = class.get().detach();
+                if self.calibrate {
+                    tick(self, class.local_gets());
+                }
+                buf
+            }
             None => self.take_huge(n),
         }
     }
@@ -489,16 +517,17 @@ impl SizedPool {
             calibrator.seen = now;
             let (default_size, ceiling) = self.learn(&delta, total);
             self.default_size.store(default_size, Ordering::Relaxed);
-            let previous = self.ceiling.swap(ceiling, Ordering::Relaxed);
+            self.ceiling.store(ceiling, Ordering::Relaxed);
             self.calibrations.fetch_add(1, Ordering::Relaxed);
-            if ceiling < previous {
-                // Free the idle buffers the new ceiling no longer keeps: two trims
-                // free everything idle in the shared tier and this thread's cache
-                // (classes this big have no per-thread tier by default).
-                for class in self.classes.iter().skip(class_for_capacity(ceiling) + 1) {
-                    class.trim();
-                    class.trim();
-                }
+            // Free the idle buffers the ceiling does not keep: two trims free
+            // everything idle in the shared tier, this thread's cache and exited
+            // threads' caches (classes above THREAD_CACHE_MAX_CLASS have no
+            // per-thread tier). At every calibration, not only when the ceiling
+            // drops: a return that read the old ceiling may have kept a buffer above
+            // the new one after the previous calibration's trims.
+            for class in self.classes.iter().skip(class_for_capacity(ceiling) + 1) {
+                class.trim();
+                class.trim();
             }
             true
         });
@@ -527,8 +556,14 @@ impl SizedPool {
     }
 
     /// Frees the idle buffers that stayed idle since the call before last, in every
-    /// class ([`Pool::trim`]).
+    /// class ([`Pool::trim`]), after attempting a calibration from the requests made
+    /// since the last one (if any were, and unless built with `calibrate(false)`):
+    /// call it on a timer and traffic too thin or too spread over short-lived threads
+    /// to reach [`SizedBuilder::calibrate_every`] still calibrates.
     pub fn trim(&self) {
+        if self.calibrate {
+            self.calibrate_if(1);
+        }
         for class in self.classes.iter() {
             class.trim();
         }
@@ -553,26 +588,32 @@ impl SizedPool {
     }
 }
 
-/// Counts a get on this thread; every [`CHECK_EVERY`], checks whether `pool` is due.
+/// After a get: `gets` is this thread's count of gets from the class just used (its
+/// cache's single-writer counter, so per pool, class and thread). At 1, 2, 4, … up to
+/// [`CHECK_EVERY`] and then every `CHECK_EVERY`, credits the pool with the gets since
+/// the previous such point and checks whether a calibration is due: a thread that
+/// makes `n` gets from a class credits more than `n / 2` of them, whatever `n`.
 #[inline]
-fn tick(pool: &SizedPool) {
-    let due = TICKS.with(|ticks| {
-        let n = ticks.get().wrapping_add(1);
-        ticks.set(n);
-        n % CHECK_EVERY == 0
-    });
-    if due {
-        check(pool);
+fn tick(pool: &SizedPool, gets: u64) {
+    let every = u64::from(CHECK_EVERY);
+    if gets != 0 && (gets % every == 0 || gets.is_power_of_two()) {
+        check(
+            pool,
+            if gets <= every {
+                gets - gets / 2
+            } else {
+                every
+            },
+        );
     }
 }
 
-/// Every `CHECK_EVERY` gets of a thread: one shared add, and, once about
+/// At a credit point of a (class, thread): one shared add, and, once about
 /// `calibrate_every` gets were made since the last attempt, an attempt (which reads
 /// the classes' counters and calibrates if enough requests were really made).
 #[cold]
 #[inline(never)]
-fn check(pool: &SizedPool) {
-    let step = u64::from(CHECK_EVERY);
+fn check(pool: &SizedPool, step: u64) {
     let ticks = pool.ticks.fetch_add(step, Ordering::Relaxed) + step;
     if ticks < pool.due_at.load(Ordering::Relaxed) {
         return;

@@ -754,4 +754,40 @@ mod models {
             assert!(stats.ceiling >= stats.default_size);
         });
     }
+
+    /// `SizedPool`: a return that read the ceiling before a calibration lowered it
+    /// lands in a class above the new ceiling. Every calibration trims the classes
+    /// above the ceiling, so the next one frees it even though the ceiling stays put.
+    /// Fails if only a calibration that lowers the ceiling trims.
+    #[test]
+    fn sized_return_racing_a_lowering_calibration() {
+        model(|| {
+            let pool = Arc::new(
+                recycle_pool::sized::SizedPool::builder()
+                    .max_size(128)
+                    .max_idle(1)
+                    .thread_cache(0)
+                    .calibrate_every(1 << 40)
+                    .build(),
+            );
+            for _ in 0..3 {
+                drop(pool.get(10));
+            }
+            let other = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || pool.put(Vec::with_capacity(128)))
+            };
+            assert!(pool.calibrate());
+            other.join().unwrap();
+            drop(pool.get(10));
+            assert!(pool.calibrate());
+            let stats = pool.stats();
+            assert_eq!(stats.ceiling, 64);
+            assert_eq!(
+                stats.idle_bytes_in(128),
+                0,
+                "a 128 B buffer kept above the 64 B ceiling: {stats:?}"
+            );
+        });
+    }
 }

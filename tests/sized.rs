@@ -267,3 +267,106 @@ fn owned_guards_go_home_from_other_threads() {
     drop(detached); // never comes back
     assert_eq!(pool.stats().classes[4].1.returns, 1);
 }
+
+/// Two pools used in turn by one thread: each counts its own gets, so both calibrate
+/// (a counter shared by every pool on the thread landed its checks on one of them).
+#[test]
+fn two_pools_used_in_turn_both_calibrate() {
+    let a = SizedPool::builder().calibrate_every(1000).build();
+    let b = SizedPool::builder().calibrate_every(1000).build();
+    drop((0..4).map(|_| a.get(1 << 20)).collect::<Vec<_>>());
+    drop((0..4).map(|_| b.get(1 << 20)).collect::<Vec<_>>());
+    for _ in 0..(CHECK_EVERY as usize * 8) {
+        drop(a.get(4000));
+        drop(b.get(4000));
+    }
+    for (name, pool) in [("a", &a), ("b", &b)] {
+        let s = pool.stats();
+        assert!(s.calibrations > 0, "pool {name} never calibrated: {s:?}");
+        assert_eq!(s.ceiling, 4096, "pool {name}");
+        assert_eq!(s.idle_bytes_in(1 << 20), 0, "pool {name}");
+    }
+}
+
+/// Thread-per-connection: threads that each make fewer than `CHECK_EVERY` gets still
+/// add up to a calibration, and a burst's buffers are freed.
+#[test]
+fn short_lived_threads_still_calibrate() {
+    let pool = Arc::new(SizedPool::new());
+    drop((0..4).map(|_| pool.get(1 << 20)).collect::<Vec<_>>());
+    for _ in 0..200 {
+        let pool = Arc::clone(&pool);
+        thread::spawn(move || {
+            for _ in 0..500 {
+                drop(pool.get(4000));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    let s = pool.stats();
+    assert!(
+        s.calibrations > 0,
+        "100,000 requests, no calibration: {s:?}"
+    );
+    assert_eq!(s.ceiling, 4096);
+    assert_eq!(s.idle_bytes_in(1 << 20), 0);
+}
+
+/// Traffic too thin to reach `calibrate_every` calibrates on the user's trim timer.
+#[test]
+fn trim_calibrates_idle_traffic() {
+    let pool = SizedPool::new();
+    drop((0..4).map(|_| pool.get(1 << 20)).collect::<Vec<_>>());
+    for _ in 0..100 {
+        drop(pool.get(4000));
+    }
+    assert_eq!(pool.stats().calibrations, 0);
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!(s.calibrations, 1);
+    assert_eq!(s.ceiling, 4096);
+    assert_eq!(s.idle_bytes_in(1 << 20), 0);
+    pool.trim(); // no request since: nothing to learn from, nothing changes
+    assert_eq!(pool.stats().calibrations, 1);
+}
+
+/// A burst of 128 KiB buffers on a thread that stays alive, then normal traffic; the
+/// calibration runs on another thread and frees them (classes this big keep no
+/// per-thread cache, where only their owner could free them).
+#[test]
+fn a_calibration_frees_a_live_threads_big_buffers() {
+    let pool = Arc::new(SizedPool::builder().calibrate_every(u64::MAX / 4).build());
+    let (to_worker, from_main) = std::sync::mpsc::channel::<()>();
+    let (to_main, from_worker) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let pool = Arc::clone(&pool);
+        thread::spawn(move || {
+            drop((0..2).map(|_| pool.get(128 << 10)).collect::<Vec<_>>());
+            for _ in 0..1000 {
+                drop(pool.get(4000));
+            }
+            to_main.send(()).unwrap();
+            from_main.recv().unwrap(); // alive, idle
+        })
+    };
+    from_worker.recv().unwrap();
+    assert!(pool.calibrate());
+    let s = pool.stats();
+    to_worker.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(s.ceiling, 4096);
+    assert_eq!(s.idle_bytes_in(128 << 10), 0, "{s:?}");
+}
+
+/// A request above `isize::MAX` bytes panics (as `Vec::with_capacity`), as documented,
+/// and leaves the pool usable.
+#[test]
+fn a_request_above_isize_max_panics() {
+    let pool = SizedPool::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(pool.get(isize::MAX as usize + 1))
+    }));
+    assert!(r.is_err());
+    assert!(pool.get(100).capacity() >= 100);
+}

@@ -223,6 +223,15 @@ fn unread_bytes_are_drained_and_never_reach_the_next_reader() {
         assert_eq!(line, "line one\n");
         assert_eq!(first.buffer(), b"secret rest");
         drop(first);
+        // The buffer as it comes back from the pool, before any constructor drains it:
+        // the return hook emptied it.
+        let back = readers.try_get().expect("the reader's buffer came home");
+        assert!(
+            back.filled().is_empty(),
+            "kept undrained: {:?}",
+            back.filled()
+        );
+        drop(back);
         let mut second = AsyncPooledReader::trusted(&b""[..], readers.get_owned());
         assert!(second.buffer().is_empty());
         let mut rest = Vec::new();
@@ -390,5 +399,74 @@ fn an_untrusted_source_s_scribbles_are_zeroed() {
         let seen = next.fill_buf().await.unwrap();
         assert_eq!(seen.len(), 32);
         assert!(seen.iter().all(|&b| b == 0), "{seen:?}");
+    });
+}
+
+/// `Interrupted`, counted; after 1,000 calls another error, so that an adapter
+/// spinning on `Interrupted` fails the test instead of hanging it.
+fn interrupted_until_1000(calls: &std::sync::atomic::AtomicUsize) -> io::Error {
+    if calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 1000 {
+        io::ErrorKind::Interrupted.into()
+    } else {
+        io::Error::other("gave up: the adapter kept retrying")
+    }
+}
+
+/// A sink that says `Interrupted` to every write, counting them.
+struct AlwaysInterrupted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl AsyncWrite for AlwaysInterrupted {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(interrupted_until_1000(&self.0)))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A source that says `Interrupted` to every read, counting them.
+struct AlwaysInterruptedSource(Arc<std::sync::atomic::AtomicUsize>);
+
+impl AsyncRead for AlwaysInterruptedSource {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(interrupted_until_1000(&self.0)))
+    }
+}
+
+/// `Interrupted` forever from the inner sink or source: one poll hands the error back
+/// after one try (as tokio's `BufWriter` and `BufReader` do) instead of spinning inside
+/// the poll, which would never yield to the runtime (or to a timeout around it). The
+/// error is transient: the writer's buffer is not refused for it.
+#[test]
+fn interrupted_forever_is_returned_not_spun_on() {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    runtime().block_on(async {
+        let writers = Arc::new(Pool::new(WriteBuf::new));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut w =
+            AsyncPooledWriter::new(AlwaysInterrupted(Arc::clone(&calls)), writers.get_owned());
+        w.write_all(b"x").await.unwrap();
+        let flushed = tokio::time::timeout(Duration::from_secs(5), w.flush()).await;
+        let e = flushed.expect("flush yielded").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(calls.load(Relaxed), 1);
+
+        let readers = Arc::new(Pool::new(|| ReadBuf::with_capacity(32)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut r = AsyncPooledReader::new(
+            AlwaysInterruptedSource(Arc::clone(&calls)),
+            readers.get_owned(),
+        );
+        let filled = tokio::time::timeout(Duration::from_secs(5), r.fill_buf()).await;
+        let e = filled.expect("fill_buf yielded").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(calls.load(Relaxed), 1);
     });
 }

@@ -12,6 +12,11 @@
 //!   dropping to keep the buffer;
 //! - [`poll_shutdown`](tokio::io::AsyncWrite::poll_shutdown) flushes the buffer first.
 //!
+//! One difference: where the blocking adapters retry `Interrupted`, these hand it back
+//! to the caller, as tokio's `BufReader` and `BufWriter` do (a retry loop would spin
+//! inside one `poll` against a source or sink that keeps saying it). It is transient:
+//! the buffer is not refused for it, and polling again carries on.
+//!
 //! The guards ([`OwnedPooled`](crate::OwnedPooled)) are `Send`, so a reader and a writer
 //! can be held across `.await` points in a task on the multi-thread runtime.
 //!
@@ -182,12 +187,11 @@ impl<R: AsyncRead + Unpin, B: DerefMut<Target = ReadBuf> + Unpin> AsyncBufRead
 {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        while this.buf.is_empty() {
-            match ready!(this.poll_read_more(cx)) {
-                Ok(_) => break, // data, or EOF (an empty slice)
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        if this.buf.is_empty() {
+            // One read: data, or EOF (an empty slice). An error, `Interrupted`
+            // included, goes back to the caller as tokio's `BufReader` does: retrying
+            // it here would spin inside one poll against a source that keeps saying it.
+            ready!(this.poll_read_more(cx))?;
         }
         Poll::Ready(Ok(this.buf.filled()))
     }
@@ -266,7 +270,10 @@ impl<W: AsyncWrite + Unpin, B: DerefMut<Target = WriteBuf> + Unpin> AsyncPooledW
                     return Poll::Ready(Err(e));
                 }
                 Ok(n) => self.buf.advance_flushed(n),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // Back to the caller, as tokio's `BufWriter` does (retrying here would
+                // spin inside one poll against a sink that keeps saying it); transient,
+                // so not recorded: the buffer is not refused for it.
+                Err(e) if e.kind() == ErrorKind::Interrupted => return Poll::Ready(Err(e)),
                 Err(e) => {
                     self.buf.record(&e);
                     return Poll::Ready(Err(e));

@@ -2,9 +2,10 @@
 //! `Pool<Vec<u8>>` for every size and a fresh allocation per use.
 //!
 //! The workload: sizes from a heavy-tailed distribution, 64 B to 1 MiB: the class
-//! (64 B × 2^k, k = 0..=14) is geometric with ratio 0.6 (60% of requests fit in
-//! 64-128 B, 95% in 2 KiB, one in 3,000 is 512 KiB-1 MiB), the size uniform within
-//! the class. One op is a get of `n` bytes, filling them (`extend_from_slice`), and the
+//! (64 B × 2^k, k = 0..=14) is geometric with ratio 0.6 (k = 0 with probability 0.4,
+//! each next class 0.6 times as likely), the size uniform within the class. Measured
+//! over the 65,536 sizes: 40.1% are at most 128 B, 92.1% at most 2 KiB, 2.7% above
+//! 8 KiB, and one in 683 is 512 KiB or more; 3,160 B on average. One op is a get of `n` bytes, filling them (`extend_from_slice`), and the
 //! return.
 //!
 //! Printed before the timings, per variant (counting allocator):
@@ -17,7 +18,8 @@
 //! Then `sized/counting`: what calibration's counting costs on two threads at once —
 //! one shared `AtomicU64` bumped per call (what bytebufferpool does), per-thread
 //! counters, and the real thing: a 512 B get+return on two threads, `SizedPool`
-//! calibrated (a thread-local tick) against uncalibrated (none).
+//! calibrated (a read of the class's per-thread get counter) against uncalibrated
+//! (none).
 
 use std::hint::black_box;
 use std::sync::Barrier;
