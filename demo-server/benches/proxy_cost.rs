@@ -11,8 +11,10 @@
 //! - `plain16k`, `conn16k`: a 16 KiB head of 97 fields, the last of them a plain value
 //!   filling the head, or a `Connection` field of 7,700 one-byte options (`a,a,a,…`):
 //!   the cost of collecting the options (it must stay within 2x the plain head's);
-//! - `plain1m`, `conn1m`: the same at 1 MiB (`--max-head-bytes 1048576`; about 520,000
-//!   options).
+//! - `same16k`: `conn16k` with the 96 short fields all named `a`, the name its options
+//!   repeat (each option names 96 fields: the table must hold the name once);
+//! - `plain1m`, `conn1m`, `same1m`: the same at 1 MiB (`--max-head-bytes 1048576`;
+//!   about 520,000 options).
 //!
 //! Without arguments it runs every case 1,000 times (16 KiB) or 20 times (1 MiB) and
 //! prints the mean wall time of each, for a quick look (callgrind's count is the
@@ -32,11 +34,16 @@ Content-Length: 13\r\n\r\nHello, World!";
 
 /// A head of `size` bytes with 97 fields: 96 short ones, then one that fills the rest,
 /// a plain value or (with `connection`) a `Connection` listing `a` as many times as
-/// fits (at 16 KiB, 7,700 options: the issue's worst head).
-fn head(size: usize, connection: bool) -> Vec<u8> {
+/// fits (at 16 KiB, 7,700 options: the issue's worst head). With `same`, the short
+/// fields are all named `a`.
+fn head(size: usize, connection: bool, same: bool) -> Vec<u8> {
     let mut head = b"GET / HTTP/1.1\r\nHost: example.com\r\n".to_vec();
     for i in 0..95 {
-        head.extend_from_slice(format!("X-{i:02}: v\r\n").as_bytes());
+        if same {
+            head.extend_from_slice(b"a: v\r\n");
+        } else {
+            head.extend_from_slice(format!("X-{i:02}: v\r\n").as_bytes());
+        }
     }
     let end = size - 4; // the last CRLF, and the blank line
     if connection {
@@ -58,11 +65,13 @@ fn request(case: &str) -> (Vec<u8>, usize) {
             b"GET / HTTP/1.1\r\nHost: golang.org\r\n\r\n".to_vec(),
             64 << 10,
         ),
-        "plain16k" => (head(16 << 10, false), 64 << 10),
-        "conn16k" => (head(16 << 10, true), 64 << 10),
-        "plain1m" => (head(1 << 20, false), 2 << 20),
-        "conn1m" => (head(1 << 20, true), 2 << 20),
-        _ => panic!("unknown case {case}: lite, plain16k, conn16k, plain1m, conn1m"),
+        "plain16k" => (head(16 << 10, false, false), 64 << 10),
+        "conn16k" => (head(16 << 10, true, false), 64 << 10),
+        "same16k" => (head(16 << 10, true, true), 64 << 10),
+        "plain1m" => (head(1 << 20, false, false), 2 << 20),
+        "conn1m" => (head(1 << 20, true, false), 2 << 20),
+        "same1m" => (head(1 << 20, true, true), 2 << 20),
+        _ => panic!("unknown case {case}: lite, (plain|conn|same)(16k|1m)"),
     }
 }
 
@@ -114,8 +123,10 @@ fn main() {
         ("lite", 100_000),
         ("plain16k", 1000),
         ("conn16k", 1000),
+        ("same16k", 1000),
         ("plain1m", 20),
         ("conn1m", 20),
+        ("same1m", 20),
     ] {
         println!("{case}: {:.2} us/request", run(case, n) * 1e6);
     }

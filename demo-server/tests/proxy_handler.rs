@@ -1747,6 +1747,38 @@ fn a_chunk_size_with_many_leading_zeros_is_read_as_its_value() {
     assert!(!run.done, "the client's connection stays open");
 }
 
+/// A name that reads as a framing or hop-by-hop field once `_` is read as `-` (as CGI
+/// folds names: RFC 3875 §4.1.18, `HTTP_CONTENT_LENGTH`) is a second framing a next hop
+/// may believe: such a request is refused, never forwarded.
+#[test]
+fn names_that_fold_to_framing_or_hop_by_hop_fields_get_400() {
+    let cases: &[&[u8]] = &[
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent_Length: 0\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: h\r\ncontent_length: 3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer_Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTRANSFER_ENCODING: chunked\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nKeep_Alive: timeout=5\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nProxy_Connection: close\r\n\r\n",
+    ];
+    for &request in cases {
+        let run = each_way(one_upstream, request, OK, false);
+        let text = String::from_utf8_lossy(request);
+        assert!(run.upstream.is_empty(), "nothing forwarded: {text:?}");
+        assert!(run.client.starts_with(b"HTTP/1.1 400 "), "{text:?}");
+        assert!(run.done, "closed after the 400: {text:?}");
+    }
+    // Names that merely contain `_` go as they came (RFC 9110 §5.1: tokens).
+    let run = each_way(
+        one_upstream,
+        b"GET / HTTP/1.1\r\nHost: h\r\nX_Content_Length: 3\r\nContent_Type: a\r\n\r\n",
+        OK,
+        false,
+    );
+    let up = &forwarded(&run.upstream[0])[0];
+    assert_eq!(up.get("x_content_length"), ["3"]);
+    assert_eq!(up.get("content_type"), ["a"]);
+}
+
 /// By default the proxy is the trust boundary: a client's `Forwarded: for=9.9.9.9`,
 /// `X-Real-IP` and `X_Forwarded_For` (which CGI reads as `X-Forwarded-For`) never reach
 /// the upstream, and the proxy's own fields say who the client is. Behind trusted
