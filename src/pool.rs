@@ -841,8 +841,8 @@ impl<T: Send> Builder<T> {
     /// allocates room as objects come in (blocks of 31 slots, each slot a `T` and two
     /// words; once used, one block stays until the pool is dropped) and frees it as
     /// they leave; an `n` of 31 or less is exactly `n` slots, made with the pool. So a
-    /// pool with a large `n` that is never
-    /// used costs nothing more than one with a small one.
+    /// pool with a large `n` that is never used costs nothing more than one with a
+    /// small one.
     pub fn max_idle(mut self, n: usize) -> Self {
         self.max_idle = n;
         self

@@ -462,13 +462,7 @@ fn ambiguous_requests_get_400_and_nothing_is_forwarded() {
         b"GET /caf\xC3\xA9 HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET /path#frag HTTP/1.1\r\nHost: h\r\n\r\n",
     ];
-    for &request in cases {
-        let run = each_way(one_upstream, request, OK, false);
-        let text = String::from_utf8_lossy(request);
-        assert!(run.upstream.is_empty(), "nothing forwarded: {text:?}");
-        assert!(run.client.starts_with(b"HTTP/1.1 400 "), "{text:?}");
-        assert!(run.done, "closed after the 400: {text:?}");
-    }
+    cases.iter().for_each(|request| refused_with_400(request));
     // Another major version is refused as one (RFC 9110 §15.6.6), forwarded neither.
     let run = each_way(
         one_upstream,
@@ -1747,6 +1741,15 @@ fn a_chunk_size_with_many_leading_zeros_is_read_as_its_value() {
     assert!(!run.done, "the client's connection stays open");
 }
 
+/// `request`, fed each way, is answered 400 and closed, and nothing reaches the upstream.
+fn refused_with_400(request: &[u8]) {
+    let run = each_way(one_upstream, request, OK, false);
+    let text = String::from_utf8_lossy(request);
+    assert!(run.upstream.is_empty(), "nothing forwarded: {text:?}");
+    assert!(run.client.starts_with(b"HTTP/1.1 400 "), "{text:?}");
+    assert!(run.done, "closed after the 400: {text:?}");
+}
+
 /// A name that reads as a framing or hop-by-hop field once `_` is read as `-` (as CGI
 /// folds names: RFC 3875 §4.1.18, `HTTP_CONTENT_LENGTH`) is a second framing a next hop
 /// may believe: such a request is refused, never forwarded.
@@ -1760,13 +1763,7 @@ fn names_that_fold_to_framing_or_hop_by_hop_fields_get_400() {
         b"GET / HTTP/1.1\r\nHost: h\r\nKeep_Alive: timeout=5\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nProxy_Connection: close\r\n\r\n",
     ];
-    for &request in cases {
-        let run = each_way(one_upstream, request, OK, false);
-        let text = String::from_utf8_lossy(request);
-        assert!(run.upstream.is_empty(), "nothing forwarded: {text:?}");
-        assert!(run.client.starts_with(b"HTTP/1.1 400 "), "{text:?}");
-        assert!(run.done, "closed after the 400: {text:?}");
-    }
+    cases.iter().for_each(|request| refused_with_400(request));
     // Names that merely contain `_` go as they came (RFC 9110 §5.1: tokens).
     let run = each_way(
         one_upstream,
