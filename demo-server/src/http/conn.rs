@@ -135,6 +135,11 @@ impl std::fmt::Debug for Settings<'_> {
 /// called instead, once (after that, the rest of the body is the connection's alone:
 /// a broken one ends the connection without telling the handler).
 ///
+/// A handler that switches protocols ([`Response::switch_protocols`]) turns the
+/// exchange into a tunnel: from then on `on_body` gets the client's raw bytes,
+/// `on_body_end` its end of stream, and `poll_response` is called on every
+/// [`Conn::process`] until the handler ends the tunnel.
+///
 /// In every call the handler may write the response through the [`Response`] it is
 /// given. A call that writes nothing and changes nothing means "not yet": the
 /// connection stops, and the driver calls [`Conn::process`] again when the handler's

@@ -1347,7 +1347,9 @@ impl Forward {
 ///    [`connected`](Self::connected) once made; nothing is written before.
 /// 3. **Write** [`to_send`](Self::to_send) while the socket takes bytes, reporting
 ///    [`sent`](Self::sent). A failed write is [`write_failed`](Self::write_failed),
-///    and the driver goes on to read even without a readiness event.
+///    and the driver goes on to read even without a readiness event. In a tunnel,
+///    when [`wants_write_shutdown`](Self::wants_write_shutdown) says so, shut the
+///    socket's write side and report [`write_shut`](Self::write_shut).
 /// 4. **Read** while [`input_room`](Self::input_room) is above 0: at most that many
 ///    bytes into the spare capacity of [`input`](Self::input), then
 ///    [`received`](Self::received); a read that would block is
@@ -1359,6 +1361,10 @@ impl Forward {
 /// 6. **Time**: wake at [`deadline`](Self::deadline) (it changes after any call) and
 ///    then call [`timed_out`](Self::timed_out). Idle connections expire through
 ///    [`ProxyLocal::expire`].
+///
+/// On the client's side, the driver shuts down the client socket's write side once its
+/// output is flushed and [`Conn::take_shutdown`](crate::http::conn::Conn::take_shutdown)
+/// says so (a tunnel's upstream ended its direction).
 ///
 /// Every call does nothing (or answers "nothing") while no exchange is in progress,
 /// so a driver need not know whether one is.
