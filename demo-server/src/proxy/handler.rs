@@ -1077,15 +1077,8 @@ impl Forward {
                 if parsed.head.status != 101 {
                     return Err(failure);
                 }
-                // Only to a request forwarded with `Upgrade`, and only to protocols it
-                // asked for (RFC 9110 §7.8, §15.2.2); any other 101 is a 502.
-                let chosen = Protocols::from_fields(parsed.fields)
-                    .filter(|p| self.method == Method::Upgrade && self.asked.allows(p))
-                    .ok_or(Failure::Malformed)?;
-                res.switch_protocols(chosen.as_bytes());
-                for (name, value) in forwarded(&parsed) {
-                    res.header(name, value);
-                }
+                let asked = (self.method == Method::Upgrade).then_some(&self.asked);
+                pass_switch(&parsed, asked, res)?;
                 self.start_tunnel(parsed.len, local);
                 return Ok(());
             }
@@ -1112,6 +1105,23 @@ fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &
     headers::response_fields(parsed.fields)
         .map(|f| (f.name, f.value))
         .chain([("Via", headers::via(parsed.head.version))])
+}
+
+/// Passes a `101` head on: only to a request forwarded with `Upgrade` (`asked`), and
+/// only naming protocols it asked for (RFC 9110 §7.8, §15.2.2); any other 101 is a 502.
+fn pass_switch(
+    parsed: &Parsed<'_, '_>,
+    asked: Option<&Protocols>,
+    res: &mut Response<'_, '_>,
+) -> Result<(), Failure> {
+    let chosen = Protocols::from_fields(parsed.fields)
+        .filter(|p| asked.is_some_and(|asked| asked.allows(p)))
+        .ok_or(Failure::Malformed)?;
+    res.switch_protocols(chosen.as_bytes());
+    for (name, value) in forwarded(parsed) {
+        res.header(name, value);
+    }
+    Ok(())
 }
 
 /// Passes an interim head on: `100 Continue` went to the client from the connection
