@@ -96,11 +96,13 @@
 //! that uses one pool while 4,096 others are alive holds a table of some 96 KiB.
 
 use std::fmt;
-use std::mem::{self, ManuallyDrop};
+use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::ops::{Deref, DerefMut};
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
-use crate::local::{Caches, Counter, Counters, Home, Node, Slot, until_done_despite_panics};
+use crate::local::{
+    Caches, Counter, Counters, Home, Node, Slot, read_by_words, until_done_despite_panics,
+};
 use crate::recycle::{Recycle, Reuse};
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -308,7 +310,7 @@ impl<T> Pool<T> {
     /// # Safety
     ///
     /// As for `give_back_as`: `value` is initialised and never used or dropped again;
-    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
+    /// `home` is `Home::NONE` or one that `take_with` on this pool gave.
     #[inline]
     unsafe fn give_back(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
@@ -391,22 +393,11 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[inline]
     pub fn get(&self) -> Pooled<'_, T> {
-        // Built in each arm rather than from a `(T, Home)`, which the compiler copied
-        // once more on its way into the guard.
-        match self.caches.cached() {
-            Some(node) => Pooled {
-                pool: self,
-                home: Home::of(Some(node)),
-                value: ManuallyDrop::new(
-                    node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
-                ),
-            },
-            None => Pooled {
-                pool: self,
-                home: Home::NONE,
-                value: ManuallyDrop::new(self.take_slow()),
-            },
-        }
+        self.take_with(|value, home| Pooled {
+            pool: self,
+            home,
+            value: ManuallyDrop::new(value),
+        })
     }
 
     /// Like [`get`](Pool::get), but the guard holds an [`Arc`] of the pool instead of a
@@ -431,12 +422,11 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[cfg(not(loom))]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T> {
-        let (value, home) = self.take_home();
-        OwnedPooled {
+        self.take_with(|value, home| OwnedPooled {
             value: ManuallyDrop::new(value),
             home,
             pool: Arc::clone(self),
-        }
+        })
     }
 
     /// `get_owned` under loom, whose `Arc` cannot be a method receiver: call it as
@@ -444,12 +434,11 @@ impl<T: Send> Pool<T> {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn get_owned(this: &Arc<Self>) -> OwnedPooled<T> {
-        let (value, home) = this.take_home();
-        OwnedPooled {
+        this.take_with(|value, home| OwnedPooled {
             value: ManuallyDrop::new(value),
             home,
             pool: Arc::clone(this),
-        }
+        })
     }
 
     /// Takes an idle object if there is one, wrapped in a guard like [`get`](Pool::get)'s;
@@ -622,18 +611,46 @@ impl<T: Send> Pool<T> {
     }
 
     /// The get path: thread cache, shared tier, create. Counts a hit or a miss; the
-    /// caller counts nothing else. Also gives the node the object came from when the
-    /// thread's node was found on the fast path, for the guard to remember (see
-    /// `Caches::here`).
+    /// caller counts nothing else. Hands `guard` the object and the node it came from
+    /// (for the guard to remember, see `Caches::here`), and returns what `guard` made.
+    ///
+    /// The fast path (this thread's node has an object on top and no trim happened)
+    /// and the slow one meet on a *pointer* to the object: the top slot, or `scratch`
+    /// (on this frame) where the slow path put the object it found. The object is then
+    /// read once, by words, into the guard. Merging the objects instead (`T` from
+    /// either path) had the compiler build the guard in a temporary and copy it 16
+    /// bytes at a time right after writing it 8 bytes at a time, a store-forwarding
+    /// stall twice per `get`: 1.6x the time of holding 8 guards (`BENCHMARKS.md`,
+    /// section 1).
     #[inline(always)]
-    fn take_home(&self) -> (T, Home<T>) {
-        match self.caches.cached() {
-            Some(node) => (
-                node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
-                Home::of(Some(node)),
-            ),
-            None => (self.take_slow(), Home::NONE),
-        }
+    fn take_with<R>(&self, guard: impl FnOnce(T, Home<T>) -> R) -> R {
+        let mut scratch = MaybeUninit::<T>::uninit();
+        let epoch = self.epoch.load(Relaxed);
+        let (src, home) = match self
+            .caches
+            .cached()
+            .and_then(|node| Some((node, node.ready(epoch)?)))
+        {
+            Some((node, top)) => (node.take_ptr(top), Home::of(Some(node))),
+            None => self.take_slow_into(&mut scratch),
+        };
+        // SAFETY: `src` is the top slot `take_ptr` just marked free (nothing touched the
+        // stack since) or `scratch`, which `take_slow_into` initialised; either way an
+        // initialised `T` nobody else will read or drop, moved out here exactly once.
+        // `home` is `NONE` or one of this pool's nodes, as the guards require.
+        guard(unsafe { read_by_words(src) }, home)
+    }
+
+    /// `take_with` off the fast path: puts the object in `scratch` and returns a
+    /// pointer to it, with the thread's node (if it has one) for the guard.
+    #[cold]
+    #[inline(never)]
+    fn take_slow_into(&self, scratch: &mut MaybeUninit<T>) -> (*const T, Home<T>) {
+        let value = self.take_slow();
+        (
+            &raw const *scratch.write(value),
+            Home::of(self.caches.cached()),
+        )
     }
 
     /// `take` off the fast path: the thread's cache is empty, not made yet, gone
@@ -662,7 +679,7 @@ impl<T: Send> Pool<T> {
     ///
     /// `value` is initialised, and this call takes it: the caller never uses or drops
     /// it again. (A pointer rather than a `T`, which the caller would copy first.)
-    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
+    /// `home` is `Home::NONE` or one that `take_with` on this pool gave.
     unsafe fn give_back_as<D: Decide<T>>(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: by the contract, `value` is initialised and ours to take.
         let mut value = unsafe { ManuallyDrop::take(value) };
