@@ -838,18 +838,21 @@ impl<T> Home<T> {
 }
 
 /// A pool's per-thread caches: the list of its nodes and its place in the registries.
+// `repr(C)`: `id` and `index`, which every `get` reads, first, so that they share a
+// cache line with the rest of what the pool's hot path reads (see `Pool`).
+#[repr(C)]
 pub(crate) struct Caches<T> {
     /// Never reused by another pool, never 0.
-    id: u64,
+    pub(crate) id: u64,
     /// The pool's place in every thread's table: unique among live pools, reused
     /// once the pool is dropped (so tables stay as long as the most pools alive at
     /// once), held until this struct's drop.
-    index: DenseIndex,
-    /// Slots per node (`thread_cache`).
-    capacity: usize,
+    pub(crate) index: DenseIndex,
     /// The list of nodes, newest first. INVARIANT: every node in it was made by
     /// `adopt` and stays allocated until `drop` (this struct's) frees it.
     head: AtomicPtr<Node<T>>,
+    /// Slots per node (`thread_cache`).
+    capacity: usize,
     /// The pool owns its idle objects (for the drop check).
     _owns: PhantomData<T>,
 }

@@ -126,20 +126,22 @@ type RecycleFn<T> = dyn Fn(&mut T) -> Reuse + Send + Sync;
 type CapacityBound<T> = (usize, fn(&T) -> usize);
 
 /// The hook a pool runs on every return, and the return path compiled for it.
+// `repr(C)`: the two fields every return reads first (see `Pool`'s layout).
+#[repr(C)]
 struct Hook<T> {
-    /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
-    custom: Option<Box<RecycleFn<T>>>,
-    max_capacity: Option<CapacityBound<T>>,
-    /// The return path to switch to when [`Builder::max_capacity_with`] gives a
-    /// function to measure with: `give_back_as::<ByTraitMeasured>` for a `T: Recycle`
-    /// hook (whose own path calls `T::capacity` directly, so that nothing on it can
-    /// unwind but the hook), the same `ByClosure` path for a closure.
-    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
     /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
     /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
     /// `T::capacity` directly. One indirect call per return. Same contract as
     /// `give_back_as`.
     give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
+    max_capacity: Option<CapacityBound<T>>,
+    /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
+    custom: Option<Box<RecycleFn<T>>>,
+    /// The return path to switch to when [`Builder::max_capacity_with`] gives a
+    /// function to measure with: `give_back_as::<ByTraitMeasured>` for a `T: Recycle`
+    /// hook (whose own path calls `T::capacity` directly, so that nothing on it can
+    /// unwind but the hook), the same `ByClosure` path for a closure.
+    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
 }
 
 impl<T: Send> Hook<T> {
@@ -285,13 +287,19 @@ impl<T> Decide<T> for ByClosure {
 /// assert!(buf.is_empty());
 /// assert!(buf.capacity() >= 4096);
 /// ```
+// `repr(C)`, the hot path's fields first, in the pool's first cache line (the pool is
+// at least 64-byte aligned: `cold` is padded): the index and id that find the
+// thread's node (`caches`), the trim epoch, and the return path with its capacity
+// bound (`hook`). Left to the compiler they were spread over two lines, so that each
+// of many pools used in turn cost one more line (`512pools` in `BENCHMARKS.md`).
+#[repr(C)]
 pub struct Pool<T> {
     /// The per-thread tier.
     caches: Caches<T>,
     /// The trim epoch; see `local.rs`. Only `trim` writes it.
     epoch: AtomicU64,
-    create: Box<CreateFn<T>>,
     hook: Hook<T>,
+    create: Box<CreateFn<T>>,
     /// `None` when `max_idle` is zero.
     shared: Option<Shared<Slot<T>>>,
     /// What no thread's cache can count: the shared tier's trims and evictions, and
@@ -1147,5 +1155,31 @@ impl<T> Drop for OwnedPooled<T> {
 impl<T: fmt::Debug> fmt::Debug for OwnedPooled<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Pool;
+    use std::mem::{align_of, offset_of, size_of_val};
+
+    /// What every `get` and return reads of the pool sits in its first cache line:
+    /// with many pools used in turn, each costs one line of the pool, not two.
+    #[test]
+    fn the_hot_path_reads_one_line_of_the_pool() {
+        type P = Pool<Vec<u8>>;
+        assert!(align_of::<P>() >= 64);
+        let pool = P::new(Vec::new);
+        let hot = [
+            offset_of!(P, caches.id) + size_of_val(&pool.caches.id),
+            offset_of!(P, caches.index) + size_of_val(&pool.caches.index),
+            offset_of!(P, epoch) + size_of_val(&pool.epoch),
+            offset_of!(P, hook.give_back) + size_of_val(&pool.hook.give_back),
+            offset_of!(P, hook.max_capacity) + size_of_val(&pool.hook.max_capacity),
+        ];
+        assert!(
+            hot.iter().all(|&end| end <= 64),
+            "hot fields end at {hot:?}"
+        );
     }
 }
