@@ -402,7 +402,8 @@ fn with_pool(name: &str, f: &mut dyn FnMut(&dyn DynPool)) {
 /// Object-safe face of `BufPool`, for picking a pool by name.
 trait DynPool {
     fn bench(&self, c: &mut Criterion, name: &str);
-    fn count(&self, scenario: Scenario, iters: u64);
+    /// Runs `iters` iterations of `scenario` outside criterion; the time one thread took.
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration;
 }
 
 impl<P: BufPool + Sync> DynPool for P {
@@ -411,12 +412,12 @@ impl<P: BufPool + Sync> DynPool for P {
             bench(c, name, scenario, |iters| scenario.0.run(self, iters));
         }
     }
-    fn count(&self, scenario: Scenario, iters: u64) {
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration {
         assert!(
             !matches!(scenario, Scenario::ManyPools),
             "one pool per thread: no 512pools scenario"
         );
-        scenario.run(self, iters);
+        scenario.run(self, iters)
     }
 }
 
@@ -431,11 +432,11 @@ impl<P: BufPool + Sync, F: Fn() -> P> DynPool for Instances<F> {
         let (scenario, _) = Scenario::MANY;
         bench(c, name, Scenario::MANY, |iters| scenario.run(&many, iters));
     }
-    fn count(&self, scenario: Scenario, iters: u64) {
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration {
         match scenario {
             Scenario::ManyPools => {
                 let many = Many((0..POOLS).map(|_| (self.0)()).collect());
-                scenario.run(&many, iters);
+                scenario.run(&many, iters)
             }
             _ => (self.0)().count(scenario, iters),
         }
@@ -457,13 +458,13 @@ impl<P: BufPool> DynPool for ThreadBound<P> {
             }
         }
     }
-    fn count(&self, scenario: Scenario, iters: u64) {
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration {
         assert_eq!(
             scenario.threads(),
             1,
             "this pool is not Sync: one thread only"
         );
-        scenario.run_here(&self.0, iters, &Barrier::new(1));
+        scenario.run_here(&self.0, iters, &Barrier::new(1))
     }
 }
 
@@ -492,7 +493,8 @@ fn pools() -> Vec<&'static str> {
     OURS.into_iter().chain(PEERS).collect()
 }
 
-/// `count SCENARIO POOL ITERS`: run one scenario outside criterion (for callgrind).
+/// `count SCENARIO POOL ITERS`: run one scenario outside criterion (for callgrind), and
+/// print the objects moved and the time per object of the timed loop (per thread).
 fn count(args: &[String]) {
     let [scenario, pool, iters] = args else {
         panic!(
@@ -506,9 +508,12 @@ fn count(args: &[String]) {
         .find(|(_, label)| label == scenario)
         .unwrap_or_else(|| panic!("unknown scenario {scenario:?}"));
     let iters: u64 = iters.parse().expect("iters: a number");
-    with_pool(pool, &mut |p| p.count(scenario, iters));
+    let mut took = Duration::ZERO;
+    with_pool(pool, &mut |p| took = p.count(scenario, iters));
     let objects = iters * scenario.objects() * scenario.threads() as u64;
     println!("objects: {objects}");
+    let per_thread = (iters * scenario.objects()).max(1) as f64;
+    println!("ns per object: {:.2}", took.as_nanos() as f64 / per_thread);
 }
 
 fn main() {
