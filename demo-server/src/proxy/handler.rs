@@ -28,7 +28,7 @@ use crate::http::conn::{Handler, Response};
 use crate::http::encode;
 use crate::http::fields;
 use crate::http::parse::{Codings, Request, RequestFraming};
-use crate::http::response::{self, ResponseBodyReader, ResponseFraming};
+use crate::http::response::{self, Parsed, ResponseBodyReader, ResponseFraming};
 
 /// Size of a copy buffer: 32 KiB, as Go's `ReverseProxy` and `io.Copy`.
 pub const COPY_BUF_SIZE: usize = recycle_pool::io::COPY_BUF_SIZE;
@@ -67,7 +67,7 @@ impl ProxyLocal {
     /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
     pub(super) fn put_exchange(&mut self, exchange: Box<Forward>) {
         debug_assert!(
-            !exchange.active
+            exchange.stage == Stage::Ended
                 && exchange.out.capacity() == 0
                 && exchange.from_upstream.capacity() == 0
         );
@@ -116,43 +116,19 @@ impl Method {
     }
 }
 
-/// The request body, as far as it went into the output buffer.
+/// The exchange as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Body {
-    /// All of it (or there is none).
-    Done,
-    /// Raw bytes of a `Content-Length` body still to come.
-    Raw,
-    /// Chunks still to come (the last chunk is written at the end).
-    Chunked,
-}
-
-/// Where the upstream's response is.
-#[derive(Clone, Debug)]
-enum ResponsePhase {
-    /// Waiting for a (final) head; `scanned` bytes of the input were searched, after
-    /// `interims` interim heads.
-    Head { scanned: usize, interims: usize },
-    /// Copying the body to the client.
-    Body(ResponseBodyReader),
-}
-
-impl ResponsePhase {
-    /// Before any head.
-    const START: ResponsePhase = ResponsePhase::Head {
-        scanned: 0,
-        interims: 0,
-    };
-}
-
-/// The upstream connection in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Attached {
-    key: usize,
-    /// Taken from the idle set (not opened for this request).
-    reused: bool,
-    /// The connection is made (a reused one always is).
-    connected: bool,
+enum Stage {
+    /// No exchange: the state sits in the worker's spares (or is about to). → `Running`
+    /// when a request is forwarded.
+    Ended,
+    /// A request is being forwarded. → `Failed` on a failure that is not retried;
+    /// `Ended` when the response ended ([`Forward::finish`]) or the client went away
+    /// ([`Forward::on_abort`]).
+    Running,
+    /// The exchange failed: what the client gets, at the next `poll_response`, which
+    /// then ends the exchange. No byte moves meanwhile.
+    Failed(Outcome),
 }
 
 /// What the client gets when the exchange failed, at the next `poll_response`.
@@ -164,132 +140,267 @@ enum Outcome {
     Cut,
 }
 
+/// Which connection an exchange asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    /// An idle one will do (the first attempt).
+    Any,
+    /// A new one (a retry: an idle one may be as stale as the one that failed).
+    New,
+}
+
+/// The upstream connection of the current attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// None: the exchange ended, failed, or let its connection go. → `Wanted` when a
+    /// request starts an exchange.
+    None,
+    /// The exchange asks the driver for a connection to its upstream. → `Connecting`
+    /// or `Open` at [`attach`](Forward::attach); `None` if it cannot be made.
+    Wanted(Want),
+    /// A new connection (driver's key `key`), not made yet: nothing is written to it.
+    /// → `Open` once [`connected`](Forward::connected); `None` if it fails.
+    Connecting { key: usize },
+    /// A connection that is made: taken from the idle set (`reused`) or opened for this
+    /// attempt. → `None` when released or closed; a failure on it may start a new
+    /// attempt (`Wanted(New)`).
+    Open { key: usize, reused: bool },
+}
+
+impl Link {
+    /// The driver's key of the connection attached, if one is.
+    fn key(self) -> Option<usize> {
+        match self {
+            Link::Connecting { key } | Link::Open { key, .. } => Some(key),
+            Link::None | Link::Wanted(_) => None,
+        }
+    }
+}
+
+/// The request body, as far as the client sent it into the output buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    /// The request has none: it is whole with its head. Final.
+    Absent,
+    /// Raw bytes of a `Content-Length` body are still to come. → `Whole` at its end.
+    Raw,
+    /// Chunks are still to come (the last chunk is written at the end). → `Whole`.
+    Chunked,
+    /// All of it came (and its last chunk was written). Final.
+    Whole,
+}
+
+impl Body {
+    /// Whether the request is all in the proxy's hands (written or still to write).
+    fn is_whole(self) -> bool {
+        matches!(self, Body::Absent | Body::Whole)
+    }
+}
+
+/// How far an attempt's writing of the request got, as far as a retry depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Nothing written yet (the connection is being chosen or made). → `Held` at the
+    /// first byte written.
+    Nothing,
+    /// Bytes written, and every byte since the head is still held (in `out` or
+    /// `replay`): a retry can resend the request. → `LetGo` once written bytes are
+    /// dropped (to make room for more body, or with the output buffer).
+    Held,
+    /// Written bytes were let go: no retry can resend the request. Final for the
+    /// exchange.
+    LetGo,
+}
+
+/// The request side of an attempt: whether the upstream still takes the request, and
+/// how far it got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writing {
+    /// The request is written as the upstream takes it. → `Stopped` when a write
+    /// fails.
+    Open(Sent),
+    /// A write failed: the upstream stopped taking the request (it answered early and
+    /// closed over an upload it will not read, or it reset). Nothing more is written
+    /// and the connection is not reused; the read that follows decides between an
+    /// answer (delivered) and a failed attempt (retried as [`Sent`] allows).
+    Stopped(Sent),
+}
+
+impl Writing {
+    /// How far the attempt's writing got.
+    fn sent(self) -> Sent {
+        match self {
+            Writing::Open(sent) | Writing::Stopped(sent) => sent,
+        }
+    }
+
+    fn is_open(self) -> bool {
+        matches!(self, Writing::Open(_))
+    }
+
+    /// A byte was written.
+    fn wrote(&mut self) {
+        if *self == Writing::Open(Sent::Nothing) {
+            *self = Writing::Open(Sent::Held);
+        }
+    }
+
+    /// Written bytes were dropped: no retry can resend the request.
+    fn let_go(&mut self) {
+        match self {
+            Writing::Open(sent) | Writing::Stopped(sent) => *sent = Sent::LetGo,
+        }
+    }
+}
+
+/// The response side of an attempt: where the upstream's response is.
+#[derive(Clone, Debug)]
+enum Reading {
+    /// No byte of a response in this attempt yet: a failure now may be retried. →
+    /// `Head` at the first byte received.
+    Awaiting,
+    /// A head is arriving: `scanned` bytes of the input were searched for its end,
+    /// after `interims` interim heads passed on. A failure now is the proxy's own
+    /// status (502, 504), never retried. → `Body` once the final head went to the
+    /// client.
+    Head { scanned: usize, interims: usize },
+    /// The final head went to the client (`keep_alive`: it allows another request on
+    /// the connection), and its body is copied. A failure now cuts the response off.
+    /// The exchange ends with the body.
+    Body {
+        reader: ResponseBodyReader,
+        keep_alive: bool,
+    },
+}
+
+/// The upstream's side of the connection, once a response byte arrived (before that,
+/// an end is a failed attempt at once, and this stays `Open`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// Open: more may come. → `Closed` or `Reset`.
+    Open,
+    /// The upstream closed its side: what was read is parsed, then the end decides
+    /// (the end of a close-delimited body, or a truncated response).
+    Closed,
+    /// The connection was reset: what was read before it is delivered if it completes
+    /// the response (an early answer to an upload); the connection is not reused.
+    Reset,
+}
+
 /// The upstream side of one exchange: what a [`ProxyHandler`] holds only while an
 /// exchange is in progress (see "Memory per connection pair" in `docs/design.md`).
+///
+/// Its state is a few enums, one per side, as hyper's `Conn` keeps `reading` and
+/// `writing`: [`Stage`] (the exchange), [`Link`] (the connection), [`Body`] and
+/// [`Writing`] (the request side), [`Reading`] and [`End`] (the response side). Each
+/// variant says which transitions lead out of it.
 #[derive(Debug)]
 pub(super) struct Forward {
-    /// The exchange has not ended (once it has, the handler gives this back).
-    active: bool,
+    stage: Stage,
+    link: Link,
+    upstream: usize,
+    attempts: u8,
+    deadline: Option<Instant>,
+    // What the request asked, fixed for the exchange.
     version: Version,
     method: Method,
     idempotent: bool,
-    upstream: usize,
-    conn: Option<Attached>,
-    /// Wants a connection to `upstream`; `Some(false)`: a new one, not an idle one.
-    want: Option<bool>,
-    attempts: u8,
+    /// The proxy sent `Connection: close` upstream.
+    close_upstream: bool,
+
+    // === the request side ===
+    body: Body,
+    writing: Writing,
     /// Bytes for the upstream: `out[sent..]` is still to write. A copy buffer only while
     /// there is something to write (or it keeps the request for a retry); empty, with
     /// no capacity, otherwise.
     out: Vec<u8>,
     sent: usize,
-    /// Everything written since the head is still in `out`, or in `replay`: a retry can
-    /// resend it.
-    replayable: bool,
     /// The request, when it is whole and at most [`REPLAY_MAX`] long: written from here
     /// instead of `out`, and kept for a retry (empty otherwise; its capacity stays with
     /// the state).
     replay: Vec<u8>,
-    /// A byte of this attempt was written to the upstream.
-    written: bool,
-    /// The upstream stopped taking the request (after its response began): write no
-    /// more; the connection is not reused.
-    send_failed: bool,
-    /// The request has a body (its writes extend the upstream timeout).
-    has_body: bool,
-    body: Body,
     /// Where `out` holds the `Host` value written for a request without one (the
     /// upstream's address), to rewrite on a retry elsewhere.
     fallback_host: Option<Range<usize>>,
-    /// Bytes from the upstream: `from_upstream[consumed..]` is still to parse. A copy buffer only
-    /// from a read to the moment it is used up; empty, with no capacity, otherwise.
+
+    // === the response side ===
+    reading: Reading,
+    end: End,
+    /// Bytes from the upstream: `from_upstream[consumed..]` is still to parse. A copy
+    /// buffer only from a read to the moment it is used up; empty, with no capacity,
+    /// otherwise.
     from_upstream: Vec<u8>,
     consumed: usize,
-    /// A byte of a response arrived in this attempt.
-    responded: bool,
-    /// The input buffer holds bytes the client's output had no room for (or that
-    /// arrived since `respond` last ran): the exchange waits on the client.
+    /// Backpressure, not a phase: the input holds bytes the client's output had no room
+    /// for (or that arrived since `respond` last ran), so the exchange waits on the
+    /// client.
     client_full: bool,
-    /// The upstream reset the connection after the response began: what was read is
-    /// delivered if it completes the body, and the connection is not reused.
-    reset: bool,
-    /// The upstream closed its side.
-    eof: bool,
-    resp: ResponsePhase,
-    /// The response head allows another request on the connection.
-    keep_alive: bool,
-    /// The proxy sent `Connection: close` upstream.
-    close_upstream: bool,
-    outcome: Option<Outcome>,
-    deadline: Option<Instant>,
 }
 
 impl Forward {
     const fn new() -> Self {
         Self {
-            active: false,
+            stage: Stage::Ended,
+            link: Link::None,
+            upstream: 0,
+            attempts: 0,
+            deadline: None,
             version: Version::Http11,
             method: Method::Other,
             idempotent: false,
-            upstream: 0,
-            conn: None,
-            want: None,
-            attempts: 0,
+            close_upstream: false,
+            body: Body::Absent,
+            writing: Writing::Open(Sent::Nothing),
             out: Vec::new(),
             sent: 0,
-            replayable: false,
             replay: Vec::new(),
-            written: false,
-            send_failed: false,
-            has_body: false,
-            body: Body::Done,
             fallback_host: None,
+            reading: Reading::Awaiting,
+            end: End::Open,
             from_upstream: Vec::new(),
             consumed: 0,
-            responded: false,
             client_full: false,
-            reset: false,
-            eof: false,
-            resp: ResponsePhase::START,
-            keep_alive: false,
-            close_upstream: false,
-            outcome: None,
-            deadline: None,
         }
+    }
+
+    /// Whether a byte of a response arrived in this attempt.
+    fn responded(&self) -> bool {
+        !matches!(self.reading, Reading::Awaiting)
     }
 
     // === the driver's side ===
 
     fn wants_connection(&self) -> Option<(usize, bool)> {
-        self.want.map(|reuse| (self.upstream, reuse))
+        match self.link {
+            Link::Wanted(want) => Some((self.upstream, want == Want::Any)),
+            _ => None,
+        }
     }
 
     fn attach(&mut self, key: usize, reused: bool, local: &mut ProxyLocal) {
-        debug_assert!(self.want.is_some() && self.conn.is_none());
-        self.want = None;
-        self.conn = Some(Attached {
-            key,
-            reused,
-            connected: reused,
-        });
+        debug_assert!(matches!(self.link, Link::Wanted(_)));
         if reused {
+            self.link = Link::Open { key, reused };
             local.count(self.upstream, Event::Reused);
+        } else {
+            self.link = Link::Connecting { key };
         }
     }
 
     fn connected(&mut self, local: &mut ProxyLocal) {
-        if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
-            conn.connected = true;
+        if let Link::Connecting { key } = self.link {
+            self.link = Link::Open { key, reused: false };
             local.count(self.upstream, Event::Opened);
         }
     }
 
     fn connection(&self) -> Option<usize> {
-        self.conn.map(|c| c.key)
+        self.link.key()
     }
 
     fn to_send(&self) -> &[u8] {
-        if self.conn.is_none() || self.send_failed {
+        if self.link.key().is_none() || !self.writing.is_open() {
             return &[];
         }
         &self.request()[self.sent..]
@@ -297,15 +408,17 @@ impl Forward {
 
     fn sent(&mut self, n: usize, local: &mut ProxyLocal) {
         self.sent += n;
-        self.written |= n > 0;
-        if self.has_body {
+        if n > 0 {
+            self.writing.wrote();
+        }
+        if self.body != Body::Absent {
             self.arm(local); // the upstream is taking the body: it is alive
         }
         self.settle_out(local);
     }
 
     fn input_room(&self) -> usize {
-        if self.conn.is_none() || self.outcome.is_some() || self.eof {
+        if self.link.key().is_none() || self.stage != Stage::Running || self.end != End::Open {
             return 0;
         }
         COPY_BUF_SIZE.saturating_sub(self.from_upstream.len())
@@ -324,8 +437,13 @@ impl Forward {
     }
 
     fn received(&mut self, n: usize, local: &mut ProxyLocal) {
-        self.responded |= n > 0;
-        if matches!(self.resp, ResponsePhase::Body(_)) {
+        if n > 0 && !self.responded() {
+            self.reading = Reading::Head {
+                scanned: 0,
+                interims: 0,
+            };
+        }
+        if matches!(self.reading, Reading::Body { .. }) {
             self.arm(local); // bytes of a head do not extend the time it may take
         }
         // Until `respond` passes them on: the connection does not ask for the response
@@ -337,7 +455,7 @@ impl Forward {
 
     fn read_blocked(&mut self, local: &mut ProxyLocal) {
         self.settle_inp(local);
-        if self.send_failed && !self.responded {
+        if !self.writing.is_open() && !self.responded() {
             // The write failed and the connection holds no answer: a failed attempt.
             self.fail(local, Failure::Reset);
         }
@@ -357,32 +475,31 @@ impl Forward {
         // so nothing is decided here: the driver reads next, and the read says whether a
         // response came (`respond` delivers it) or not (`read_failed`, `upstream_closed`
         // or `read_blocked` fail the attempt).
-        self.send_failed = true;
+        self.writing = Writing::Stopped(self.writing.sent());
     }
 
     fn read_failed(&mut self, local: &mut ProxyLocal) {
-        if self.responded {
+        if self.responded() {
             // The bytes read before the reset may hold the rest of the response (the
             // kernel delivers them first: an upstream that answers early and closes
             // with request bytes unread resets the connection): `respond` parses and
             // passes them on, then decides.
-            self.eof = true;
-            self.reset = true;
+            self.end = End::Reset;
         } else {
             self.fail(local, Failure::Reset);
         }
     }
 
     fn upstream_closed(&mut self, local: &mut ProxyLocal) {
-        if self.responded {
-            self.eof = true; // `poll_response` reads what is left, then decides
+        if self.responded() {
+            self.end = End::Closed; // `poll_response` reads what is left, then decides
         } else {
             self.fail(local, Failure::Closed);
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
-        if !self.active || self.outcome.is_some() || self.waits_on_client() {
+        if self.stage != Stage::Running || self.waits_on_client() {
             return None;
         }
         self.deadline
@@ -395,9 +512,9 @@ impl Forward {
     /// the upstream may owe nothing more).
     fn waits_on_client(&self) -> bool {
         let for_body =
-            self.body != Body::Done && self.sent == self.request().len() && !self.send_failed;
+            !self.body.is_whole() && self.sent == self.request().len() && self.writing.is_open();
         let for_reader = self.client_full
-            || (matches!(self.resp, ResponsePhase::Body(_)) && self.input_room() == 0);
+            || (matches!(self.reading, Reading::Body { .. }) && self.input_room() == 0);
         for_body || for_reader
     }
 
@@ -419,26 +536,25 @@ impl Forward {
     /// An attempt failed with `failure`: close its connection; retry, answer with a
     /// status, or cut the response off.
     fn fail(&mut self, local: &mut ProxyLocal, failure: Failure) {
-        if !self.active || self.outcome.is_some() {
+        if self.stage != Stage::Running {
             return;
         }
-        let attached = self.conn.take();
-        if let Some(conn) = attached {
-            local.discard(self.upstream, conn.key);
+        let link = std::mem::replace(&mut self.link, Link::None);
+        if let Some(key) = link.key() {
+            local.discard(self.upstream, key);
         }
-        if attached.is_none_or(|c| !c.connected) {
+        if !matches!(link, Link::Open { .. }) {
             local.count(self.upstream, Event::ConnectFailed);
         }
-        self.want = None;
-        if matches!(self.resp, ResponsePhase::Body(_)) {
+        if matches!(self.reading, Reading::Body { .. }) {
             // The response started: it can only be cut off.
-            self.outcome = Some(Outcome::Cut);
+            self.stage = Stage::Failed(Outcome::Cut);
             return;
         }
         // A pooled connection that failed before any response byte was closed by the
         // upstream while idle: no mark against its health. Nor is a local error.
-        let stale = attached.is_some_and(|c| c.reused)
-            && !self.responded
+        let stale = matches!(link, Link::Open { reused: true, .. })
+            && !self.responded()
             && matches!(failure, Failure::Reset | Failure::Closed);
         if !stale && failure != Failure::Local {
             local
@@ -453,33 +569,38 @@ impl Forward {
                 Failure::Timeout | Failure::Malformed | Failure::Local
             );
         if retry {
-            let failed = self.upstream;
-            if !stale {
-                // The upstream itself failed: another may take the request.
-                let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now)
-                else {
-                    self.outcome = Some(Outcome::Status(502));
-                    return;
-                };
-                self.retarget(upstream, local);
-            }
-            local.count(failed, Event::Retried);
-            self.attempts += 1;
-            self.sent = 0;
-            self.written = false;
-            self.send_failed = false;
-            self.put_inp(local);
-            self.resp = ResponsePhase::START;
-            self.want = Some(false);
-            self.arm(local);
-            return;
-        }
-        let status = if failure == Failure::Timeout {
-            504
+            self.retry(stale, local);
         } else {
-            502
-        };
-        self.outcome = Some(Outcome::Status(status));
+            let status = if failure == Failure::Timeout {
+                504
+            } else {
+                502
+            };
+            self.stage = Stage::Failed(Outcome::Status(status));
+        }
+    }
+
+    /// Starts a new attempt on a new connection: to the same upstream after a `stale`
+    /// pooled connection (the upstream itself is fine), to the next one up otherwise
+    /// (502 if there is none).
+    fn retry(&mut self, stale: bool, local: &mut ProxyLocal) {
+        let failed = self.upstream;
+        if !stale {
+            let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now) else {
+                self.stage = Stage::Failed(Outcome::Status(502));
+                return;
+            };
+            self.retarget(upstream, local);
+        }
+        local.count(failed, Event::Retried);
+        self.attempts += 1;
+        self.sent = 0;
+        self.writing = Writing::Open(Sent::Nothing);
+        self.put_inp(local);
+        self.reading = Reading::Awaiting;
+        self.end = End::Open;
+        self.link = Link::Wanted(Want::New);
+        self.arm(local);
     }
 
     /// Sends the request to `upstream` instead (a retry): a `Host` that was the
@@ -504,25 +625,32 @@ impl Forward {
     /// Ends the exchange: the connection is released (clean or not), the buffers go
     /// back.
     fn finish(&mut self, local: &mut ProxyLocal) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(key) = self.link.key() {
+            let (response_read, keep_alive) = match &self.reading {
+                Reading::Body { reader, keep_alive } => (
+                    reader.is_done()
+                        && self.consumed == self.from_upstream.len()
+                        && self.end == End::Open,
+                    *keep_alive,
+                ),
+                Reading::Awaiting | Reading::Head { .. } => (false, false),
+            };
             let exchange = Exchange {
-                request_sent: self.body == Body::Done
+                request_sent: self.body.is_whole()
                     && self.sent == self.request().len()
-                    && !self.send_failed,
-                response_read: matches!(&self.resp, ResponsePhase::Body(body) if body.is_done())
-                    && self.consumed == self.from_upstream.len()
-                    && !self.eof,
-                keep_alive: self.keep_alive && !self.close_upstream,
+                    && self.writing.is_open(),
+                response_read,
+                keep_alive: keep_alive && !self.close_upstream,
             };
             local.released.push(Released {
-                key: conn.key,
+                key,
                 upstream: self.upstream,
                 exchange,
             });
         }
+        self.link = Link::None;
         self.drop_buffers(local);
-        self.active = false;
-        self.want = None;
+        self.stage = Stage::Ended;
         self.deadline = None;
     }
 
@@ -573,9 +701,12 @@ impl Forward {
     /// "Retries" rules of `docs/design.md`; the failure's kind decides the rest).
     fn may_retry(&self) -> bool {
         self.attempts == 1
-            && !self.responded
-            && self.replayable
-            && (self.idempotent || !self.written)
+            && !self.responded()
+            && match self.writing.sent() {
+                Sent::Nothing => true,
+                Sent::Held => self.idempotent,
+                Sent::LetGo => false,
+            }
     }
 
     /// The request bytes being sent: `out[sent..]` or `replay[sent..]` is still to write.
@@ -601,7 +732,7 @@ impl Forward {
             }
             return;
         }
-        if self.body == Body::Done && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
+        if self.body.is_whole() && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
             self.replay.extend_from_slice(&self.out);
             let sent = self.sent;
             self.put_out(local);
@@ -611,7 +742,7 @@ impl Forward {
         if self.sent < self.out.len() || may_retry {
             return;
         }
-        self.replayable = false; // the bytes go: nothing will resend them
+        self.writing.let_go(); // the bytes go: nothing will resend them
         self.put_out(local);
     }
 
@@ -623,14 +754,14 @@ impl Forward {
         }
         self.out.drain(..self.sent);
         self.sent = 0;
-        self.replayable = false;
+        self.writing.let_go();
     }
 
     /// The response: a failure's outcome, heads, then body, as far as the client's
     /// output has room.
     fn respond(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
         self.client_full = false; // set again below if the client's output fills up
-        if let Some(outcome) = self.outcome.take() {
+        if let Stage::Failed(outcome) = self.stage {
             match outcome {
                 Outcome::Status(status) if !res.is_started() => res.status_page(status),
                 _ => res.abort(),
@@ -638,24 +769,30 @@ impl Forward {
             self.finish(local);
             return;
         }
-        if let ResponsePhase::Head { .. } = self.resp {
+        if let Reading::Awaiting | Reading::Head { .. } = self.reading {
             let read = self.read_heads(res, local);
             self.used_up(local);
             if let Err(failure) = read {
                 self.fail(local, failure);
                 return self.respond(res, local);
             }
-            if let ResponsePhase::Body(_) = self.resp {
+            if let Reading::Body { .. } = self.reading {
                 self.arm(local); // from here on, the upstream timeout bounds idleness
             }
         }
-        let ResponsePhase::Body(body) = &mut self.resp else {
+        self.copy_body(res, local);
+    }
+
+    /// Copies the response body from the input to the client's output, as far as it
+    /// has room; ends the exchange at the body's end, or fails it if the body broke.
+    fn copy_body(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        let Reading::Body { reader, .. } = &mut self.reading else {
             return; // no head yet
         };
         let mut broken = false;
-        while !body.is_done() && res.room() > 0 && self.consumed < self.from_upstream.len() {
+        while !reader.is_done() && res.room() > 0 && self.consumed < self.from_upstream.len() {
             let end = self.from_upstream.len().min(self.consumed + res.room());
-            let Ok((used, data)) = body.decode(&self.from_upstream[self.consumed..end]) else {
+            let Ok((used, data)) = reader.decode(&self.from_upstream[self.consumed..end]) else {
                 broken = true;
                 break;
             };
@@ -668,14 +805,14 @@ impl Forward {
         compact(&mut self.from_upstream, &mut self.consumed);
         self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
         // The upstream closed: the end of a close-delimited body, or a truncated one.
-        broken |= !body.is_done()
-            && self.eof
+        broken |= !reader.is_done()
+            && self.end != End::Open
             && self.from_upstream.is_empty()
-            && (self.reset || body.on_eof().is_err());
-        let done = body.is_done();
+            && (self.end == End::Reset || reader.on_eof().is_err());
+        let done = reader.is_done();
         self.settle_inp(local);
         if broken {
-            let failure = if self.reset {
+            let failure = if self.end == End::Reset {
                 Failure::Reset
             } else {
                 Failure::Malformed
@@ -696,74 +833,97 @@ impl Forward {
     }
 
     /// Reads the response heads in the input: forwards interim ones, starts the final
-    /// one. Leaves `resp` at `Body` once the final head is in.
+    /// one. Leaves `reading` at `Body` once the final head is in.
     fn read_heads(
         &mut self,
         res: &mut Response<'_, '_>,
         local: &mut ProxyLocal,
     ) -> Result<(), Failure> {
-        let ResponsePhase::Head { scanned, interims } = &mut self.resp else {
-            return Ok(());
+        let Reading::Head { scanned, interims } = &mut self.reading else {
+            return Ok(()); // no byte yet
         };
         loop {
             let input = &self.from_upstream[self.consumed..];
             let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
                 Ok(Some(end)) => end,
-                Ok(None) if self.eof && self.reset => return Err(Failure::Reset),
-                Ok(None) if self.eof => return Err(Failure::Closed),
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    return match self.end {
+                        End::Open => Ok(()),
+                        End::Closed => Err(Failure::Closed),
+                        End::Reset => Err(Failure::Reset),
+                    };
+                }
                 Err(_) => return Err(Failure::Malformed),
             };
             let mut fields = fields::field_storage();
             let parsed = response::parse(&input[..end], self.method.as_bytes(), &mut fields)
                 .map_err(|_| Failure::Malformed)?;
-            let head = parsed.head;
-            let forwarded = || {
-                headers::response_fields(parsed.fields)
-                    .map(|f| (f.name, f.value))
-                    .chain([("Via", headers::via(head.version))])
-            };
-            if head.is_interim() {
+            if parsed.head.is_interim() {
                 *interims += 1;
                 if *interims > MAX_INTERIM {
                     return Err(Failure::Malformed);
                 }
-                // `100 Continue` went to the client from the connection already (the
-                // proxy does not forward `Expect`); others (103) are forwarded, to
-                // HTTP/1.1 clients (RFC 9110 §15.2).
-                if head.status != 100 && self.version == Version::Http11 {
-                    res.interim_with(head.status, forwarded());
-                }
+                pass_interim(&parsed, self.version, res);
                 self.consumed += parsed.len;
                 continue;
             }
-            let Some(len) = headers::response_body(&head, self.version) else {
-                return Err(Failure::Malformed);
-            };
-            if head.transfer_coded && head.framing != ResponseFraming::None {
-                let mut buf = [0u8; 128];
-                let codings =
-                    headers::response_codings(parsed.fields, &mut buf).ok_or(Failure::Malformed)?;
-                res.start_coded(head.status, codings);
-            } else {
-                res.start(head.status, len);
-            }
-            for (name, value) in forwarded() {
-                res.header(name, value);
-            }
+            start_response(&parsed, self.version, res)?;
             local.proxy.upstreams.record_success(self.upstream);
             self.consumed += parsed.len;
-            self.keep_alive = head.keep_alive;
-            self.resp = ResponsePhase::Body(ResponseBodyReader::new(head.framing));
+            self.reading = Reading::Body {
+                reader: ResponseBodyReader::new(parsed.head.framing),
+                keep_alive: parsed.head.keep_alive,
+            };
             return Ok(());
         }
     }
 }
 
+/// The fields of an upstream head that go to the client, and `Via`.
+fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    headers::response_fields(parsed.fields)
+        .map(|f| (f.name, f.value))
+        .chain([("Via", headers::via(parsed.head.version))])
+}
+
+/// Passes an interim head on: `100 Continue` went to the client from the connection
+/// already (the proxy does not forward `Expect`); others (103) are forwarded, to
+/// HTTP/1.1 clients (RFC 9110 §15.2).
+fn pass_interim(parsed: &Parsed<'_, '_>, client: Version, res: &mut Response<'_, '_>) {
+    if parsed.head.status != 100 && client == Version::Http11 {
+        res.interim_with(parsed.head.status, forwarded(parsed));
+    }
+}
+
+/// Starts the client's response from the final head `parsed`: its status, its framing
+/// for a client that spoke `client`, and the forwarded fields.
+fn start_response(
+    parsed: &Parsed<'_, '_>,
+    client: Version,
+    res: &mut Response<'_, '_>,
+) -> Result<(), Failure> {
+    let head = &parsed.head;
+    let Some(len) = headers::response_body(head, client) else {
+        return Err(Failure::Malformed);
+    };
+    if head.transfer_coded && head.framing != ResponseFraming::None {
+        let mut buf = [0u8; 128];
+        let codings =
+            headers::response_codings(parsed.fields, &mut buf).ok_or(Failure::Malformed)?;
+        res.start_coded(head.status, codings);
+    } else {
+        res.start(head.status, len);
+    }
+    for (name, value) in forwarded(parsed) {
+        res.header(name, value);
+    }
+    Ok(())
+}
+
 /// The [`Handler`] calls, on the exchange.
 impl Forward {
-    /// A request from `client`: forwarded (the exchange starts: `active`), or answered
-    /// at once.
+    /// A request from `client`: forwarded (the exchange starts: `Running`), or
+    /// answered at once.
     fn on_request(
         &mut self,
         client: IpAddr,
@@ -812,39 +972,38 @@ impl Forward {
             req.head.framing,
             self.close_upstream,
         );
-        self.body = match req.head.framing {
-            RequestFraming::None | RequestFraming::Length(0) => Body::Done,
+        self.start(req.head.framing, local);
+    }
+
+    /// The exchange starts, its request head written: the first attempt asks for a
+    /// connection, any will do.
+    fn start(&mut self, framing: RequestFraming, local: &ProxyLocal) {
+        self.body = match framing {
+            RequestFraming::None | RequestFraming::Length(0) => Body::Absent,
             RequestFraming::Length(_) => Body::Raw,
             RequestFraming::Chunked => Body::Chunked,
         };
-        self.has_body = self.body != Body::Done;
-        self.active = true;
-        self.conn = None;
-        self.want = Some(true);
+        self.stage = Stage::Running;
+        self.link = Link::Wanted(Want::Any);
         self.attempts = 1;
         self.sent = 0;
-        self.replayable = true;
-        self.written = false;
-        self.send_failed = false;
+        self.writing = Writing::Open(Sent::Nothing);
+        self.reading = Reading::Awaiting;
+        self.end = End::Open;
         self.consumed = 0;
-        self.responded = false;
         self.client_full = false;
-        self.reset = false;
-        self.eof = false;
-        self.resp = ResponsePhase::START;
-        self.keep_alive = false;
-        self.outcome = None;
         self.arm(local);
         self.settle_out(local); // a short request without a body moves out of the buffer
     }
 
     fn on_body(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
-        if self.active && self.send_failed && !self.responded && self.outcome.is_none() {
-            // The write failed, and the read that decides between an early answer and
-            // a retry (which needs every byte of the body) has not happened yet.
-            return 0;
-        }
-        if !self.active || self.outcome.is_some() || self.send_failed {
+        if self.stage != Stage::Running || !self.writing.is_open() {
+            if self.stage == Stage::Running && !self.responded() {
+                // The write failed, and the read that decides between an early answer
+                // and a retry (which needs every byte of the body) has not happened
+                // yet.
+                return 0;
+            }
             return data.len(); // nowhere to send it: the connection drops it
         }
         if self.sent == self.request().len() {
@@ -869,7 +1028,7 @@ impl Forward {
     }
 
     fn on_body_end(&mut self, local: &ProxyLocal) {
-        if !self.active {
+        if self.stage == Stage::Ended {
             return;
         }
         if self.body == Body::Chunked {
@@ -877,25 +1036,26 @@ impl Forward {
             self.take_out(local);
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
-        self.body = Body::Done;
+        if matches!(self.body, Body::Raw | Body::Chunked) {
+            self.body = Body::Whole;
+        }
         self.settle_out(local); // it may all have been written already
     }
 
     fn on_abort(&mut self, local: &mut ProxyLocal) {
-        if !self.active {
+        if self.stage == Stage::Ended {
             return;
         }
-        if matches!(self.resp, ResponsePhase::Head { .. }) {
+        if !matches!(self.reading, Reading::Body { .. }) {
             local.count(self.upstream, Event::ClientAborted); // nginx's 499
         }
-        if let Some(conn) = self.conn.take() {
-            local.discard(self.upstream, conn.key);
+        if let Some(key) = self.link.key() {
+            local.discard(self.upstream, key);
         }
+        self.link = Link::None;
         self.drop_buffers(local);
-        self.active = false;
-        self.want = None;
+        self.stage = Stage::Ended;
         self.deadline = None;
-        self.outcome = None;
     }
 }
 
@@ -1102,7 +1262,7 @@ impl ProxyHandler {
     ) -> Option<R> {
         let exchange = self.exchange.as_deref_mut()?;
         let r = f(exchange, local);
-        if !exchange.active {
+        if exchange.stage == Stage::Ended {
             if let Some(exchange) = self.exchange.take() {
                 local.put_exchange(exchange);
             }
@@ -1132,7 +1292,7 @@ impl Handler for ProxyHandler {
         }
         let mut exchange = local.take_exchange();
         exchange.on_request(self.client, req, res, local);
-        if exchange.active {
+        if exchange.stage != Stage::Ended {
             self.exchange = Some(exchange);
         } else {
             local.put_exchange(exchange); // answered at once
