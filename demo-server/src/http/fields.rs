@@ -589,6 +589,23 @@ mod tests {
         assert!(!crlf_only(b"GET / HTTP/1.1\nHost: a\r\n\r\n"));
         assert!(!crlf_only(b"GET / HTTP/1.1\r\nHost: a\r\n\n"));
         assert!(!crlf_only(b"\n"));
+        // Random heads, against the plain reading.
+        let plain = |head: &[u8]| {
+            !(0..head.len()).any(|i| head[i] == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+        };
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            let len = (state % 30) as usize;
+            let head: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    [b'\r', b'\n', b'a', 0x8d, 0x0a | 0x80][(state % 5) as usize]
+                })
+                .collect();
+            assert_eq!(crlf_only(&head), plain(&head), "{head:?}");
+        }
     }
 
     fn read(fields: &[(&str, &str)]) -> Result<FramingFields, FramingError> {

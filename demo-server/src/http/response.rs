@@ -183,10 +183,16 @@ pub fn parse<'h, 'b>(
         return Err(ResponseError::Malformed);
     }
     let version = fields::version(minor);
-    // "HTTP/1.1 200 OK\r\n": the reason starts after the code's space (httparse
-    // replaces a reason holding obs-text with "", the raw bytes are kept here).
-    let line_end = memchr::memchr(b'\r', buf).unwrap_or(0);
-    let reason = buf.get(13..line_end).unwrap_or(b"");
+    // "HTTP/1.1 200 OK\r\n": the reason starts after the code's space. httparse
+    // replaces a reason holding obs-text with "": then the raw bytes are taken from
+    // the line (a reason httparse kept is those bytes already).
+    let reason = match res.reason {
+        Some(reason) if !reason.is_empty() => reason.as_bytes(),
+        _ => {
+            let line_end = memchr::memchr(b'\r', buf).unwrap_or(0);
+            buf.get(13..line_end).unwrap_or(b"")
+        }
+    };
 
     let mut framing_fields = FramingFields::default();
     for field in res.headers.iter() {
