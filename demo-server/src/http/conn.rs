@@ -361,6 +361,8 @@ impl Response<'_, '_> {
         self.write_all(b"\n");
     }
 
+    /// Starts the head: decides the framing, then writes the status line and the
+    /// connection's own fields; the handler's fields follow ([`header`](Self::header)).
     #[inline(always)]
     fn start_with(&mut self, status: u16, len: BodyLen, codings: Option<&[u8]>) {
         if self.ex.body != OutBody::NotStarted {
@@ -373,6 +375,15 @@ impl Response<'_, '_> {
             debug_assert!(false, "not a final status: {status}");
             500
         };
+        self.frame(status, len);
+        self.write_head(status, len, codings);
+        self.ex.head_open = true;
+    }
+
+    /// Decides how the body of a `status` response of `len` is delimited, and whether
+    /// the connection persists after it.
+    #[inline(always)]
+    fn frame(&mut self, status: u16, len: BodyLen) {
         if self.ex.expect_continue {
             // A final response before the client was asked for the body declines it
             // (RFC 9110 §10.1.1): say so, and close instead of waiting for a body the
@@ -392,7 +403,13 @@ impl Response<'_, '_> {
             }
         };
         self.ex.keep_alive &= !self.settings.closing;
+    }
 
+    /// Writes the status line, `Date`, the framing field that [`frame`](Self::frame)
+    /// chose (`Transfer-Encoding` listing `codings` before `chunked`, if any) and
+    /// `Connection` where the default does not hold.
+    #[inline(always)]
+    fn write_head(&mut self, status: u16, len: BodyLen, codings: Option<&[u8]>) {
         let out = &mut *self.out;
         if self
             .settings
@@ -427,7 +444,6 @@ impl Response<'_, '_> {
         } else if self.ex.version == Version::Http10 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
-        self.ex.head_open = true;
     }
 
     /// Adds a header field to the head [`start`](Self::start) began (ignored once the
