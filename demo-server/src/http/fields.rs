@@ -153,6 +153,7 @@ pub struct FramingFields {
     codings: TransferCodings,
     close: bool,
     keep_alive: bool,
+    upgrade: bool,
 }
 
 impl FramingFields {
@@ -186,6 +187,7 @@ impl FramingFields {
             // `Connection` may list thousands of options.
             each_token(value, 5, |option| match option.len() {
                 5 => self.close |= option.eq_ignore_ascii_case(b"close"),
+                7 => self.upgrade |= option.eq_ignore_ascii_case(b"upgrade"),
                 10 => self.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive"),
                 _ => {}
             });
@@ -216,6 +218,13 @@ impl FramingFields {
             Version::Http11 => !self.close,
             Version::Http10 => self.keep_alive && !self.close,
         }
+    }
+
+    /// Whether `Connection` lists the `upgrade` option (RFC 9110 §7.8: a sender of
+    /// `Upgrade` sends it too, as `Upgrade` is hop-by-hop).
+    #[inline]
+    pub fn upgrade(&self) -> bool {
+        self.upgrade
     }
 
     /// How the fields delimit the body.

@@ -63,6 +63,11 @@ pub struct RequestHead {
     /// `Content-Length`): answer it, then close (a proxy closes its upstream
     /// connection too).
     pub suspect: bool,
+    /// `Connection` lists the `upgrade` option: the client may ask to switch protocols
+    /// (RFC 9110 §7.8), if it also sent `Upgrade`. Whatever the version: a server
+    /// ignores `Upgrade` in an HTTP/1.0 request, which the handler that upgrades
+    /// checks.
+    pub upgrade: bool,
 }
 
 impl RequestFraming {
@@ -206,6 +211,7 @@ pub fn parse<'b>(
             framing,
             expect_continue: expect_continue && framing.has_body(),
             suspect,
+            upgrade: framing_fields.upgrade(),
         },
         method_name,
         target,

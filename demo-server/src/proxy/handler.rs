@@ -16,11 +16,11 @@
 
 use std::net::IpAddr;
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use recycle_pool::status::Version;
 
-pub use super::config::{MAX_UPSTREAM_IDLE, Proxy, ProxyConfig};
+pub use super::config::{DEFAULT_TUNNEL_IDLE_TIMEOUT, MAX_UPSTREAM_IDLE, Proxy, ProxyConfig};
 use super::headers::{self, Disposition};
 pub use super::local::{ProxyLocal, Released};
 use super::upstream::{Event, Exchange};
@@ -102,6 +102,9 @@ pub enum Failure {
 enum Method {
     Head,
     Connect,
+    /// A request forwarded with `Upgrade` (a GET, say): a `101` to it may switch
+    /// protocols, to one of [`Forward::asked`].
+    Upgrade,
     Other,
 }
 
@@ -111,8 +114,74 @@ impl Method {
         match self {
             Method::Head => b"HEAD",
             Method::Connect => b"CONNECT",
-            Method::Other => b"GET",
+            Method::Upgrade | Method::Other => b"GET",
         }
+    }
+}
+
+/// A list of protocols from `Upgrade` fields (RFC 9110 §7.8: `protocol-name
+/// ["/" protocol-version]`, comma-separated), joined into one, of at most 63 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Protocols {
+    len: u8,
+    bytes: [u8; 63],
+}
+
+impl Protocols {
+    const NONE: Protocols = Protocols {
+        len: 0,
+        bytes: [0; 63],
+    };
+
+    /// The protocols the `Upgrade` fields among `fields` list, each once as sent:
+    /// `None` if there are none, or more than fit (a proxy may ignore an `Upgrade`,
+    /// RFC 9110 §7.8, and this one ignores a longer list than any protocol needs).
+    fn from_fields(fields: &[httparse::Header<'_>]) -> Option<Protocols> {
+        let mut list = Protocols::NONE;
+        let upgrade = fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("upgrade"));
+        for protocol in upgrade.flat_map(|f| fields::tokens(f.value)) {
+            if protocol.is_empty() {
+                continue;
+            }
+            let sep: &[u8] = if list.len == 0 { b"" } else { b", " };
+            let (start, end) = (usize::from(list.len), usize::from(list.len) + sep.len());
+            let slot = list.bytes.get_mut(start..end + protocol.len())?;
+            slot[..sep.len()].copy_from_slice(sep);
+            slot[sep.len()..].copy_from_slice(protocol);
+            list.len = u8::try_from(end + protocol.len()).ok()?;
+        }
+        (list.len > 0).then_some(list)
+    }
+
+    /// What the client of `req` asks to switch to, if the proxy forwards the ask: an
+    /// HTTP/1.1 request (RFC 9110 §7.8: `Upgrade` in an HTTP/1.0 request is
+    /// ignored) without a body (the bytes after the head would be the body's and the
+    /// new protocol's at once: the proxy ignores `Upgrade` then, as §7.8 allows), not
+    /// suspect, whose `Connection` lists `upgrade` and whose `Upgrade` lists at least
+    /// one protocol.
+    fn asked(req: &Request<'_>) -> Option<Protocols> {
+        let head = &req.head;
+        if !head.upgrade
+            || head.version != Version::Http11
+            || head.framing.has_body()
+            || head.suspect
+        {
+            return None;
+        }
+        Protocols::from_fields(req.headers)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether every protocol of `chosen` is in this list, in any case: a server must
+    /// not switch to a protocol the client did not ask for (RFC 9110 §7.8).
+    fn allows(&self, chosen: &Protocols) -> bool {
+        fields::tokens(chosen.as_bytes())
+            .all(|p| fields::tokens(self.as_bytes()).any(|a| a.eq_ignore_ascii_case(p)))
     }
 }
 
@@ -177,6 +246,18 @@ impl Link {
     }
 }
 
+/// One direction of a tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// Bytes pass. → `Ending` at the sender's end of stream.
+    Open,
+    /// The sender ended its side: the bytes before its end are still being passed on.
+    /// → `Ended` once they were, and the end was passed on (`shutdown(Write)`).
+    Ending,
+    /// The end was passed on. Final.
+    Ended,
+}
+
 /// The request body, as far as the client sent it into the output buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Body {
@@ -186,8 +267,12 @@ enum Body {
     Raw,
     /// Chunks are still to come (the last chunk is written at the end). → `Whole`.
     Chunked,
-    /// All of it came (and its last chunk was written). Final.
+    /// All of it came (and its last chunk was written). Final but for `Tunnel`.
     Whole,
+    /// The upstream switched protocols: the client's bytes go to it raw, as a tunnel
+    /// (`Flow`: the client's end of stream goes on as `shutdown(Write)`). The
+    /// exchange ends when both directions ended ([`Reading::Tunnel`]).
+    Tunnel(Flow),
 }
 
 impl Body {
@@ -271,6 +356,12 @@ enum Reading {
         reader: ResponseBodyReader,
         keep_alive: bool,
     },
+    /// The final head was a `101 Switching Protocols`, passed on: the connection is a
+    /// tunnel, and the upstream's bytes go to the client raw (`Flow`: its end of
+    /// stream goes on as the client's, [`End::Closed`] marking its arrival). Never
+    /// retried, never reused; a failure (a reset, the idle timeout) ends the tunnel.
+    /// The exchange ends when both directions ended ([`Body::Tunnel`]).
+    Tunnel(Flow),
 }
 
 /// The upstream's side of the connection, once a response byte arrived (before that,
@@ -301,9 +392,14 @@ pub(super) struct Forward {
     upstream: usize,
     attempts: u8,
     deadline: Option<Instant>,
+    /// What [`arm`](Self::arm) gives: the upstream timeout, or a tunnel's idle timeout.
+    timeout: Duration,
     // What the request asked, fixed for the exchange.
     version: Version,
     method: Method,
+    /// The protocols the client asked to switch to: set (and read) only when `method`
+    /// is [`Method::Upgrade`].
+    asked: Protocols,
     idempotent: bool,
     /// The proxy sent `Connection: close` upstream.
     close_upstream: bool,
@@ -346,8 +442,10 @@ impl Forward {
             upstream: 0,
             attempts: 0,
             deadline: None,
+            timeout: Duration::ZERO,
             version: Version::Http11,
             method: Method::Other,
+            asked: Protocols::NONE,
             idempotent: false,
             close_upstream: false,
             body: Body::Absent,
@@ -499,10 +597,29 @@ impl Forward {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        if self.stage != Stage::Running || self.waits_on_client() {
+        if self.stage != Stage::Running {
+            return None;
+        }
+        if matches!(self.reading, Reading::Tunnel(_)) {
+            return self.deadline; // idle both ways, whichever side is slow
+        }
+        if self.waits_on_client() {
             return None;
         }
         self.deadline
+    }
+
+    fn wants_write_shutdown(&self) -> bool {
+        self.body == Body::Tunnel(Flow::Ending)
+            && self.link.key().is_some()
+            && self.writing.is_open()
+            && self.sent == self.request().len()
+    }
+
+    fn write_shut(&mut self) {
+        if self.body == Body::Tunnel(Flow::Ending) {
+            self.body = Body::Tunnel(Flow::Ended);
+        }
     }
 
     /// Whether the exchange waits on the client rather than on the upstream: for more
@@ -528,9 +645,10 @@ impl Forward {
 
     // === the exchange ===
 
-    /// Starts the upstream timeout again (progress was made).
+    /// Starts the upstream timeout (or a tunnel's idle timeout) again: progress was
+    /// made.
     fn arm(&mut self, local: &ProxyLocal) {
-        self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
+        self.deadline = Some(local.now + self.timeout);
     }
 
     /// An attempt failed with `failure`: close its connection; retry, answer with a
@@ -546,8 +664,11 @@ impl Forward {
         if !matches!(link, Link::Open { .. }) {
             local.count(self.upstream, Event::ConnectFailed);
         }
-        if matches!(self.reading, Reading::Body { .. }) {
-            // The response started: it can only be cut off.
+        if let Reading::Tunnel(_) = self.reading {
+            local.count(self.upstream, Event::TunnelClosed);
+        }
+        if matches!(self.reading, Reading::Body { .. } | Reading::Tunnel(_)) {
+            // The response started (or the tunnel): it can only be cut off.
             self.stage = Stage::Failed(Outcome::Cut);
             return;
         }
@@ -633,6 +754,10 @@ impl Forward {
                         && self.end == End::Open,
                     *keep_alive,
                 ),
+                Reading::Tunnel(_) => {
+                    local.count(self.upstream, Event::TunnelClosed);
+                    (false, false)
+                }
                 Reading::Awaiting | Reading::Head { .. } => (false, false),
             };
             let exchange = Exchange {
@@ -786,8 +911,10 @@ impl Forward {
     /// Copies the response body from the input to the client's output, as far as it
     /// has room; ends the exchange at the body's end, or fails it if the body broke.
     fn copy_body(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
-        let Reading::Body { reader, .. } = &mut self.reading else {
-            return; // no head yet
+        let reader = match &mut self.reading {
+            Reading::Body { reader, .. } => reader,
+            Reading::Tunnel(_) => return self.relay(res, local),
+            Reading::Awaiting | Reading::Head { .. } => return, // no head yet
         };
         let mut broken = false;
         while !reader.is_done() && res.room() > 0 && self.consumed < self.from_upstream.len() {
@@ -800,7 +927,7 @@ impl Forward {
             debug_assert_eq!(taken, data.len(), "decoded at most `room` bytes");
             self.consumed += used;
             // The client took bytes: room for the upstream's, and time to send them.
-            self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
+            self.deadline = Some(local.now + self.timeout);
         }
         compact(&mut self.from_upstream, &mut self.consumed);
         self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
@@ -823,6 +950,80 @@ impl Forward {
             res.finish();
             self.finish(local);
         }
+    }
+
+    /// A tunnel's bytes from the upstream to the client, as far as its output has
+    /// room; then the upstream's end of stream, once its bytes went; then the end of
+    /// the tunnel, once both directions ended (or at once on a reset, after the bytes
+    /// that came before it).
+    fn relay(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        let pending = &self.from_upstream[self.consumed..];
+        let n = pending.len().min(res.room());
+        if n > 0 {
+            res.write(&pending[..n]);
+            self.consumed += n;
+            self.arm(local);
+        }
+        compact(&mut self.from_upstream, &mut self.consumed);
+        self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
+        self.settle_inp(local);
+        if !self.from_upstream.is_empty() {
+            return;
+        }
+        match (self.end, &self.reading) {
+            (End::Reset, _) => {
+                self.fail(local, Failure::Reset);
+                return self.respond(res, local);
+            }
+            (End::Closed, Reading::Tunnel(Flow::Open | Flow::Ending)) => {
+                res.finish(); // the driver passes the end on once the output is flushed
+                self.reading = Reading::Tunnel(Flow::Ended);
+            }
+            _ => {}
+        }
+        if matches!(self.reading, Reading::Tunnel(Flow::Ended))
+            && self.body == Body::Tunnel(Flow::Ended)
+        {
+            res.end_tunnel();
+            self.finish(local);
+        }
+    }
+
+    /// The final head was a `101` of `head_len` bytes, passed on: the connection
+    /// becomes a tunnel, with the tunnel's idle timeout. Request bytes not yet written
+    /// (the upstream answered before it read them all) go first, from the output
+    /// buffer, before the client's.
+    fn start_tunnel(&mut self, head_len: usize, local: &mut ProxyLocal) {
+        local.proxy.upstreams.record_success(self.upstream);
+        local.count(self.upstream, Event::Upgraded);
+        self.consumed += head_len;
+        self.reading = Reading::Tunnel(Flow::Open);
+        self.body = Body::Tunnel(Flow::Open);
+        if self.out.capacity() == 0 && self.sent < self.replay.len() {
+            self.take_out(local);
+            self.out.extend_from_slice(&self.replay[self.sent..]);
+            self.sent = 0;
+        }
+        self.replay.clear();
+        self.timeout = local.proxy.config.tunnel_idle_timeout;
+        self.arm(local);
+    }
+
+    /// The client's bytes for a tunnel: as many as the output buffer has room for (the
+    /// rest waits in the client's connection, which then stops reading it).
+    fn tunnel_in(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
+        if self.stage != Stage::Running || !self.writing.is_open() {
+            return data.len(); // the tunnel is ending: nowhere to send them
+        }
+        self.make_room(data.len());
+        let n = data.len().min(COPY_BUF_SIZE.saturating_sub(self.out.len()));
+        if n == 0 {
+            return 0;
+        }
+        self.take_out(local);
+        self.out.extend_from_slice(&data[..n]);
+        self.arm(local);
+        n
     }
 
     /// Drops the bytes of the input already used ([`compact`]), and gives the buffer
@@ -867,7 +1068,22 @@ impl Forward {
                 self.consumed += parsed.len;
                 continue;
             }
-            start_response(&parsed, self.version, res)?;
+            if let Err(failure) = start_response(&parsed, self.version, res) {
+                if parsed.head.status != 101 {
+                    return Err(failure);
+                }
+                // Only to a request forwarded with `Upgrade`, and only to protocols it
+                // asked for (RFC 9110 §7.8, §15.2.2); any other 101 is a 502.
+                let chosen = Protocols::from_fields(parsed.fields)
+                    .filter(|p| self.method == Method::Upgrade && self.asked.allows(p))
+                    .ok_or(Failure::Malformed)?;
+                res.switch_protocols(chosen.as_bytes());
+                for (name, value) in forwarded(&parsed) {
+                    res.header(name, value);
+                }
+                self.start_tunnel(parsed.len, local);
+                return Ok(());
+            }
             local.proxy.upstreams.record_success(self.upstream);
             self.consumed += parsed.len;
             self.reading = Reading::Body {
@@ -966,13 +1182,47 @@ impl Forward {
             max_forwards,
             trust_forwarded: config.trust_forwarded,
         };
-        self.fallback_host = headers::write_request_head(
-            &mut self.out,
-            &request,
-            req.head.framing,
-            self.close_upstream,
-        );
+        self.fallback_host = if req.head.upgrade {
+            self.write_upgrade_head(&request, req)
+        } else {
+            headers::write_request_head(
+                &mut self.out,
+                &request,
+                req.head.framing,
+                self.close_upstream,
+            )
+        };
+        self.timeout = config.upstream_timeout;
         self.start(req.head.framing, local);
+    }
+
+    /// Writes the head of a request whose `Connection` lists `upgrade`: with `Upgrade`
+    /// and `Connection: upgrade` if the ask is forwarded ([`Protocols::asked`]), and
+    /// then a `101` may switch protocols; as any other request otherwise (both fields
+    /// are hop-by-hop, RFC 9110 §7.6.1). Returns what
+    /// [`headers::write_request_head`] does.
+    fn write_upgrade_head(
+        &mut self,
+        request: &headers::Request<'_>,
+        req: &Request<'_>,
+    ) -> Option<Range<usize>> {
+        let framing = req.head.framing;
+        let Some(asked) = Protocols::asked(req) else {
+            return headers::write_request_head(
+                &mut self.out,
+                request,
+                framing,
+                self.close_upstream,
+            );
+        };
+        self.method = Method::Upgrade;
+        self.asked = asked;
+        // No `Connection: close` beside `upgrade` (an upstream that reads only its
+        // first `Connection` line would miss `upgrade`): `close_upstream` still keeps
+        // the connection out of the idle set after a non-101 answer.
+        let host = headers::write_request_head(&mut self.out, request, framing, false);
+        headers::append_upgrade(&mut self.out, asked.as_bytes());
+        host
     }
 
     /// The exchange starts, its request head written: the first attempt asks for a
@@ -997,6 +1247,9 @@ impl Forward {
     }
 
     fn on_body(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
+        if let Body::Tunnel(_) = self.body {
+            return self.tunnel_in(data, local);
+        }
         if self.stage != Stage::Running || !self.writing.is_open() {
             if self.stage == Stage::Running && !self.responded() {
                 // The write failed, and the read that decides between an early answer
@@ -1036,8 +1289,12 @@ impl Forward {
             self.take_out(local);
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
-        if matches!(self.body, Body::Raw | Body::Chunked) {
-            self.body = Body::Whole;
+        match self.body {
+            Body::Raw | Body::Chunked => self.body = Body::Whole,
+            // The client ended its side of a tunnel: once its bytes are written, the
+            // driver passes the end on.
+            Body::Tunnel(Flow::Open) => self.body = Body::Tunnel(Flow::Ending),
+            Body::Absent | Body::Whole | Body::Tunnel(_) => {}
         }
         self.settle_out(local); // it may all have been written already
     }
@@ -1046,8 +1303,12 @@ impl Forward {
         if self.stage == Stage::Ended {
             return;
         }
-        if !matches!(self.reading, Reading::Body { .. }) {
-            local.count(self.upstream, Event::ClientAborted); // nginx's 499
+        match self.reading {
+            Reading::Awaiting | Reading::Head { .. } => {
+                local.count(self.upstream, Event::ClientAborted); // nginx's 499
+            }
+            Reading::Tunnel(_) => local.count(self.upstream, Event::TunnelClosed),
+            Reading::Body { .. } => {}
         }
         if let Some(key) = self.link.key() {
             local.discard(self.upstream, key);
@@ -1086,7 +1347,9 @@ impl Forward {
 ///    [`connected`](Self::connected) once made; nothing is written before.
 /// 3. **Write** [`to_send`](Self::to_send) while the socket takes bytes, reporting
 ///    [`sent`](Self::sent). A failed write is [`write_failed`](Self::write_failed),
-///    and the driver goes on to read even without a readiness event.
+///    and the driver goes on to read even without a readiness event. In a tunnel,
+///    when [`wants_write_shutdown`](Self::wants_write_shutdown) says so, shut the
+///    socket's write side and report [`write_shut`](Self::write_shut).
 /// 4. **Read** while [`input_room`](Self::input_room) is above 0: at most that many
 ///    bytes into the spare capacity of [`input`](Self::input), then
 ///    [`received`](Self::received); a read that would block is
@@ -1098,6 +1361,10 @@ impl Forward {
 /// 6. **Time**: wake at [`deadline`](Self::deadline) (it changes after any call) and
 ///    then call [`timed_out`](Self::timed_out). Idle connections expire through
 ///    [`ProxyLocal::expire`].
+///
+/// On the client's side, the driver shuts down the client socket's write side once its
+/// output is flushed and [`Conn::take_shutdown`](crate::http::conn::Conn::take_shutdown)
+/// says so (a tunnel's upstream ended its direction).
 ///
 /// Every call does nothing (or answers "nothing") while no exchange is in progress,
 /// so a driver need not know whether one is.
@@ -1244,6 +1511,28 @@ impl ProxyHandler {
     /// response after.
     pub fn timed_out(&mut self, local: &mut ProxyLocal) {
         self.with(local, |exchange, local| exchange.timed_out(local));
+    }
+
+    /// Whether the driver is to shut down the connection's write side now
+    /// (`shutdown(Write)`), then report [`write_shut`](Self::write_shut): the client
+    /// ended its side of a tunnel, and every byte it sent before was written.
+    pub fn wants_write_shutdown(&self) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|exchange| exchange.wants_write_shutdown())
+    }
+
+    /// The connection's write side was shut down (the client's end of stream went on
+    /// through the tunnel).
+    pub fn write_shut(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, _| exchange.write_shut());
+    }
+
+    /// Whether the exchange in progress is a tunnel (its upstream switched protocols).
+    pub fn is_tunnel(&self) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|exchange| matches!(exchange.reading, Reading::Tunnel(_)))
     }
 
     /// Bytes the exchange holds in its copy buffers right now.

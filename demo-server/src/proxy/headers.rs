@@ -462,6 +462,17 @@ pub fn write_request_head(
     fallback
 }
 
+/// Adds `Upgrade: protocols` and `Connection: upgrade` to a request head that
+/// [`write_request_head`] wrote into `out` (before its blank line): the client asked
+/// to switch protocols, and the proxy forwards the ask. Both fields are hop-by-hop
+/// (RFC 9110 §7.6.1, §7.8), so they go only with a request that carried both.
+pub fn append_upgrade(out: &mut Vec<u8>, protocols: &[u8]) {
+    debug_assert!(out.ends_with(b"\r\n\r\n"));
+    out.truncate(out.len() - 2);
+    field(out, b"Upgrade: ", protocols);
+    out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
+}
+
 /// Writes `value` as an RFC 7239 §4 value: bare if it is a `token` (every byte a
 /// `tchar`, RFC 9110 §5.6.2), otherwise a `quoted-string` (§5.6.4) with `"` and `\`
 /// escaped as `quoted-pair`s, so that nothing in it can end the string, a parameter

@@ -56,6 +56,8 @@ pub struct MemUpstream {
     pub closed: bool,
     /// It sits in the proxy's idle set.
     pub idle: bool,
+    /// The proxy shut down its write side (a tunnel's client ended its side).
+    pub shut: bool,
 }
 
 impl MemUpstream {
@@ -75,6 +77,9 @@ pub struct MemProxy<'s> {
     wbuf: WriteBuf,
     output: Vec<u8>,
     client_eof: bool,
+    /// The proxy shut down its write side to the client (a tunnel's upstream ended its
+    /// side).
+    client_shut: bool,
     /// Bytes the client reads before it stops reading (a socket buffer's room); used
     /// up as it reads. `usize::MAX`: no limit.
     pub client_room: usize,
@@ -131,6 +136,7 @@ impl<'s> MemProxy<'s> {
             wbuf: WriteBuf::with_capacity(16 * 1024),
             output: Vec::with_capacity(64 * 1024),
             client_eof: false,
+            client_shut: false,
             client_room: usize::MAX,
             upstream_room: usize::MAX,
             refused: vec![false; upstreams],
@@ -163,6 +169,12 @@ impl<'s> MemProxy<'s> {
     pub fn client_resets(&mut self) {
         self.conn.abort(&mut self.local);
         self.pump();
+    }
+
+    /// Whether the proxy shut down its write side to the client, after what the client
+    /// received (a tunnel's upstream ended its side).
+    pub fn client_shut(&self) -> bool {
+        self.client_shut
     }
 
     /// What the client received so far.
@@ -312,6 +324,10 @@ impl<'s> MemProxy<'s> {
                 progress |= n > 0;
                 use_up(&mut self.client_room, n);
             }
+            if self.wbuf.is_empty() && self.conn.take_shutdown() {
+                self.client_shut = true;
+                progress = true;
+            }
             if !progress {
                 return;
             }
@@ -396,6 +412,10 @@ impl<'s> MemProxy<'s> {
             up.received.extend_from_slice(&data[..n]);
             use_up(&mut self.upstream_room, n);
             handler.sent(n, w);
+        } else if handler.wants_write_shutdown() {
+            up.shut = true;
+            handler.write_shut(w);
+            return true;
         }
         n > 0
     }

@@ -562,6 +562,12 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
             return Flow::Close; // the dirty buffer goes back and is refused
         };
         progress |= written;
+        if !conn.pending_output() && conn.http.take_shutdown() {
+            // A tunnel's other side ended its direction: so does this one, after what
+            // was written (the client's direction goes on).
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            progress = true;
+        }
         self.ctx
             .note_buffered(conn.buffered() + S::buffered(conn.http.handler()));
         conn.release_idle_buffers();

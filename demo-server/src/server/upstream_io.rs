@@ -23,7 +23,7 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -304,8 +304,9 @@ impl Upstream {
         }
     }
 
-    /// Writes what the handler has for the upstream, while the socket takes it.
-    /// Returns whether anything moved.
+    /// Writes what the handler has for the upstream, while the socket takes it; then
+    /// passes a tunnel client's end of stream on, when the handler asks. Returns
+    /// whether anything moved.
     fn write_out(&mut self, handler: &mut ProxyHandler, local: &mut ProxyLocal) -> bool {
         let mut progress = false;
         while self.writable {
@@ -330,6 +331,12 @@ impl Upstream {
                     return true;
                 }
             }
+        }
+        if handler.wants_write_shutdown() {
+            // The client ended its side of a tunnel, and its bytes were written.
+            let _ = self.stream.shutdown(Shutdown::Write);
+            handler.write_shut(local);
+            progress = true;
         }
         progress
     }
