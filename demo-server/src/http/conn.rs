@@ -1009,14 +1009,7 @@ impl<H: Handler> Conn<H> {
         settings: &mut Settings<'_>,
         local: &mut H::Local,
     ) -> bool {
-        // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
-        // send a CRLF after a body). Consumed, they leave the connection idle rather
-        // than partly read: no 400 at EOF, no 408.
-        let blank = parse::empty_lines(input.filled());
-        if blank > 0 {
-            input.consume(blank);
-            self.scanned = self.scanned.saturating_sub(blank);
-        }
+        self.skip_empty_lines(input);
         let buf = input.filled();
         // Errors before the head is parsed are answered as to a HEAD once its method
         // is complete (RFC 9110 §9.3.2: no content), else as to a GET: until then the
@@ -1047,26 +1040,51 @@ impl<H: Handler> Conn<H> {
                 return true;
             }
         };
-        let head = req.head;
-        if let Some(on_request) = settings.on_request {
-            on_request(&req);
+        self.dispatch(&req, output, settings, local);
+        input.consume(len);
+        // Answered at once (the common case): done without another round.
+        self.complete(settings);
+        true
+    }
+
+    /// RFC 9112 §2.2: empty lines before a request line are ignored (some clients
+    /// send a CRLF after a body). Consumed, they leave the connection idle rather than
+    /// partly read: no 400 at EOF, no 408.
+    #[inline(always)]
+    fn skip_empty_lines(&mut self, input: &mut ReadBuf) {
+        let blank = parse::empty_lines(input.filled());
+        if blank > 0 {
+            input.consume(blank);
+            self.scanned = self.scanned.saturating_sub(blank);
         }
-        self.begin_exchange(&head, settings);
+    }
+
+    /// Starts the exchange of `req` and hands it to the handler, then closes the head
+    /// it began and asks for the body with a `100 Continue` if the client waits for one
+    /// and the handler has not answered.
+    #[inline(always)]
+    fn dispatch(
+        &mut self,
+        req: &Request<'_>,
+        output: &mut WriteBuf,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
+    ) {
+        if let Some(on_request) = settings.on_request {
+            on_request(req);
+        }
+        self.begin_exchange(&req.head, settings);
         let mut res = Response {
             out: output,
             ex: &mut self.ex,
             settings,
         };
-        self.handler.on_request(&req, &mut res, local);
+        self.handler.on_request(req, &mut res, local);
         res.close_head();
         if res.ex.expect_continue {
             // The handler wants the body (or has not decided): ask for it.
             res.interim(100);
         }
-        input.consume(len);
-        // Answered at once (the common case): done without another round.
-        self.complete(settings);
-        true
     }
 
     /// One round of the current exchange: the response, then the request body.
