@@ -358,19 +358,7 @@ pub fn write_request_head(
     close: bool,
 ) -> Option<std::ops::Range<usize>> {
     let fields = Fields::new(request.fields);
-    let (authority, target) = split_absolute_form(request.target);
-
-    out.extend_from_slice(request.method);
-    out.push(b' ');
-    if authority.is_some() && target.is_empty() && request.method == b"OPTIONS" {
-        // RFC 9112 §3.2.4: no path and no query is the server as a whole.
-        out.push(b'*');
-    } else if !target.starts_with(b"/") && authority.is_some() {
-        out.push(b'/'); // "http://host?q" → "/?q"
-    }
-    out.extend_from_slice(target);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-
+    let authority = request_line(out, request);
     // RFC 9110 §7.2: Host goes first. The client's Host is used even if Connection
     // names it: that option would only make the request invalid.
     let host = authority.or_else(|| fields.all.iter().find(|f| is(f, "host")).map(|f| f.value));
@@ -421,6 +409,38 @@ pub fn write_request_head(
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
+    write_forwarding(out, request, &fields, host);
+    out.extend_from_slice(b"\r\n");
+    fallback
+}
+
+/// Writes the request line as it goes upstream (HTTP/1.1, absolute-form reduced to
+/// origin-form, RFC 9112 §3.2.2); returns the authority of an absolute-form target.
+#[inline(always)]
+fn request_line<'a>(out: &mut Vec<u8>, request: &Request<'a>) -> Option<&'a [u8]> {
+    let (authority, target) = split_absolute_form(request.target);
+    out.extend_from_slice(request.method);
+    out.push(b' ');
+    if authority.is_some() && target.is_empty() && request.method == b"OPTIONS" {
+        // RFC 9112 §3.2.4: no path and no query is the server as a whole.
+        out.push(b'*');
+    } else if !target.starts_with(b"/") && authority.is_some() {
+        out.push(b'/'); // "http://host?q" → "/?q"
+    }
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    authority
+}
+
+/// Writes `Via` and the forwarding fields (see [Forwarding fields](self#forwarding-fields)):
+/// appended to what `fields` forwards, or the proxy's own; `host` is the request's.
+#[inline(always)]
+fn write_forwarding(
+    out: &mut Vec<u8>,
+    request: &Request<'_>,
+    fields: &Fields<'_>,
+    host: Option<&[u8]>,
+) {
     fields.via(out, request.version);
     let mut ip = [0u8; 64];
     let ip = format_ip(request.client, &mut ip);
@@ -458,8 +478,6 @@ pub fn write_request_head(
         Some(f) => field(out, b"X-Forwarded-Proto: ", f.value),
         None => out.extend_from_slice(b"X-Forwarded-Proto: http\r\n"),
     }
-    out.extend_from_slice(b"\r\n");
-    fallback
 }
 
 /// Adds `Upgrade: protocols` and `Connection: upgrade` to a request head that
