@@ -705,8 +705,9 @@ const EMPTY: u8 = u8::MAX;
 /// - an option of fewer bytes than the shortest field name is passed over by the
 ///   tokenizer without being sliced ([`fields::each_token`]), and one of a length no
 ///   field name has at once;
-/// - a one-byte option only marks its byte as seen (the one-byte names are matched
-///   against the bytes seen once, at the end);
+/// - a one-byte or two-byte option only marks itself as seen, in a set of 256 or
+///   65,536 (the names of one or two bytes are matched against what was seen once, at
+///   the end, in either case);
 /// - a longer option that is the one looked up just before (in any case) is passed
 ///   over: it can name nothing more;
 /// - the others are looked up in [`Names`], made at the first of them: a hash table
@@ -727,30 +728,42 @@ fn connection_named(all: &[Header<'_>], key: u64, compared: &mut usize) -> u128 
     let mut named = 0;
     let mut last: &[u8] = &[];
     let mut seen = [false; 256]; // the one-byte options, as sent
+    // The two-byte options, as sent, a bit each (8 KiB, zeroed at the first).
+    let mut seen_two: Option<[u64; 1024]> = None;
     for f in all.iter().filter(|f| is(f, "connection")) {
-        fields::each_token(f.value, shortest, |option| {
-            if let [b] = *option {
-                seen[usize::from(b)] = true;
-                return;
+        fields::each_token(f.value, shortest, |option| match *option {
+            [b] => seen[usize::from(b)] = true,
+            [a, b] if lengths & 0b100 != 0 => {
+                let bit = usize::from(u16::from_le_bytes([a, b]));
+                seen_two.get_or_insert([0; 1024])[bit / 64] |= 1 << (bit % 64);
             }
-            if lengths & 1 << option.len().min(63) == 0
-                || (option.len() == last.len() && option.eq_ignore_ascii_case(last))
-            {
-                return; // no field has a name that long, or it was just looked up
+            _ => {
+                if lengths & 1 << option.len().min(63) == 0
+                    || (option.len() == last.len() && option.eq_ignore_ascii_case(last))
+                {
+                    return; // no field has a name that long, or it was just looked up
+                }
+                last = option;
+                named |= look_up(&mut names, all, option, key, compared);
             }
-            last = option;
-            named |= look_up(&mut names, all, option, key, compared);
         });
     }
-    if lengths & 0b10 != 0 {
-        for (i, f) in all.iter().enumerate() {
-            if let [b] = *f.name.as_bytes() {
-                let (lower, upper) = (b.to_ascii_lowercase(), b.to_ascii_uppercase());
-                if seen[usize::from(lower)] || seen[usize::from(upper)] {
-                    named |= 1 << i;
-                }
-            }
-        }
+    // The one-byte and two-byte names against the options seen, in either case.
+    let cases = |b: u8| [b.to_ascii_lowercase(), b.to_ascii_uppercase()];
+    for (i, f) in all.iter().enumerate() {
+        let is_named = match *f.name.as_bytes() {
+            [b] => cases(b).iter().any(|&b| seen[usize::from(b)]),
+            [a, b] => seen_two.as_ref().is_some_and(|seen_two| {
+                cases(a).iter().any(|&a| {
+                    cases(b).iter().any(|&b| {
+                        let bit = usize::from(u16::from_le_bytes([a, b]));
+                        seen_two[bit / 64] & 1 << (bit % 64) != 0
+                    })
+                })
+            }),
+            _ => false,
+        };
+        named |= u128::from(is_named) << i;
     }
     named
 }
@@ -771,7 +784,7 @@ fn look_up(
         .named(all, option, key, compared)
 }
 
-/// The distinct field names of a head longer than one byte, in any case, each with
+/// The distinct field names of a head longer than two bytes, in any case, each with
 /// the fields that carry it, for [`connection_named`]: made only for a head with an
 /// option that may name such a field, on the stack.
 struct Names {
@@ -789,7 +802,7 @@ impl Names {
         };
         for (i, f) in all.iter().enumerate().take(fields::MAX_HEADERS) {
             let name = f.name.as_bytes();
-            if name.len() < 2 {
+            if name.len() < 3 {
                 continue;
             }
             let mut at = slot(name, key);
@@ -810,7 +823,7 @@ impl Names {
         names
     }
 
-    /// The fields `option` (two bytes or more) names (none: 0).
+    /// The fields `option` (three bytes or more) names (none: 0).
     #[inline]
     fn named(&self, all: &[Header<'_>], option: &[u8], key: u64, compared: &mut usize) -> u128 {
         // The run of slots from the option's own holds its name at most once.
