@@ -53,7 +53,8 @@ find_nginx() {
     [ -n "$NGINX" ]
 }
 
-# ensure_tools TOOL...: wrk, nginx, go, gnuplot, python3, cargo (cargo is not installed).
+# ensure_tools TOOL...: wrk, nginx, go, gnuplot, python3, valgrind, cargo (cargo is not
+# installed).
 ensure_tools() {
     local tool
     for tool in "$@"; do
@@ -63,6 +64,7 @@ ensure_tools() {
         go) have go || apt_install golang-go ;;
         gnuplot) have gnuplot || apt_install gnuplot-nox ;;
         python3) have python3 || apt_install python3 ;;
+        valgrind) have valgrind || apt_install valgrind ;;
         taskset) have taskset || apt_install util-linux ;;
         pgrep) have pgrep || apt_install procps ;;
         cargo) have cargo || die "cargo not found: install Rust (https://rustup.rs)" ;;

@@ -145,6 +145,13 @@ use crate::sync::{
 /// `thread_cache`, so that a default pool never grows a stack.
 const INITIAL_SLOTS: usize = crate::pool::DEFAULT_THREAD_CACHE;
 
+/// What [`Node::ready`] found: the stack's `removed` counter and its length (not 0).
+#[derive(Clone, Copy)]
+pub(crate) struct Top {
+    removed: u64,
+    len: usize,
+}
+
 /// An idle object and the trim epoch it was returned in.
 pub(crate) struct Slot<T> {
     pub(crate) value: T,
@@ -169,7 +176,7 @@ pub(crate) struct Slot<T> {
 /// As for [`ptr::read`]: `src` is valid for reads, aligned, and points
 /// to an initialised `T`, which the caller then treats as moved out.
 #[inline(always)]
-unsafe fn read_by_words<T>(src: *const T) -> T {
+pub(crate) unsafe fn read_by_words<T>(src: *const T) -> T {
     const WORD: usize = size_of::<u64>();
     if size_of::<T>() % WORD != 0 || size_of::<T>() > 8 * WORD || align_of::<T>() < WORD {
         // SAFETY: the caller's contract is `ptr::read`'s.
@@ -432,21 +439,44 @@ impl<T> Node<T> {
         })
     }
 
-    /// The hot get: takes the most recently returned object if there is one and no
-    /// trim happened since the stack was last reconciled; otherwise calls `slow`
-    /// (which reconciles and looks further, see [`pop`](Node::pop)). Owning thread
-    /// only.
-    ///
-    /// A closure rather than an `Option<T>`: the caller would test the option again
-    /// (through `T`'s niche) after this function already knew which it was, and `slow`
-    /// is a tail call, so the fast path saves no registers.
+    /// `Some` when a get can take the top of the stack at once (it is not empty and
+    /// no trim happened since it was reconciled): what [`take_ptr`](Node::take_ptr) needs.
+    /// Owning thread only.
     #[inline(always)]
-    pub(crate) fn pop_or(&self, epoch: u64, slow: impl FnOnce() -> T) -> T {
+    pub(crate) fn ready(&self, epoch: u64) -> Option<Top> {
         let (_, removed, len) = self.counts();
-        if len == 0 || !self.is_reconciled(epoch) {
-            return slow();
-        }
-        self.take_top(removed, len)
+        (len != 0 && self.is_reconciled(epoch)).then_some(Top { removed, len })
+    }
+
+    /// Takes the top of the stack that [`ready`](Node::ready) found: marks its slot
+    /// free and returns a pointer to the object, still in that slot, for the caller to
+    /// move out at once (with [`read_by_words`]).
+    ///
+    /// A pointer rather than a `T`: the caller merges it with the slow path's (an
+    /// object in a scratch place), so that both paths meet on a pointer in a register
+    /// and the object is read once, word by word, straight into the guard. Merging
+    /// the objects themselves made the compiler assemble the guard in a stack
+    /// temporary and copy it 16 bytes at a time, right after writing it 8 bytes at a
+    /// time: two store-forwarding stalls per `get` (see `Pool::take_with`).
+    ///
+    /// Owning thread only, with nothing else done to the stack since `ready`. The
+    /// object must be moved out before the stack is used again (a return would
+    /// overwrite the slot) and before any user code runs.
+    #[inline(always)]
+    pub(crate) fn take_ptr(&self, top: Top) -> *const T {
+        let value = self.with_stack(|stack| {
+            debug_assert!(
+                0 < top.len && top.len <= stack.slots.len(),
+                "take_ptr: len {}",
+                top.len
+            );
+            // SAFETY: `0 < len <= slots.len()` (`ready` read them, nothing changed
+            // since), so the slot is in bounds; a raw pointer to its `value` field,
+            // no reference made.
+            unsafe { &raw const (*stack.slots.as_ptr().add(top.len - 1).cast::<Slot<T>>()).value }
+        });
+        self.removed.set(top.removed.wrapping_add(1));
+        value
     }
 
     /// Reconciles the stack with `epoch`, then takes the most recently returned
@@ -808,18 +838,21 @@ impl<T> Home<T> {
 }
 
 /// A pool's per-thread caches: the list of its nodes and its place in the registries.
+// `repr(C)`: `id` and `index`, which every `get` reads, first, so that they share a
+// cache line with the rest of what the pool's hot path reads (see `Pool`).
+#[repr(C)]
 pub(crate) struct Caches<T> {
     /// Never reused by another pool, never 0.
-    id: u64,
+    pub(crate) id: u64,
     /// The pool's place in every thread's table: unique among live pools, reused
     /// once the pool is dropped (so tables stay as long as the most pools alive at
     /// once), held until this struct's drop.
-    index: DenseIndex,
-    /// Slots per node (`thread_cache`).
-    capacity: usize,
+    pub(crate) index: DenseIndex,
     /// The list of nodes, newest first. INVARIANT: every node in it was made by
     /// `adopt` and stays allocated until `drop` (this struct's) frees it.
     head: AtomicPtr<Node<T>>,
+    /// Slots per node (`thread_cache`).
+    capacity: usize,
     /// The pool owns its idle objects (for the drop check).
     _owns: PhantomData<T>,
 }

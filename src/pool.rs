@@ -96,11 +96,13 @@
 //! that uses one pool while 4,096 others are alive holds a table of some 96 KiB.
 
 use std::fmt;
-use std::mem::{self, ManuallyDrop};
+use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::ops::{Deref, DerefMut};
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
-use crate::local::{Caches, Counter, Counters, Home, Node, Slot, until_done_despite_panics};
+use crate::local::{
+    Caches, Counter, Counters, Home, Node, Slot, read_by_words, until_done_despite_panics,
+};
 use crate::recycle::{Recycle, Reuse};
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -124,20 +126,22 @@ type RecycleFn<T> = dyn Fn(&mut T) -> Reuse + Send + Sync;
 type CapacityBound<T> = (usize, fn(&T) -> usize);
 
 /// The hook a pool runs on every return, and the return path compiled for it.
+// `repr(C)`: the two fields every return reads first (see `Pool`'s layout).
+#[repr(C)]
 struct Hook<T> {
-    /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
-    custom: Option<Box<RecycleFn<T>>>,
-    max_capacity: Option<CapacityBound<T>>,
-    /// The return path to switch to when [`Builder::max_capacity_with`] gives a
-    /// function to measure with: `give_back_as::<ByTraitMeasured>` for a `T: Recycle`
-    /// hook (whose own path calls `T::capacity` directly, so that nothing on it can
-    /// unwind but the hook), the same `ByClosure` path for a closure.
-    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
     /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
     /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
     /// `T::capacity` directly. One indirect call per return. Same contract as
     /// `give_back_as`.
     give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
+    max_capacity: Option<CapacityBound<T>>,
+    /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
+    custom: Option<Box<RecycleFn<T>>>,
+    /// The return path to switch to when [`Builder::max_capacity_with`] gives a
+    /// function to measure with: `give_back_as::<ByTraitMeasured>` for a `T: Recycle`
+    /// hook (whose own path calls `T::capacity` directly, so that nothing on it can
+    /// unwind but the hook), the same `ByClosure` path for a closure.
+    give_back_measured: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
 }
 
 impl<T: Send> Hook<T> {
@@ -283,13 +287,19 @@ impl<T> Decide<T> for ByClosure {
 /// assert!(buf.is_empty());
 /// assert!(buf.capacity() >= 4096);
 /// ```
+// `repr(C)`, the hot path's fields first, in the pool's first cache line (the pool is
+// at least 64-byte aligned: `cold` is padded): the index and id that find the
+// thread's node (`caches`), the trim epoch, and the return path with its capacity
+// bound (`hook`). Left to the compiler they were spread over two lines, so that each
+// of many pools used in turn cost one more line (`512pools` in `BENCHMARKS.md`).
+#[repr(C)]
 pub struct Pool<T> {
     /// The per-thread tier.
     caches: Caches<T>,
     /// The trim epoch; see `local.rs`. Only `trim` writes it.
     epoch: AtomicU64,
-    create: Box<CreateFn<T>>,
     hook: Hook<T>,
+    create: Box<CreateFn<T>>,
     /// `None` when `max_idle` is zero.
     shared: Option<Shared<Slot<T>>>,
     /// What no thread's cache can count: the shared tier's trims and evictions, and
@@ -308,7 +318,7 @@ impl<T> Pool<T> {
     /// # Safety
     ///
     /// As for `give_back_as`: `value` is initialised and never used or dropped again;
-    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
+    /// `home` is `Home::NONE` or one that `take_with` on this pool gave.
     #[inline]
     unsafe fn give_back(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: `give_back` is one of the `give_back_as` instances; the caller
@@ -391,22 +401,11 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[inline]
     pub fn get(&self) -> Pooled<'_, T> {
-        // Built in each arm rather than from a `(T, Home)`, which the compiler copied
-        // once more on its way into the guard.
-        match self.caches.cached() {
-            Some(node) => Pooled {
-                pool: self,
-                home: Home::of(Some(node)),
-                value: ManuallyDrop::new(
-                    node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
-                ),
-            },
-            None => Pooled {
-                pool: self,
-                home: Home::NONE,
-                value: ManuallyDrop::new(self.take_slow()),
-            },
-        }
+        self.take_with(|value, home| Pooled {
+            pool: self,
+            home,
+            value: ManuallyDrop::new(value),
+        })
     }
 
     /// Like [`get`](Pool::get), but the guard holds an [`Arc`] of the pool instead of a
@@ -431,12 +430,11 @@ impl<T: Send> Pool<T> {
     #[must_use = "dropping the guard returns the object at once"]
     #[cfg(not(loom))]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T> {
-        let (value, home) = self.take_home();
-        OwnedPooled {
+        self.take_with(|value, home| OwnedPooled {
             value: ManuallyDrop::new(value),
             home,
             pool: Arc::clone(self),
-        }
+        })
     }
 
     /// `get_owned` under loom, whose `Arc` cannot be a method receiver: call it as
@@ -444,12 +442,11 @@ impl<T: Send> Pool<T> {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn get_owned(this: &Arc<Self>) -> OwnedPooled<T> {
-        let (value, home) = this.take_home();
-        OwnedPooled {
+        this.take_with(|value, home| OwnedPooled {
             value: ManuallyDrop::new(value),
             home,
             pool: Arc::clone(this),
-        }
+        })
     }
 
     /// Takes an idle object if there is one, wrapped in a guard like [`get`](Pool::get)'s;
@@ -622,18 +619,46 @@ impl<T: Send> Pool<T> {
     }
 
     /// The get path: thread cache, shared tier, create. Counts a hit or a miss; the
-    /// caller counts nothing else. Also gives the node the object came from when the
-    /// thread's node was found on the fast path, for the guard to remember (see
-    /// `Caches::here`).
+    /// caller counts nothing else. Hands `guard` the object and the node it came from
+    /// (for the guard to remember, see `Caches::here`), and returns what `guard` made.
+    ///
+    /// The fast path (this thread's node has an object on top and no trim happened)
+    /// and the slow one meet on a *pointer* to the object: the top slot, or `scratch`
+    /// (on this frame) where the slow path put the object it found. The object is then
+    /// read once, by words, into the guard. Merging the objects instead (`T` from
+    /// either path) had the compiler build the guard in a temporary and copy it 16
+    /// bytes at a time right after writing it 8 bytes at a time, a store-forwarding
+    /// stall twice per `get`: 1.6x the time of holding 8 guards (`BENCHMARKS.md`,
+    /// section 1).
     #[inline(always)]
-    fn take_home(&self) -> (T, Home<T>) {
-        match self.caches.cached() {
-            Some(node) => (
-                node.pop_or(self.epoch.load(Relaxed), || self.take_slow()),
-                Home::of(Some(node)),
-            ),
-            None => (self.take_slow(), Home::NONE),
-        }
+    fn take_with<R>(&self, guard: impl FnOnce(T, Home<T>) -> R) -> R {
+        let mut scratch = MaybeUninit::<T>::uninit();
+        let epoch = self.epoch.load(Relaxed);
+        let (src, home) = match self
+            .caches
+            .cached()
+            .and_then(|node| Some((node, node.ready(epoch)?)))
+        {
+            Some((node, top)) => (node.take_ptr(top), Home::of(Some(node))),
+            None => self.take_slow_into(&mut scratch),
+        };
+        // SAFETY: `src` is the top slot `take_ptr` just marked free (nothing touched the
+        // stack since) or `scratch`, which `take_slow_into` initialised; either way an
+        // initialised `T` nobody else will read or drop, moved out here exactly once.
+        // `home` is `NONE` or one of this pool's nodes, as the guards require.
+        guard(unsafe { read_by_words(src) }, home)
+    }
+
+    /// `take_with` off the fast path: puts the object in `scratch` and returns a
+    /// pointer to it, with the thread's node (if it has one) for the guard.
+    #[cold]
+    #[inline(never)]
+    fn take_slow_into(&self, scratch: &mut MaybeUninit<T>) -> (*const T, Home<T>) {
+        let value = self.take_slow();
+        (
+            &raw const *scratch.write(value),
+            Home::of(self.caches.cached()),
+        )
     }
 
     /// `take` off the fast path: the thread's cache is empty, not made yet, gone
@@ -662,7 +687,7 @@ impl<T: Send> Pool<T> {
     ///
     /// `value` is initialised, and this call takes it: the caller never uses or drops
     /// it again. (A pointer rather than a `T`, which the caller would copy first.)
-    /// `home` is `Home::NONE` or one that `take_home` on this pool gave.
+    /// `home` is `Home::NONE` or one that `take_with` on this pool gave.
     unsafe fn give_back_as<D: Decide<T>>(&self, value: &mut ManuallyDrop<T>, home: &Home<T>) {
         // SAFETY: by the contract, `value` is initialised and ours to take.
         let mut value = unsafe { ManuallyDrop::take(value) };
@@ -1130,5 +1155,31 @@ impl<T> Drop for OwnedPooled<T> {
 impl<T: fmt::Debug> fmt::Debug for OwnedPooled<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Pool;
+    use std::mem::{align_of, offset_of, size_of_val};
+
+    /// What every `get` and return reads of the pool sits in its first cache line:
+    /// with many pools used in turn, each costs one line of the pool, not two.
+    #[test]
+    fn the_hot_path_reads_one_line_of_the_pool() {
+        type P = Pool<Vec<u8>>;
+        assert!(align_of::<P>() >= 64);
+        let pool = P::new(Vec::new);
+        let hot = [
+            offset_of!(P, caches.id) + size_of_val(&pool.caches.id),
+            offset_of!(P, caches.index) + size_of_val(&pool.caches.index),
+            offset_of!(P, epoch) + size_of_val(&pool.epoch),
+            offset_of!(P, hook.give_back) + size_of_val(&pool.hook.give_back),
+            offset_of!(P, hook.max_capacity) + size_of_val(&pool.hook.max_capacity),
+        ];
+        assert!(
+            hot.iter().all(|&end| end <= 64),
+            "hot fields end at {hot:?}"
+        );
     }
 }

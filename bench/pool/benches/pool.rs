@@ -13,6 +13,9 @@
 //! - `thread_local_words`: the same stack, but `pop` reads the `Vec` one 8-byte word at a
 //!   time (as the crate's own stack does): no stall. The floor for a per-thread cache,
 //!   and the baseline issue 19 measures the crate against.
+//! - `thread_local_array`: a `thread_local!` array of such stacks, one per instance
+//!   (an instance is an index into it): the floor for many pools on one thread, whose
+//!   `512pools` row shows what touching 512 stacks' lines costs with nothing else.
 //! - `recycle-pool`: this crate, `Pool::builder(..).max_idle(64).build()`.
 //!
 //! With `--features comparisons` (`bench/pool-peers.sh` runs it and tabulates the
@@ -31,8 +34,9 @@
 //!   thread instead; `opool-local` is not `Sync` and is left out of this scenario).
 //! - `512pools`: the `1thread` round on each of 512 pools of the same kind in turn, on
 //!   one thread (a server with a pool per buffer kind and per message type). Only for
-//!   the pools that are instances: the `thread_local!` stacks and `poolshark` have one
-//!   pool per thread and type, so they have no such scenario. Compare it with the same
+//!   the pools that are instances: the single `thread_local!` stacks and `poolshark`
+//!   have one pool per thread and type, so they have no such scenario
+//!   (`thread_local_array` is their many-pools form). Compare it with the same
 //!   pool's `1thread`: a cost that is flat in the number of pools gives the same time.
 //!
 //! The bench profile builds with `lto = true, codegen-units = 1`, as a user's optimised
@@ -153,30 +157,35 @@ take_give_pool!(ThreadLocalStack);
 thread_local! {
     static WORDS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Pops the top of `stack` reading the `Vec` by 8-byte words (`read_volatile`, so that
+/// the compiler does not merge them back into 16-byte loads): no store-forwarding
+/// stall when the `Vec` was pushed a moment ago.
+#[inline]
+fn pop_by_words(stack: &mut Vec<Vec<u8>>) -> Option<Vec<u8>> {
+    let len = stack.len().checked_sub(1)?;
+    // SAFETY: `len < stack.len()`, so the element is initialised; `set_len` makes the
+    // stack forget it, so it is moved out exactly once. A `Vec<u8>` is three aligned
+    // words, copied word by word into `out`.
+    unsafe {
+        stack.set_len(len);
+        let from = stack.as_ptr().add(len).cast::<std::mem::MaybeUninit<u64>>();
+        let mut out = std::mem::MaybeUninit::<Vec<u8>>::uninit();
+        let to = out.as_mut_ptr().cast::<std::mem::MaybeUninit<u64>>();
+        for i in 0..size_of::<Vec<u8>>() / 8 {
+            to.add(i).write(from.add(i).read_volatile());
+        }
+        Some(out.assume_init())
+    }
+}
+
 /// [`ThreadLocalStack`] without the store-forwarding stall: `take` reads the `Vec` by
-/// 8-byte words (`read_volatile`, so that the compiler does not merge them back into
-/// 16-byte loads).
+/// words ([`pop_by_words`]).
 struct ThreadLocalWords;
 impl ThreadLocalWords {
     #[inline]
     fn take(&self) -> Vec<u8> {
-        let popped = WORDS.with(|s| {
-            let mut s = s.borrow_mut();
-            let len = s.len().checked_sub(1)?;
-            // SAFETY: `len < s.len()`, so the element is initialised; `set_len` makes
-            // the stack forget it, so it is moved out exactly once. A `Vec<u8>` is three
-            // aligned words, copied word by word into `out`.
-            unsafe {
-                s.set_len(len);
-                let from = s.as_ptr().add(len).cast::<std::mem::MaybeUninit<u64>>();
-                let mut out = std::mem::MaybeUninit::<Vec<u8>>::uninit();
-                let to = out.as_mut_ptr().cast::<std::mem::MaybeUninit<u64>>();
-                for i in 0..size_of::<Vec<u8>>() / 8 {
-                    to.add(i).write(from.add(i).read_volatile());
-                }
-                Some(out.assume_init())
-            }
-        });
+        let popped = WORDS.with(|s| pop_by_words(&mut s.borrow_mut()));
         popped.unwrap_or_else(|| Vec::with_capacity(BUF))
     }
     #[inline]
@@ -186,6 +195,47 @@ impl ThreadLocalWords {
     }
 }
 take_give_pool!(ThreadLocalWords);
+
+thread_local! {
+    static ARRAY: RefCell<Vec<Vec<Vec<u8>>>> = const { RefCell::new(Vec::new()) };
+}
+/// A `thread_local!` array of stall-free stacks ([`ThreadLocalWords`]), one per
+/// instance: an instance is an index into the array, given out in order. What a
+/// per-thread cache for many pools costs at the least: one pool's round touches its
+/// stack's header (24 bytes in the array), the top slot and the buffer, with no
+/// lookup beyond the index, no ownership check, no trim epoch and no counters.
+struct ThreadLocalArray(usize);
+impl ThreadLocalArray {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        ThreadLocalArray(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+    #[inline(always)]
+    fn take(&self) -> Vec<u8> {
+        let popped = ARRAY.with(|a| a.borrow_mut().get_mut(self.0).and_then(pop_by_words));
+        popped.unwrap_or_else(|| Vec::with_capacity(BUF))
+    }
+    #[inline(always)]
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        ARRAY.with(|a| {
+            let mut a = a.borrow_mut();
+            match a.get_mut(self.0) {
+                Some(stack) => stack.push(buf),
+                None => grow_and_push(&mut a, self.0, buf),
+            }
+        });
+    }
+}
+take_give_pool!(ThreadLocalArray);
+
+/// A thread's first return to stack `index`: grows its array to hold it.
+#[cold]
+#[inline(never)]
+fn grow_and_push(array: &mut Vec<Vec<Vec<u8>>>, index: usize, buf: Vec<u8>) {
+    array.resize_with(index + 1, Vec::new);
+    array[index].push(buf);
+}
 
 /// [`POOLS`] pools of one kind, used in turn: one `round` is a round on each.
 struct Many<P>(Vec<P>);
@@ -331,6 +381,7 @@ fn with_pool(name: &str, f: &mut dyn FnMut(&dyn DynPool)) {
         "mutex" => f(&Instances(|| MutexPool(Mutex::new(Vec::new())))),
         "thread_local" => f(&ThreadLocalStack),
         "thread_local_words" => f(&ThreadLocalWords),
+        "thread_local_array" => f(&Instances(ThreadLocalArray::new)),
         "recycle" => f(&Instances(recycle_pool)),
         #[cfg(feature = "comparisons")]
         "lockfree-object-pool" => f(&Instances(peers::lockfree_object_pool)),
@@ -351,7 +402,8 @@ fn with_pool(name: &str, f: &mut dyn FnMut(&dyn DynPool)) {
 /// Object-safe face of `BufPool`, for picking a pool by name.
 trait DynPool {
     fn bench(&self, c: &mut Criterion, name: &str);
-    fn count(&self, scenario: Scenario, iters: u64);
+    /// Runs `iters` iterations of `scenario` outside criterion; the time one thread took.
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration;
 }
 
 impl<P: BufPool + Sync> DynPool for P {
@@ -360,12 +412,12 @@ impl<P: BufPool + Sync> DynPool for P {
             bench(c, name, scenario, |iters| scenario.0.run(self, iters));
         }
     }
-    fn count(&self, scenario: Scenario, iters: u64) {
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration {
         assert!(
             !matches!(scenario, Scenario::ManyPools),
             "one pool per thread: no 512pools scenario"
         );
-        scenario.run(self, iters);
+        scenario.run(self, iters)
     }
 }
 
@@ -380,11 +432,11 @@ impl<P: BufPool + Sync, F: Fn() -> P> DynPool for Instances<F> {
         let (scenario, _) = Scenario::MANY;
         bench(c, name, Scenario::MANY, |iters| scenario.run(&many, iters));
     }
-    fn count(&self, scenario: Scenario, iters: u64) {
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration {
         match scenario {
             Scenario::ManyPools => {
                 let many = Many((0..POOLS).map(|_| (self.0)()).collect());
-                scenario.run(&many, iters);
+                scenario.run(&many, iters)
             }
             _ => (self.0)().count(scenario, iters),
         }
@@ -406,21 +458,22 @@ impl<P: BufPool> DynPool for ThreadBound<P> {
             }
         }
     }
-    fn count(&self, scenario: Scenario, iters: u64) {
+    fn count(&self, scenario: Scenario, iters: u64) -> Duration {
         assert_eq!(
             scenario.threads(),
             1,
             "this pool is not Sync: one thread only"
         );
-        scenario.run_here(&self.0, iters, &Barrier::new(1));
+        scenario.run_here(&self.0, iters, &Barrier::new(1))
     }
 }
 
-const OURS: [&str; 5] = [
+const OURS: [&str; 6] = [
     "fresh",
     "mutex",
     "thread_local",
     "thread_local_words",
+    "thread_local_array",
     "recycle",
 ];
 #[cfg(feature = "comparisons")]
@@ -440,7 +493,8 @@ fn pools() -> Vec<&'static str> {
     OURS.into_iter().chain(PEERS).collect()
 }
 
-/// `count SCENARIO POOL ITERS`: run one scenario outside criterion (for callgrind).
+/// `count SCENARIO POOL ITERS`: run one scenario outside criterion (for callgrind), and
+/// print the objects moved and the time per object of the timed loop (per thread).
 fn count(args: &[String]) {
     let [scenario, pool, iters] = args else {
         panic!(
@@ -454,9 +508,12 @@ fn count(args: &[String]) {
         .find(|(_, label)| label == scenario)
         .unwrap_or_else(|| panic!("unknown scenario {scenario:?}"));
     let iters: u64 = iters.parse().expect("iters: a number");
-    with_pool(pool, &mut |p| p.count(scenario, iters));
+    let mut took = Duration::ZERO;
+    with_pool(pool, &mut |p| took = p.count(scenario, iters));
     let objects = iters * scenario.objects() * scenario.threads() as u64;
     println!("objects: {objects}");
+    let per_thread = (iters * scenario.objects()).max(1) as f64;
+    println!("ns per object: {:.2}", took.as_nanos() as f64 / per_thread);
 }
 
 fn main() {
