@@ -566,3 +566,110 @@ fn an_upstream_reset_mid_tunnel_ends_it() {
         proxy.stat("tunnels_closed") == 1
     });
 }
+
+// === in memory: the tunnel's backpressure, byte-exact ===
+
+mod in_memory {
+    use std::sync::Arc;
+
+    use demo_server::proxy::handler::{COPY_BUF_SIZE, Proxy, ProxyConfig};
+    use demo_server::proxy::mem::MemProxy;
+    use demo_server::state::{Limits, Shared};
+
+    use super::{ASK, SWITCH};
+
+    /// A client connection whose exchange switched to a tunnel, and its upstream
+    /// connection.
+    fn tunnel<'s>(shared: &'s Shared, proxy: &Arc<Proxy>) -> (MemProxy<'s>, usize) {
+        let mut mem = MemProxy::new(shared, proxy);
+        let key = mem.exchange(ASK, SWITCH);
+        assert!(
+            mem.client_received()
+                .starts_with(b"HTTP/1.1 101 Switching Protocols\r\n")
+        );
+        assert!(mem.conn().is_tunnel());
+        mem.clear_client_received();
+        (mem, key)
+    }
+
+    fn setup() -> (Shared, Arc<Proxy>) {
+        let config = ProxyConfig {
+            upstreams: vec!["127.0.0.1:8080".parse().unwrap()],
+            ..ProxyConfig::default()
+        };
+        (
+            Shared::new(Limits::default(), 1, false),
+            Arc::new(Proxy::new(config, 1)),
+        )
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_stops_the_proxy_reading_the_upstream() {
+        let (shared, proxy) = setup();
+        let (mut mem, key) = tunnel(&shared, &proxy);
+        mem.client_room = 0;
+        let flood: Vec<u8> = (0..10_000_000u32).map(|i| i as u8).collect();
+        mem.upstream_sends(key, &flood);
+        mem.run();
+        // Bounded: the copy buffer and the client's output, not 10 MB.
+        assert!(mem.upstream(key).unread() > 9_000_000);
+        assert!(mem.peak_copied <= 2 * COPY_BUF_SIZE, "{}", mem.peak_copied);
+        assert!(mem.peak_buffered < 200_000, "{}", mem.peak_buffered);
+        // Once the client reads, every byte arrives, in order.
+        mem.client_room = usize::MAX;
+        mem.run();
+        assert_eq!(mem.upstream(key).unread(), 0);
+        assert_eq!(mem.client_received(), &flood[..]);
+    }
+
+    #[test]
+    fn an_upstream_that_does_not_read_stops_the_proxy_reading_the_client() {
+        let (shared, proxy) = setup();
+        let (mut mem, key) = tunnel(&shared, &proxy);
+        mem.clear_upstream_received(key);
+        mem.upstream_room = 0;
+        let flood: Vec<u8> = (0..10_000_000u32).map(|i| (i % 253) as u8).collect();
+        mem.client_sends(&flood);
+        mem.run();
+        assert!(
+            mem.client_unread() > 9_000_000,
+            "the client's bytes wait in its socket"
+        );
+        assert!(mem.peak_copied <= 2 * COPY_BUF_SIZE, "{}", mem.peak_copied);
+        mem.upstream_room = usize::MAX;
+        mem.run();
+        assert_eq!(mem.client_unread(), 0);
+        assert_eq!(mem.upstream(key).received, flood);
+    }
+
+    #[test]
+    fn each_side_s_end_is_passed_on_and_both_end_the_tunnel() {
+        let (shared, proxy) = setup();
+        let (mut mem, key) = tunnel(&shared, &proxy);
+        mem.upstream_sends(key, b"last");
+        mem.upstream_closes(key);
+        mem.run();
+        assert_eq!(mem.client_received(), b"last");
+        assert!(
+            mem.client_shut(),
+            "the upstream's end went on to the client"
+        );
+        assert!(!mem.conn().is_done(), "the client's direction goes on");
+        mem.clear_upstream_received(key);
+        mem.client_sends(b"reply");
+        mem.client_closes();
+        mem.run();
+        assert_eq!(mem.upstream(key).received, b"reply");
+        assert!(
+            mem.upstream(key).shut,
+            "the client's end went on to the upstream"
+        );
+        assert!(mem.conn().is_done());
+        assert!(
+            mem.upstream(key).closed,
+            "a tunnel's connection is never pooled"
+        );
+        let stats = proxy.upstreams.stats(0);
+        assert_eq!((stats.upgrades, stats.tunnels_closed), (1, 1));
+    }
+}

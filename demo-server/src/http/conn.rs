@@ -294,7 +294,9 @@ struct Exchange {
     body: OutBody,
     /// The response head is written up to its fields; its blank line is not.
     head_open: bool,
-    /// The handler gave up on the response: close after what was written.
+    /// The handler gave up on the response: close after what was written. Also set by
+    /// [`Response::switch_protocols`], with `body` at `Tunnel`: either way the exchange
+    /// leaves `Phase::Exchange`.
     aborted: bool,
 }
 
@@ -679,6 +681,10 @@ impl Response<'_, '_> {
         self.ex.keep_alive = false;
         self.ex.expect_continue = false;
         self.ex.head_open = true;
+        // The exchange leaves `Phase::Exchange` through the check it makes for an
+        // aborted response, so that an ordinary exchange pays nothing for this
+        // (`Conn::enter_tunnel` clears it).
+        self.ex.aborted = true;
     }
 
     /// Ends a tunnel ([`switch_protocols`](Self::switch_protocols)): the connection
@@ -1106,12 +1112,7 @@ impl<H: Handler> Conn<H> {
             };
             self.handler.poll_response(&mut res, local);
             res.close_head();
-            if (output.len(), self.ex.body) != before {
-                progress = true;
-                if self.ex.body == OutBody::Tunnel {
-                    return self.enter_tunnel(settings, local);
-                }
-            }
+            progress |= (output.len(), self.ex.body) != before;
         }
         if self.body.is_some() && !input.is_empty() && !self.ex.aborted {
             progress |= self.read_body(input, output, settings, local);
@@ -1120,6 +1121,9 @@ impl<H: Handler> Conn<H> {
             }
         }
         if self.ex.aborted {
+            if self.ex.body == OutBody::Tunnel {
+                return self.enter_tunnel(settings, local); // not aborted: switched
+            }
             self.phase = Phase::Done;
             return true;
         }
@@ -1164,6 +1168,7 @@ impl<H: Handler> Conn<H> {
         }
         self.body = Some(RequestBodyReader::Tunnel);
         self.stalled = false;
+        self.ex.aborted = false;
         self.phase = Phase::Tunnel;
         true
     }

@@ -16,7 +16,7 @@
 
 use std::net::IpAddr;
 use std::ops::Range;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use recycle_pool::status::Version;
 
@@ -392,8 +392,6 @@ pub(super) struct Forward {
     upstream: usize,
     attempts: u8,
     deadline: Option<Instant>,
-    /// What [`arm`](Self::arm) gives: the upstream timeout, or a tunnel's idle timeout.
-    timeout: Duration,
     // What the request asked, fixed for the exchange.
     version: Version,
     method: Method,
@@ -442,7 +440,6 @@ impl Forward {
             upstream: 0,
             attempts: 0,
             deadline: None,
-            timeout: Duration::ZERO,
             version: Version::Http11,
             method: Method::Other,
             asked: Protocols::NONE,
@@ -509,8 +506,10 @@ impl Forward {
         if n > 0 {
             self.writing.wrote();
         }
-        if self.body != Body::Absent {
-            self.arm(local); // the upstream is taking the body: it is alive
+        match self.body {
+            Body::Absent => {}
+            Body::Tunnel(_) => self.arm_tunnel(local),
+            _ => self.arm(local), // the upstream is taking the body: it is alive
         }
         self.settle_out(local);
     }
@@ -645,10 +644,14 @@ impl Forward {
 
     // === the exchange ===
 
-    /// Starts the upstream timeout (or a tunnel's idle timeout) again: progress was
-    /// made.
+    /// Starts the upstream timeout again: progress was made.
     fn arm(&mut self, local: &ProxyLocal) {
-        self.deadline = Some(local.now + self.timeout);
+        self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
+    }
+
+    /// Starts a tunnel's idle timeout again: a byte moved.
+    fn arm_tunnel(&mut self, local: &ProxyLocal) {
+        self.deadline = Some(local.now + local.proxy.config.tunnel_idle_timeout);
     }
 
     /// An attempt failed with `failure`: close its connection; retry, answer with a
@@ -755,7 +758,7 @@ impl Forward {
                     *keep_alive,
                 ),
                 Reading::Tunnel(_) => {
-                    local.count(self.upstream, Event::TunnelClosed);
+                    tunnel_closed(local, self.upstream);
                     (false, false)
                 }
                 Reading::Awaiting | Reading::Head { .. } => (false, false),
@@ -927,7 +930,7 @@ impl Forward {
             debug_assert_eq!(taken, data.len(), "decoded at most `room` bytes");
             self.consumed += used;
             // The client took bytes: room for the upstream's, and time to send them.
-            self.deadline = Some(local.now + self.timeout);
+            self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
         }
         compact(&mut self.from_upstream, &mut self.consumed);
         self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
@@ -956,13 +959,14 @@ impl Forward {
     /// room; then the upstream's end of stream, once its bytes went; then the end of
     /// the tunnel, once both directions ended (or at once on a reset, after the bytes
     /// that came before it).
+    #[cold]
     fn relay(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
         let pending = &self.from_upstream[self.consumed..];
         let n = pending.len().min(res.room());
         if n > 0 {
             res.write(&pending[..n]);
             self.consumed += n;
-            self.arm(local);
+            self.arm_tunnel(local);
         }
         compact(&mut self.from_upstream, &mut self.consumed);
         self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
@@ -993,6 +997,7 @@ impl Forward {
     /// becomes a tunnel, with the tunnel's idle timeout. Request bytes not yet written
     /// (the upstream answered before it read them all) go first, from the output
     /// buffer, before the client's.
+    #[cold]
     fn start_tunnel(&mut self, head_len: usize, local: &mut ProxyLocal) {
         local.proxy.upstreams.record_success(self.upstream);
         local.count(self.upstream, Event::Upgraded);
@@ -1005,12 +1010,12 @@ impl Forward {
             self.sent = 0;
         }
         self.replay.clear();
-        self.timeout = local.proxy.config.tunnel_idle_timeout;
-        self.arm(local);
+        self.arm_tunnel(local);
     }
 
     /// The client's bytes for a tunnel: as many as the output buffer has room for (the
     /// rest waits in the client's connection, which then stops reading it).
+    #[cold]
     fn tunnel_in(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
         if self.stage != Stage::Running || !self.writing.is_open() {
             return data.len(); // the tunnel is ending: nowhere to send them
@@ -1022,7 +1027,7 @@ impl Forward {
         }
         self.take_out(local);
         self.out.extend_from_slice(&data[..n]);
-        self.arm(local);
+        self.arm_tunnel(local);
         n
     }
 
@@ -1072,15 +1077,8 @@ impl Forward {
                 if parsed.head.status != 101 {
                     return Err(failure);
                 }
-                // Only to a request forwarded with `Upgrade`, and only to protocols it
-                // asked for (RFC 9110 §7.8, §15.2.2); any other 101 is a 502.
-                let chosen = Protocols::from_fields(parsed.fields)
-                    .filter(|p| self.method == Method::Upgrade && self.asked.allows(p))
-                    .ok_or(Failure::Malformed)?;
-                res.switch_protocols(chosen.as_bytes());
-                for (name, value) in forwarded(&parsed) {
-                    res.header(name, value);
-                }
+                let asked = (self.method == Method::Upgrade).then_some(&self.asked);
+                pass_switch(&parsed, asked, res)?;
                 self.start_tunnel(parsed.len, local);
                 return Ok(());
             }
@@ -1095,11 +1093,35 @@ impl Forward {
     }
 }
 
+/// Counts a tunnel of `upstream` as ended (out of the way of the paths every request
+/// takes).
+#[cold]
+fn tunnel_closed(local: &ProxyLocal, upstream: usize) {
+    local.count(upstream, Event::TunnelClosed);
+}
+
 /// The fields of an upstream head that go to the client, and `Via`.
 fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
     headers::response_fields(parsed.fields)
         .map(|f| (f.name, f.value))
         .chain([("Via", headers::via(parsed.head.version))])
+}
+
+/// Passes a `101` head on: only to a request forwarded with `Upgrade` (`asked`), and
+/// only naming protocols it asked for (RFC 9110 §7.8, §15.2.2); any other 101 is a 502.
+fn pass_switch(
+    parsed: &Parsed<'_, '_>,
+    asked: Option<&Protocols>,
+    res: &mut Response<'_, '_>,
+) -> Result<(), Failure> {
+    let chosen = Protocols::from_fields(parsed.fields)
+        .filter(|p| asked.is_some_and(|asked| asked.allows(p)))
+        .ok_or(Failure::Malformed)?;
+    res.switch_protocols(chosen.as_bytes());
+    for (name, value) in forwarded(parsed) {
+        res.header(name, value);
+    }
+    Ok(())
 }
 
 /// Passes an interim head on: `100 Continue` went to the client from the connection
@@ -1182,47 +1204,36 @@ impl Forward {
             max_forwards,
             trust_forwarded: config.trust_forwarded,
         };
-        self.fallback_host = if req.head.upgrade {
-            self.write_upgrade_head(&request, req)
-        } else {
-            headers::write_request_head(
-                &mut self.out,
-                &request,
-                req.head.framing,
-                self.close_upstream,
-            )
-        };
-        self.timeout = config.upstream_timeout;
-        self.start(req.head.framing, local);
-    }
-
-    /// Writes the head of a request whose `Connection` lists `upgrade`: with `Upgrade`
-    /// and `Connection: upgrade` if the ask is forwarded ([`Protocols::asked`]), and
-    /// then a `101` may switch protocols; as any other request otherwise (both fields
-    /// are hop-by-hop, RFC 9110 §7.6.1). Returns what
-    /// [`headers::write_request_head`] does.
-    fn write_upgrade_head(
-        &mut self,
-        request: &headers::Request<'_>,
-        req: &Request<'_>,
-    ) -> Option<Range<usize>> {
-        let framing = req.head.framing;
-        let Some(asked) = Protocols::asked(req) else {
-            return headers::write_request_head(
-                &mut self.out,
-                request,
-                framing,
-                self.close_upstream,
-            );
-        };
-        self.method = Method::Upgrade;
-        self.asked = asked;
+        // One branch for an ordinary request: `upgrade` is read with the other
+        // `Connection` options.
+        let upgrade = req.head.upgrade && self.ask_upgrade(req);
         // No `Connection: close` beside `upgrade` (an upstream that reads only its
         // first `Connection` line would miss `upgrade`): `close_upstream` still keeps
         // the connection out of the idle set after a non-101 answer.
-        let host = headers::write_request_head(&mut self.out, request, framing, false);
-        headers::append_upgrade(&mut self.out, asked.as_bytes());
-        host
+        self.fallback_host = headers::write_request_head(
+            &mut self.out,
+            &request,
+            req.head.framing,
+            self.close_upstream && !upgrade,
+        );
+        if upgrade {
+            headers::append_upgrade(&mut self.out, self.asked.as_bytes());
+        }
+        self.start(req.head.framing, local);
+    }
+
+    /// Whether the upgrade a request whose `Connection` lists `upgrade` asks for is
+    /// forwarded ([`Protocols::asked`]): then its head goes with `Upgrade` and
+    /// `Connection: upgrade` (both hop-by-hop, RFC 9110 §7.6.1, otherwise dropped), and
+    /// a `101` may switch protocols.
+    #[cold]
+    fn ask_upgrade(&mut self, req: &Request<'_>) -> bool {
+        let Some(asked) = Protocols::asked(req) else {
+            return false;
+        };
+        self.method = Method::Upgrade;
+        self.asked = asked;
+        true
     }
 
     /// The exchange starts, its request head written: the first attempt asks for a

@@ -324,11 +324,12 @@ impl<'s> MemProxy<'s> {
                 progress |= n > 0;
                 use_up(&mut self.client_room, n);
             }
-            if self.wbuf.is_empty() && self.conn.take_shutdown() {
-                self.client_shut = true;
-                progress = true;
-            }
             if !progress {
+                // Once nothing else moves (a shutdown waits for the flush anyway).
+                if self.wbuf.is_empty() && self.conn.take_shutdown() {
+                    self.client_shut = true;
+                    continue;
+                }
                 return;
             }
         }
