@@ -375,6 +375,8 @@ impl Response<'_, '_> {
         self.write_all(b"\n");
     }
 
+    /// Starts the head: decides the framing, then writes the status line and the
+    /// connection's own fields; the handler's fields follow ([`header`](Self::header)).
     #[inline(always)]
     fn start_with(&mut self, status: u16, len: BodyLen, codings: Option<&[u8]>) {
         if self.ex.body != OutBody::NotStarted {
@@ -387,6 +389,15 @@ impl Response<'_, '_> {
             debug_assert!(false, "not a final status: {status}");
             500
         };
+        self.frame(status, len);
+        self.write_head(status, len, codings);
+        self.ex.head_open = true;
+    }
+
+    /// Decides how the body of a `status` response of `len` is delimited, and whether
+    /// the connection persists after it.
+    #[inline(always)]
+    fn frame(&mut self, status: u16, len: BodyLen) {
         if self.ex.expect_continue {
             // A final response before the client was asked for the body declines it
             // (RFC 9110 §10.1.1): say so, and close instead of waiting for a body the
@@ -406,7 +417,13 @@ impl Response<'_, '_> {
             }
         };
         self.ex.keep_alive &= !self.settings.closing;
+    }
 
+    /// Writes the status line, `Date`, the framing field that [`frame`](Self::frame)
+    /// chose (`Transfer-Encoding` listing `codings` before `chunked`, if any) and
+    /// `Connection` where the default does not hold.
+    #[inline(always)]
+    fn write_head(&mut self, status: u16, len: BodyLen, codings: Option<&[u8]>) {
         let out = &mut *self.out;
         if self
             .settings
@@ -441,7 +458,6 @@ impl Response<'_, '_> {
         } else if self.ex.version == Version::Http10 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
-        self.ex.head_open = true;
     }
 
     /// Adds a header field to the head [`start`](Self::start) began (ignored once the
@@ -999,14 +1015,7 @@ impl<H: Handler> Conn<H> {
         settings: &mut Settings<'_>,
         local: &mut H::Local,
     ) -> bool {
-        // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
-        // send a CRLF after a body). Consumed, they leave the connection idle rather
-        // than partly read: no 400 at EOF, no 408.
-        let blank = parse::empty_lines(input.filled());
-        if blank > 0 {
-            input.consume(blank);
-            self.scanned = self.scanned.saturating_sub(blank);
-        }
+        self.skip_empty_lines(input);
         let buf = input.filled();
         // Errors before the head is parsed are answered as to a HEAD once its method
         // is complete (RFC 9110 §9.3.2: no content), else as to a GET: until then the
@@ -1037,26 +1046,51 @@ impl<H: Handler> Conn<H> {
                 return true;
             }
         };
-        let head = req.head;
-        if let Some(on_request) = settings.on_request {
-            on_request(&req);
+        self.dispatch(&req, output, settings, local);
+        input.consume(len);
+        // Answered at once (the common case): done without another round.
+        self.complete(settings);
+        true
+    }
+
+    /// RFC 9112 §2.2: empty lines before a request line are ignored (some clients
+    /// send a CRLF after a body). Consumed, they leave the connection idle rather than
+    /// partly read: no 400 at EOF, no 408.
+    #[inline(always)]
+    fn skip_empty_lines(&mut self, input: &mut ReadBuf) {
+        let blank = parse::empty_lines(input.filled());
+        if blank > 0 {
+            input.consume(blank);
+            self.scanned = self.scanned.saturating_sub(blank);
         }
-        self.begin_exchange(&head, settings);
+    }
+
+    /// Starts the exchange of `req` and hands it to the handler, then closes the head
+    /// it began and asks for the body with a `100 Continue` if the client waits for one
+    /// and the handler has not answered.
+    #[inline(always)]
+    fn dispatch(
+        &mut self,
+        req: &Request<'_>,
+        output: &mut WriteBuf,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
+    ) {
+        if let Some(on_request) = settings.on_request {
+            on_request(req);
+        }
+        self.begin_exchange(&req.head, settings);
         let mut res = Response {
             out: output,
             ex: &mut self.ex,
             settings,
         };
-        self.handler.on_request(&req, &mut res, local);
+        self.handler.on_request(req, &mut res, local);
         res.close_head();
         if res.ex.expect_continue {
             // The handler wants the body (or has not decided): ask for it.
             res.interim(100);
         }
-        input.consume(len);
-        // Answered at once (the common case): done without another round.
-        self.complete(settings);
-        true
     }
 
     /// One round of the current exchange: the response, then the request body.
