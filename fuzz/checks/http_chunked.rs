@@ -211,7 +211,8 @@ fn reference_body(c: &mut Cursor<'_>) -> Result<(Vec<u8>, usize), Stop> {
         if size == 0 {
             break;
         }
-        if body.len() as u64 + size > MAX_BODY {
+        // `size` may be as large as `u64::MAX` (16 significant digits): no sum overflows.
+        if size > MAX_BODY - body.len() as u64 {
             return Err(Stop::Invalid);
         }
         let size = size as usize;
