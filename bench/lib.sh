@@ -395,17 +395,19 @@ start_server() {
     return 1
 }
 
-# cpu_ticks PID: utime + stime (clock ticks) of PID and its descendants, from
-# /proc/PID/stat fields 14 and 15 (all threads of each process).
+# cpu_ticks PID: "TOTAL USER": utime + stime, and utime alone (clock ticks), of PID
+# and its descendants, from /proc/PID/stat fields 14 and 15 (all threads of each
+# process).
 cpu_ticks() {
-    local total=0 p stat f
+    local total=0 user=0 p stat f
     for p in $(tree "$1"); do
         stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
         stat=${stat##*) } # fields from 3 on (the command name may hold spaces)
         read -r -a f <<<"$stat"
         total=$((total + f[11] + f[12]))
+        user=$((user + f[11]))
     done
-    echo "$total"
+    echo "$total $user"
 }
 
 # rss_kib PID: VmRSS (KiB) of PID and its descendants.

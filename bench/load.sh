@@ -34,7 +34,7 @@ build_peers
 CSV=$RESULTS/load-$STAMP.csv
 WRK_LOG=$RESULTS/load-$STAMP.wrk.txt
 write_env "$RESULTS/load-$STAMP.env"
-echo "date,round,kind,shape,server,requests,seconds,rps,p50_us,p99_us,cpu_ticks,cpu_us_per_req,errors" >"$CSV"
+echo "date,round,kind,shape,server,requests,seconds,rps,p50_us,p99_us,cpu_ticks,cpu_us_per_req,errors,user_ticks,user_us_per_req" >"$CSV"
 CLK_TCK=$(getconf CLK_TCK)
 FAILED=()
 
@@ -62,15 +62,15 @@ measure() {
         FAILED+=("$kind $shape $name (round $round): did not start")
         return
     fi
-    local pid=$STARTED before after out line
+    local pid=$STARTED before after user_before user_after out line
     if [ "$WARMUP" != 0 ]; then run_wrk "$WARMUP" "$depth" || true; fi
-    before=$(cpu_ticks "$pid")
+    read -r before user_before <<<"$(cpu_ticks "$pid")"
     if ! run_wrk "$DURATION" "$depth"; then
         FAILED+=("$kind $shape $name (round $round): wrk failed: $(cat "$TMP/wrk.out")")
         stop_pid "$pid"
         return
     fi
-    after=$(cpu_ticks "$pid")
+    read -r after user_after <<<"$(cpu_ticks "$pid")"
     out=$(cat "$TMP/wrk.out")
     if ! alive "$pid"; then FAILED+=("$kind $shape $name (round $round): server died under load"); fi
     stop_pid "$pid"
@@ -102,12 +102,12 @@ measure() {
     if [ "$shape" != plain ]; then p50_us='' p99_us=''; fi
     if [ "$p50_us" = 0 ]; then p50_us=; fi
     if [ "$p99_us" = 0 ]; then p99_us=; fi
-    local ticks=$((after - before)) row
-    row=$(awk -v r="$requests" -v d="$duration_us" -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN {
+    local ticks=$((after - before)) user_ticks=$((user_after - user_before)) row
+    row=$(awk -v r="$requests" -v d="$duration_us" -v t="$ticks" -v u="$user_ticks" -v hz="$CLK_TCK" 'BEGIN {
         printf "%d,%.3f,%.0f,%d", r, d / 1e6, r / (d / 1e6), t
-        printf ",%.3f", t * 1e6 / hz / r }')
-    IFS=, read -r _ seconds rps _ cpu <<<"$row"
-    echo "$(date -u +%FT%TZ),$round,$kind,$shape,$name,$requests,$seconds,$rps,$p50_us,$p99_us,$ticks,$cpu,$errors" >>"$CSV"
+        printf ",%.3f,%.3f", t * 1e6 / hz / r, u * 1e6 / hz / r }')
+    IFS=, read -r _ seconds rps _ cpu user <<<"$row"
+    echo "$(date -u +%FT%TZ),$round,$kind,$shape,$name,$requests,$seconds,$rps,$p50_us,$p99_us,$ticks,$cpu,$errors,$user_ticks,$user" >>"$CSV"
     log "round $round $kind $shape $name: $rps req/s, p50 ${p50_us:-?} us, p99 ${p99_us:-?} us, $cpu us CPU/request"
 }
 

@@ -64,6 +64,10 @@ def load_summary(rows):
                         "rounds": len(runs),
                         "rps": stats(r["rps"] for r in runs),
                         "cpu": stats(r["cpu_us_per_req"] for r in runs),
+                        # Older CSVs have no utime column: None there.
+                        "user": stats(r["user_us_per_req"] for r in runs)
+                        if all(r.get("user_us_per_req") for r in runs)
+                        else None,
                         "p50": median_or_none(r["p50_us"] for r in runs),
                         "p99": median_or_none(r["p99_us"] for r in runs),
                         "errors": sum(int(r["errors"]) for r in runs),
@@ -80,8 +84,12 @@ def print_load(path):
         base = dict(entries).get(BASELINE.get(kind))
         shape_text = "one request per round trip" if shape == "plain" else "pipelined"
         print(f"### {kind}, {shape_text}\n")
+        users = any(s["user"] for _, s in entries)
         header = "| server | req/s median (min–max) | p50 µs | p99 µs | CPU µs/request median (min–max) |"
         rule = "|---|---:|---:|---:|---:|"
+        if users:
+            header += " user µs/request median (min–max) |"
+            rule += "---:|"
         if base:
             header += " req/s vs demo | CPU vs demo |"
             rule += "---:|---:|"
@@ -95,6 +103,8 @@ def print_load(path):
                 "–" if s["p99"] is None else f"{s['p99']:,.0f}",
                 fmt_range(*s["cpu"], 2),
             ]
+            if users:
+                cells.append(fmt_range(*s["user"], 2) if s["user"] else "–")
             if base:
                 cells.append(f"{s['rps'][0] / base['rps'][0]:.2f}×")
                 cells.append(f"{s['cpu'][0] / base['cpu'][0]:.2f}×" if base["cpu"][0] else "–")
@@ -103,7 +113,7 @@ def print_load(path):
         print()
     print("Medians over rounds (range in parentheses); p50 and p99 are medians of wrk's")
     print("per-round percentiles (– where wrk has none: pipelined, see bench/README.md);")
-    print("CPU is the server's utime+stime per completed request.")
+    print("CPU is the server's utime+stime per completed request; user, its utime alone.")
     print_targets(load_targets(summary))
 
 

@@ -1,13 +1,36 @@
-//! Runs one fake-connection scenario of `benches/fakeconn.rs` a given number of times,
-//! without timing, for an instruction count under callgrind: run it twice with two
-//! op counts and divide the difference of the totals by the difference of the counts
-//! (setup cancels out), as `scripts/instructions.sh` does.
+//! Runs one in-memory scenario a given number of times, without timing, for an
+//! instruction count under callgrind: run it twice with two op counts and divide the
+//! difference of the totals by the difference of the counts (setup cancels out), as
+//! `scripts/instructions.sh` does. The user-space CPU of a request, counted exactly.
 //!
-//! `cargo bench -p demo-server --bench instructions -- <scenario> <ops>`, with
-//! `<scenario>` one of `no_keep_alive`, `keep_alive_lite`, `proxy`.
+//! `cargo bench -p demo-server --bench instructions -- <scenario> <ops>`; without
+//! arguments, every scenario once with its wall time, for a quick look (callgrind's
+//! count is the measure). Scenarios:
+//!
+//! - the fake connections of `benches/fakeconn.rs`: `no_keep_alive`, `keep_alive_lite`,
+//!   and `proxy` (Go's keep-alive-lite request proxied through [`MemProxy`] to a fake
+//!   upstream and its small response back);
+//! - the proxy's cost for a large head, `<shape><size>` with `<size>` `16k` (the default
+//!   head limit) or `1m` (`--max-head-bytes 1048576`), a request head of that size
+//!   proxied as `proxy` is, and `resp-<shape>16k`, an upstream response head of 16 KiB
+//!   (the most the proxy reads) behind the `proxy` request. Every head but `plain` ends
+//!   in a `Connection` field filling it with options; the worst of them must cost
+//!   within 2x `plain`, the same size without one (issue 21). Shapes:
+//!   - `plain`: 96 short fields, then one whose plain value fills the head;
+//!   - `conn`: the same, the last a `Connection` of one-byte options (`a,a,a,…`: at
+//!     16 KiB, some 7,700) that name no field;
+//!   - `same`: `conn` with the 96 fields all named `a`, the name every option repeats;
+//!   - `alt`: fields named `a` and `b` (and one `c` that no option names), options
+//!     `a,B,a,B,…`: each one another name than the option before it;
+//!   - `rand`: fields with one-byte names, options one byte each drawn at random from
+//!     twice as many names, in either case;
+//!   - `two`: the same with two-byte names (the hash table's path), `ows`: `rand` with
+//!     a space on each side of every option (`a , b , …`);
+//!   - `long`: 96 fields with 40-byte names, options naming them in turn.
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Instant;
 
 use demo_server::app::App;
 use demo_server::http::conn::Conn;
@@ -20,17 +43,150 @@ mod support {
 }
 use support::requests::{BROWSER_REQUEST, LITE_REQUEST, UPSTREAM_RESPONSE};
 
-fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let (Some(scenario), Some(ops)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: instructions <no_keep_alive|keep_alive_lite|proxy> <ops>");
-        return;
+/// The shapes of a large head (see the module docs).
+const SHAPES: [&str; 8] = ["plain", "conn", "same", "alt", "rand", "two", "ows", "long"];
+
+/// A small deterministic generator (xorshift), so a shape is the same head each run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// The 96 field names and the options of `shape`, as a function that writes the
+/// `i`th option (`None` for `plain`, which has no `Connection`).
+#[allow(clippy::type_complexity)]
+fn shape(shape: &str) -> (Vec<String>, Option<Box<dyn FnMut(usize) -> String>>) {
+    fn one(i: usize) -> String {
+        let b = b"abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~"[i % 51];
+        String::from(b as char)
+    }
+    fn two(i: usize) -> String {
+        format!("{}{}", one(i), one(i / 51))
+    }
+    fn long(i: usize) -> String {
+        format!("X-A-Rather-Long-Field-Name-Number-{i:05}x")
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let names: Vec<String>;
+    let options: Box<dyn FnMut(usize) -> String> = match shape {
+        "plain" => return ((0..96).map(|i| format!("X-{i:02}")).collect(), None),
+        "conn" => {
+            names = (0..96).map(|i| format!("X-{i:02}")).collect();
+            Box::new(|_| "a".into())
+        }
+        "same" => {
+            names = vec!["a".into(); 96];
+            Box::new(|_| "a".into())
+        }
+        "alt" => {
+            names = (0..96).map(|i| ["a", "b", "c"][i % 3].into()).collect();
+            Box::new(|i| if i % 2 == 0 { "a" } else { "B" }.into())
+        }
+        "rand" | "ows" => {
+            names = (0..96).map(|i| one(i % 25)).collect();
+            let ows = shape == "ows";
+            Box::new(move |_| {
+                let o = one(rng.below(50));
+                let o = if rng.below(2) == 0 {
+                    o.to_uppercase()
+                } else {
+                    o
+                };
+                if ows { format!(" {o} ") } else { o }
+            })
+        }
+        "two" => {
+            names = (0..96).map(two).collect();
+            Box::new(move |_| two(rng.below(192)))
+        }
+        "long" => {
+            names = (0..96).map(long).collect();
+            Box::new(move |i| long(i % 96))
+        }
+        _ => panic!("unknown shape {shape}: {SHAPES:?}"),
     };
-    let ops: u64 = ops.parse().expect("a number of ops");
-    let shared = Shared::new(Limits::default(), 1, false);
+    (names, Some(options))
+}
+
+/// A head of exactly `size` bytes: `first` (a request or status line and what must
+/// come first), the fields of `shape`, then a `Connection` of its options as many as
+/// fit, or a plain field, filled to the size.
+fn head(first: &[u8], size: usize, shape_name: &str) -> Vec<u8> {
+    let (names, options) = shape(shape_name);
+    let mut head = first.to_vec();
+    for name in &names {
+        head.extend_from_slice(format!("{name}: v\r\n").as_bytes());
+    }
+    let end = size - 4; // the last CRLF, and the blank line
+    match options {
+        Some(mut options) => {
+            head.extend_from_slice(b"Connection: ");
+            for i in 0.. {
+                let option = options(i);
+                let sep = if i == 0 { 0 } else { 1 };
+                if head.len() + sep + option.len() > end {
+                    break;
+                }
+                if sep == 1 {
+                    head.push(b',');
+                }
+                head.extend_from_slice(option.as_bytes());
+            }
+            // Fill what no option fits into with spaces (OWS after the last).
+            head.resize(end, b' ');
+        }
+        None => {
+            head.extend_from_slice(b"X-Plain: ");
+            head.resize(end, b'v');
+        }
+    }
+    head.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(head.len(), size);
+    head
+}
+
+/// The request, the upstream response and the head limit of a large-head scenario.
+fn large(scenario: &str) -> (Vec<u8>, Vec<u8>, usize) {
+    if let Some(rest) = scenario.strip_prefix("resp-") {
+        let shape = rest.strip_suffix("16k").expect("resp-<shape>16k");
+        let mut response = head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n",
+            16 << 10,
+            shape,
+        );
+        response.extend_from_slice(b"Hello, World!");
+        return (LITE_REQUEST.to_vec(), response, 64 << 10);
+    }
+    let (shape, size, limit) = if let Some(shape) = scenario.strip_suffix("16k") {
+        (shape, 16 << 10, 64 << 10)
+    } else if let Some(shape) = scenario.strip_suffix("1m") {
+        (shape, 1 << 20, 2 << 20)
+    } else {
+        panic!("unknown scenario {scenario}");
+    };
+    let request = head(b"GET / HTTP/1.1\r\nHost: example.com\r\n", size, shape);
+    (request, UPSTREAM_RESPONSE.to_vec(), limit)
+}
+
+/// Runs `scenario` `ops` times after one unmeasured op (buffers and exchange states
+/// made); returns the mean wall time of an op.
+fn run(scenario: &str, ops: u64) -> f64 {
+    let (request, response, max_head_bytes) = match scenario {
+        "no_keep_alive" | "keep_alive_lite" => (Vec::new(), Vec::new(), 64 << 10),
+        "proxy" => (LITE_REQUEST.to_vec(), UPSTREAM_RESPONSE.to_vec(), 64 << 10),
+        _ => large(scenario),
+    };
+    let limits = Limits {
+        max_head_bytes,
+        ..Limits::default()
+    };
+    let shared = Shared::new(limits, 1, false);
     let mut ctx = shared.context(0);
     let mut sink: Vec<u8> = Vec::with_capacity(4096);
     let mut serve = |conn: &mut Conn<App<'_>>, request: &[u8], ctx: &mut _| {
@@ -42,34 +198,87 @@ fn main() {
         black_box(&sink);
         sink.clear();
     };
-    match scenario.as_str() {
+    let start;
+    match scenario {
         "no_keep_alive" => {
-            for _ in 0..ops {
+            let mut once = || {
                 let mut conn = Conn::new(App::new(&shared));
                 serve(&mut conn, BROWSER_REQUEST, &mut ctx);
                 assert!(conn.is_done());
-            }
+            };
+            once();
+            start = Instant::now();
+            (0..ops).for_each(|_| once());
         }
         "keep_alive_lite" => {
             let mut conn = Conn::new(App::new(&shared));
-            for _ in 0..ops {
-                serve(&mut conn, LITE_REQUEST, &mut ctx);
-            }
+            serve(&mut conn, LITE_REQUEST, &mut ctx);
+            start = Instant::now();
+            (0..ops).for_each(|_| serve(&mut conn, LITE_REQUEST, &mut ctx));
         }
-        "proxy" => {
+        _ => {
             let config = ProxyConfig {
                 upstreams: vec!["127.0.0.1:8080".parse().unwrap()],
                 ..ProxyConfig::default()
             };
             let proxy = Arc::new(Proxy::new(config, 1));
             let mut mem = MemProxy::new(&shared, &proxy);
-            for _ in 0..ops {
-                let key = mem.exchange(LITE_REQUEST, UPSTREAM_RESPONSE);
+            let mut once = || {
+                let key = mem.exchange(&request, &response);
+                let received = mem.client_received();
+                assert!(
+                    received.starts_with(b"HTTP/1.1 200 ") && received.ends_with(b"Hello, World!"),
+                    "{scenario}: {:?}",
+                    String::from_utf8_lossy(&received[..received.len().min(60)])
+                );
                 black_box(mem.client_received());
                 mem.clear_client_received();
                 mem.clear_upstream_received(key);
+            };
+            once();
+            start = Instant::now();
+            (0..ops).for_each(|_| once());
+        }
+    }
+    start.elapsed().as_secs_f64() / ops.max(1) as f64
+}
+
+/// Every scenario's name, with the ops of a quick look at its wall time.
+fn scenarios() -> Vec<(String, u64)> {
+    let mut all = vec![
+        ("no_keep_alive".to_owned(), 100_000),
+        ("keep_alive_lite".to_owned(), 100_000),
+        ("proxy".to_owned(), 100_000),
+    ];
+    for shape in SHAPES {
+        all.push((format!("{shape}16k"), 1000));
+        all.push((format!("{shape}1m"), 20));
+    }
+    for shape in SHAPES {
+        all.push((format!("resp-{shape}16k"), 1000));
+    }
+    all
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args.as_slice() {
+        [scenario, ops] => {
+            run(scenario, ops.parse().expect("a number of ops"));
+        }
+        [list] if list == "--list" => {
+            for (scenario, _) in scenarios() {
+                println!("{scenario}");
             }
         }
-        other => panic!("unknown scenario {other}"),
+        [] => {
+            for (scenario, ops) in scenarios() {
+                println!("{scenario}: {:.2} us/op", run(&scenario, ops) * 1e6);
+            }
+        }
+        _ => eprintln!("usage: instructions [--list | <scenario> <ops>]"),
     }
 }

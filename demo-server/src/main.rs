@@ -95,6 +95,11 @@ struct ProxyArgs {
     /// (then one request probes it), 1ms to 1day.
     #[arg(long, default_value = "10s", value_parser = timeout)]
     fail_timeout: Duration,
+    /// How long a tunnel (a WebSocket, or another protocol an upstream's 101 switched
+    /// to) may stay idle, no byte moving either way, before both connections close,
+    /// 1ms to 1day.
+    #[arg(long, default_value = "10m", value_parser = timeout)]
+    tunnel_idle_timeout: Duration,
     /// Take a fresh 32 KiB copy buffer each time an exchange needs one (for the request
     /// head and body, for each read of the response: at least two per request) instead
     /// of a pooled one (to measure what the pool saves).
@@ -227,6 +232,7 @@ impl ProxyArgs {
                 fail_timeout: self.fail_timeout,
             },
             buffer_pool: !self.no_buffer_pool,
+            tunnel_idle_timeout: self.tunnel_idle_timeout,
             trust_forwarded: self.trust_forwarded,
         };
         (self.client.into_config(self.addr), proxy, self.admin)

@@ -208,11 +208,13 @@ pub fn write_pools(metrics: &mut Exposition<'_>, pools: &[(&str, Stats)]) {
 /// Writes the proxy's per-upstream counters, one sample per upstream labelled
 /// `upstream="<address>"`: `demo_upstream_connections_{opened,reused,discarded}_total`,
 /// `demo_upstream_connect_failures_total`,
-/// `demo_upstream_{retries,failures,client_aborts}_total`, and the gauge
-/// `demo_upstream_up` (1 while up, 0 while taken out by failures).
+/// `demo_upstream_{retries,failures,client_aborts}_total`,
+/// `demo_upstream_{upgrades,tunnels_closed}_total`, and the gauges
+/// `demo_upstream_tunnels_open` and `demo_upstream_up` (1 while up, 0 while taken out
+/// by failures).
 pub fn write_upstreams(metrics: &mut Exposition<'_>, upstreams: &Upstreams) {
     type Field = fn(&Upstreams, usize) -> u64;
-    let families: [(&'static str, Kind, &str, Field); 8] = [
+    let families: [(&'static str, Kind, &str, Field); 11] = [
         (
             "demo_upstream_connections_opened_total",
             Kind::Counter,
@@ -254,6 +256,27 @@ pub fn write_upstreams(metrics: &mut Exposition<'_>, upstreams: &Upstreams) {
             Kind::Counter,
             "Requests whose client went away before the response head (nginx's 499); no mark against the upstream.",
             |u, i| u.stats(i).client_aborts,
+        ),
+        (
+            "demo_upstream_upgrades_total",
+            Kind::Counter,
+            "Upgrades: 101 answers passed on to the client, each starting a tunnel (WebSocket and others).",
+            |u, i| u.stats(i).upgrades,
+        ),
+        (
+            "demo_upstream_tunnels_closed_total",
+            Kind::Counter,
+            "Tunnels ended: both sides done, a reset, the idle timeout, or the client gone.",
+            |u, i| u.stats(i).tunnels_closed,
+        ),
+        (
+            "demo_upstream_tunnels_open",
+            Kind::Gauge,
+            "Tunnels open now (upgrades less tunnels closed).",
+            |u, i| {
+                let s = u.stats(i);
+                s.upgrades.saturating_sub(s.tunnels_closed)
+            },
         ),
         (
             "demo_upstream_up",
@@ -336,7 +359,7 @@ pub fn write_json(out: &mut Vec<u8>, shared: &Shared, proxy: Option<&Proxy>) {
             let s = upstreams.stats(i);
             let _ = write!(
                 out,
-                "{}{{\"upstream\":\"{}\",\"state\":\"{}\",\"opened\":{},\"connect_failures\":{},\"reused\":{},\"discarded\":{},\"retries\":{},\"failures\":{},\"client_aborts\":{}}}",
+                "{}{{\"upstream\":\"{}\",\"state\":\"{}\",\"opened\":{},\"connect_failures\":{},\"reused\":{},\"discarded\":{},\"retries\":{},\"failures\":{},\"client_aborts\":{},\"upgrades\":{},\"tunnels_open\":{},\"tunnels_closed\":{}}}",
                 if i == 0 { "" } else { "," },
                 upstreams.name(i),
                 upstreams.state(i).as_str(),
@@ -346,7 +369,10 @@ pub fn write_json(out: &mut Vec<u8>, shared: &Shared, proxy: Option<&Proxy>) {
                 s.discarded,
                 s.retries,
                 s.failures,
-                s.client_aborts
+                s.client_aborts,
+                s.upgrades,
+                s.upgrades.saturating_sub(s.tunnels_closed),
+                s.tunnels_closed
             );
         }
         out.extend_from_slice(b"]}\n");
@@ -553,6 +579,9 @@ mod tests {
         upstreams.count(0, 0, Event::Opened);
         upstreams.count(0, 0, Event::Reused);
         upstreams.count(0, 0, Event::Reused);
+        upstreams.count(0, 0, Event::Upgraded);
+        upstreams.count(0, 0, Event::Upgraded);
+        upstreams.count(0, 0, Event::TunnelClosed);
         upstreams.record_failure(0, 1, start);
         let pool = Pool::new(Vec::<u8>::new);
         drop(pool.get());
@@ -615,7 +644,11 @@ mod tests {
         assert_eq!(find("demo_upstream_up", &down), 0.0);
         assert_eq!(find("demo_upstream_connect_failures_total", &up), 0.0);
         assert_eq!(find("demo_upstream_client_aborts_total", &down), 0.0);
-        assert_eq!(samples.len(), 2 + 5 * 2 + 8 * 2);
+        assert_eq!(find("demo_upstream_upgrades_total", &up), 2.0);
+        assert_eq!(find("demo_upstream_tunnels_closed_total", &up), 1.0);
+        assert_eq!(find("demo_upstream_tunnels_open", &up), 1.0);
+        assert_eq!(find("demo_upstream_tunnels_open", &down), 0.0);
+        assert_eq!(samples.len(), 2 + 5 * 2 + 11 * 2);
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //!   `Host`, at most one framing field (a `Transfer-Encoding` whose last element, read
 //!   here with quoted-strings, is `chunked`), the proxy's `Via`, never CONNECT or
 //!   TRACE (the proxy answers those itself); a connection left with a request cut
-//!   short is never idle (reusable);
+//!   short is never idle (reusable); an `Upgrade` goes only with `Connection:
+//!   upgrade`, on a request without a body, and what follows such a request on its
+//!   connection is not checked (after a 101 it is a tunnel's raw bytes);
 //! - bounded buffers: the copy buffers never hold more than two of their size (plus a
 //!   head), the client's pending output never more than the high-water mark plus a
 //!   copy buffer and a head.
@@ -133,6 +135,22 @@ fn check_forwarded(mut bytes: &[u8]) -> bool {
             "one framing"
         );
         assert!(count("via") == 1, "the proxy's Via");
+        if count("upgrade") > 0 {
+            // Forwarded only as an upgrade ask: with the option, without a body.
+            let option = req.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("connection")
+                    && h.value
+                        .split(|&b| b == b',')
+                        .any(|o| o.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+            });
+            assert!(option, "Upgrade forwarded without Connection: upgrade");
+            assert_eq!(
+                count("content-length") + count("transfer-encoding"),
+                0,
+                "an upgrade ask with a body"
+            );
+            return true; // what follows may be a tunnel's bytes
+        }
         let method = req.method.unwrap_or_default();
         assert!(
             method != "CONNECT" && method != "TRACE",

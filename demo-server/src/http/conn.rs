@@ -135,6 +135,11 @@ impl std::fmt::Debug for Settings<'_> {
 /// called instead, once (after that, the rest of the body is the connection's alone:
 /// a broken one ends the connection without telling the handler).
 ///
+/// A handler that switches protocols ([`Response::switch_protocols`]) turns the
+/// exchange into a tunnel: from then on `on_body` gets the client's raw bytes,
+/// `on_body_end` its end of stream, and `poll_response` is called on every
+/// [`Conn::process`] until the handler ends the tunnel.
+///
 /// In every call the handler may write the response through the [`Response`] it is
 /// given. A call that writes nothing and changes nothing means "not yet": the
 /// connection stops, and the driver calls [`Conn::process`] again when the handler's
@@ -264,6 +269,13 @@ enum OutBody {
     Chunked,
     /// Raw bytes until the connection closes (an HTTP/1.0 body of unknown length).
     Close,
+    /// A tunnel after a `101 Switching Protocols`: raw bytes, until the handler
+    /// finishes its direction.
+    Tunnel,
+    /// The handler finished the tunnel's direction toward the client: once the output
+    /// is flushed, the driver shuts down the socket's write side
+    /// ([`Conn::take_shutdown`]), and then it is `Complete`.
+    Shutdown,
     /// Nothing more: the response is complete (or never had a body).
     Complete,
 }
@@ -282,7 +294,9 @@ struct Exchange {
     body: OutBody,
     /// The response head is written up to its fields; its blank line is not.
     head_open: bool,
-    /// The handler gave up on the response: close after what was written.
+    /// The handler gave up on the response: close after what was written. Also set by
+    /// [`Response::switch_protocols`], with `body` at `Tunnel`: either way the exchange
+    /// leaves `Phase::Exchange`.
     aborted: bool,
 }
 
@@ -361,6 +375,8 @@ impl Response<'_, '_> {
         self.write_all(b"\n");
     }
 
+    /// Starts the head: decides the framing, then writes the status line and the
+    /// connection's own fields; the handler's fields follow ([`header`](Self::header)).
     #[inline(always)]
     fn start_with(&mut self, status: u16, len: BodyLen, codings: Option<&[u8]>) {
         if self.ex.body != OutBody::NotStarted {
@@ -373,6 +389,15 @@ impl Response<'_, '_> {
             debug_assert!(false, "not a final status: {status}");
             500
         };
+        self.frame(status, len);
+        self.write_head(status, len, codings);
+        self.ex.head_open = true;
+    }
+
+    /// Decides how the body of a `status` response of `len` is delimited, and whether
+    /// the connection persists after it.
+    #[inline(always)]
+    fn frame(&mut self, status: u16, len: BodyLen) {
         if self.ex.expect_continue {
             // A final response before the client was asked for the body declines it
             // (RFC 9110 §10.1.1): say so, and close instead of waiting for a body the
@@ -392,7 +417,13 @@ impl Response<'_, '_> {
             }
         };
         self.ex.keep_alive &= !self.settings.closing;
+    }
 
+    /// Writes the status line, `Date`, the framing field that [`frame`](Self::frame)
+    /// chose (`Transfer-Encoding` listing `codings` before `chunked`, if any) and
+    /// `Connection` where the default does not hold.
+    #[inline(always)]
+    fn write_head(&mut self, status: u16, len: BodyLen, codings: Option<&[u8]>) {
         let out = &mut *self.out;
         if self
             .settings
@@ -427,7 +458,6 @@ impl Response<'_, '_> {
         } else if self.ex.version == Version::Http10 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
-        self.ex.head_open = true;
     }
 
     /// Adds a header field to the head [`start`](Self::start) began (ignored once the
@@ -569,22 +599,26 @@ impl Response<'_, '_> {
                 encode::write_chunk(out, data);
                 data.len()
             }
-            OutBody::Close => {
+            OutBody::Close | OutBody::Tunnel => {
                 out.extend_from_slice(data);
                 data.len()
             }
+            OutBody::Shutdown => data.len(),
         }
     }
 
     /// Ends the body: the last chunk of a chunked one. A `Known` length must have
     /// been written in full: ending it short is a bug, and cuts the response off
-    /// ([`abort`](Self::abort)).
+    /// ([`abort`](Self::abort)). In a tunnel, ends the direction toward the client: its
+    /// end of stream follows what was written (the driver shuts down the socket's write
+    /// side), while the client's bytes still come.
     #[inline]
     pub fn finish(&mut self) {
         self.close_head();
         match self.ex.body {
             OutBody::NotStarted => debug_assert!(false, "finish before the response started"),
-            OutBody::Complete => {}
+            OutBody::Complete | OutBody::Shutdown => {}
+            OutBody::Tunnel => self.ex.body = OutBody::Shutdown,
             OutBody::Chunked => {
                 self.out.extend_from_slice(encode::LAST_CHUNK);
                 self.ex.body = OutBody::Complete;
@@ -608,6 +642,55 @@ impl Response<'_, '_> {
         self.ex.aborted = true;
         self.ex.keep_alive = false;
         self.ex.expect_continue = false;
+    }
+
+    /// Switches the connection to another protocol (RFC 9110 §15.2.2, §7.8): writes a
+    /// `101 Switching Protocols` head with `Connection: upgrade` and `Upgrade:
+    /// protocols`, to which [`header`](Self::header) may add fields. From then on the
+    /// connection is a tunnel of raw bytes both ways:
+    ///
+    /// - [`write`](Self::write) passes bytes to the client unframed, as far as
+    ///   [`room`](Self::room) allows, and [`finish`](Self::finish) ends that direction
+    ///   (its end of stream goes to the client once what was written is flushed);
+    /// - [`Handler::on_body`] gets every byte the client sends after the request head
+    ///   (bytes it pipelined behind the request included), taking what it can as for
+    ///   a body (backpressure), and [`Handler::on_body_end`] the client's end of stream;
+    /// - [`Handler::poll_response`] is called on every [`Conn::process`] while the
+    ///   output has room;
+    /// - [`end_tunnel`](Self::end_tunnel) (or [`abort`](Self::abort)) ends the tunnel:
+    ///   the connection closes once what was written is flushed, and the handler is
+    ///   told nothing more ([`Handler::on_abort`] only if the driver drops the
+    ///   connection first).
+    ///
+    /// Only from [`Handler::poll_response`], before any final response, in an
+    /// exchange of an HTTP/1.1 request without a body; anything else is a bug, and
+    /// the response is cut off.
+    pub fn switch_protocols(&mut self, protocols: &[u8]) {
+        if self.ex.body != OutBody::NotStarted || self.ex.version != Version::Http11 {
+            debug_assert!(false, "switching protocols after a response or on HTTP/1.0");
+            self.abort();
+            return;
+        }
+        let _ = self
+            .settings
+            .lines
+            .write_line(101, Version::Http11, self.out);
+        self.out.extend_from_slice(b"Connection: upgrade\r\n");
+        encode::field(self.out, b"Upgrade: ", protocols);
+        self.ex.body = OutBody::Tunnel;
+        self.ex.keep_alive = false;
+        self.ex.expect_continue = false;
+        self.ex.head_open = true;
+        // The exchange leaves `Phase::Exchange` through the check it makes for an
+        // aborted response, so that an ordinary exchange pays nothing for this
+        // (`Conn::enter_tunnel` clears it).
+        self.ex.aborted = true;
+    }
+
+    /// Ends a tunnel ([`switch_protocols`](Self::switch_protocols)): the connection
+    /// closes once what was written is flushed.
+    pub fn end_tunnel(&mut self) {
+        self.abort();
     }
 
     /// Whether the final response has started.
@@ -639,6 +722,8 @@ enum RequestBodyReader {
     /// This many bytes are left.
     Length(u64),
     Chunked(ChunkedDecoder),
+    /// A tunnel's bytes from the client, until its end of stream.
+    Tunnel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -647,6 +732,8 @@ enum Phase {
     Head,
     /// A request is being answered (and its body read).
     Exchange,
+    /// The handler switched protocols: raw bytes both ways, until it ends the tunnel.
+    Tunnel,
     /// No more requests on this connection: flush and close.
     Done,
 }
@@ -729,7 +816,7 @@ impl<H: Handler> Conn<H> {
     pub fn wants_input(&self, output_len: usize) -> bool {
         let reading = match self.phase {
             Phase::Head => true,
-            Phase::Exchange => self.body.is_some() && !self.stalled,
+            Phase::Exchange | Phase::Tunnel => self.body.is_some() && !self.stalled,
             Phase::Done => false,
         };
         reading && output_len < WRITE_HIGH_WATER
@@ -743,7 +830,24 @@ impl<H: Handler> Conn<H> {
     /// Whether a response is in progress (or awaited): `process` may produce output
     /// without new input.
     pub fn is_responding(&self) -> bool {
-        self.phase == Phase::Exchange && self.ex.body != OutBody::Complete
+        (self.phase == Phase::Exchange && self.ex.body != OutBody::Complete)
+            || self.phase == Phase::Tunnel
+    }
+
+    /// Whether the connection is a tunnel ([`Response::switch_protocols`]).
+    pub fn is_tunnel(&self) -> bool {
+        self.phase == Phase::Tunnel
+    }
+
+    /// Whether the driver is to shut down the socket's write side now: the handler
+    /// ended the tunnel's direction toward the client ([`Response::finish`]). Call it
+    /// once the output is flushed; it says so once.
+    pub fn take_shutdown(&mut self) -> bool {
+        if self.ex.body == OutBody::Shutdown {
+            self.ex.body = OutBody::Complete;
+            return true;
+        }
+        false
     }
 
     /// Whether a request waits for its response to start: the handler has not
@@ -785,6 +889,7 @@ impl<H: Handler> Conn<H> {
                         && self.read_head(input, output, settings, local)
                 }
                 Phase::Exchange => self.exchange(input, output, settings, local),
+                Phase::Tunnel => self.tunnel(input, output, settings, local),
                 Phase::Done => false,
             };
             if !progressed {
@@ -809,6 +914,18 @@ impl<H: Handler> Conn<H> {
             Phase::Head => self.fail(RequestError::Malformed, output, settings, local),
             Phase::Exchange if self.body.is_some() => {
                 self.fail(RequestError::Malformed, output, settings, local)
+            }
+            Phase::Tunnel => {
+                // The client ended its direction of the tunnel: the other goes on.
+                if self.body.take().is_some() {
+                    let mut res = Response {
+                        out: output,
+                        ex: &mut self.ex,
+                        settings,
+                    };
+                    self.handler.on_body_end(&mut res, local);
+                    res.close_head();
+                }
             }
             Phase::Exchange | Phase::Done => {}
         }
@@ -837,7 +954,9 @@ impl<H: Handler> Conn<H> {
     /// response is not complete. Once it is, the rest of the request body is the
     /// connection's alone to read and drop.
     fn abort_handler(&mut self, local: &mut H::Local) {
-        if self.phase == Phase::Exchange && self.ex.body != OutBody::Complete {
+        if (self.phase == Phase::Exchange && self.ex.body != OutBody::Complete)
+            || self.phase == Phase::Tunnel
+        {
             self.handler.on_abort(local);
         }
     }
@@ -896,14 +1015,7 @@ impl<H: Handler> Conn<H> {
         settings: &mut Settings<'_>,
         local: &mut H::Local,
     ) -> bool {
-        // RFC 9112 §2.2: empty lines before a request line are ignored (some clients
-        // send a CRLF after a body). Consumed, they leave the connection idle rather
-        // than partly read: no 400 at EOF, no 408.
-        let blank = parse::empty_lines(input.filled());
-        if blank > 0 {
-            input.consume(blank);
-            self.scanned = self.scanned.saturating_sub(blank);
-        }
+        self.skip_empty_lines(input);
         let buf = input.filled();
         // Errors before the head is parsed are answered as to a HEAD once its method
         // is complete (RFC 9110 §9.3.2: no content), else as to a GET: until then the
@@ -934,26 +1046,51 @@ impl<H: Handler> Conn<H> {
                 return true;
             }
         };
-        let head = req.head;
-        if let Some(on_request) = settings.on_request {
-            on_request(&req);
+        self.dispatch(&req, output, settings, local);
+        input.consume(len);
+        // Answered at once (the common case): done without another round.
+        self.complete(settings);
+        true
+    }
+
+    /// RFC 9112 §2.2: empty lines before a request line are ignored (some clients
+    /// send a CRLF after a body). Consumed, they leave the connection idle rather than
+    /// partly read: no 400 at EOF, no 408.
+    #[inline(always)]
+    fn skip_empty_lines(&mut self, input: &mut ReadBuf) {
+        let blank = parse::empty_lines(input.filled());
+        if blank > 0 {
+            input.consume(blank);
+            self.scanned = self.scanned.saturating_sub(blank);
         }
-        self.begin_exchange(&head, settings);
+    }
+
+    /// Starts the exchange of `req` and hands it to the handler, then closes the head
+    /// it began and asks for the body with a `100 Continue` if the client waits for one
+    /// and the handler has not answered.
+    #[inline(always)]
+    fn dispatch(
+        &mut self,
+        req: &Request<'_>,
+        output: &mut WriteBuf,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
+    ) {
+        if let Some(on_request) = settings.on_request {
+            on_request(req);
+        }
+        self.begin_exchange(&req.head, settings);
         let mut res = Response {
             out: output,
             ex: &mut self.ex,
             settings,
         };
-        self.handler.on_request(&req, &mut res, local);
+        self.handler.on_request(req, &mut res, local);
         res.close_head();
         if res.ex.expect_continue {
             // The handler wants the body (or has not decided): ask for it.
             res.interim(100);
         }
-        input.consume(len);
-        // Answered at once (the common case): done without another round.
-        self.complete(settings);
-        true
     }
 
     /// One round of the current exchange: the response, then the request body.
@@ -984,6 +1121,9 @@ impl<H: Handler> Conn<H> {
             }
         }
         if self.ex.aborted {
+            if self.ex.body == OutBody::Tunnel {
+                return self.enter_tunnel(settings, local); // not aborted: switched
+            }
             self.phase = Phase::Done;
             return true;
         }
@@ -1012,6 +1152,59 @@ impl<H: Handler> Conn<H> {
         true
     }
 
+    /// The handler switched protocols: the request was answered, and the connection
+    /// is a tunnel from now on.
+    fn enter_tunnel(&mut self, settings: &Settings<'_>, local: &mut H::Local) -> bool {
+        self.requests += 1;
+        if let Some(answered) = settings.answered {
+            answered.store(answered.load(Relaxed) + 1, Relaxed);
+        }
+        if self.body.is_some() {
+            // A request body would be read as the tunnel's bytes: a handler's bug.
+            debug_assert!(false, "switching protocols on a request with a body");
+            self.handler.on_abort(local);
+            self.phase = Phase::Done;
+            return true;
+        }
+        self.body = Some(RequestBodyReader::Tunnel);
+        self.stalled = false;
+        self.ex.aborted = false;
+        self.phase = Phase::Tunnel;
+        true
+    }
+
+    /// One round of a tunnel: the handler's bytes for the client, then the client's
+    /// bytes for the handler (as many as it takes).
+    fn tunnel(
+        &mut self,
+        input: &mut ReadBuf,
+        output: &mut WriteBuf,
+        settings: &mut Settings<'_>,
+        local: &mut H::Local,
+    ) -> bool {
+        let before = (input.len(), output.len(), self.ex.body);
+        let mut res = Response {
+            out: output,
+            ex: &mut self.ex,
+            settings,
+        };
+        if res.room() > 0 {
+            self.handler.poll_response(&mut res, local);
+        }
+        if self.body.is_some() && !input.is_empty() && !res.ex.aborted {
+            let data = input.filled();
+            let taken = self.handler.on_body(data, &mut res, local).min(data.len());
+            self.stalled = taken < data.len();
+            input.consume(taken);
+        }
+        res.close_head();
+        if self.ex.aborted {
+            self.phase = Phase::Done;
+            return true;
+        }
+        (input.len(), output.len(), self.ex.body) != before
+    }
+
     /// Reads one run of request body from `input`: offered to the handler while the
     /// response is not complete, dropped after. Returns whether anything moved.
     fn read_body(
@@ -1035,6 +1228,7 @@ impl<H: Handler> Conn<H> {
             Some(RequestBodyReader::Chunked(decoder)) => decoder
                 .decode(buf)
                 .map(|(consumed, data)| (consumed, data.len(), decoder.is_done())),
+            Some(RequestBodyReader::Tunnel) => Ok((buf.len(), buf.len(), false)),
         };
         let (consumed, data_len, ended) = match framed {
             Ok(framed) => framed,
@@ -1061,6 +1255,7 @@ impl<H: Handler> Conn<H> {
         match &mut self.body {
             Some(RequestBodyReader::Length(remaining)) => *remaining -= taken as u64,
             Some(RequestBodyReader::Chunked(decoder)) => decoder.unread(left),
+            Some(RequestBodyReader::Tunnel) => {}
             None => unreachable!(),
         }
         input.consume(consumed - left);

@@ -63,6 +63,11 @@ pub struct RequestHead {
     /// `Content-Length`): answer it, then close (a proxy closes its upstream
     /// connection too).
     pub suspect: bool,
+    /// `Connection` lists the `upgrade` option: the client may ask to switch protocols
+    /// (RFC 9110 §7.8), if it also sent `Upgrade`. Whatever the version: a server
+    /// ignores `Upgrade` in an HTTP/1.0 request, which the handler that upgrades
+    /// checks.
+    pub upgrade: bool,
 }
 
 impl RequestFraming {
@@ -142,44 +147,14 @@ pub fn parse<'b>(
     max_body: u64,
     codings: Codings,
 ) -> Result<(Request<'b>, usize), RequestError> {
-    let mut req = httparse::Request::new(&mut []);
-    // httparse refuses obs-fold, whitespace between a field name and its colon, and
-    // CR, LF, NUL or other controls inside a value or the target (RFC 9112 §5.1, §5.2,
-    // §3.2, RFC 9110 §5.5): each is a 400 here, never a request read two ways.
-    let len = match req.parse_with_uninit_headers(buf, headers) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Err(RequestError::Malformed),
-        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
-        Err(_) => return Err(RequestError::Malformed),
-    };
-    // Every line ends in CRLF, as in a response: see [`fields::crlf_only`].
-    if !fields::crlf_only(&buf[..len]) {
-        return Err(RequestError::Malformed);
-    }
-    let httparse::Request {
-        method: Some(method_name),
-        path: Some(target),
-        version: Some(minor),
+    let Syntax {
+        method_name,
+        target,
+        minor,
         headers,
-    } = req
-    else {
-        return Err(RequestError::Malformed);
-    };
-    if method_name.len() > MAX_METHOD_LEN {
-        return Err(RequestError::MethodTooLong);
-    }
-    if target.len() > MAX_URI_LEN {
-        return Err(RequestError::UriTooLong);
-    }
-    // RFC 9112 §3.2: URI characters only, so no raw non-ASCII byte (httparse lets
-    // them through); and no fragment, which neither origin-form (§3.2.1) nor
-    // absolute-form (RFC 9110 §4.1) carries.
-    if !valid_target(method_name, target.as_bytes())
-        || target.bytes().any(|b| b >= 0x80 || b == b'#')
-    {
-        return Err(RequestError::Malformed);
-    }
+        len,
+    } = read_request(buf, headers)?;
+    check_line(method_name, target)?;
     // The forms whose host is the `Host` field's: all but absolute-form (RFC 9112
     // §3.2.2: a server takes the host from the target and ignores `Host`).
     let host_from_field =
@@ -206,6 +181,7 @@ pub fn parse<'b>(
             framing,
             expect_continue: expect_continue && framing.has_body(),
             suspect,
+            upgrade: framing_fields.upgrade(),
         },
         method_name,
         target,
@@ -213,6 +189,78 @@ pub fn parse<'b>(
         headers,
     };
     Ok((request, len))
+}
+
+/// What httparse read of a request head.
+struct Syntax<'b> {
+    method_name: &'b str,
+    target: &'b str,
+    /// The version's minor digit.
+    minor: u8,
+    headers: &'b [httparse::Header<'b>],
+    /// Bytes the head took.
+    len: usize,
+}
+
+/// The head's syntax: httparse's reading of `buf` into `headers`, if it is one whole
+/// head with CRLF line ends.
+#[inline(always)]
+fn read_request<'b>(
+    buf: &'b [u8],
+    headers: &'b mut FieldStorage<'b>,
+) -> Result<Syntax<'b>, RequestError> {
+    let mut req = httparse::Request::new(&mut []);
+    // httparse refuses obs-fold, whitespace between a field name and its colon, and
+    // CR, LF, NUL or other controls inside a value or the target (RFC 9112 §5.1, §5.2,
+    // §3.2, RFC 9110 §5.5): each is a 400 here, never a request read two ways.
+    let len = match req.parse_with_uninit_headers(buf, headers) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Err(RequestError::Malformed),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(_) => return Err(RequestError::Malformed),
+    };
+    // Every line ends in CRLF, as in a response: see [`fields::crlf_only`].
+    if !fields::crlf_only(&buf[..len]) {
+        return Err(RequestError::Malformed);
+    }
+    let httparse::Request {
+        method: Some(method_name),
+        path: Some(target),
+        version: Some(minor),
+        headers,
+    } = req
+    else {
+        return Err(RequestError::Malformed);
+    };
+    Ok(Syntax {
+        method_name,
+        target,
+        minor,
+        headers,
+        len,
+    })
+}
+
+/// The request line's limits and characters: a method and a target no longer than
+/// the server reads, and a target of URI characters without a fragment.
+#[inline(always)]
+fn check_line(method_name: &str, target: &str) -> Result<(), RequestError> {
+    if method_name.len() > MAX_METHOD_LEN {
+        return Err(RequestError::MethodTooLong);
+    }
+    if target.len() > MAX_URI_LEN {
+        return Err(RequestError::UriTooLong);
+    }
+    // RFC 9112 §3.2: URI characters only, so no raw non-ASCII byte (httparse lets
+    // them through); and no fragment, which neither origin-form (§3.2.1) nor
+    // absolute-form (RFC 9110 §4.1) carries.
+    if !valid_target(method_name, target.as_bytes())
+        || target.bytes().any(|b| b >= 0x80 || b == b'#')
+    {
+        return Err(RequestError::Malformed);
+    }
+    Ok(())
 }
 
 /// Reads the fields: those that frame the message through [`FramingFields`], and the

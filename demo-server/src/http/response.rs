@@ -156,6 +156,44 @@ pub fn parse<'h, 'b>(
     method: &[u8],
     fields: &'h mut FieldStorage<'b>,
 ) -> Result<Parsed<'h, 'b>, ResponseError> {
+    let (res, len) = read_head(buf, fields)?;
+    let (Some(minor), Some(status)) = (res.version, res.code) else {
+        return Err(ResponseError::Malformed);
+    };
+    // RFC 9110 §15: codes outside 100..=599 are invalid.
+    if !(100..=599).contains(&status) {
+        return Err(ResponseError::Malformed);
+    }
+    let version = fields::version(minor);
+    let mut framing_fields = FramingFields::default();
+    for field in res.headers.iter() {
+        framing_fields.add(field.name, field.value)?;
+    }
+    let framing = framing(status, method, framing_fields.delimiter(version)?);
+    let keep_alive = framing_fields.persistent(version)
+        && !matches!(framing, ResponseFraming::Close | ResponseFraming::Tunnel);
+    Ok(Parsed {
+        head: ResponseHead {
+            status,
+            version,
+            keep_alive,
+            framing,
+            content_length: framing_fields.content_length(),
+            transfer_coded: framing_fields.transfer_coded(),
+        },
+        reason: reason(res.reason, buf),
+        fields: res.headers,
+        len,
+    })
+}
+
+/// The head's syntax: httparse's reading of `buf` into `fields`, and the bytes it
+/// took, if it is one whole head with CRLF line ends that starts at once.
+#[inline(always)]
+fn read_head<'h, 'b>(
+    buf: &'b [u8],
+    fields: &'h mut FieldStorage<'b>,
+) -> Result<(httparse::Response<'h, 'b>, usize), ResponseError> {
     // httparse skips blank lines before the status line; RFC 9112 §2.2 allows that only
     // before a request line, and after a response they mean the previous body was
     // longer than its framing said.
@@ -175,27 +213,31 @@ pub fn parse<'h, 'b>(
     if !fields::crlf_only(&buf[..len]) {
         return Err(ResponseError::Malformed);
     }
-    let (Some(minor), Some(status)) = (res.version, res.code) else {
-        return Err(ResponseError::Malformed);
-    };
-    // RFC 9110 §15: codes outside 100..=599 are invalid.
-    if !(100..=599).contains(&status) {
-        return Err(ResponseError::Malformed);
-    }
-    let version = fields::version(minor);
-    // "HTTP/1.1 200 OK\r\n": the reason starts after the code's space (httparse
-    // replaces a reason holding obs-text with "", the raw bytes are kept here).
-    let line_end = memchr::memchr(b'\r', buf).unwrap_or(0);
-    let reason = buf.get(13..line_end).unwrap_or(b"");
+    Ok((res, len))
+}
 
-    let mut framing_fields = FramingFields::default();
-    for field in res.headers.iter() {
-        framing_fields.add(field.name, field.value)?;
+/// The reason phrase of the status line at the front of `buf`, as sent, given what
+/// httparse read of it.
+#[inline(always)]
+fn reason<'b>(parsed: Option<&'b str>, buf: &'b [u8]) -> &'b [u8] {
+    // "HTTP/1.1 200 OK\r\n": the reason starts after the code's space. httparse
+    // replaces a reason holding obs-text with "": then the raw bytes are taken from
+    // the line (a reason httparse kept is those bytes already).
+    match parsed {
+        Some(reason) if !reason.is_empty() => reason.as_bytes(),
+        _ => {
+            let line_end = memchr::memchr(b'\r', buf).unwrap_or(0);
+            buf.get(13..line_end).unwrap_or(b"")
+        }
     }
-    let delimiter = framing_fields.delimiter(version)?;
+}
 
+/// How a `status` response to a `method` request is delimited, given what its
+/// fields say (RFC 9112 §6.3 rules 1, 2 and 4 to 8).
+#[inline(always)]
+fn framing(status: u16, method: &[u8], delimiter: Delimiter) -> ResponseFraming {
     let connect = method == b"CONNECT";
-    let framing = if status == 101 || (connect && (200..300).contains(&status)) {
+    if status == 101 || (connect && (200..300).contains(&status)) {
         ResponseFraming::Tunnel
     } else if method == b"HEAD" || status < 200 || status == 204 || status == 304 {
         ResponseFraming::None
@@ -205,22 +247,7 @@ pub fn parse<'h, 'b>(
             Delimiter::Length(n) => ResponseFraming::Length(n),
             Delimiter::Unchunked | Delimiter::Absent => ResponseFraming::Close,
         }
-    };
-    let keep_alive = framing_fields.persistent(version)
-        && !matches!(framing, ResponseFraming::Close | ResponseFraming::Tunnel);
-    Ok(Parsed {
-        head: ResponseHead {
-            status,
-            version,
-            keep_alive,
-            framing,
-            content_length: framing_fields.content_length(),
-            transfer_coded: framing_fields.transfer_coded(),
-        },
-        reason,
-        fields: res.headers,
-        len,
-    })
+    }
 }
 
 // === impl ResponseBodyReader ===

@@ -32,12 +32,22 @@ pub struct ProxyConfig {
     /// buffer each time an exchange takes one, at least one per request, to measure what
     /// the pool saves).
     pub buffer_pool: bool,
+    /// How long a tunnel (a WebSocket, or another protocol a `101` switched to) may
+    /// stay idle, nothing moving either way, before both connections are closed.
+    pub tunnel_idle_timeout: Duration,
     /// Keep the clients' `Forwarded`, `X-Forwarded-*` and `X-Real-IP` fields and append
     /// to them, for a proxy whose clients are proxies it trusts (`false`: remove them
     /// and send only the proxy's own; see
     /// [`headers`](super::headers#forwarding-fields)).
     pub trust_forwarded: bool,
 }
+
+/// Default [`ProxyConfig::tunnel_idle_timeout`]: 10 minutes. Long enough for an
+/// application that pings every minute or few (browsers do not ping on their own; a
+/// WebSocket server usually does, every 30 to 60 s), short enough that a peer gone
+/// without a FIN does not hold two sockets for long. nginx closes at its
+/// `proxy_read_timeout` (60 s by default), which a WebSocket without pings outlives.
+pub const DEFAULT_TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Most idle connections a worker keeps per upstream ([`ProxyConfig::upstream_idle`]).
 pub const MAX_UPSTREAM_IDLE: usize = 65_536;
@@ -69,6 +79,7 @@ impl ProxyConfig {
             ("upstream_timeout", self.upstream_timeout),
             ("upstream_idle_timeout", self.upstream_idle_timeout),
             ("fail_timeout", self.health.fail_timeout),
+            ("tunnel_idle_timeout", self.tunnel_idle_timeout),
         ] {
             check_timeout(timeout, MIN_TIMEOUT).map_err(|e| format!("{name} {e}"))?;
         }
@@ -88,6 +99,7 @@ impl Default for ProxyConfig {
             upstream_idle_timeout: Duration::from_secs(60),
             health: HealthPolicy::default(),
             buffer_pool: true,
+            tunnel_idle_timeout: DEFAULT_TUNNEL_IDLE_TIMEOUT,
             trust_forwarded: false,
         }
     }

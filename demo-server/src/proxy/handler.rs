@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use recycle_pool::status::Version;
 
-pub use super::config::{MAX_UPSTREAM_IDLE, Proxy, ProxyConfig};
+pub use super::config::{DEFAULT_TUNNEL_IDLE_TIMEOUT, MAX_UPSTREAM_IDLE, Proxy, ProxyConfig};
 use super::headers::{self, Disposition};
 pub use super::local::{ProxyLocal, Released};
 use super::upstream::{Event, Exchange};
@@ -28,7 +28,7 @@ use crate::http::conn::{Handler, Response};
 use crate::http::encode;
 use crate::http::fields;
 use crate::http::parse::{Codings, Request, RequestFraming};
-use crate::http::response::{self, ResponseBodyReader, ResponseFraming};
+use crate::http::response::{self, Parsed, ResponseBodyReader, ResponseFraming};
 
 /// Size of a copy buffer: 32 KiB, as Go's `ReverseProxy` and `io.Copy`.
 pub const COPY_BUF_SIZE: usize = recycle_pool::io::COPY_BUF_SIZE;
@@ -67,7 +67,7 @@ impl ProxyLocal {
     /// Keeps an ended exchange's state for the next request, up to [`MAX_SPARE`].
     pub(super) fn put_exchange(&mut self, exchange: Box<Forward>) {
         debug_assert!(
-            !exchange.active
+            exchange.stage == Stage::Ended
                 && exchange.out.capacity() == 0
                 && exchange.from_upstream.capacity() == 0
         );
@@ -102,6 +102,9 @@ pub enum Failure {
 enum Method {
     Head,
     Connect,
+    /// A request forwarded with `Upgrade` (a GET, say): a `101` to it may switch
+    /// protocols, to one of [`Forward::asked`].
+    Upgrade,
     Other,
 }
 
@@ -111,48 +114,90 @@ impl Method {
         match self {
             Method::Head => b"HEAD",
             Method::Connect => b"CONNECT",
-            Method::Other => b"GET",
+            Method::Upgrade | Method::Other => b"GET",
         }
     }
 }
 
-/// The request body, as far as it went into the output buffer.
+/// A list of protocols from `Upgrade` fields (RFC 9110 §7.8: `protocol-name
+/// ["/" protocol-version]`, comma-separated), joined into one, of at most 63 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Body {
-    /// All of it (or there is none).
-    Done,
-    /// Raw bytes of a `Content-Length` body still to come.
-    Raw,
-    /// Chunks still to come (the last chunk is written at the end).
-    Chunked,
+struct Protocols {
+    len: u8,
+    bytes: [u8; 63],
 }
 
-/// Where the upstream's response is.
-#[derive(Clone, Debug)]
-enum ResponsePhase {
-    /// Waiting for a (final) head; `scanned` bytes of the input were searched, after
-    /// `interims` interim heads.
-    Head { scanned: usize, interims: usize },
-    /// Copying the body to the client.
-    Body(ResponseBodyReader),
-}
-
-impl ResponsePhase {
-    /// Before any head.
-    const START: ResponsePhase = ResponsePhase::Head {
-        scanned: 0,
-        interims: 0,
+impl Protocols {
+    const NONE: Protocols = Protocols {
+        len: 0,
+        bytes: [0; 63],
     };
+
+    /// The protocols the `Upgrade` fields among `fields` list, each once as sent:
+    /// `None` if there are none, or more than fit (a proxy may ignore an `Upgrade`,
+    /// RFC 9110 §7.8, and this one ignores a longer list than any protocol needs).
+    fn from_fields(fields: &[httparse::Header<'_>]) -> Option<Protocols> {
+        let mut list = Protocols::NONE;
+        let upgrade = fields
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("upgrade"));
+        for protocol in upgrade.flat_map(|f| fields::tokens(f.value)) {
+            if protocol.is_empty() {
+                continue;
+            }
+            let sep: &[u8] = if list.len == 0 { b"" } else { b", " };
+            let (start, end) = (usize::from(list.len), usize::from(list.len) + sep.len());
+            let slot = list.bytes.get_mut(start..end + protocol.len())?;
+            slot[..sep.len()].copy_from_slice(sep);
+            slot[sep.len()..].copy_from_slice(protocol);
+            list.len = u8::try_from(end + protocol.len()).ok()?;
+        }
+        (list.len > 0).then_some(list)
+    }
+
+    /// What the client of `req` asks to switch to, if the proxy forwards the ask: an
+    /// HTTP/1.1 request (RFC 9110 §7.8: `Upgrade` in an HTTP/1.0 request is
+    /// ignored) without a body (the bytes after the head would be the body's and the
+    /// new protocol's at once: the proxy ignores `Upgrade` then, as §7.8 allows), not
+    /// suspect, whose `Connection` lists `upgrade` and whose `Upgrade` lists at least
+    /// one protocol.
+    fn asked(req: &Request<'_>) -> Option<Protocols> {
+        let head = &req.head;
+        if !head.upgrade
+            || head.version != Version::Http11
+            || head.framing.has_body()
+            || head.suspect
+        {
+            return None;
+        }
+        Protocols::from_fields(req.headers)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether every protocol of `chosen` is in this list, in any case: a server must
+    /// not switch to a protocol the client did not ask for (RFC 9110 §7.8).
+    fn allows(&self, chosen: &Protocols) -> bool {
+        fields::tokens(chosen.as_bytes())
+            .all(|p| fields::tokens(self.as_bytes()).any(|a| a.eq_ignore_ascii_case(p)))
+    }
 }
 
-/// The upstream connection in use.
+/// The exchange as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Attached {
-    key: usize,
-    /// Taken from the idle set (not opened for this request).
-    reused: bool,
-    /// The connection is made (a reused one always is).
-    connected: bool,
+enum Stage {
+    /// No exchange: the state sits in the worker's spares (or is about to). → `Running`
+    /// when a request is forwarded.
+    Ended,
+    /// A request is being forwarded. → `Failed` on a failure that is not retried;
+    /// `Ended` when the response ended ([`Forward::finish`]) or the client went away
+    /// ([`Forward::on_abort`]).
+    Running,
+    /// The exchange failed: what the client gets, at the next `poll_response`, which
+    /// then ends the exchange. No byte moves meanwhile.
+    Failed(Outcome),
 }
 
 /// What the client gets when the exchange failed, at the next `poll_response`.
@@ -164,132 +209,293 @@ enum Outcome {
     Cut,
 }
 
+/// Which connection an exchange asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Want {
+    /// An idle one will do (the first attempt).
+    Any,
+    /// A new one (a retry: an idle one may be as stale as the one that failed).
+    New,
+}
+
+/// The upstream connection of the current attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// None: the exchange ended, failed, or let its connection go. → `Wanted` when a
+    /// request starts an exchange.
+    None,
+    /// The exchange asks the driver for a connection to its upstream. → `Connecting`
+    /// or `Open` at [`attach`](Forward::attach); `None` if it cannot be made.
+    Wanted(Want),
+    /// A new connection (driver's key `key`), not made yet: nothing is written to it.
+    /// → `Open` once [`connected`](Forward::connected); `None` if it fails.
+    Connecting { key: usize },
+    /// A connection that is made: taken from the idle set (`reused`) or opened for this
+    /// attempt. → `None` when released or closed; a failure on it may start a new
+    /// attempt (`Wanted(New)`).
+    Open { key: usize, reused: bool },
+}
+
+impl Link {
+    /// The driver's key of the connection attached, if one is.
+    fn key(self) -> Option<usize> {
+        match self {
+            Link::Connecting { key } | Link::Open { key, .. } => Some(key),
+            Link::None | Link::Wanted(_) => None,
+        }
+    }
+}
+
+/// One direction of a tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// Bytes pass. → `Ending` at the sender's end of stream.
+    Open,
+    /// The sender ended its side: the bytes before its end are still being passed on.
+    /// → `Ended` once they were, and the end was passed on (`shutdown(Write)`).
+    Ending,
+    /// The end was passed on. Final.
+    Ended,
+}
+
+/// The request body, as far as the client sent it into the output buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    /// The request has none: it is whole with its head. Final.
+    Absent,
+    /// Raw bytes of a `Content-Length` body are still to come. → `Whole` at its end.
+    Raw,
+    /// Chunks are still to come (the last chunk is written at the end). → `Whole`.
+    Chunked,
+    /// All of it came (and its last chunk was written). Final but for `Tunnel`.
+    Whole,
+    /// The upstream switched protocols: the client's bytes go to it raw, as a tunnel
+    /// (`Flow`: the client's end of stream goes on as `shutdown(Write)`). The
+    /// exchange ends when both directions ended ([`Reading::Tunnel`]).
+    Tunnel(Flow),
+}
+
+impl Body {
+    /// Whether the request is all in the proxy's hands (written or still to write).
+    fn is_whole(self) -> bool {
+        matches!(self, Body::Absent | Body::Whole)
+    }
+}
+
+/// How far an attempt's writing of the request got, as far as a retry depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Nothing written yet (the connection is being chosen or made). → `Held` at the
+    /// first byte written.
+    Nothing,
+    /// Bytes written, and every byte since the head is still held (in `out` or
+    /// `replay`): a retry can resend the request. → `LetGo` once written bytes are
+    /// dropped (to make room for more body, or with the output buffer).
+    Held,
+    /// Written bytes were let go: no retry can resend the request. Final for the
+    /// exchange.
+    LetGo,
+}
+
+/// The request side of an attempt: whether the upstream still takes the request, and
+/// how far it got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writing {
+    /// The request is written as the upstream takes it. → `Stopped` when a write
+    /// fails.
+    Open(Sent),
+    /// A write failed: the upstream stopped taking the request (it answered early and
+    /// closed over an upload it will not read, or it reset). Nothing more is written
+    /// and the connection is not reused; the read that follows decides between an
+    /// answer (delivered) and a failed attempt (retried as [`Sent`] allows).
+    Stopped(Sent),
+}
+
+impl Writing {
+    /// How far the attempt's writing got.
+    fn sent(self) -> Sent {
+        match self {
+            Writing::Open(sent) | Writing::Stopped(sent) => sent,
+        }
+    }
+
+    fn is_open(self) -> bool {
+        matches!(self, Writing::Open(_))
+    }
+
+    /// A byte was written.
+    fn wrote(&mut self) {
+        if *self == Writing::Open(Sent::Nothing) {
+            *self = Writing::Open(Sent::Held);
+        }
+    }
+
+    /// Written bytes were dropped: no retry can resend the request.
+    fn let_go(&mut self) {
+        match self {
+            Writing::Open(sent) | Writing::Stopped(sent) => *sent = Sent::LetGo,
+        }
+    }
+}
+
+/// The response side of an attempt: where the upstream's response is.
+#[derive(Clone, Debug)]
+enum Reading {
+    /// No byte of a response in this attempt yet: a failure now may be retried. →
+    /// `Head` at the first byte received.
+    Awaiting,
+    /// A head is arriving: `scanned` bytes of the input were searched for its end,
+    /// after `interims` interim heads passed on. A failure now is the proxy's own
+    /// status (502, 504), never retried. → `Body` once the final head went to the
+    /// client.
+    Head { scanned: usize, interims: usize },
+    /// The final head went to the client (`keep_alive`: it allows another request on
+    /// the connection), and its body is copied. A failure now cuts the response off.
+    /// The exchange ends with the body.
+    Body {
+        reader: ResponseBodyReader,
+        keep_alive: bool,
+    },
+    /// The final head was a `101 Switching Protocols`, passed on: the connection is a
+    /// tunnel, and the upstream's bytes go to the client raw (`Flow`: its end of
+    /// stream goes on as the client's, [`End::Closed`] marking its arrival). Never
+    /// retried, never reused; a failure (a reset, the idle timeout) ends the tunnel.
+    /// The exchange ends when both directions ended ([`Body::Tunnel`]).
+    Tunnel(Flow),
+}
+
+/// The upstream's side of the connection, once a response byte arrived (before that,
+/// an end is a failed attempt at once, and this stays `Open`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// Open: more may come. → `Closed` or `Reset`.
+    Open,
+    /// The upstream closed its side: what was read is parsed, then the end decides
+    /// (the end of a close-delimited body, or a truncated response).
+    Closed,
+    /// The connection was reset: what was read before it is delivered if it completes
+    /// the response (an early answer to an upload); the connection is not reused.
+    Reset,
+}
+
 /// The upstream side of one exchange: what a [`ProxyHandler`] holds only while an
 /// exchange is in progress (see "Memory per connection pair" in `docs/design.md`).
+///
+/// Its state is a few enums, one per side, as hyper's `Conn` keeps `reading` and
+/// `writing`: [`Stage`] (the exchange), [`Link`] (the connection), [`Body`] and
+/// [`Writing`] (the request side), [`Reading`] and [`End`] (the response side). Each
+/// variant says which transitions lead out of it.
 #[derive(Debug)]
 pub(super) struct Forward {
-    /// The exchange has not ended (once it has, the handler gives this back).
-    active: bool,
+    stage: Stage,
+    link: Link,
+    upstream: usize,
+    attempts: u8,
+    deadline: Option<Instant>,
+    // What the request asked, fixed for the exchange.
     version: Version,
     method: Method,
+    /// The protocols the client asked to switch to: set (and read) only when `method`
+    /// is [`Method::Upgrade`].
+    asked: Protocols,
     idempotent: bool,
-    upstream: usize,
-    conn: Option<Attached>,
-    /// Wants a connection to `upstream`; `Some(false)`: a new one, not an idle one.
-    want: Option<bool>,
-    attempts: u8,
+    /// The proxy sent `Connection: close` upstream.
+    close_upstream: bool,
+
+    // === the request side ===
+    body: Body,
+    writing: Writing,
     /// Bytes for the upstream: `out[sent..]` is still to write. A copy buffer only while
     /// there is something to write (or it keeps the request for a retry); empty, with
     /// no capacity, otherwise.
     out: Vec<u8>,
     sent: usize,
-    /// Everything written since the head is still in `out`, or in `replay`: a retry can
-    /// resend it.
-    replayable: bool,
     /// The request, when it is whole and at most [`REPLAY_MAX`] long: written from here
     /// instead of `out`, and kept for a retry (empty otherwise; its capacity stays with
     /// the state).
     replay: Vec<u8>,
-    /// A byte of this attempt was written to the upstream.
-    written: bool,
-    /// The upstream stopped taking the request (after its response began): write no
-    /// more; the connection is not reused.
-    send_failed: bool,
-    /// The request has a body (its writes extend the upstream timeout).
-    has_body: bool,
-    body: Body,
     /// Where `out` holds the `Host` value written for a request without one (the
     /// upstream's address), to rewrite on a retry elsewhere.
     fallback_host: Option<Range<usize>>,
-    /// Bytes from the upstream: `from_upstream[consumed..]` is still to parse. A copy buffer only
-    /// from a read to the moment it is used up; empty, with no capacity, otherwise.
+
+    // === the response side ===
+    reading: Reading,
+    end: End,
+    /// Bytes from the upstream: `from_upstream[consumed..]` is still to parse. A copy
+    /// buffer only from a read to the moment it is used up; empty, with no capacity,
+    /// otherwise.
     from_upstream: Vec<u8>,
     consumed: usize,
-    /// A byte of a response arrived in this attempt.
-    responded: bool,
-    /// The input buffer holds bytes the client's output had no room for (or that
-    /// arrived since `respond` last ran): the exchange waits on the client.
+    /// Backpressure, not a phase: the input holds bytes the client's output had no room
+    /// for (or that arrived since `respond` last ran), so the exchange waits on the
+    /// client.
     client_full: bool,
-    /// The upstream reset the connection after the response began: what was read is
-    /// delivered if it completes the body, and the connection is not reused.
-    reset: bool,
-    /// The upstream closed its side.
-    eof: bool,
-    resp: ResponsePhase,
-    /// The response head allows another request on the connection.
-    keep_alive: bool,
-    /// The proxy sent `Connection: close` upstream.
-    close_upstream: bool,
-    outcome: Option<Outcome>,
-    deadline: Option<Instant>,
 }
 
 impl Forward {
     const fn new() -> Self {
         Self {
-            active: false,
+            stage: Stage::Ended,
+            link: Link::None,
+            upstream: 0,
+            attempts: 0,
+            deadline: None,
             version: Version::Http11,
             method: Method::Other,
+            asked: Protocols::NONE,
             idempotent: false,
-            upstream: 0,
-            conn: None,
-            want: None,
-            attempts: 0,
+            close_upstream: false,
+            body: Body::Absent,
+            writing: Writing::Open(Sent::Nothing),
             out: Vec::new(),
             sent: 0,
-            replayable: false,
             replay: Vec::new(),
-            written: false,
-            send_failed: false,
-            has_body: false,
-            body: Body::Done,
             fallback_host: None,
+            reading: Reading::Awaiting,
+            end: End::Open,
             from_upstream: Vec::new(),
             consumed: 0,
-            responded: false,
             client_full: false,
-            reset: false,
-            eof: false,
-            resp: ResponsePhase::START,
-            keep_alive: false,
-            close_upstream: false,
-            outcome: None,
-            deadline: None,
         }
+    }
+
+    /// Whether a byte of a response arrived in this attempt.
+    fn responded(&self) -> bool {
+        !matches!(self.reading, Reading::Awaiting)
     }
 
     // === the driver's side ===
 
     fn wants_connection(&self) -> Option<(usize, bool)> {
-        self.want.map(|reuse| (self.upstream, reuse))
+        match self.link {
+            Link::Wanted(want) => Some((self.upstream, want == Want::Any)),
+            _ => None,
+        }
     }
 
     fn attach(&mut self, key: usize, reused: bool, local: &mut ProxyLocal) {
-        debug_assert!(self.want.is_some() && self.conn.is_none());
-        self.want = None;
-        self.conn = Some(Attached {
-            key,
-            reused,
-            connected: reused,
-        });
+        debug_assert!(matches!(self.link, Link::Wanted(_)));
         if reused {
+            self.link = Link::Open { key, reused };
             local.count(self.upstream, Event::Reused);
+        } else {
+            self.link = Link::Connecting { key };
         }
     }
 
     fn connected(&mut self, local: &mut ProxyLocal) {
-        if let Some(conn) = self.conn.as_mut().filter(|c| !c.connected) {
-            conn.connected = true;
+        if let Link::Connecting { key } = self.link {
+            self.link = Link::Open { key, reused: false };
             local.count(self.upstream, Event::Opened);
         }
     }
 
     fn connection(&self) -> Option<usize> {
-        self.conn.map(|c| c.key)
+        self.link.key()
     }
 
     fn to_send(&self) -> &[u8] {
-        if self.conn.is_none() || self.send_failed {
+        if self.link.key().is_none() || !self.writing.is_open() {
             return &[];
         }
         &self.request()[self.sent..]
@@ -297,15 +503,19 @@ impl Forward {
 
     fn sent(&mut self, n: usize, local: &mut ProxyLocal) {
         self.sent += n;
-        self.written |= n > 0;
-        if self.has_body {
-            self.arm(local); // the upstream is taking the body: it is alive
+        if n > 0 {
+            self.writing.wrote();
+        }
+        match self.body {
+            Body::Absent => {}
+            Body::Tunnel(_) => self.arm_tunnel(local),
+            _ => self.arm(local), // the upstream is taking the body: it is alive
         }
         self.settle_out(local);
     }
 
     fn input_room(&self) -> usize {
-        if self.conn.is_none() || self.outcome.is_some() || self.eof {
+        if self.link.key().is_none() || self.stage != Stage::Running || self.end != End::Open {
             return 0;
         }
         COPY_BUF_SIZE.saturating_sub(self.from_upstream.len())
@@ -324,8 +534,13 @@ impl Forward {
     }
 
     fn received(&mut self, n: usize, local: &mut ProxyLocal) {
-        self.responded |= n > 0;
-        if matches!(self.resp, ResponsePhase::Body(_)) {
+        if n > 0 && !self.responded() {
+            self.reading = Reading::Head {
+                scanned: 0,
+                interims: 0,
+            };
+        }
+        if matches!(self.reading, Reading::Body { .. }) {
             self.arm(local); // bytes of a head do not extend the time it may take
         }
         // Until `respond` passes them on: the connection does not ask for the response
@@ -337,7 +552,7 @@ impl Forward {
 
     fn read_blocked(&mut self, local: &mut ProxyLocal) {
         self.settle_inp(local);
-        if self.send_failed && !self.responded {
+        if !self.writing.is_open() && !self.responded() {
             // The write failed and the connection holds no answer: a failed attempt.
             self.fail(local, Failure::Reset);
         }
@@ -357,35 +572,53 @@ impl Forward {
         // so nothing is decided here: the driver reads next, and the read says whether a
         // response came (`respond` delivers it) or not (`read_failed`, `upstream_closed`
         // or `read_blocked` fail the attempt).
-        self.send_failed = true;
+        self.writing = Writing::Stopped(self.writing.sent());
     }
 
     fn read_failed(&mut self, local: &mut ProxyLocal) {
-        if self.responded {
+        if self.responded() {
             // The bytes read before the reset may hold the rest of the response (the
             // kernel delivers them first: an upstream that answers early and closes
             // with request bytes unread resets the connection): `respond` parses and
             // passes them on, then decides.
-            self.eof = true;
-            self.reset = true;
+            self.end = End::Reset;
         } else {
             self.fail(local, Failure::Reset);
         }
     }
 
     fn upstream_closed(&mut self, local: &mut ProxyLocal) {
-        if self.responded {
-            self.eof = true; // `poll_response` reads what is left, then decides
+        if self.responded() {
+            self.end = End::Closed; // `poll_response` reads what is left, then decides
         } else {
             self.fail(local, Failure::Closed);
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
-        if !self.active || self.outcome.is_some() || self.waits_on_client() {
+        if self.stage != Stage::Running {
+            return None;
+        }
+        if matches!(self.reading, Reading::Tunnel(_)) {
+            return self.deadline; // idle both ways, whichever side is slow
+        }
+        if self.waits_on_client() {
             return None;
         }
         self.deadline
+    }
+
+    fn wants_write_shutdown(&self) -> bool {
+        self.body == Body::Tunnel(Flow::Ending)
+            && self.link.key().is_some()
+            && self.writing.is_open()
+            && self.sent == self.request().len()
+    }
+
+    fn write_shut(&mut self) {
+        if self.body == Body::Tunnel(Flow::Ending) {
+            self.body = Body::Tunnel(Flow::Ended);
+        }
     }
 
     /// Whether the exchange waits on the client rather than on the upstream: for more
@@ -395,9 +628,9 @@ impl Forward {
     /// the upstream may owe nothing more).
     fn waits_on_client(&self) -> bool {
         let for_body =
-            self.body != Body::Done && self.sent == self.request().len() && !self.send_failed;
+            !self.body.is_whole() && self.sent == self.request().len() && self.writing.is_open();
         let for_reader = self.client_full
-            || (matches!(self.resp, ResponsePhase::Body(_)) && self.input_room() == 0);
+            || (matches!(self.reading, Reading::Body { .. }) && self.input_room() == 0);
         for_body || for_reader
     }
 
@@ -411,34 +644,41 @@ impl Forward {
 
     // === the exchange ===
 
-    /// Starts the upstream timeout again (progress was made).
+    /// Starts the upstream timeout again: progress was made.
     fn arm(&mut self, local: &ProxyLocal) {
         self.deadline = Some(local.now + local.proxy.config.upstream_timeout);
+    }
+
+    /// Starts a tunnel's idle timeout again: a byte moved.
+    fn arm_tunnel(&mut self, local: &ProxyLocal) {
+        self.deadline = Some(local.now + local.proxy.config.tunnel_idle_timeout);
     }
 
     /// An attempt failed with `failure`: close its connection; retry, answer with a
     /// status, or cut the response off.
     fn fail(&mut self, local: &mut ProxyLocal, failure: Failure) {
-        if !self.active || self.outcome.is_some() {
+        if self.stage != Stage::Running {
             return;
         }
-        let attached = self.conn.take();
-        if let Some(conn) = attached {
-            local.discard(self.upstream, conn.key);
+        let link = std::mem::replace(&mut self.link, Link::None);
+        if let Some(key) = link.key() {
+            local.discard(self.upstream, key);
         }
-        if attached.is_none_or(|c| !c.connected) {
+        if !matches!(link, Link::Open { .. }) {
             local.count(self.upstream, Event::ConnectFailed);
         }
-        self.want = None;
-        if matches!(self.resp, ResponsePhase::Body(_)) {
-            // The response started: it can only be cut off.
-            self.outcome = Some(Outcome::Cut);
+        if let Reading::Tunnel(_) = self.reading {
+            local.count(self.upstream, Event::TunnelClosed);
+        }
+        if matches!(self.reading, Reading::Body { .. } | Reading::Tunnel(_)) {
+            // The response started (or the tunnel): it can only be cut off.
+            self.stage = Stage::Failed(Outcome::Cut);
             return;
         }
         // A pooled connection that failed before any response byte was closed by the
         // upstream while idle: no mark against its health. Nor is a local error.
-        let stale = attached.is_some_and(|c| c.reused)
-            && !self.responded
+        let stale = matches!(link, Link::Open { reused: true, .. })
+            && !self.responded()
             && matches!(failure, Failure::Reset | Failure::Closed);
         if !stale && failure != Failure::Local {
             local
@@ -453,33 +693,38 @@ impl Forward {
                 Failure::Timeout | Failure::Malformed | Failure::Local
             );
         if retry {
-            let failed = self.upstream;
-            if !stale {
-                // The upstream itself failed: another may take the request.
-                let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now)
-                else {
-                    self.outcome = Some(Outcome::Status(502));
-                    return;
-                };
-                self.retarget(upstream, local);
-            }
-            local.count(failed, Event::Retried);
-            self.attempts += 1;
-            self.sent = 0;
-            self.written = false;
-            self.send_failed = false;
-            self.put_inp(local);
-            self.resp = ResponsePhase::START;
-            self.want = Some(false);
-            self.arm(local);
-            return;
-        }
-        let status = if failure == Failure::Timeout {
-            504
+            self.retry(stale, local);
         } else {
-            502
-        };
-        self.outcome = Some(Outcome::Status(status));
+            let status = if failure == Failure::Timeout {
+                504
+            } else {
+                502
+            };
+            self.stage = Stage::Failed(Outcome::Status(status));
+        }
+    }
+
+    /// Starts a new attempt on a new connection: to the same upstream after a `stale`
+    /// pooled connection (the upstream itself is fine), to the next one up otherwise
+    /// (502 if there is none).
+    fn retry(&mut self, stale: bool, local: &mut ProxyLocal) {
+        let failed = self.upstream;
+        if !stale {
+            let Some(upstream) = local.proxy.upstreams.select(&mut local.cursor, local.now) else {
+                self.stage = Stage::Failed(Outcome::Status(502));
+                return;
+            };
+            self.retarget(upstream, local);
+        }
+        local.count(failed, Event::Retried);
+        self.attempts += 1;
+        self.sent = 0;
+        self.writing = Writing::Open(Sent::Nothing);
+        self.put_inp(local);
+        self.reading = Reading::Awaiting;
+        self.end = End::Open;
+        self.link = Link::Wanted(Want::New);
+        self.arm(local);
     }
 
     /// Sends the request to `upstream` instead (a retry): a `Host` that was the
@@ -504,25 +749,36 @@ impl Forward {
     /// Ends the exchange: the connection is released (clean or not), the buffers go
     /// back.
     fn finish(&mut self, local: &mut ProxyLocal) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(key) = self.link.key() {
+            let (response_read, keep_alive) = match &self.reading {
+                Reading::Body { reader, keep_alive } => (
+                    reader.is_done()
+                        && self.consumed == self.from_upstream.len()
+                        && self.end == End::Open,
+                    *keep_alive,
+                ),
+                Reading::Tunnel(_) => {
+                    tunnel_closed(local, self.upstream);
+                    (false, false)
+                }
+                Reading::Awaiting | Reading::Head { .. } => (false, false),
+            };
             let exchange = Exchange {
-                request_sent: self.body == Body::Done
+                request_sent: self.body.is_whole()
                     && self.sent == self.request().len()
-                    && !self.send_failed,
-                response_read: matches!(&self.resp, ResponsePhase::Body(body) if body.is_done())
-                    && self.consumed == self.from_upstream.len()
-                    && !self.eof,
-                keep_alive: self.keep_alive && !self.close_upstream,
+                    && self.writing.is_open(),
+                response_read,
+                keep_alive: keep_alive && !self.close_upstream,
             };
             local.released.push(Released {
-                key: conn.key,
+                key,
                 upstream: self.upstream,
                 exchange,
             });
         }
+        self.link = Link::None;
         self.drop_buffers(local);
-        self.active = false;
-        self.want = None;
+        self.stage = Stage::Ended;
         self.deadline = None;
     }
 
@@ -573,9 +829,12 @@ impl Forward {
     /// "Retries" rules of `docs/design.md`; the failure's kind decides the rest).
     fn may_retry(&self) -> bool {
         self.attempts == 1
-            && !self.responded
-            && self.replayable
-            && (self.idempotent || !self.written)
+            && !self.responded()
+            && match self.writing.sent() {
+                Sent::Nothing => true,
+                Sent::Held => self.idempotent,
+                Sent::LetGo => false,
+            }
     }
 
     /// The request bytes being sent: `out[sent..]` or `replay[sent..]` is still to write.
@@ -601,7 +860,7 @@ impl Forward {
             }
             return;
         }
-        if self.body == Body::Done && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
+        if self.body.is_whole() && self.out.len() <= REPLAY_MAX && self.replay.is_empty() {
             self.replay.extend_from_slice(&self.out);
             let sent = self.sent;
             self.put_out(local);
@@ -611,7 +870,7 @@ impl Forward {
         if self.sent < self.out.len() || may_retry {
             return;
         }
-        self.replayable = false; // the bytes go: nothing will resend them
+        self.writing.let_go(); // the bytes go: nothing will resend them
         self.put_out(local);
     }
 
@@ -623,14 +882,14 @@ impl Forward {
         }
         self.out.drain(..self.sent);
         self.sent = 0;
-        self.replayable = false;
+        self.writing.let_go();
     }
 
     /// The response: a failure's outcome, heads, then body, as far as the client's
     /// output has room.
     fn respond(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
         self.client_full = false; // set again below if the client's output fills up
-        if let Some(outcome) = self.outcome.take() {
+        if let Stage::Failed(outcome) = self.stage {
             match outcome {
                 Outcome::Status(status) if !res.is_started() => res.status_page(status),
                 _ => res.abort(),
@@ -638,24 +897,32 @@ impl Forward {
             self.finish(local);
             return;
         }
-        if let ResponsePhase::Head { .. } = self.resp {
+        if let Reading::Awaiting | Reading::Head { .. } = self.reading {
             let read = self.read_heads(res, local);
             self.used_up(local);
             if let Err(failure) = read {
                 self.fail(local, failure);
                 return self.respond(res, local);
             }
-            if let ResponsePhase::Body(_) = self.resp {
+            if let Reading::Body { .. } = self.reading {
                 self.arm(local); // from here on, the upstream timeout bounds idleness
             }
         }
-        let ResponsePhase::Body(body) = &mut self.resp else {
-            return; // no head yet
+        self.copy_body(res, local);
+    }
+
+    /// Copies the response body from the input to the client's output, as far as it
+    /// has room; ends the exchange at the body's end, or fails it if the body broke.
+    fn copy_body(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        let reader = match &mut self.reading {
+            Reading::Body { reader, .. } => reader,
+            Reading::Tunnel(_) => return self.relay(res, local),
+            Reading::Awaiting | Reading::Head { .. } => return, // no head yet
         };
         let mut broken = false;
-        while !body.is_done() && res.room() > 0 && self.consumed < self.from_upstream.len() {
+        while !reader.is_done() && res.room() > 0 && self.consumed < self.from_upstream.len() {
             let end = self.from_upstream.len().min(self.consumed + res.room());
-            let Ok((used, data)) = body.decode(&self.from_upstream[self.consumed..end]) else {
+            let Ok((used, data)) = reader.decode(&self.from_upstream[self.consumed..end]) else {
                 broken = true;
                 break;
             };
@@ -668,14 +935,14 @@ impl Forward {
         compact(&mut self.from_upstream, &mut self.consumed);
         self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
         // The upstream closed: the end of a close-delimited body, or a truncated one.
-        broken |= !body.is_done()
-            && self.eof
+        broken |= !reader.is_done()
+            && self.end != End::Open
             && self.from_upstream.is_empty()
-            && (self.reset || body.on_eof().is_err());
-        let done = body.is_done();
+            && (self.end == End::Reset || reader.on_eof().is_err());
+        let done = reader.is_done();
         self.settle_inp(local);
         if broken {
-            let failure = if self.reset {
+            let failure = if self.end == End::Reset {
                 Failure::Reset
             } else {
                 Failure::Malformed
@@ -688,6 +955,82 @@ impl Forward {
         }
     }
 
+    /// A tunnel's bytes from the upstream to the client, as far as its output has
+    /// room; then the upstream's end of stream, once its bytes went; then the end of
+    /// the tunnel, once both directions ended (or at once on a reset, after the bytes
+    /// that came before it).
+    #[cold]
+    fn relay(&mut self, res: &mut Response<'_, '_>, local: &mut ProxyLocal) {
+        let pending = &self.from_upstream[self.consumed..];
+        let n = pending.len().min(res.room());
+        if n > 0 {
+            res.write(&pending[..n]);
+            self.consumed += n;
+            self.arm_tunnel(local);
+        }
+        compact(&mut self.from_upstream, &mut self.consumed);
+        self.client_full = res.room() == 0 && !self.from_upstream.is_empty();
+        self.settle_inp(local);
+        if !self.from_upstream.is_empty() {
+            return;
+        }
+        match (self.end, &self.reading) {
+            (End::Reset, _) => {
+                self.fail(local, Failure::Reset);
+                return self.respond(res, local);
+            }
+            (End::Closed, Reading::Tunnel(Flow::Open | Flow::Ending)) => {
+                res.finish(); // the driver passes the end on once the output is flushed
+                self.reading = Reading::Tunnel(Flow::Ended);
+            }
+            _ => {}
+        }
+        if matches!(self.reading, Reading::Tunnel(Flow::Ended))
+            && self.body == Body::Tunnel(Flow::Ended)
+        {
+            res.end_tunnel();
+            self.finish(local);
+        }
+    }
+
+    /// The final head was a `101` of `head_len` bytes, passed on: the connection
+    /// becomes a tunnel, with the tunnel's idle timeout. Request bytes not yet written
+    /// (the upstream answered before it read them all) go first, from the output
+    /// buffer, before the client's.
+    #[cold]
+    fn start_tunnel(&mut self, head_len: usize, local: &mut ProxyLocal) {
+        local.proxy.upstreams.record_success(self.upstream);
+        local.count(self.upstream, Event::Upgraded);
+        self.consumed += head_len;
+        self.reading = Reading::Tunnel(Flow::Open);
+        self.body = Body::Tunnel(Flow::Open);
+        if self.out.capacity() == 0 && self.sent < self.replay.len() {
+            self.take_out(local);
+            self.out.extend_from_slice(&self.replay[self.sent..]);
+            self.sent = 0;
+        }
+        self.replay.clear();
+        self.arm_tunnel(local);
+    }
+
+    /// The client's bytes for a tunnel: as many as the output buffer has room for (the
+    /// rest waits in the client's connection, which then stops reading it).
+    #[cold]
+    fn tunnel_in(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
+        if self.stage != Stage::Running || !self.writing.is_open() {
+            return data.len(); // the tunnel is ending: nowhere to send them
+        }
+        self.make_room(data.len());
+        let n = data.len().min(COPY_BUF_SIZE.saturating_sub(self.out.len()));
+        if n == 0 {
+            return 0;
+        }
+        self.take_out(local);
+        self.out.extend_from_slice(&data[..n]);
+        self.arm_tunnel(local);
+        n
+    }
+
     /// Drops the bytes of the input already used ([`compact`]), and gives the buffer
     /// back if that was all of them.
     fn used_up(&mut self, local: &ProxyLocal) {
@@ -696,74 +1039,129 @@ impl Forward {
     }
 
     /// Reads the response heads in the input: forwards interim ones, starts the final
-    /// one. Leaves `resp` at `Body` once the final head is in.
+    /// one. Leaves `reading` at `Body` once the final head is in.
     fn read_heads(
         &mut self,
         res: &mut Response<'_, '_>,
         local: &mut ProxyLocal,
     ) -> Result<(), Failure> {
-        let ResponsePhase::Head { scanned, interims } = &mut self.resp else {
-            return Ok(());
+        let Reading::Head { scanned, interims } = &mut self.reading else {
+            return Ok(()); // no byte yet
         };
         loop {
             let input = &self.from_upstream[self.consumed..];
             let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
                 Ok(Some(end)) => end,
-                Ok(None) if self.eof && self.reset => return Err(Failure::Reset),
-                Ok(None) if self.eof => return Err(Failure::Closed),
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    return match self.end {
+                        End::Open => Ok(()),
+                        End::Closed => Err(Failure::Closed),
+                        End::Reset => Err(Failure::Reset),
+                    };
+                }
                 Err(_) => return Err(Failure::Malformed),
             };
             let mut fields = fields::field_storage();
             let parsed = response::parse(&input[..end], self.method.as_bytes(), &mut fields)
                 .map_err(|_| Failure::Malformed)?;
-            let head = parsed.head;
-            let forwarded = || {
-                headers::response_fields(parsed.fields)
-                    .map(|f| (f.name, f.value))
-                    .chain([("Via", headers::via(head.version))])
-            };
-            if head.is_interim() {
+            if parsed.head.is_interim() {
                 *interims += 1;
                 if *interims > MAX_INTERIM {
                     return Err(Failure::Malformed);
                 }
-                // `100 Continue` went to the client from the connection already (the
-                // proxy does not forward `Expect`); others (103) are forwarded, to
-                // HTTP/1.1 clients (RFC 9110 §15.2).
-                if head.status != 100 && self.version == Version::Http11 {
-                    res.interim_with(head.status, forwarded());
-                }
+                pass_interim(&parsed, self.version, res);
                 self.consumed += parsed.len;
                 continue;
             }
-            let Some(len) = headers::response_body(&head, self.version) else {
-                return Err(Failure::Malformed);
-            };
-            if head.transfer_coded && head.framing != ResponseFraming::None {
-                let mut buf = [0u8; 128];
-                let codings =
-                    headers::response_codings(parsed.fields, &mut buf).ok_or(Failure::Malformed)?;
-                res.start_coded(head.status, codings);
-            } else {
-                res.start(head.status, len);
-            }
-            for (name, value) in forwarded() {
-                res.header(name, value);
+            if let Err(failure) = start_response(&parsed, self.version, res) {
+                if parsed.head.status != 101 {
+                    return Err(failure);
+                }
+                let asked = (self.method == Method::Upgrade).then_some(&self.asked);
+                pass_switch(&parsed, asked, res)?;
+                self.start_tunnel(parsed.len, local);
+                return Ok(());
             }
             local.proxy.upstreams.record_success(self.upstream);
             self.consumed += parsed.len;
-            self.keep_alive = head.keep_alive;
-            self.resp = ResponsePhase::Body(ResponseBodyReader::new(head.framing));
+            self.reading = Reading::Body {
+                reader: ResponseBodyReader::new(parsed.head.framing),
+                keep_alive: parsed.head.keep_alive,
+            };
             return Ok(());
         }
     }
 }
 
+/// Counts a tunnel of `upstream` as ended (out of the way of the paths every request
+/// takes).
+#[cold]
+fn tunnel_closed(local: &ProxyLocal, upstream: usize) {
+    local.count(upstream, Event::TunnelClosed);
+}
+
+/// The fields of an upstream head that go to the client, and `Via`.
+fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    headers::response_fields(parsed.fields)
+        .map(|f| (f.name, f.value))
+        .chain([("Via", headers::via(parsed.head.version))])
+}
+
+/// Passes a `101` head on: only to a request forwarded with `Upgrade` (`asked`), and
+/// only naming protocols it asked for (RFC 9110 §7.8, §15.2.2); any other 101 is a 502.
+fn pass_switch(
+    parsed: &Parsed<'_, '_>,
+    asked: Option<&Protocols>,
+    res: &mut Response<'_, '_>,
+) -> Result<(), Failure> {
+    let chosen = Protocols::from_fields(parsed.fields)
+        .filter(|p| asked.is_some_and(|asked| asked.allows(p)))
+        .ok_or(Failure::Malformed)?;
+    res.switch_protocols(chosen.as_bytes());
+    for (name, value) in forwarded(parsed) {
+        res.header(name, value);
+    }
+    Ok(())
+}
+
+/// Passes an interim head on: `100 Continue` went to the client from the connection
+/// already (the proxy does not forward `Expect`); others (103) are forwarded, to
+/// HTTP/1.1 clients (RFC 9110 §15.2).
+fn pass_interim(parsed: &Parsed<'_, '_>, client: Version, res: &mut Response<'_, '_>) {
+    if parsed.head.status != 100 && client == Version::Http11 {
+        res.interim_with(parsed.head.status, forwarded(parsed));
+    }
+}
+
+/// Starts the client's response from the final head `parsed`: its status, its framing
+/// for a client that spoke `client`, and the forwarded fields.
+fn start_response(
+    parsed: &Parsed<'_, '_>,
+    client: Version,
+    res: &mut Response<'_, '_>,
+) -> Result<(), Failure> {
+    let head = &parsed.head;
+    let Some(len) = headers::response_body(head, client) else {
+        return Err(Failure::Malformed);
+    };
+    if head.transfer_coded && head.framing != ResponseFraming::None {
+        let mut buf = [0u8; 128];
+        let codings =
+            headers::response_codings(parsed.fields, &mut buf).ok_or(Failure::Malformed)?;
+        res.start_coded(head.status, codings);
+    } else {
+        res.start(head.status, len);
+    }
+    for (name, value) in forwarded(parsed) {
+        res.header(name, value);
+    }
+    Ok(())
+}
+
 /// The [`Handler`] calls, on the exchange.
 impl Forward {
-    /// A request from `client`: forwarded (the exchange starts: `active`), or answered
-    /// at once.
+    /// A request from `client`: forwarded (the exchange starts: `Running`), or
+    /// answered at once.
     fn on_request(
         &mut self,
         client: IpAddr,
@@ -806,45 +1204,70 @@ impl Forward {
             max_forwards,
             trust_forwarded: config.trust_forwarded,
         };
+        // One branch for an ordinary request: `upgrade` is read with the other
+        // `Connection` options.
+        let upgrade = req.head.upgrade && self.ask_upgrade(req);
+        // No `Connection: close` beside `upgrade` (an upstream that reads only its
+        // first `Connection` line would miss `upgrade`): `close_upstream` still keeps
+        // the connection out of the idle set after a non-101 answer.
         self.fallback_host = headers::write_request_head(
             &mut self.out,
             &request,
             req.head.framing,
-            self.close_upstream,
+            self.close_upstream && !upgrade,
         );
-        self.body = match req.head.framing {
-            RequestFraming::None | RequestFraming::Length(0) => Body::Done,
+        if upgrade {
+            headers::append_upgrade(&mut self.out, self.asked.as_bytes());
+        }
+        self.start(req.head.framing, local);
+    }
+
+    /// Whether the upgrade a request whose `Connection` lists `upgrade` asks for is
+    /// forwarded ([`Protocols::asked`]): then its head goes with `Upgrade` and
+    /// `Connection: upgrade` (both hop-by-hop, RFC 9110 §7.6.1, otherwise dropped), and
+    /// a `101` may switch protocols.
+    #[cold]
+    fn ask_upgrade(&mut self, req: &Request<'_>) -> bool {
+        let Some(asked) = Protocols::asked(req) else {
+            return false;
+        };
+        self.method = Method::Upgrade;
+        self.asked = asked;
+        true
+    }
+
+    /// The exchange starts, its request head written: the first attempt asks for a
+    /// connection, any will do.
+    fn start(&mut self, framing: RequestFraming, local: &ProxyLocal) {
+        self.body = match framing {
+            RequestFraming::None | RequestFraming::Length(0) => Body::Absent,
             RequestFraming::Length(_) => Body::Raw,
             RequestFraming::Chunked => Body::Chunked,
         };
-        self.has_body = self.body != Body::Done;
-        self.active = true;
-        self.conn = None;
-        self.want = Some(true);
+        self.stage = Stage::Running;
+        self.link = Link::Wanted(Want::Any);
         self.attempts = 1;
         self.sent = 0;
-        self.replayable = true;
-        self.written = false;
-        self.send_failed = false;
+        self.writing = Writing::Open(Sent::Nothing);
+        self.reading = Reading::Awaiting;
+        self.end = End::Open;
         self.consumed = 0;
-        self.responded = false;
         self.client_full = false;
-        self.reset = false;
-        self.eof = false;
-        self.resp = ResponsePhase::START;
-        self.keep_alive = false;
-        self.outcome = None;
         self.arm(local);
         self.settle_out(local); // a short request without a body moves out of the buffer
     }
 
     fn on_body(&mut self, data: &[u8], local: &mut ProxyLocal) -> usize {
-        if self.active && self.send_failed && !self.responded && self.outcome.is_none() {
-            // The write failed, and the read that decides between an early answer and
-            // a retry (which needs every byte of the body) has not happened yet.
-            return 0;
+        if let Body::Tunnel(_) = self.body {
+            return self.tunnel_in(data, local);
         }
-        if !self.active || self.outcome.is_some() || self.send_failed {
+        if self.stage != Stage::Running || !self.writing.is_open() {
+            if self.stage == Stage::Running && !self.responded() {
+                // The write failed, and the read that decides between an early answer
+                // and a retry (which needs every byte of the body) has not happened
+                // yet.
+                return 0;
+            }
             return data.len(); // nowhere to send it: the connection drops it
         }
         if self.sent == self.request().len() {
@@ -869,7 +1292,7 @@ impl Forward {
     }
 
     fn on_body_end(&mut self, local: &ProxyLocal) {
-        if !self.active {
+        if self.stage == Stage::Ended {
             return;
         }
         if self.body == Body::Chunked {
@@ -877,25 +1300,34 @@ impl Forward {
             self.take_out(local);
             self.out.extend_from_slice(encode::LAST_CHUNK);
         }
-        self.body = Body::Done;
+        match self.body {
+            Body::Raw | Body::Chunked => self.body = Body::Whole,
+            // The client ended its side of a tunnel: once its bytes are written, the
+            // driver passes the end on.
+            Body::Tunnel(Flow::Open) => self.body = Body::Tunnel(Flow::Ending),
+            Body::Absent | Body::Whole | Body::Tunnel(_) => {}
+        }
         self.settle_out(local); // it may all have been written already
     }
 
     fn on_abort(&mut self, local: &mut ProxyLocal) {
-        if !self.active {
+        if self.stage == Stage::Ended {
             return;
         }
-        if matches!(self.resp, ResponsePhase::Head { .. }) {
-            local.count(self.upstream, Event::ClientAborted); // nginx's 499
+        match self.reading {
+            Reading::Awaiting | Reading::Head { .. } => {
+                local.count(self.upstream, Event::ClientAborted); // nginx's 499
+            }
+            Reading::Tunnel(_) => local.count(self.upstream, Event::TunnelClosed),
+            Reading::Body { .. } => {}
         }
-        if let Some(conn) = self.conn.take() {
-            local.discard(self.upstream, conn.key);
+        if let Some(key) = self.link.key() {
+            local.discard(self.upstream, key);
         }
+        self.link = Link::None;
         self.drop_buffers(local);
-        self.active = false;
-        self.want = None;
+        self.stage = Stage::Ended;
         self.deadline = None;
-        self.outcome = None;
     }
 }
 
@@ -926,7 +1358,9 @@ impl Forward {
 ///    [`connected`](Self::connected) once made; nothing is written before.
 /// 3. **Write** [`to_send`](Self::to_send) while the socket takes bytes, reporting
 ///    [`sent`](Self::sent). A failed write is [`write_failed`](Self::write_failed),
-///    and the driver goes on to read even without a readiness event.
+///    and the driver goes on to read even without a readiness event. In a tunnel,
+///    when [`wants_write_shutdown`](Self::wants_write_shutdown) says so, shut the
+///    socket's write side and report [`write_shut`](Self::write_shut).
 /// 4. **Read** while [`input_room`](Self::input_room) is above 0: at most that many
 ///    bytes into the spare capacity of [`input`](Self::input), then
 ///    [`received`](Self::received); a read that would block is
@@ -938,6 +1372,10 @@ impl Forward {
 /// 6. **Time**: wake at [`deadline`](Self::deadline) (it changes after any call) and
 ///    then call [`timed_out`](Self::timed_out). Idle connections expire through
 ///    [`ProxyLocal::expire`].
+///
+/// On the client's side, the driver shuts down the client socket's write side once its
+/// output is flushed and [`Conn::take_shutdown`](crate::http::conn::Conn::take_shutdown)
+/// says so (a tunnel's upstream ended its direction).
 ///
 /// Every call does nothing (or answers "nothing") while no exchange is in progress,
 /// so a driver need not know whether one is.
@@ -1086,6 +1524,28 @@ impl ProxyHandler {
         self.with(local, |exchange, local| exchange.timed_out(local));
     }
 
+    /// Whether the driver is to shut down the connection's write side now
+    /// (`shutdown(Write)`), then report [`write_shut`](Self::write_shut): the client
+    /// ended its side of a tunnel, and every byte it sent before was written.
+    pub fn wants_write_shutdown(&self) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|exchange| exchange.wants_write_shutdown())
+    }
+
+    /// The connection's write side was shut down (the client's end of stream went on
+    /// through the tunnel).
+    pub fn write_shut(&mut self, local: &mut ProxyLocal) {
+        self.with(local, |exchange, _| exchange.write_shut());
+    }
+
+    /// Whether the exchange in progress is a tunnel (its upstream switched protocols).
+    pub fn is_tunnel(&self) -> bool {
+        self.exchange
+            .as_ref()
+            .is_some_and(|exchange| matches!(exchange.reading, Reading::Tunnel(_)))
+    }
+
     /// Bytes the exchange holds in its copy buffers right now.
     pub fn buffered(&self) -> usize {
         self.exchange
@@ -1102,7 +1562,7 @@ impl ProxyHandler {
     ) -> Option<R> {
         let exchange = self.exchange.as_deref_mut()?;
         let r = f(exchange, local);
-        if !exchange.active {
+        if exchange.stage == Stage::Ended {
             if let Some(exchange) = self.exchange.take() {
                 local.put_exchange(exchange);
             }
@@ -1132,7 +1592,7 @@ impl Handler for ProxyHandler {
         }
         let mut exchange = local.take_exchange();
         exchange.on_request(self.client, req, res, local);
-        if exchange.active {
+        if exchange.stage != Stage::Ended {
             self.exchange = Some(exchange);
         } else {
             local.put_exchange(exchange); // answered at once

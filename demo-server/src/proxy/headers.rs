@@ -358,19 +358,7 @@ pub fn write_request_head(
     close: bool,
 ) -> Option<std::ops::Range<usize>> {
     let fields = Fields::new(request.fields);
-    let (authority, target) = split_absolute_form(request.target);
-
-    out.extend_from_slice(request.method);
-    out.push(b' ');
-    if authority.is_some() && target.is_empty() && request.method == b"OPTIONS" {
-        // RFC 9112 §3.2.4: no path and no query is the server as a whole.
-        out.push(b'*');
-    } else if !target.starts_with(b"/") && authority.is_some() {
-        out.push(b'/'); // "http://host?q" → "/?q"
-    }
-    out.extend_from_slice(target);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-
+    let authority = request_line(out, request);
     // RFC 9110 §7.2: Host goes first. The client's Host is used even if Connection
     // names it: that option would only make the request invalid.
     let host = authority.or_else(|| fields.all.iter().find(|f| is(f, "host")).map(|f| f.value));
@@ -421,6 +409,38 @@ pub fn write_request_head(
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
+    write_forwarding(out, request, &fields, host);
+    out.extend_from_slice(b"\r\n");
+    fallback
+}
+
+/// Writes the request line as it goes upstream (HTTP/1.1, absolute-form reduced to
+/// origin-form, RFC 9112 §3.2.2); returns the authority of an absolute-form target.
+#[inline(always)]
+fn request_line<'a>(out: &mut Vec<u8>, request: &Request<'a>) -> Option<&'a [u8]> {
+    let (authority, target) = split_absolute_form(request.target);
+    out.extend_from_slice(request.method);
+    out.push(b' ');
+    if authority.is_some() && target.is_empty() && request.method == b"OPTIONS" {
+        // RFC 9112 §3.2.4: no path and no query is the server as a whole.
+        out.push(b'*');
+    } else if !target.starts_with(b"/") && authority.is_some() {
+        out.push(b'/'); // "http://host?q" → "/?q"
+    }
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    authority
+}
+
+/// Writes `Via` and the forwarding fields (see [Forwarding fields](self#forwarding-fields)):
+/// appended to what `fields` forwards, or the proxy's own; `host` is the request's.
+#[inline(always)]
+fn write_forwarding(
+    out: &mut Vec<u8>,
+    request: &Request<'_>,
+    fields: &Fields<'_>,
+    host: Option<&[u8]>,
+) {
     fields.via(out, request.version);
     let mut ip = [0u8; 64];
     let ip = format_ip(request.client, &mut ip);
@@ -458,8 +478,17 @@ pub fn write_request_head(
         Some(f) => field(out, b"X-Forwarded-Proto: ", f.value),
         None => out.extend_from_slice(b"X-Forwarded-Proto: http\r\n"),
     }
-    out.extend_from_slice(b"\r\n");
-    fallback
+}
+
+/// Adds `Upgrade: protocols` and `Connection: upgrade` to a request head that
+/// [`write_request_head`] wrote into `out` (before its blank line): the client asked
+/// to switch protocols, and the proxy forwards the ask. Both fields are hop-by-hop
+/// (RFC 9110 §7.6.1, §7.8), so they go only with a request that carried both.
+pub fn append_upgrade(out: &mut Vec<u8>, protocols: &[u8]) {
+    debug_assert!(out.ends_with(b"\r\n\r\n"));
+    out.truncate(out.len() - 2);
+    field(out, b"Upgrade: ", protocols);
+    out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
 }
 
 /// Writes `value` as an RFC 7239 §4 value: bare if it is a `token` (every byte a
@@ -571,7 +600,7 @@ struct Fields<'a> {
     dropped: u128,
 }
 
-// A field's index fits `Fields::dropped`, and `Options`' slots (`u8`, `EMPTY` free).
+// A field's index fits `Fields::dropped`, and `Names`' slots (`u8`, `EMPTY` free).
 const _: () = assert!(fields::MAX_HEADERS <= 128);
 
 impl<'a> Fields<'a> {
@@ -663,82 +692,172 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Slots of [`connection_named`]'s table: four per field at most, so that a lookup
-/// meets few others (linear probing at a load of a quarter at most).
+/// Slots of [`Names`]' hash table: four per field at most, so that a lookup meets
+/// few others (linear probing at a load of a quarter at most).
 const SLOTS: usize = 512;
 
 /// A free slot.
 const EMPTY: u8 = u8::MAX;
 
 /// The fields of `all` that its `Connection` options name (RFC 9110 §7.6.1), as bits
-/// by index, found in time linear in the head: an option of a length no field name has
-/// is passed over at once; the others are looked up in a small hash table of the field
-/// names on the stack, made at the first such option, which holds each distinct name
-/// once with the fields that carry it (97 fields all named `a` are one entry, not a
-/// run of 97 that every `a` option would walk). The hash is keyed with `key` (a
-/// per-process random key, [`option_key`]), so a client cannot choose names that all
-/// land in one slot. `compared` counts the name comparisons made, building the table
-/// and looking options up (the work that would grow with fields × options).
+/// by index, found in time linear in the head, whatever the options:
+///
+/// - an option of fewer bytes than the shortest field name is passed over by the
+///   tokenizer without being sliced ([`fields::each_token`]), and one of a length no
+///   field name has at once;
+/// - a one-byte or two-byte option only marks itself as seen, in a set of 256 or
+///   65,536 (the names of one or two bytes are matched against what was seen once, at
+///   the end, in either case);
+/// - a longer option that is the one looked up just before (in any case) is passed
+///   over: it can name nothing more;
+/// - the others are looked up in [`Names`], made at the first of them: a hash table
+///   keyed with `key` (a per-process random key, [`option_key`], so a client cannot
+///   choose names that all land in one slot), where each distinct name (in any case)
+///   is held once with the fields that carry it (97 fields all named `ab` are one
+///   entry, not a run of 97 that every `ab` option would walk).
+///
+/// `compared` counts the name comparisons made, building the table and looking
+/// options up: the work that would grow with fields × options.
 fn connection_named(all: &[Header<'_>], key: u64, compared: &mut usize) -> u128 {
     // Bit `n` (at most 63) set: some field name is `n` bytes long.
     let lengths: u64 = all
         .iter()
         .fold(0, |lengths, f| lengths | 1 << f.name.len().min(63));
-    let mut table = None;
+    let shortest = (lengths.trailing_zeros() as usize).max(1);
+    let mut names = None;
     let mut named = 0;
+    let mut last: &[u8] = &[];
+    let mut seen = [false; 256]; // the one-byte options, as sent
+    // The two-byte options, as sent, a bit each (8 KiB, zeroed at the first).
+    let mut seen_two: Option<[u64; 1024]> = None;
     for f in all.iter().filter(|f| is(f, "connection")) {
-        fields::each_token(f.value, |option| {
-            if lengths & 1 << option.len().min(63) == 0 || option.is_empty() {
-                return; // no field has a name that long
+        fields::each_token(f.value, shortest, |option| match *option {
+            [b] => seen[usize::from(b)] = true,
+            [a, b] if lengths & 0b100 != 0 => {
+                let bit = usize::from(u16::from_le_bytes([a, b]));
+                seen_two.get_or_insert([0; 1024])[bit / 64] |= 1 << (bit % 64);
             }
-            let (slots, carriers) = table.get_or_insert_with(|| {
-                // Each distinct name (in any case) once, at the index of its first
-                // field; `carriers[i]`: the fields named as field `i` is.
-                let mut slots = [EMPTY; SLOTS];
-                let mut carriers = [0u128; EMPTY as usize];
-                for (i, f) in all.iter().enumerate().take(EMPTY.into()) {
-                    let name = f.name.as_bytes();
-                    let mut at = slot(name, key);
-                    loop {
-                        let first = usize::from(slots[at]);
-                        if slots[at] == EMPTY {
-                            slots[at] = i as u8;
-                            carriers[i] = 1 << i;
-                            break;
-                        }
-                        *compared += 1;
-                        if all[first].name.as_bytes().eq_ignore_ascii_case(name) {
-                            carriers[first] |= 1 << i;
-                            break;
-                        }
-                        at = (at + 1) % SLOTS;
-                    }
+            _ => {
+                if lengths & 1 << option.len().min(63) == 0
+                    || (option.len() == last.len() && option.eq_ignore_ascii_case(last))
+                {
+                    return; // no field has a name that long, or it was just looked up
                 }
-                (slots, carriers)
-            });
-            // The run of slots from the option's own holds its name at most once.
-            let mut probe = slot(option, key);
-            while slots[probe] != EMPTY {
-                let i = usize::from(slots[probe]);
-                *compared += 1;
-                if all[i].name.as_bytes().eq_ignore_ascii_case(option) {
-                    named |= carriers[i];
-                    break;
-                }
-                probe = (probe + 1) % SLOTS;
+                last = option;
+                named |= look_up(&mut names, all, option, key, compared);
             }
         });
+    }
+    // The one-byte and two-byte names against the options seen, in either case.
+    let cases = |b: u8| [b.to_ascii_lowercase(), b.to_ascii_uppercase()];
+    for (i, f) in all.iter().enumerate() {
+        let is_named = match *f.name.as_bytes() {
+            [b] => cases(b).iter().any(|&b| seen[usize::from(b)]),
+            [a, b] => seen_two.as_ref().is_some_and(|seen_two| {
+                cases(a).iter().any(|&a| {
+                    cases(b).iter().any(|&b| {
+                        let bit = usize::from(u16::from_le_bytes([a, b]));
+                        seen_two[bit / 64] & 1 << (bit % 64) != 0
+                    })
+                })
+            }),
+            _ => false,
+        };
+        named |= u128::from(is_named) << i;
     }
     named
 }
 
-/// The slot of a field name in [`connection_named`]'s table, in any case: a
-/// multiply-xor hash keyed by `key` (odd), its top bits.
-fn slot(name: &[u8], key: u64) -> usize {
-    let mut h = key;
-    for &b in name {
-        h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(key);
+/// The fields `option` names, from `names`, made first if it was not yet: kept out
+/// of line, so that the loop over the options, which most options leave at its first
+/// test, stays small.
+#[inline(never)]
+fn look_up(
+    names: &mut Option<Names>,
+    all: &[Header<'_>],
+    option: &[u8],
+    key: u64,
+    compared: &mut usize,
+) -> u128 {
+    names
+        .get_or_insert_with(|| Names::new(all, key, compared))
+        .named(all, option, key, compared)
+}
+
+/// The distinct field names of a head longer than two bytes, in any case, each with
+/// the fields that carry it, for [`connection_named`]: made only for a head with an
+/// option that may name such a field, on the stack.
+struct Names {
+    /// Linear probing by [`slot`]: the index of the first field of each name.
+    slots: [u8; SLOTS],
+    /// `carriers[i]`, for the first field `i` of a name: every field so named.
+    carriers: [u128; fields::MAX_HEADERS],
+}
+
+impl Names {
+    fn new(all: &[Header<'_>], key: u64, compared: &mut usize) -> Self {
+        let mut names = Self {
+            slots: [EMPTY; SLOTS],
+            carriers: [0; fields::MAX_HEADERS],
+        };
+        for (i, f) in all.iter().enumerate().take(fields::MAX_HEADERS) {
+            let name = f.name.as_bytes();
+            if name.len() < 3 {
+                continue;
+            }
+            let mut at = slot(name, key);
+            let first = loop {
+                if names.slots[at] == EMPTY {
+                    names.slots[at] = i as u8;
+                    break i;
+                }
+                let first = usize::from(names.slots[at]);
+                *compared += 1;
+                if all[first].name.as_bytes().eq_ignore_ascii_case(name) {
+                    break first;
+                }
+                at = (at + 1) % SLOTS;
+            };
+            names.carriers[first] |= 1 << i;
+        }
+        names
     }
+
+    /// The fields `option` (three bytes or more) names (none: 0).
+    #[inline]
+    fn named(&self, all: &[Header<'_>], option: &[u8], key: u64, compared: &mut usize) -> u128 {
+        // The run of slots from the option's own holds its name at most once.
+        let mut probe = slot(option, key);
+        while self.slots[probe] != EMPTY {
+            let first = usize::from(self.slots[probe]);
+            *compared += 1;
+            if all[first].name.as_bytes().eq_ignore_ascii_case(option) {
+                return self.carriers[first];
+            }
+            probe = (probe + 1) % SLOTS;
+        }
+        0
+    }
+}
+
+/// The slot of a field name in [`Names`]' table, in any case: a multiply-xor hash
+/// keyed by `key` (odd) over the name eight bytes at a time, each byte with its `0x20`
+/// bit set (so `A` and `a` hash alike; the comparison after it is exact), its top
+/// bits.
+fn slot(name: &[u8], key: u64) -> usize {
+    const CASE: u64 = u64::from_ne_bytes([0x20; 8]);
+    let mut h = key ^ name.len() as u64;
+    let mut words = name.chunks_exact(8);
+    for word in words.by_ref() {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        h = (h ^ (word | CASE)).wrapping_mul(key);
+    }
+    let tail = words
+        .remainder()
+        .iter()
+        .rev()
+        .fold(0, |w, &b| w << 8 | u64::from(b | 0x20));
+    h = (h ^ tail).wrapping_mul(key);
     h = (h ^ (h >> 29)).wrapping_mul(key);
     (h >> (64 - SLOTS.trailing_zeros())) as usize
 }
@@ -1064,17 +1183,27 @@ mod tests {
 
     #[test]
     fn connection_options_cost_one_lookup_each_however_many() {
-        // 96 fields and a `Connection` of 7,700 options: one option repeated, distinct
-        // options naming nothing, and options naming every field over and over. Read
-        // for every field, as before, these cost 96 × 7,700 comparisons per pass.
+        // 96 fields and a `Connection` of 7,700 options, in the shapes that cost most:
+        // one option repeated, distinct options naming nothing, options naming every
+        // field in turn, two names alternating, names drawn at random in either case.
+        // Read for every field, as before, these cost 96 × 7,700 comparisons per pass.
         let distinct_names: Vec<String> = (0..96).map(|i| format!("X-Field-{i:02}")).collect();
-        // The same, with every field named alike (in mixed case): one name in the
-        // table, however many fields carry it.
+        // Every field named alike (in mixed case): one name in the table, however
+        // many fields carry it; one-byte and two-byte names (the shortest options).
         let same_names: Vec<String> = (0..96)
             .map(|i| if i % 2 == 0 { "a" } else { "A" }.to_string())
             .collect();
-        for names in [&distinct_names, &same_names] {
-            let same = names[0].eq_ignore_ascii_case(&names[1]);
+        let short_names: Vec<String> = (0..96)
+            .map(|i| ["a", "b", "cd", "Ef", "g-", "h_"][i % 6].to_string())
+            .collect();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for names in [&distinct_names, &same_names, &short_names] {
             let repeated = vec!["a"; 7700].join(",");
             let distinct = (0..7700)
                 .map(|i| format!("o{i}"))
@@ -1084,10 +1213,27 @@ mod tests {
                 .map(|i| names[i % 96].to_lowercase())
                 .collect::<Vec<_>>()
                 .join(",");
+            let alternating = (0..7700)
+                .map(|i| if i % 2 == 0 { "cd" } else { "EF" })
+                .collect::<Vec<_>>()
+                .join(" , ");
+            let drawn = (0..7700)
+                .map(|_| {
+                    let name = ["a", "b", "cd", "ef", "g-", "h_", "x", "yz"][random(8)];
+                    if random(2) == 0 {
+                        name.to_uppercase()
+                    } else {
+                        name.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",");
             for (case, options) in [
                 ("repeated", &repeated),
                 ("distinct", &distinct),
                 ("naming", &naming),
+                ("alternating", &alternating),
+                ("drawn", &drawn),
             ] {
                 let mut all: Vec<Header<'_>> = names
                     .iter()
@@ -1097,26 +1243,28 @@ mod tests {
                     name: "Connection",
                     value: options.as_bytes(),
                 });
+                // What the options name, read the slow way: every option against
+                // every field.
+                let expected = all.iter().enumerate().fold(0u128, |named, (i, f)| {
+                    let is_named = fields::tokens(options.as_bytes())
+                        .any(|option| f.name.as_bytes().eq_ignore_ascii_case(option));
+                    named | u128::from(is_named) << i
+                });
                 let mut worst = 0;
                 // The key is random in a process; here, sixteen fixed ones.
                 for k in 0..16u64 {
                     let key = (k + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
                     let mut compared = 0;
                     let named = connection_named(&all, key, &mut compared);
-                    // Every field is named when the options name them, or when they are all
-                    // `a`, which the repeated option is.
-                    let expected: u128 = if case == "naming" || (same && case == "repeated") {
-                        (1 << 96) - 1
-                    } else {
-                        0
-                    };
-                    assert_eq!(named, expected, "{case}, same {same}, key {key:#x}");
+                    assert_eq!(named, expected, "{case}, {:?}, key {key:#x}", &names[..3]);
                     worst = worst.max(compared);
                 }
-                // A lookup meets the field it names, plus a few others at most.
+                // A lookup meets the field it names, plus a few others at most; the
+                // table holds each distinct name once (6 here, or 96).
                 assert!(
-                    worst <= 4 * 7700,
-                    "{case}, same {same}: {worst} comparisons for 7,700 options"
+                    worst <= 2 * 7700 + 2 * 96,
+                    "{case}, {:?}: {worst} comparisons for 7,700 options",
+                    &names[..3]
                 );
             }
         }

@@ -56,6 +56,8 @@ pub struct MemUpstream {
     pub closed: bool,
     /// It sits in the proxy's idle set.
     pub idle: bool,
+    /// The proxy shut down its write side (a tunnel's client ended its side).
+    pub shut: bool,
 }
 
 impl MemUpstream {
@@ -75,6 +77,9 @@ pub struct MemProxy<'s> {
     wbuf: WriteBuf,
     output: Vec<u8>,
     client_eof: bool,
+    /// The proxy shut down its write side to the client (a tunnel's upstream ended its
+    /// side).
+    client_shut: bool,
     /// Bytes the client reads before it stops reading (a socket buffer's room); used
     /// up as it reads. `usize::MAX`: no limit.
     pub client_room: usize,
@@ -131,6 +136,7 @@ impl<'s> MemProxy<'s> {
             wbuf: WriteBuf::with_capacity(16 * 1024),
             output: Vec::with_capacity(64 * 1024),
             client_eof: false,
+            client_shut: false,
             client_room: usize::MAX,
             upstream_room: usize::MAX,
             refused: vec![false; upstreams],
@@ -163,6 +169,12 @@ impl<'s> MemProxy<'s> {
     pub fn client_resets(&mut self) {
         self.conn.abort(&mut self.local);
         self.pump();
+    }
+
+    /// Whether the proxy shut down its write side to the client, after what the client
+    /// received (a tunnel's upstream ended its side).
+    pub fn client_shut(&self) -> bool {
+        self.client_shut
     }
 
     /// What the client received so far.
@@ -313,16 +325,34 @@ impl<'s> MemProxy<'s> {
                 use_up(&mut self.client_room, n);
             }
             if !progress {
+                // Once nothing else moves (a shutdown waits for the flush anyway).
+                if self.wbuf.is_empty() && self.conn.take_shutdown() {
+                    self.client_shut = true;
+                    continue;
+                }
                 return;
             }
         }
     }
 
-    /// The upstream side, as the event loop's: releases, connections, writes, reads,
-    /// closes. Returns whether anything moved.
+    /// The upstream side, as the event loop's, in its steps: releases, connections,
+    /// writes, reads, closes. Returns whether anything moved.
     fn pump(&mut self) -> bool {
+        let mut progress = self.release();
+        progress |= self.connect();
+        progress |= self.write_upstream();
+        progress |= self.read_upstream();
+        while let Some(key) = self.local.next_closing() {
+            self.upstreams[key].closed = true;
+            self.upstreams[key].idle = false;
+            progress = true;
+        }
+        progress
+    }
+
+    /// Parks the connections the handler released (or closes them).
+    fn release(&mut self) -> bool {
         let (w, ups) = (&mut self.local, &mut self.upstreams);
-        let handler = self.conn.handler_mut();
         let mut progress = false;
         while let Some(mut released) = w.next_released() {
             let up = &mut ups[released.key];
@@ -337,67 +367,86 @@ impl<'s> MemProxy<'s> {
             }
             progress = true;
         }
-        if let Some((upstream, reuse)) = handler.wants_connection() {
-            match reuse.then(|| w.take_idle(upstream)).flatten() {
-                Some(key) => {
-                    ups[key].idle = false;
-                    handler.attach(key, true, w);
-                }
-                None if self.local_error => handler.connect_failed_locally(w),
-                None if self.refused[upstream] => handler.connect_failed(w),
-                None => {
-                    let key = ups.insert(MemUpstream {
-                        upstream,
-                        ..MemUpstream::default()
-                    });
-                    self.last = Some(key);
-                    handler.attach(key, false, w);
-                    handler.connected(w);
-                }
-            }
-            progress = true;
-        }
-        if let Some(key) = handler.connection() {
-            let up = &mut ups[key];
-            let data = handler.to_send();
-            let n = data.len().min(self.upstream_room);
-            if up.reset && n > 0 {
-                handler.write_failed(w);
-                progress = true;
-            } else if n > 0 {
-                up.received.extend_from_slice(&data[..n]);
-                use_up(&mut self.upstream_room, n);
-                handler.sent(n, w);
-                progress = true;
-            }
-        }
-        if let Some(key) = handler.connection() {
-            let up = &mut ups[key];
-            let room = handler.input_room();
-            let n = up.unread().min(room);
-            // As a kernel does, bytes that arrived before a reset are read before it.
-            if n > 0 {
-                if let Some(input) = handler.input(w) {
-                    input.extend_from_slice(&up.sending[up.delivered..up.delivered + n]);
-                }
-                up.delivered += n;
-                handler.received(n, w);
-                progress = true;
-            } else if up.reset && room > 0 {
-                handler.read_failed(w);
-                progress = true;
-            } else if up.eof && up.unread() == 0 && !up.eof_told && room > 0 {
-                up.eof_told = true;
-                handler.upstream_closed(w);
-                progress = true;
-            }
-        }
-        while let Some(key) = w.next_closing() {
-            ups[key].closed = true;
-            ups[key].idle = false;
-            progress = true;
-        }
         progress
+    }
+
+    /// Gives the handler the connection it wants: an idle one, a new one, or a failure.
+    fn connect(&mut self) -> bool {
+        let (w, ups) = (&mut self.local, &mut self.upstreams);
+        let handler = self.conn.handler_mut();
+        let Some((upstream, reuse)) = handler.wants_connection() else {
+            return false;
+        };
+        match reuse.then(|| w.take_idle(upstream)).flatten() {
+            Some(key) => {
+                ups[key].idle = false;
+                handler.attach(key, true, w);
+            }
+            None if self.local_error => handler.connect_failed_locally(w),
+            None if self.refused[upstream] => handler.connect_failed(w),
+            None => {
+                let key = ups.insert(MemUpstream {
+                    upstream,
+                    ..MemUpstream::default()
+                });
+                self.last = Some(key);
+                handler.attach(key, false, w);
+                handler.connected(w);
+            }
+        }
+        true
+    }
+
+    /// Writes what the handler has for its connection, as far as `upstream_room` allows.
+    fn write_upstream(&mut self) -> bool {
+        let (w, ups) = (&mut self.local, &mut self.upstreams);
+        let handler = self.conn.handler_mut();
+        let Some(key) = handler.connection() else {
+            return false;
+        };
+        let up = &mut ups[key];
+        let data = handler.to_send();
+        let n = data.len().min(self.upstream_room);
+        if up.reset && n > 0 {
+            handler.write_failed(w);
+        } else if n > 0 {
+            up.received.extend_from_slice(&data[..n]);
+            use_up(&mut self.upstream_room, n);
+            handler.sent(n, w);
+        } else if handler.wants_write_shutdown() {
+            up.shut = true;
+            handler.write_shut(w);
+            return true;
+        }
+        n > 0
+    }
+
+    /// Reads what the connection sent, as far as the handler has room; then its reset
+    /// or its end, as a kernel delivers them (after the bytes sent before).
+    fn read_upstream(&mut self) -> bool {
+        let (w, ups) = (&mut self.local, &mut self.upstreams);
+        let handler = self.conn.handler_mut();
+        let Some(key) = handler.connection() else {
+            return false;
+        };
+        let up = &mut ups[key];
+        let room = handler.input_room();
+        let n = up.unread().min(room);
+        if n > 0 {
+            if let Some(input) = handler.input(w) {
+                input.extend_from_slice(&up.sending[up.delivered..up.delivered + n]);
+            }
+            up.delivered += n;
+            handler.received(n, w);
+        } else if up.reset && room > 0 {
+            handler.read_failed(w);
+        } else if up.eof && up.unread() == 0 && !up.eof_told && room > 0 {
+            up.eof_told = true;
+            handler.upstream_closed(w);
+        } else {
+            return false;
+        }
+        true
     }
 }
 

@@ -117,6 +117,11 @@ pub enum Event {
     /// The client went away (or its request body broke off) before the response head
     /// (nginx's 499): the connection was closed, with no mark against the upstream.
     ClientAborted,
+    /// The upstream switched protocols (a `101` to a request that asked for it): the
+    /// connections became a tunnel.
+    Upgraded,
+    /// A tunnel ended (both sides done, a reset, the idle timeout, or the client gone).
+    TunnelClosed,
 }
 
 /// An upstream's health, as `/metrics` reports it.
@@ -159,6 +164,10 @@ pub struct UpstreamStats {
     pub failures: u64,
     /// Requests whose client went away before the response head (nginx's 499).
     pub client_aborts: u64,
+    /// Upgrades: `101` answers passed on, each starting a tunnel.
+    pub upgrades: u64,
+    /// Tunnels ended (`upgrades - tunnels_closed` are open).
+    pub tunnels_closed: u64,
 }
 
 /// One worker's round-robin position; make it with [`Upstreams::cursor`].
@@ -216,6 +225,8 @@ struct Counters {
     retries: AtomicU64,
     failures: AtomicU64,
     client_aborts: AtomicU64,
+    upgrades: AtomicU64,
+    tunnels_closed: AtomicU64,
 }
 
 impl Upstreams {
@@ -376,6 +387,8 @@ impl Upstreams {
             Event::Discarded => &counters.discarded,
             Event::Retried => &counters.retries,
             Event::ClientAborted => &counters.client_aborts,
+            Event::Upgraded => &counters.upgrades,
+            Event::TunnelClosed => &counters.tunnels_closed,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -393,6 +406,8 @@ impl Upstreams {
                 retries: sum.retries + c.retries.load(Relaxed),
                 failures: sum.failures + c.failures.load(Relaxed),
                 client_aborts: sum.client_aborts + c.client_aborts.load(Relaxed),
+                upgrades: sum.upgrades + c.upgrades.load(Relaxed),
+                tunnels_closed: sum.tunnels_closed + c.tunnels_closed.load(Relaxed),
             })
     }
 

@@ -569,7 +569,16 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
         if conn.http.is_done() && !conn.pending_output() {
             return conn.finish(tick);
         }
-        if progress { Flow::Again } else { Flow::Yield }
+        if progress {
+            return Flow::Again;
+        }
+        if !conn.pending_output() && conn.http.take_shutdown() {
+            // A tunnel's other side ended its direction: so does this one, after what
+            // was written (the client's direction goes on).
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            return Flow::Again;
+        }
+        Flow::Yield
     }
 
     /// Work left, and the turn's budget is spent: the others first. (Edge-triggered

@@ -23,7 +23,7 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +34,7 @@ use slab::Slab;
 use socket2::SockRef;
 
 use super::service::{SERVICE_TOKEN, Service};
+use super::socket::{interrupted, would_block};
 use crate::http::conn::Handler;
 use crate::proxy::handler::{Proxy, ProxyHandler, ProxyLocal};
 use crate::state::Shared;
@@ -210,101 +211,22 @@ impl ProxyState {
         }
     }
 
-    /// Writes and reads connection `conn` for `handler`. Returns whether anything moved.
+    /// Writes and reads connection `conn` for `handler`, in steps: finish connecting,
+    /// write, read. Returns whether anything moved.
     fn transfer(&mut self, conn: usize, handler: &mut ProxyHandler) -> bool {
-        let w = &mut self.local;
-        let socket = &mut self.sockets[conn];
-        if socket.connecting {
-            if !(socket.writable || socket.readable) {
-                return false; // not yet
-            }
-            match socket.connected() {
-                Ok(true) => {
-                    socket.connecting = false;
-                    handler.connected(w);
-                }
-                Ok(false) => {
-                    socket.writable = false;
-                    socket.readable = false;
-                    return false;
-                }
-                Err(e) => {
-                    connect_failed(handler, w, socket.upstream, &e);
-                    return true;
-                }
-            }
-        }
-        let mut progress = false;
-        // Write what the handler has for the upstream.
-        while socket.writable {
-            let data = handler.to_send();
-            if data.is_empty() {
-                break;
-            }
-            match socket.stream.write(data) {
-                Ok(n) if n > 0 => {
-                    handler.sent(n, w);
-                    progress = true;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => socket.writable = false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Ok(_) | Err(_) => {
-                    // An upstream that answered early and closed resets the connection
-                    // over the unread request, but its answer is in the socket ahead of
-                    // the reset: read before deciding (`write_failed`).
-                    handler.write_failed(w);
-                    socket.writable = false;
-                    socket.readable = true;
-                    progress = true;
-                    break;
-                }
-            }
-        }
+        let (local, socket) = (&mut self.local, &mut self.sockets[conn]);
+        let mut progress = match socket.finish_connect(handler, local) {
+            Step::Done(progress) => return progress,
+            Step::Next(progress) => progress,
+        };
+        progress |= socket.write_out(handler, local);
         if handler.connection() != Some(conn) {
             return true; // the write failed and the handler let it go
         }
-        // Read what the handler has room for.
-        while socket.readable {
-            let room = handler.input_room();
-            if room == 0 {
-                break; // backpressure: `readable` stays set for when it has room
-            }
-            let Some(input) = handler.input(w) else {
-                break; // no exchange (then `input_room` is 0, so not reached)
-            };
-            let len = input.len();
-            let spare = &mut input.spare_capacity_mut()[..room];
-            match SockRef::from(&socket.stream).recv(spare) {
-                Ok(0) => {
-                    socket.readable = false;
-                    handler.upstream_closed(w);
-                    return true;
-                }
-                Ok(n) => {
-                    // SAFETY: `recv` initialised the first `n` bytes of the spare
-                    // capacity (it reports only what it wrote), and `n <= room`, which
-                    // is within the capacity.
-                    unsafe { input.set_len(len + n) };
-                    handler.received(n, w);
-                    progress = true;
-                    if n < room && !socket.hup {
-                        // A short read: drained for now (a new edge says when not).
-                        socket.readable = false;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    socket.readable = false;
-                    handler.read_blocked(w); // a buffer taken for nothing goes back
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    socket.readable = false;
-                    handler.read_failed(w);
-                    return true;
-                }
-            }
+        match socket.read_in(handler, local) {
+            Step::Done(_) => true,
+            Step::Next(read) => progress | read,
         }
-        progress
     }
 
     /// Closes the connections the worker gave up. Returns whether there were any.
@@ -344,6 +266,126 @@ fn connect_failed(handler: &mut ProxyHandler, w: &mut ProxyLocal, upstream: usiz
     } else {
         log::debug!("cannot connect to upstream {upstream}: {e}");
         handler.connect_failed(w);
+    }
+}
+
+/// What a step of [`ProxyState::transfer`] leaves to the next: `Next(progress)`, go on;
+/// `Done(progress)`, stop here.
+enum Step {
+    Next(bool),
+    Done(bool),
+}
+
+/// The steps of [`ProxyState::transfer`], in order.
+impl Upstream {
+    /// A new connection: whether it is made yet (then `handler` is told, once).
+    fn finish_connect(&mut self, handler: &mut ProxyHandler, local: &mut ProxyLocal) -> Step {
+        if !self.connecting {
+            return Step::Next(false);
+        }
+        if !(self.writable || self.readable) {
+            return Step::Done(false); // not yet
+        }
+        match self.connected() {
+            Ok(true) => {
+                self.connecting = false;
+                handler.connected(local);
+                Step::Next(false)
+            }
+            Ok(false) => {
+                self.writable = false;
+                self.readable = false;
+                Step::Done(false)
+            }
+            Err(e) => {
+                connect_failed(handler, local, self.upstream, &e);
+                Step::Done(true)
+            }
+        }
+    }
+
+    /// Writes what the handler has for the upstream, while the socket takes it; then
+    /// passes a tunnel client's end of stream on, when the handler asks. Returns
+    /// whether anything moved.
+    fn write_out(&mut self, handler: &mut ProxyHandler, local: &mut ProxyLocal) -> bool {
+        let mut progress = false;
+        while self.writable {
+            let data = handler.to_send();
+            if data.is_empty() {
+                break;
+            }
+            match self.stream.write(data) {
+                Ok(n) if n > 0 => {
+                    handler.sent(n, local);
+                    progress = true;
+                }
+                Err(e) if would_block(&e) => self.writable = false,
+                Err(e) if interrupted(&e) => {}
+                Ok(_) | Err(_) => {
+                    // An upstream that answered early and closed resets the connection
+                    // over the unread request, but its answer is in the socket ahead of
+                    // the reset: read before deciding (`write_failed`).
+                    handler.write_failed(local);
+                    self.writable = false;
+                    self.readable = true;
+                    return true;
+                }
+            }
+        }
+        if handler.wants_write_shutdown() {
+            // The client ended its side of a tunnel, and its bytes were written.
+            let _ = self.stream.shutdown(Shutdown::Write);
+            handler.write_shut(local);
+            progress = true;
+        }
+        progress
+    }
+
+    /// Reads what the handler has room for, into the spare capacity of its input
+    /// buffer. `Done` once the connection ended (closed or failed).
+    fn read_in(&mut self, handler: &mut ProxyHandler, local: &mut ProxyLocal) -> Step {
+        let mut progress = false;
+        while self.readable {
+            let room = handler.input_room();
+            if room == 0 {
+                break; // backpressure: `readable` stays set for when it has room
+            }
+            let Some(input) = handler.input(local) else {
+                break; // no exchange (then `input_room` is 0, so not reached)
+            };
+            let len = input.len();
+            let spare = &mut input.spare_capacity_mut()[..room];
+            match SockRef::from(&self.stream).recv(spare) {
+                Ok(0) => {
+                    self.readable = false;
+                    handler.upstream_closed(local);
+                    return Step::Done(true);
+                }
+                Ok(n) => {
+                    // SAFETY: `recv` initialised the first `n` bytes of the spare
+                    // capacity (it reports only what it wrote), and `n <= room`, which
+                    // is within the capacity.
+                    unsafe { input.set_len(len + n) };
+                    handler.received(n, local);
+                    progress = true;
+                    if n < room && !self.hup {
+                        // A short read: drained for now (a new edge says when not).
+                        self.readable = false;
+                    }
+                }
+                Err(e) if would_block(&e) => {
+                    self.readable = false;
+                    handler.read_blocked(local); // a buffer taken for nothing goes back
+                }
+                Err(e) if interrupted(&e) => {}
+                Err(_) => {
+                    self.readable = false;
+                    handler.read_failed(local);
+                    return Step::Done(true);
+                }
+            }
+        }
+        Step::Next(progress)
     }
 }
 
