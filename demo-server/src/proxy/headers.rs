@@ -841,25 +841,40 @@ impl Names {
 }
 
 /// The slot of a field name in [`Names`]' table, in any case: a multiply-xor hash
-/// keyed by `key` (odd) over the name eight bytes at a time, each byte with its `0x20`
-/// bit set (so `A` and `a` hash alike; the comparison after it is exact), its top
-/// bits.
+/// keyed by `key` (odd) over the name eight bytes at a time, its ASCII letters
+/// lowercased ([`lower_letters`]: so `A` and `a` hash alike, and only letters do; the
+/// comparison after it is exact), its top bits.
 fn slot(name: &[u8], key: u64) -> usize {
-    const CASE: u64 = u64::from_ne_bytes([0x20; 8]);
     let mut h = key ^ name.len() as u64;
     let mut words = name.chunks_exact(8);
     for word in words.by_ref() {
         let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        h = (h ^ (word | CASE)).wrapping_mul(key);
+        h = (h ^ lower_letters(word)).wrapping_mul(key);
     }
     let tail = words
         .remainder()
         .iter()
         .rev()
-        .fold(0, |w, &b| w << 8 | u64::from(b | 0x20));
+        .fold(0, |w, &b| w << 8 | u64::from(b.to_ascii_lowercase()));
     h = (h ^ tail).wrapping_mul(key);
     h = (h ^ (h >> 29)).wrapping_mul(key);
     (h >> (64 - SLOTS.trailing_zeros())) as usize
+}
+
+/// `word` with each of its bytes in `A..=Z` lowercased, eight at a time. Setting the
+/// `0x20` bit of every byte instead would fold pairs of non-letters (`^` and `~`,
+/// `@` and `` ` ``) into one, whatever the key: names built of such pairs would all
+/// share a slot.
+fn lower_letters(word: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = ONES << 7;
+    // Each byte's low seven bits plus a constant sets its top bit when it is at least
+    // `A` (resp. past `Z`); no sum carries into the next byte (at most 0x7f + 0x3f).
+    let low = word & !HIGH;
+    let from_a = low + (0x80 - u64::from(b'A')) * ONES;
+    let past_z = low + (0x80 - u64::from(b'Z' + 1)) * ONES;
+    let upper = from_a & !past_z & !word & HIGH;
+    word | upper >> 2
 }
 
 /// The process's key for [`slot`]: random, odd, made once.
@@ -1203,7 +1218,26 @@ mod tests {
             state ^= state << 17;
             (state % n as u64) as usize
         };
-        for names in [&distinct_names, &same_names, &short_names] {
+        // Names of `^` and `~` only, which differ in the `0x20` bit alone: a hash that
+        // set that bit in every byte gave them all one slot, whatever the key.
+        // Seven bytes (hashed as a tail) and eleven (a word, then a tail) of them.
+        let pair_name = |i: usize, len: usize| -> String {
+            let pair = |b: usize| if i >> (b % 7) & 1 == 1 { '~' } else { '^' };
+            (0..len).map(pair).collect()
+        };
+        let pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 7)).collect();
+        let long_pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 11)).collect();
+        let pairs = (0..7700)
+            .map(|i| pair_name(96 + i % 32, [7, 11][i / 32 % 2]))
+            .collect::<Vec<_>>()
+            .join(",");
+        for names in [
+            &distinct_names,
+            &same_names,
+            &short_names,
+            &pair_names,
+            &long_pair_names,
+        ] {
             let repeated = vec!["a"; 7700].join(",");
             let distinct = (0..7700)
                 .map(|i| format!("o{i}"))
@@ -1234,6 +1268,7 @@ mod tests {
                 ("naming", &naming),
                 ("alternating", &alternating),
                 ("drawn", &drawn),
+                ("pairs", &pairs),
             ] {
                 let mut all: Vec<Header<'_>> = names
                     .iter()
@@ -1266,6 +1301,20 @@ mod tests {
                     "{case}, {:?}: {worst} comparisons for 7,700 options",
                     &names[..3]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn lower_letters_lowercases_letters_and_nothing_else() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                // The byte among neighbours of every kind: letters, non-letters, 0x80+.
+                let mut bytes = *b"aZ^~@`\xff\x00";
+                bytes[at] = b;
+                let want = bytes.map(|b| b.to_ascii_lowercase());
+                let got = lower_letters(u64::from_le_bytes(bytes)).to_le_bytes();
+                assert_eq!(got, want, "byte {b:#04x} at {at}");
             }
         }
     }
