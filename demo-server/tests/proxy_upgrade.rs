@@ -31,6 +31,14 @@ struct Running {
 
 impl Running {
     fn proxy(upstream: SocketAddr, tweak: impl FnOnce(&mut ProxyConfig)) -> Running {
+        Running::proxy_with(upstream, Limits::default(), tweak)
+    }
+
+    fn proxy_with(
+        upstream: SocketAddr,
+        limits: Limits,
+        tweak: impl FnOnce(&mut ProxyConfig),
+    ) -> Running {
         let mut proxy = ProxyConfig {
             upstreams: vec![upstream],
             ..ProxyConfig::default()
@@ -39,7 +47,7 @@ impl Running {
         let config = Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             threads: 2,
-            limits: Limits::default(),
+            limits,
             shutdown_timeout: Duration::from_secs(1),
             access_log: false,
         };
@@ -567,6 +575,133 @@ fn an_upstream_reset_mid_tunnel_ends_it() {
     });
 }
 
+#[test]
+fn an_upstream_reset_while_the_client_sends_ends_the_tunnel() {
+    let (addr, upstreams) = switching();
+    let proxy = Running::proxy(addr, |_| {}); // the idle timeout: 10 minutes
+    let (mut client, upstream) = tunnel(&proxy, &upstreams);
+    // The client sends on, as fast as the tunnel takes it, until its connection fails.
+    let mut writer = client.try_clone().unwrap();
+    let flood = thread::spawn(move || {
+        let chunk = [b'x'; 16 * 1024];
+        while writer.write(&chunk).is_ok() {}
+    });
+    thread::sleep(Duration::from_millis(50));
+    // SO_LINGER 0, with bytes unread: the close is a reset, which the proxy learns
+    // from a write (Linux reports it once; the next read finds the end of stream).
+    socket2::SockRef::from(&upstream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(upstream);
+    assert!(closed(&mut client), "the client's side ends too");
+    flood.join().unwrap();
+    eventually("the tunnel counted closed", || {
+        proxy.stat("tunnels_closed") == 1
+    });
+    assert_eq!(proxy.stat("tunnels_open"), 0);
+}
+
+#[test]
+fn an_upstream_that_closed_and_then_resets_the_client_s_bytes_ends_the_tunnel() {
+    let (addr, upstreams) = switching();
+    let proxy = Running::proxy(addr, |_| {});
+    let (mut client, upstream) = tunnel(&proxy, &upstreams);
+    drop(upstream); // a full close: the proxy's next write meets a reset
+    assert!(closed(&mut client), "the upstream's end went on");
+    // The client's direction is still open as far as it knows: it sends, each write
+    // alone, and the proxy's writes fail.
+    for _ in 0..5 {
+        let _ = client.write(b"more frames");
+        thread::sleep(Duration::from_millis(20));
+    }
+    eventually("the tunnel counted closed", || {
+        proxy.stat("tunnels_closed") == 1
+    });
+    assert_eq!(proxy.stat("tunnels_open"), 0);
+}
+
+#[test]
+fn a_tunnel_whose_client_does_not_read_ends_at_its_idle_timeout_counted_once() {
+    let (addr, upstreams) = switching();
+    let proxy = Running::proxy(addr, |c| {
+        c.tunnel_idle_timeout = Duration::from_millis(300);
+    });
+    let (client, mut upstream) = tunnel(&proxy, &upstreams);
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    // The upstream sends until every buffer on the way to the client is full.
+    upstream
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let chunk = [b'y'; 64 * 1024];
+    while upstream.write(&chunk).is_ok() {}
+    eventually("the tunnel counted closed", || {
+        proxy.stat("tunnels_closed") == 1
+    });
+    assert!(
+        closed(&mut upstream),
+        "the upstream connection closed at the timeout"
+    );
+    // The client connection closes once its output is flushed, or at its write
+    // timeout; here the client goes first (a reset: it has unread bytes).
+    drop(client);
+    thread::sleep(Duration::from_millis(100)); // anything late would be counted by now
+    assert_eq!(proxy.stat("upgrades"), 1);
+    assert_eq!(proxy.stat("tunnels_closed"), 1, "one tunnel, closed once");
+    assert_eq!(proxy.stat("tunnels_open"), 0);
+}
+
+#[test]
+fn a_head_that_asks_for_an_upgrade_gets_a_head_answer_and_the_connection_goes_on() {
+    // A 200 to a HEAD has no content, whatever its Content-Length says (RFC 9110
+    // §9.3.2, RFC 9112 §6.3), asked for an upgrade or not.
+    let (addr, heads) = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+    let proxy = Running::proxy(addr, |_| {});
+    let mut client = connect(proxy.addr);
+    client
+        .write_all(
+            b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .unwrap();
+    let head = read_head(&mut client);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let forwarded = heads.recv_timeout(CLIENT_TIMEOUT).unwrap();
+    assert!(forwarded.starts_with("HEAD / HTTP/1.1\r\n"), "{forwarded}");
+    assert_eq!(field(&fields(&forwarded), "upgrade"), ["websocket"]);
+    client
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut client);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    heads.recv_timeout(CLIENT_TIMEOUT).unwrap();
+    assert_eq!(
+        proxy.stat("discarded"),
+        0,
+        "the upstream connection was reused"
+    );
+    assert_eq!(proxy.stat("reused"), 1);
+}
+
+#[test]
+fn bytes_from_the_upstream_alone_keep_a_tunnel_open_past_its_idle_timeout() {
+    let (addr, upstreams) = switching();
+    let proxy = Running::proxy(addr, |c| {
+        c.tunnel_idle_timeout = Duration::from_millis(300);
+    });
+    let (mut client, mut upstream) = tunnel(&proxy, &upstreams);
+    // A one-way stream (server-sent events over a WebSocket, say): twice the
+    // timeout, the client silent.
+    for _ in 0..8 {
+        thread::sleep(Duration::from_millis(80));
+        upstream.write_all(b"tock").unwrap();
+        assert_eq!(read_n(&mut client, 4), b"tock");
+    }
+    assert_eq!(proxy.stat("tunnels_closed"), 0);
+    client.write_all(b"still").unwrap();
+    assert_eq!(read_n(&mut upstream, 5), b"still");
+}
+
 // === in memory: the tunnel's backpressure, byte-exact ===
 
 mod in_memory {
@@ -669,6 +804,40 @@ mod in_memory {
             mem.upstream(key).closed,
             "a tunnel's connection is never pooled"
         );
+        let stats = proxy.upstreams.stats(0);
+        assert_eq!((stats.upgrades, stats.tunnels_closed), (1, 1));
+    }
+
+    #[test]
+    fn a_write_that_meets_a_reset_ends_the_tunnel_after_the_bytes_before_it() {
+        let (shared, proxy) = setup();
+        let (mut mem, key) = tunnel(&shared, &proxy);
+        mem.clear_upstream_received(key);
+        // The upstream's last bytes, then its reset, which the proxy's write meets
+        // first or its read: either way the reset is reported once.
+        mem.upstream_sends(key, b"last");
+        mem.upstream_resets(key);
+        mem.client_sends(b"frame");
+        mem.run();
+        assert_eq!(mem.client_received(), b"last");
+        assert!(mem.conn().is_done(), "the client connection closed");
+        assert!(mem.upstream(key).closed);
+        let stats = proxy.upstreams.stats(0);
+        assert_eq!((stats.upgrades, stats.tunnels_closed), (1, 1));
+    }
+
+    #[test]
+    fn a_write_that_meets_a_reset_after_the_upstream_s_end_ends_the_tunnel() {
+        let (shared, proxy) = setup();
+        let (mut mem, key) = tunnel(&shared, &proxy);
+        mem.upstream_closes(key);
+        mem.run();
+        assert!(mem.client_shut(), "the upstream's end went on");
+        mem.upstream_resets(key); // it closed for good: the client's bytes meet a reset
+        mem.client_sends(b"more frames");
+        mem.run();
+        assert!(mem.conn().is_done(), "the client connection closed");
+        assert!(mem.upstream(key).closed);
         let stats = proxy.upstreams.stats(0);
         assert_eq!((stats.upgrades, stats.tunnels_closed), (1, 1));
     }

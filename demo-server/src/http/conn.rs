@@ -655,8 +655,8 @@ impl Response<'_, '_> {
     /// - [`Handler::on_body`] gets every byte the client sends after the request head
     ///   (bytes it pipelined behind the request included), taking what it can as for
     ///   a body (backpressure), and [`Handler::on_body_end`] the client's end of stream;
-    /// - [`Handler::poll_response`] is called on every [`Conn::process`] while the
-    ///   output has room;
+    /// - [`Handler::poll_response`] is called on every [`Conn::process`], even when
+    ///   the output has no room (so that a tunnel that failed ends then);
     /// - [`end_tunnel`](Self::end_tunnel) (or [`abort`](Self::abort)) ends the tunnel:
     ///   the connection closes once what was written is flushed, and the handler is
     ///   told nothing more ([`Handler::on_abort`] only if the driver drops the
@@ -1188,9 +1188,9 @@ impl<H: Handler> Conn<H> {
             ex: &mut self.ex,
             settings,
         };
-        if res.room() > 0 {
-            self.handler.poll_response(&mut res, local);
-        }
+        // Even with no room: a tunnel that failed (its idle timeout, a reset) ends now,
+        // not when the client's write timeout gives up on its output.
+        self.handler.poll_response(&mut res, local);
         if self.body.is_some() && !input.is_empty() && !res.ex.aborted {
             let data = input.filled();
             let taken = self.handler.on_body(data, &mut res, local).min(data.len());

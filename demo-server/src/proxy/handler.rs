@@ -102,9 +102,6 @@ pub enum Failure {
 enum Method {
     Head,
     Connect,
-    /// A request forwarded with `Upgrade` (a GET, say): a `101` to it may switch
-    /// protocols, to one of [`Forward::asked`].
-    Upgrade,
     Other,
 }
 
@@ -114,7 +111,7 @@ impl Method {
         match self {
             Method::Head => b"HEAD",
             Method::Connect => b"CONNECT",
-            Method::Upgrade | Method::Other => b"GET",
+            Method::Other => b"GET",
         }
     }
 }
@@ -395,8 +392,9 @@ pub(super) struct Forward {
     // What the request asked, fixed for the exchange.
     version: Version,
     method: Method,
-    /// The protocols the client asked to switch to: set (and read) only when `method`
-    /// is [`Method::Upgrade`].
+    /// The protocols the client asked to switch to, if the request was forwarded with
+    /// `Upgrade` (then a `101` may switch protocols); empty if not. Apart from
+    /// `method`: a `HEAD` may ask too, and its answer still has no body.
     asked: Protocols,
     idempotent: bool,
     /// The proxy sent `Connection: close` upstream.
@@ -552,6 +550,7 @@ impl Forward {
 
     fn read_blocked(&mut self, local: &mut ProxyLocal) {
         self.settle_inp(local);
+        self.reset_if_stopped(); // a reset that left nothing to read
         if !self.writing.is_open() && !self.responded() {
             // The write failed and the connection holds no answer: a failed attempt.
             self.fail(local, Failure::Reset);
@@ -573,6 +572,25 @@ impl Forward {
         // response came (`respond` delivers it) or not (`read_failed`, `upstream_closed`
         // or `read_blocked` fail the attempt).
         self.writing = Writing::Stopped(self.writing.sent());
+        if let Reading::Tunnel(_) = self.reading {
+            // In a tunnel there is no answer to wait for: the upstream is gone (a
+            // reset; Linux reports it once, to this write, and the next read finds
+            // the end of stream). The bytes it sent before still go to the client,
+            // then the tunnel ends (`relay`), both connections closed: at once if
+            // its end was read already, else at the end the next read finds
+            // (`upstream_closed`, `read_blocked`).
+            if self.end == End::Closed {
+                self.end = End::Reset;
+            }
+        }
+    }
+
+    /// In a tunnel whose write failed, an end of the upstream's bytes is a reset: the
+    /// client's direction cannot go on.
+    fn reset_if_stopped(&mut self) {
+        if matches!(self.reading, Reading::Tunnel(_)) && !self.writing.is_open() {
+            self.end = End::Reset;
+        }
     }
 
     fn read_failed(&mut self, local: &mut ProxyLocal) {
@@ -590,6 +608,7 @@ impl Forward {
     fn upstream_closed(&mut self, local: &mut ProxyLocal) {
         if self.responded() {
             self.end = End::Closed; // `poll_response` reads what is left, then decides
+            self.reset_if_stopped();
         } else {
             self.fail(local, Failure::Closed);
         }
@@ -1077,7 +1096,7 @@ impl Forward {
                 if parsed.head.status != 101 {
                     return Err(failure);
                 }
-                let asked = (self.method == Method::Upgrade).then_some(&self.asked);
+                let asked = (self.asked.len > 0).then_some(&self.asked);
                 pass_switch(&parsed, asked, res)?;
                 self.start_tunnel(parsed.len, local);
                 return Ok(());
@@ -1206,6 +1225,7 @@ impl Forward {
         };
         // One branch for an ordinary request: `upgrade` is read with the other
         // `Connection` options.
+        self.asked.len = 0;
         let upgrade = req.head.upgrade && self.ask_upgrade(req);
         // No `Connection: close` beside `upgrade` (an upstream that reads only its
         // first `Connection` line would miss `upgrade`): `close_upstream` still keeps
@@ -1226,12 +1246,15 @@ impl Forward {
     /// forwarded ([`Protocols::asked`]): then its head goes with `Upgrade` and
     /// `Connection: upgrade` (both hop-by-hop, RFC 9110 §7.6.1, otherwise dropped), and
     /// a `101` may switch protocols.
+    ///
+    /// The method stays what it was for reading the answer: RFC 9110 §7.8 ties
+    /// `Upgrade` to no method, and a `HEAD` that asks is still a `HEAD` (§9.3.2): an
+    /// answer other than `101` has no content, whatever its `Content-Length` says.
     #[cold]
     fn ask_upgrade(&mut self, req: &Request<'_>) -> bool {
         let Some(asked) = Protocols::asked(req) else {
             return false;
         };
-        self.method = Method::Upgrade;
         self.asked = asked;
         true
     }
@@ -1318,8 +1341,11 @@ impl Forward {
             Reading::Awaiting | Reading::Head { .. } => {
                 local.count(self.upstream, Event::ClientAborted); // nginx's 499
             }
-            Reading::Tunnel(_) => local.count(self.upstream, Event::TunnelClosed),
-            Reading::Body { .. } => {}
+            // A tunnel that failed (its idle timeout, a reset) was counted closed then.
+            Reading::Tunnel(_) if self.stage == Stage::Running => {
+                local.count(self.upstream, Event::TunnelClosed);
+            }
+            Reading::Tunnel(_) | Reading::Body { .. } => {}
         }
         if let Some(key) = self.link.key() {
             local.discard(self.upstream, key);

@@ -50,8 +50,11 @@ pub struct MemUpstream {
     /// It closes its side once `sending` is delivered.
     eof: bool,
     eof_told: bool,
-    /// Its next read or write fails.
+    /// Its next read or write fails (after the bytes sent before it, for a read).
     reset: bool,
+    /// The reset was reported, to a read or a write: as a kernel does, it is reported
+    /// once, and a read after it finds the end of stream.
+    reset_told: bool,
     /// The proxy closed it.
     pub closed: bool,
     /// It sits in the proxy's idle set.
@@ -255,8 +258,9 @@ impl<'s> MemProxy<'s> {
         self.wake_idle(key);
     }
 
-    /// Upstream connection `key` is reset: its next write fails, and so does its next
-    /// read once the proxy read what it sent before (as a kernel delivers it).
+    /// Upstream connection `key` is reset: its next write fails, or its next read once
+    /// the proxy read what it sent before (as a kernel delivers it), whichever comes
+    /// first; a read after that finds the end of stream (Linux reports a reset once).
     pub fn upstream_resets(&mut self, key: usize) {
         self.upstreams[key].reset = true;
         self.wake_idle(key);
@@ -408,6 +412,7 @@ impl<'s> MemProxy<'s> {
         let data = handler.to_send();
         let n = data.len().min(self.upstream_room);
         if up.reset && n > 0 {
+            up.reset_told = true; // a write after it fails too (EPIPE)
             handler.write_failed(w);
         } else if n > 0 {
             up.received.extend_from_slice(&data[..n]);
@@ -438,9 +443,10 @@ impl<'s> MemProxy<'s> {
             }
             up.delivered += n;
             handler.received(n, w);
-        } else if up.reset && room > 0 {
+        } else if up.reset && !up.reset_told && room > 0 {
+            up.reset_told = true;
             handler.read_failed(w);
-        } else if up.eof && up.unread() == 0 && !up.eof_told && room > 0 {
+        } else if (up.eof || up.reset) && up.unread() == 0 && !up.eof_told && room > 0 {
             up.eof_told = true;
             handler.upstream_closed(w);
         } else {
