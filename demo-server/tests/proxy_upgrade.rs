@@ -580,11 +580,13 @@ fn an_upstream_reset_while_the_client_sends_ends_the_tunnel() {
     let (addr, upstreams) = switching();
     let proxy = Running::proxy(addr, |_| {}); // the idle timeout: 10 minutes
     let (mut client, upstream) = tunnel(&proxy, &upstreams);
-    // The client sends on, as fast as the tunnel takes it, until its connection fails.
+    // The client sends on, as fast as the tunnel takes it, until its connection fails
+    // (or, should the proxy take its bytes on regardless, for as long as the test waits).
     let mut writer = client.try_clone().unwrap();
     let flood = thread::spawn(move || {
         let chunk = [b'x'; 16 * 1024];
-        while writer.write(&chunk).is_ok() {}
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        while Instant::now() < deadline && writer.write(&chunk).is_ok() {}
     });
     thread::sleep(Duration::from_millis(50));
     // SO_LINGER 0, with bytes unread: the close is a reset, which the proxy learns
