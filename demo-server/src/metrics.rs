@@ -273,10 +273,7 @@ pub fn write_upstreams(metrics: &mut Exposition<'_>, upstreams: &Upstreams) {
             "demo_upstream_tunnels_open",
             Kind::Gauge,
             "Tunnels open now (upgrades less tunnels closed).",
-            |u, i| {
-                let s = u.stats(i);
-                s.upgrades.saturating_sub(s.tunnels_closed)
-            },
+            |u, i| u.stats(i).tunnels_open(),
         ),
         (
             "demo_upstream_up",
@@ -371,7 +368,7 @@ pub fn write_json(out: &mut Vec<u8>, shared: &Shared, proxy: Option<&Proxy>) {
                 s.failures,
                 s.client_aborts,
                 s.upgrades,
-                s.upgrades.saturating_sub(s.tunnels_closed),
+                s.tunnels_open(),
                 s.tunnels_closed
             );
         }

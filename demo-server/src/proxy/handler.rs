@@ -572,16 +572,14 @@ impl Forward {
         // response came (`respond` delivers it) or not (`read_failed`, `upstream_closed`
         // or `read_blocked` fail the attempt).
         self.writing = Writing::Stopped(self.writing.sent());
-        if let Reading::Tunnel(_) = self.reading {
-            // In a tunnel there is no answer to wait for: the upstream is gone (a
-            // reset; Linux reports it once, to this write, and the next read finds
-            // the end of stream). The bytes it sent before still go to the client,
-            // then the tunnel ends (`relay`), both connections closed: at once if
-            // its end was read already, else at the end the next read finds
-            // (`upstream_closed`, `read_blocked`).
-            if self.end == End::Closed {
-                self.end = End::Reset;
-            }
+        // In a tunnel there is no answer to wait for: the upstream is gone (a reset;
+        // Linux reports it once, to this write, and the next read finds the end of
+        // stream). The bytes it sent before still go to the client, then the tunnel
+        // ends (`relay`), both connections closed: at once if its end was read
+        // already, else at the end the next read finds (`upstream_closed`,
+        // `read_blocked`).
+        if self.end == End::Closed {
+            self.reset_if_stopped();
         }
     }
 

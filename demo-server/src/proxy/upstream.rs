@@ -166,8 +166,17 @@ pub struct UpstreamStats {
     pub client_aborts: u64,
     /// Upgrades: `101` answers passed on, each starting a tunnel.
     pub upgrades: u64,
-    /// Tunnels ended (`upgrades - tunnels_closed` are open).
+    /// Tunnels ended ([`tunnels_open`](Self::tunnels_open) are the rest).
     pub tunnels_closed: u64,
+}
+
+impl UpstreamStats {
+    /// Tunnels open now: upgrades less tunnels closed. Saturating, since the counters
+    /// are read one after the other while workers update them: a snapshot may see a
+    /// tunnel's close before its upgrade.
+    pub fn tunnels_open(&self) -> u64 {
+        self.upgrades.saturating_sub(self.tunnels_closed)
+    }
 }
 
 /// One worker's round-robin position; make it with [`Upstreams::cursor`].
