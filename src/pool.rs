@@ -78,8 +78,9 @@
 //! periodically (say, every few seconds from a housekeeping timer) and an object that
 //! stayed idle through two consecutive calls is freed. The shared tier and the caches
 //! that exited threads left behind are swept by `trim` itself; each live thread's
-//! cache is swept by its own thread on its next access, when it sees that the trim
-//! epoch moved, so `trim` never stops or waits for other threads. A live thread that
+//! cache is swept by its own thread on its next get (or on a return that finds the
+//! cache full), when it sees that the trim epoch moved, so `trim` never stops or waits
+//! for other threads. A live thread that
 //! never touches the pool again keeps its cache until it exits or the pool is dropped:
 //! bounded by `thread_cache` objects per such thread.
 //!
@@ -129,10 +130,10 @@ type CapacityBound<T> = (usize, fn(&T) -> usize);
 // `repr(C)`: the two fields every return reads first (see `Pool`'s layout).
 #[repr(C)]
 struct Hook<T> {
-    /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
-    /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
-    /// `T::capacity` directly. One indirect call per return. Same contract as
-    /// `give_back_as`.
+    /// `Pool::give_back_as::<ByTraitUnbounded>` (no `max_capacity`: no check at all),
+    /// `::<ByTrait>` or `::<ByClosure>`: the whole return path, monomorphised so that a
+    /// `T: Recycle` pool calls (and inlines) `T::recycle` and `T::capacity` directly.
+    /// One indirect call per return. Same contract as `give_back_as`.
     give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
     max_capacity: Option<CapacityBound<T>>,
     /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
@@ -152,7 +153,7 @@ impl<T: Send> Hook<T> {
         Hook {
             custom: None,
             max_capacity: None,
-            give_back: Pool::give_back_as::<ByTrait>,
+            give_back: Pool::give_back_as::<ByTraitUnbounded>,
             give_back_measured: Pool::give_back_as::<ByTraitMeasured>,
         }
     }
@@ -193,6 +194,9 @@ fn within_capacity<T>(hook: &Hook<T>, capacity: impl FnOnce() -> usize) -> Verdi
     }
 }
 
+/// `T`'s own [`Recycle`] impl, with no capacity bound (the default: no check at all).
+enum ByTraitUnbounded {}
+
 /// `T`'s own [`Recycle`] impl, bounded by [`Recycle::capacity`].
 enum ByTrait {}
 
@@ -202,6 +206,17 @@ enum ByTraitMeasured {}
 
 /// A closure from `builder_with` or `recycle_with`.
 enum ByClosure {}
+
+impl<T: Recycle> Decide<T> for ByTraitUnbounded {
+    #[inline(always)]
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        debug_assert!(hook.max_capacity.is_none(), "a bound needs `ByTrait`");
+        match value.recycle() {
+            Reuse::Keep => Verdict::Keep,
+            Reuse::Discard => Verdict::Refused,
+        }
+    }
+}
 
 impl<T: Recycle> Decide<T> for ByTrait {
     #[inline(always)]
@@ -565,7 +580,8 @@ impl<T: Send> Pool<T> {
     /// Each call starts a new trim epoch. An idle object is freed once it has been idle
     /// through two consecutive calls: at once in the shared tier, in the calling
     /// thread's cache and in the caches of threads that have exited, and in another
-    /// live thread's cache the next time that thread uses the pool. Never blocks; safe
+    /// live thread's cache the next time that thread gets an object from the pool (or
+    /// returns one to a full cache). Never blocks; safe
     /// to call from a timer on any thread while other threads use the pool.
     ///
     /// Calls may overlap (two timers, or a `T::drop` that trims): a call frees only the
@@ -713,7 +729,7 @@ impl<T: Send> Pool<T> {
     }
 
     /// `give_back_as` off the fast path: the object is refused, or the thread's cache
-    /// is full, not made yet, gone (thread exit), or a trim happened.
+    /// is full, not made yet, or gone (thread exit).
     #[cold]
     #[inline(never)]
     fn give_back_slow(&self, value: T, verdict: Verdict) {

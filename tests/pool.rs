@@ -365,7 +365,7 @@ fn trim_frees_idle_objects_cached_by_other_threads() {
             drop((0..4).map(|_| pool.get()).collect::<Vec<_>>());
             to_main.send(()).unwrap();
             worker_rx.recv().unwrap();
-            // Next access: this thread notices the trims and frees its stale objects.
+            // Next get: this thread notices the trims and frees its stale objects.
             let fresh = pool.get();
             assert_eq!(fresh.id, 4, "the stale objects were freed, not reused");
             drop(fresh);
@@ -599,13 +599,55 @@ fn overlapping_trims_never_free_a_young_object_in_a_left_cache() {
 }
 
 #[test]
+fn a_return_after_trims_goes_on_top_and_the_next_get_sweeps_below_it() {
+    // A return to a cache with room does not look at the trim epoch: after two trims
+    // (on another thread, so this thread's cache is not swept at once) it puts the
+    // young object on top of the stale one. The next get sweeps the stale one from
+    // below it and hands out the young one.
+    let pool = Pool::builder(|| Vec::<u8>::with_capacity(1))
+        .thread_cache(4)
+        .max_idle(0)
+        .build();
+    drop(pool.get()); // idle from here on: stale after two trims
+    thread::scope(|s| {
+        s.spawn(|| {
+            pool.trim();
+            pool.trim();
+        });
+    });
+    pool.put(Vec::with_capacity(100)); // young: tagged with the current epoch
+    let s = pool.stats();
+    assert_eq!(
+        (s.idle, s.trimmed),
+        (2, 0),
+        "no sweep on a return with room: {s:?}"
+    );
+    let young = pool.get();
+    assert!(young.capacity() >= 100, "the young object, from the top");
+    let s = pool.stats();
+    assert_eq!(
+        (s.idle, s.trimmed),
+        (0, 1),
+        "the get swept the stale one: {s:?}"
+    );
+    drop(young);
+    pool.trim();
+    assert_eq!(
+        pool.stats().idle,
+        1,
+        "the young object is kept through one trim"
+    );
+}
+
+#[test]
 fn a_return_is_counted_when_a_stale_objects_drop_panics() {
-    // The return path sweeps this thread's cache first (two trims happened), and the
-    // stale object's drop panics: the object being returned is dropped by the
-    // unwinding, and counted as returned and discarded. Through a guard and a put.
+    // The return finds this thread's cache full, so its slow path sweeps the cache
+    // first (two trims happened), and the stale object's drop panics: the object being
+    // returned is dropped by the unwinding, and counted as returned and discarded.
+    // Through a guard and a put.
     for put in [false, true] {
         let log = Arc::new(Log::default());
-        let pool = Arc::new(log.pool().thread_cache(2).max_idle(0).build());
+        let pool = Arc::new(log.pool().thread_cache(1).max_idle(0).build());
         let mut stale = pool.get();
         let returning = pool.get();
         stale.explode = true;
