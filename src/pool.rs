@@ -43,21 +43,25 @@
 //!   lazy-init check) and the entry; a bounds check and an id compare. The same
 //!   whatever the number of pools on the thread: each live pool has its own place in
 //!   the table. Only a thread's first use of a pool goes to the registry.
-//! - **trim check**: the pool's epoch and the cache's last seen epoch; one branch.
-//! - **get**: loads of two single-writer counters (the stack length is their
-//!   difference), the slot pointer and the object; one store (a counter); one branch.
+//! - **trim check** (get only): the pool's epoch and the cache's last seen epoch; one
+//!   branch. A return with room puts its object on top whatever the epoch; the next
+//!   get sweeps below it.
+//! - **get**: loads of the stack length, the slot pointer and the object; one store
+//!   (the length); one branch.
 //! - **return**: the hook, inlined for a `T: Recycle` pool (the return path is
-//!   compiled once per kind of hook and reached through one indirect call); the guard
+//!   compiled once per kind of hook and reached through one indirect call; without
+//!   [`Builder::max_capacity`] it has no capacity check); the guard
 //!   remembers its cache, so the return only checks that the cache's owner is this
 //!   thread (one thread-local load, one load, one branch; a guard dropped on another
-//!   thread looks that thread's cache up instead); the trim check, the two counters,
-//!   and stores of the object, its epoch tag and one counter; one branch for room.
+//!   thread looks that thread's cache up instead); the length and the slots
+//!   allocated, and stores of the object, its epoch tag, the length and a count of
+//!   returns; one branch for room.
 //!
 //! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
-//! idle count are derived from the two counters), and the slow paths (registry, shared
-//! tier, create, trim) are out of line. On x86-64 with `lto`, a round on a 4 KiB
-//! `Vec<u8>` (get, push a byte, return) executes about as many instructions as a bare
-//! `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
+//! idle count are derived from the length and the count of returns), and the slow
+//! paths (registry, shared tier, create, trim) are out of line. On x86-64 with `lto`, a
+//! round on a 4 KiB `Vec<u8>` (get, push a byte, return) executes a few instructions
+//! fewer than a bare `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
 //! `bench/pool/benches/pool.rs`) are in the crate's `BENCHMARKS.md`, section 1, their
 //! one source.
 //!
