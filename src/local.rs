@@ -402,13 +402,11 @@ impl<T> Node<T> {
         usize::try_from(self.len.get()).map_or(self.capacity, |len| len.min(self.capacity))
     }
 
-    /// Objects that left the stack (gets it served, objects trim freed from it), for
-    /// `stats` on any thread: a recent value. `len` is read first: `pushes` only
-    /// grows, so the difference never goes below 0 for the stack's own reads and stays
-    /// within one operation of the truth on others.
+    /// Objects that left the stack (gets it served, objects trim freed from it): exact
+    /// on the owning thread; for `stats` on another, a recent value clamped at 0 (the
+    /// two relaxed loads are not one snapshot, so they may be out of step).
     fn removed(&self) -> u64 {
-        let len = self.len.get();
-        self.pushes.get().saturating_sub(len)
+        self.pushes.get().saturating_sub(self.len.get())
     }
 
     /// The stack's length as the owning thread sees it: exact, `<= slots.len()`.
