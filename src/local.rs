@@ -85,31 +85,27 @@
 //!
 //! # The hot path
 //!
-//! The stack length is one single-writer counter, `len`, that `stats` reads too;
-//! beside it `pushes` counts the returns kept in the stack, so that `pushes - len` is
-//! the objects that left it (gets served from it, and objects trim freed from it) and
-//! `stats` needs nothing else. A get from the stack stores `len`; a return to it
-//! stores the slot, `len` and `pushes` (an `inc` of memory: off every path that a
-//! later load waits for). Only a get checks the trim epoch: a return with room puts
-//! its object on top whatever the epoch (see *Trim epochs*). Per operation (x86-64,
-//! the `lto` bench build; the instruction counts per round are in the crate's
+//! The stack length is not stored: it is `pushes - removed`, two single-writer counters
+//! that `stats` reads too (`removed` counts gets served from the stack and objects trim
+//! freed from it). So a get from the stack stores one counter and a return to it stores
+//! one counter plus the slot, and `stats` needs no mirror of the length. Per operation
+//! (x86-64, the `lto` bench build; the instruction counts per round are in the crate's
 //! `BENCHMARKS.md`, section 1):
 //!
 //! | | loads | stores | branches |
 //! | --- | --- | --- | --- |
 //! | find the node (get) | pool index, table pointer and length, entry id, pool id, entry node | – | in bounds, id match |
 //! | find the node (the guard's return) | guard's node, its owner, thread id | – | owner match |
-//! | trim check (get only) | pool epoch, node's `seen` | – | epoch moved |
-//! | `get` from the stack | `len`, slot ptr, the object (by words, see [`read_by_words`]) | `len` | empty |
-//! | return to the stack | pool epoch (the tag), `len`, slots allocated, slot ptr | object + epoch tag, `len`, `pushes` | full |
+//! | trim check | pool epoch, node's `seen` | – | epoch moved |
+//! | `get` from the stack | `pushes`, `removed`, slot ptr, the object (by words, see [`read_by_words`]) | `removed` | empty |
+//! | return to the stack | `pushes`, `removed`, slots allocated, slot ptr | object + epoch tag, `pushes` | full |
 //!
 //! # Trim epochs
 //!
 //! Every idle object is tagged with the pool's trim epoch at the moment it was
 //! returned. `Pool::trim` advances the epoch; the owning thread notices on its next
-//! get (one relaxed load and a compare), or on a return that finds its slots full,
-//! and frees every object whose tag is two or more epochs old, i.e. that sat idle
-//! through two consecutive trims, in one pass
+//! access (one relaxed load and a compare) and frees every object whose tag is two or
+//! more epochs old, i.e. that sat idle through two consecutive trims, in one pass
 //! ([`Node::free_stale`]: linear in the stack, and no nested sweep when a `T::drop`
 //! returns an object to the same pool). The stack is
 //! LIFO and the owner's epoch loads never go backwards, so tags never decrease from the
@@ -121,14 +117,8 @@
 //! trim ran and that thread returned an object before exiting), or a `T::drop` run by a
 //! sweep trims and returns. Such an object is young: staleness is `now - tag >= 2`
 //! without wrapping (`Slot::is_stale`), and the epoch a stack records as reconciled
-//! (`seen`) only moves forward. An object pushed by the slow path after a sweep is
-//! tagged with that `seen`, so the order of tags holds then too. An object pushed by
-//! the fast path is tagged with the epoch just loaded, which may be newer than `seen`
-//! (a trim happened and no get has swept yet): it is at least every tag below it, since
-//! this thread's loads of the epoch never go backwards and every tag and `seen` it
-//! wrote came from such a load (or from its own `trim`'s increment, or, for a node it
-//! adopted, from the previous owner's, which the adoption's `Acquire` orders first).
-//! The sweep that the next get runs then frees the stale objects below it as usual.
+//! (`seen`) only moves forward. An object pushed after a sweep is tagged with that
+//! `seen`, so the order of tags holds then too.
 //!
 //! # Orderings
 //!
@@ -155,9 +145,10 @@ use crate::sync::{
 /// `thread_cache`, so that a default pool never grows a stack.
 const INITIAL_SLOTS: usize = crate::pool::DEFAULT_THREAD_CACHE;
 
-/// What [`Node::ready`] found: the stack's length (not 0).
+/// What [`Node::ready`] found: the stack's `removed` counter and its length (not 0).
 #[derive(Clone, Copy)]
 pub(crate) struct Top {
+    removed: u64,
     len: usize,
 }
 
@@ -338,8 +329,8 @@ impl Header {
 }
 
 struct Stack<T> {
-    /// INVARIANT: `slots[..len]` are initialised, `len <= slots.len() <= capacity`
-    /// (`len` is the node's counter), oldest first. Starts with at most
+    /// INVARIANT: `slots[..len]` are initialised, `len = pushes - removed <= slots.len()
+    /// <= capacity` (the node's counters), oldest first. Starts with at most
     /// [`INITIAL_SLOTS`] and grows (see [`Node::push`]) only as objects come back,
     /// so a large `thread_cache` costs memory only if the thread really holds that many.
     slots: Vec<MaybeUninit<Slot<T>>>,
@@ -358,10 +349,9 @@ pub(crate) struct Node<T> {
     /// adopting thread, read by any thread (a guard's return asks whether it is its
     /// own). Ids are never reused, so only the owner ever reads its own id here.
     owner: AtomicU64,
-    /// Objects in the stack. Written by the owner alone, read by `stats` too.
-    len: Counter,
-    /// Returns kept in the stack. With `len`, it gives the objects that left the stack
-    /// (`pushes - len`): gets it served, and objects trim freed from it.
+    /// Objects that left the stack: gets it served, and objects trim freed from it.
+    removed: Counter,
+    /// Returns kept in the stack.
     pushes: Counter,
     /// INVARIANT: only the thread that owns this node (see the module docs) accesses
     /// `stack`, and never while user code (hook, create, `T::drop`) runs.
@@ -383,7 +373,7 @@ impl<T> Node<T> {
             header,
             owner: AtomicU64::new(owner),
             next: ptr::null_mut(),
-            len: Counter::default(),
+            removed: Counter::default(),
             pushes: Counter::default(),
             capacity,
             counters: Counters::default(),
@@ -397,28 +387,19 @@ impl<T> Node<T> {
         }
     }
 
-    /// Idle objects in this node, for `stats` on any thread: a recent value, clamped.
+    /// Idle objects in this node, for `stats` on any thread: a recent value, clamped
+    /// (the two loads are not one snapshot, so they may be out of step either way).
     pub(crate) fn idle(&self) -> usize {
-        usize::try_from(self.len.get()).map_or(self.capacity, |len| len.min(self.capacity))
+        let len = self.pushes.get().saturating_sub(self.removed.get());
+        usize::try_from(len).map_or(self.capacity, |len| len.min(self.capacity))
     }
 
-    /// Objects that left the stack (gets it served, objects trim freed from it): exact
-    /// on the owning thread; for `stats` on another, a recent value clamped at 0 (the
-    /// two relaxed loads are not one snapshot, so they may be out of step).
-    fn removed(&self) -> u64 {
-        self.pushes.get().saturating_sub(self.len.get())
-    }
-
-    /// The stack's length as the owning thread sees it: exact, `<= slots.len()`.
+    /// `(pushes, removed, len)` as the owning thread sees them: exact, with
+    /// `len = pushes - removed <= capacity`.
     #[inline(always)]
-    fn len(&self) -> usize {
-        self.len.get() as usize
-    }
-
-    /// Sets the stack's length. Owning thread only.
-    #[inline(always)]
-    fn set_len(&self, len: usize) {
-        self.len.set(len as u64);
+    fn counts(&self) -> (u64, u64, usize) {
+        let (pushes, removed) = (self.pushes.get(), self.removed.get());
+        (pushes, removed, pushes.wrapping_sub(removed) as usize)
     }
 
     /// Gets this node's thread made from the pool while it owned the node (stack
@@ -427,7 +408,8 @@ impl<T> Node<T> {
     #[inline]
     pub(crate) fn gets(&self) -> u64 {
         let c = &self.counters;
-        self.removed()
+        self.removed
+            .get()
             .wrapping_sub(c.trimmed.get())
             .wrapping_add(c.hits.get())
             .wrapping_add(c.misses.get())
@@ -437,7 +419,10 @@ impl<T> Node<T> {
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         self.counters.add_to(stats);
         // A trimmed object left the stack without a get.
-        stats.hits += self.removed().saturating_sub(self.counters.trimmed.get());
+        stats.hits += self
+            .removed
+            .get()
+            .saturating_sub(self.counters.trimmed.get());
         stats.returns += self.pushes.get();
         stats.idle += self.idle();
     }
@@ -459,8 +444,8 @@ impl<T> Node<T> {
     /// Owning thread only.
     #[inline(always)]
     pub(crate) fn ready(&self, epoch: u64) -> Option<Top> {
-        let len = self.len();
-        (len != 0 && self.is_reconciled(epoch)).then_some(Top { len })
+        let (_, removed, len) = self.counts();
+        (len != 0 && self.is_reconciled(epoch)).then_some(Top { removed, len })
     }
 
     /// Takes the top of the stack that [`ready`](Node::ready) found: marks its slot
@@ -490,7 +475,7 @@ impl<T> Node<T> {
             // no reference made.
             unsafe { &raw const (*stack.slots.as_ptr().add(top.len - 1).cast::<Slot<T>>()).value }
         });
-        self.set_len(top.len - 1);
+        self.removed.set(top.removed.wrapping_add(1));
         value
     }
 
@@ -498,42 +483,38 @@ impl<T> Node<T> {
     /// object. Owning thread only.
     pub(crate) fn pop(&self, epoch: u64) -> Option<T> {
         self.reconcile(epoch);
-        let len = self.len();
-        (len > 0).then(|| self.take_top(len))
+        let (_, removed, len) = self.counts();
+        (len > 0).then(|| self.take_top(removed, len))
     }
 
-    /// Takes `slots[len - 1]`. Owning thread only; `len > 0` is the length just read.
+    /// Takes `slots[len - 1]`. Owning thread only; `removed` and `len > 0` are the
+    /// counter and the length just read.
     #[inline(always)]
-    fn take_top(&self, len: usize) -> T {
+    fn take_top(&self, removed: u64, len: usize) -> T {
         let value = self.with_stack(|stack| {
             debug_assert!(0 < len && len <= stack.slots.len(), "take_top: len {len}");
             // SAFETY: `0 < len <= slots.len()` and `slots[len - 1]` is initialised
             // (INVARIANT on `slots`); `value` is a field of that `Slot<T>`, so it is
-            // aligned for `T`; lowering `len` below marks the slot uninitialised
+            // aligned for `T`; bumping `removed` below marks the slot uninitialised
             // again, so it is read exactly once.
             unsafe {
                 read_by_words(&raw const (*stack.slots.get_unchecked(len - 1).as_ptr()).value)
             }
         });
-        self.set_len(len - 1);
+        self.removed.set(removed.wrapping_add(1));
         value
     }
 
-    /// The hot return: keeps `value` tagged with `epoch` (the pool's, just read) if a
-    /// slot is free; otherwise hands it to `slow` (see [`push`](Node::push)), which
-    /// reconciles the stack first. Owning thread only.
-    ///
-    /// No trim check: a stack that a trim left unreconciled may take a young object on
-    /// top of its stale ones. Tags still never decrease upwards (see *Trim epochs* in
-    /// the module docs), so the next get's sweep, or the slow path once the slots are
-    /// full, frees the stale ones below it in one pass as usual.
+    /// The hot return: keeps `value` tagged with `epoch` if a slot is free and no
+    /// trim happened since the stack was last reconciled; otherwise hands it to `slow`
+    /// (see [`push`](Node::push)). Owning thread only.
     #[inline(always)]
     pub(crate) fn push_or(&self, value: T, epoch: u64, slow: impl FnOnce(T)) {
-        let len = self.len();
-        if len >= self.slots() {
+        let (pushes, _, len) = self.counts();
+        if len >= self.slots() || !self.is_reconciled(epoch) {
             return slow(value);
         }
-        self.put_top(len, value, epoch);
+        self.put_top(pushes, len, value, epoch);
     }
 
     /// Keeps `value` if there is room, growing the slots up to `capacity` if they are
@@ -543,7 +524,7 @@ impl<T> Node<T> {
     /// The object is tagged with the epoch the stack is reconciled with: at least the
     /// one the caller reconciled with, and newer if a `T::drop` in that sweep trimmed.
     pub(crate) fn push(&self, value: T) -> Result<(), T> {
-        let len = self.len();
+        let (pushes, _, len) = self.counts();
         let (room, epoch) = self.with_stack(|stack| {
             let slots = stack.slots.len();
             if len == slots && slots < self.capacity {
@@ -558,23 +539,22 @@ impl<T> Node<T> {
         if !room {
             return Err(value);
         }
-        self.put_top(len, value, epoch);
+        self.put_top(pushes, len, value, epoch);
         Ok(())
     }
 
-    /// Writes `slots[len]`. Owning thread only; `len < slots.len()` is the length just
-    /// read.
+    /// Writes `slots[len]`. Owning thread only; `pushes` and `len < slots.len()` are
+    /// the counter and the length just read.
     #[inline(always)]
-    fn put_top(&self, len: usize, value: T, epoch: u64) {
+    fn put_top(&self, pushes: u64, len: usize, value: T, epoch: u64) {
         self.with_stack(|stack| {
             debug_assert!(len < stack.slots.len(), "put_top: len {len}");
             // SAFETY: `len < slots.len()` (the caller checked it). The slot at `len` is
-            // uninitialised (INVARIANT on `slots`), so writing it leaks nothing; raising
-            // `len` below marks it initialised.
+            // uninitialised (INVARIANT on `slots`), so writing it leaks nothing; bumping
+            // `pushes` below marks it initialised.
             unsafe { stack.slots.get_unchecked_mut(len) }.write(Slot { value, epoch });
         });
-        self.set_len(len + 1);
-        self.pushes.bump();
+        self.pushes.set(pushes.wrapping_add(1));
     }
 
     /// Slots allocated so far (`<= capacity`). Owning thread only.
@@ -605,7 +585,7 @@ impl<T> Node<T> {
     /// reconciled, so a return from it is an ordinary return (no nested sweep).
     #[cold]
     fn free_stale(&self, epoch: u64) {
-        let len = self.len();
+        let (_, removed, len) = self.counts();
         let stale = self.with_stack(|stack| {
             // Never backwards: a `T::drop` run by an earlier sweep may have trimmed,
             // and reconciled the stack with a newer epoch, meanwhile.
@@ -621,7 +601,7 @@ impl<T> Node<T> {
             // SAFETY: `count <= len <= slots.len()`. The `count` initialised slots at
             // the bottom are moved into `stale`'s fresh buffer (no overlap), then the
             // `len - count` above them move down (`ptr::copy` handles the overlap).
-            // Lowering `len` by `count` below makes `slots[..len - count]` the
+            // Bumping `removed` by `count` below makes `slots[..len - count]` the
             // initialised prefix again, so nothing is read twice or leaked.
             unsafe {
                 ptr::copy_nonoverlapping(base, stale.as_mut_ptr(), count);
@@ -634,7 +614,7 @@ impl<T> Node<T> {
             return;
         }
         self.counters.trimmed.bump_by(stale.len() as u64);
-        self.set_len(len - stale.len());
+        self.removed.set(removed.wrapping_add(stale.len() as u64));
         // User code, no borrow held. If one `T::drop` panics, the `Vec`'s drop still
         // drops the others before the panic goes on.
         drop(stale);
@@ -645,11 +625,11 @@ impl<T> Node<T> {
     /// dropped yet, and calling `drain` again goes on with them.
     fn drain(&self) {
         loop {
-            let len = self.len();
+            let (_, removed, len) = self.counts();
             if len == 0 {
                 return;
             }
-            drop(self.take_top(len));
+            drop(self.take_top(removed, len));
         }
     }
 }

@@ -43,23 +43,20 @@
 //!   lazy-init check) and the entry; a bounds check and an id compare. The same
 //!   whatever the number of pools on the thread: each live pool has its own place in
 //!   the table. Only a thread's first use of a pool goes to the registry.
-//! - **trim check** (get only): the pool's epoch and the cache's last seen epoch; one
-//!   branch. A return with room puts its object on top whatever the epoch; the next
-//!   get sweeps below it.
-//! - **get**: loads of the stack length, the slot pointer and the object; one store
-//!   (the length); one branch.
+//! - **trim check**: the pool's epoch and the cache's last seen epoch; one branch.
+//! - **get**: loads of two single-writer counters (the stack length is their
+//!   difference), the slot pointer and the object; one store (a counter); one branch.
 //! - **return**: the hook, inlined for a `T: Recycle` pool (the return path is
 //!   compiled once per kind of hook and reached through one indirect call; without
 //!   [`Builder::max_capacity`] it has no capacity check); the guard
 //!   remembers its cache, so the return only checks that the cache's owner is this
 //!   thread (one thread-local load, one load, one branch; a guard dropped on another
-//!   thread looks that thread's cache up instead); the length and the slots
-//!   allocated, and stores of the object, its epoch tag, the length and a count of
-//!   returns; one branch for room.
+//!   thread looks that thread's cache up instead); the trim check, the two counters,
+//!   and stores of the object, its epoch tag and one counter; one branch for room.
 //!
 //! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
-//! idle count are derived from the length and the count of returns), and the slow
-//! paths (registry, shared tier, create, trim) are out of line. On x86-64 with `lto`, a
+//! idle count are derived from the two counters), and the slow paths (registry, shared
+//! tier, create, trim) are out of line. On x86-64 with `lto`, a
 //! round on a 4 KiB `Vec<u8>` (get, push a byte, return) executes a few instructions
 //! fewer than a bare `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
 //! `bench/pool/benches/pool.rs`) are in the crate's `BENCHMARKS.md`, section 1, their
@@ -82,9 +79,8 @@
 //! periodically (say, every few seconds from a housekeeping timer) and an object that
 //! stayed idle through two consecutive calls is freed. The shared tier and the caches
 //! that exited threads left behind are swept by `trim` itself; each live thread's
-//! cache is swept by its own thread on its next get (or on a return that finds the
-//! cache full), when it sees that the trim epoch moved, so `trim` never stops or waits
-//! for other threads. A live thread that
+//! cache is swept by its own thread on its next access, when it sees that the trim
+//! epoch moved, so `trim` never stops or waits for other threads. A live thread that
 //! never touches the pool again keeps its cache until it exits or the pool is dropped:
 //! bounded by `thread_cache` objects per such thread.
 //!
@@ -584,8 +580,7 @@ impl<T: Send> Pool<T> {
     /// Each call starts a new trim epoch. An idle object is freed once it has been idle
     /// through two consecutive calls: at once in the shared tier, in the calling
     /// thread's cache and in the caches of threads that have exited, and in another
-    /// live thread's cache the next time that thread gets an object from the pool (or
-    /// returns one to a full cache). Never blocks; safe
+    /// live thread's cache the next time that thread uses the pool. Never blocks; safe
     /// to call from a timer on any thread while other threads use the pool.
     ///
     /// Calls may overlap (two timers, or a `T::drop` that trims): a call frees only the
@@ -733,7 +728,7 @@ impl<T: Send> Pool<T> {
     }
 
     /// `give_back_as` off the fast path: the object is refused, or the thread's cache
-    /// is full, not made yet, or gone (thread exit).
+    /// is full, not made yet, gone (thread exit), or a trim happened.
     #[cold]
     #[inline(never)]
     fn give_back_slow(&self, value: T, verdict: Verdict) {
