@@ -56,9 +56,9 @@
 //!
 //! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
 //! idle count are derived from the two counters), and the slow paths (registry, shared
-//! tier, create, trim) are out of line. On x86-64 with `lto`, a
-//! round on a 4 KiB `Vec<u8>` (get, push a byte, return) executes a few instructions
-//! fewer than a bare `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
+//! tier, create, trim) are out of line. On x86-64 with `lto`, a round on a 4 KiB
+//! `Vec<u8>` (get, push a byte, return) executes about as many instructions as a bare
+//! `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
 //! `bench/pool/benches/pool.rs`) are in the crate's `BENCHMARKS.md`, section 1, their
 //! one source.
 //!
