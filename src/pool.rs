@@ -47,7 +47,8 @@
 //! - **get**: loads of two single-writer counters (the stack length is their
 //!   difference), the slot pointer and the object; one store (a counter); one branch.
 //! - **return**: the hook, inlined for a `T: Recycle` pool (the return path is
-//!   compiled once per kind of hook and reached through one indirect call); the guard
+//!   compiled once per kind of hook and reached through one indirect call; without
+//!   [`Builder::max_capacity`] it has no capacity check); the guard
 //!   remembers its cache, so the return only checks that the cache's owner is this
 //!   thread (one thread-local load, one load, one branch; a guard dropped on another
 //!   thread looks that thread's cache up instead); the trim check, the two counters,
@@ -129,10 +130,10 @@ type CapacityBound<T> = (usize, fn(&T) -> usize);
 // `repr(C)`: the two fields every return reads first (see `Pool`'s layout).
 #[repr(C)]
 struct Hook<T> {
-    /// `Pool::give_back_as::<ByTrait>` or `::<ByClosure>`: the whole return path,
-    /// monomorphised so that a `T: Recycle` pool calls (and inlines) `T::recycle` and
-    /// `T::capacity` directly. One indirect call per return. Same contract as
-    /// `give_back_as`.
+    /// `Pool::give_back_as::<ByTraitUnbounded>` (no `max_capacity`: no check at all),
+    /// `::<ByTrait>` or `::<ByClosure>`: the whole return path, monomorphised so that a
+    /// `T: Recycle` pool calls (and inlines) `T::recycle` and `T::capacity` directly.
+    /// One indirect call per return. Same contract as `give_back_as`.
     give_back: unsafe fn(&Pool<T>, &mut ManuallyDrop<T>, &Home<T>),
     max_capacity: Option<CapacityBound<T>>,
     /// The closure from `builder_with` or `recycle_with`; `None`: `T`'s [`Recycle`].
@@ -152,7 +153,7 @@ impl<T: Send> Hook<T> {
         Hook {
             custom: None,
             max_capacity: None,
-            give_back: Pool::give_back_as::<ByTrait>,
+            give_back: Pool::give_back_as::<ByTraitUnbounded>,
             give_back_measured: Pool::give_back_as::<ByTraitMeasured>,
         }
     }
@@ -193,6 +194,9 @@ fn within_capacity<T>(hook: &Hook<T>, capacity: impl FnOnce() -> usize) -> Verdi
     }
 }
 
+/// `T`'s own [`Recycle`] impl, with no capacity bound (the default: no check at all).
+enum ByTraitUnbounded {}
+
 /// `T`'s own [`Recycle`] impl, bounded by [`Recycle::capacity`].
 enum ByTrait {}
 
@@ -202,6 +206,17 @@ enum ByTraitMeasured {}
 
 /// A closure from `builder_with` or `recycle_with`.
 enum ByClosure {}
+
+impl<T: Recycle> Decide<T> for ByTraitUnbounded {
+    #[inline(always)]
+    fn keep(hook: &Hook<T>, value: &mut T) -> Verdict {
+        debug_assert!(hook.max_capacity.is_none(), "a bound needs `ByTrait`");
+        match value.recycle() {
+            Reuse::Keep => Verdict::Keep,
+            Reuse::Discard => Verdict::Refused,
+        }
+    }
+}
 
 impl<T: Recycle> Decide<T> for ByTrait {
     #[inline(always)]

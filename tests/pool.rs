@@ -599,6 +599,122 @@ fn overlapping_trims_never_free_a_young_object_in_a_left_cache() {
 }
 
 #[test]
+fn a_return_after_two_trims_frees_the_stale_objects_below_it() {
+    // Two trims on another thread (so this thread's cache is not swept at once), then
+    // one return to a cache with room: the return notices the trims, frees the stale
+    // object and keeps the young one.
+    let pool = Pool::builder(|| Vec::<u8>::with_capacity(1))
+        .thread_cache(4)
+        .max_idle(0)
+        .build();
+    drop(pool.get()); // idle from here on: stale after two trims
+    thread::scope(|s| {
+        s.spawn(|| {
+            pool.trim();
+            pool.trim();
+        });
+    });
+    pool.put(Vec::with_capacity(100));
+    let s = pool.stats();
+    assert_eq!(
+        (s.idle, s.trimmed),
+        (1, 1),
+        "the return swept the stale object: {s:?}"
+    );
+    let young = pool.get();
+    assert!(young.capacity() >= 100, "the young object was kept");
+}
+
+#[test]
+fn a_thread_that_only_returns_frees_its_stale_objects() {
+    // A consumer thread fills its cache once, then only drops guards that another
+    // thread took (objects handed over a channel) and never gets. After two trims its
+    // first return frees the stale objects: a live thread that keeps returning does
+    // not hold them through any number of trims.
+    const IDLE: usize = if cfg!(miri) { 20 } else { 1000 };
+    let pool = Pool::builder(|| Vec::<u8>::with_capacity(64))
+        .thread_cache(IDLE + 8)
+        .max_idle(0)
+        .build();
+    let (to_consumer, from_producer) = mpsc::channel::<recycle_pool::Pooled<'_, Vec<u8>>>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let s = thread::scope(|s| {
+        let pool = &pool;
+        s.spawn(move || {
+            drop((0..IDLE).map(|_| pool.get()).collect::<Vec<_>>());
+            done_tx.send(()).unwrap();
+            for guard in from_producer.iter() {
+                drop(guard);
+                done_tx.send(()).unwrap();
+            }
+            go_rx.recv().unwrap(); // stay alive while the main thread checks
+        });
+        done_rx.recv().unwrap();
+        let filled = pool.stats().idle;
+        pool.trim();
+        pool.trim(); // the consumer's objects are stale now
+        to_consumer.send(pool.get()).unwrap(); // made fresh: the main cache is empty
+        done_rx.recv().unwrap();
+        let s = pool.stats();
+        drop(to_consumer);
+        go_tx.send(()).unwrap();
+        assert_eq!(filled, IDLE);
+        s
+    });
+    assert_eq!(
+        (s.idle, s.trimmed),
+        (1, IDLE as u64),
+        "one return after two trims freed the stale objects: {s:?}"
+    );
+}
+
+#[test]
+fn hits_never_go_backwards_as_seen_from_another_thread() {
+    // `Stats` promises counters that only grow: a reader on another thread, polling
+    // while the owner does get/return rounds holding 8, never sees `hits` (or
+    // `returns`) lower than it saw before.
+    const ROUNDS: usize = if cfg!(miri) { 50 } else { 300_000 };
+    let pool = Pool::builder(|| Vec::<u8>::with_capacity(16))
+        .thread_cache(8)
+        .max_idle(0)
+        .build();
+    let stop = AtomicBool::new(false);
+    let barrier = Barrier::new(2);
+    let (reads, decreases, worst) = thread::scope(|s| {
+        s.spawn(|| {
+            barrier.wait();
+            let mut held = Vec::with_capacity(8);
+            for _ in 0..ROUNDS {
+                held.extend((0..8).map(|_| pool.get()));
+                held.clear();
+            }
+            stop.store(true, SeqCst);
+        });
+        barrier.wait();
+        let (mut last, mut reads, mut decreases, mut worst) = ((0, 0), 0u64, 0u64, 0u64);
+        while !stop.load(SeqCst) {
+            let s = pool.stats();
+            let now = (s.hits, s.returns);
+            if now.0 < last.0 || now.1 < last.1 {
+                decreases += 1;
+                worst = worst.max(last.0.saturating_sub(now.0));
+            }
+            last = (last.0.max(now.0), last.1.max(now.1));
+            reads += 1;
+        }
+        (reads, decreases, worst)
+    });
+    assert!(reads > 0);
+    assert_eq!(
+        decreases, 0,
+        "hits went backwards {decreases} times in {reads} reads, by up to {worst}"
+    );
+    let s = pool.stats();
+    assert_eq!(s.hits + s.misses, 8 * ROUNDS as u64, "{s:?}");
+}
+
+#[test]
 fn a_return_is_counted_when_a_stale_objects_drop_panics() {
     // The return path sweeps this thread's cache first (two trims happened), and the
     // stale object's drop panics: the object being returned is dropped by the
