@@ -1067,20 +1067,38 @@ impl Forward {
         };
         loop {
             let input = &self.from_upstream[self.consumed..];
-            let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
-                Ok(Some(end)) => end,
-                Ok(None) => {
-                    return match self.end {
-                        End::Open => Ok(()),
-                        End::Closed => Err(Failure::Closed),
-                        End::Reset => Err(Failure::Reset),
-                    };
-                }
-                Err(_) => return Err(Failure::Malformed),
+            let method = self.method.as_bytes();
+            // Two storages: the quick parse's borrow ends only with the loop turn.
+            let (mut fields, mut scanned_fields) =
+                (fields::field_storage(), fields::field_storage());
+            // A head that arrived whole (the common case) is parsed at once: the parse
+            // finds its end. Any other outcome (unfinished, over the limit, malformed)
+            // takes the scan for its end first, as every head did before, so nothing
+            // changes but the work: the scan cost a `memchr` call a line.
+            let quick = match *scanned {
+                0 => response::parse(input, method, &mut fields)
+                    .ok()
+                    .filter(|parsed| parsed.len <= MAX_RESPONSE_HEAD),
+                _ => None,
             };
-            let mut fields = fields::field_storage();
-            let parsed = response::parse(&input[..end], self.method.as_bytes(), &mut fields)
-                .map_err(|_| Failure::Malformed)?;
+            let parsed = match quick {
+                Some(parsed) => parsed,
+                None => {
+                    let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
+                        Ok(Some(end)) => end,
+                        Ok(None) => {
+                            return match self.end {
+                                End::Open => Ok(()),
+                                End::Closed => Err(Failure::Closed),
+                                End::Reset => Err(Failure::Reset),
+                            };
+                        }
+                        Err(_) => return Err(Failure::Malformed),
+                    };
+                    response::parse(&input[..end], method, &mut scanned_fields)
+                        .map_err(|_| Failure::Malformed)?
+                }
+            };
             if parsed.head.is_interim() {
                 *interims += 1;
                 if *interims > MAX_INTERIM {
