@@ -1816,3 +1816,48 @@ fn forwarding_fields_a_client_sends_are_not_believed_unless_trusted() {
     assert_eq!(up.get("x-forwarded-proto"), ["https"]);
     assert_eq!(up.get("x-forwarded-ssl"), ["on"]);
 }
+
+#[test]
+fn forwarded_response_fields_are_written_out_the_same_however_they_were_spaced() {
+    // Lines that came as the proxy writes them are copied as they are (runs of them at
+    // once); the others are written out anew. Either way the client gets each field
+    // as `name: value` with the value httparse read, in order, the connection's own
+    // fields and the hop-by-hop ones left out.
+    let response: &[u8] = b"HTTP/1.1 200 OK\r\nServer: up\r\nX-Tab:\tv\r\nX-Two:  v\r\n\
+        X-None:v\r\nX-Trail: v \t\r\nX-Empty: \r\nX-Bare:\r\nDate: Mon, 07 Nov 1994 08:49:37 GMT\r\n\
+        X-A: 1\r\nX-B: 2\r\nKeep-Alive: timeout=4\r\nX-C: 3\r\nContent-Length: 3\r\nX-D: 4\r\n\r\nabc";
+    let mut storage = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Response::new(&mut storage);
+    let head_len = match parsed.parse(response).unwrap() {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => unreachable!(),
+    };
+    let mut expected =
+        b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 3\r\n".to_vec();
+    for f in parsed.headers.iter() {
+        if !["date", "content-length", "keep-alive"]
+            .iter()
+            .any(|n| f.name.eq_ignore_ascii_case(n))
+        {
+            expected.extend_from_slice(format!("{}: ", f.name).as_bytes());
+            expected.extend_from_slice(f.value);
+            expected.extend_from_slice(b"\r\n");
+        }
+    }
+    expected.extend_from_slice(b"Via: 1.1 demo-server\r\n\r\nabc");
+    assert_eq!(&response[head_len..], b"abc");
+    for step in [response.len(), 7, 1] {
+        let run = run(
+            &one_upstream(),
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            response,
+            false,
+            step,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&run.client),
+            String::from_utf8_lossy(&expected),
+            "fed in {step}-byte pieces"
+        );
+    }
+}
