@@ -1861,3 +1861,43 @@ fn forwarded_response_fields_are_written_out_the_same_however_they_were_spaced()
         );
     }
 }
+
+#[test]
+fn a_request_without_a_body_goes_up_whole_and_is_retried_whatever_its_head_length() {
+    // A short head is written into the exchange's replay copy, a long one (over 2 KiB
+    // rewritten) into an output buffer: either way the upstream gets all of it, again
+    // on a retry, and the next short request is whole too (nothing left behind).
+    let s = one_upstream();
+    for len in [10, 1900, 2100, 5000, 12_000] {
+        let (mut mem, key) = warmed(&s);
+        let request = format!(
+            "GET /{len} HTTP/1.1\r\nHost: h\r\nX-Pad: {}\r\n\r\n",
+            "p".repeat(len)
+        );
+        mem.client_sends(request.as_bytes());
+        mem.run();
+        assert_eq!(mem.current_connection(), Some(key));
+        mem.upstream_resets(key);
+        mem.run();
+        let retry = mem.current_connection().unwrap();
+        assert_ne!(retry, key, "{len}: a new connection");
+        let sent = forwarded(&mem.upstream(retry).received);
+        assert_eq!(sent.len(), 1, "{len}");
+        assert_eq!(sent[0].line, format!("GET /{len} HTTP/1.1"));
+        assert_eq!(sent[0].get("x-pad"), ["p".repeat(len)], "{len}");
+        mem.upstream_sends(retry, OK);
+        mem.run();
+        assert!(
+            mem.client_received().starts_with(b"HTTP/1.1 200 OK"),
+            "{len}"
+        );
+        mem.clear_client_received();
+        mem.clear_upstream_received(retry);
+        mem.client_sends(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+        mem.run();
+        let next = forwarded(&mem.upstream(retry).received);
+        assert_eq!(next.len(), 1, "{len}");
+        assert_eq!(next[0].line, "GET /next HTTP/1.1");
+        assert_eq!(next[0].get("x-pad"), Vec::<&str>::new());
+    }
+}
