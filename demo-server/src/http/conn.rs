@@ -1070,9 +1070,11 @@ impl<H: Handler> Conn<H> {
         // the scan for its end first, as every head did before, so nothing changes but
         // the work: the scan cost a `memchr` call a line.
         let quick = match self.scanned {
-            0 => parse::parse(buf, &mut headers, settings.max_body_bytes, H::CODINGS)
-                .ok()
-                .filter(|(_, len)| *len <= settings.max_head_bytes),
+            0 if !buf.is_empty() => {
+                parse::parse(buf, &mut headers, settings.max_body_bytes, H::CODINGS)
+                    .ok()
+                    .filter(|(_, len)| *len <= settings.max_head_bytes)
+            }
             _ => None,
         };
         let parsed = match quick {
