@@ -198,6 +198,12 @@ pub trait Handler {
     /// forwards the still-coded body and the codings with it).
     const CODINGS: Codings = Codings::Refuse;
 
+    /// Whether the request parser finds the fields that the request's `Connection`
+    /// options name ([`Request::named_by_connection`]), as it reads the options: a
+    /// proxy drops them (RFC 9110 §7.6.1). Off by default: a server that forwards
+    /// nothing pays nothing for them.
+    const CONNECTION_NAMES: bool = false;
+
     /// A request head arrived. The handler may start (or write all of) the response
     /// now, or leave it for a later call.
     ///
@@ -1038,6 +1044,7 @@ impl<H: Handler> Conn<H> {
             &mut headers,
             settings.max_body_bytes,
             H::CODINGS,
+            H::CONNECTION_NAMES,
         );
         let (req, len) = match parsed {
             Ok(parsed) => parsed,

@@ -1119,7 +1119,7 @@ fn tunnel_closed(local: &ProxyLocal, upstream: usize) {
 
 /// The fields of an upstream head that go to the client, and `Via`.
 fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-    headers::response_fields(parsed.fields)
+    headers::response_fields(parsed.fields, parsed.named_by_connection)
         .map(|f| (f.name, f.value))
         .chain([("Via", headers::via(parsed.head.version))])
 }
@@ -1216,6 +1216,7 @@ impl Forward {
             target: req.target.as_bytes(),
             version: req.head.version,
             fields: req.headers,
+            named_by_connection: req.named_by_connection,
             client,
             fallback_host: local.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
@@ -1601,6 +1602,10 @@ impl Handler for ProxyHandler {
     /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
     /// need not understand them.
     const CODINGS: Codings = Codings::Forward;
+
+    /// The fields the `Connection` options name are dropped, found as the parser
+    /// reads the options (not split again here).
+    const CONNECTION_NAMES: bool = true;
 
     fn on_request(
         &mut self,
