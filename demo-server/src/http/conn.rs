@@ -198,6 +198,12 @@ pub trait Handler {
     /// forwards the still-coded body and the codings with it).
     const CODINGS: Codings = Codings::Refuse;
 
+    /// Whether the request parser finds the fields that the request's `Connection`
+    /// options name ([`Request::named_by_connection`]), as it reads the options: a
+    /// proxy drops them (RFC 9110 §7.6.1). Off by default: a server that forwards
+    /// nothing pays nothing for them.
+    const CONNECTION_NAMES: bool = false;
+
     /// A request head arrived. The handler may start (or write all of) the response
     /// now, or leave it for a later call.
     ///
@@ -1070,11 +1076,15 @@ impl<H: Handler> Conn<H> {
         // the scan for its end first, as every head did before, so nothing changes but
         // the work: the scan cost a `memchr` call a line.
         let quick = match self.scanned {
-            0 if !buf.is_empty() => {
-                parse::parse(buf, &mut headers, settings.max_body_bytes, H::CODINGS)
-                    .ok()
-                    .filter(|(_, len)| *len <= settings.max_head_bytes)
-            }
+            0 if !buf.is_empty() => parse::parse(
+                buf,
+                &mut headers,
+                settings.max_body_bytes,
+                H::CODINGS,
+                H::CONNECTION_NAMES,
+            )
+            .ok()
+            .filter(|(_, len)| *len <= settings.max_head_bytes),
             _ => None,
         };
         let parsed = match quick {
@@ -1094,6 +1104,7 @@ impl<H: Handler> Conn<H> {
                     &mut scanned_headers,
                     settings.max_body_bytes,
                     H::CODINGS,
+                    H::CONNECTION_NAMES,
                 )
             }
         };

@@ -118,6 +118,10 @@ pub struct Request<'b> {
     pub path: &'b [u8],
     /// Every header field line, in order, as `httparse` read them.
     pub headers: &'b [httparse::Header<'b>],
+    /// The fields of `headers` that the `Connection` options name (RFC 9110 §7.6.1),
+    /// as bits by index: read with the options, for a [`parse`] asked to collect them
+    /// (a proxy's, which drops them); 0 otherwise.
+    pub named_by_connection: u128,
 }
 
 impl<'b> Request<'b> {
@@ -141,11 +145,16 @@ impl<'b> Request<'b> {
 /// an invalid or missing `Host`, an invalid absolute-form authority, framing that could
 /// be read two ways, a coding refused per `codings`, too many headers, a target too
 /// long, a body over `max_body`, an unknown expectation.
+///
+/// With `names`, the fields the `Connection` options name are found as the options
+/// are read ([`Request::named_by_connection`]), so that a proxy need not read them
+/// again; a server passes `false` and pays nothing for them.
 pub fn parse<'b>(
     buf: &'b [u8],
     headers: &'b mut FieldStorage<'b>,
     max_body: u64,
     codings: Codings,
+    names: bool,
 ) -> Result<(Request<'b>, usize), RequestError> {
     let Syntax {
         method_name,
@@ -167,7 +176,11 @@ pub fn parse<'b>(
         _ => Method::Other,
     };
 
-    let (framing_fields, expect_continue) = read_fields(headers, version, host_from_field)?;
+    let (framing_fields, expect_continue, named_by_connection) = if names {
+        read_fields::<true>(headers, version, host_from_field)?
+    } else {
+        read_fields::<false>(headers, version, host_from_field)?
+    };
     let framing = request_framing(&framing_fields, version, max_body, codings)?;
     // A sender that repeats its `Content-Length` (with the same value: RFC 9110 §8.6
     // makes it one value) is suspect: answered, then closed.
@@ -187,6 +200,7 @@ pub fn parse<'b>(
         target,
         path: path_of(target.as_bytes()),
         headers,
+        named_by_connection,
     };
     Ok((request, len))
 }
@@ -265,22 +279,30 @@ fn check_line(method_name: &str, target: &str) -> Result<(), RequestError> {
 
 /// Reads the fields: those that frame the message through [`FramingFields`], and the
 /// request's own, `Host` (exactly one on a 1.1 request, none invalid, never two: RFC
-/// 9112 §3.2) and `Expect` (only `100-continue`, on 1.1). Returns the framing fields
-/// and whether the client expects a 100.
-// One call site, on every request: inlined, as when it was written there.
+/// 9112 §3.2) and `Expect` (only `100-continue`, on 1.1). Returns the framing fields,
+/// whether the client expects a 100, and (with `NAMES`) the fields the `Connection`
+/// options name (without, 0: the loop is the server's, which reads `close` and the
+/// like as each `Connection` comes).
+// One call site each, on every request: inlined, as when it was written there.
 #[inline(always)]
-fn read_fields(
+fn read_fields<const NAMES: bool>(
     headers: &[httparse::Header<'_>],
     version: Version,
     host_from_field: bool,
-) -> Result<(FramingFields, bool), RequestError> {
+) -> Result<(FramingFields, bool, u128), RequestError> {
     let mut framing_fields = FramingFields::default();
+    let mut connection = 0;
     let mut hosts = 0;
     let mut expect_continue = false;
-    for header in headers {
+    for (i, header) in headers.iter().enumerate() {
         let name = header.name;
         let value = header.value;
-        if framing_fields.add(name, value)? {
+        let framing = if NAMES {
+            framing_fields.add_deferring(i, name, value, &mut connection)?
+        } else {
+            framing_fields.add(name, value)?
+        };
+        if framing {
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
@@ -306,7 +328,8 @@ fn read_fields(
     if hosts > 1 || (version == Version::Http11 && hosts == 0) {
         return Err(RequestError::Malformed);
     }
-    Ok((framing_fields, expect_continue))
+    let named = framing_fields.read_connection(headers, connection);
+    Ok((framing_fields, expect_continue, named))
 }
 
 /// The request's framing, from what its fields say ([`FramingFields::delimiter`]) and
@@ -573,7 +596,14 @@ mod tests {
     fn parse_with(req: &str, codings: Codings) -> Result<RequestHead, RequestError> {
         let end = head_end(req.as_bytes(), 0).expect("complete head");
         let mut headers = field_storage();
-        parse(&req.as_bytes()[..end], &mut headers, 1 << 20, codings).map(|(r, _)| r.head)
+        parse(
+            &req.as_bytes()[..end],
+            &mut headers,
+            1 << 20,
+            codings,
+            false,
+        )
+        .map(|(r, _)| r.head)
     }
 
     /// As a server that cannot decode codings before chunked parses.
@@ -780,7 +810,8 @@ mod tests {
             let mut headers = field_storage();
             let end = head_end(bad, 0).unwrap_or(bad.len());
             assert_eq!(
-                parse(&bad[..end], &mut headers, 1 << 20, Codings::Forward).map(|(r, _)| r.head),
+                parse(&bad[..end], &mut headers, 1 << 20, Codings::Forward, true)
+                    .map(|(r, _)| r.head),
                 Err(RequestError::Malformed),
                 "{:?}",
                 String::from_utf8_lossy(bad)

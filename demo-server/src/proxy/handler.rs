@@ -1148,7 +1148,7 @@ fn tunnel_closed(local: &ProxyLocal, upstream: usize) {
 
 /// The fields of an upstream head that go to the client, and `Via`.
 fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-    headers::response_fields(parsed.fields)
+    headers::response_fields(parsed.fields, parsed.named_by_connection)
         .map(|f| (f.name, f.value))
         .chain([("Via", headers::via(parsed.head.version))])
 }
@@ -1210,7 +1210,7 @@ fn start_response(
 #[inline(always)]
 fn forward_fields(parsed: &Parsed<'_, '_>, head: &[u8], res: &mut Response<'_, '_>) {
     let mut run: Option<Range<usize>> = None;
-    for f in headers::response_fields(parsed.fields) {
+    for f in headers::response_fields(parsed.fields, parsed.named_by_connection) {
         match (written_as_is(head, f), &mut run) {
             (Some(line), Some(run)) if run.end == line.start => run.end = line.end,
             (Some(line), _) => {
@@ -1307,6 +1307,7 @@ impl Forward {
             target: req.target.as_bytes(),
             version: req.head.version,
             fields: req.headers,
+            named_by_connection: req.named_by_connection,
             client,
             fallback_host: local.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
@@ -1700,6 +1701,10 @@ impl Handler for ProxyHandler {
     /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
     /// need not understand them.
     const CODINGS: Codings = Codings::Forward;
+
+    /// The fields the `Connection` options name are dropped, found as the parser
+    /// reads the options (not split again here).
+    const CONNECTION_NAMES: bool = true;
 
     fn on_request(
         &mut self,

@@ -78,6 +78,7 @@
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
 //! use demo_server::http::parse::RequestFraming;
+//! use demo_server::http::connection;
 //! use demo_server::proxy::headers::{Request, write_request_head};
 //! use recycle_pool::Version;
 //!
@@ -92,6 +93,7 @@
 //!     target: b"/a?b",
 //!     version: Version::Http11,
 //!     fields: &fields,
+//!     named_by_connection: connection::named(&fields),
 //!     client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
 //!     fallback_host: b"127.0.0.1:8080",
 //!     max_forwards: None,
@@ -155,6 +157,11 @@ pub struct Request<'a> {
     pub version: Version,
     /// The client's fields, in order.
     pub fields: &'a [Header<'a>],
+    /// The fields that the `Connection` options name, as bits by index into `fields`:
+    /// [`parse::Request::named_by_connection`] (the parser finds them as it reads the
+    /// options), or [`connection::named`](crate::http::connection::named) for fields
+    /// read otherwise.
+    pub named_by_connection: u128,
     /// The client's address, appended to `X-Forwarded-For`.
     pub client: IpAddr,
     /// The `Host` to send when the client sent none (an HTTP/1.0 request): the
@@ -199,8 +206,13 @@ pub fn response_body(head: &ResponseHead, client: Version) -> Option<BodyLen> {
 /// The fields of an upstream response (final or interim) that go to the client, in
 /// order: not hop-by-hop, not named by `Connection`, and not the ones the connection
 /// writes itself (`Content-Length`, `Date`). Follow them with [`via`].
-pub fn response_fields<'a>(fields: &'a [Header<'a>]) -> impl Iterator<Item = &'a Header<'a>> {
-    let Fields { all, dropped } = Fields::new(fields);
+/// `named_by_connection`: the fields the `Connection` options name, as bits by index
+/// ([`Parsed::named_by_connection`](crate::http::response::Parsed::named_by_connection)).
+pub fn response_fields<'a>(
+    fields: &'a [Header<'a>],
+    named_by_connection: u128,
+) -> impl Iterator<Item = &'a Header<'a>> {
+    let Fields { all, dropped } = Fields::new(fields, named_by_connection);
     (0..all.len())
         .filter(move |&i| dropped & (1 << i) == 0)
         .map(move |i| &all[i])
@@ -357,7 +369,7 @@ pub fn write_request_head(
     framing: RequestFraming,
     close: bool,
 ) -> Option<std::ops::Range<usize>> {
-    let fields = Fields::new(request.fields);
+    let fields = Fields::new(request.fields, request.named_by_connection);
     let authority = request_line(out, request);
     // RFC 9110 §7.2: Host goes first. The client's Host is used even if Connection
     // names it: that option would only make the request invalid.
@@ -602,30 +614,26 @@ fn forwarding_fields(all: &[Header<'_>]) -> u128 {
 // === impl Fields ===
 
 /// The fields of one message, with which of them may be forwarded, decided once per
-/// head: the work is linear in the head's size, however many fields and `Connection`
-/// options it has (a `Connection` re-read for every field would cost fields × options:
-/// seconds of a worker's time for a 1 MiB head).
+/// head: the hop-by-hop fields, and those the `Connection` options name, which the
+/// parser found as it read the options ([`connection`](crate::http::connection)): no
+/// value is split again here.
 struct Fields<'a> {
     all: &'a [Header<'a>],
     /// Bit `i` set: field `i` is not forwarded (hop-by-hop, or named by `Connection`).
     dropped: u128,
 }
 
-// A field's index fits `Fields::dropped`, and `Names`' slots (`u8`, `EMPTY` free).
+// A field's index fits `Fields::dropped`.
 const _: () = assert!(fields::MAX_HEADERS <= 128);
 
 impl<'a> Fields<'a> {
-    fn new(all: &'a [Header<'a>]) -> Self {
-        let mut dropped = 0;
-        let mut has_connection = false;
+    /// `named_by_connection`: the fields the `Connection` options name, by index.
+    fn new(all: &'a [Header<'a>], named_by_connection: u128) -> Self {
+        let mut dropped = named_by_connection;
         for (i, f) in all.iter().enumerate() {
             if HOP_BY_HOP.iter().any(|&hop| is(f, hop)) {
                 dropped |= 1 << i;
-                has_connection |= is(f, "connection");
             }
-        }
-        if has_connection {
-            dropped |= connection_named(all, option_key(), &mut 0);
         }
         Self { all, dropped }
     }
@@ -708,198 +716,6 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Slots of [`Names`]' hash table: four per field at most, so that a lookup meets
-/// few others (linear probing at a load of a quarter at most).
-const SLOTS: usize = 512;
-
-/// A free slot.
-const EMPTY: u8 = u8::MAX;
-
-/// The fields of `all` that its `Connection` options name (RFC 9110 §7.6.1), as bits
-/// by index, found in time linear in the head, whatever the options:
-///
-/// - an option of fewer bytes than the shortest field name is passed over by the
-///   tokenizer without being sliced ([`fields::each_token`]), and one of a length no
-///   field name has at once;
-/// - a one-byte or two-byte option only marks itself as seen, in a set of 256 or
-///   65,536 (the names of one or two bytes are matched against what was seen once, at
-///   the end, in either case);
-/// - a longer option that is the one looked up just before (in any case) is passed
-///   over: it can name nothing more;
-/// - the others are looked up in [`Names`], made at the first of them: a hash table
-///   keyed with `key` (a per-process random key, [`option_key`], so a client cannot
-///   choose names that all land in one slot), where each distinct name (in any case)
-///   is held once with the fields that carry it (97 fields all named `ab` are one
-///   entry, not a run of 97 that every `ab` option would walk).
-///
-/// `compared` counts the name comparisons made, building the table and looking
-/// options up: the work that would grow with fields × options.
-fn connection_named(all: &[Header<'_>], key: u64, compared: &mut usize) -> u128 {
-    // Bit `n` (at most 63) set: some field name is `n` bytes long.
-    let lengths: u64 = all
-        .iter()
-        .fold(0, |lengths, f| lengths | 1 << f.name.len().min(63));
-    let shortest = (lengths.trailing_zeros() as usize).max(1);
-    let mut names = None;
-    let mut named = 0;
-    let mut last: &[u8] = &[];
-    let mut seen = [false; 256]; // the one-byte options, as sent
-    // The two-byte options, as sent, a bit each (8 KiB, zeroed at the first).
-    let mut seen_two: Option<[u64; 1024]> = None;
-    for f in all.iter().filter(|f| is(f, "connection")) {
-        fields::each_token(f.value, shortest, |option| match *option {
-            [b] => seen[usize::from(b)] = true,
-            [a, b] if lengths & 0b100 != 0 => {
-                let bit = usize::from(u16::from_le_bytes([a, b]));
-                seen_two.get_or_insert([0; 1024])[bit / 64] |= 1 << (bit % 64);
-            }
-            _ => {
-                if lengths & 1 << option.len().min(63) == 0
-                    || (option.len() == last.len() && option.eq_ignore_ascii_case(last))
-                {
-                    return; // no field has a name that long, or it was just looked up
-                }
-                last = option;
-                named |= look_up(&mut names, all, option, key, compared);
-            }
-        });
-    }
-    // The one-byte and two-byte names against the options seen, in either case.
-    let cases = |b: u8| [b.to_ascii_lowercase(), b.to_ascii_uppercase()];
-    for (i, f) in all.iter().enumerate() {
-        let is_named = match *f.name.as_bytes() {
-            [b] => cases(b).iter().any(|&b| seen[usize::from(b)]),
-            [a, b] => seen_two.as_ref().is_some_and(|seen_two| {
-                cases(a).iter().any(|&a| {
-                    cases(b).iter().any(|&b| {
-                        let bit = usize::from(u16::from_le_bytes([a, b]));
-                        seen_two[bit / 64] & 1 << (bit % 64) != 0
-                    })
-                })
-            }),
-            _ => false,
-        };
-        named |= u128::from(is_named) << i;
-    }
-    named
-}
-
-/// The fields `option` names, from `names`, made first if it was not yet: kept out
-/// of line, so that the loop over the options, which most options leave at its first
-/// test, stays small.
-#[inline(never)]
-fn look_up(
-    names: &mut Option<Names>,
-    all: &[Header<'_>],
-    option: &[u8],
-    key: u64,
-    compared: &mut usize,
-) -> u128 {
-    names
-        .get_or_insert_with(|| Names::new(all, key, compared))
-        .named(all, option, key, compared)
-}
-
-/// The distinct field names of a head longer than two bytes, in any case, each with
-/// the fields that carry it, for [`connection_named`]: made only for a head with an
-/// option that may name such a field, on the stack.
-struct Names {
-    /// Linear probing by [`slot`]: the index of the first field of each name.
-    slots: [u8; SLOTS],
-    /// `carriers[i]`, for the first field `i` of a name: every field so named.
-    carriers: [u128; fields::MAX_HEADERS],
-}
-
-impl Names {
-    fn new(all: &[Header<'_>], key: u64, compared: &mut usize) -> Self {
-        let mut names = Self {
-            slots: [EMPTY; SLOTS],
-            carriers: [0; fields::MAX_HEADERS],
-        };
-        for (i, f) in all.iter().enumerate().take(fields::MAX_HEADERS) {
-            let name = f.name.as_bytes();
-            if name.len() < 3 {
-                continue;
-            }
-            let mut at = slot(name, key);
-            let first = loop {
-                if names.slots[at] == EMPTY {
-                    names.slots[at] = i as u8;
-                    break i;
-                }
-                let first = usize::from(names.slots[at]);
-                *compared += 1;
-                if all[first].name.as_bytes().eq_ignore_ascii_case(name) {
-                    break first;
-                }
-                at = (at + 1) % SLOTS;
-            };
-            names.carriers[first] |= 1 << i;
-        }
-        names
-    }
-
-    /// The fields `option` (three bytes or more) names (none: 0).
-    #[inline]
-    fn named(&self, all: &[Header<'_>], option: &[u8], key: u64, compared: &mut usize) -> u128 {
-        // The run of slots from the option's own holds its name at most once.
-        let mut probe = slot(option, key);
-        while self.slots[probe] != EMPTY {
-            let first = usize::from(self.slots[probe]);
-            *compared += 1;
-            if all[first].name.as_bytes().eq_ignore_ascii_case(option) {
-                return self.carriers[first];
-            }
-            probe = (probe + 1) % SLOTS;
-        }
-        0
-    }
-}
-
-/// The slot of a field name in [`Names`]' table, in any case: a multiply-xor hash
-/// keyed by `key` (odd) over the name eight bytes at a time, its ASCII letters
-/// lowercased ([`lower_letters`]: so `A` and `a` hash alike, and only letters do; the
-/// comparison after it is exact), its top bits.
-fn slot(name: &[u8], key: u64) -> usize {
-    let mut h = key ^ name.len() as u64;
-    let mut words = name.chunks_exact(8);
-    for word in words.by_ref() {
-        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        h = (h ^ lower_letters(word)).wrapping_mul(key);
-    }
-    let tail = words
-        .remainder()
-        .iter()
-        .rev()
-        .fold(0, |w, &b| w << 8 | u64::from(b.to_ascii_lowercase()));
-    h = (h ^ tail).wrapping_mul(key);
-    h = (h ^ (h >> 29)).wrapping_mul(key);
-    (h >> (64 - SLOTS.trailing_zeros())) as usize
-}
-
-/// `word` with each of its bytes in `A..=Z` lowercased, eight at a time. Setting the
-/// `0x20` bit of every byte instead would fold pairs of non-letters (`^` and `~`,
-/// `@` and `` ` ``) into one, whatever the key: names built of such pairs would all
-/// share a slot.
-fn lower_letters(word: u64) -> u64 {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = ONES << 7;
-    // Each byte's low seven bits plus a constant sets its top bit when it is at least
-    // `A` (resp. past `Z`); no sum carries into the next byte (at most 0x7f + 0x3f).
-    let low = word & !HIGH;
-    let from_a = low + (0x80 - u64::from(b'A')) * ONES;
-    let past_z = low + (0x80 - u64::from(b'Z' + 1)) * ONES;
-    let upper = from_a & !past_z & !word & HIGH;
-    word | upper >> 2
-}
-
-/// The process's key for [`slot`]: random, odd, made once.
-fn option_key() -> u64 {
-    use std::hash::BuildHasher as _;
-    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *KEY.get_or_init(|| std::hash::RandomState::new().hash_one(0x5eed_u64) | 1)
-}
-
 /// The transfer codings of a message other than `chunked`, in order, each as it was
 /// sent (parameters and all: `x;p="a,b"`), from a head the parser accepted (so the
 /// list splits one way only, and `chunked`, if listed, is last and bare).
@@ -975,6 +791,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
+    use crate::http::connection;
 
     const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
@@ -1029,6 +846,7 @@ mod tests {
             target,
             version,
             fields: &fields,
+            named_by_connection: connection::named(&fields),
             client: CLIENT,
             fallback_host: b"upstream:8080",
             max_forwards,
@@ -1230,129 +1048,6 @@ mod tests {
     }
 
     #[test]
-    fn connection_options_cost_one_lookup_each_however_many() {
-        // 96 fields and a `Connection` of 7,700 options, in the shapes that cost most:
-        // one option repeated, distinct options naming nothing, options naming every
-        // field in turn, two names alternating, names drawn at random in either case.
-        // Read for every field, as before, these cost 96 × 7,700 comparisons per pass.
-        let distinct_names: Vec<String> = (0..96).map(|i| format!("X-Field-{i:02}")).collect();
-        // Every field named alike (in mixed case): one name in the table, however
-        // many fields carry it; one-byte and two-byte names (the shortest options).
-        let same_names: Vec<String> = (0..96)
-            .map(|i| if i % 2 == 0 { "a" } else { "A" }.to_string())
-            .collect();
-        let short_names: Vec<String> = (0..96)
-            .map(|i| ["a", "b", "cd", "Ef", "g-", "h_"][i % 6].to_string())
-            .collect();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut random = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
-        // Names of `^` and `~` only, which differ in the `0x20` bit alone: a hash that
-        // set that bit in every byte gave them all one slot, whatever the key.
-        // Seven bytes (hashed as a tail) and eleven (a word, then a tail) of them.
-        let pair_name = |i: usize, len: usize| -> String {
-            let pair = |b: usize| if i >> (b % 7) & 1 == 1 { '~' } else { '^' };
-            (0..len).map(pair).collect()
-        };
-        let pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 7)).collect();
-        let long_pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 11)).collect();
-        let pairs = (0..7700)
-            .map(|i| pair_name(96 + i % 32, [7, 11][i / 32 % 2]))
-            .collect::<Vec<_>>()
-            .join(",");
-        for names in [
-            &distinct_names,
-            &same_names,
-            &short_names,
-            &pair_names,
-            &long_pair_names,
-        ] {
-            let repeated = vec!["a"; 7700].join(",");
-            let distinct = (0..7700)
-                .map(|i| format!("o{i}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let naming = (0..7700)
-                .map(|i| names[i % 96].to_lowercase())
-                .collect::<Vec<_>>()
-                .join(",");
-            let alternating = (0..7700)
-                .map(|i| if i % 2 == 0 { "cd" } else { "EF" })
-                .collect::<Vec<_>>()
-                .join(" , ");
-            let drawn = (0..7700)
-                .map(|_| {
-                    let name = ["a", "b", "cd", "ef", "g-", "h_", "x", "yz"][random(8)];
-                    if random(2) == 0 {
-                        name.to_uppercase()
-                    } else {
-                        name.to_owned()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(",");
-            for (case, options) in [
-                ("repeated", &repeated),
-                ("distinct", &distinct),
-                ("naming", &naming),
-                ("alternating", &alternating),
-                ("drawn", &drawn),
-                ("pairs", &pairs),
-            ] {
-                let mut all: Vec<Header<'_>> = names
-                    .iter()
-                    .map(|name| Header { name, value: b"v" })
-                    .collect();
-                all.push(Header {
-                    name: "Connection",
-                    value: options.as_bytes(),
-                });
-                // What the options name, read the slow way: every option against
-                // every field.
-                let expected = all.iter().enumerate().fold(0u128, |named, (i, f)| {
-                    let is_named = fields::tokens(options.as_bytes())
-                        .any(|option| f.name.as_bytes().eq_ignore_ascii_case(option));
-                    named | u128::from(is_named) << i
-                });
-                let mut worst = 0;
-                // The key is random in a process; here, sixteen fixed ones.
-                for k in 0..16u64 {
-                    let key = (k + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-                    let mut compared = 0;
-                    let named = connection_named(&all, key, &mut compared);
-                    assert_eq!(named, expected, "{case}, {:?}, key {key:#x}", &names[..3]);
-                    worst = worst.max(compared);
-                }
-                // A lookup meets the field it names, plus a few others at most; the
-                // table holds each distinct name once (6 here, or 96).
-                assert!(
-                    worst <= 2 * 7700 + 2 * 96,
-                    "{case}, {:?}: {worst} comparisons for 7,700 options",
-                    &names[..3]
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn lower_letters_lowercases_letters_and_nothing_else() {
-        for b in 0..=255u8 {
-            for at in 0..8 {
-                // The byte among neighbours of every kind: letters, non-letters, 0x80+.
-                let mut bytes = *b"aZ^~@`\xff\x00";
-                bytes[at] = b;
-                let want = bytes.map(|b| b.to_ascii_lowercase());
-                let got = lower_letters(u64::from_le_bytes(bytes)).to_le_bytes();
-                assert_eq!(got, want, "byte {b:#04x} at {at}");
-            }
-        }
-    }
-
-    #[test]
     fn fields_named_by_connection_are_dropped() {
         let fields = request(&[
             ("Host", "h"),
@@ -1484,6 +1179,7 @@ mod tests {
             target: b"/",
             version: Version::Http11,
             fields: &lines,
+            named_by_connection: 0,
             client,
             fallback_host: b"u",
             max_forwards: None,
@@ -1503,6 +1199,7 @@ mod tests {
             client: IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
             version: Version::Http10,
             fields: &[],
+            named_by_connection: 0,
             ..request
         };
         let mut out = Vec::new();
@@ -1771,6 +1468,7 @@ mod tests {
             target: b"/",
             version: Version::Http11,
             fields: &[],
+            named_by_connection: 0,
             client: CLIENT,
             fallback_host: b"u",
             max_forwards: None,
@@ -1786,7 +1484,7 @@ mod tests {
         upstream: Version,
     ) -> Vec<(String, String)> {
         let fields = fields(lines);
-        let mut out: Vec<_> = response_fields(&fields)
+        let mut out: Vec<_> = response_fields(&fields, connection::named(&fields))
             .map(|f| (f.name, f.value))
             .collect();
         out.push(("Via", via(upstream)));
