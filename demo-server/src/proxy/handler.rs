@@ -1210,7 +1210,11 @@ fn start_response(
 #[inline(always)]
 fn forward_fields(parsed: &Parsed<'_, '_>, head: &[u8], res: &mut Response<'_, '_>) {
     let mut run: Option<Range<usize>> = None;
-    for f in headers::response_fields(parsed.fields, parsed.named_by_connection) {
+    let kept = headers::response_kept(parsed.fields, parsed.named_by_connection);
+    for (i, f) in parsed.fields.iter().enumerate() {
+        if kept & (1 << i) == 0 {
+            continue;
+        }
         match (written_as_is(head, f), &mut run) {
             (Some(line), Some(run)) if run.end == line.start => run.end = line.end,
             (Some(line), _) => {
