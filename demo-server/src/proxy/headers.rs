@@ -234,12 +234,13 @@ pub fn response_kept(fields: &[Header<'_>], named_by_connection: u128) -> u128 {
             && (name.bytes().zip(lower)).fold(true, |eq, (b, &l)| eq & (b | 0x20 == l))
     }
     let Fields { all, dropped } = Fields::new(fields, named_by_connection);
-    let mut kept = 0;
-    for (i, f) in all.iter().enumerate() {
+    let (mut kept, mut bit) = (0, 1); // `bit` is field i's (a shift by i costs more)
+    for f in all {
         let own = is_lower(f.name, b"content-length") || is_lower(f.name, b"date");
-        if dropped & (1 << i) == 0 && !own {
-            kept |= 1 << i;
+        if dropped & bit == 0 && !own {
+            kept |= bit;
         }
+        bit <<= 1;
     }
     kept
 }
