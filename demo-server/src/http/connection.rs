@@ -37,13 +37,13 @@ use super::fields::MAX_HEADERS;
 
 /// What the options say about the connection itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Flags {
+pub struct Flags {
     /// `close` is listed.
-    pub(crate) close: bool,
+    pub close: bool,
     /// `keep-alive` is listed.
-    pub(crate) keep_alive: bool,
+    pub keep_alive: bool,
     /// `upgrade` is listed.
-    pub(crate) upgrade: bool,
+    pub upgrade: bool,
 }
 
 /// The lengths of [`Flags`]' options, as bits.
@@ -64,7 +64,7 @@ impl Flags {
 /// Reads one `Connection` value for [`Flags`] alone: the server's reading, which
 /// needs no field names.
 #[inline]
-pub(crate) fn read_flags(value: &[u8], flags: &mut Flags) {
+pub fn read_flags(value: &[u8], flags: &mut Flags) {
     struct Only<'f>(&'f mut Flags);
     impl Visit<'_> for Only<'_> {
         #[inline(always)]

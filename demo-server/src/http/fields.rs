@@ -218,13 +218,20 @@ impl FramingFields {
         connection::read(all, connection, &mut self.flags)
     }
 
-    /// [`add`](Self::add), with `connection` reading a `Connection` value.
+    /// [`add`](Self::add), with `connection` reading a `Connection` value (into the
+    /// flags that [`persistent`](Self::persistent) and [`upgrade`](Self::upgrade) read,
+    /// with [`connection::read_flags`], or later, with
+    /// [`read_connection`](Self::read_connection)).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add).
     #[inline(always)]
-    fn add_with(
+    pub fn add_with(
         &mut self,
         name: &str,
         value: &[u8],
-        connection: impl FnOnce(&mut Flags, &[u8]),
+        connection: impl FnOnce(&mut connection::Flags, &[u8]),
     ) -> Result<bool, FramingError> {
         if name.eq_ignore_ascii_case("content-length") {
             for item in tokens(value) {

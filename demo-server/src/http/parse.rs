@@ -9,6 +9,7 @@
 
 use recycle_pool::status::Version;
 
+use super::connection;
 use super::fields::{self, Delimiter, FieldStorage, FramingError, FramingFields, memchr_lf};
 use super::{REG_NAME, RequestError};
 
@@ -176,11 +177,8 @@ pub fn parse<'b>(
         _ => Method::Other,
     };
 
-    let (framing_fields, expect_continue, named_by_connection) = if names {
-        read_fields::<true>(headers, version, host_from_field)?
-    } else {
-        read_fields::<false>(headers, version, host_from_field)?
-    };
+    let (framing_fields, expect_continue, named_by_connection) =
+        read_fields(headers, version, host_from_field, names)?;
     let framing = request_framing(&framing_fields, version, max_body, codings)?;
     // A sender that repeats its `Content-Length` (with the same value: RFC 9110 §8.6
     // makes it one value) is suspect: answered, then closed.
@@ -280,29 +278,36 @@ fn check_line(method_name: &str, target: &str) -> Result<(), RequestError> {
 /// Reads the fields: those that frame the message through [`FramingFields`], and the
 /// request's own, `Host` (exactly one on a 1.1 request, none invalid, never two: RFC
 /// 9112 §3.2) and `Expect` (only `100-continue`, on 1.1). Returns the framing fields,
-/// whether the client expects a 100, and (with `NAMES`) the fields the `Connection`
-/// options name (without, 0: the loop is the server's, which reads `close` and the
-/// like as each `Connection` comes).
-// One call site each, on every request: inlined, as when it was written there.
+/// whether the client expects a 100, and (with `names`) the fields the `Connection`
+/// options name (without, 0: a server reads `close` and the like as each
+/// `Connection` comes).
+// One call site, on every request: inlined, as when it was written there.
 #[inline(always)]
-fn read_fields<const NAMES: bool>(
+fn read_fields(
     headers: &[httparse::Header<'_>],
     version: Version,
     host_from_field: bool,
+    names: bool,
 ) -> Result<(FramingFields, bool, u128), RequestError> {
     let mut framing_fields = FramingFields::default();
     let mut connection = 0;
     let mut hosts = 0;
     let mut expect_continue = false;
-    for (i, header) in headers.iter().enumerate() {
+    for header in headers {
         let name = header.name;
         let value = header.value;
-        let framing = if NAMES {
-            framing_fields.add_deferring(i, name, value, &mut connection)?
-        } else {
-            framing_fields.add(name, value)?
+        // The field's index, reckoned only for a `Connection` field when the names
+        // are wanted: nothing is added to the server's loop over the fields.
+        let read_connection = |flags: &mut _, value: &[u8]| {
+            if names {
+                let index = (std::ptr::from_ref(header).addr() - headers.as_ptr().addr())
+                    / size_of::<httparse::Header<'_>>();
+                connection |= 1 << index;
+            } else {
+                connection::read_flags(value, flags);
+            }
         };
-        if framing {
+        if framing_fields.add_with(name, value, read_connection)? {
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
