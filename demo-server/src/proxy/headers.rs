@@ -225,18 +225,10 @@ pub fn response_fields<'a>(
 /// yields cost some 100 instructions, a call that was not inlined).
 #[inline]
 pub fn response_kept(fields: &[Header<'_>], named_by_connection: u128) -> u128 {
-    // A field name is a token: the only byte other than `X` that `| 0x20` makes `x`
-    // is `X`, and the one that it makes `-` is CR, no token byte. So for a lowercase
-    // name of letters and `-`, this is the case-insensitive test, branch-free (the
-    // general one cost a `Date` and a `Content-Length` some 120 instructions).
-    fn is_lower(name: &str, lower: &[u8]) -> bool {
-        name.len() == lower.len()
-            && (name.bytes().zip(lower)).fold(true, |eq, (b, &l)| eq & (b | 0x20 == l))
-    }
     let Fields { all, dropped } = Fields::new(fields, named_by_connection);
     let (mut kept, mut bit) = (0, 1); // `bit` is field i's (a shift by i costs more)
     for f in all {
-        let own = is_lower(f.name, b"content-length") || is_lower(f.name, b"date");
+        let own = fields::token_is(f.name, b"content-length") || fields::token_is(f.name, b"date");
         if dropped & bit == 0 && !own {
             kept |= bit;
         }
