@@ -815,17 +815,6 @@ impl Forward {
         }
     }
 
-    /// Moves a request head written into `replay` that is too long to be kept there
-    /// into an output buffer, as if written there; `replay` keeps no more room than
-    /// [`REPLAY_MAX`] (a rare long head costs its reallocation).
-    #[cold]
-    fn unreplay(&mut self, local: &ProxyLocal) {
-        self.take_out(local);
-        self.out.extend_from_slice(&self.replay);
-        self.replay.clear();
-        self.replay.shrink_to(REPLAY_MAX);
-    }
-
     /// Gives the output buffer back (if one is held).
     fn put_out(&mut self, local: &ProxyLocal) {
         if self.out.capacity() > 0 {
@@ -1297,18 +1286,6 @@ impl Forward {
         // A suspect head is answered, then both connections close.
         self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
         debug_assert!(self.out.capacity() == 0 && self.from_upstream.capacity() == 0);
-        // A request without a body is sent from `replay` when its head is short (see
-        // `settle_out`): the head is written there at once, not into an output buffer
-        // taken from the pool only to be copied over and given back (some 300
-        // instructions). Any other request is written into an output buffer. (The input
-        // buffer is taken when the upstream has bytes.)
-        let direct = matches!(
-            req.head.framing,
-            RequestFraming::None | RequestFraming::Length(0)
-        ) && self.replay.is_empty();
-        if !direct {
-            self.take_out(local);
-        }
         let request = headers::Request {
             method: req.method_name.as_bytes(),
             target: req.target.as_bytes(),
@@ -1320,6 +1297,19 @@ impl Forward {
             max_forwards,
             trust_forwarded: config.trust_forwarded,
         };
+        // A request without a body is sent from `replay` when its head is short (see
+        // `settle_out`): a head that surely fits is written there at once, not into an
+        // output buffer taken from the pool only to be copied over and given back (some
+        // 300 instructions). Any other request is written into an output buffer. (The
+        // input buffer is taken when the upstream has bytes.)
+        let direct = matches!(
+            req.head.framing,
+            RequestFraming::None | RequestFraming::Length(0)
+        ) && self.replay.is_empty()
+            && headers::request_head_bound(&request) <= REPLAY_MAX;
+        if !direct {
+            self.take_out(local);
+        }
         // One branch for an ordinary request: `upgrade` is read with the other
         // `Connection` options.
         self.asked.len = 0;
@@ -1341,9 +1331,10 @@ impl Forward {
         if upgrade {
             headers::append_upgrade(head, self.asked.as_bytes());
         }
-        if direct && self.replay.len() > REPLAY_MAX {
-            self.unreplay(local);
-        }
+        debug_assert!(
+            !direct || self.replay.len() <= REPLAY_MAX,
+            "under its bound"
+        );
         self.start(req.head.framing, local);
     }
 

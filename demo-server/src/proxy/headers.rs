@@ -442,6 +442,20 @@ pub fn write_request_head(
     fallback
 }
 
+/// More bytes than [`write_request_head`] (and [`append_upgrade`] after it) can
+/// write for `request`: what it copies from the request at most twice over (each
+/// field is copied, or appended to, or read for its codings; the host goes to `Host`,
+/// `Forwarded` and `X-Forwarded-Host`), and 512 bytes for the names, addresses and
+/// values of its own. A caller uses it to choose a buffer before writing.
+pub fn request_head_bound(request: &Request<'_>) -> usize {
+    let fields: usize = request
+        .fields
+        .iter()
+        .map(|f| f.name.len() + f.value.len() + 4)
+        .sum();
+    2 * (request.method.len() + request.target.len() + fields + request.fallback_host.len()) + 512
+}
+
 /// Writes the request line as it goes upstream (HTTP/1.1, absolute-form reduced to
 /// origin-form, RFC 9112 §3.2.2) and the start of the `Host` line after it (`Host: `,
 /// one copy with the line's end); returns the authority of an absolute-form target.
@@ -871,6 +885,10 @@ mod tests {
         };
         let mut out = Vec::new();
         write_request_head(&mut out, &request, framing, false);
+        // Every head these tests write is under its bound, with room for the
+        // `Connection: close` it did not ask for.
+        let bound = request_head_bound(&request);
+        assert!(out.len() + 19 <= bound, "{} > {bound}", out.len() + 19);
         let bytes = &out[..];
         let mut storage = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut storage);
