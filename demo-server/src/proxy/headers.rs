@@ -212,13 +212,30 @@ pub fn response_fields<'a>(
     fields: &'a [Header<'a>],
     named_by_connection: u128,
 ) -> impl Iterator<Item = &'a Header<'a>> {
-    let Fields { all, dropped } = Fields::new(fields, named_by_connection);
-    (0..all.len())
-        .filter(move |&i| dropped & (1 << i) == 0)
-        .map(move |i| &all[i])
-        .filter(|f| !is(f, "content-length") && !is(f, "date"))
+    let kept = response_kept(fields, named_by_connection);
+    fields
+        .iter()
+        .enumerate()
+        .filter(move |&(i, _)| kept & (1 << i) != 0)
+        .map(|(_, f)| f)
 }
 
+/// The fields [`response_fields`] yields, as bits by index into `fields`: a caller
+/// that walks `fields` itself tests a bit (through the iterator, each field it
+/// yields cost some 100 instructions, a call that was not inlined).
+#[inline]
+pub fn response_kept(fields: &[Header<'_>], named_by_connection: u128) -> u128 {
+    let Fields { all, dropped } = Fields::new(fields, named_by_connection);
+    let (mut kept, mut bit) = (0, 1); // `bit` is field i's (a shift by i costs more)
+    for f in all {
+        let own = fields::token_is(f.name, b"content-length") || fields::token_is(f.name, b"date");
+        if dropped & bit == 0 && !own {
+            kept |= bit;
+        }
+        bit <<= 1;
+    }
+    kept
+}
 /// The `Via` element the proxy adds for a message received as `received` (RFC 9110
 /// §7.6.3): `1.1 demo-server`.
 pub fn via(received: Version) -> &'static [u8] {
@@ -374,11 +391,11 @@ pub fn write_request_head(
     // RFC 9110 §7.2: Host goes first. The client's Host is used even if Connection
     // names it: that option would only make the request invalid.
     let host = authority.or_else(|| fields.all.iter().find(|f| is(f, "host")).map(|f| f.value));
-    let fallback = host.is_none().then(|| {
-        let start = out.len() + b"Host: ".len();
-        start..start + request.fallback_host.len()
-    });
-    field(out, b"Host: ", host.unwrap_or(request.fallback_host));
+    let fallback = host
+        .is_none()
+        .then(|| out.len()..out.len() + request.fallback_host.len());
+    out.extend_from_slice(host.unwrap_or(request.fallback_host));
+    out.extend_from_slice(b"\r\n");
     // The client's Max-Forwards goes as it came unless it is replaced ("" names no
     // field).
     let max_forwards = if request.max_forwards.is_some() {
@@ -422,12 +439,26 @@ pub fn write_request_head(
         out.extend_from_slice(b"Connection: close\r\n");
     }
     write_forwarding(out, request, &fields, host);
-    out.extend_from_slice(b"\r\n");
     fallback
 }
 
+/// More bytes than [`write_request_head`] (and [`append_upgrade`] after it) can
+/// write for `request`: what it copies from the request at most twice over (each
+/// field is copied, or appended to, or read for its codings; the host goes to `Host`,
+/// `Forwarded` and `X-Forwarded-Host`), and 512 bytes for the names, addresses and
+/// values of its own. A caller uses it to choose a buffer before writing.
+pub fn request_head_bound(request: &Request<'_>) -> usize {
+    let fields: usize = request
+        .fields
+        .iter()
+        .map(|f| f.name.len() + f.value.len() + 4)
+        .sum();
+    2 * (request.method.len() + request.target.len() + fields + request.fallback_host.len()) + 512
+}
+
 /// Writes the request line as it goes upstream (HTTP/1.1, absolute-form reduced to
-/// origin-form, RFC 9112 §3.2.2); returns the authority of an absolute-form target.
+/// origin-form, RFC 9112 §3.2.2) and the start of the `Host` line after it (`Host: `,
+/// one copy with the line's end); returns the authority of an absolute-form target.
 #[inline(always)]
 fn request_line<'a>(out: &mut Vec<u8>, request: &Request<'a>) -> Option<&'a [u8]> {
     let (authority, target) = split_absolute_form(request.target);
@@ -440,12 +471,13 @@ fn request_line<'a>(out: &mut Vec<u8>, request: &Request<'a>) -> Option<&'a [u8]
         out.push(b'/'); // "http://host?q" → "/?q"
     }
     out.extend_from_slice(target);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     authority
 }
 
 /// Writes `Via` and the forwarding fields (see [Forwarding fields](self#forwarding-fields)):
 /// appended to what `fields` forwards, or the proxy's own; `host` is the request's.
+/// Then the blank line that ends the head (one copy with the last line).
 #[inline(always)]
 fn write_forwarding(
     out: &mut Vec<u8>,
@@ -456,10 +488,13 @@ fn write_forwarding(
     fields.via(out, request.version);
     let mut ip = [0u8; 64];
     let ip = format_ip(request.client, &mut ip);
-    fields.append(out, "X-Forwarded-For", |out| out.extend_from_slice(ip));
+    fields.append(out, "X-Forwarded-For: ", |out| {
+        out.extend_from_slice(ip);
+        out.extend_from_slice(b"\r\n");
+    });
     // RFC 7239 §4, §6: an IPv6 address in brackets, quoted; `host=` a token only if
     // every byte is a tchar, else quoted (a Host may hold sub-delims: `a;proto=https`).
-    fields.append(out, "Forwarded", |out| {
+    fields.append(out, "Forwarded: ", |out| {
         out.extend_from_slice(b"for=");
         if request.client.to_canonical().is_ipv6() {
             out.extend_from_slice(b"\"[");
@@ -472,7 +507,7 @@ fn write_forwarding(
             out.extend_from_slice(b";host=");
             token_or_quoted(out, host);
         }
-        out.extend_from_slice(b";proto=http");
+        out.extend_from_slice(b";proto=http\r\n");
     });
     // A trusted proxy's `X-Forwarded-Host` and `-Proto` describe the original request.
     let kept = |name| {
@@ -487,8 +522,11 @@ fn write_forwarding(
         (None, None) => {}
     }
     match kept("x-forwarded-proto") {
-        Some(f) => field(out, b"X-Forwarded-Proto: ", f.value),
-        None => out.extend_from_slice(b"X-Forwarded-Proto: http\r\n"),
+        Some(f) => {
+            field(out, b"X-Forwarded-Proto: ", f.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        None => out.extend_from_slice(b"X-Forwarded-Proto: http\r\n\r\n"),
     }
 }
 
@@ -514,11 +552,15 @@ fn token_or_quoted(out: &mut Vec<u8>, value: &[u8]) {
         return;
     }
     out.push(b'"');
-    for &b in value {
-        if matches!(b, b'"' | b'\\') {
-            out.push(b'\\');
+    if value.iter().any(|&b| matches!(b, b'"' | b'\\')) {
+        for &b in value {
+            if matches!(b, b'"' | b'\\') {
+                out.push(b'\\');
+            }
+            out.push(b);
         }
-        out.push(b);
+    } else {
+        out.extend_from_slice(value); // nothing to escape: one copy (`127.0.0.1:8080`)
     }
     out.push(b'"');
 }
@@ -648,14 +690,15 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Writes `name: <every forwarded field so named>, <last>`, with `last` writing
-    /// the proxy's own element: the field lines combined into one list as RFC 9110
-    /// §5.3 allows, each value as it came but for empty elements at its ends. Nothing is split, so
-    /// nothing depends on how a reader splits: a `Via` comment holding a `"` (ctext,
-    /// §5.6.5) or a comma comes through unchanged.
-    fn append(&self, out: &mut Vec<u8>, name: &str, last: impl FnOnce(&mut Vec<u8>)) {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
+    /// Writes `name: <every forwarded field so named>, <last>` (`start` is `name: `),
+    /// with `last` writing the proxy's own element and the line's CRLF: the field lines
+    /// combined into one list as RFC 9110 §5.3 allows, each value as it came but for
+    /// empty elements at its ends. Nothing is split, so nothing depends on how a reader
+    /// splits: a `Via` comment holding a `"` (ctext, §5.6.5) or a comma comes through
+    /// unchanged.
+    fn append(&self, out: &mut Vec<u8>, start: &str, last: impl FnOnce(&mut Vec<u8>)) {
+        let name = start.strip_suffix(": ").unwrap_or(start);
+        out.extend_from_slice(start.as_bytes());
         for f in self.forwarded().filter(|f| is(f, name)) {
             // Without the empty elements at either end (`" c ,, "` is `c`).
             let edge = |b: &u8| !matches!(b, b',' | b' ' | b'\t');
@@ -672,12 +715,16 @@ impl<'a> Fields<'a> {
             }
         }
         last(out);
-        out.extend_from_slice(b"\r\n");
     }
 
     /// `Via: ..., 1.1 demo-server`, with the version the message was received in.
     fn via(&self, out: &mut Vec<u8>, received: Version) {
-        self.append(out, "Via", |out| out.extend_from_slice(via(received)));
+        self.append(out, "Via: ", |out| {
+            out.extend_from_slice(match received {
+                Version::Http10 => b"1.0 demo-server\r\n",
+                Version::Http11 => b"1.1 demo-server\r\n",
+            });
+        });
     }
 
     /// `Transfer-Encoding`: the message's codings other than `chunked`, in order, then
@@ -838,6 +885,10 @@ mod tests {
         };
         let mut out = Vec::new();
         write_request_head(&mut out, &request, framing, false);
+        // Every head these tests write is under its bound, with room for the
+        // `Connection: close` it did not ask for.
+        let bound = request_head_bound(&request);
+        assert!(out.len() + 19 <= bound, "{} > {bound}", out.len() + 19);
         let bytes = &out[..];
         let mut storage = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut storage);
@@ -945,6 +996,23 @@ mod tests {
                 "X-Forwarded-Proto"
             ]
         );
+    }
+
+    /// RFC 9110 §5.6.4: a quoted-string escapes `"` and `\` (a `Host` the parser
+    /// accepts holds neither; the writer does not count on it), and copies the rest.
+    #[test]
+    fn token_or_quoted_writes_a_token_bare_and_escapes_inside_quotes() {
+        for (value, written) in [
+            ("a.example", "a.example"),
+            ("h:81", r#""h:81""#),
+            ("", r#""""#),
+            (r#"a"b\c"#, r#""a\"b\\c""#),
+            (r#"\"#, r#""\\""#),
+        ] {
+            let mut out = Vec::new();
+            token_or_quoted(&mut out, value.as_bytes());
+            assert_eq!(String::from_utf8(out).unwrap(), written, "{value:?}");
+        }
     }
 
     /// RFC 7239 §4: a value is a token or a quoted-string. A valid `Host` may hold
@@ -1686,6 +1754,41 @@ mod tests {
         let fields = to_client(&[], Version::Http10);
         assert_eq!(fields, pairs(&[("Via", "1.0 demo-server")]));
         assert!(via(Version::Http11).ends_with(VIA_NAME.as_bytes()));
+    }
+
+    #[test]
+    fn date_and_content_length_are_dropped_in_any_case_and_only_they() {
+        let fields = to_client(
+            &[
+                ("DATE", "a"),
+                ("dAtE", "b"),
+                ("CONTENT-length", "1"),
+                ("Content-Length", "1"),
+                ("Dates", "kept"),
+                ("Dat", "kept"),
+                ("Xate", "kept"),
+                ("Content-Lengt", "kept"),
+                ("Content-Lengths", "kept"),
+                ("Content_Length", "kept"),
+                ("Content~Length", "kept"),
+                ("Content-LengtH", "1"),
+            ],
+            Version::Http11,
+        );
+        let kept: Vec<_> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            kept,
+            [
+                "Dates",
+                "Dat",
+                "Xate",
+                "Content-Lengt",
+                "Content-Lengths",
+                "Content_Length",
+                "Content~Length",
+                "Via"
+            ]
+        );
     }
 
     #[test]
