@@ -72,7 +72,7 @@ pub fn read_flags(value: &[u8], flags: &mut Flags) {
             self.0.option(option);
         }
     }
-    scan(value, FLAG_LENGTHS, false, false, &mut Only(flags));
+    scan(value, FLAG_LENGTHS, 0, &mut Only(flags));
 }
 
 /// The fields of `all` that its `Connection` fields name, as bits by index: for a
@@ -115,12 +115,19 @@ fn read_keyed(all: &[Header<'_>], mut connection: u128, flags: &mut Flags, key: 
         last: &[],
         last_word: (0, 0),
         named: 0,
+        found: [0; 2],
     };
-    let (one, two) = (lengths & 1 << 1 != 0, lengths & 1 << 2 != 0);
+    // The elements of one to eight bytes that a field name could be, from the masks.
+    let from_masks = lengths & 0x1fe;
     while connection != 0 {
         let i = connection.trailing_zeros() as usize;
         connection &= connection - 1;
-        scan(all[i].value, lengths | FLAG_LENGTHS, one, two, &mut collect);
+        scan(
+            all[i].value,
+            lengths | FLAG_LENGTHS,
+            from_masks,
+            &mut collect,
+        );
     }
     *flags = collect.flags;
     collect.finish()
@@ -135,20 +142,24 @@ trait Visit<'v> {
     fn one(&mut self, _b: u8) {}
     /// A two-byte element, read from the masks.
     fn two(&mut self, _a: u8, _b: u8) {}
+    /// An element of `len` bytes, three to eight, read from the masks: its
+    /// [`folded_word`].
+    fn word(&mut self, _len: usize, _word: u64) {}
 }
 
 /// Hands `visit` the elements of `value` that may matter: those whose bytes between
 /// commas (OWS included) number at least the shortest length in `lengths` (bits by
 /// length, as [`read`] makes them; an element's trimmed length is at most that, so
-/// none is missed), the one-byte and two-byte elements without OWS through
-/// [`Visit::one`] and [`Visit::two`] if `one` and `two` (and, if not, through
-/// [`Visit::element`] like the others).
+/// none is missed); those of one to eight bytes (OWS aside) whose length is in
+/// `from_masks` (bits by length) are read from the masks instead, through
+/// [`Visit::one`], [`Visit::two`] or [`Visit::word`], never sliced, when they lie
+/// in one block of 64 bytes with the comma that ends them.
 #[inline(always)]
-fn scan<'v>(value: &'v [u8], lengths: u64, one: bool, two: bool, visit: &mut impl Visit<'v>) {
+fn scan<'v>(value: &'v [u8], lengths: u64, from_masks: u64, visit: &mut impl Visit<'v>) {
     #[cfg(test)]
     work::scanned(value.len());
     let shortest = (lengths.trailing_zeros() as usize).max(1);
-    let ows = one || two;
+    let ows = from_masks != 0;
     let mut start = 0; // the first byte of the current element
     let mut base = 0;
     let mut pad = [0u8; 64];
@@ -165,25 +176,60 @@ fn scan<'v>(value: &'v [u8], lengths: u64, one: bool, two: bool, visit: &mut imp
         };
         let (commas, spaces) = masks(block, ows);
         if commas != 0 {
-            // Where an element begins: after a comma, or here if one began here.
+            // Where an element begins: after a comma, or here if one began here; and
+            // where one begins but for OWS (the carry runs through each run of OWS
+            // that begins where an element does, to the byte after it).
             let begins = commas << 1 | u64::from(start == base);
+            let first = begins & !spaces | (begins & spaces).wrapping_add(spaces) & !spaces;
             let mut done = 0; // commas whose element was read from the masks
-            if one {
-                let mut ones = begins & commas >> 1 & !commas & !spaces;
-                done |= ones << 1;
-                while ones != 0 {
-                    visit.one(block[ones.trailing_zeros() as usize]);
-                    ones &= ones - 1;
+            let tokens = !(commas | spaces) & valid;
+            // Runs of bytes that are neither comma nor OWS, beginning an element.
+            let runs_from = tokens & !(tokens << 1) & first;
+            let mut kinds = from_masks;
+            while kinds != 0 {
+                let len = kinds.trailing_zeros() as usize;
+                kinds &= kinds - 1;
+                // Runs of `len` such bytes, the byte after them in this block: a
+                // comma (the run is the whole element), or OWS (it is if a comma
+                // follows the OWS; else it is left to the slow path below).
+                let elements =
+                    runs_from & runs(tokens, len) >> (len - 1) & !(tokens >> len) & !0 >> len;
+                let mut direct = elements & commas >> len;
+                done |= direct << len;
+                let mut spaced = elements & spaces >> len;
+                while spaced != 0 {
+                    let at = spaced.trailing_zeros() as usize;
+                    spaced &= spaced - 1;
+                    let after = at + len;
+                    let end = after + (!spaces >> after).trailing_zeros() as usize;
+                    if end < 64 && commas >> end & 1 == 1 {
+                        done |= 1 << end;
+                        direct |= 1 << at;
+                    }
                 }
-            }
-            if two {
-                let mut twos =
-                    begins & commas >> 2 & !(commas | commas >> 1) & !(spaces | spaces >> 1);
-                done |= twos << 2;
-                while twos != 0 {
-                    let at = twos.trailing_zeros() as usize;
-                    visit.two(block[at], block[at + 1]);
-                    twos &= twos - 1;
+                // One loop per length, each as small as it can be.
+                match len {
+                    1 => {
+                        while direct != 0 {
+                            visit.one(block[direct.trailing_zeros() as usize]);
+                            direct &= direct - 1;
+                        }
+                    }
+                    2 => {
+                        while direct != 0 {
+                            let at = direct.trailing_zeros() as usize;
+                            visit.two(block[at], block[at + 1]);
+                            direct &= direct - 1;
+                        }
+                    }
+                    _ => {
+                        let mask = u64::MAX >> (64 - 8 * len);
+                        while direct != 0 {
+                            let at = direct.trailing_zeros() as usize;
+                            visit.word(len, word_at(block, at, len, mask));
+                            direct &= direct - 1;
+                        }
+                    }
                 }
             }
             // The commas that end an element long enough: the first (its element may
@@ -209,6 +255,19 @@ fn scan<'v>(value: &'v [u8], lengths: u64, one: bool, two: bool, visit: &mut imp
     }
     if value.len() - start >= shortest {
         visit.element(trim_ows(&value[start..]));
+    }
+}
+
+/// The [`folded_word`] of the `len` bytes (three to eight) at `at` in `block`;
+/// `mask` keeps the low `len` bytes of a word.
+#[inline(always)]
+fn word_at(block: &[u8; 64], at: usize, len: usize, mask: u64) -> u64 {
+    match block.get(at..at + 8) {
+        Some(eight) => {
+            let word = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+            lower_letters(word & mask)
+        }
+        None => folded_word(&block[at..at + len]),
     }
 }
 
@@ -353,8 +412,11 @@ struct Collect<'a> {
     /// The option of three to eight bytes looked up last: its length and
     /// [`folded_word`] (length 0: none).
     last_word: (usize, u64),
-    /// The fields named so far.
+    /// The fields named so far by longer options.
     named: u128,
+    /// The names of three to eight bytes named so far: bits by the index of the
+    /// first field of each ([`Names::carriers`]).
+    found: [u64; 2],
 }
 
 impl<'a> Visit<'a> for Collect<'a> {
@@ -394,6 +456,21 @@ impl<'a> Visit<'a> for Collect<'a> {
     fn two(&mut self, a: u8, b: u8) {
         self.two[usize::from(CODE[usize::from(a)])] |= 1 << CODE[usize::from(b)];
     }
+
+    #[inline(always)]
+    fn word(&mut self, len: usize, word: u64) {
+        const CLOSE: u64 = u64::from_le_bytes(*b"close\0\0\0");
+        const UPGRADE: u64 = u64::from_le_bytes(*b"upgrade\0");
+        if len == 5 {
+            self.flags.close |= word == CLOSE;
+        } else if len == 7 {
+            self.flags.upgrade |= word == UPGRADE;
+        }
+        if (len, word) != self.last_word {
+            self.last_word = (len, word);
+            self.look_up_word((len, word));
+        }
+    }
 }
 
 impl Collect<'_> {
@@ -406,22 +483,32 @@ impl Collect<'_> {
         self.named |= names.named(all, option, key);
     }
 
-    /// [`look_up`](Self::look_up) for an option of three to eight bytes, as its length
-    /// and [`folded_word`].
+    /// [`look_up`](Self::look_up) for an option of three to eight bytes, as its
+    /// [`folded_word`] (which tells its length too: no name or option holds a NUL).
     #[inline(always)]
-    fn look_up_word(&mut self, (len, word): (usize, u64)) {
+    fn look_up_word(&mut self, (_, word): (usize, u64)) {
         let (all, key) = (self.all, self.key);
         let names = match &self.names {
             Some(names) => names,
             None => self.names.insert(Names::new(all, key)),
         };
-        self.named |= names.named_word(all, len, word, key);
+        let first = names.first_word(word, key);
+        if first != EMPTY {
+            self.found[usize::from(first >> 6)] |= 1 << (first & 63);
+        }
     }
 
     /// The fields named: those found by lookup, and the one-byte and two-byte names
     /// against the options seen.
     fn finish(self) -> u128 {
         let mut named = self.named;
+        if let Some(names) = &self.names {
+            let mut found = u128::from(self.found[0]) | u128::from(self.found[1]) << 64;
+            while found != 0 {
+                named |= names.carriers[found.trailing_zeros() as usize];
+                found &= found - 1;
+            }
+        }
         for (i, f) in self.all.iter().enumerate() {
             let is_named = match *f.name.as_bytes() {
                 [b] => {
@@ -459,7 +546,7 @@ struct Names {
     /// `carriers[i]`, for the first field `i` of a name: every field so named.
     carriers: [u128; MAX_HEADERS],
     /// `words[i]`, for the first field `i` of a name of three to eight bytes: its
-    /// [`folded_word`].
+    /// [`folded_word`] (0, which no such word is, for the other names).
     words: [u64; MAX_HEADERS],
 }
 
@@ -499,21 +586,23 @@ impl Names {
         names
     }
 
-    /// [`named`](Self::named) for an option of `len` bytes, three to eight, as its
-    /// [`folded_word`]: one comparison of words per slot.
+    /// The first field named as an option of three to eight bytes is, given as its
+    /// [`folded_word`] ([`EMPTY`]: none): one comparison of words per slot.
     #[inline(always)]
-    fn named_word(&self, all: &[Header<'_>], len: usize, word: u64, key: u64) -> u128 {
-        let mut probe = slot_word(len, word, key);
-        while self.slots[probe] != EMPTY {
-            let first = usize::from(self.slots[probe]);
+    fn first_word(&self, word: u64, key: u64) -> u8 {
+        let mut probe = slot_word(word, key);
+        loop {
+            let first = self.slots[probe];
+            if first == EMPTY {
+                return EMPTY;
+            }
             #[cfg(test)]
             work::compared();
-            if all[first].name.len() == len && self.words[first] == word {
-                return self.carriers[first];
+            if self.words[usize::from(first)] == word {
+                return first;
             }
             probe = (probe + 1) % SLOTS;
         }
-        0
     }
 
     /// The fields `option` (three bytes or more) names (none: 0).
@@ -540,7 +629,7 @@ impl Names {
 /// comparison after it is exact), its top bits.
 fn slot(name: &[u8], key: u64) -> usize {
     if (3..=8).contains(&name.len()) {
-        return slot_word(name.len(), folded_word(name), key);
+        return slot_word(folded_word(name), key);
     }
     let mut h = key ^ name.len() as u64;
     let mut words = name.chunks_exact(8);
@@ -558,12 +647,12 @@ fn slot(name: &[u8], key: u64) -> usize {
     (h >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
-/// [`slot`] of a name of `len` bytes, three to eight, as its [`folded_word`].
+/// [`slot`] of a name of three to eight bytes, as its [`folded_word`]: the top bits
+/// of its product with `key` (multiply-shift, a universal family over the random
+/// odd keys: two given words share a slot for few keys).
 #[inline(always)]
-fn slot_word(len: usize, word: u64, key: u64) -> usize {
-    let h = (word ^ key.rotate_left(len as u32)).wrapping_mul(key);
-    let h = (h ^ (h >> 29)).wrapping_mul(key);
-    (h >> (64 - SLOTS.trailing_zeros())) as usize
+fn slot_word(word: u64, key: u64) -> usize {
+    (word.wrapping_mul(key) >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
 /// The bytes of `name` (three to eight) as a little-endian word, zeros after them,
@@ -683,6 +772,12 @@ mod tests {
             "~^~",
             "^~^",
             "a_b",
+            "AbCd",
+            "x-abcdef",
+            "abcdef",
+            "UpGrAdE",
+            "Close",
+            "x-abcdefg",
         ];
         for round in 0..4000 {
             let count = 1 + random(6);
@@ -815,6 +910,11 @@ mod tests {
         };
         let pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 7)).collect();
         let long_pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 11)).collect();
+        // Fifteen bytes: one word alike, then a tail of `^` and `~` (hashed byte by
+        // byte: a tail that set the `0x20` bit gave them all one slot).
+        let tail_pair_names: Vec<String> = (0..96)
+            .map(|i| format!("x-fixed-{}", pair_name(i, 7)))
+            .collect();
         let pairs = (0..7700)
             .map(|i| pair_name(96 + i % 32, [7, 11][i / 32 % 2]))
             .collect::<Vec<_>>()
@@ -825,6 +925,7 @@ mod tests {
             &short_names,
             &pair_names,
             &long_pair_names,
+            &tail_pair_names,
         ] {
             let repeated = vec!["a"; 7700].join(",");
             let distinct = (0..7700)

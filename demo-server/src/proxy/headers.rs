@@ -1082,6 +1082,197 @@ mod tests {
         );
     }
 
+    /// The worst shapes of `Connection` options (as `benches/instructions.rs` has
+    /// them), in a request head and in an upstream response head of 16 KiB, and two
+    /// of them at 1 MiB: through the parser and the proxy's rewrite, each head's
+    /// `Connection` bytes are scanned once (the proxy splits nothing again), and the
+    /// names compared number at most one per option plus two per field, whatever the
+    /// shape. (Counted on this thread by `connection::work`, compiled in tests only.)
+    #[test]
+    fn connection_options_are_read_once_per_head_in_linear_work() {
+        type Shape = (&'static str, Vec<String>, fn(usize) -> String);
+        fn caret(i: usize, len: usize) -> String {
+            (0..len)
+                .map(|b| if i >> (b % 7) & 1 == 1 { '~' } else { '^' })
+                .collect()
+        }
+        let shapes: Vec<Shape> = vec![
+            (
+                "one-byte, naming nothing",
+                (0..96).map(|i| format!("X-{i:02}")).collect(),
+                |_| "a".into(),
+            ),
+            ("the name every field has", vec!["a".into(); 96], |_| {
+                "a".into()
+            }),
+            (
+                "two names in turn",
+                (0..96).map(|i| ["a", "b", "c"][i % 3].into()).collect(),
+                |i| ["a", "B"][i % 2].into(),
+            ),
+            (
+                "two-byte names",
+                (0..96)
+                    .map(|i| format!("{}{}", (b'a' + (i % 26) as u8) as char, i / 26))
+                    .collect(),
+                |i| format!("{}{}", (b'A' + (i % 26) as u8) as char, i % 5),
+            ),
+            (
+                "three-byte names in turn",
+                (0..96)
+                    .map(|i| ["abc", "abd", "abe"][i % 3].into())
+                    .collect(),
+                |i| ["abc", "ABD", "aBc", "AbD"][i % 4].into(),
+            ),
+            (
+                "distinct names",
+                (0..96).map(|i| format!("X-{i:02}")).collect(),
+                |i| format!("o{:03}", i % 1000),
+            ),
+            (
+                "names folded _ to -",
+                (0..96).map(|i| format!("x_{i:02}")).collect(),
+                |i| format!("X-{:02}", i % 96),
+            ),
+            (
+                "^ and ~ names",
+                (0..96).map(|i| caret(i, [7, 11][i % 2])).collect(),
+                |i| caret(i % 128, [7, 11][i / 128 % 2]),
+            ),
+            (
+                "40-byte names",
+                (0..96)
+                    .map(|i| format!("X-A-Rather-Long-Field-Name-Number-{i:05}x"))
+                    .collect(),
+                |i| format!("X-A-Rather-Long-Field-Name-Number-{:05}x", i % 96),
+            ),
+            (
+                "OWS around each",
+                (0..96).map(|i| ["a", "b"][i % 2].into()).collect(),
+                |i| [" a ", "\tB "][i % 2].into(),
+            ),
+            (
+                "a space inside each",
+                (0..96).map(|i| ["a", "b"][i % 2].into()).collect(),
+                |_| "a b".into(),
+            ),
+        ];
+        let head = |first: &str,
+                    names: &[String],
+                    option: fn(usize) -> String,
+                    size: usize,
+                    lines: usize| {
+            let mut head = first.to_owned();
+            for name in names {
+                head.push_str(&format!("{name}: v\r\n"));
+            }
+            let per_line = (size - head.len()) / lines;
+            for _ in 0..lines {
+                let end = head.len() + per_line - 2;
+                head.push_str("Connection: ");
+                let mut i = 0;
+                while head.len() + option(i).len() + 1 < end {
+                    if i > 0 {
+                        head.push(',');
+                    }
+                    head.push_str(&option(i));
+                    i += 1;
+                }
+                head.push_str("\r\n");
+            }
+            head.push_str("\r\n");
+            head
+        };
+        let check = |what: &str, fields: &[Header<'_>], options: usize| {
+            let (scanned, compared) = connection::work::take();
+            let connection: usize = fields
+                .iter()
+                .filter(|f| is(f, "connection"))
+                .map(|f| f.value.len())
+                .sum();
+            assert_eq!(
+                scanned, connection,
+                "{what}: each Connection byte scanned once"
+            );
+            assert!(
+                compared <= options + 2 * fields.len(),
+                "{what}: {compared} comparisons for {options} options"
+            );
+        };
+        let mut cases: Vec<(&str, &Vec<String>, fn(usize) -> String, usize, usize)> = Vec::new();
+        for (what, names, option) in &shapes {
+            cases.push((what, names, *option, 16 << 10, 1));
+        }
+        // Many `Connection` lines instead of one, and two shapes at 1 MiB.
+        cases.push((
+            "two names in turn, 48 lines",
+            &shapes[2].1,
+            shapes[2].2,
+            16 << 10,
+            48,
+        ));
+        cases.push(("two names in turn", &shapes[2].1, shapes[2].2, 1 << 20, 1));
+        cases.push((
+            "three-byte names in turn",
+            &shapes[4].1,
+            shapes[4].2,
+            1 << 20,
+            1,
+        ));
+        for (what, names, option, size, lines) in cases {
+            let names = &names[..names.len().min(96 - lines)];
+            let text = head("GET / HTTP/1.1\r\nHost: h\r\n", names, option, size, lines);
+            let options = text.matches(',').count() + lines;
+            let mut storage = fields::field_storage();
+            connection::work::take();
+            let (req, _) = parse::parse(
+                text.as_bytes(),
+                &mut storage,
+                0,
+                parse::Codings::Forward,
+                true,
+            )
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+            let request = Request {
+                method: b"GET",
+                target: b"/",
+                version: Version::Http11,
+                fields: req.headers,
+                named_by_connection: req.named_by_connection,
+                client: CLIENT,
+                fallback_host: b"u",
+                max_forwards: None,
+                trust_forwarded: false,
+            };
+            let mut out = Vec::new();
+            write_request_head(&mut out, &request, RequestFraming::None, false);
+            check(what, req.headers, options);
+            assert_eq!(
+                req.named_by_connection,
+                connection::named(req.headers),
+                "{what}: what the parser found"
+            );
+            connection::work::take();
+            if size > 16 << 10 {
+                continue;
+            }
+            let text = head(
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n",
+                names,
+                option,
+                size,
+                lines,
+            );
+            let mut storage = fields::field_storage();
+            connection::work::take();
+            let parsed = crate::http::response::parse(text.as_bytes(), b"GET", &mut storage)
+                .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+            let forwarded = response_fields(parsed.fields, parsed.named_by_connection).count();
+            check(what, parsed.fields, options);
+            assert!(forwarded <= parsed.fields.len(), "{what}");
+        }
+    }
+
     #[test]
     fn fields_named_by_connection_are_dropped() {
         let fields = request(&[
