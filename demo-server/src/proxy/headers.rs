@@ -1199,6 +1199,7 @@ mod tests {
                 "{what}: {compared} comparisons for {options} options"
             );
         };
+        #[allow(clippy::type_complexity)] // a test table
         let mut cases: Vec<(&str, &Vec<String>, fn(usize) -> String, usize, usize)> = Vec::new();
         for (what, names, option) in &shapes {
             cases.push((what, names, *option, 16 << 10, 1));
