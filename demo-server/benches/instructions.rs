@@ -155,7 +155,7 @@ fn shape(shape: &str) -> (Vec<String>, Option<Box<dyn FnMut(usize) -> String>>) 
                 .map(|i| format!("X-{i:02}"))
                 .chain([name(0), name(1)])
                 .collect();
-            Box::new(move |i| name(i))
+            Box::new(name)
         }
         "inner" => {
             names = (0..96).map(|i| ["a", "b"][i % 2].into()).collect();

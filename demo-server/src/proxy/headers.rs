@@ -1199,7 +1199,9 @@ mod tests {
                 "{what}: {compared} comparisons for {options} options"
             );
         };
-        let mut cases: Vec<(&str, &Vec<String>, fn(usize) -> String, usize, usize)> = Vec::new();
+        // (shape, field names, options, head size, Connection lines)
+        type Case<'s> = (&'s str, &'s Vec<String>, fn(usize) -> String, usize, usize);
+        let mut cases: Vec<Case<'_>> = Vec::new();
         for (what, names, option) in &shapes {
             cases.push((what, names, *option, 16 << 10, 1));
         }
