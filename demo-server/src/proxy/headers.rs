@@ -8,6 +8,9 @@
 //!
 //! - **Hop-by-hop fields are dropped**: the fields of [`HOP_BY_HOP`], and every field
 //!   that a `Connection` field names (comma lists, any case, OWS around the names). The
+//!   parser finds the fields named as it reads the options for `close` and the like
+//!   ([`connection`](crate::http::connection)): each `Connection` value is read once
+//!   per head, and nothing here splits it again. The
 //!   fields the proxy writes itself (`Host`, the framing, `Via`, the `X-Forwarded-*`
 //!   fields) are never taken from the input, so a `Connection` field naming them
 //!   changes only what they append to, never the framing.
@@ -1199,8 +1202,9 @@ mod tests {
                 "{what}: {compared} comparisons for {options} options"
             );
         };
-        #[allow(clippy::type_complexity)] // a test table
-        let mut cases: Vec<(&str, &Vec<String>, fn(usize) -> String, usize, usize)> = Vec::new();
+        // (shape, field names, options, head size, Connection lines)
+        type Case<'s> = (&'s str, &'s Vec<String>, fn(usize) -> String, usize, usize);
+        let mut cases: Vec<Case<'_>> = Vec::new();
         for (what, names, option) in &shapes {
             cases.push((what, names, *option, 16 << 10, 1));
         }
