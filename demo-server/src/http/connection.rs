@@ -7,22 +7,26 @@
 //! cost about what reading any other bytes of the head does. The parsers
 //! ([`FramingFields`](super::fields::FramingFields)) read each `Connection` value
 //! once: a server for the three options alone ([`read_flags`]), a proxy for those and
-//! the names at once ([`read`]), and the proxy takes the fields named from the parser
+//! the names at once (`read`; [`named`] for fields read otherwise), and the proxy takes the fields named from the parser
 //! instead of splitting the values again.
 //!
-//! How one value is read ([`scan`]):
+//! How one value is read (`scan`):
 //!
 //! - 64 bytes at a time, the commas (and, for a proxy, the spaces and tabs) found as
 //!   bit masks (SSE2 on x86-64, eight bytes at a time elsewhere);
 //! - an element shorter than the shortest length that could matter (5 for `close`;
 //!   for a proxy the shortest field name) is passed over in bulk, never sliced;
-//! - one-byte and two-byte elements, when some field has a name that short, are read
-//!   straight from the masks, each marking itself in a set of 64 or 4,096 bits (by
-//!   [`CODE`], so in either case at once); the names of one and two bytes are matched
-//!   against the sets once, at the end;
-//! - a longer element is trimmed of OWS and looked up only if some field name has its
-//!   length, and not if it is the one looked up just before; the lookup is in
-//!   [`Names`], a keyed hash table made at the first lookup (a per-process random key,
+//! - an element of one to eight bytes (OWS aside) whose length some field name has
+//!   is read straight from the masks when it lies in one block with the comma that
+//!   ends it: a one-byte or two-byte one marks itself in a set of 64 or 4,096 bits
+//!   (by `CODE`, so in either case at once; the names of one and two bytes are
+//!   matched against the sets once, at the end), a longer one is taken as a word,
+//!   its letters lowercased, and looked up by one multiply and one word comparison
+//!   per slot;
+//! - any other element is trimmed of OWS, comma by comma, and looked up only if some
+//!   field name has its length;
+//! - an option is not looked up again right after itself; the lookup is in
+//!   `Names`, a keyed hash table made at the first lookup (a per-process random key,
 //!   so a client cannot choose names that all land in one slot), where each distinct
 //!   name (in any case) is held once with every field that carries it.
 //!
@@ -80,6 +84,7 @@ pub fn read_flags(value: &[u8], flags: &mut Flags) {
 pub fn named(all: &[Header<'_>]) -> u128 {
     let connection = all
         .iter()
+        .take(MAX_HEADERS)
         .enumerate()
         .filter(|(_, f)| f.name.eq_ignore_ascii_case("connection"))
         .fold(0, |bits, (i, _)| bits | 1 << i);
