@@ -1,9 +1,11 @@
 //! Request heads: `httparse` plus the limits and framing rules of RFC 9112.
 //!
 //! Pure functions over a byte slice: no I/O, no allocation. The caller owns the
-//! buffer; a head is parsed only once [`fields::find_head`] has found its blank line,
-//! so a slow client costs one scan of the new bytes per read, not a re-parse of the
-//! whole head. The fields that frame the message are read by [`FramingFields`], as a
+//! buffer. A head that arrived whole (the first read of it holds its blank line) is
+//! parsed at once, httparse finding its end; otherwise it is parsed only once
+//! [`fields::find_head`] has found its blank line, so a slow client costs one scan of
+//! the new bytes per read (and at most one early parse per head), not a re-parse of
+//! the whole head. The fields that frame the message are read by [`FramingFields`], as a
 //! response's are ([`response`](super::response)); this module adds what only a request
 //! has: the request line, `Host`, `Expect`, the body limit.
 
