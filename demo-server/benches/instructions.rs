@@ -40,6 +40,15 @@
 //!   - `inner`: options `a b` (a space inside: no token, naming nothing) over fields
 //!     named `a` and `b`;
 //!   - `lines`: `alt` spread over 96 `Connection` lines instead of one.
+//!   - `kinds`: fields with names of every length from one to eight bytes, options
+//!     of every such length in turn (every kind of the block loop at work), and
+//!     `kspace`: the same with a space after each option;
+//!   - `nine`: fields `x-abcd-00`…`x-abcd-95`, options of nine bytes (one past the
+//!     word path), each other than the one before it (`x-abcd-a0,x-abcd-b1,…`);
+//!   - `words`: 96 names of three to eight bytes, options naming them in turn in
+//!     upper case;
+//!   - `edge`: options of 62 spaces then a one-byte name: every element crosses a
+//!     64-byte block edge.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -57,9 +66,9 @@ mod support {
 use support::requests::{BROWSER_REQUEST, LITE_REQUEST, UPSTREAM_RESPONSE};
 
 /// The shapes of a large head (see the module docs).
-const SHAPES: [&str; 15] = [
+const SHAPES: [&str; 20] = [
     "plain", "conn", "same", "alt", "rand", "two", "ows", "long", "three", "distinct", "fold",
-    "caret", "tok", "inner", "lines",
+    "caret", "tok", "inner", "lines", "kinds", "kspace", "nine", "words", "edge",
 ];
 
 /// A small deterministic generator (xorshift), so a shape is the same head each run.
@@ -164,6 +173,40 @@ fn shape(shape: &str) -> (Vec<String>, Option<Box<dyn FnMut(usize) -> String>>) 
         "lines" => {
             names = (0..3).map(|i| ["a", "b", "c"][i].into()).collect();
             Box::new(|i| if i % 2 == 0 { "a" } else { "B" }.into())
+        }
+        "kinds" | "kspace" => {
+            // Names of every length 1..=8: every kind of the mask loop active.
+            let base = [
+                "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "abcdefgh",
+            ];
+            names = (0..96).map(|i| base[i % 8].to_string()).collect();
+            let sp = shape == "kspace";
+            let opts = [
+                "a", "AB", "aBc", "abCd", "abcDe", "abcdEf", "abcdeFg", "abcdefGh", "b", "ba",
+                "bac", "bacd", "bacde", "bacdef", "bacdefg", "bacdefgh",
+            ];
+            Box::new(move |i| {
+                let o = opts[i % 16];
+                if sp { format!("{o} ") } else { o.to_string() }
+            })
+        }
+        "nine" => {
+            // Nine bytes: just past a word, the slow path; each option other than the last.
+            names = (0..96).map(|i| format!("x-abcd-{i:02}")).collect();
+            Box::new(|i| format!("x-abcd-{}{}", (b'a' + (i % 26) as u8) as char, i % 10))
+        }
+        "words" => {
+            // 96 names of 3..=8 bytes, options naming them in turn (a lookup each).
+            names = (0..96)
+                .map(|i| format!("{}{:02}", &"wxyzwx"[..1 + i % 6], i))
+                .collect();
+            let n2 = names.clone();
+            Box::new(move |i| n2[i % 96].to_uppercase())
+        }
+        "edge" => {
+            // Options of 63 spaces then `a`: every element crosses a block edge.
+            names = (0..96).map(|i| ["a", "b"][i % 2].into()).collect();
+            Box::new(|i| format!("{}{}", " ".repeat(62), ["a", "B"][i % 2]))
         }
         _ => panic!("unknown shape {shape}: {SHAPES:?}"),
     };
