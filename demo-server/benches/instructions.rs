@@ -26,7 +26,29 @@
 //!     twice as many names, in either case;
 //!   - `two`: the same with two-byte names (the hash table's path), `ows`: `rand` with
 //!     a space on each side of every option (`a , b , …`);
-//!   - `long`: 96 fields with 40-byte names, options naming them in turn.
+//!   - `long`: 96 fields with 40-byte names, options naming them in turn;
+//!   - `three`: fields named `abc`, `abd`, `abe`, options `abc,ABD,aBc,AbD,…`: each a
+//!     three-byte name other than the one before it (a lookup each);
+//!   - `distinct`: 96 fields of four-byte names, options four-byte names all
+//!     different, naming none of them (`o000,o001,…`);
+//!   - `fold`: fields `x_00`…`x_95`, options `X-00`…: names that fold to the fields'
+//!     only with `_` read as `-`, which `Connection` does not do;
+//!   - `caret`: fields and options of `^` and `~` only, seven and eleven bytes (they
+//!     differ in the `0x20` bit alone: a hash that folds it puts them all in one slot);
+//!   - `tok`: two fields of 1,000-byte names differing in the last byte, options
+//!     naming them in turn;
+//!   - `inner`: options `a b` (a space inside: no token, naming nothing) over fields
+//!     named `a` and `b`;
+//!   - `lines`: `alt` spread over 96 `Connection` lines instead of one.
+//!   - `kinds`: fields with names of every length from one to eight bytes, options
+//!     of every such length in turn (every kind of the block loop at work), and
+//!     `kspace`: the same with a space after each option;
+//!   - `nine`: fields `x-abcd-00`…`x-abcd-95`, options of nine bytes (one past the
+//!     word path), each other than the one before it (`x-abcd-a0,x-abcd-b1,…`);
+//!   - `words`: 96 names of three to eight bytes, options naming them in turn in
+//!     upper case;
+//!   - `edge`: options of 62 spaces then a one-byte name: every element crosses a
+//!     64-byte block edge.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -44,7 +66,10 @@ mod support {
 use support::requests::{BROWSER_REQUEST, LITE_REQUEST, UPSTREAM_RESPONSE};
 
 /// The shapes of a large head (see the module docs).
-const SHAPES: [&str; 8] = ["plain", "conn", "same", "alt", "rand", "two", "ows", "long"];
+const SHAPES: [&str; 20] = [
+    "plain", "conn", "same", "alt", "rand", "two", "ows", "long", "three", "distinct", "fold",
+    "caret", "tok", "inner", "lines", "kinds", "kspace", "nine", "words", "edge",
+];
 
 /// A small deterministic generator (xorshift), so a shape is the same head each run.
 struct Rng(u64);
@@ -109,6 +134,80 @@ fn shape(shape: &str) -> (Vec<String>, Option<Box<dyn FnMut(usize) -> String>>) 
             names = (0..96).map(long).collect();
             Box::new(move |i| long(i % 96))
         }
+        "three" => {
+            names = (0..96)
+                .map(|i| ["abc", "abd", "abe"][i % 3].into())
+                .collect();
+            Box::new(|i| ["abc", "ABD", "aBc", "AbD"][i % 4].into())
+        }
+        "distinct" => {
+            names = (0..96).map(|i| format!("X-{i:02}")).collect();
+            Box::new(|i| format!("o{:03}", i % 1000))
+        }
+        "fold" => {
+            names = (0..96).map(|i| format!("x_{i:02}")).collect();
+            Box::new(|i| format!("X-{:02}", i % 96))
+        }
+        "caret" => {
+            // Seven and eleven bytes of `^` and `~`, by the bits of `i`.
+            fn caret(i: usize, len: usize) -> String {
+                (0..len)
+                    .map(|b| if i >> (b % 7) & 1 == 1 { '~' } else { '^' })
+                    .collect()
+            }
+            names = (0..96).map(|i| caret(i, [7, 11][i % 2])).collect();
+            Box::new(|i| caret(i % 128, [7, 11][i / 128 % 2]))
+        }
+        "tok" => {
+            let name = |i: usize| format!("{}{}", "t".repeat(999), ["a", "b"][i % 2]);
+            names = (0..96)
+                .map(|i| format!("X-{i:02}"))
+                .chain([name(0), name(1)])
+                .collect();
+            Box::new(name)
+        }
+        "inner" => {
+            names = (0..96).map(|i| ["a", "b"][i % 2].into()).collect();
+            Box::new(|_| "a b".into())
+        }
+        "lines" => {
+            names = (0..3).map(|i| ["a", "b", "c"][i].into()).collect();
+            Box::new(|i| if i % 2 == 0 { "a" } else { "B" }.into())
+        }
+        "kinds" | "kspace" => {
+            // Names of every length 1..=8: every kind of the mask loop active.
+            let base = [
+                "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "abcdefgh",
+            ];
+            names = (0..96).map(|i| base[i % 8].to_string()).collect();
+            let sp = shape == "kspace";
+            let opts = [
+                "a", "AB", "aBc", "abCd", "abcDe", "abcdEf", "abcdeFg", "abcdefGh", "b", "ba",
+                "bac", "bacd", "bacde", "bacdef", "bacdefg", "bacdefgh",
+            ];
+            Box::new(move |i| {
+                let o = opts[i % 16];
+                if sp { format!("{o} ") } else { o.to_string() }
+            })
+        }
+        "nine" => {
+            // Nine bytes: just past a word, the slow path; each option other than the last.
+            names = (0..96).map(|i| format!("x-abcd-{i:02}")).collect();
+            Box::new(|i| format!("x-abcd-{}{}", (b'a' + (i % 26) as u8) as char, i % 10))
+        }
+        "words" => {
+            // 96 names of 3..=8 bytes, options naming them in turn (a lookup each).
+            names = (0..96)
+                .map(|i| format!("{}{:02}", &"wxyzwx"[..1 + i % 6], i))
+                .collect();
+            let n2 = names.clone();
+            Box::new(move |i| n2[i % 96].to_uppercase())
+        }
+        "edge" => {
+            // Options of 63 spaces then `a`: every element crosses a block edge.
+            names = (0..96).map(|i| ["a", "b"][i % 2].into()).collect();
+            Box::new(|i| format!("{}{}", " ".repeat(62), ["a", "B"][i % 2]))
+        }
         _ => panic!("unknown shape {shape}: {SHAPES:?}"),
     };
     (names, Some(options))
@@ -124,6 +223,26 @@ fn head(first: &[u8], size: usize, shape_name: &str) -> Vec<u8> {
         head.extend_from_slice(format!("{name}: v\r\n").as_bytes());
     }
     let end = size - 4; // the last CRLF, and the blank line
+    // `lines`: the options over 96 `Connection` lines of about the same length.
+    let lines = if shape_name == "lines" { 96 } else { 1 };
+    let per_line = (end - head.len()) / lines;
+    for _ in 1..lines {
+        let line_end = head.len() + per_line;
+        let mut options = shape(shape_name).1.expect("options");
+        head.extend_from_slice(b"Connection: ");
+        for i in 0.. {
+            let option = options(i);
+            let sep = usize::from(i > 0);
+            if head.len() + sep + option.len() + 2 > line_end {
+                break;
+            }
+            if sep == 1 {
+                head.push(b',');
+            }
+            head.extend_from_slice(option.as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+    }
     match options {
         Some(mut options) => {
             head.extend_from_slice(b"Connection: ");

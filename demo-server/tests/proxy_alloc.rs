@@ -2,7 +2,8 @@
 //! proxied keep-alive request (the client's head parsed, the rewritten head and body
 //! written upstream, the upstream's response parsed and streamed back, the upstream
 //! connection parked and reused) allocates nothing with the copy buffer pool, and
-//! exactly its two fresh copy buffers without it; a `/metrics` scrape allocates nothing
+//! exactly its fresh copy buffers without it (two, or one for a request without a
+//! body); a `/metrics` scrape allocates nothing
 //! once its buffer has grown.
 
 #[path = "common/counting.rs"]
@@ -106,9 +107,21 @@ fn proxied_keep_alive_requests_allocate_nothing_with_the_buffer_pool() {
 }
 
 #[test]
-fn without_the_buffer_pool_each_request_allocates_its_two_copy_buffers() {
+fn without_the_buffer_pool_each_request_allocates_its_copy_buffers() {
+    // Two for a request with a body (out to the upstream, in from it); one for a
+    // request without, whose short head goes out from the exchange's own replay copy.
     let (allocations, rounds) = allocations_per_exchange(false);
-    assert_eq!(allocations, 2 * rounds, "what the pool saves, measured");
+    let with_body = EXCHANGES
+        .iter()
+        .cycle()
+        .take(rounds as usize)
+        .filter(|(request, _, _)| request.starts_with(b"POST"))
+        .count() as u64;
+    assert_eq!(
+        allocations,
+        rounds + with_body,
+        "what the pool saves, measured"
+    );
 }
 
 #[test]

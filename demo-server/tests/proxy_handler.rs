@@ -1816,3 +1816,88 @@ fn forwarding_fields_a_client_sends_are_not_believed_unless_trusted() {
     assert_eq!(up.get("x-forwarded-proto"), ["https"]);
     assert_eq!(up.get("x-forwarded-ssl"), ["on"]);
 }
+
+#[test]
+fn forwarded_response_fields_are_written_out_the_same_however_they_were_spaced() {
+    // Lines that came as the proxy writes them are copied as they are (runs of them at
+    // once); the others are written out anew. Either way the client gets each field
+    // as `name: value` with the value httparse read, in order, the connection's own
+    // fields and the hop-by-hop ones left out.
+    let response: &[u8] = b"HTTP/1.1 200 OK\r\nServer: up\r\nX-Tab:\tv\r\nX-Two:  v\r\n\
+        X-None:v\r\nX-Trail: v \t\r\nX-Empty: \r\nX-Bare:\r\nDate: Mon, 07 Nov 1994 08:49:37 GMT\r\n\
+        X-A: 1\r\nX-B: 2\r\nKeep-Alive: timeout=4\r\nX-C: 3\r\nContent-Length: 3\r\nX-D: 4\r\n\r\nabc";
+    let mut storage = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Response::new(&mut storage);
+    let head_len = match parsed.parse(response).unwrap() {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => unreachable!(),
+    };
+    let mut expected =
+        b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 3\r\n".to_vec();
+    for f in parsed.headers.iter() {
+        if !["date", "content-length", "keep-alive"]
+            .iter()
+            .any(|n| f.name.eq_ignore_ascii_case(n))
+        {
+            expected.extend_from_slice(format!("{}: ", f.name).as_bytes());
+            expected.extend_from_slice(f.value);
+            expected.extend_from_slice(b"\r\n");
+        }
+    }
+    expected.extend_from_slice(b"Via: 1.1 demo-server\r\n\r\nabc");
+    assert_eq!(&response[head_len..], b"abc");
+    for step in [response.len(), 7, 1] {
+        let run = run(
+            &one_upstream(),
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            response,
+            false,
+            step,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&run.client),
+            String::from_utf8_lossy(&expected),
+            "fed in {step}-byte pieces"
+        );
+    }
+}
+
+#[test]
+fn a_request_without_a_body_goes_up_whole_and_is_retried_whatever_its_head_length() {
+    // A short head is written into the exchange's replay copy, a long one (over 2 KiB
+    // rewritten) into an output buffer: either way the upstream gets all of it, again
+    // on a retry, and the next short request is whole too (nothing left behind).
+    let s = one_upstream();
+    for len in [10, 1900, 2100, 5000, 12_000] {
+        let (mut mem, key) = warmed(&s);
+        let request = format!(
+            "GET /{len} HTTP/1.1\r\nHost: h\r\nX-Pad: {}\r\n\r\n",
+            "p".repeat(len)
+        );
+        mem.client_sends(request.as_bytes());
+        mem.run();
+        assert_eq!(mem.current_connection(), Some(key));
+        mem.upstream_resets(key);
+        mem.run();
+        let retry = mem.current_connection().unwrap();
+        assert_ne!(retry, key, "{len}: a new connection");
+        let sent = forwarded(&mem.upstream(retry).received);
+        assert_eq!(sent.len(), 1, "{len}");
+        assert_eq!(sent[0].line, format!("GET /{len} HTTP/1.1"));
+        assert_eq!(sent[0].get("x-pad"), ["p".repeat(len)], "{len}");
+        mem.upstream_sends(retry, OK);
+        mem.run();
+        assert!(
+            mem.client_received().starts_with(b"HTTP/1.1 200 OK"),
+            "{len}"
+        );
+        mem.clear_client_received();
+        mem.clear_upstream_received(retry);
+        mem.client_sends(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+        mem.run();
+        let next = forwarded(&mem.upstream(retry).received);
+        assert_eq!(next.len(), 1, "{len}");
+        assert_eq!(next[0].line, "GET /next HTTP/1.1");
+        assert_eq!(next[0].get("x-pad"), Vec::<&str>::new());
+    }
+}

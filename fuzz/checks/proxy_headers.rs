@@ -209,7 +209,8 @@ fn head_refused(client: &[u8]) -> bool {
         return false;
     };
     let mut fields = fields::field_storage();
-    end > MAX_HEAD || parse::parse(&client[..end], &mut fields, 1 << 16, Codings::Forward).is_err()
+    end > MAX_HEAD
+        || parse::parse(&client[..end], &mut fields, 1 << 16, Codings::Forward, true).is_err()
 }
 
 /// Runs `data` (see the module docs) through the proxy.

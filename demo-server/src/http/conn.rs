@@ -198,6 +198,12 @@ pub trait Handler {
     /// forwards the still-coded body and the codings with it).
     const CODINGS: Codings = Codings::Refuse;
 
+    /// Whether the request parser finds the fields that the request's `Connection`
+    /// options name ([`Request::named_by_connection`]), as it reads the options: a
+    /// proxy drops them (RFC 9110 §7.6.1). Off by default: a server that forwards
+    /// nothing pays nothing for them.
+    const CONNECTION_NAMES: bool = false;
+
     /// A request head arrived. The handler may start (or write all of) the response
     /// now, or leave it for a later call.
     ///
@@ -324,6 +330,19 @@ pub struct Response<'a, 'c> {
     out: &'a mut WriteBuf,
     ex: &'a mut Exchange,
     settings: &'a mut Settings<'c>,
+}
+
+/// Whether `name` is one of the fields the connection writes itself (see
+/// [`Response::header`]): `Date`, `Connection`, `Content-Length`, `Transfer-Encoding`.
+#[inline(always)]
+fn own_field(name: &str) -> bool {
+    match name.len() {
+        4 => name.eq_ignore_ascii_case("date"),
+        10 => name.eq_ignore_ascii_case("connection"),
+        14 => name.eq_ignore_ascii_case("content-length"),
+        17 => name.eq_ignore_ascii_case("transfer-encoding"),
+        _ => false,
+    }
 }
 
 impl Response<'_, '_> {
@@ -488,20 +507,47 @@ impl Response<'_, '_> {
             "header {name}: invalid value {:?}",
             String::from_utf8_lossy(value)
         );
-        let framing = match name.len() {
-            4 => name.eq_ignore_ascii_case("date"),
-            10 => name.eq_ignore_ascii_case("connection"),
-            14 => name.eq_ignore_ascii_case("content-length"),
-            17 => name.eq_ignore_ascii_case("transfer-encoding"),
-            _ => false,
-        };
-        if !framing {
+        if !own_field(name) {
             let out = &mut *self.out;
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
+    }
+
+    /// Adds header field lines already written out: `lines` is one or more whole
+    /// `name: value\r\n` lines, each as [`header`](Self::header) would write it (one
+    /// space after the colon), as a proxy passes on a run of fields it received, in one
+    /// copy. The same rules hold (ignored once the head is closed; names and values
+    /// valid, none of the connection's own fields): the caller vouches for them, and
+    /// debug builds assert it.
+    #[inline]
+    pub fn header_lines(&mut self, lines: &[u8]) {
+        if !self.ex.head_open {
+            debug_assert!(false, "header lines outside an open head");
+            return;
+        }
+        debug_assert!(
+            lines.ends_with(b"\r\n")
+                && lines[..lines.len() - 2].split(|&b| b == b'\n').all(|line| {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let Some(colon) = line.windows(2).position(|w| w == b": ") else {
+                        return false;
+                    };
+                    let (name, value) = (&line[..colon], &line[colon + 2..]);
+                    let name = std::str::from_utf8(name).unwrap_or("");
+                    !name.is_empty()
+                        && name.bytes().all(|b| TCHAR.contains(b))
+                        && !own_field(name)
+                        && value
+                            .iter()
+                            .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
+                }),
+            "not whole field lines, or the connection's own: {:?}",
+            String::from_utf8_lossy(lines)
+        );
+        self.out.extend_from_slice(lines);
     }
 
     /// Sends an interim response (1xx other than 101) before the final one: to an
@@ -1023,22 +1069,45 @@ impl<H: Handler> Conn<H> {
         // client at worst reads a few bytes it did not expect before the close, where
         // a GET client denied the body its Content-Length announced would wait for it.
         self.ex.head_request = buf.starts_with(b"HEAD ");
-        let end = match fields::find_head(buf, &mut self.scanned, settings.max_head_bytes) {
-            Ok(Some(end)) => end,
-            Ok(None) => return false,
-            Err(HeadOverLimit) => {
-                let error = parse::oversized(buf, settings.max_head_bytes);
-                self.fail(error, output, settings, local);
-                return true;
+        // Two storages: the quick parse's borrow lasts as long as the request.
+        let (mut headers, mut scanned_headers) = (fields::field_storage(), fields::field_storage());
+        // A head that arrived whole (the common case) is parsed at once: the parse
+        // finds its end. Any other outcome (unfinished, over the limit, an error) takes
+        // the scan for its end first, as every head did before, so nothing changes but
+        // the work: the scan cost a `memchr` call a line.
+        let quick = match self.scanned {
+            0 if !buf.is_empty() => parse::parse(
+                buf,
+                &mut headers,
+                settings.max_body_bytes,
+                H::CODINGS,
+                H::CONNECTION_NAMES,
+            )
+            .ok()
+            .filter(|(_, len)| *len <= settings.max_head_bytes),
+            _ => None,
+        };
+        let parsed = match quick {
+            Some(parsed) => Ok(parsed),
+            None => {
+                let end = match fields::find_head(buf, &mut self.scanned, settings.max_head_bytes) {
+                    Ok(Some(end)) => end,
+                    Ok(None) => return false,
+                    Err(HeadOverLimit) => {
+                        let error = parse::oversized(buf, settings.max_head_bytes);
+                        self.fail(error, output, settings, local);
+                        return true;
+                    }
+                };
+                parse::parse(
+                    &buf[..end],
+                    &mut scanned_headers,
+                    settings.max_body_bytes,
+                    H::CODINGS,
+                    H::CONNECTION_NAMES,
+                )
             }
         };
-        let mut headers = fields::field_storage();
-        let parsed = parse::parse(
-            &buf[..end],
-            &mut headers,
-            settings.max_body_bytes,
-            H::CODINGS,
-        );
         let (req, len) = match parsed {
             Ok(parsed) => parsed,
             Err(error) => {

@@ -3,6 +3,8 @@
 //! - [`fields`]: what both roles share: the head-end scan, the CRLF rule, the field
 //!   storage, and the one reading of `Content-Length`, `Transfer-Encoding` and
 //!   `Connection` that frames a message;
+//! - [`connection`]: the `Connection` field's options, read once per head, for the
+//!   connection and (for a proxy) the fields they name;
 //! - [`parse`]: request heads (the server role: the request line, `Host`, `Expect`,
 //!   the body limit), [`RequestHead`](parse::RequestHead);
 //! - [`response`]: response heads and bodies (the proxy's client role: the status and
@@ -17,6 +19,7 @@
 
 pub mod body;
 pub mod conn;
+pub mod connection;
 pub mod encode;
 pub mod fields;
 pub mod parse;

@@ -1,14 +1,17 @@
 //! Request heads: `httparse` plus the limits and framing rules of RFC 9112.
 //!
 //! Pure functions over a byte slice: no I/O, no allocation. The caller owns the
-//! buffer; a head is parsed only once [`fields::find_head`] has found its blank line,
-//! so a slow client costs one scan of the new bytes per read, not a re-parse of the
-//! whole head. The fields that frame the message are read by [`FramingFields`], as a
+//! buffer. A head that arrived whole (the first read of it holds its blank line) is
+//! parsed at once, httparse finding its end; otherwise it is parsed only once
+//! [`fields::find_head`] has found its blank line, so a slow client costs one scan of
+//! the new bytes per read (and at most one early parse per head), not a re-parse of
+//! the whole head. The fields that frame the message are read by [`FramingFields`], as a
 //! response's are ([`response`](super::response)); this module adds what only a request
 //! has: the request line, `Host`, `Expect`, the body limit.
 
 use recycle_pool::status::Version;
 
+use super::connection;
 use super::fields::{self, Delimiter, FieldStorage, FramingError, FramingFields, memchr_lf};
 use super::{REG_NAME, RequestError};
 
@@ -118,6 +121,10 @@ pub struct Request<'b> {
     pub path: &'b [u8],
     /// Every header field line, in order, as `httparse` read them.
     pub headers: &'b [httparse::Header<'b>],
+    /// The fields of `headers` that the `Connection` options name (RFC 9110 §7.6.1),
+    /// as bits by index: read with the options, for a [`parse`] asked to collect them
+    /// (a proxy's, which drops them); 0 otherwise.
+    pub named_by_connection: u128,
 }
 
 impl<'b> Request<'b> {
@@ -141,11 +148,16 @@ impl<'b> Request<'b> {
 /// an invalid or missing `Host`, an invalid absolute-form authority, framing that could
 /// be read two ways, a coding refused per `codings`, too many headers, a target too
 /// long, a body over `max_body`, an unknown expectation.
+///
+/// With `names`, the fields the `Connection` options name are found as the options
+/// are read ([`Request::named_by_connection`]), so that a proxy need not read them
+/// again; a server passes `false` and pays nothing for them.
 pub fn parse<'b>(
     buf: &'b [u8],
     headers: &'b mut FieldStorage<'b>,
     max_body: u64,
     codings: Codings,
+    names: bool,
 ) -> Result<(Request<'b>, usize), RequestError> {
     let Syntax {
         method_name,
@@ -167,7 +179,8 @@ pub fn parse<'b>(
         _ => Method::Other,
     };
 
-    let (framing_fields, expect_continue) = read_fields(headers, version, host_from_field)?;
+    let (framing_fields, expect_continue, named_by_connection) =
+        read_fields(headers, version, host_from_field, names)?;
     let framing = request_framing(&framing_fields, version, max_body, codings)?;
     // A sender that repeats its `Content-Length` (with the same value: RFC 9110 §8.6
     // makes it one value) is suspect: answered, then closed.
@@ -187,6 +200,7 @@ pub fn parse<'b>(
         target,
         path: path_of(target.as_bytes()),
         headers,
+        named_by_connection,
     };
     Ok((request, len))
 }
@@ -265,22 +279,37 @@ fn check_line(method_name: &str, target: &str) -> Result<(), RequestError> {
 
 /// Reads the fields: those that frame the message through [`FramingFields`], and the
 /// request's own, `Host` (exactly one on a 1.1 request, none invalid, never two: RFC
-/// 9112 §3.2) and `Expect` (only `100-continue`, on 1.1). Returns the framing fields
-/// and whether the client expects a 100.
+/// 9112 §3.2) and `Expect` (only `100-continue`, on 1.1). Returns the framing fields,
+/// whether the client expects a 100, and (with `names`) the fields the `Connection`
+/// options name (without, 0: a server reads `close` and the like as each
+/// `Connection` comes).
 // One call site, on every request: inlined, as when it was written there.
 #[inline(always)]
 fn read_fields(
     headers: &[httparse::Header<'_>],
     version: Version,
     host_from_field: bool,
-) -> Result<(FramingFields, bool), RequestError> {
+    names: bool,
+) -> Result<(FramingFields, bool, u128), RequestError> {
     let mut framing_fields = FramingFields::default();
+    let mut connection = 0;
     let mut hosts = 0;
     let mut expect_continue = false;
     for header in headers {
         let name = header.name;
         let value = header.value;
-        if framing_fields.add(name, value)? {
+        // The field's index, reckoned only for a `Connection` field when the names
+        // are wanted: nothing is added to the server's loop over the fields.
+        let read_connection = |flags: &mut _, value: &[u8]| {
+            if names {
+                let index = (std::ptr::from_ref(header).addr() - headers.as_ptr().addr())
+                    / size_of::<httparse::Header<'_>>();
+                connection |= 1 << index;
+            } else {
+                connection::read_flags(value, flags);
+            }
+        };
+        if framing_fields.add_with(name, value, read_connection)? {
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
@@ -306,7 +335,8 @@ fn read_fields(
     if hosts > 1 || (version == Version::Http11 && hosts == 0) {
         return Err(RequestError::Malformed);
     }
-    Ok((framing_fields, expect_continue))
+    let named = framing_fields.read_connection(headers, connection);
+    Ok((framing_fields, expect_continue, named))
 }
 
 /// The request's framing, from what its fields say ([`FramingFields::delimiter`]) and
@@ -573,7 +603,14 @@ mod tests {
     fn parse_with(req: &str, codings: Codings) -> Result<RequestHead, RequestError> {
         let end = head_end(req.as_bytes(), 0).expect("complete head");
         let mut headers = field_storage();
-        parse(&req.as_bytes()[..end], &mut headers, 1 << 20, codings).map(|(r, _)| r.head)
+        parse(
+            &req.as_bytes()[..end],
+            &mut headers,
+            1 << 20,
+            codings,
+            false,
+        )
+        .map(|(r, _)| r.head)
     }
 
     /// As a server that cannot decode codings before chunked parses.
@@ -780,7 +817,8 @@ mod tests {
             let mut headers = field_storage();
             let end = head_end(bad, 0).unwrap_or(bad.len());
             assert_eq!(
-                parse(&bad[..end], &mut headers, 1 << 20, Codings::Forward).map(|(r, _)| r.head),
+                parse(&bad[..end], &mut headers, 1 << 20, Codings::Forward, true)
+                    .map(|(r, _)| r.head),
                 Err(RequestError::Malformed),
                 "{:?}",
                 String::from_utf8_lossy(bad)

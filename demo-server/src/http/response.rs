@@ -139,6 +139,9 @@ pub struct Parsed<'h, 'b> {
     pub reason: &'b [u8],
     /// The header fields, in order, borrowed from the buffer.
     pub fields: &'h [httparse::Header<'b>],
+    /// The fields that the `Connection` options name (RFC 9110 §7.6.1: a proxy drops
+    /// them), as bits by index into `fields`, found as the options were read.
+    pub named_by_connection: u128,
     /// Bytes of the buffer the head took.
     pub len: usize,
 }
@@ -166,9 +169,11 @@ pub fn parse<'h, 'b>(
     }
     let version = fields::version(minor);
     let mut framing_fields = FramingFields::default();
-    for field in res.headers.iter() {
-        framing_fields.add(field.name, field.value)?;
+    let mut connection = 0;
+    for (i, field) in res.headers.iter().enumerate() {
+        framing_fields.add_deferring(i, field.name, field.value, &mut connection)?;
     }
+    let named_by_connection = framing_fields.read_connection(res.headers, connection);
     let framing = framing(status, method, framing_fields.delimiter(version)?);
     let keep_alive = framing_fields.persistent(version)
         && !matches!(framing, ResponseFraming::Close | ResponseFraming::Tunnel);
@@ -183,6 +188,7 @@ pub fn parse<'h, 'b>(
         },
         reason: reason(res.reason, buf),
         fields: res.headers,
+        named_by_connection,
         len,
     })
 }

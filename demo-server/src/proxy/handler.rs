@@ -1067,20 +1067,38 @@ impl Forward {
         };
         loop {
             let input = &self.from_upstream[self.consumed..];
-            let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
-                Ok(Some(end)) => end,
-                Ok(None) => {
-                    return match self.end {
-                        End::Open => Ok(()),
-                        End::Closed => Err(Failure::Closed),
-                        End::Reset => Err(Failure::Reset),
-                    };
-                }
-                Err(_) => return Err(Failure::Malformed),
+            let method = self.method.as_bytes();
+            // Two storages: the quick parse's borrow ends only with the loop turn.
+            let (mut fields, mut scanned_fields) =
+                (fields::field_storage(), fields::field_storage());
+            // A head that arrived whole (the common case) is parsed at once: the parse
+            // finds its end. Any other outcome (unfinished, over the limit, malformed)
+            // takes the scan for its end first, as every head did before, so nothing
+            // changes but the work: the scan cost a `memchr` call a line.
+            let quick = match *scanned {
+                0 => response::parse(input, method, &mut fields)
+                    .ok()
+                    .filter(|parsed| parsed.len <= MAX_RESPONSE_HEAD),
+                _ => None,
             };
-            let mut fields = fields::field_storage();
-            let parsed = response::parse(&input[..end], self.method.as_bytes(), &mut fields)
-                .map_err(|_| Failure::Malformed)?;
+            let parsed = match quick {
+                Some(parsed) => parsed,
+                None => {
+                    let end = match fields::find_head(input, scanned, MAX_RESPONSE_HEAD) {
+                        Ok(Some(end)) => end,
+                        Ok(None) => {
+                            return match self.end {
+                                End::Open => Ok(()),
+                                End::Closed => Err(Failure::Closed),
+                                End::Reset => Err(Failure::Reset),
+                            };
+                        }
+                        Err(_) => return Err(Failure::Malformed),
+                    };
+                    response::parse(&input[..end], method, &mut scanned_fields)
+                        .map_err(|_| Failure::Malformed)?
+                }
+            };
             if parsed.head.is_interim() {
                 *interims += 1;
                 if *interims > MAX_INTERIM {
@@ -1090,12 +1108,12 @@ impl Forward {
                 self.consumed += parsed.len;
                 continue;
             }
-            if let Err(failure) = start_response(&parsed, self.version, res) {
+            if let Err(failure) = start_response(&parsed, input, self.version, res) {
                 if parsed.head.status != 101 {
                     return Err(failure);
                 }
                 let asked = (self.asked.len > 0).then_some(&self.asked);
-                pass_switch(&parsed, asked, res)?;
+                pass_switch(&parsed, input, asked, res)?;
                 self.start_tunnel(parsed.len, local);
                 return Ok(());
             }
@@ -1119,7 +1137,7 @@ fn tunnel_closed(local: &ProxyLocal, upstream: usize) {
 
 /// The fields of an upstream head that go to the client, and `Via`.
 fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-    headers::response_fields(parsed.fields)
+    headers::response_fields(parsed.fields, parsed.named_by_connection)
         .map(|f| (f.name, f.value))
         .chain([("Via", headers::via(parsed.head.version))])
 }
@@ -1128,6 +1146,7 @@ fn forwarded<'a>(parsed: &'a Parsed<'_, 'a>) -> impl Iterator<Item = (&'a str, &
 /// only naming protocols it asked for (RFC 9110 §7.8, §15.2.2); any other 101 is a 502.
 fn pass_switch(
     parsed: &Parsed<'_, '_>,
+    head: &[u8],
     asked: Option<&Protocols>,
     res: &mut Response<'_, '_>,
 ) -> Result<(), Failure> {
@@ -1135,9 +1154,7 @@ fn pass_switch(
         .filter(|p| asked.is_some_and(|asked| asked.allows(p)))
         .ok_or(Failure::Malformed)?;
     res.switch_protocols(chosen.as_bytes());
-    for (name, value) in forwarded(parsed) {
-        res.header(name, value);
-    }
+    forward_fields(parsed, head, res);
     Ok(())
 }
 
@@ -1154,6 +1171,7 @@ fn pass_interim(parsed: &Parsed<'_, '_>, client: Version, res: &mut Response<'_,
 /// for a client that spoke `client`, and the forwarded fields.
 fn start_response(
     parsed: &Parsed<'_, '_>,
+    input: &[u8],
     client: Version,
     res: &mut Response<'_, '_>,
 ) -> Result<(), Failure> {
@@ -1169,10 +1187,68 @@ fn start_response(
     } else {
         res.start(head.status, len);
     }
-    for (name, value) in forwarded(parsed) {
-        res.header(name, value);
-    }
+    forward_fields(parsed, input, res);
     Ok(())
+}
+
+/// Writes the fields of `parsed` (read from `head`) that go to the client, and
+/// `Via`, into the head `res` began: what [`forwarded`] yields, the same bytes. A
+/// field line that came as [`Response::header`] writes one (`name: value\r\n`) is
+/// copied whole from `head`, and consecutive ones as one slice (four copies a field
+/// and a chained iterator cost a small head some 400 instructions more).
+#[inline(always)]
+fn forward_fields(parsed: &Parsed<'_, '_>, head: &[u8], res: &mut Response<'_, '_>) {
+    let mut run: Option<Range<usize>> = None;
+    let kept = headers::response_kept(parsed.fields, parsed.named_by_connection);
+    let mut bit = 1; // field i's (a shift by i costs more)
+    for f in parsed.fields {
+        let skip = kept & bit == 0;
+        bit <<= 1;
+        if skip {
+            continue;
+        }
+        match (written_as_is(head, f), &mut run) {
+            (Some(line), Some(run)) if run.end == line.start => run.end = line.end,
+            (Some(line), _) => {
+                if let Some(done) = run.replace(line) {
+                    res.header_lines(&head[done]);
+                }
+            }
+            (None, _) => {
+                if let Some(done) = run.take() {
+                    res.header_lines(&head[done]);
+                }
+                res.header(f.name, f.value);
+            }
+        }
+    }
+    if let Some(done) = run {
+        res.header_lines(&head[done]);
+    }
+    res.header_lines(via_line(parsed.head.version));
+}
+
+/// Where in `head` the line of `field` is, if it reads exactly as
+/// [`Response::header`] writes the field: the name, `": "`, the value, CRLF.
+#[inline(always)]
+fn written_as_is(head: &[u8], field: &httparse::Header<'_>) -> Option<Range<usize>> {
+    let base = head.as_ptr() as usize;
+    let start = (field.name.as_ptr() as usize).checked_sub(base)?;
+    let value = (field.value.as_ptr() as usize).checked_sub(base)?;
+    let end = value + field.value.len();
+    (value == start + field.name.len() + 2
+        && head.get(value - 2..value) == Some(b": ")
+        && head.get(end..end + 2) == Some(b"\r\n"))
+    .then_some(start..end + 2)
+}
+
+/// The `Via` line the proxy adds to a response received as `received`:
+/// `Via: 1.1 demo-server` (see [`headers::via`]).
+fn via_line(received: Version) -> &'static [u8] {
+    match received {
+        Version::Http10 => b"Via: 1.0 demo-server\r\n",
+        Version::Http11 => b"Via: 1.1 demo-server\r\n",
+    }
 }
 
 /// The [`Handler`] calls, on the exchange.
@@ -1210,17 +1286,30 @@ impl Forward {
         // A suspect head is answered, then both connections close.
         self.close_upstream = config.upstream_idle == 0 || req.head.suspect;
         debug_assert!(self.out.capacity() == 0 && self.from_upstream.capacity() == 0);
-        self.take_out(local); // the input buffer is taken when the upstream has bytes
         let request = headers::Request {
             method: req.method_name.as_bytes(),
             target: req.target.as_bytes(),
             version: req.head.version,
             fields: req.headers,
+            named_by_connection: req.named_by_connection,
             client,
             fallback_host: local.proxy.upstreams.name(upstream).as_bytes(),
             max_forwards,
             trust_forwarded: config.trust_forwarded,
         };
+        // A request without a body is sent from `replay` when its head is short (see
+        // `settle_out`): a head that surely fits is written there at once, not into an
+        // output buffer taken from the pool only to be copied over and given back (some
+        // 300 instructions). Any other request is written into an output buffer. (The
+        // input buffer is taken when the upstream has bytes.)
+        let direct = matches!(
+            req.head.framing,
+            RequestFraming::None | RequestFraming::Length(0)
+        ) && self.replay.is_empty()
+            && headers::request_head_bound(&request) <= REPLAY_MAX;
+        if !direct {
+            self.take_out(local);
+        }
         // One branch for an ordinary request: `upgrade` is read with the other
         // `Connection` options.
         self.asked.len = 0;
@@ -1228,15 +1317,24 @@ impl Forward {
         // No `Connection: close` beside `upgrade` (an upstream that reads only its
         // first `Connection` line would miss `upgrade`): `close_upstream` still keeps
         // the connection out of the idle set after a non-101 answer.
+        let head = if direct {
+            &mut self.replay
+        } else {
+            &mut self.out
+        };
         self.fallback_host = headers::write_request_head(
-            &mut self.out,
+            head,
             &request,
             req.head.framing,
             self.close_upstream && !upgrade,
         );
         if upgrade {
-            headers::append_upgrade(&mut self.out, self.asked.as_bytes());
+            headers::append_upgrade(head, self.asked.as_bytes());
         }
+        debug_assert!(
+            !direct || self.replay.len() <= REPLAY_MAX,
+            "under its bound"
+        );
         self.start(req.head.framing, local);
     }
 
@@ -1601,6 +1699,10 @@ impl Handler for ProxyHandler {
     /// Codings before chunked are forwarded with the body (RFC 9112 §6.1): a proxy
     /// need not understand them.
     const CODINGS: Codings = Codings::Forward;
+
+    /// The fields the `Connection` options name are dropped, found as the parser
+    /// reads the options (not split again here).
+    const CONNECTION_NAMES: bool = true;
 
     fn on_request(
         &mut self,
