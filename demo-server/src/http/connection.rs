@@ -489,15 +489,17 @@ impl Collect<'_> {
     }
 
     /// [`look_up`](Self::look_up) for an option of three to eight bytes, as its
-    /// [`folded_word`] (which tells its length too: no name or option holds a NUL).
+    /// length and [`folded_word`] (the word alone does not tell the length: `abc` and
+    /// `abc\0` fold alike, and a NUL is no token byte but the caller of [`named`] may
+    /// pass any bytes).
     #[inline(always)]
-    fn look_up_word(&mut self, (_, word): (usize, u64)) {
+    fn look_up_word(&mut self, (len, word): (usize, u64)) {
         let (all, key) = (self.all, self.key);
         let names = match &self.names {
             Some(names) => names,
             None => self.names.insert(Names::new(all, key)),
         };
-        let first = names.first_word(word, key);
+        let first = names.first_word(all, len, word, key);
         if first != EMPTY {
             self.found[usize::from(first >> 6)] |= 1 << (first & 63);
         }
@@ -592,9 +594,10 @@ impl Names {
     }
 
     /// The first field named as an option of three to eight bytes is, given as its
-    /// [`folded_word`] ([`EMPTY`]: none): one comparison of words per slot.
+    /// length and [`folded_word`] ([`EMPTY`]: none): one comparison of words per slot
+    /// (and of lengths where the words are equal).
     #[inline(always)]
-    fn first_word(&self, word: u64, key: u64) -> u8 {
+    fn first_word(&self, all: &[Header<'_>], len: usize, word: u64, key: u64) -> u8 {
         let mut probe = slot_word(word, key);
         loop {
             let first = self.slots[probe];
@@ -603,7 +606,7 @@ impl Names {
             }
             #[cfg(test)]
             work::compared();
-            if self.words[usize::from(first)] == word {
+            if self.words[usize::from(first)] == word && all[usize::from(first)].name.len() == len {
                 return first;
             }
             probe = (probe + 1) % SLOTS;
@@ -1011,6 +1014,30 @@ mod tests {
                     &names[..3]
                 );
             }
+        }
+    }
+
+    /// A NUL is no token byte, so no parsed head has one in an option, but
+    /// [`named`] takes any bytes: `abc\0` folds to the same word as `abc`, and a long
+    /// name keeps the word 0, which `\0\0\0` folds to. Neither names a field.
+    #[test]
+    fn options_with_nul_bytes_name_no_field() {
+        let long = "x".repeat(40);
+        for (names, value) in [
+            (vec!["abc", "wxyz"], &b"abc\0"[..]),
+            (vec!["abc", "wxyz"], b"wxy\0, ab\0\0"),
+            (vec![long.as_str(), "xyz"], b"\0\0\0"),
+            (vec![long.as_str(), "xyz"], b"\0\0\0\0\0\0\0\0"),
+        ] {
+            let mut all: Vec<Header<'_>> = names
+                .iter()
+                .map(|name| Header { name, value: b"v" })
+                .collect();
+            all.push(Header {
+                name: "Connection",
+                value,
+            });
+            assert_eq!(named(&all), 0, "{names:?} {value:?}");
         }
     }
 
