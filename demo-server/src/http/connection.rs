@@ -742,6 +742,16 @@ pub(crate) mod work {
 mod tests {
     use super::*;
 
+    /// A xorshift generator from `seed`: each call gives a number below `n`.
+    fn xorshift(mut state: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        }
+    }
+
     /// What the options of `values` name and say, read the slow way: every option
     /// (split at every comma, trimmed) against every field.
     fn slow(names: &[&str], values: &[&[u8]]) -> (u128, Flags) {
@@ -766,13 +776,7 @@ mod tests {
     /// readings (a server's, flags only, and a proxy's) against the slow one.
     #[test]
     fn options_are_read_as_splitting_reads_them() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut random = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut random = xorshift(0x9e37_79b9_7f4a_7c15_u64);
         let pool = [
             "a",
             "B",
@@ -852,13 +856,10 @@ mod tests {
 
     #[test]
     fn sse2_masks_match_the_eight_byte_reading() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = xorshift(0x2545_f491_4f6c_dd1d_u64);
         for _ in 0..20_000 {
             let mut block = [0u8; 64];
             for b in &mut block {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
                 *b = [
                     b',',
                     b' ',
@@ -868,7 +869,7 @@ mod tests {
                     0xac,
                     0xa0,
                     0x09 | 0x80,
-                ][(state % 8) as usize];
+                ][random(8)];
             }
             let want: (u64, u64) = block.iter().enumerate().fold((0, 0), |(c, w), (i, &b)| {
                 (
@@ -911,13 +912,7 @@ mod tests {
         let short_names: Vec<String> = (0..96)
             .map(|i| ["a", "b", "cd", "Ef", "g-", "h_"][i % 6].to_string())
             .collect();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut random = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut random = xorshift(0x2545_f491_4f6c_dd1d_u64);
         // Names of `^` and `~` only, which differ in the `0x20` bit alone: a hash that
         // set that bit in every byte gave them all one slot, whatever the key.
         // Seven bytes (hashed as a tail) and eleven (a word, then a tail) of them.
