@@ -174,27 +174,54 @@ impl<'a, H: Handler> Connection<'a, H> {
     /// Processes, if there is anything to process: buffered input, a body to generate,
     /// or an end of input to report. Returns whether input was consumed or output
     /// written.
-    fn process(&mut self, shared: &'a Shared, ctx: &mut Ctx<'_>, local: &mut H::Local) -> bool {
+    ///
+    /// A connection that holds no buffer is lent the worker's [`Spare`] ones: the
+    /// empty input, and an output buffer that it keeps only if something was written
+    /// to it. So a round that only asks whether a response is ready (the proxy's,
+    /// while the upstream has not answered) takes nothing from the pools.
+    fn process(
+        &mut self,
+        shared: &'a Shared,
+        ctx: &mut Ctx<'_>,
+        local: &mut H::Local,
+        spare: &mut Spare<'a>,
+    ) -> bool {
         let eof_pending = self.read_closed && !self.http.is_done();
-        if self.rbuf.is_none() && !self.http.is_responding() && !eof_pending {
+        let responding = self.http.is_responding();
+        if self.rbuf.is_none() && !responding && !eof_pending {
             return false;
         }
         let mut progress = false;
-        let wbuf = self.wbuf.get_or_insert_with(|| shared.writers.get());
+        let lent = self.wbuf.is_none();
+        let mut wbuf = match self.wbuf.take() {
+            Some(wbuf) => wbuf,
+            None => spare.output.take().unwrap_or_else(|| shared.writers.get()),
+        };
         let before = wbuf.len();
-        if self.rbuf.is_some() || self.http.is_responding() {
-            // A streaming response needs no input, but `process` takes a buffer: a
-            // pooled one costs a thread-local pop and push.
-            let rbuf = self.rbuf.get_or_insert_with(|| shared.readers.get());
+        if self.rbuf.is_some() || responding {
+            // A streaming response needs no input, but `process` takes a buffer.
+            let rbuf: &mut ReadBuf = match self.rbuf.as_mut() {
+                Some(rbuf) => rbuf,
+                None => &mut spare.input,
+            };
             let unread = rbuf.len();
-            self.http.process(rbuf, wbuf, ctx, local);
+            self.http.process(rbuf, &mut wbuf, ctx, local);
             progress |= rbuf.len() != unread;
+            debug_assert!(spare.input.is_empty(), "nothing reads into the spare");
         }
         let partial = self.rbuf.as_ref().is_some_and(|r| !r.is_empty());
         if self.read_closed && self.http.wants_input(wbuf.len()) && !self.http.is_done() {
-            self.http.on_eof(partial, wbuf, ctx, local);
+            self.http.on_eof(partial, &mut wbuf, ctx, local);
         }
-        progress | (wbuf.len() != before)
+        progress |= wbuf.len() != before;
+        if lent && wbuf.is_empty() {
+            // Nothing written: still as it came from the pool (it is never flushed
+            // while lent, so it carries no error either).
+            spare.output = Some(wbuf);
+        } else {
+            self.wbuf = Some(wbuf);
+        }
+        progress
     }
 
     /// Writes what is pending. Returns whether any of it went.
@@ -264,6 +291,16 @@ impl<'a, H: Handler> Connection<'a, H> {
     }
 }
 
+/// Buffers the worker lends a connection that holds none for a round (see
+/// [`Connection::process`]).
+struct Spare<'a> {
+    /// Always empty: the input of a round that has none (capacity 0).
+    input: ReadBuf,
+    /// An output buffer as the pool gives it, kept between rounds that write nothing
+    /// and given back at the end of the loop's turn.
+    output: Option<Pooled<'a, Box<WriteBuf>>>,
+}
+
 pub(super) struct EventLoop<'a, S: Service<'a>> {
     listener: Option<TcpListener>,
     poll: Poll,
@@ -277,10 +314,17 @@ pub(super) struct EventLoop<'a, S: Service<'a>> {
     stop: &'a AtomicBool,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
-    last_sweep: Instant,
-    last_trim: Instant,
+    next_sweep: Tick,
+    next_trim: Tick,
     /// When the worker started: where its [`Tick`]s count from.
     epoch: Instant,
+    /// The clock, read once per turn of the loop (after each poll): every connection
+    /// driven in the turn uses this reading, a few microseconds old at most per
+    /// connection driven before it, far below any timeout.
+    now: Instant,
+    /// `now` as a [`Tick`].
+    tick: Tick,
+    spare: Spare<'a>,
     index: usize,
     /// Keys to act on after a sweep (kept to reuse its allocation).
     expired: Vec<(usize, Expiry)>,
@@ -312,6 +356,8 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let capacity = (config.limits.max_connections / config.threads.max(1)).clamp(16, 4096);
         let state = service.state(index, poll.registry())?;
+        let epoch = Instant::now();
+        let start = Tick::at(epoch, epoch);
         Ok(Self {
             listener: Some(listener),
             poll,
@@ -324,9 +370,15 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
             stop,
             accept_paused_until: None,
             shutdown_deadline: None,
-            last_sweep: Instant::now(),
-            last_trim: Instant::now(),
-            epoch: Instant::now(),
+            next_sweep: start.after(TICK),
+            next_trim: start.after(TRIM_INTERVAL),
+            epoch,
+            now: epoch,
+            tick: start,
+            spare: Spare {
+                input: ReadBuf::with_capacity(0),
+                output: None,
+            },
             index,
             expired: Vec::with_capacity(64),
             ready: VecDeque::with_capacity(capacity),
@@ -356,10 +408,14 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
                 Err(e) if socket::interrupted(&e) => continue,
                 Err(e) => return Err(e),
             }
+            self.now = Instant::now();
+            self.tick = Tick::at(self.epoch, self.now);
             self.shared.dates.refresh();
             self.dispatch(&events);
             self.serve_ready_queue();
-            self.timers(Instant::now());
+            self.timers();
+            // Between turns the worker holds no buffer: a spare goes back to its pool.
+            self.spare.output = None;
         }
         // Whatever is left past the shutdown deadline is dropped; dirty write buffers
         // are refused by their pool.
@@ -416,19 +472,20 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
         }
     }
 
-    /// The loop's timers: accepting again after a pause, the per-tick sweep of
-    /// deadlines, and (worker 0) the pools' trim.
-    fn timers(&mut self, now: Instant) {
+    /// The loop's timers, on the turn's clock reading: accepting again after a pause,
+    /// the per-tick sweep of deadlines, and (worker 0) the pools' trim.
+    fn timers(&mut self) {
+        let now = self.now;
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
             self.accept();
         }
-        if now.duration_since(self.last_sweep) >= TICK {
-            self.last_sweep = now;
+        if self.tick.reached(self.next_sweep) {
+            self.next_sweep = self.tick.after(TICK);
             self.sweep(now);
         }
-        if self.index == 0 && now.duration_since(self.last_trim) >= TRIM_INTERVAL {
-            self.last_trim = now;
+        if self.index == 0 && self.tick.reached(self.next_trim) {
+            self.next_trim = self.tick.after(TRIM_INTERVAL);
             self.shared.readers.trim();
             self.shared.writers.trim();
         }
@@ -494,7 +551,7 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
         self.poll
             .registry()
             .register(&mut stream, Token(key), Interest::READABLE)?;
-        let now = Tick::at(self.epoch, Instant::now());
+        let now = self.tick;
         entry.insert(Connection {
             stream,
             http: Conn::new(self.service.handler(peer)),
@@ -516,9 +573,7 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
     /// Reads, processes and writes until nothing moves, or the turn's budget is spent
     /// (then the connection waits in the ready queue for another turn).
     fn drive(&mut self, key: usize) {
-        // One clock read per call: the rounds are microseconds apart.
-        let now = Instant::now();
-        let tick = Tick::at(self.epoch, now);
+        let (now, tick) = (self.now, self.tick);
         let mut rounds = 0;
         loop {
             match self.round(key, now, tick) {
@@ -555,7 +610,12 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
         let Ok(mut progress) = conn.read(shared, tick) else {
             return Flow::Close; // reset by peer and the like
         };
-        progress |= conn.process(shared, &mut self.ctx, S::local(&mut self.state));
+        progress |= conn.process(
+            shared,
+            &mut self.ctx,
+            S::local(&mut self.state),
+            &mut self.spare,
+        );
         // The service's own I/O for this exchange (the proxy's upstream side).
         progress |= S::pump(&mut self.state, key, conn.http.handler_mut(), now);
         let Ok(written) = conn.write(tick) else {
@@ -636,7 +696,7 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
     /// Acts on every deadline that passed.
     fn sweep(&mut self, now: Instant) {
         let limits = &self.shared.limits;
-        let tick = Tick::at(self.epoch, now);
+        let tick = self.tick;
         S::tick(&mut self.state, now);
         self.expired.clear();
         for (key, conn) in self.conns.iter() {
