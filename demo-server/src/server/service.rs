@@ -28,6 +28,18 @@ use crate::state::Shared;
 /// worker's client connections use their slab key, below it.
 pub(crate) const SERVICE_TOKEN: usize = 1 << (usize::BITS - 2);
 
+/// What [`Service::pump`] moved, for the worker to decide whether to process the
+/// connection again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pumped {
+    /// The handler has something new to act on: bytes from the service's socket, its
+    /// end or failure, a connection given or refused. Process the connection again.
+    pub(crate) input: bool,
+    /// Bytes went out to the service's socket: the handler has room again for its
+    /// client's input, which matters if some is waiting.
+    pub(crate) room: bool,
+}
+
 /// An application run by the workers: one [`Handler`] per connection and one
 /// [`State`](Service::State) per worker.
 pub(crate) trait Service<'a>: Copy + Send + Sync + 'a {
@@ -47,15 +59,16 @@ pub(crate) trait Service<'a>: Copy + Send + Sync + 'a {
     fn local(state: &mut Self::State) -> &mut <Self::Handler as Handler>::Local;
 
     /// After `process` on client connection `key`: the service's own I/O for it.
-    /// Returns whether anything moved (then the worker processes the connection again).
+    /// Returns what moved ([`Pumped`]); housekeeping that gives this handler nothing
+    /// new to do (parking or closing connections others let go) is not progress.
     fn pump(
         state: &mut Self::State,
         key: usize,
         handler: &mut Self::Handler,
         now: Instant,
-    ) -> bool {
+    ) -> Pumped {
         let _ = (state, key, handler, now);
-        false
+        Pumped::default()
     }
 
     /// A readiness event for one of the service's own tokens (without
