@@ -441,7 +441,7 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
             let Token(token) = event.token();
             if token != LISTENER.0 && token & SERVICE_TOKEN != 0 {
                 if let Some(key) = S::event(&mut self.state, token & !SERVICE_TOKEN, event) {
-                    self.drive(key);
+                    self.drive_from_service(key);
                 }
             }
         }
@@ -576,6 +576,20 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
         });
         self.drive(key);
         Ok(())
+    }
+
+    /// [`drive`](Self::drive), for an event on one of the service's own sockets: its
+    /// I/O goes first, so the first round's `process` sees what it brought (the
+    /// proxy's upstream answer), rather than a round asking the handler for a
+    /// response that has not been read yet. Pumping is what every round does after
+    /// `process`; this is one more, before.
+    fn drive_from_service(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.linger_until.is_none() {
+                S::pump(&mut self.state, key, conn.http.handler_mut(), self.now);
+            }
+        }
+        self.drive(key);
     }
 
     /// Reads, processes and writes until nothing moves, or the turn's budget is spent
