@@ -252,6 +252,7 @@ impl ProxyState {
     }
 
     /// Closes the connections the worker gave up. Returns whether there were any.
+    #[inline]
     fn close_given_up(&mut self) -> bool {
         let mut any = false;
         while let Some(conn) = self.local.next_closing() {
