@@ -3,7 +3,8 @@
 //!
 //! The worker's loop is the same for every service: accept, read, [`Conn::process`],
 //! write, timers. A service that does its own I/O hooks into it at four points: after
-//! each `process` ([`pump`](Service::pump)), on readiness events for its own tokens
+//! each `process` ([`pump`](Service::pump), and once before the first round when the
+//! event was on one of its sockets), on readiness events for its own tokens
 //! ([`event`](Service::event)), on every sweep ([`tick`](Service::tick) and the
 //! per-connection [`deadline`](Service::deadline)), and at shutdown. Every hook but
 //! `handler` and `state` has a default that does nothing, so the demo routes pay for
