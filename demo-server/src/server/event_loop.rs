@@ -659,7 +659,12 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
         // written; or a read that stopped at its cap may go on now that there is room.
         // A round that read a request, forwarded or answered it and wrote what there
         // was is the last: the round that would find nothing to do is saved (two of a
-        // proxied request's six, one of a served request's two).
+        // proxied request's six, one of a served request's two). The room term is what
+        // finishes an upload bigger than the proxy's copy buffer that arrived in one
+        // write. tests/proxy.rs guards it: `uploads_of_every_size_in_one_write_complete_
+        // on_a_reused_upstream_connection`, `uploads_in_one_write_complete_on_fresh_
+        // connections` and `pipelined_requests_around_an_upload_are_all_answered` hang
+        // (and fail on their clients' timeouts) without it.
         let input_waiting = conn.readable
             || conn.rbuf.is_some() // given back when empty
             || (conn.read_closed && !conn.http.is_done());
