@@ -326,12 +326,16 @@ pub(super) struct EventLoop<'a, S: Service<'a>> {
     next_trim: Tick,
     /// When the worker started: where its [`Tick`]s count from.
     epoch: Instant,
-    /// The clock, read once per turn of the loop (after each poll): every connection
-    /// driven in the turn uses this reading, a few microseconds old at most per
-    /// connection driven before it, far below any timeout.
+    /// The clock, read after each poll and again after every [`ROUNDS_PER_TURN`]
+    /// rounds within a turn: a reading is at most that many rounds' work old (one
+    /// connection's whole turn, about a millisecond), not the whole turn's, however
+    /// many connections it drives. An ordinary turn runs fewer rounds and reads the
+    /// clock once.
     now: Instant,
     /// `now` as a [`Tick`].
     tick: Tick,
+    /// Rounds run since the clock was last read.
+    rounds_since_clock: u32,
     spare: Spare<'a>,
     index: usize,
     /// Keys to act on after a sweep (kept to reuse its allocation).
@@ -382,6 +386,7 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
             next_trim: start.after(TRIM_INTERVAL),
             epoch,
             now: epoch,
+            rounds_since_clock: 0,
             tick: start,
             spare: Spare {
                 input: ReadBuf::with_capacity(0),
@@ -416,8 +421,7 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
                 Err(e) if socket::interrupted(&e) => continue,
                 Err(e) => return Err(e),
             }
-            self.now = Instant::now();
-            self.tick = Tick::at(self.epoch, self.now);
+            self.read_clock();
             self.shared.dates.refresh();
             self.dispatch(&events);
             self.serve_ready_queue();
@@ -595,10 +599,14 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
     /// Reads, processes and writes until nothing moves, or the turn's budget is spent
     /// (then the connection waits in the ready queue for another turn).
     fn drive(&mut self, key: usize) {
-        let (now, tick) = (self.now, self.tick);
         let mut rounds = 0;
         loop {
-            match self.round(key, now, tick) {
+            let flow = self.round(key, self.now, self.tick);
+            self.rounds_since_clock += 1;
+            if self.rounds_since_clock == ROUNDS_PER_TURN {
+                self.read_clock();
+            }
+            match flow {
                 Flow::Again => {
                     rounds += 1;
                     if rounds == ROUNDS_PER_TURN {
@@ -614,6 +622,13 @@ impl<'a, S: Service<'a>> EventLoop<'a, S> {
             }
         }
         self.update_interest(key);
+    }
+
+    /// Reads the clock into `now` and `tick`.
+    fn read_clock(&mut self) {
+        self.now = Instant::now();
+        self.tick = Tick::at(self.epoch, self.now);
+        self.rounds_since_clock = 0;
     }
 
     /// One round of a connection's turn: read, process, the service's own I/O, write,
