@@ -302,7 +302,8 @@ impl<'a, H: Handler> Connection<'a, H> {
 /// Buffers the worker lends a connection that holds none for a round (see
 /// [`Connection::process`]).
 struct Spare<'a> {
-    /// Always empty: the input of a round that has none (capacity 0).
+    /// Always empty: the input of a round that has none (asked for capacity 0, it
+    /// holds 1 byte: `ReadBuf::with_capacity` never makes an empty buffer).
     input: ReadBuf,
     /// An output buffer as the pool gives it, kept between rounds that write nothing
     /// and given back at the end of the loop's turn.
