@@ -980,3 +980,113 @@ fn an_early_answer_to_an_upload_then_a_reset_is_never_a_502() {
         assert!(stats.contains("\"state\":\"up\""), "{stats}");
     }
 }
+
+/// An upstream that answers every request with the number of body bytes it received
+/// (without recording them: these tests send many megabytes).
+fn answer_body_len(stream: &mut TcpStream, _: &Recorder) {
+    let ignore = Recorder::default();
+    let mut buf = Vec::new();
+    while let Some(request) = read_request(stream, &mut buf, &ignore) {
+        ignore.received.lock().unwrap().clear();
+        let head = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let body = (request.len() - head).to_string();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A POST to `/up` with a `len`-byte body.
+fn upload(len: usize) -> Vec<u8> {
+    let mut request =
+        format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+    request.extend((0..len).map(|i| b'0' + (i % 10) as u8));
+    request
+}
+
+/// A client that gives up on a response after a few seconds (these exchanges take
+/// milliseconds: a hang should fail fast).
+fn impatient(proxy: &Running) -> Client {
+    let client = proxy.client();
+    client
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .unwrap();
+    client
+}
+
+/// A body bigger than the proxy's copy buffer, arriving in one write, while the
+/// upstream connection is already connected (reused): the round that drains the
+/// client's socket leaves bytes in its read buffer that fit only once the pump has
+/// written the copy buffer upstream. This is what the event loop's "the pump made room
+/// and client input is waiting" rule is for: without it the connection waits for a
+/// readiness event that never comes, and the upload hangs.
+#[test]
+fn uploads_of_every_size_in_one_write_complete_on_a_reused_upstream_connection() {
+    let upstream = TestUpstream::start(answer_body_len);
+    let proxy = proxy(&[upstream.addr], |_| {});
+    let mut client = impatient(&proxy);
+    client.send(&upload(1)); // connects the upstream connection, parked then reused
+    assert_eq!(client.response().text(), "1");
+    let mut sizes: Vec<usize> = (1..=160).map(|k| k * 2048 + 7).collect();
+    sizes.extend([100_000, 250_000, 1 << 20]);
+    for len in sizes {
+        client.send(&upload(len));
+        let r = client.response();
+        assert_eq!(
+            (r.status, r.text()),
+            (200, len.to_string()),
+            "POST of {len} B"
+        );
+    }
+    assert_eq!(upstream.recorder.accepts.load(Ordering::SeqCst), 1);
+}
+
+/// The same with a fresh client, so a fresh upstream connection, per upload.
+#[test]
+fn uploads_in_one_write_complete_on_fresh_connections() {
+    let upstream = TestUpstream::start(answer_body_len);
+    let proxy = proxy(&[upstream.addr], |_| {});
+    for k in 1..=80 {
+        let len = k * 4096 + 13;
+        let mut client = impatient(&proxy);
+        client.send(&upload(len));
+        let r = client.response();
+        assert_eq!(
+            (r.status, r.text()),
+            (200, len.to_string()),
+            "POST of {len} B"
+        );
+    }
+}
+
+/// Pipelined requests in one write with an upload in the middle, bigger than every
+/// buffer or not: every answer comes, in order.
+#[test]
+fn pipelined_requests_around_an_upload_are_all_answered() {
+    let upstream = TestUpstream::start(answer_body_len);
+    let proxy = proxy(&[upstream.addr], |_| {});
+    for middle in [10, 40_000, 70_000, 300_000] {
+        let mut client = impatient(&proxy);
+        let get = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+        let mut batch = get.to_vec();
+        batch.extend_from_slice(&upload(middle));
+        batch.extend_from_slice(get);
+        batch.extend_from_slice(get);
+        let mut writer = client.stream.try_clone().unwrap();
+        let sender = thread::spawn(move || writer.write_all(&batch).unwrap());
+        for (i, body) in [0, middle, 0, 0].into_iter().enumerate() {
+            let r = client.response();
+            assert_eq!(
+                (r.status, r.text()),
+                (200, body.to_string()),
+                "#{i} around {middle} B"
+            );
+        }
+        sender.join().unwrap();
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! The worker's loop is the same for every service: accept, read, [`Conn::process`],
 //! write, timers. A service that does its own I/O hooks into it at four points: after
-//! each `process` ([`pump`](Service::pump)), on readiness events for its own tokens
+//! each `process` ([`pump`](Service::pump), and once before the first round when the
+//! event was on one of its sockets), on readiness events for its own tokens
 //! ([`event`](Service::event)), on every sweep ([`tick`](Service::tick) and the
 //! per-connection [`deadline`](Service::deadline)), and at shutdown. Every hook but
 //! `handler` and `state` has a default that does nothing, so the demo routes pay for
@@ -28,6 +29,18 @@ use crate::state::Shared;
 /// worker's client connections use their slab key, below it.
 pub(crate) const SERVICE_TOKEN: usize = 1 << (usize::BITS - 2);
 
+/// What [`Service::pump`] moved, for the worker to decide whether to process the
+/// connection again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pumped {
+    /// The handler has something new to act on: bytes from the service's socket, its
+    /// end or failure, a connection given or refused. Process the connection again.
+    pub(crate) input: bool,
+    /// Bytes went out to the service's socket: the handler has room again for its
+    /// client's input, which matters if some is waiting.
+    pub(crate) room: bool,
+}
+
 /// An application run by the workers: one [`Handler`] per connection and one
 /// [`State`](Service::State) per worker.
 pub(crate) trait Service<'a>: Copy + Send + Sync + 'a {
@@ -47,15 +60,16 @@ pub(crate) trait Service<'a>: Copy + Send + Sync + 'a {
     fn local(state: &mut Self::State) -> &mut <Self::Handler as Handler>::Local;
 
     /// After `process` on client connection `key`: the service's own I/O for it.
-    /// Returns whether anything moved (then the worker processes the connection again).
+    /// Returns what moved ([`Pumped`]); housekeeping that gives this handler nothing
+    /// new to do (parking or closing connections others let go) is not progress.
     fn pump(
         state: &mut Self::State,
         key: usize,
         handler: &mut Self::Handler,
         now: Instant,
-    ) -> bool {
+    ) -> Pumped {
         let _ = (state, key, handler, now);
-        false
+        Pumped::default()
     }
 
     /// A readiness event for one of the service's own tokens (without

@@ -33,7 +33,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 use socket2::SockRef;
 
-use super::service::{SERVICE_TOKEN, Service};
+use super::service::{Pumped, SERVICE_TOKEN, Service};
 use super::socket::{interrupted, would_block};
 use crate::http::conn::Handler;
 use crate::proxy::handler::{Proxy, ProxyHandler, ProxyLocal};
@@ -92,17 +92,31 @@ impl<'a> Service<'a> for ProxyService<'a> {
         &mut state.local
     }
 
-    fn pump(state: &mut ProxyState, key: usize, handler: &mut ProxyHandler, now: Instant) -> bool {
+    fn pump(
+        state: &mut ProxyState,
+        key: usize,
+        handler: &mut ProxyHandler,
+        now: Instant,
+    ) -> Pumped {
         state.local.now = now;
-        let mut progress = state.park_released();
+        // Parking and closing connections the handlers let go is housekeeping: it
+        // gives this handler nothing to do, so it is not progress.
+        state.park_released();
+        let mut pumped = Pumped::default();
         if let Some((upstream, reuse)) = handler.wants_connection() {
             state.connect(key, upstream, reuse, handler);
-            progress = true;
+            // A connection given is written to below (or, while it connects, when its
+            // socket says so); one refused changed the handler's state (a retry, or
+            // an error to answer).
+            pumped.input = handler.connection().is_none();
         }
         if let Some(conn) = handler.connection() {
-            progress |= state.transfer(conn, handler);
+            let moved = state.transfer(conn, handler);
+            pumped.input |= moved.input;
+            pumped.room |= moved.room;
         }
-        progress | state.close_given_up()
+        state.close_given_up();
+        pumped
     }
 
     fn event(state: &mut ProxyState, token: usize, event: &Event) -> Option<usize> {
@@ -212,24 +226,33 @@ impl ProxyState {
     }
 
     /// Writes and reads connection `conn` for `handler`, in steps: finish connecting,
-    /// write, read. Returns whether anything moved.
-    fn transfer(&mut self, conn: usize, handler: &mut ProxyHandler) -> bool {
+    /// write, read. Returns what moved.
+    fn transfer(&mut self, conn: usize, handler: &mut ProxyHandler) -> Pumped {
         let (local, socket) = (&mut self.local, &mut self.sockets[conn]);
-        let mut progress = match socket.finish_connect(handler, local) {
-            Step::Done(progress) => return progress,
-            Step::Next(progress) => progress,
-        };
-        progress |= socket.write_out(handler, local);
+        let mut pumped = Pumped::default();
+        match socket.finish_connect(handler, local) {
+            Step::Done(progress) => {
+                pumped.input = progress;
+                return pumped;
+            }
+            Step::Next(progress) => pumped.input = progress,
+        }
+        let written = socket.write_out(handler, local);
+        pumped.input |= written.input;
+        pumped.room |= written.room;
         if handler.connection() != Some(conn) {
-            return true; // the write failed and the handler let it go
+            pumped.input = true; // the write failed and the handler let it go
+            return pumped;
         }
         match socket.read_in(handler, local) {
-            Step::Done(_) => true,
-            Step::Next(read) => progress | read,
+            Step::Done(_) => pumped.input = true,
+            Step::Next(read) => pumped.input |= read,
         }
+        pumped
     }
 
     /// Closes the connections the worker gave up. Returns whether there were any.
+    #[inline]
     fn close_given_up(&mut self) -> bool {
         let mut any = false;
         while let Some(conn) = self.local.next_closing() {
@@ -305,10 +328,11 @@ impl Upstream {
     }
 
     /// Writes what the handler has for the upstream, while the socket takes it; then
-    /// passes a tunnel client's end of stream on, when the handler asks. Returns
-    /// whether anything moved.
-    fn write_out(&mut self, handler: &mut ProxyHandler, local: &mut ProxyLocal) -> bool {
-        let mut progress = false;
+    /// passes a tunnel client's end of stream on, when the handler asks. Bytes written
+    /// are `room`; a failure or a shutdown passed on is `input` (the handler's state
+    /// changed).
+    fn write_out(&mut self, handler: &mut ProxyHandler, local: &mut ProxyLocal) -> Pumped {
+        let mut pumped = Pumped::default();
         while self.writable {
             let data = handler.to_send();
             if data.is_empty() {
@@ -317,7 +341,7 @@ impl Upstream {
             match self.stream.write(data) {
                 Ok(n) if n > 0 => {
                     handler.sent(n, local);
-                    progress = true;
+                    pumped.room = true;
                 }
                 Err(e) if would_block(&e) => self.writable = false,
                 Err(e) if interrupted(&e) => {}
@@ -328,7 +352,8 @@ impl Upstream {
                     handler.write_failed(local);
                     self.writable = false;
                     self.readable = true;
-                    return true;
+                    pumped.input = true;
+                    return pumped;
                 }
             }
         }
@@ -336,9 +361,9 @@ impl Upstream {
             // The client ended its side of a tunnel, and its bytes were written.
             let _ = self.stream.shutdown(Shutdown::Write);
             handler.write_shut(local);
-            progress = true;
+            pumped.input = true;
         }
-        progress
+        pumped
     }
 
     /// Reads what the handler has room for, into the spare capacity of its input
