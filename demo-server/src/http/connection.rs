@@ -21,21 +21,26 @@
 //! - an element of one byte (first and last at once) or two marks itself in a set of
 //!   64 or 4,096 bits (by `CODE`); the names of one and two bytes are matched against
 //!   the sets once, at the end;
-//! - an element of three to sixteen bytes is read from the copy as two words (one
-//!   load each, masked to its length) and looked up in the head's `Table` of names:
-//!   a keyed hash, one slot on average, one comparison of two words and the length;
-//!   a hit sets the name's byte in a hit list that is resolved to fields once, at
-//!   the end (`close`, `keep-alive` and `upgrade` are names in the table too);
-//! - a longer element, or one that crosses the end of the block having begun before
-//!   its last 16 bytes, is sliced from the value, hashed and compared eight bytes at
-//!   a time. A shorter one that crosses is read again in the next block, which then
-//!   begins at its first byte: each block moves on by 48 bytes at least, and an
-//!   element is never read twice.
+//! - an element of three to eight bytes is read from the copy as a word (one load,
+//!   masked to its length), one of nine to sixteen as two, and looked up in the
+//!   head's `Table` of names: a keyed hash (multiply, xor-shift, multiply), one slot
+//!   on average, one comparison of the word (or the two): NULs are copied as 0xff,
+//!   so an element's words hold no 0 byte and tell its length. A hit sets the
+//!   name's entry in a hit list that is resolved to fields once, at the end (`close`,
+//!   `keep-alive` and `upgrade` are entries too);
+//! - a longer element is sliced from the value, hashed eight bytes at a time and
+//!   compared where the hashes agree; so is one that crosses the end of the block
+//!   from before its last 16 bytes (then it has more than 16 bytes, OWS aside, or
+//!   OWS up to the block's end). One whose first byte is in the last 16 is read in
+//!   the next block instead, which begins there: each block moves on by 48 bytes at
+//!   least, and every element is read once.
 //!
 //! Elements split at every comma and are trimmed of OWS (RFC 9110 §5.6.1); a token
 //! holds no quote, so every comma splits (in `Connection: a"b, close`, `close` is
 //! seen), and an element with OWS inside (`a b`) is looked up with it, so it names
 //! nothing: field names are tokens (httparse reads no other), and no token holds OWS.
+//! Neither does one hold a NUL: a name with a NUL (which only [`named`] can be
+//! given) is named by no option.
 //! The table is keyed by a per-process random key, so that a client cannot choose
 //! names that all land in one slot.
 
@@ -96,7 +101,8 @@ pub fn read_flags(value: &[u8], flags: &mut Flags) {
 }
 
 /// The fields of `all` that its `Connection` fields name, as bits by index: for a
-/// caller that has the fields but did not parse them with the names collected.
+/// caller that has the fields but did not parse them with the names collected. A
+/// field whose name has a NUL byte (no parsed head has one) is never named.
 pub fn named(all: &[Header<'_>]) -> u128 {
     let connection = all
         .iter()
@@ -283,9 +289,8 @@ fn fold_block(block: &[u8; 64], copy: &mut [u8; 80]) -> (u64, u64) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
-            __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8,
-            _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
-            _mm_storeu_si128,
+            __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_loadu_si128,
+            _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128, _mm_storeu_si128,
         };
         let (mut commas, mut ows) = (0u64, 0u64);
         let parts = block.chunks_exact(16).zip(copy.chunks_exact_mut(16));
@@ -505,9 +510,10 @@ impl<'a> Table<'a> {
             Name::Long(option, hash) => {
                 let (entry_hash, field) = self.long[entry];
                 entry_hash == hash
-                    && self.all.get(usize::from(field)).is_some_and(|f| {
-                        f.name.as_bytes().eq_ignore_ascii_case(option)
-                    })
+                    && self
+                        .all
+                        .get(usize::from(field))
+                        .is_some_and(|f| f.name.as_bytes().eq_ignore_ascii_case(option))
             }
         }
     }
@@ -560,7 +566,7 @@ impl Name<'_> {
     fn of(name: &[u8]) -> Name<'_> {
         match name.len() {
             ..=8 => Name::Word(pair_of(name)[0]),
-            ..=16 => Name::Pair(pair_of(name)),
+            9..=16 => Name::Pair(pair_of(name)),
             _ => Name::Long(name, hash_long(name)),
         }
     }
@@ -653,9 +659,11 @@ fn slot_of(hash: u64, key: u64) -> usize {
 /// ([`lower_letters`]).
 fn hash_long(name: &[u8]) -> u64 {
     let key = option_key();
-    let (words, tail) = name.as_chunks::<8>();
-    let h = words.iter().fold(key ^ name.len() as u64, |h, &word| {
-        (h ^ lower_letters(u64::from_le_bytes(word))).wrapping_mul(key)
+    let words = name.chunks_exact(8);
+    let tail = words.remainder();
+    let h = words.fold(key ^ name.len() as u64, |h, word| {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        (h ^ lower_letters(word)).wrapping_mul(key)
     });
     let tail = tail
         .iter()
@@ -670,7 +678,7 @@ fn hash_long(name: &[u8]) -> u64 {
 /// length by the bytes that are not 0.
 #[inline(always)]
 fn fold(word: u64) -> u64 {
-    lower_letters(word) | (bytes_equal(word, 0) >> 7) * 0xff
+    lower_letters(word) | ((bytes_equal(word, 0) >> 7) * 0xff)
 }
 
 /// `word` with each of its bytes in `A..=Z` lowercased, eight at a time. Setting the
@@ -755,10 +763,11 @@ mod tests {
         (named, flags)
     }
 
-    /// Random heads: field names of one to twelve bytes (some `close` and the like),
-    /// `Connection` values of up to 300 bytes (several 64-byte blocks) made of those
-    /// names in either case, commas, spaces and tabs, other bytes, in runs; both
-    /// readings (a server's, flags only, and a proxy's) against the slow one.
+    /// Random heads: field names of one to 35 bytes (some `close` and the like),
+    /// `Connection` values of up to 700 bytes (several 64-byte blocks) made of those
+    /// names in either case, commas, spaces and tabs (alone and in runs up to 70
+    /// bytes), other bytes (NUL and 0xff among them); both readings (a server's,
+    /// flags only, and a proxy's) against the slow one.
     #[test]
     fn options_are_read_as_splitting_reads_them() {
         let mut random = xorshift(0x9e37_79b9_7f4a_7c15_u64);
@@ -784,20 +793,27 @@ mod tests {
             "UpGrAdE",
             "Close",
             "x-abcdefg",
+            "x-sixteen-bytes-",
+            "x-seventeen-bytes",
+            "X-A-Rather-Long-Field-Name-Number-1",
+            "x-a-rather-long-field-name-number-2",
         ];
         for round in 0..4000 {
             let count = 1 + random(6);
             let mut names: Vec<&str> = (0..count).map(|_| pool[random(pool.len())]).collect();
             let mut values: Vec<Vec<u8>> = Vec::new();
             for _ in 0..1 + random(3) {
-                let len = random(300);
+                let len = random([300, 700][round % 2]);
                 let mut value = Vec::new();
                 while value.len() < len {
-                    match random(8) {
+                    match random(9) {
                         0 | 1 => value.push(b','),
                         2 => value.push(b' '),
                         3 => value.push(b'\t'),
-                        4 => value.push([b'"', b'a', b'Q', b';'][random(4)]),
+                        4 => value.push([b'"', b'a', b'Q', b';', 0, 0xff][random(6)]),
+                        // Runs of OWS up to 70 bytes: elements across block edges,
+                        // long OWS before a comma.
+                        5 => value.extend((0..random(70)).map(|_| [b' ', b'\t'][random(2)])),
                         _ => {
                             let word = pool[random(pool.len())];
                             value.extend(word.bytes().map(|b| {
@@ -847,7 +863,9 @@ mod tests {
     #[test]
     fn sse2_block_reading_matches_the_eight_byte_one() {
         let mut random = xorshift(0x2545_f491_4f6c_dd1d_u64);
-        let edges = [b',', b' ', b'\t', 0, b'@', b'A', b'Z', b'[', b'`', b'a', b'z', b'{'];
+        let edges = [
+            b',', b' ', b'\t', 0, b'@', b'A', b'Z', b'[', b'`', b'a', b'z', b'{',
+        ];
         for _ in 0..20_000 {
             let mut block = [0u8; 64];
             for b in &mut block {
@@ -903,17 +921,20 @@ mod tests {
             .map(|i| ["a", "b", "cd", "Ef", "g-", "h_"][i % 6].to_string())
             .collect();
         let mut random = xorshift(0x2545_f491_4f6c_dd1d_u64);
-        // Names of `^` and `~` only, which differ in the `0x20` bit alone: a hash that
-        // set that bit in every byte gave them all one slot, whatever the key.
-        // Seven bytes (hashed as a tail) and eleven (a word, then a tail) of them.
+        // Names of `^` and `~` only, which differ in the `0x20` bit alone: a fold
+        // that set that bit in every byte would make them one name (and, folded
+        // only for the hash, give them all one slot, whatever the key). Seven bytes
+        // (one word) and eleven (a pair) of them.
         let pair_name = |i: usize, len: usize| -> String {
             let pair = |b: usize| if i >> (b % 7) & 1 == 1 { '~' } else { '^' };
             (0..len).map(pair).collect()
         };
         let pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 7)).collect();
         let long_pair_names: Vec<String> = (0..96).map(|i| pair_name(i, 11)).collect();
-        // Fifteen bytes: one word alike, then a tail of `^` and `~` (hashed byte by
-        // byte: a tail that set the `0x20` bit gave them all one slot).
+        // Fifteen bytes: one word alike, then one of `^` and `~` (a hash of the
+        // second word alone: without the multiply, xor-shift, multiply of `slot`,
+        // a bare multiply-shift, this test finds more than two comparisons per
+        // option for some of its keys).
         let tail_pair_names: Vec<String> = (0..96)
             .map(|i| format!("x-fixed-{}", pair_name(i, 7)))
             .collect();
@@ -1002,17 +1023,22 @@ mod tests {
         }
     }
 
-    /// A NUL is no token byte, so no parsed head has one in an option, but
-    /// [`named`] takes any bytes: `abc\0` folds to the same word as `abc`, and a long
-    /// name keeps the word 0, which `\0\0\0` folds to. Neither names a field.
+    /// A NUL is no token byte, so no parsed head has one, but [`named`] takes any
+    /// bytes: an option with a NUL names no field (`abc\0` is not `abc`, `\0\0\0` is
+    /// not the 0 words of a name of another length, a NUL is not the 0xff it is
+    /// compared as), and a name with a NUL is named by nothing, not even itself.
     #[test]
     fn options_with_nul_bytes_name_no_field() {
         let long = "x".repeat(40);
+        let long_nul = format!("{long}\0");
         for (names, value) in [
             (vec!["abc", "wxyz"], &b"abc\0"[..]),
             (vec!["abc", "wxyz"], b"wxy\0, ab\0\0"),
             (vec![long.as_str(), "xyz"], b"\0\0\0"),
             (vec![long.as_str(), "xyz"], b"\0\0\0\0\0\0\0\0"),
+            (vec!["keep-alive", "abc"], b"abc\xff, keep-alive\0"),
+            (vec!["ab\0c", "a\0"], b"ab\0c, a\0, ab\xffc"),
+            (vec![long_nul.as_str()], long_nul.as_bytes()),
         ] {
             let mut all: Vec<Header<'_>> = names
                 .iter()
