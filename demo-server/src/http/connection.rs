@@ -139,6 +139,12 @@ fn read_keyed(all: &[Header<'_>], mut connection: u128, flags: &mut Flags, key: 
 /// What [`scan`] hands the elements of a value to, each trimmed of OWS and not
 /// empty, its bytes [`fold`]ed where it is read from the block's copy.
 trait Visit<'v> {
+    /// Whether [`one`](Self::one) and [`two`](Self::two) are to be called (else
+    /// such elements are passed over in bulk).
+    #[inline(always)]
+    fn wants_short(&self) -> [bool; 2] {
+        [false; 2]
+    }
     /// A one-byte element.
     #[inline(always)]
     fn one(&mut self, _b: u8) {}
@@ -221,12 +227,13 @@ fn scan<'v>(value: &'v [u8], visit: &mut impl Visit<'v>) {
         let two = starts & ends >> 1;
         starts &= !(one | two);
         ends &= !(one | two << 1);
-        let mut one = one;
+        let [wants_one, wants_two] = visit.wants_short();
+        let mut one = if wants_one { one } else { 0 };
         while one != 0 {
             visit.one(copy[one.trailing_zeros() as usize]);
             one &= one - 1;
         }
-        let mut two = two;
+        let mut two = if wants_two { two } else { 0 };
         while two != 0 {
             let at = two.trailing_zeros() as usize;
             visit.two(copy[at], copy[at + 1]);
@@ -432,6 +439,8 @@ struct Table<'a> {
     one: u64,
     /// The two-byte elements seen: `two[CODE[a]]` bit `CODE[b]`.
     two: [u64; 64],
+    /// Whether some field name has one byte, two bytes.
+    short: [bool; 2],
 }
 
 /// What a [`Table`] looks an element up by: its slot, and how its entry is told.
@@ -458,6 +467,7 @@ impl<'a> Table<'a> {
             entry: [EMPTY; MAX_HEADERS],
             one: 0,
             two: [0; 64],
+            short: [1, 2].map(|n| all.iter().any(|f| f.name.len() == n)),
         };
         let flags = [
             Name::Word(CLOSE),
@@ -584,6 +594,11 @@ impl Name<'_> {
 
 impl<'a> Visit<'a> for Table<'_> {
     #[inline(always)]
+    fn wants_short(&self) -> [bool; 2] {
+        self.short
+    }
+
+    #[inline(always)]
     fn one(&mut self, b: u8) {
         self.one |= 1 << CODE[usize::from(b)];
     }
@@ -619,15 +634,28 @@ impl<'a> Visit<'a> for Table<'_> {
 /// The [`Pair`] of `bytes` (sixteen at most), [`fold`]ed (as the block's copy has
 /// them).
 fn pair_of(bytes: &[u8]) -> Pair {
-    let mut padded = [0u8; 16];
-    padded[..bytes.len()].copy_from_slice(bytes);
-    let word = |i: usize| {
-        let word = u64::from_le_bytes(padded[8 * i..8 * i + 8].try_into().expect("8 bytes"));
-        // The folded bytes of `bytes`, the zeros after them kept.
-        let len = bytes.len().saturating_sub(8 * i).min(8);
-        fold(word) & MASKS[len.max(1) - 1] & u64::from(len > 0).wrapping_neg()
+    let (low, high) = bytes.split_at(bytes.len().min(8));
+    [word_of(low), word_of(high)]
+}
+
+/// The word of `bytes` (eight at most), [`fold`]ed, zeros after them.
+fn word_of(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let at = |i: usize| u64::from(bytes[i]) << (8 * i);
+    let word = match n {
+        0 => return 0,
+        // Two four-byte loads that overlap: the bytes they share are the same.
+        4.. => {
+            let four = |i: usize| {
+                u64::from(u32::from_le_bytes(
+                    bytes[i..i + 4].try_into().expect("4 bytes"),
+                ))
+            };
+            four(0) | four(n - 4) << (8 * (n - 4))
+        }
+        _ => at(0) | at(n / 2) | at(n - 1),
     };
-    [word(0), word(1)]
+    fold(word) & MASKS[n - 1]
 }
 
 /// The slot of a [`Pair`] (or of a word and 0) in a [`Table`]: the top bits of a
