@@ -101,8 +101,12 @@ pub fn read_flags(value: &[u8], flags: &mut Flags) {
 }
 
 /// The fields of `all` that its `Connection` fields name, as bits by index: for a
-/// caller that has the fields but did not parse them with the names collected. A
-/// field whose name has a NUL byte (no parsed head has one) is never named.
+/// caller that has the fields but did not parse them with the names collected.
+///
+/// It expects what httparse gives: names that are tokens and values without control
+/// bytes but HTAB. For other bytes it can differ from splitting at commas and
+/// trimming: a field whose name has a NUL byte is never named, and an element longer
+/// than sixteen bytes is trimmed of CR, LF and FF as well as SP and HTAB.
 pub fn named(all: &[Header<'_>]) -> u128 {
     let connection = all
         .iter()
@@ -682,22 +686,32 @@ fn slot_of(hash: u64, key: u64) -> usize {
 }
 
 /// A hash of a name of more than sixteen bytes, in any case, for [`slot_of`] and
-/// to tell names apart before comparing them: a multiply-xor keyed with the
-/// process's [`option_key`] (odd) over the name eight bytes at a time, lowercased
-/// ([`lower_letters`]).
+/// to tell names apart before comparing them: a multiply keyed with the process's
+/// [`option_key`] (odd) and an xor-shift, over the name eight bytes at a time,
+/// lowercased ([`lower_letters`]). The xor-shift after each multiply is needed: a
+/// multiply only carries differences upwards, so without it names that differ only
+/// in the top bits of their words (`!` against `a`, 0x21 and 0x61, in the last byte
+/// of each) would share one of four hashes whatever the key (a review found it; the
+/// test `connection_options_cost_one_lookup_each_however_many` has such names).
 fn hash_long(name: &[u8]) -> u64 {
     let key = option_key();
+    let mix = |h: u64, word: u64| {
+        let h = (h ^ word).wrapping_mul(key);
+        h ^ h >> 29
+    };
     let words = name.chunks_exact(8);
     let tail = words.remainder();
     let h = words.fold(key ^ name.len() as u64, |h, word| {
-        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        (h ^ lower_letters(word)).wrapping_mul(key)
+        mix(
+            h,
+            lower_letters(u64::from_le_bytes(word.try_into().expect("8 bytes"))),
+        )
     });
     let tail = tail
         .iter()
         .rev()
         .fold(0, |w, &b| w << 8 | u64::from(b.to_ascii_lowercase()));
-    (h ^ tail).wrapping_mul(key)
+    mix(h, tail)
 }
 
 /// `word` as an element's bytes are compared: its letters lowercased
@@ -969,6 +983,25 @@ mod tests {
         let tail_pair_names: Vec<String> = (0..96)
             .map(|i| format!("x-fixed-{}", pair_name(i, 7)))
             .collect();
+        // 56 bytes, seven words that differ only in their last byte, `!` or `a`
+        // (0x21, 0x61: the top bits of the word): a hash of long names that only
+        // multiplies gives them four hashes whatever the key.
+        let family = |i: usize| -> String {
+            (0..7)
+                .map(|j| {
+                    let bit = if i >> j & 1 == 1 { 'a' } else { '!' };
+                    format!(
+                        "{}{bit}",
+                        ["-abcdef", "-ghijkl", "-mnopqr", "-stuvwx"][j % 4]
+                    )
+                })
+                .collect()
+        };
+        let family_names: Vec<String> = (0..96).map(family).collect();
+        let family_others = (0..options_count)
+            .map(|i| family(96 + i % 32))
+            .collect::<Vec<_>>()
+            .join(",");
         let pairs = (0..options_count)
             .map(|i| pair_name(96 + i % 32, [7, 11][i / 32 % 2]))
             .collect::<Vec<_>>()
@@ -980,6 +1013,7 @@ mod tests {
             &pair_names,
             &long_pair_names,
             &tail_pair_names,
+            &family_names,
         ] {
             let repeated = vec!["a"; options_count].join(",");
             let distinct = (0..options_count)
@@ -1012,6 +1046,7 @@ mod tests {
                 ("alternating", &alternating),
                 ("drawn", &drawn),
                 ("pairs", &pairs),
+                ("family", &family_others),
             ] {
                 let mut all: Vec<Header<'_>> = names
                     .iter()
