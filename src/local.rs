@@ -5,7 +5,8 @@
 //!
 //! - A [`Node`] is one thread's cache for one pool: an array of slots (at most
 //!   `thread_cache`, allocated as the thread returns objects: it starts with
-//!   [`INITIAL_SLOTS`] and doubles when full), the pool's single-writer counters for
+//!   [`INITIAL_SLOTS`] and doubles when full) and a front place for one of them (see
+//!   *The front place*), the pool's single-writer counters for
 //!   that thread, the id of the thread that owns it, and a pointer to its [`Header`]
 //!   (the `state` word, allocated apart so that it can outlive the rest). A pool keeps
 //!   its nodes in an append-only, lock-free list ([`Caches`]) that `stats`, `trim` and
@@ -97,8 +98,29 @@
 //! | find the node (get) | pool index, table pointer and length, entry id, pool id, entry node | – | in bounds, id match |
 //! | find the node (the guard's return) | guard's node, its owner, thread id | – | owner match |
 //! | trim check | pool epoch, node's `seen` | – | epoch moved |
-//! | `get` from the stack | `pushes`, `removed`, slot ptr, the object (by words, see [`read_by_words`]) | `removed` | empty |
-//! | return to the stack | `pushes`, `removed`, slots allocated, slot ptr | object + epoch tag, `pushes` | full |
+//! | `get` from the front place | `pushes`, `removed`, front position, the object | `removed`, front position | empty, front holds the top |
+//! | `get` from a slot | as above, plus slot ptr (and once per batch, the front's object put back in its slot) | as above | as above, front empty |
+//! | return to the front place | `pushes`, `removed`, slots allocated, front position | object, front position, `pushes` | full, front empty |
+//! | return to a slot | as above, plus slot ptr | object + epoch tag, `pushes` | as above |
+//!
+//! ## The front place
+//!
+//! Everything a get and a return of one object at a time touch in the node sits in its
+//! first cache line: the owner, the two counters, the reconciled epoch, the slots
+//! allocated, and a *front place* that holds one object of the stack (a `T` of up to
+//! 24 bytes, 8-aligned: a `Vec`, a `String`; a larger `T` has none) with its position
+//! in the stack, whose slot is then a hole. A return takes the front place when it is
+//! empty; a get takes it when it holds the top, and when it holds an object further
+//! down puts that one back in its slot first, so that the next return finds it empty.
+//! A thread that takes and returns one object at a time keeps it there, and a round
+//! touches the node's first line and not the slot's (with 512 pools used in turn, one
+//! line fewer of the five a round reads, see `BENCHMARKS.md`, section 1); a thread
+//! that holds a batch uses it for one object of the batch and moves one object per
+//! batch, never one per return (a front place that always held the top moved the
+//! previous top down on every return, chaining each return of a batch to the one
+//! before through the store buffer: holding 8, 16% slower). The stack stays last in,
+//! first out. The front's object is tagged with the stack's reconciled epoch (`seen`
+//! changes only in a sweep, which puts the object back in its slot first).
 //!
 //! # Trim epochs
 //!
@@ -414,8 +436,9 @@ impl<T> Stack<T> {
 }
 
 /// One thread's cache for one pool.
-// `repr(C)`, hot fields first: everything a get and a return touch (owner, counters,
-// slot pointer and length, reconciled epoch) sits in the node's first cache line.
+// `repr(C)`, hot fields first: everything a get and a return of one object at a time
+// touch (owner, counters, reconciled epoch, slots allocated, the front place) sits in
+// the node's first cache line (a unit test holds them there).
 // Aligned to two cache lines so that two threads' hot counters never share one
 // (adjacent-line prefetch).
 #[repr(C, align(128))]
