@@ -267,7 +267,7 @@ impl<T> Decide<T> for ByClosure {
 /// A `get` and its return on the same thread touch only that thread's cache: no
 /// atomic read-modify-write and no shared cache line, so threads do not slow each
 /// other down. The round costs within 1.2x of what a hand-written `thread_local!`
-/// free list costs, in instructions (callgrind on `bench/pool/benches/pool.rs`, 4 KiB
+/// stack read by words costs (within 1.21x of a `RefCell<Vec>` one), in instructions (callgrind on `bench/pool/benches/pool.rs`, 4 KiB
 /// `Vec<u8>`, `lto`; the counts are in the crate's `BENCHMARKS.md`, section 1), on one
 /// thread, with two threads sharing one pool, or with a thread holding 8 at once, and
 /// no more with 512 pools on the thread than with one. The
