@@ -45,19 +45,26 @@
 //!   the table. Only a thread's first use of a pool goes to the registry.
 //! - **trim check**: the pool's epoch and the cache's last seen epoch; one branch.
 //! - **get**: loads of two single-writer counters (the stack length is their
-//!   difference), the slot pointer and the object; one store (a counter); one branch.
+//!   difference), the front place's position and the object; stores of a counter and
+//!   the position; a branch for empty and one for where the top is. The top of the
+//!   stack is in the node's *front place*, beside the counters, when the thread takes
+//!   and returns one object at a time (for a `T` of up to 24 bytes, see
+//!   `src/local.rs`), so such a round touches one line of the cache and no slot;
+//!   otherwise it is in a slot (one more load, the slot pointer).
 //! - **return**: the hook, inlined for a `T: Recycle` pool (the return path is
 //!   compiled once per kind of hook and reached through one indirect call; without
 //!   [`Builder::max_capacity`] it has no capacity check); the guard
 //!   remembers its cache, so the return only checks that the cache's owner is this
 //!   thread (one thread-local load, one load, one branch; a guard dropped on another
 //!   thread looks that thread's cache up instead); the trim check, the two counters,
-//!   and stores of the object, its epoch tag and one counter; one branch for room.
+//!   and stores of the object, one counter, and the front place's position (or, when
+//!   the front place is taken, the object's epoch tag in its slot); one branch for
+//!   room, one for the front place.
 //!
 //! Nothing else: no counter needs a mirror for [`Pool::stats`] (hits, returns and the
 //! idle count are derived from the two counters), and the slow paths (registry, shared
 //! tier, create, trim) are out of line. On x86-64 with `lto`, a round on a 4 KiB
-//! `Vec<u8>` (get, push a byte, return) executes about as many instructions as a bare
+//! `Vec<u8>` (get, push a byte, return) executes a few more instructions than a bare
 //! `thread_local!` `RefCell<Vec<_>>` stack; the counts (callgrind,
 //! `bench/pool/benches/pool.rs`) are in the crate's `BENCHMARKS.md`, section 1, their
 //! one source.
@@ -259,11 +266,11 @@ impl<T> Decide<T> for ByClosure {
 ///
 /// A `get` and its return on the same thread touch only that thread's cache: no
 /// atomic read-modify-write and no shared cache line, so threads do not slow each
-/// other down. The round costs about what a hand-written `thread_local!` free list
-/// costs, in instructions (callgrind on `bench/pool/benches/pool.rs`, 4 KiB
+/// other down. The round costs within 1.2x of what a hand-written `thread_local!`
+/// stack read by words costs (within 1.21x of a `RefCell<Vec>` one), in instructions (callgrind on `bench/pool/benches/pool.rs`, 4 KiB
 /// `Vec<u8>`, `lto`; the counts are in the crate's `BENCHMARKS.md`, section 1), on one
 /// thread, with two threads sharing one pool, or with a thread holding 8 at once, and
-/// the same with one pool or 512 on the thread. The
+/// no more with 512 pools on the thread than with one. The
 /// [module docs](crate::pool#the-hot-path) list what those instructions do.
 ///
 /// # Panics and unwind safety

@@ -1672,3 +1672,52 @@ fn objects_come_back_whole_from_every_tier_whatever_their_size() {
         },
     );
 }
+
+/// The per-thread stack stays last in, first out whatever mix of single objects and
+/// batches a thread takes and returns (one object of the stack may sit in the node's
+/// front place, which moves as objects come and go), and a trim frees the objects in
+/// it too.
+#[test]
+fn objects_come_back_last_in_first_out_across_batches_and_single_rounds() {
+    let made = std::sync::atomic::AtomicUsize::new(0);
+    let made = std::sync::Arc::new(made);
+    let counter = made.clone();
+    // Each object is told apart by its capacity: 10, 20, 30, ...
+    let pool = Pool::new(move || {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Vec::<u8>::with_capacity(10 * n)
+    });
+    let id = |v: &Vec<u8>| v.capacity() / 10;
+    let (a, b, c) = (pool.get(), pool.get(), pool.get());
+    assert_eq!((id(&a), id(&b), id(&c)), (1, 2, 3));
+    // Returned in order: the stack is [1, 2, 3], 1 in the front place.
+    drop(a);
+    drop(b);
+    drop(c);
+    assert_eq!(pool.stats().idle, 3);
+    let mut order = Vec::new();
+    // One at a time: the top each time.
+    for _ in 0..3 {
+        let top = pool.get();
+        order.push(id(&top));
+    }
+    // Then a batch: the rest, top first.
+    let rest = [pool.get(), pool.get(), pool.get()];
+    order.extend(rest.iter().map(|v| id(v)));
+    assert_eq!(order, [3, 3, 3, 3, 2, 1]);
+    // Returned in the order 2, 1, 3: the next gets see 3, 1, 2.
+    let [third, second, first] = rest;
+    drop(second);
+    drop(first);
+    drop(third);
+    let again = [pool.get(), pool.get(), pool.get()];
+    assert_eq!(again.iter().map(|v| id(v)).collect::<Vec<_>>(), [3, 1, 2]);
+    assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 3);
+    drop(again);
+    // Every idle object, the front place's included, ages out through two trims.
+    assert_eq!(pool.stats().idle, 3);
+    pool.trim();
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!((s.idle, s.trimmed), (0, 3));
+}
