@@ -91,18 +91,9 @@ obj!(Heap, , Vec<u64>, |id: u64| vec![id; 3], |x: &Vec<u64>| { assert_eq!(x.len(
 // Box: 8 bytes
 obj!(Boxed, , Box<u64>, |id: u64| Box::new(id), |x: &Box<u64>| **x);
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "checks/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Model: the thread's stack (id, tag), the epoch, counters.
 fn model<T: Obj>(seed: u64, cap: usize, steps: usize) {

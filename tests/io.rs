@@ -8,19 +8,9 @@ use recycle_pool::io::{BufferPool, PooledReader, PooledWriter, ReadBuf, WriteBuf
 
 const SECRET: &[u8] = b"Authorization: Bearer s3cr3t-t0k3n-of-the-previous-client";
 
-/// A deterministic xorshift generator, so failures replay.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "checks/rng.rs"]
+mod rng;
+use rng::Rng;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
