@@ -48,7 +48,16 @@
 //!   - `words`: 96 names of three to eight bytes, options naming them in turn in
 //!     upper case;
 //!   - `edge`: options of 62 spaces then a one-byte name: every element crosses a
-//!     64-byte block edge.
+//!     64-byte block edge;
+//!   - `seventeen`: fields `x-abcdefghijkl00x`…`x-abcdefghijkl95x`, options naming
+//!     them in turn in upper case: 17 bytes, one past the two-word path;
+//!     `sxmiss`: 17-byte options that name none of them (`x-abcdefghijkm00x`…);
+//!   - `shift`: a 17-byte option every 48 bytes, six `abc` and one `abcde` between
+//!     (fields named by all of them): the long option starts at each 16-byte offset
+//!     of a block in turn, one in four in a block's last 16 bytes;
+//!   - `hmiss`: 96 fields of 56-byte names (seven 8-byte words differing only in
+//!     their top bits), options of 32 more names of that family naming none of
+//!     them: names whose hashes collide if the long-name hash does not mix.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -66,9 +75,31 @@ mod support {
 use support::requests::{BROWSER_REQUEST, LITE_REQUEST, UPSTREAM_RESPONSE};
 
 /// The shapes of a large head (see the module docs).
-const SHAPES: [&str; 20] = [
-    "plain", "conn", "same", "alt", "rand", "two", "ows", "long", "three", "distinct", "fold",
-    "caret", "tok", "inner", "lines", "kinds", "kspace", "nine", "words", "edge",
+const SHAPES: [&str; 24] = [
+    "plain",
+    "conn",
+    "same",
+    "alt",
+    "rand",
+    "two",
+    "ows",
+    "long",
+    "three",
+    "distinct",
+    "fold",
+    "caret",
+    "tok",
+    "inner",
+    "lines",
+    "kinds",
+    "kspace",
+    "nine",
+    "words",
+    "edge",
+    "seventeen",
+    "sxmiss",
+    "shift",
+    "hmiss",
 ];
 
 /// A small deterministic generator (xorshift), so a shape is the same head each run.
@@ -207,6 +238,43 @@ fn shape(shape: &str) -> (Vec<String>, Option<Box<dyn FnMut(usize) -> String>>) 
             // Options of 63 spaces then `a`: every element crosses a block edge.
             names = (0..96).map(|i| ["a", "b"][i % 2].into()).collect();
             Box::new(|i| format!("{}{}", " ".repeat(62), ["a", "B"][i % 2]))
+        }
+        "seventeen" | "sxmiss" => {
+            // 17 bytes: one past two words; named in turn in upper case, or not at all.
+            names = (0..96).map(|i| format!("x-abcdefghijkl{i:02}x")).collect();
+            if shape == "sxmiss" {
+                Box::new(|i| format!("x-abcdefghijkm{:02}x", i % 96))
+            } else {
+                Box::new(|i| format!("X-ABCDEFGHIJKL{:02}x", i % 96))
+            }
+        }
+        "shift" => {
+            // Period 48: a 17-byte name, six `abc`, one `abcde` (18 + 24 + 6 bytes).
+            names = (0..96)
+                .map(|i| match i {
+                    0..48 => format!("x-abcdefghijkl{i:02}x"),
+                    _ => ["abc", "abcde"][i % 2].into(),
+                })
+                .collect();
+            Box::new(|i| match i % 8 {
+                0 => format!("x-abcdefghijkl{:02}x", i / 8 % 48),
+                7 => "abcde".into(),
+                _ => "abc".into(),
+            })
+        }
+        "hmiss" => {
+            // Seven words `-abcdef?`… whose last byte is `a` or `!`: they differ only in
+            // bit 6 of the word's top byte. Fields are 96 of the family, options 32 others.
+            fn family(i: usize) -> String {
+                (0..7)
+                    .map(|j| {
+                        let word = ["-abcdef", "-ghijkl", "-mnopqr", "-stuvwx"][j % 4];
+                        format!("{word}{}", if i >> j & 1 == 1 { 'a' } else { '!' })
+                    })
+                    .collect()
+            }
+            names = (0..96).map(family).collect();
+            Box::new(|i| family(96 + i % 32))
         }
         _ => panic!("unknown shape {shape}: {SHAPES:?}"),
     };

@@ -22,18 +22,20 @@
 //!   64 or 4,096 bits (by `CODE`); the names of one and two bytes are matched against
 //!   the sets once, at the end;
 //! - an element of three to eight bytes is read from the copy as a word (one load,
-//!   masked to its length), one of nine to sixteen as two, and looked up in the
-//!   head's `Table` of names: a keyed hash (multiply, xor-shift, multiply), one slot
-//!   on average, one comparison of the word (or the two): NULs are copied as 0xff,
-//!   so an element's words hold no 0 byte and tell its length. A hit sets the
-//!   name's entry in a hit list that is resolved to fields once, at the end (`close`,
-//!   `keep-alive` and `upgrade` are entries too);
+//!   masked to its length), one of nine to sixteen as two, one of seventeen to
+//!   twenty-four as three, and looked up in the head's `Table` of names: a keyed
+//!   hash (multiply, xor-shift, multiply; once more for a third word), one slot on
+//!   average, one comparison of the word (or the two, or the three): NULs are copied
+//!   as 0xff, so an element's words hold no 0 byte and tell its length. A hit sets
+//!   the name's entry in a hit list that is resolved to fields once, at the end
+//!   (`close`, `keep-alive` and `upgrade` are entries too);
 //! - a longer element is sliced from the value, hashed eight bytes at a time and
-//!   compared where the hashes agree; so is one that crosses the end of the block
-//!   from before its last 16 bytes (then it has more than 16 bytes, OWS aside, or
-//!   OWS up to the block's end). One whose first byte is in the last 16 is read in
-//!   the next block instead, which begins there: each block moves on by 48 bytes at
-//!   least, and every element is read once.
+//!   compared where the hashes agree; one that crosses the end of the block from
+//!   before its last 16 bytes (then it has more than 16 bytes, OWS aside, or OWS up
+//!   to the block's end) is sliced too, and looked up by its words if it has 24 bytes
+//!   or fewer. One whose first byte is in the last 16 is read in the next block
+//!   instead, which begins there: each block moves on by 48 bytes at least, and
+//!   every element is read once.
 //!
 //! Elements split at every comma and are trimmed of OWS (RFC 9110 §5.6.1); a token
 //! holds no quote, so every comma splits (in `Connection: a"b, close`, `close` is
@@ -62,6 +64,10 @@ pub struct Flags {
 /// The words of an option or a name of nine to sixteen bytes (or the first sixteen
 /// of a longer one), [`fold`]ed, zeros after it.
 type Pair = [u64; 2];
+
+/// The words of an option or a name of seventeen to twenty-four bytes, [`fold`]ed,
+/// zeros after it.
+type Triple = [u64; 3];
 
 /// `close` and `upgrade` as [`Scan::word`] has them, and `keep-alive` as
 /// [`Scan::pair`] has it.
@@ -106,7 +112,7 @@ pub fn read_flags(value: &[u8], flags: &mut Flags) {
 /// It expects what httparse gives: names that are tokens and values without control
 /// bytes but HTAB. For other bytes it can differ from splitting at commas and
 /// trimming: a field whose name has a NUL byte is never named, and an element longer
-/// than sixteen bytes is trimmed of CR, LF and FF as well as SP and HTAB.
+/// than twenty-four bytes is trimmed of CR, LF and FF as well as SP and HTAB.
 pub fn named(all: &[Header<'_>]) -> u128 {
     let connection = all
         .iter()
@@ -159,8 +165,12 @@ trait Visit<'v> {
     fn word(&mut self, word: u64);
     /// An element of nine to sixteen bytes, as two such words.
     fn pair(&mut self, pair: Pair);
-    /// Any element, as it is in the value (in practice, one of more than sixteen
-    /// bytes, or one that crossed a block edge: see [`scan`]).
+    /// An element of seventeen to twenty-four bytes, as three such words (no flag
+    /// is that long).
+    #[inline(always)]
+    fn triple(&mut self, _triple: Triple) {}
+    /// Any element, as it is in the value (in practice, one of more than
+    /// twenty-four bytes, or one that crossed a block edge: see [`scan`]).
     fn long(&mut self, option: &'v [u8]);
 }
 
@@ -176,14 +186,14 @@ const MASKS: [u64; 8] = {
 };
 
 /// Hands `visit` the elements of `value` (see the module docs): those of one to
-/// sixteen bytes that lie in a block read from its copy, the others sliced.
+/// twenty-four bytes that lie in a block read from its copy, the others sliced.
 #[inline(always)]
 fn scan<'v>(value: &'v [u8], visit: &mut impl Visit<'v>) {
     #[cfg(test)]
     work::scanned(value.len());
-    // The block's bytes, lowercased, and sixteen more, so that two words loaded at
+    // The block's bytes, lowercased, and 24 more, so that three words loaded at
     // any byte of the block stay in it (the bytes past 64 are masked off).
-    let mut copy = [0u8; 80];
+    let mut copy = [0u8; 88];
     let mut base = 0;
     // Where the element not ended yet began (after its comma), if not at `base`.
     let mut open = None;
@@ -258,6 +268,8 @@ fn scan<'v>(value: &'v [u8], visit: &mut impl Visit<'v>) {
                 visit.word(word(0) & MASKS[n]);
             } else if n < 16 {
                 visit.pair([word(0), word(1) & MASKS[n - 8]]);
+            } else if n < 24 {
+                visit.triple([word(0), word(1), word(2) & MASKS[n - 16]]);
             } else {
                 visit.long(&value[base + at..=base + last]);
             }
@@ -296,7 +308,7 @@ fn scan<'v>(value: &'v [u8], visit: &mut impl Visit<'v>) {
 /// Copies `block` into `copy` [`fold`]ed, and returns its commas and its OWS
 /// (spaces and tabs), as bits by position.
 #[inline(always)]
-fn fold_block(block: &[u8; 64], copy: &mut [u8; 80]) -> (u64, u64) {
+fn fold_block(block: &[u8; 64], copy: &mut [u8; 88]) -> (u64, u64) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
@@ -338,7 +350,7 @@ fn fold_block(block: &[u8; 64], copy: &mut [u8; 80]) -> (u64, u64) {
 /// [`fold_block`] eight bytes at a time, for targets without SSE2 (and, in tests, to
 /// check the SSE2 reading against).
 #[cfg(any(test, not(target_arch = "x86_64")))]
-fn fold_block_swar(block: &[u8; 64], copy: &mut [u8; 80]) -> (u64, u64) {
+fn fold_block_swar(block: &[u8; 64], copy: &mut [u8; 88]) -> (u64, u64) {
     // The top bit of each byte, gathered into the low eight bits.
     let gather =
         |m: u64| ((m >> 7) & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080) >> 56;
@@ -419,21 +431,22 @@ const _: () = assert!(3 + MAX_HEADERS < ENTRIES && MAX_HEADERS <= 128);
 /// proxy's reading).
 ///
 /// An element's bytes hold no NUL once [`fold`]ed, so the words of one of three to
-/// sixteen bytes tell its length: an entry's word (or pair) is compared alone, and
-/// is 0 (no element's) where the entry's name has another length.
+/// twenty-four bytes tell its length: an entry's word (or words) are compared alone,
+/// and are 0 (no element's) where the entry's name has another length.
 struct Table<'a> {
     all: &'a [Header<'a>],
     /// The hash's key: random, odd.
     key: u64,
     /// Linear probing by [`slot`] (of a [`hash_long`] for a name of more than
-    /// sixteen bytes): entries, [`EMPTY`] where free.
+    /// twenty-four bytes): entries, [`EMPTY`] where free.
     slots: [u8; SLOTS],
     /// Each entry's word, for a name of three to eight bytes.
     words: [u64; ENTRIES],
-    /// Each entry's pair, for a name of nine to sixteen bytes.
-    pairs: [Pair; ENTRIES],
-    /// Each entry's [`hash_long`] and first field, for a name of more than sixteen
-    /// bytes (`EMPTY`'s: a field no entry has).
+    /// Each entry's words, for a name of nine to twenty-four bytes (the third 0 for
+    /// one of sixteen bytes or fewer, which no element of more has).
+    wide: [Triple; ENTRIES],
+    /// Each entry's [`hash_long`] and first field, for a name of more than
+    /// twenty-four bytes (`EMPTY`'s: a field no entry has).
     long: [(u64, u8); ENTRIES],
     /// The entries an element named.
     hit: [bool; ENTRIES],
@@ -454,7 +467,9 @@ enum Name<'n> {
     Word(u64),
     /// Nine to sixteen bytes, as [`Visit::pair`] has them.
     Pair(Pair),
-    /// More than sixteen bytes, and its [`hash_long`].
+    /// Seventeen to twenty-four bytes, as [`Visit::triple`] has them.
+    Triple(Triple),
+    /// More than twenty-four bytes, and its [`hash_long`].
     Long(&'n [u8], u64),
 }
 
@@ -465,7 +480,7 @@ impl<'a> Table<'a> {
             key,
             slots: [EMPTY; SLOTS],
             words: [0; ENTRIES],
-            pairs: [[0; 2]; ENTRIES],
+            wide: [[0; 3]; ENTRIES],
             long: [(0, EMPTY); ENTRIES],
             hit: [false; ENTRIES],
             entry: [EMPTY; MAX_HEADERS],
@@ -491,7 +506,8 @@ impl<'a> Table<'a> {
                     table.slots[at] = entries as u8;
                     match name {
                         Name::Word(word) => table.words[entries] = word,
-                        Name::Pair(pair) => table.pairs[entries] = pair,
+                        Name::Pair([low, high]) => table.wide[entries] = [low, high, 0],
+                        Name::Triple(triple) => table.wide[entries] = triple,
                         Name::Long(_, hash) => {
                             table.long[entries] = (hash, field.unwrap_or(0) as u8);
                         }
@@ -520,7 +536,8 @@ impl<'a> Table<'a> {
         let entry = usize::from(entry) % ENTRIES;
         match name {
             Name::Word(word) => self.words[entry] == word,
-            Name::Pair(pair) => self.pairs[entry] == pair,
+            Name::Pair([low, high]) => self.wide[entry] == [low, high, 0],
+            Name::Triple(triple) => self.wide[entry] == triple,
             Name::Long(option, hash) => {
                 let (entry_hash, field) = self.long[entry];
                 entry_hash == hash
@@ -581,6 +598,7 @@ impl Name<'_> {
         match name.len() {
             ..=8 => Name::Word(pair_of(name)[0]),
             9..=16 => Name::Pair(pair_of(name)),
+            17..=24 => Name::Triple(triple_of(name)),
             _ => Name::Long(name, hash_long(name)),
         }
     }
@@ -591,6 +609,7 @@ impl Name<'_> {
         match self {
             Name::Word(word) => slot([word, 0], key),
             Name::Pair(pair) => slot(pair, key),
+            Name::Triple([low, middle, high]) => slot([slot_mix([low, middle], key), high], key),
             Name::Long(_, hash) => slot_of(hash, key),
         }
     }
@@ -622,6 +641,11 @@ impl<'a> Visit<'a> for Table<'_> {
         self.look_up(Name::Pair(pair));
     }
 
+    #[inline(always)]
+    fn triple(&mut self, triple: Triple) {
+        self.look_up(Name::Triple(triple));
+    }
+
     /// Kept out of line: the loop over the elements, which most leave by
     /// [`word`](Visit::word), stays small.
     #[inline(never)]
@@ -640,6 +664,13 @@ impl<'a> Visit<'a> for Table<'_> {
 fn pair_of(bytes: &[u8]) -> Pair {
     let (low, high) = bytes.split_at(bytes.len().min(8));
     [word_of(low), word_of(high)]
+}
+
+/// The [`Triple`] of `bytes` (seventeen to twenty-four), [`fold`]ed.
+fn triple_of(bytes: &[u8]) -> Triple {
+    let (low, high) = bytes.split_at(16);
+    let [a, b] = pair_of(low);
+    [a, b, word_of(high)]
 }
 
 /// The word of `bytes` (eight at most), [`fold`]ed, zeros after them.
@@ -673,10 +704,16 @@ fn word_of(bytes: &[u8]) -> u64 {
 /// `proxy::headers`). The xor-shift between two multiplies spreads them as a random
 /// function would.
 #[inline(always)]
-fn slot([low, high]: Pair, key: u64) -> usize {
+fn slot(pair: Pair, key: u64) -> usize {
+    (slot_mix(pair, key) >> (64 - SLOTS.trailing_zeros())) as usize
+}
+
+/// The keyed mix of [`slot`], all 64 bits: a [`Triple`]'s slot is [`slot`] of its
+/// first two words' mix and its third.
+#[inline(always)]
+fn slot_mix([low, high]: Pair, key: u64) -> u64 {
     let h = (low ^ key).wrapping_mul(key) ^ high;
-    let h = (h ^ (h >> 29)).wrapping_mul(key);
-    (h >> (64 - SLOTS.trailing_zeros())) as usize
+    (h ^ (h >> 29)).wrapping_mul(key)
 }
 
 /// The slot of a [`hash_long`] in a [`Table`] whose key is `key` (odd).
@@ -685,7 +722,7 @@ fn slot_of(hash: u64, key: u64) -> usize {
     slot([hash, 0], key)
 }
 
-/// A hash of a name of more than sixteen bytes, in any case, for [`slot_of`] and
+/// A hash of a name of more than twenty-four bytes, in any case, for [`slot_of`] and
 /// to tell names apart before comparing them: a multiply keyed with the process's
 /// [`option_key`] (odd) and an xor-shift, over the name eight bytes at a time,
 /// lowercased ([`lower_letters`]). The xor-shift after each multiply is needed: a
@@ -837,6 +874,9 @@ mod tests {
             "x-abcdefg",
             "x-sixteen-bytes-",
             "x-seventeen-bytes",
+            "x-seventeen-bytes-",
+            "x-twenty-four-bytes-long",
+            "x-twenty-five-bytes-long-",
             "X-A-Rather-Long-Field-Name-Number-1",
             "x-a-rather-long-field-name-number-2",
         ];
@@ -926,10 +966,10 @@ mod tests {
             });
             let lower = block.map(|b| if b == 0 { 0xff } else { b.to_ascii_lowercase() });
             for read in [fold_block, fold_block_swar] {
-                let mut copy = [0xee; 80];
+                let mut copy = [0xee; 88];
                 assert_eq!(read(&block, &mut copy), want);
                 assert_eq!(copy[..64], lower);
-                assert_eq!(copy[64..], [0xee; 16], "nothing written past the block");
+                assert_eq!(copy[64..], [0xee; 24], "nothing written past the block");
             }
         }
     }
