@@ -1019,6 +1019,18 @@ fn impatient(proxy: &Running) -> Client {
     client
 }
 
+/// Sends a `len`-byte upload on `client` and checks that `answer_body_len` answered
+/// it: 200 with the body's length.
+fn assert_upload_answered(client: &mut Client, len: usize) {
+    client.send(&upload(len));
+    let r = client.response();
+    assert_eq!(
+        (r.status, r.text()),
+        (200, len.to_string()),
+        "POST of {len} B"
+    );
+}
+
 /// A body bigger than the proxy's copy buffer, arriving in one write, while the
 /// upstream connection is already connected (reused): the round that drains the
 /// client's socket leaves bytes in its read buffer that fit only once the pump has
@@ -1035,13 +1047,7 @@ fn uploads_of_every_size_in_one_write_complete_on_a_reused_upstream_connection()
     let mut sizes: Vec<usize> = (1..=160).map(|k| k * 2048 + 7).collect();
     sizes.extend([100_000, 250_000, 1 << 20]);
     for len in sizes {
-        client.send(&upload(len));
-        let r = client.response();
-        assert_eq!(
-            (r.status, r.text()),
-            (200, len.to_string()),
-            "POST of {len} B"
-        );
+        assert_upload_answered(&mut client, len);
     }
     assert_eq!(upstream.recorder.accepts.load(Ordering::SeqCst), 1);
 }
@@ -1054,13 +1060,7 @@ fn uploads_in_one_write_complete_on_fresh_connections() {
     for k in 1..=80 {
         let len = k * 4096 + 13;
         let mut client = impatient(&proxy);
-        client.send(&upload(len));
-        let r = client.response();
-        assert_eq!(
-            (r.status, r.text()),
-            (200, len.to_string()),
-            "POST of {len} B"
-        );
+        assert_upload_answered(&mut client, len);
     }
 }
 

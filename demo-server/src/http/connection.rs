@@ -812,6 +812,20 @@ pub(crate) mod work {
 mod tests {
     use super::*;
 
+    /// A head of fields named `names` (each with the value `v`), then one
+    /// `Connection` field with `value`.
+    fn head_with_connection<'a>(names: &[&'a str], value: &'a [u8]) -> Vec<Header<'a>> {
+        let mut all: Vec<Header<'a>> = names
+            .iter()
+            .map(|&name| Header { name, value: b"v" })
+            .collect();
+        all.push(Header {
+            name: "Connection",
+            value,
+        });
+        all
+    }
+
     /// A xorshift generator from `seed`: each call gives a number below `n`.
     fn xorshift(mut state: u64) -> impl FnMut(usize) -> usize {
         move |n| {
@@ -1088,14 +1102,8 @@ mod tests {
                 ("pairs", &pairs),
                 ("family", &family_others),
             ] {
-                let mut all: Vec<Header<'_>> = names
-                    .iter()
-                    .map(|name| Header { name, value: b"v" })
-                    .collect();
-                all.push(Header {
-                    name: "Connection",
-                    value: options.as_bytes(),
-                });
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let all = head_with_connection(&names, options.as_bytes());
                 // What the options name, read the slow way: every option against
                 // every field.
                 let expected = all.iter().enumerate().fold(0u128, |named, (i, f)| {
@@ -1147,14 +1155,7 @@ mod tests {
             (vec!["ab\0c", "a\0"], b"ab\0c, a\0, ab\xffc"),
             (vec![long_nul.as_str()], long_nul.as_bytes()),
         ] {
-            let mut all: Vec<Header<'_>> = names
-                .iter()
-                .map(|name| Header { name, value: b"v" })
-                .collect();
-            all.push(Header {
-                name: "Connection",
-                value,
-            });
+            let all = head_with_connection(&names, value);
             assert_eq!(named(&all), 0, "{names:?} {value:?}");
         }
     }
